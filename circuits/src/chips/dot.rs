@@ -1,0 +1,79 @@
+//! Dot products with a constant bias, optionally shifted right.
+//!
+//! One vertical region `[bias, a0, b0, acc1, a1, b1, acc2, …]` with the gate
+//! `acc_{i+1} = acc_i + a_i · b_i` every three cells. With a shift `s`, the region goes on with
+//! `[y, -2^s, r]` under one more gate `r = acc + y · (-2^s)`, then `r ∈ [0, 2^s)` by lookup and
+//! `y` through the signed range check. Together they pin `y = floor(acc / 2^s)` uniquely,
+//! since `y · 2^s + r` cannot wrap the field at these widths.
+
+use halo2_base::gates::RangeInstructions;
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::QuantumCell::{self, Constant, Witness};
+use halo2_base::{AssignedValue, Context};
+
+use super::{Elem, QuantChip};
+use crate::error::CircuitError;
+use crate::field::fr;
+
+/// The result of a dot product: the output element and, when range-checked, its negative bit.
+#[derive(Clone, Copy, Debug)]
+pub struct DotOut {
+    /// The output element.
+    pub out: Elem,
+    /// Its negative bit, when the output went through the signed range check.
+    pub neg: Option<AssignedValue<Fr>>,
+}
+
+impl QuantChip {
+    /// `floor((bias + Σ a·b) / 2^shift)`, with the result range-checked to `act_bits` when
+    /// `shift > 0`. Products of two constants fold into the bias.
+    pub fn dot(
+        &self,
+        ctx: &mut Context<Fr>,
+        pairs: &[(Elem, Elem)],
+        bias: i128,
+        shift: u32,
+        act_bits: u32,
+        place: &dyn Fn() -> String,
+    ) -> Result<DotOut, CircuitError> {
+        let mut acc = bias;
+        let mut vars: Vec<(Elem, Elem)> = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            match (a, b) {
+                (Elem::Const(x), Elem::Const(y)) => acc += x * y,
+                (Elem::Const(_), Elem::Cell(_)) => vars.push((b, a)),
+                _ => vars.push((a, b)),
+            }
+        }
+        if vars.is_empty() {
+            // A constant output: nothing to prove, the verifier knows it from the key.
+            return Ok(DotOut { out: Elem::Const(acc >> shift), neg: None });
+        }
+        if shift == 0 && acc == 0 && vars.len() == 1 {
+            if let (cell @ Elem::Cell(_), Elem::Const(1)) = vars[0] {
+                return Ok(DotOut { out: cell, neg: None });
+            }
+        }
+        let mut cells: Vec<QuantumCell<Fr>> = Vec::with_capacity(1 + 3 * vars.len() + 3);
+        cells.push(Constant(fr(acc)));
+        for (a, b) in &vars {
+            acc += a.value() * b.value();
+            cells.extend([a.quantum(), b.quantum(), Witness(fr(acc))]);
+        }
+        let n = vars.len() as isize;
+        let gates = (0..n).map(|i| 3 * i);
+        if shift == 0 {
+            ctx.assign_region(cells, gates);
+            return Ok(DotOut { out: Elem::Cell(ctx.get(-1)), neg: None });
+        }
+        let y = acc >> shift;
+        let r = acc - (y << shift);
+        cells.extend([Witness(fr(y)), Constant(fr(-(1i128 << shift))), Witness(fr(r))]);
+        ctx.assign_region(cells, gates.chain([3 * n]));
+        let r_cell = ctx.get(-1);
+        let y_cell = ctx.get(-3);
+        self.range.range_check(ctx, r_cell, shift as usize);
+        let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
+        Ok(DotOut { out: Elem::Cell(y_cell), neg: Some(neg) })
+    }
+}

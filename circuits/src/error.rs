@@ -1,0 +1,32 @@
+use thiserror::Error;
+
+/// Errors while laying out or sizing a circuit.
+#[derive(Debug, Error)]
+pub enum CircuitError {
+    /// A witness value falls outside the range a chip proves; the honest prover stops here.
+    #[error("value {value} at {place} does not fit in {bits} signed bits")]
+    OutOfRange {
+        /// Where (node name, element).
+        place: String,
+        /// The value.
+        value: i128,
+        /// The allowed signed width.
+        bits: u32,
+    },
+    /// The circuit needs more rows or columns than allowed.
+    #[error("circuit too large: {0}")]
+    TooLarge(String),
+    /// The witness disagrees with the integer reference evaluator (an internal bug).
+    #[error("internal: circuit output {index} is {circuit}, the reference evaluator says {reference}")]
+    Mismatch {
+        /// Flat output position.
+        index: usize,
+        /// Value computed in the circuit.
+        circuit: i128,
+        /// Value from `QGraph::eval`.
+        reference: i128,
+    },
+    /// The reference evaluator rejected the inputs.
+    #[error(transparent)]
+    Model(#[from] zkinfer_model::ModelError),
+}

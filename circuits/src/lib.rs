@@ -1,0 +1,20 @@
+//! halo2 chips for quantized ML ops and the layouter that turns a [`QGraph`] into one
+//! halo2-base circuit (KZG on BN254).
+//!
+//! Chips follow halo2-base's style: they take a `&mut Context` and assigned cells, never a
+//! layouter; `BaseCircuitBuilder` places cells into columns.
+//!
+//! [`QGraph`]: zkinfer_model::QGraph
+#![warn(missing_docs)]
+
+pub mod chips;
+mod error;
+pub mod field;
+mod layout;
+mod plan;
+
+pub use error::CircuitError;
+pub use halo2_base;
+pub use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+pub use layout::{build_circuit, lay_out, Visibility};
+pub use plan::{plan_circuit, CircuitPlan, PlanLimits, MIN_UNUSABLE_ROWS};

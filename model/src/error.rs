@@ -1,0 +1,59 @@
+use thiserror::Error;
+
+/// Everything that can go wrong between ONNX bytes and integer outputs.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path that failed.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// tract could not parse or type the model.
+    #[error("malformed ONNX model: {0}")]
+    Malformed(String),
+    /// A node uses an op the quantized pipeline does not support.
+    #[error("unsupported op {op} at node #{node_id} \"{node}\"{detail}")]
+    UnsupportedOp {
+        /// Node name in the (decluttered) graph.
+        node: String,
+        /// Node index in the decluttered graph.
+        node_id: usize,
+        /// The op, as tract names it after decluttering.
+        op: String,
+        /// Extra detail (starting with ": "), or empty.
+        detail: String,
+    },
+    /// A shape the model needs is not concrete or not consistent.
+    #[error("shape error at node \"{node}\": {message}")]
+    Shape {
+        /// Node name.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The input JSON is not in EZKL's format or does not match the model.
+    #[error("bad input: {0}")]
+    Input(String),
+    /// A value does not fit the fixed-point range the circuit was compiled for.
+    #[error(
+        "value out of range at node \"{node}\": {value} needs more than {bits} signed bits; \
+         recompile with more --range-headroom-bits or a calibration input closer to this one"
+    )]
+    OutOfRange {
+        /// Node name.
+        node: String,
+        /// The offending integer value.
+        value: i128,
+        /// The signed bit width allowed there.
+        bits: u32,
+    },
+    /// The model is larger than the configured limit.
+    #[error("model too large: {0}")]
+    TooLarge(String),
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -1,0 +1,173 @@
+//! The float graph every ONNX model is lowered to before quantization.
+//!
+//! Five op shapes cover everything the circuit proves: an affine map with constant
+//! coefficients ([`Op::Linear`]: Gemm, MatMul, Conv, pooling sums, reductions, Add, Sub, Mul by
+//! a constant, BatchNorm), products of two variable tensors ([`Op::Bilinear`]), max/min over
+//! candidates ([`Op::Extremum`]: Relu, Clip, MaxPool, ReduceMax), pure data movement
+//! ([`Op::Remap`]: Reshape, Transpose, Slice, Concat, Pad, Gather, Flatten), and inputs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sparse::Rows;
+
+/// Where one element comes from: element `idx` of the node's input `slot`, or a constant.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Src<C> {
+    /// Element `idx` (row-major) of input `slot`.
+    Elem {
+        /// Which of the node's inputs.
+        slot: u32,
+        /// Flat index in that input.
+        idx: u32,
+    },
+    /// A constant value.
+    Const(C),
+}
+
+/// Max or min.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExtremumKind {
+    /// Largest candidate.
+    Max,
+    /// Smallest candidate.
+    Min,
+}
+
+/// One lowered float op.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Graph input number `index`.
+    Input {
+        /// Position among the graph inputs.
+        index: usize,
+    },
+    /// `out[o] = bias[o] + Σ coeff · in[slot][idx]` over row `o`'s terms.
+    Linear {
+        /// Terms `(slot, idx, coeff)` per output element.
+        terms: Rows<(u32, u32, f32)>,
+        /// One bias per output element.
+        bias: Vec<f32>,
+    },
+    /// `out[o] = Σ in0[a] · in1[b]` over row `o`'s pairs `(a, b)`.
+    Bilinear {
+        /// Index pairs per output element.
+        pairs: Rows<(u32, u32)>,
+    },
+    /// `out[o] = max (or min)` of row `o`'s candidates.
+    Extremum {
+        /// Max or min.
+        kind: ExtremumKind,
+        /// Candidates per output element (never empty).
+        candidates: Rows<Src<f32>>,
+    },
+    /// `out[o] = srcs[o]`: data movement, free in the circuit.
+    Remap {
+        /// Source of each output element.
+        srcs: Vec<Src<f32>>,
+    },
+}
+
+impl Op {
+    /// A short name for listings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "Input",
+            Op::Linear { .. } => "Linear",
+            Op::Bilinear { .. } => "Bilinear",
+            Op::Extremum { kind: ExtremumKind::Max, .. } => "Max",
+            Op::Extremum { kind: ExtremumKind::Min, .. } => "Min",
+            Op::Remap { .. } => "Remap",
+        }
+    }
+}
+
+/// One node of the float graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Name of the ONNX/tract node it comes from.
+    pub name: String,
+    /// The ONNX-level op(s) it was lowered from, for `inspect`.
+    pub source_op: String,
+    /// The lowered op.
+    pub op: Op,
+    /// Node ids of its inputs (slots in order).
+    pub inputs: Vec<usize>,
+    /// Output shape.
+    pub shape: Vec<usize>,
+}
+
+impl Node {
+    /// Number of output elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True for a zero-sized output.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A float graph in topological order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    /// Nodes; a node's inputs always come before it.
+    pub nodes: Vec<Node>,
+    /// Node id of each graph input.
+    pub inputs: Vec<usize>,
+    /// Node id of each graph output.
+    pub outputs: Vec<usize>,
+}
+
+impl Graph {
+    /// Evaluates in f64, returning every node's values (used for calibration and checks).
+    pub fn eval(&self, inputs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let mut values: Vec<Vec<f64>> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let ins: Vec<&[f64]> = node.inputs.iter().map(|&i| values[i].as_slice()).collect();
+            let src = |s: &Src<f32>| match *s {
+                Src::Elem { slot, idx } => ins[slot as usize][idx as usize],
+                Src::Const(c) => c as f64,
+            };
+            let out = match &node.op {
+                Op::Input { index } => inputs[*index].clone(),
+                Op::Linear { terms, bias } => terms
+                    .iter()
+                    .zip(bias)
+                    .map(|(row, b)| {
+                        row.iter().fold(*b as f64, |acc, &(s, i, c)| {
+                            acc + c as f64 * ins[s as usize][i as usize]
+                        })
+                    })
+                    .collect(),
+                Op::Bilinear { pairs } => pairs
+                    .iter()
+                    .map(|row| row.iter().map(|&(a, b)| ins[0][a as usize] * ins[1][b as usize]).sum())
+                    .collect(),
+                Op::Extremum { kind, candidates } => candidates
+                    .iter()
+                    .map(|row| {
+                        let it = row.iter().map(src);
+                        match kind {
+                            ExtremumKind::Max => it.fold(f64::NEG_INFINITY, f64::max),
+                            ExtremumKind::Min => it.fold(f64::INFINITY, f64::min),
+                        }
+                    })
+                    .collect(),
+                Op::Remap { srcs } => srcs.iter().map(src).collect(),
+            };
+            values.push(out);
+        }
+        values
+    }
+
+    /// Shapes of the graph inputs.
+    pub fn input_shapes(&self) -> Vec<Vec<usize>> {
+        self.inputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+    }
+
+    /// Shapes of the graph outputs.
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.outputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+    }
+}

@@ -1,0 +1,284 @@
+//! tract-onnx → [`Graph`]: load, type, declutter, then lower each node.
+
+mod linear;
+mod movement;
+mod pool;
+mod shape;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
+use tract_onnx::tract_core::ops::source::TypedSource;
+
+use crate::error::{ModelError, Result};
+use crate::graph::{ExtremumKind, Graph, Node, Op, Src};
+
+/// Largest number of elements in one tensor the lowering accepts (codes are exact f32 ints).
+pub(crate) const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
+
+/// Loads an ONNX file and lowers it.
+pub fn load_onnx(path: &Path) -> Result<Graph> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+    load_onnx_bytes(&bytes)
+}
+
+/// Loads ONNX bytes and lowers them (dynamic dims such as `batch_size` become 1).
+pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
+    let typed = typed_model(bytes)?;
+    Lowering::new(&typed).run()
+}
+
+fn malformed(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Malformed(format!("{e:#}"))
+}
+
+/// Types and declutters, fixing every symbolic dim to 1. Some graphs (a Tile over the batch
+/// dim) only declutter while the batch is still symbolic, so that order is the fallback.
+fn typed_model(bytes: &[u8]) -> Result<TypedModel> {
+    let inference = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(malformed)?;
+    let typed = inference.into_typed().map_err(malformed)?;
+    let concretize = |m: &TypedModel| -> TractResult<TypedModel> {
+        let subs: HashMap<Symbol, TDim> =
+            m.symbols.all_symbols().into_iter().map(|s| (s, TDim::Val(1))).collect();
+        m.set_symbols(&subs)
+    };
+    let first = concretize(&typed).and_then(|m| m.into_decluttered());
+    match first {
+        Ok(m) => Ok(m),
+        Err(e) => typed
+            .into_decluttered()
+            .and_then(|m| concretize(&m))
+            .and_then(|m| m.into_decluttered())
+            .map_err(|_| malformed(e)),
+    }
+}
+
+/// A value during lowering: a constant tensor or a node of the graph being built.
+#[derive(Clone)]
+enum Val {
+    Const(Arc<Tensor>),
+    Node(usize),
+}
+
+/// What one lowering function sees of a tract node.
+pub(crate) struct Ctx<'a> {
+    pub name: &'a str,
+    pub id: usize,
+    pub op: String,
+    pub in_shapes: Vec<Vec<usize>>,
+    pub out_shape: Vec<usize>,
+    /// Constant inputs (None where the input is variable).
+    pub consts: Vec<Option<Arc<Tensor>>>,
+}
+
+impl Ctx<'_> {
+    pub fn unsupported(&self, detail: impl Into<String>) -> ModelError {
+        let d = detail.into();
+        ModelError::UnsupportedOp {
+            node: self.name.to_string(),
+            node_id: self.id,
+            op: self.op.clone(),
+            detail: if d.is_empty() { d } else { format!(": {d}") },
+        }
+    }
+
+    pub fn shape_err(&self, message: impl Into<String>) -> ModelError {
+        ModelError::Shape { node: self.name.to_string(), message: message.into() }
+    }
+
+    /// Constant input `slot` as f32 values (row-major).
+    pub fn const_f32(&self, slot: usize) -> Result<Vec<f32>> {
+        let t = self.consts[slot].as_ref().ok_or_else(|| self.unsupported("expected a constant"))?;
+        tensor_f32(t).map_err(|e| self.unsupported(e))
+    }
+
+    pub fn is_const(&self, slot: usize) -> bool {
+        self.consts[slot].is_some()
+    }
+
+    pub fn out_len(&self) -> usize {
+        self.out_shape.iter().product()
+    }
+}
+
+pub(crate) fn tensor_f32(t: &Tensor) -> std::result::Result<Vec<f32>, String> {
+    let c = t.cast_to::<f32>().map_err(|e| format!("{e}"))?;
+    let v = c.to_plain_array_view::<f32>().map_err(|e| format!("{e}"))?;
+    Ok(v.iter().copied().collect())
+}
+
+/// The result of lowering one node: an op over some of its inputs.
+pub(crate) struct Lowered {
+    pub op: Op,
+    /// Which of the tract node's input slots feed the op's slots, in order.
+    pub slots: Vec<usize>,
+}
+
+struct Lowering<'m> {
+    model: &'m TypedModel,
+    graph: Graph,
+    vals: HashMap<OutletId, Val>,
+}
+
+impl<'m> Lowering<'m> {
+    fn new(model: &'m TypedModel) -> Self {
+        Self { model, graph: Graph::default(), vals: HashMap::new() }
+    }
+
+    fn concrete_shape(&self, outlet: OutletId) -> Result<Vec<usize>> {
+        let node = &self.model.nodes[outlet.node];
+        let fact = self.model.outlet_fact(outlet).map_err(malformed)?;
+        let shape = fact.shape.as_concrete().map(|s| s.to_vec()).ok_or_else(|| ModelError::Shape {
+            node: node.name.clone(),
+            message: format!("shape {:?} is not concrete", fact.shape),
+        })?;
+        if shape.iter().product::<usize>() > MAX_TENSOR_ELEMENTS {
+            return Err(ModelError::TooLarge(format!(
+                "node \"{}\" has {} elements (limit {MAX_TENSOR_ELEMENTS})",
+                node.name,
+                shape.iter().product::<usize>()
+            )));
+        }
+        Ok(shape)
+    }
+
+    fn run(mut self) -> Result<Graph> {
+        let order = self.model.eval_order().map_err(malformed)?;
+        let inputs = self.model.input_outlets().map_err(malformed)?.to_vec();
+        for id in order {
+            let node = &self.model.nodes[id];
+            if node.op_as::<TypedSource>().is_some() {
+                let index = inputs.iter().position(|o| o.node == id).ok_or_else(|| {
+                    malformed(format!("source node {} is not a model input", node.name))
+                })?;
+                let shape = self.concrete_shape(OutletId::new(id, 0))?;
+                let nid = self.push(node.name.clone(), "Input".into(), Op::Input { index }, vec![], shape);
+                self.graph.inputs.push(nid);
+                self.vals.insert(OutletId::new(id, 0), Val::Node(nid));
+                continue;
+            }
+            if let Some(k) = node.op_as::<Const>() {
+                self.vals.insert(OutletId::new(id, 0), Val::Const(k.val().clone()));
+                continue;
+            }
+            let ins: Vec<Val> = node
+                .inputs
+                .iter()
+                .map(|o| self.vals.get(o).cloned().ok_or_else(|| malformed(format!("dangling input of {}", node.name))))
+                .collect::<Result<_>>()?;
+            if ins.iter().all(|v| matches!(v, Val::Const(_))) {
+                self.fold_constant(id, &ins)?;
+                continue;
+            }
+            self.lower_node(id, &ins)?;
+        }
+        // Graph inputs must come out in declaration order.
+        self.graph.inputs.sort_by_key(|&n| match self.graph.nodes[n].op {
+            Op::Input { index } => index,
+            _ => usize::MAX,
+        });
+        for o in self.model.output_outlets().map_err(malformed)?.to_vec() {
+            let nid = match self.vals.get(&o).cloned() {
+                Some(Val::Node(n)) => n,
+                Some(Val::Const(t)) => {
+                    let shape = t.shape().to_vec();
+                    let srcs = tensor_f32(&t).map_err(malformed)?.into_iter().map(Src::Const).collect();
+                    self.push(format!("output{}", o.node), "Const".into(), Op::Remap { srcs }, vec![], shape)
+                }
+                None => return Err(malformed("model output was never computed")),
+            };
+            self.graph.outputs.push(nid);
+        }
+        if self.graph.inputs.is_empty() {
+            return Err(malformed("the model has no inputs"));
+        }
+        Ok(self.graph)
+    }
+
+    fn push(&mut self, name: String, source_op: String, op: Op, inputs: Vec<usize>, shape: Vec<usize>) -> usize {
+        self.graph.nodes.push(Node { name, source_op, op, inputs, shape });
+        self.graph.nodes.len() - 1
+    }
+
+    fn fold_constant(&mut self, id: usize, ins: &[Val]) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let tensors: TVec<TValue> = ins
+            .iter()
+            .map(|v| match v {
+                Val::Const(t) => TValue::from_const(t.clone()),
+                Val::Node(_) => unreachable!("only called with constant inputs"),
+            })
+            .collect();
+        let outs = node.op.eval_out_of_plan(tensors).ok().flatten().ok_or_else(|| ModelError::UnsupportedOp {
+            node: node.name.clone(),
+            node_id: id,
+            op: node.op.name().to_string(),
+            detail: ": cannot fold this op over constant inputs".into(),
+        })?;
+        for (slot, t) in outs.into_iter().enumerate() {
+            self.vals.insert(OutletId::new(id, slot), Val::Const(t.into_arc_tensor()));
+        }
+        Ok(())
+    }
+
+    fn lower_node(&mut self, id: usize, ins: &[Val]) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let in_shapes = node.inputs.iter().map(|&o| self.concrete_shape(o)).collect::<Result<Vec<_>>>()?;
+        let out_shape = self.concrete_shape(OutletId::new(id, 0))?;
+        let ctx = Ctx {
+            name: &node.name,
+            id,
+            op: node.op.name().to_string(),
+            in_shapes,
+            out_shape: out_shape.clone(),
+            consts: ins
+                .iter()
+                .map(|v| match v {
+                    Val::Const(t) => Some(t.clone()),
+                    Val::Node(_) => None,
+                })
+                .collect(),
+        };
+        let lowered = if let Some(op) = node.op_as::<EinSum>() {
+            linear::einsum(&ctx, op)?
+        } else if let Some(op) = node.op_as::<Conv>() {
+            linear::conv(&ctx, op)?
+        } else if let Some(op) = node.op_as::<SumPool>() {
+            pool::sum_pool(&ctx, op)?
+        } else if let Some(op) = node.op_as::<MaxPool>() {
+            pool::max_pool(&ctx, op)?
+        } else if let Some(op) = node.op_as::<Reduce>() {
+            match op.reducer {
+                Reducer::Sum => pool::reduce(&ctx, &op.axes, None)?,
+                Reducer::Max => pool::reduce(&ctx, &op.axes, Some(ExtremumKind::Max))?,
+                Reducer::Min => pool::reduce(&ctx, &op.axes, Some(ExtremumKind::Min))?,
+                _ => return Err(ctx.unsupported("only Sum, Max and Min reductions are supported")),
+            }
+        } else if let Some(op) = node.op_as::<TypedBinOp>() {
+            linear::binary(&ctx, op.0.name())?
+        } else if movement::is_movement(node.op.as_ref()) {
+            movement::lower(&ctx, node.op.as_ref())?
+        } else {
+            return Err(ctx.unsupported(""));
+        };
+        let inputs = lowered
+            .slots
+            .iter()
+            .map(|&s| match &ins[s] {
+                Val::Node(n) => Ok(*n),
+                Val::Const(_) => Err(ctx.unsupported("internal: a constant was wired as a variable input")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let nid = self.push(node.name.clone(), ctx.op.clone(), lowered.op, inputs, out_shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(nid));
+        Ok(())
+    }
+}

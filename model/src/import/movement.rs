@@ -1,0 +1,111 @@
+//! Data-movement ops (Reshape, Transpose, Slice, Concat, Pad, Gather, broadcast, …).
+//!
+//! Rather than re-implement each op's indexing, tract evaluates the op on "code" tensors whose
+//! elements are their own (1-based) positions; the output codes say where each element came
+//! from. That keeps tract's exact semantics for every movement op it knows.
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::{Gather, MultiBroadcastTo, Pad, PadMode, Slice, Tile, TypedConcat};
+use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
+use tract_onnx::tract_core::ops::identity::Identity;
+
+use super::{tensor_f32, Ctx, Lowered, MAX_TENSOR_ELEMENTS};
+use crate::error::Result;
+use crate::graph::{Op, Src};
+
+/// True for ops that only move, copy or pad elements.
+pub(crate) fn is_movement(op: &dyn TypedOp) -> bool {
+    op.downcast_ref::<AxisOp>().is_some()
+        || op.downcast_ref::<IntoShape>().is_some()
+        || op.downcast_ref::<Slice>().is_some()
+        || op.downcast_ref::<TypedConcat>().is_some()
+        || op.downcast_ref::<Pad>().is_some()
+        || op.downcast_ref::<Gather>().is_some()
+        || op.downcast_ref::<MultiBroadcastTo>().is_some()
+        || op.downcast_ref::<Tile>().is_some()
+        || op.downcast_ref::<Identity>().is_some()
+}
+
+/// Lowers a movement op to a [`Op::Remap`].
+pub(crate) fn lower(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
+    // Pad's constant must not collide with codes: pad with 0 (never a code), restore after.
+    let mut pad_value = 0.0f32;
+    let replaced;
+    let op: &dyn TypedOp = match op.downcast_ref::<Pad>() {
+        Some(pad) => {
+            if let PadMode::Constant(v) = &pad.mode {
+                pad_value = tensor_f32(v).map_err(|e| ctx.unsupported(e))?.first().copied().unwrap_or(0.0);
+            }
+            let mode = match &pad.mode {
+                PadMode::Constant(_) => PadMode::Constant(Arc::new(Tensor::from(0.0f32))),
+                other => other.clone(),
+            };
+            replaced = Pad { pads: pad.pads.clone(), mode };
+            &replaced
+        }
+        None => op,
+    };
+    // Every f32 input gets codes (variable inputs and constant data alike); integer inputs
+    // (indices, shapes) stay as they are.
+    enum Origin {
+        Var(u32),
+        Const(Vec<f32>),
+    }
+    let mut origins: Vec<(usize, Origin)> = Vec::new(); // (first code, origin)
+    let mut slots = Vec::new();
+    let mut next = 1usize;
+    let mut inputs: TVec<TValue> = tvec![];
+    for (slot, shape) in ctx.in_shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let is_float = match &ctx.consts[slot] {
+            Some(t) => t.datum_type().is_float(),
+            None => true,
+        };
+        if !is_float {
+            inputs.push(TValue::from_const(ctx.consts[slot].clone().expect("non-float inputs are constants")));
+            continue;
+        }
+        if next + n >= MAX_TENSOR_ELEMENTS {
+            return Err(ctx.unsupported("too many elements to track"));
+        }
+        let codes: Vec<f32> = (next..next + n).map(|c| c as f32).collect();
+        let t = Tensor::from_shape(shape, &codes).map_err(|e| ctx.unsupported(format!("{e}")))?;
+        inputs.push(TValue::from_const(Arc::new(t)));
+        let origin = match &ctx.consts[slot] {
+            None => {
+                slots.push(slot);
+                Origin::Var(slots.len() as u32 - 1)
+            }
+            Some(_) => Origin::Const(ctx.const_f32(slot)?),
+        };
+        origins.push((next, origin));
+        next += n;
+    }
+    let outs = op
+        .eval_out_of_plan(inputs)
+        .map_err(|e| ctx.unsupported(format!("{e}")))?
+        .ok_or_else(|| ctx.unsupported("op cannot be evaluated out of a plan"))?;
+    let codes = tensor_f32(&outs[0].clone().into_tensor()).map_err(|e| ctx.unsupported(e))?;
+    if codes.len() != ctx.out_len() {
+        return Err(ctx.shape_err("movement op produced an unexpected number of elements"));
+    }
+    let srcs = codes
+        .iter()
+        .map(|&c| {
+            let c = c as usize;
+            if c == 0 {
+                return Ok(Src::Const(pad_value));
+            }
+            let (first, origin) = origins
+                .iter()
+                .rev()
+                .find(|(first, _)| *first <= c)
+                .ok_or_else(|| ctx.unsupported("lost track of an element"))?;
+            Ok(match origin {
+                Origin::Var(slot) => Src::Elem { slot: *slot, idx: (c - first) as u32 },
+                Origin::Const(vals) => Src::Const(vals[c - first]),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Lowered { op: Op::Remap { srcs }, slots })
+}

@@ -1,0 +1,28 @@
+//! ONNX import, fixed-point quantization and the integer reference evaluator.
+//!
+//! The pipeline is `load` (tract-onnx → [`Graph`], every op lowered to five shapes of
+//! computation) → `quantize` ([`Graph`] → [`QGraph`]) → [`QGraph::eval`], the integer
+//! semantics that the circuit, the expected outputs and the public instances all follow.
+#![warn(missing_docs)]
+
+mod error;
+mod graph;
+mod import;
+mod input;
+mod qgraph;
+mod quantize;
+mod sparse;
+
+pub use error::ModelError;
+pub use graph::{ExtremumKind, Graph, Node, Op, Src};
+pub use import::{load_onnx, load_onnx_bytes};
+pub use input::{parse_input_json, InputData};
+pub use qgraph::{QGraph, QNode, QOp, Trace};
+pub use quantize::{quantize, QuantizeOptions};
+pub use sparse::Rows;
+
+/// Hex sha256 of some bytes: the content address of models and artifacts.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

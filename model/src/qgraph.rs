@@ -1,0 +1,258 @@
+//! The quantized graph and its integer reference evaluator: the one source of truth that the
+//! circuit's witness, the public instances and the expected outputs all follow bit for bit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::graph::{ExtremumKind, Src};
+use crate::sparse::Rows;
+
+/// One integer op. Values are fixed-point at the graph's activation scale.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum QOp {
+    /// Graph input `index`, range-checked to the activation bits.
+    Input {
+        /// Position among graph inputs.
+        index: usize,
+    },
+    /// `floor((bias + Σ coeff · x) / 2^shift)`; range-checked when `shift > 0`.
+    /// The bias already holds the rounding half `2^(shift-1)`.
+    Linear {
+        /// `(slot, idx, coeff)` per output element.
+        terms: Rows<(u32, u32, i64)>,
+        /// Bias per output element, at scale `activation + shift`.
+        bias: Vec<i64>,
+        /// Right shift applied after accumulation.
+        shift: u32,
+    },
+    /// `floor((2^(shift-1) + Σ a · b) / 2^shift)`, range-checked.
+    Bilinear {
+        /// Index pairs into input 0 and input 1.
+        pairs: Rows<(u32, u32)>,
+        /// Right shift (the activation scale).
+        shift: u32,
+    },
+    /// Max or min over candidates.
+    Extremum {
+        /// Max or min.
+        kind: ExtremumKind,
+        /// Candidates per output element.
+        candidates: Rows<Src<i64>>,
+    },
+    /// Data movement.
+    Remap {
+        /// Source of each output element.
+        srcs: Vec<Src<i64>>,
+    },
+}
+
+impl QOp {
+    /// True when the op's outputs are range-checked to the activation bits in the circuit.
+    pub fn is_range_checked(&self) -> bool {
+        match self {
+            QOp::Input { .. } | QOp::Bilinear { .. } => true,
+            QOp::Linear { shift, .. } => *shift > 0,
+            QOp::Extremum { .. } | QOp::Remap { .. } => false,
+        }
+    }
+}
+
+/// One node of the quantized graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QNode {
+    /// Name of the source node.
+    pub name: String,
+    /// ONNX-level op it came from.
+    pub source_op: String,
+    /// The integer op.
+    pub op: QOp,
+    /// Input node ids.
+    pub inputs: Vec<usize>,
+    /// Output shape.
+    pub shape: Vec<usize>,
+    /// Static bound: every honest value satisfies `|v| <= bound`.
+    pub bound: u128,
+}
+
+impl QNode {
+    /// Number of output elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True for zero-sized outputs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A quantized graph in topological order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QGraph {
+    /// Nodes; inputs come first.
+    pub nodes: Vec<QNode>,
+    /// Node ids of the graph inputs.
+    pub inputs: Vec<usize>,
+    /// Node ids of the graph outputs.
+    pub outputs: Vec<usize>,
+    /// Activation scale: a value `v` stands for `v / 2^scale`.
+    pub scale: u32,
+    /// Scale of non-integer coefficients.
+    pub param_scale: u32,
+    /// Signed bits of every range-checked value: `-2^(bits-1) <= v < 2^(bits-1)`.
+    pub act_bits: u32,
+}
+
+/// Every node's integer values from one evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    /// Values per node, row-major.
+    pub values: Vec<Vec<i64>>,
+}
+
+/// `floor(acc / 2^shift)` (the bias holds the rounding half).
+pub fn floor_shift(acc: i128, shift: u32) -> i128 {
+    acc >> shift
+}
+
+impl QGraph {
+    /// Shapes of the graph inputs.
+    pub fn input_shapes(&self) -> Vec<Vec<usize>> {
+        self.inputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+    }
+
+    /// Shapes of the graph outputs.
+    pub fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.outputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+    }
+
+    /// Float → fixed point, with the checks a user input needs (count, NaN/Inf, range).
+    pub fn quantize_input(&self, data: &[Vec<f64>]) -> Result<Vec<Vec<i64>>> {
+        let shapes = self.input_shapes();
+        if data.len() != shapes.len() {
+            return Err(ModelError::Input(format!(
+                "the model has {} input(s), the input file has {}",
+                shapes.len(),
+                data.len()
+            )));
+        }
+        let limit = 1i128 << (self.act_bits - 1);
+        data.iter()
+            .zip(&shapes)
+            .enumerate()
+            .map(|(i, (xs, shape))| {
+                let want: usize = shape.iter().product();
+                if xs.len() != want {
+                    return Err(ModelError::Input(format!(
+                        "input {i} has {} values, the model expects {want} (shape {shape:?})",
+                        xs.len()
+                    )));
+                }
+                xs.iter()
+                    .enumerate()
+                    .map(|(j, &x)| {
+                        if !x.is_finite() {
+                            return Err(ModelError::Input(format!("input {i}[{j}] is {x}: NaN and Inf are not accepted")));
+                        }
+                        let q = (x * (1u64 << self.scale) as f64).round();
+                        if q.abs() >= limit as f64 {
+                            return Err(ModelError::OutOfRange {
+                                node: format!("input {i}[{j}]"),
+                                value: q as i128,
+                                bits: self.act_bits,
+                            });
+                        }
+                        Ok(q as i64)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Fixed point → float.
+    pub fn dequantize(&self, v: i64) -> f64 {
+        v as f64 / (1u64 << self.scale) as f64
+    }
+
+    /// Evaluates on quantized inputs, checking every range the circuit will check.
+    pub fn eval(&self, inputs: &[Vec<i64>]) -> Result<Trace> {
+        let limit = 1i128 << (self.act_bits - 1);
+        let mut values: Vec<Vec<i64>> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let ins: Vec<&[i64]> = node.inputs.iter().map(|&i| values[i].as_slice()).collect();
+            let src = |s: &Src<i64>| -> i128 {
+                match *s {
+                    Src::Elem { slot, idx } => ins[slot as usize][idx as usize] as i128,
+                    Src::Const(c) => c as i128,
+                }
+            };
+            let wide: Vec<i128> = match &node.op {
+                QOp::Input { index } => {
+                    let x = inputs.get(*index).ok_or_else(|| ModelError::Input(format!("missing input {index}")))?;
+                    if x.len() != node.len() {
+                        return Err(ModelError::Input(format!("input {index} has {} values, expected {}", x.len(), node.len())));
+                    }
+                    x.iter().map(|&v| v as i128).collect()
+                }
+                QOp::Linear { terms, bias, shift } => terms
+                    .iter()
+                    .zip(bias)
+                    .map(|(row, &b)| {
+                        let acc = row.iter().fold(b as i128, |acc, &(s, i, c)| acc + c as i128 * ins[s as usize][i as usize] as i128);
+                        floor_shift(acc, *shift)
+                    })
+                    .collect(),
+                QOp::Bilinear { pairs, shift } => pairs
+                    .iter()
+                    .map(|row| {
+                        let acc = row.iter().fold(1i128 << (shift - 1), |acc, &(a, b)| acc + ins[0][a as usize] as i128 * ins[1][b as usize] as i128);
+                        floor_shift(acc, *shift)
+                    })
+                    .collect(),
+                QOp::Extremum { kind, candidates } => candidates
+                    .iter()
+                    .map(|row| {
+                        let it = row.iter().map(src);
+                        match kind {
+                            ExtremumKind::Max => it.max(),
+                            ExtremumKind::Min => it.min(),
+                        }
+                        .unwrap_or(0)
+                    })
+                    .collect(),
+                QOp::Remap { srcs } => srcs.iter().map(src).collect(),
+            };
+            let checked = node.op.is_range_checked();
+            let out = wide
+                .into_iter()
+                .map(|v| {
+                    let within = if checked { -limit <= v && v < limit } else { v.unsigned_abs() <= node.bound };
+                    if !within {
+                        return Err(ModelError::OutOfRange { node: node.name.clone(), value: v, bits: self.act_bits });
+                    }
+                    Ok(v as i64)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            values.push(out);
+        }
+        Ok(Trace { values })
+    }
+
+    /// The graph outputs of a trace.
+    pub fn outputs_of(&self, trace: &Trace) -> Vec<Vec<i64>> {
+        self.outputs.iter().map(|&o| trace.values[o].clone()).collect()
+    }
+
+    /// Total number of coefficient terms (a size measure for `inspect` and limits).
+    pub fn total_terms(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| match &n.op {
+                QOp::Linear { terms, .. } => terms.total(),
+                QOp::Bilinear { pairs, .. } => pairs.total(),
+                QOp::Extremum { candidates, .. } => candidates.total(),
+                _ => 0,
+            })
+            .sum()
+    }
+}

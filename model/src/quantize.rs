@@ -1,0 +1,225 @@
+//! Float graph → fixed-point [`QGraph`].
+//!
+//! Every tensor lives at one activation scale `2^scale`. Coefficients that are integers (Add,
+//! Sub, pooling sums) or short binary fractions stay exact; others are rounded at
+//! `2^param_scale` and the accumulation is shifted back with round-half-up, range-checked.
+//! Calibration sets the signed bit width of range-checked values (plus headroom).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::graph::{Graph, Op, Src};
+use crate::qgraph::{QGraph, QNode, QOp};
+use crate::sparse::Rows;
+
+/// Knobs of quantization (all have defaults a user rarely needs to change).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizeOptions {
+    /// Activation scale exponent.
+    pub scale: u32,
+    /// Scale exponent of non-integer coefficients.
+    pub param_scale: u32,
+    /// Extra signed bits above the calibration maximum for range-checked values.
+    pub range_headroom_bits: u32,
+}
+
+impl Default for QuantizeOptions {
+    fn default() -> Self {
+        Self { scale: 13, param_scale: 13, range_headroom_bits: 3 }
+    }
+}
+
+/// Largest activation bit width: keeps every accumulator far from the field modulus.
+const MAX_ACT_BITS: u32 = 48;
+
+/// Quantizes `graph`, calibrating ranges on `calibration` (float inputs).
+pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions) -> Result<QGraph> {
+    if opts.scale == 0 || opts.scale > 24 || opts.param_scale > 24 {
+        return Err(ModelError::Input("scales must be in 1..=24".into()));
+    }
+    let graph = fuse_affine_chains(graph);
+    check_calibration(&graph, calibration)?;
+    let float_vals = graph.eval(calibration);
+    let s = opts.scale;
+    let unit = (1u64 << s) as f64;
+    // Widest range-checked value on the calibration input.
+    let mut max_abs = 1.0f64;
+    let mut nodes: Vec<QNode> = Vec::with_capacity(graph.nodes.len());
+    for (id, node) in graph.nodes.iter().enumerate() {
+        let qc = |c: f32| (c as f64 * unit).round() as i64;
+        let qsrc = |x: &Src<f32>| match *x {
+            Src::Elem { slot, idx } => Src::Elem { slot, idx },
+            Src::Const(c) => Src::Const(qc(c)),
+        };
+        let op = match &node.op {
+            Op::Input { index } => QOp::Input { index: *index },
+            Op::Linear { terms, bias } => {
+                let coeff_scale = exact_scale(terms.iter().flatten().map(|t| t.2), opts.param_scale);
+                let cu = (1u64 << coeff_scale) as f64;
+                let half = if coeff_scale > 0 { 1i64 << (coeff_scale - 1) } else { 0 };
+                let terms = terms.map(|&(sl, i, c)| (sl, i, (c as f64 * cu).round() as i64));
+                let terms: Rows<_> = terms.iter().map(|r| r.iter().copied().filter(|t| t.2 != 0).collect()).collect();
+                let bias = bias.iter().map(|&b| (b as f64 * unit * cu).round() as i64 + half).collect();
+                QOp::Linear { terms, bias, shift: coeff_scale }
+            }
+            Op::Bilinear { pairs } => QOp::Bilinear { pairs: pairs.clone(), shift: s },
+            Op::Extremum { kind, candidates } => QOp::Extremum { kind: *kind, candidates: candidates.map(qsrc) },
+            Op::Remap { srcs } => QOp::Remap { srcs: srcs.iter().map(qsrc).collect() },
+        };
+        if op.is_range_checked() {
+            max_abs = float_vals[id].iter().fold(max_abs, |m, v| m.max(v.abs() * unit));
+        }
+        nodes.push(QNode {
+            name: node.name.clone(),
+            source_op: node.source_op.clone(),
+            op,
+            inputs: node.inputs.clone(),
+            shape: node.shape.clone(),
+            bound: 0,
+        });
+    }
+    let needed = 64 - (max_abs.ceil() as u64).leading_zeros() + 1;
+    let act_bits = (needed + opts.range_headroom_bits).max(s + 2);
+    if act_bits > MAX_ACT_BITS {
+        return Err(ModelError::TooLarge(format!(
+            "calibrated activations need {act_bits} bits (limit {MAX_ACT_BITS}); lower --scale"
+        )));
+    }
+    let mut q = QGraph { nodes, inputs: graph.inputs.clone(), outputs: graph.outputs.clone(), scale: s, param_scale: opts.param_scale, act_bits };
+    compute_bounds(&mut q)?;
+    Ok(q)
+}
+
+fn check_calibration(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
+    let shapes = graph.input_shapes();
+    if calibration.len() != shapes.len() {
+        return Err(ModelError::Input(format!("the model has {} input(s), calibration has {}", shapes.len(), calibration.len())));
+    }
+    for (i, (x, shape)) in calibration.iter().zip(&shapes).enumerate() {
+        let want: usize = shape.iter().product();
+        if x.len() != want {
+            return Err(ModelError::Input(format!("calibration input {i} has {} values, the model expects {want} (shape {shape:?})", x.len())));
+        }
+        if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+            return Err(ModelError::Input(format!("calibration input {i} holds {v}: NaN and Inf are not accepted")));
+        }
+    }
+    Ok(())
+}
+
+/// Smallest `e <= max` with every coefficient an exact multiple of `2^-e`, else `max`.
+fn exact_scale(coeffs: impl Iterator<Item = f32>, max: u32) -> u32 {
+    let mut e = 0;
+    for c in coeffs {
+        while e < max && (c as f64 * (1u64 << e) as f64).fract() != 0.0 {
+            e += 1;
+        }
+        if e == max {
+            break;
+        }
+    }
+    e
+}
+
+/// Static bounds `|v| <= bound` per node, from the range checks outward.
+fn compute_bounds(q: &mut QGraph) -> Result<()> {
+    let checked = 1u128 << (q.act_bits - 1);
+    for id in 0..q.nodes.len() {
+        let bound = {
+            let node = &q.nodes[id];
+            let b_in = |slot: u32| q.nodes[node.inputs[slot as usize]].bound;
+            let src = |x: &Src<i64>| match *x {
+                Src::Elem { slot, .. } => b_in(slot),
+                Src::Const(c) => c.unsigned_abs() as u128,
+            };
+            match &node.op {
+                op if op.is_range_checked() => checked,
+                QOp::Linear { terms, bias, .. } => terms
+                    .iter()
+                    .zip(bias)
+                    .map(|(r, b)| r.iter().fold(b.unsigned_abs() as u128, |a, &(sl, _, c)| a.saturating_add((c.unsigned_abs() as u128).saturating_mul(b_in(sl)))))
+                    .max()
+                    .unwrap_or(0),
+                QOp::Extremum { candidates, .. } => candidates.iter().flatten().map(src).max().unwrap_or(0),
+                QOp::Remap { srcs } => srcs.iter().map(src).max().unwrap_or(0),
+                _ => checked,
+            }
+        };
+        if bound >= 1u128 << 100 {
+            return Err(ModelError::TooLarge(format!("values at node \"{}\" could exceed 2^100", q.nodes[id].name)));
+        }
+        q.nodes[id].bound = bound;
+    }
+    Ok(())
+}
+
+/// Folds a Linear whose rows have at most one term (bias add, scaling, BatchNorm) into the
+/// single Linear feeding it, so a chain pays one rounding and one range check.
+fn fuse_affine_chains(graph: &Graph) -> Graph {
+    let mut g = graph.clone();
+    let mut consumers = vec![0usize; g.nodes.len()];
+    for n in &g.nodes {
+        for &i in &n.inputs {
+            consumers[i] += 1;
+        }
+    }
+    for &o in &g.outputs {
+        consumers[o] += 1;
+    }
+    for b in 0..g.nodes.len() {
+        let (a, fused) = {
+            let nb = &g.nodes[b];
+            let Op::Linear { terms: tb, bias: bb } = &nb.op else { continue };
+            if nb.inputs.len() != 1 || tb.iter().any(|r| r.len() > 1) {
+                continue;
+            }
+            let a = nb.inputs[0];
+            if consumers[a] != 1 {
+                continue;
+            }
+            let Op::Linear { terms: ta, bias: ba } = &g.nodes[a].op else { continue };
+            let mut terms = Rows::default();
+            let mut bias = Vec::with_capacity(bb.len());
+            for (row, &b0) in tb.iter().zip(bb) {
+                match row.first() {
+                    None => {
+                        terms.push_row(Vec::new());
+                        bias.push(b0);
+                    }
+                    Some(&(_, idx, c)) => {
+                        terms.push_row(ta.row(idx as usize).iter().map(|&(sl, i, ca)| (sl, i, ca * c)));
+                        bias.push(b0 + c * ba[idx as usize]);
+                    }
+                }
+            }
+            (a, Op::Linear { terms, bias })
+        };
+        let a_inputs = g.nodes[a].inputs.clone();
+        let a_source = g.nodes[a].source_op.clone();
+        let nb = &mut g.nodes[b];
+        nb.op = fused;
+        nb.inputs = a_inputs;
+        nb.source_op = format!("{a_source}+{}", nb.source_op);
+        consumers[a] = 0;
+    }
+    prune_dead(g, &consumers)
+}
+
+/// Drops nodes no one reads (except inputs) and renumbers.
+fn prune_dead(g: Graph, consumers: &[usize]) -> Graph {
+    let keep: Vec<bool> = (0..g.nodes.len()).map(|i| consumers[i] > 0 || g.inputs.contains(&i)).collect();
+    let mut new_id = vec![usize::MAX; g.nodes.len()];
+    let mut nodes = Vec::new();
+    for (i, mut n) in g.nodes.into_iter().enumerate() {
+        if keep[i] {
+            n.inputs = n.inputs.iter().map(|&x| new_id[x]).collect();
+            new_id[i] = nodes.len();
+            nodes.push(n);
+        }
+    }
+    Graph {
+        nodes,
+        inputs: g.inputs.iter().map(|&i| new_id[i]).collect(),
+        outputs: g.outputs.iter().map(|&i| new_id[i]).collect(),
+    }
+}

@@ -54,7 +54,7 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
         let op = match &node.op {
             Op::Input { index } => QOp::Input { index: *index },
             Op::Linear { terms, bias } => {
-                let coeff_scale = exact_scale(terms.iter().flatten().map(|t| t.2), opts.param_scale);
+                let coeff_scale = coeff_scale(terms.entries().iter().map(|t| t.2), opts.param_scale);
                 let cu = (1u64 << coeff_scale) as f64;
                 let half = if coeff_scale > 0 { 1i64 << (coeff_scale - 1) } else { 0 };
                 let terms = terms.map(|&(sl, i, c)| (sl, i, (c as f64 * cu).round() as i64));
@@ -107,8 +107,13 @@ fn check_calibration(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
     Ok(())
 }
 
-/// Smallest `e <= max` with every coefficient an exact multiple of `2^-e`, else `max`.
-fn exact_scale(coeffs: impl Iterator<Item = f32>, max: u32) -> u32 {
+/// The scale for a Linear's coefficients: 0 when they are all integers, the smallest exact
+/// power of two when they are short binary fractions, else `param_scale` bits of precision
+/// relative to the largest coefficient (so 1/300 keeps as many significant bits as 0.7).
+fn coeff_scale(coeffs: impl Iterator<Item = f32> + Clone, param_scale: u32) -> u32 {
+    let max_abs = coeffs.clone().fold(0.0f64, |m, c| m.max((c as f64).abs()));
+    let relative = if max_abs > 0.0 && max_abs < 1.0 { (-max_abs.log2()).floor() as u32 } else { 0 };
+    let max = (param_scale + relative).min(MAX_COEFF_SCALE);
     let mut e = 0;
     for c in coeffs {
         while e < max && (c as f64 * (1u64 << e) as f64).fract() != 0.0 {
@@ -120,6 +125,9 @@ fn exact_scale(coeffs: impl Iterator<Item = f32>, max: u32) -> u32 {
     }
     e
 }
+
+/// Cap on coefficient scales, so `coefficient · activation` stays far inside i128 and the field.
+const MAX_COEFF_SCALE: u32 = 40;
 
 /// Static bounds `|v| <= bound` per node, from the range checks outward.
 fn compute_bounds(q: &mut QGraph) -> Result<()> {
@@ -153,8 +161,10 @@ fn compute_bounds(q: &mut QGraph) -> Result<()> {
     Ok(())
 }
 
-/// Folds a Linear whose rows have at most one term (bias add, scaling, BatchNorm) into the
-/// single Linear feeding it, so a chain pays one rounding and one range check.
+/// Folds chains into one Linear so a chain pays one rounding and one range check: a Linear
+/// reading a single-consumer Remap reads the Remap's source instead, and a Linear whose rows
+/// have at most one term (bias add, scaling, BatchNorm) folds into the single-consumer Linear
+/// feeding it.
 fn fuse_affine_chains(graph: &Graph) -> Graph {
     let mut g = graph.clone();
     let mut consumers = vec![0usize; g.nodes.len()];
@@ -167,19 +177,45 @@ fn fuse_affine_chains(graph: &Graph) -> Graph {
         consumers[o] += 1;
     }
     for b in 0..g.nodes.len() {
-        let (a, fused) = {
-            let nb = &g.nodes[b];
-            let Op::Linear { terms: tb, bias: bb } = &nb.op else { continue };
-            if nb.inputs.len() != 1 || tb.iter().any(|r| r.len() > 1) {
-                continue;
+        while let Some((a, fused, inputs)) = fuse_step(&g, &consumers, b) {
+            let a_source = g.nodes[a].source_op.clone();
+            let nb = &mut g.nodes[b];
+            nb.op = fused;
+            nb.inputs = inputs;
+            nb.source_op = format!("{a_source}+{}", nb.source_op);
+            consumers[a] = 0;
+        }
+    }
+    prune_dead(g, &consumers)
+}
+
+/// One fusion of node `b` with its single input, if one applies.
+fn fuse_step(g: &Graph, consumers: &[usize], b: usize) -> Option<(usize, Op, Vec<usize>)> {
+    let nb = &g.nodes[b];
+    let Op::Linear { terms: tb, bias: bb } = &nb.op else { return None };
+    if nb.inputs.len() != 1 || consumers[nb.inputs[0]] != 1 {
+        return None;
+    }
+    let a = nb.inputs[0];
+    let na = &g.nodes[a];
+    let mut terms = Rows::default();
+    let mut bias = Vec::with_capacity(bb.len());
+    match &na.op {
+        Op::Remap { srcs } if na.inputs.len() == 1 => {
+            for (row, &b0) in tb.iter().zip(bb) {
+                let mut acc = b0;
+                let mut out = Vec::with_capacity(row.len());
+                for &(_, idx, c) in row {
+                    match srcs[idx as usize] {
+                        Src::Elem { slot, idx } => out.push((slot, idx, c)),
+                        Src::Const(k) => acc += c * k,
+                    }
+                }
+                terms.push_row(out);
+                bias.push(acc);
             }
-            let a = nb.inputs[0];
-            if consumers[a] != 1 {
-                continue;
-            }
-            let Op::Linear { terms: ta, bias: ba } = &g.nodes[a].op else { continue };
-            let mut terms = Rows::default();
-            let mut bias = Vec::with_capacity(bb.len());
+        }
+        Op::Linear { terms: ta, bias: ba } if tb.iter().all(|r| r.len() <= 1) => {
             for (row, &b0) in tb.iter().zip(bb) {
                 match row.first() {
                     None => {
@@ -192,17 +228,10 @@ fn fuse_affine_chains(graph: &Graph) -> Graph {
                     }
                 }
             }
-            (a, Op::Linear { terms, bias })
-        };
-        let a_inputs = g.nodes[a].inputs.clone();
-        let a_source = g.nodes[a].source_op.clone();
-        let nb = &mut g.nodes[b];
-        nb.op = fused;
-        nb.inputs = a_inputs;
-        nb.source_op = format!("{a_source}+{}", nb.source_op);
-        consumers[a] = 0;
+        }
+        _ => return None,
     }
-    prune_dead(g, &consumers)
+    Some((a, Op::Linear { terms, bias }, na.inputs.clone()))
 }
 
 /// Drops nodes no one reads (except inputs) and renumbers.

@@ -43,6 +43,11 @@ impl<T> Rows<T> {
         (0..self.len()).map(move |i| self.row(i))
     }
 
+    /// All entries of all rows, flat.
+    pub fn entries(&self) -> &[T] {
+        &self.entries
+    }
+
     /// Total number of entries over all rows.
     pub fn total(&self) -> usize {
         self.entries.len()

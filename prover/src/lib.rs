@@ -1,1 +1,11 @@
-//! placeholder
+//! SRS handling, key generation, proving, and the folder-level pipeline steps
+//! (`compile`, `setup`, `run`, `prove`, `inspect`) that the CLI and the service call.
+#![warn(missing_docs)]
+
+mod error;
+pub mod keys;
+pub mod pipeline;
+pub mod proving;
+pub mod srs;
+
+pub use error::ProverError;

@@ -53,11 +53,10 @@ fn typed_model(bytes: &[u8]) -> Result<TypedModel> {
     let first = concretize(&typed).and_then(|m| m.into_decluttered());
     match first {
         Ok(m) => Ok(m),
-        Err(e) => typed
-            .into_decluttered()
-            .and_then(|m| concretize(&m))
-            .and_then(|m| m.into_decluttered())
-            .map_err(|_| malformed(e)),
+        Err(e) => {
+            let late = typed.into_decluttered().and_then(|m| concretize(&m));
+            late.map_err(|e2| malformed(format!("{e:#} (and with symbolic dims: {e2:#})")))
+        }
     }
 }
 
@@ -264,6 +263,9 @@ impl<'m> Lowering<'m> {
             }
         } else if let Some(op) = node.op_as::<TypedBinOp>() {
             linear::binary(&ctx, op.0.name())?
+        } else if ctx.op == "Square" {
+            let pairs = (0..ctx.out_len() as u32).map(|i| vec![(i, i)]).collect();
+            Lowered { op: Op::Bilinear { pairs }, slots: vec![0, 0] }
         } else if movement::is_movement(node.op.as_ref()) {
             movement::lower(&ctx, node.op.as_ref())?
         } else {

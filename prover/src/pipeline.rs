@@ -1,0 +1,302 @@
+//! The folder-level steps behind `zkinfer compile | setup | run | prove | inspect`.
+//!
+//! A model folder holds `settings.json`, `qgraph.json` and `calibration.json` after compile,
+//! and keys plus SRS after setup. Every file is checked against the ones it depends on
+//! (content hashes), so a stale or foreign file is an error, not a bad proof.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+use zkinfer_circuits::artifacts::{
+    files, in_dir, read_bytes, read_json, vk_to_bytes, write_bytes, write_json, write_kzg_verifier, KeysInfo, ProofFile,
+    Settings, SrsSource, Versioned, FORMAT_VERSION,
+};
+use zkinfer_circuits::field::{signed, to_hex};
+use zkinfer_circuits::{plan_circuit, Fr, PlanLimits, Visibility};
+use zkinfer_model::{load_onnx_bytes, parse_input_json, quantize, sha256_hex, ModelError, QGraph, QOp, QuantizeOptions};
+
+use crate::error::ProverError;
+use crate::{keys, proving, srs};
+
+/// Options of `compile`.
+#[derive(Clone, Debug, Default)]
+pub struct CompileOptions {
+    /// Quantization knobs.
+    pub quantize: QuantizeOptions,
+    /// Input visibility.
+    pub visibility: Visibility,
+    /// Circuit size limits.
+    pub limits: PlanLimits,
+}
+
+/// `calibration.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Calibration {
+    format_version: u32,
+    inputs: Vec<Vec<i64>>,
+}
+
+impl Versioned for Calibration {
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ProverError> {
+    std::fs::read(path).map_err(|source| ProverError::Model(ModelError::Io { path: path.display().to_string(), source }))
+}
+
+fn read_input(path: &Path) -> Result<Vec<Vec<f64>>, ProverError> {
+    let text = String::from_utf8(read_file(path)?)
+        .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", path.display())))?;
+    Ok(parse_input_json(&text)?)
+}
+
+/// Imports, quantizes and sizes the circuit; writes the model folder.
+pub fn compile(model: &Path, calibration: &Path, out: &Path, opts: &CompileOptions) -> Result<Settings, ProverError> {
+    let t = Instant::now();
+    let bytes = read_file(model)?;
+    let graph = load_onnx_bytes(&bytes)?;
+    let calib = read_input(calibration)?;
+    let q = quantize(&graph, &calib, &opts.quantize)?;
+    let qcal = q.quantize_input(&calib)?;
+    info!(nodes = q.nodes.len(), terms = q.total_terms(), "imported and quantized in {:.2?}", t.elapsed());
+    let t = Instant::now();
+    let plan = plan_circuit(&q, &qcal, opts.visibility, opts.limits)?;
+    info!(k = plan.k, advice_columns = plan.params.num_advice_per_phase[0], "circuit laid out in {:.2?}", t.elapsed());
+    std::fs::create_dir_all(out).map_err(|source| ProverError::Model(ModelError::Io { path: out.display().to_string(), source }))?;
+    // Keys of an earlier compilation would not match: remove them rather than leave traps.
+    for stale in [files::KEYS, files::PK, files::VK, files::SRS, files::KZG_VERIFIER] {
+        let _ = std::fs::remove_file(in_dir(out, stale));
+    }
+    let qgraph_sha256 = write_json(&in_dir(out, files::QGRAPH), &q)?;
+    write_json(&in_dir(out, files::CALIBRATION), &Calibration { format_version: FORMAT_VERSION, inputs: qcal })?;
+    let settings = Settings {
+        format_version: FORMAT_VERSION,
+        zkinfer_version: env!("CARGO_PKG_VERSION").to_string(),
+        model_sha256: sha256_hex(&bytes),
+        qgraph_sha256,
+        quantize: opts.quantize.clone(),
+        scale: q.scale,
+        act_bits: q.act_bits,
+        input_shapes: q.input_shapes(),
+        output_shapes: q.output_shapes(),
+        plan,
+    };
+    write_json(&in_dir(out, files::SETTINGS), &settings)?;
+    Ok(settings)
+}
+
+/// A compiled model folder, checked for consistency.
+pub struct Folder {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its settings.
+    pub settings: Settings,
+    /// sha256 of `settings.json`.
+    pub settings_sha256: String,
+    /// The quantized graph.
+    pub q: QGraph,
+}
+
+/// Opens a compiled folder.
+pub fn open(dir: &Path) -> Result<Folder, ProverError> {
+    let settings_path = in_dir(dir, files::SETTINGS);
+    if !settings_path.exists() {
+        return Err(ProverError::Folder(format!("{} is not a compiled model folder (no {})", dir.display(), files::SETTINGS)));
+    }
+    let settings: Settings = read_json(&settings_path)?;
+    let settings_sha256 = sha256_hex(&read_bytes(&settings_path)?);
+    let qbytes = read_bytes(&in_dir(dir, files::QGRAPH))?;
+    if sha256_hex(&qbytes) != settings.qgraph_sha256 {
+        return Err(ProverError::Folder(format!("{} does not belong to this {}", files::QGRAPH, files::SETTINGS)));
+    }
+    let q: QGraph = serde_json::from_slice(&qbytes).map_err(|e| ProverError::Folder(format!("{}: {e}", files::QGRAPH)))?;
+    Ok(Folder { dir: dir.to_path_buf(), settings, settings_sha256, q })
+}
+
+/// What setup did.
+#[derive(Clone, Debug)]
+pub struct SetupReport {
+    /// Circuit k.
+    pub k: u32,
+    /// Where the SRS came from.
+    pub srs: SrsSource,
+    /// Seconds spent on key generation.
+    pub keygen_seconds: f64,
+    /// Proving key bytes.
+    pub pk_bytes: usize,
+    /// Verifying key bytes.
+    pub vk_bytes: usize,
+}
+
+/// Generates (or loads) the SRS and the keys of a compiled folder.
+pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
+    let folder = open(dir)?;
+    let plan = &folder.settings.plan;
+    let t = Instant::now();
+    let (params, source) = match srs_file {
+        Some(p) => {
+            let loaded = srs::load(p)?;
+            let k0 = halo2_base::halo2_proofs::poly::commitment::Params::k(&loaded);
+            (srs::downsize(loaded, plan.k)?, SrsSource::File { path: p.display().to_string(), k: k0 })
+        }
+        None => (srs::generate(plan.k)?, SrsSource::LocalDev),
+    };
+    info!(k = plan.k, "SRS ready in {:.2?}", t.elapsed());
+    let calib: Calibration = read_json(&in_dir(dir, files::CALIBRATION))?;
+    let t = Instant::now();
+    let (pk, break_points) = keys::generate(&params, plan, &folder.q, &calib.inputs)?;
+    let keygen_seconds = t.elapsed().as_secs_f64();
+    info!("keys generated in {keygen_seconds:.2}s");
+    let vk_bytes = vk_to_bytes(pk.get_vk());
+    let pk_bytes = keys::pk_to_bytes(&pk);
+    write_bytes(&in_dir(dir, files::VK), &vk_bytes)?;
+    write_bytes(&in_dir(dir, files::PK), &pk_bytes)?;
+    srs::save_trusted(&in_dir(dir, files::SRS), &params)?;
+    write_kzg_verifier(&in_dir(dir, files::KZG_VERIFIER), &params)?;
+    write_json(
+        &in_dir(dir, files::KEYS),
+        &KeysInfo {
+            format_version: FORMAT_VERSION,
+            settings_sha256: folder.settings_sha256.clone(),
+            vk_sha256: sha256_hex(&vk_bytes),
+            srs: source.clone(),
+            break_points,
+        },
+    )?;
+    Ok(SetupReport { k: plan.k, srs: source, keygen_seconds, pk_bytes: pk_bytes.len(), vk_bytes: vk_bytes.len() })
+}
+
+/// Outputs of the integer reference evaluation.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutput {
+    /// Dequantized outputs, one flat list per graph output.
+    pub outputs: Vec<Vec<f64>>,
+    /// The fixed-point integers behind them.
+    pub outputs_fixed: Vec<Vec<i64>>,
+    /// Output shapes.
+    pub output_shapes: Vec<Vec<usize>>,
+    /// Outputs are `integer / 2^scale`.
+    pub scale: u32,
+}
+
+/// Runs the integer reference evaluator (no proof).
+pub fn run(dir: &Path, input: &Path) -> Result<RunOutput, ProverError> {
+    let folder = open(dir)?;
+    let q = &folder.q;
+    let qin = q.quantize_input(&read_input(input)?)?;
+    let trace = q.eval(&qin)?;
+    let outputs_fixed = q.outputs_of(&trace);
+    Ok(RunOutput {
+        outputs: outputs_fixed.iter().map(|o| o.iter().map(|&v| q.dequantize(v)).collect()).collect(),
+        outputs_fixed,
+        output_shapes: q.output_shapes(),
+        scale: q.scale,
+    })
+}
+
+/// Proves the model on one input; returns the proof file contents.
+pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
+    let folder = open(dir)?;
+    let keys_path = in_dir(dir, files::KEYS);
+    if !keys_path.exists() {
+        return Err(ProverError::Folder(format!("no keys in {}: run `zkinfer setup` first", dir.display())));
+    }
+    let keys_info: KeysInfo = read_json(&keys_path)?;
+    if keys_info.settings_sha256 != folder.settings_sha256 {
+        return Err(ProverError::Folder("the keys were made for another compilation of this folder: rerun `zkinfer setup`".into()));
+    }
+    let plan = &folder.settings.plan;
+    let qin = folder.q.quantize_input(&read_input(input)?)?;
+    // Catch out-of-range inputs with a clear error before the slower key loading.
+    folder.q.eval(&qin)?;
+    let t = Instant::now();
+    let params = srs::load_trusted(&in_dir(dir, files::SRS))?;
+    if halo2_base::halo2_proofs::poly::commitment::Params::k(&params) != plan.k {
+        return Err(ProverError::Folder("the SRS in the folder does not match the circuit's k".into()));
+    }
+    let pk = keys::pk_from_bytes(&read_bytes(&in_dir(dir, files::PK))?, plan)?;
+    if sha256_hex(&vk_to_bytes(pk.get_vk())) != keys_info.vk_sha256 {
+        return Err(ProverError::Folder("pk.bin does not match keys.json: rerun `zkinfer setup`".into()));
+    }
+    info!("proving key loaded in {:.2?}", t.elapsed());
+    let t = Instant::now();
+    let (proof, instances) = proving::prove(&params, &pk, plan, keys_info.break_points.clone(), &folder.q, &qin)?;
+    info!(bytes = proof.len(), "proof generated in {:.2?}", t.elapsed());
+    let outputs = dequantize_outputs(&folder.settings, &instances)?;
+    Ok(ProofFile {
+        format_version: FORMAT_VERSION,
+        model_sha256: folder.settings.model_sha256.clone(),
+        vk_sha256: keys_info.vk_sha256,
+        input_visibility: plan.visibility,
+        outputs,
+        output_shapes: folder.settings.output_shapes.clone(),
+        instances: instances.iter().map(to_hex).collect(),
+        proof: format!("0x{}", hex::encode(&proof)),
+    })
+}
+
+/// The output part of the instances, as floats.
+pub fn dequantize_outputs(settings: &Settings, instances: &[Fr]) -> Result<Vec<Vec<f64>>, ProverError> {
+    let mut at = settings.num_input_instances();
+    let unit = (1u64 << settings.scale) as f64;
+    settings
+        .output_shapes
+        .iter()
+        .map(|shape| {
+            let n: usize = shape.iter().product();
+            let out = instances
+                .get(at..at + n)
+                .ok_or_else(|| ProverError::Folder("too few instances".into()))?
+                .iter()
+                .map(|f| signed(f).map(|v| v as f64 / unit).ok_or_else(|| ProverError::Folder("output instance out of range".into())))
+                .collect();
+            at += n;
+            out
+        })
+        .collect()
+}
+
+/// A human-readable description of a compiled folder.
+pub fn inspect(dir: &Path) -> Result<String, ProverError> {
+    let folder = open(dir)?;
+    let s = &folder.settings;
+    let p = &s.plan;
+    let mut out = String::new();
+    let _ = writeln!(out, "model sha256     {}", s.model_sha256);
+    let _ = writeln!(out, "scales           activations 2^{}, coefficients 2^{} (relative), range {} signed bits", s.scale, s.quantize.param_scale, s.act_bits);
+    let _ = writeln!(out, "inputs           {:?} ({})", s.input_shapes, serde_json::to_string(&p.visibility).unwrap_or_default().trim_matches('"'));
+    let _ = writeln!(out, "outputs          {:?} (public)", s.output_shapes);
+    let _ = writeln!(out, "k                {} ({} rows)", p.k, 1u64 << p.k);
+    let _ = writeln!(out, "rows used        {} per advice column", p.rows);
+    let _ = writeln!(out, "columns          {} advice, {} lookup advice, {} fixed, 1 instance", p.params.num_advice_per_phase[0], p.params.num_lookup_advice_per_phase.first().copied().unwrap_or(0), p.params.num_fixed);
+    let _ = writeln!(out, "cells            {} advice, {} range-checked limbs, {} distinct constants", p.advice_cells, p.lookup_cells, p.fixed_cells);
+    let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
+    let _ = writeln!(out, "instances        {}", p.num_instances);
+    let keys = in_dir(dir, files::KEYS).exists();
+    let _ = writeln!(out, "keys             {}", if keys { "present" } else { "none (run `zkinfer setup`)" });
+    let _ = writeln!(out, "\n{:>4}  {:<10} {:<28} {:<18} {:>9} {:>6}  name", "#", "op", "from", "shape", "terms", "shift");
+    for (i, n) in folder.q.nodes.iter().enumerate() {
+        let (op, terms, shift) = match &n.op {
+            QOp::Input { .. } => ("Input", 0, 0),
+            QOp::Linear { terms, shift, .. } => ("Linear", terms.total(), *shift),
+            QOp::Bilinear { pairs, shift } => ("Bilinear", pairs.total(), *shift),
+            QOp::Extremum { candidates, kind } => (if *kind == zkinfer_model::ExtremumKind::Max { "Max" } else { "Min" }, candidates.total(), 0),
+            QOp::Remap { .. } => ("Remap", 0, 0),
+        };
+        let _ = writeln!(out, "{i:>4}  {op:<10} {:<28} {:<18} {terms:>9} {shift:>6}  {}", truncate(&n.source_op, 28), format!("{:?}", n.shape), n.name);
+    }
+    Ok(out)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}

@@ -1,0 +1,42 @@
+//! Proof generation: SHPLONK over KZG/BN254 with the Keccak (EVM) transcript, so the same
+//! bytes verify natively and in the Solidity verifier.
+
+use halo2_base::gates::circuit::CircuitBuilderStage;
+use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_base::halo2_proofs::plonk::{create_proof, ProvingKey};
+use halo2_base::halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
+use halo2_base::halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
+use halo2_base::halo2_proofs::transcript::TranscriptWriterBuffer;
+use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+use snark_verifier_sdk::NativeLoader;
+use zkinfer_circuits::{build_circuit, CircuitPlan};
+use zkinfer_model::QGraph;
+
+use crate::error::ProverError;
+
+/// The transcript every zkinfer proof uses.
+pub type ProofTranscript<W> = EvmTranscript<G1Affine, NativeLoader, W, Vec<u8>>;
+
+/// Proves `q` on quantized `inputs`; returns the proof and the public instances.
+pub fn prove(
+    params: &ParamsKZG<Bn256>,
+    pk: &ProvingKey<G1Affine>,
+    plan: &CircuitPlan,
+    break_points: MultiPhaseThreadBreakPoints,
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+) -> Result<(Vec<u8>, Vec<Fr>), ProverError> {
+    let (builder, instances) = build_circuit(CircuitBuilderStage::Prover, plan, Some(break_points), q, inputs)?;
+    let mut transcript = ProofTranscript::<Vec<u8>>::init(Vec::new());
+    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+        params,
+        pk,
+        &[builder],
+        &[&[instances.as_slice()]],
+        rand::rngs::OsRng,
+        &mut transcript,
+    )
+    .map_err(|e| ProverError::Halo2(format!("proving failed: {e:?}")))?;
+    Ok((transcript.finalize(), instances))
+}

@@ -1,1 +1,226 @@
-fn main() {}
+//! `zkinfer`: compile an ONNX model into a halo2 circuit, set up keys, prove and verify.
+//!
+//! Each subcommand is one library call; this file only parses arguments, shows progress and
+//! maps errors to exit codes (0 success, 1 failure with a one-line reason, 2 usage).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use zkinfer_circuits::artifacts::write_json;
+use zkinfer_circuits::{PlanLimits, Visibility};
+use zkinfer_model::QuantizeOptions;
+use zkinfer_prover::pipeline::{self, CompileOptions};
+use zkinfer_prover::srs;
+
+#[derive(Parser)]
+#[command(name = "zkinfer", version, about = "Zero-knowledge proofs of ONNX model inference (halo2, KZG on BN254)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import, quantize and lay out the circuit; writes DIR/.
+    Compile {
+        /// The ONNX model.
+        model: PathBuf,
+        /// EZKL-format input used to calibrate ranges.
+        #[arg(long)]
+        calibration: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: CompileArgs,
+    },
+    /// Generate keys; without --srs, makes a local development SRS and says so.
+    Setup {
+        /// A compiled model folder.
+        dir: PathBuf,
+        /// An SRS file (from `gen-srs` or a ceremony), for k at least the circuit's.
+        #[arg(long)]
+        srs: Option<PathBuf>,
+    },
+    /// Integer reference evaluation only: prints the outputs as JSON, no proof.
+    Run {
+        /// A compiled model folder.
+        dir: PathBuf,
+        /// EZKL-format input.
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// Prove one inference; writes PROOF.json.
+    Prove {
+        /// A compiled model folder with keys.
+        dir: PathBuf,
+        /// EZKL-format input.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the proof.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a proof: exit 0 if valid, exit 1 with a one-line reason otherwise.
+    Verify {
+        /// The model folder (only its settings, verifying key and SRS points are read).
+        dir: PathBuf,
+        /// The proof file.
+        proof: PathBuf,
+    },
+    /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
+    Inspect {
+        /// A compiled model folder.
+        dir: PathBuf,
+    },
+    /// Generate a local SRS file for circuits up to 2^K rows.
+    GenSrs {
+        /// log2 of the number of rows.
+        #[arg(long)]
+        logrows: u32,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Compile options; defaults live in `QuantizeOptions` and `PlanLimits`.
+#[derive(Args)]
+struct CompileArgs {
+    /// Whether the model input is a public instance or private.
+    #[arg(long, value_enum, default_value_t = InputVisibility::Public)]
+    input_visibility: InputVisibility,
+    /// Activation scale: values are fixed point with this many fractional bits.
+    #[arg(long)]
+    scale: Option<u32>,
+    /// Fractional bits of non-integer coefficients (relative to the largest one).
+    #[arg(long)]
+    param_scale: Option<u32>,
+    /// Signed bits of range above the calibration maximum.
+    #[arg(long)]
+    range_headroom_bits: Option<u32>,
+    /// Most advice columns the circuit may use.
+    #[arg(long)]
+    max_advice_columns: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InputVisibility {
+    Public,
+    Private,
+}
+
+impl CompileArgs {
+    fn options(&self) -> CompileOptions {
+        let d = QuantizeOptions::default();
+        let l = PlanLimits::default();
+        CompileOptions {
+            quantize: QuantizeOptions {
+                scale: self.scale.unwrap_or(d.scale),
+                param_scale: self.param_scale.unwrap_or(d.param_scale),
+                range_headroom_bits: self.range_headroom_bits.unwrap_or(d.range_headroom_bits),
+            },
+            visibility: match self.input_visibility {
+                InputVisibility::Public => Visibility::Public,
+                InputVisibility::Private => Visibility::Private,
+            },
+            limits: PlanLimits { max_advice_columns: self.max_advice_columns.unwrap_or(l.max_advice_columns), ..l },
+        }
+    }
+}
+
+/// Runs `f` under a spinner on stderr (hidden when stderr is not a terminal).
+fn step<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"));
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let t = Instant::now();
+    let r = f();
+    bar.finish_and_clear();
+    if r.is_ok() {
+        eprintln!("{what}: done in {:.2}s", t.elapsed().as_secs_f64());
+    }
+    r
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .compact()
+        .init();
+    // Library code returns typed errors; a panic is a bug, reported on one line all the same.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
+        eprintln!("error: internal error (please report): {msg}");
+    }));
+    let result = std::panic::catch_unwind(|| dispatch(cli.command));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Compile { model, calibration, out, opts } => {
+            let s = step("compile", || Ok(pipeline::compile(&model, &calibration, &out, &opts.options())?))?;
+            let p = &s.plan;
+            println!(
+                "compiled {} → {}: k={}, {} rows, {} advice columns, range table 2^{}, {} public instances",
+                model.display(),
+                out.display(),
+                p.k,
+                p.rows,
+                p.params.num_advice_per_phase[0],
+                p.lookup_bits,
+                p.num_instances
+            );
+        }
+        Command::Setup { dir, srs } => {
+            if srs.is_none() {
+                eprintln!("note: no --srs given: generating a local development SRS (fine for testing; use a ceremony SRS in production)");
+            }
+            let r = step("setup", || Ok(pipeline::setup(&dir, srs.as_deref())?))?;
+            println!("keys written to {}: k={}, proving key {} bytes, verifying key {} bytes", dir.display(), r.k, r.pk_bytes, r.vk_bytes);
+        }
+        Command::Run { dir, input } => {
+            let out = pipeline::run(&dir, &input)?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Prove { dir, input, out } => {
+            let proof = step("prove", || Ok(pipeline::prove(&dir, &input)?))?;
+            write_json(&out, &proof).with_context(|| format!("writing {}", out.display()))?;
+            println!("proof written to {} ({} proof bytes, outputs {:?})", out.display(), (proof.proof.len() - 2) / 2, proof.outputs);
+        }
+        Command::Verify { dir, proof } => {
+            let v = zkinfer_verifier::verify_file(&dir, &proof)?;
+            println!("valid proof: outputs {:?}", v.outputs);
+        }
+        Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
+        Command::GenSrs { logrows, out } => {
+            let params = step(&format!("generate SRS k={logrows}"), || Ok(srs::generate(logrows)?))?;
+            save_srs(&out, &params)?;
+            println!("SRS for k={logrows} written to {} (local randomness: for development)", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn save_srs(out: &Path, params: &zkinfer_circuits::halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<zkinfer_circuits::Bn256>) -> Result<()> {
+    Ok(srs::save(out, params)?)
+}

@@ -13,7 +13,7 @@ pub fn fr(v: i128) -> Fr {
     }
 }
 
-/// The signed integer of a field element, when it lies within ±2^126.
+/// The signed integer of a field element, when `|v| < 2^126`.
 pub fn signed(v: &Fr) -> Option<i128> {
     let small = |x: &Fr| -> Option<i128> {
         let r = x.to_repr();
@@ -58,10 +58,11 @@ mod tests {
 
     #[test]
     fn signed_round_trip() {
-        for v in [0i128, 1, -1, 255, -256, 1 << 100, -(1 << 100), (1 << 126) - 1, -(1 << 126)] {
+        for v in [0i128, 1, -1, 255, -256, 1 << 100, -(1 << 100), (1 << 126) - 1, -(1 << 126) + 1] {
             assert_eq!(signed(&fr(v)), Some(v), "{v}");
         }
         assert_eq!(signed(&fr(1 << 126)), None);
+        assert_eq!(signed(&fr(-(1 << 126))), None);
     }
 
     #[test]

@@ -171,6 +171,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// The outputs when short, else how many there are.
+fn brief(outputs: &[Vec<f64>]) -> String {
+    let n: usize = outputs.iter().map(Vec::len).sum();
+    if n <= 16 {
+        format!("{outputs:?}")
+    } else {
+        format!("({n} values)")
+    }
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
@@ -205,11 +215,11 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Prove { dir, input, out } => {
             let proof = step("prove", || Ok(pipeline::prove(&dir, &input)?))?;
             write_json(&out, &proof).with_context(|| format!("writing {}", out.display()))?;
-            println!("proof written to {} ({} proof bytes, outputs {:?})", out.display(), (proof.proof.len() - 2) / 2, proof.outputs);
+            println!("proof written to {} ({} proof bytes, outputs {})", out.display(), (proof.proof.len() - 2) / 2, brief(&proof.outputs));
         }
         Command::Verify { dir, proof } => {
             let v = zkinfer_verifier::verify_file(&dir, &proof)?;
-            println!("valid proof: outputs {:?}", v.outputs);
+            println!("valid proof: outputs {}", brief(&v.outputs));
         }
         Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
         Command::GenSrs { logrows, out } => {

@@ -1,0 +1,211 @@
+//! Every chip: correct values, MockProver accepts, and no assigned advice cell can be changed
+//! alone without MockProver rejecting. Forged witnesses that keep the main gate true (the
+//! non-canonical sign of zero, a rescale off by one with a compensating remainder, the wrong
+//! branch of a max) are rejected by the range checks.
+
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::{AssignedValue, Context};
+use zkinfer_circuits::chips::{Elem, QuantChip};
+use zkinfer_circuits::field::{fr, signed};
+use zkinfer_circuits::testing::MockCircuit;
+use zkinfer_circuits::CircuitError;
+use zkinfer_model::ExtremumKind;
+
+const K: u32 = 8;
+
+fn here() -> String {
+    "test".to_string()
+}
+
+fn val(c: &AssignedValue<Fr>) -> i128 {
+    signed(c.value()).unwrap()
+}
+
+fn offset_of(ctx: &Context<Fr>, c: &AssignedValue<Fr>) -> usize {
+    // In mock mode every assigned value knows its cell.
+    let _ = ctx;
+    c.cell.unwrap().offset
+}
+
+#[test]
+fn sign_bit_values_and_every_cell_constrained() {
+    for v in [-128i128, -77, -1, 0, 1, 5, 127] {
+        let mut m = MockCircuit::build(K, |ctx, range| {
+            let chip = QuantChip::new(range.clone());
+            let x = ctx.load_witness(fr(v));
+            let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
+            (val(&nb), vec![x])
+        });
+        assert_eq!(m.result, (v < 0) as i128, "sign of {v}");
+        assert!(m.satisfied());
+        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "v = {v}");
+    }
+}
+
+#[test]
+fn sign_bit_rejects_out_of_range_honestly() {
+    for v in [128i128, -129, 1 << 40] {
+        MockCircuit::build(K, |ctx, range| {
+            let chip = QuantChip::new(range.clone());
+            let x = ctx.load_witness(fr(v));
+            let r = chip.sign_bit(ctx, x, 8, &here);
+            assert!(matches!(r, Err(CircuitError::OutOfRange { value, bits: 8, .. }) if value == v));
+            ((), vec![])
+        });
+    }
+}
+
+#[test]
+fn sign_of_zero_is_canonical() {
+    // x = 0 = low - nb·128 also holds with nb = 1, low = 128: the range check must refuse it.
+    let mut m = MockCircuit::build(K, |ctx, range| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(0));
+        let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
+        let low_offset = offset_of(ctx, &nb) - 1;
+        ((low_offset, offset_of(ctx, &nb)), vec![x])
+    });
+    let (low, nb) = m.result;
+    assert!(m.satisfied());
+    assert!(!m.accepts_tampered(&[(low, fr(128)), (nb, fr(1))]));
+}
+
+#[test]
+fn dot_with_constants_and_shift() {
+    let xs = [3i128, -7, 100, 0, -1];
+    let ws = [5i128, 3, -2, 9, 1];
+    for (bias, shift) in [(0i128, 0u32), (11, 0), (4, 3), (-1000, 5), (0, 13)] {
+        let acc: i128 = bias + xs.iter().zip(&ws).map(|(x, w)| x * w).sum::<i128>();
+        let want = acc >> shift;
+        let mut m = MockCircuit::build(K, |ctx, range| {
+            let chip = QuantChip::new(range.clone());
+            let cells: Vec<_> = xs.iter().map(|&x| ctx.load_witness(fr(x))).collect();
+            let pairs: Vec<(Elem, Elem)> = cells.iter().zip(&ws).map(|(c, &w)| (Elem::Cell(*c), Elem::Const(w))).collect();
+            let out = chip.dot(ctx, &pairs, bias, shift, 16, &here).unwrap();
+            let Elem::Cell(o) = out.out else { panic!("expected a cell") };
+            (val(&o), cells.into_iter().chain([o]).collect())
+        });
+        assert_eq!(m.result, want, "bias {bias} shift {shift}");
+        assert!(m.satisfied());
+        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "bias {bias} shift {shift}");
+    }
+}
+
+#[test]
+fn dot_of_two_variables_rounds_half_up() {
+    // (3·5 + (-2)·7 + 4 (half of 2^3)) >> 3 = 5 >> 3 = 0; and a negative case.
+    for (a, b, want) in [([3i128, -2], [5i128, 7], 0i128), ([-9, 4], [9, 1], -10)] {
+        let mut m = MockCircuit::build(K, |ctx, range| {
+            let chip = QuantChip::new(range.clone());
+            let ca: Vec<_> = a.iter().map(|&x| ctx.load_witness(fr(x))).collect();
+            let cb: Vec<_> = b.iter().map(|&x| ctx.load_witness(fr(x))).collect();
+            let pairs: Vec<(Elem, Elem)> = ca.iter().zip(&cb).map(|(x, y)| (Elem::Cell(*x), Elem::Cell(*y))).collect();
+            let out = chip.dot(ctx, &pairs, 4, 3, 16, &here).unwrap();
+            let Elem::Cell(o) = out.out else { panic!("expected a cell") };
+            (val(&o), vec![o])
+        });
+        assert_eq!(m.result, want);
+        assert!(m.satisfied());
+        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new());
+    }
+}
+
+#[test]
+fn rescale_off_by_one_with_compensating_remainder_is_rejected() {
+    // y·2^s + r = acc still holds with (y + 1, r - 2^s): the remainder range check refuses it.
+    let mut m = MockCircuit::build(K, |ctx, range| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(37));
+        let out = chip.dot(ctx, &[(Elem::Cell(x), Elem::Const(3))], 0, 4, 16, &here).unwrap();
+        let Elem::Cell(y) = out.out else { panic!("expected a cell") };
+        let y_off = offset_of(ctx, &y);
+        ((y_off, val(&y)), vec![x, y])
+    });
+    let (y_off, y) = m.result;
+    assert_eq!(y, (37 * 3) >> 4);
+    let r = 37 * 3 - (y << 4);
+    assert!(m.satisfied());
+    let forged = [(y_off, fr(y + 1)), (y_off + 2, fr(r - 16))];
+    assert!(!m.accepts_tampered(&forged));
+    // And the public output alone cannot be changed either.
+    let mut inst = m.instances().to_vec();
+    inst[1] += Fr::from(1u64);
+    assert!(!m.accepts_instances(inst));
+}
+
+#[test]
+fn extremum_of_cells_and_constants() {
+    let cases: &[(ExtremumKind, i128, Option<i128>, i128)] = &[
+        (ExtremumKind::Max, 5, Some(-3), 5),
+        (ExtremumKind::Max, -5, Some(3), 3),
+        (ExtremumKind::Min, 5, Some(-3), -3),
+        (ExtremumKind::Min, -5, Some(3), -5),
+        (ExtremumKind::Max, 4, Some(4), 4),
+        (ExtremumKind::Max, -7, None, 0), // ReLU
+        (ExtremumKind::Max, 7, None, 7),
+        (ExtremumKind::Min, 7, None, 0),
+    ];
+    for &(kind, a, b, want) in cases {
+        for b_is_const in [false, true] {
+            let mut m = MockCircuit::build(K, |ctx, range| {
+                let chip = QuantChip::new(range.clone());
+                let ca = ctx.load_witness(fr(a));
+                let (eb, mut public) = match b {
+                    Some(b) if !b_is_const => {
+                        let cb = ctx.load_witness(fr(b));
+                        (Elem::Cell(cb), vec![ca, cb])
+                    }
+                    Some(b) => (Elem::Const(b), vec![ca]),
+                    None => (Elem::Const(0), vec![ca]),
+                };
+                let out = chip.extremum2(ctx, kind, Elem::Cell(ca), eb, None, 10, &here).unwrap();
+                let Elem::Cell(o) = out else { panic!("expected a cell") };
+                public.push(o);
+                (val(&o), public)
+            });
+            assert_eq!(m.result, want, "{kind:?}({a}, {b:?})");
+            assert!(m.satisfied());
+            assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "{kind:?}({a}, {b:?})");
+        }
+    }
+}
+
+#[test]
+fn relu_reuses_a_proven_sign_bit() {
+    for a in [-9i128, 0, 9] {
+        let mut m = MockCircuit::build(K, |ctx, range| {
+            let chip = QuantChip::new(range.clone());
+            let x = ctx.load_witness(fr(a));
+            let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
+            let before = ctx.advice.len();
+            let out = chip.extremum2(ctx, ExtremumKind::Max, Elem::Cell(x), Elem::Const(0), Some(nb), 8, &here).unwrap();
+            let Elem::Cell(o) = out else { panic!("expected a cell") };
+            ((val(&o), ctx.advice.len() - before), vec![x, o])
+        });
+        assert_eq!(m.result, (a.max(0), 4), "relu({a}) is one gate");
+        assert!(m.satisfied());
+        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new());
+    }
+}
+
+#[test]
+fn max_with_the_wrong_branch_is_rejected() {
+    // max(2, 9) claimed as 2: flip the negative bit of d = -7 and fix `low` so the sign gate
+    // holds; `low` then falls outside its range.
+    let mut m = MockCircuit::build(K, |ctx, range| {
+        let chip = QuantChip::new(range.clone());
+        let a = ctx.load_witness(fr(2));
+        let b = ctx.load_witness(fr(9));
+        let start = ctx.advice.len();
+        let out = chip.extremum2(ctx, ExtremumKind::Max, Elem::Cell(a), Elem::Cell(b), None, 8, &here).unwrap();
+        let Elem::Cell(o) = out else { panic!("expected a cell") };
+        ((start, offset_of(ctx, &o)), vec![a, b, o])
+    });
+    assert!(m.satisfied());
+    let (start, out) = m.result;
+    // Layout: sub [d, b, 1, a] (4 cells), sign [low, nb, -128, d], bit check, range check, then out.
+    let low = start + 4;
+    let nb = start + 5;
+    let forged = [(low, fr(-7)), (nb, fr(0)), (out, fr(2))];
+    assert!(!m.accepts_tampered(&forged));
+}

@@ -62,7 +62,10 @@ pub enum ArtifactError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
-    move |source| ArtifactError::Io { path: path.display().to_string(), source }
+    move |source| ArtifactError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Reads a whole file.
@@ -79,14 +82,21 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
 }
 
 /// Reads and parses a JSON artifact, checking its format version.
-pub fn read_json<T: for<'de> Deserialize<'de> + Versioned>(path: &Path) -> Result<T, ArtifactError> {
+pub fn read_json<T: for<'de> Deserialize<'de> + Versioned>(
+    path: &Path,
+) -> Result<T, ArtifactError> {
     let bytes = read_bytes(path)?;
-    let v: T = serde_json::from_slice(&bytes)
-        .map_err(|e| ArtifactError::Invalid { path: path.display().to_string(), message: format!("not a valid file: {e}") })?;
+    let v: T = serde_json::from_slice(&bytes).map_err(|e| ArtifactError::Invalid {
+        path: path.display().to_string(),
+        message: format!("not a valid file: {e}"),
+    })?;
     if v.format_version() != FORMAT_VERSION {
         return Err(ArtifactError::Invalid {
             path: path.display().to_string(),
-            message: format!("format version {} (this zkinfer reads {FORMAT_VERSION})", v.format_version()),
+            message: format!(
+                "format version {} (this zkinfer reads {FORMAT_VERSION})",
+                v.format_version()
+            ),
         });
     }
     Ok(v)
@@ -94,7 +104,10 @@ pub fn read_json<T: for<'de> Deserialize<'de> + Versioned>(path: &Path) -> Resul
 
 /// Writes a JSON artifact (pretty-printed); returns its sha256.
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<String, ArtifactError> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| ArtifactError::Invalid { path: path.display().to_string(), message: e.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| ArtifactError::Invalid {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     write_bytes(path, &bytes)?;
     Ok(zkinfer_model::sha256_hex(&bytes))
 }
@@ -140,7 +153,11 @@ impl Settings {
     /// Number of public instances that are model inputs.
     pub fn num_input_instances(&self) -> usize {
         match self.plan.visibility {
-            crate::Visibility::Public => self.input_shapes.iter().map(|s| s.iter().product::<usize>()).sum(),
+            crate::Visibility::Public => self
+                .input_shapes
+                .iter()
+                .map(|s| s.iter().product::<usize>())
+                .sum(),
             crate::Visibility::Private => 0,
         }
     }
@@ -228,7 +245,10 @@ pub fn write_kzg_verifier(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), 
 /// Reads what [`write_kzg_verifier`] wrote, checking that the points are on their curves.
 pub fn read_kzg_verifier(path: &Path) -> Result<ParamsKZG<Bn256>, ArtifactError> {
     let bytes = read_bytes(path)?;
-    let bad = |m: &str| ArtifactError::Invalid { path: path.display().to_string(), message: m.to_string() };
+    let bad = |m: &str| ArtifactError::Invalid {
+        path: path.display().to_string(),
+        message: m.to_string(),
+    };
     let mut r = bytes.as_slice();
     let mut k = [0u8; 4];
     r.read_exact(&mut k).map_err(|_| bad("truncated"))?;
@@ -253,13 +273,27 @@ pub fn vk_to_bytes(vk: &VerifyingKey<G1Affine>) -> Vec<u8> {
 }
 
 /// Reads a verifying key for the circuit shape in `plan` (points are checked on read).
-pub fn vk_from_bytes(bytes: &[u8], plan: &CircuitPlan, path: &Path) -> Result<VerifyingKey<G1Affine>, ArtifactError> {
-    VerifyingKey::<G1Affine>::from_bytes::<BaseCircuitBuilder<Fr>>(bytes, SerdeFormat::RawBytes, plan.params.clone())
-        .map_err(|e| ArtifactError::Invalid { path: path.display().to_string(), message: format!("not a verifying key for this circuit: {e}") })
+pub fn vk_from_bytes(
+    bytes: &[u8],
+    plan: &CircuitPlan,
+    path: &Path,
+) -> Result<VerifyingKey<G1Affine>, ArtifactError> {
+    VerifyingKey::<G1Affine>::from_bytes::<BaseCircuitBuilder<Fr>>(
+        bytes,
+        SerdeFormat::RawBytes,
+        plan.params.clone(),
+    )
+    .map_err(|e| ArtifactError::Invalid {
+        path: path.display().to_string(),
+        message: format!("not a verifying key for this circuit: {e}"),
+    })
 }
 
 /// Writes any byte sink to a file.
-pub fn write_with(path: &Path, f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Result<Vec<u8>, ArtifactError> {
+pub fn write_with(
+    path: &Path,
+    f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
+) -> Result<Vec<u8>, ArtifactError> {
     let mut buf = Vec::new();
     f(&mut buf).map_err(io_err(path))?;
     let mut file = std::fs::File::create(path).map_err(io_err(path))?;

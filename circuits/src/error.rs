@@ -17,7 +17,9 @@ pub enum CircuitError {
     #[error("circuit too large: {0}")]
     TooLarge(String),
     /// The witness disagrees with the integer reference evaluator (an internal bug).
-    #[error("internal: circuit output {index} is {circuit}, the reference evaluator says {reference}")]
+    #[error(
+        "internal: circuit output {index} is {circuit}, the reference evaluator says {reference}"
+    )]
     Mismatch {
         /// Flat output position.
         index: usize,

@@ -41,7 +41,9 @@ pub fn from_hex(s: &str) -> Option<Fr> {
     if h.len() != 64 {
         return None;
     }
-    let mut b: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()).collect::<Option<_>>()?;
+    let mut b: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok())
+        .collect::<Option<_>>()?;
     b.reverse();
     let mut repr = <Fr as PrimeField>::Repr::default();
     repr.as_mut().copy_from_slice(&b);
@@ -58,7 +60,17 @@ mod tests {
 
     #[test]
     fn signed_round_trip() {
-        for v in [0i128, 1, -1, 255, -256, 1 << 100, -(1 << 100), (1 << 126) - 1, -(1 << 126) + 1] {
+        for v in [
+            0i128,
+            1,
+            -1,
+            255,
+            -256,
+            1 << 100,
+            -(1 << 100),
+            (1 << 126) - 1,
+            -(1 << 126) + 1,
+        ] {
             assert_eq!(signed(&fr(v)), Some(v), "{v}");
         }
         assert_eq!(signed(&fr(1 << 126)), None);

@@ -59,7 +59,10 @@ pub fn lay_out(
                 let mut out = Vec::with_capacity(node.len());
                 let mut neg = Vec::with_capacity(node.len());
                 for (i, (row, &b)) in terms.iter().zip(bias).enumerate() {
-                    let pairs: Vec<(Elem, Elem)> = row.iter().map(|&(s, x, c)| (elem(s, x), Elem::Const(c as i128))).collect();
+                    let pairs: Vec<(Elem, Elem)> = row
+                        .iter()
+                        .map(|&(s, x, c)| (elem(s, x), Elem::Const(c as i128)))
+                        .collect();
                     let r = chip.dot(ctx, &pairs, b as i128, *shift, q.act_bits, &place(i))?;
                     // A pass-through keeps the sign bit already proven for its source.
                     let passthrough = match row {
@@ -75,8 +78,16 @@ pub fn lay_out(
                 let mut out = Vec::with_capacity(node.len());
                 let mut neg = Vec::with_capacity(node.len());
                 for (i, row) in pairs.iter().enumerate() {
-                    let pairs: Vec<(Elem, Elem)> = row.iter().map(|&(a, b)| (elem(0, a), elem(1, b))).collect();
-                    let r = chip.dot(ctx, &pairs, 1i128 << (shift - 1), *shift, q.act_bits, &place(i))?;
+                    let pairs: Vec<(Elem, Elem)> =
+                        row.iter().map(|&(a, b)| (elem(0, a), elem(1, b))).collect();
+                    let r = chip.dot(
+                        ctx,
+                        &pairs,
+                        1i128 << (shift - 1),
+                        *shift,
+                        q.act_bits,
+                        &place(i),
+                    )?;
                     out.push(r.out);
                     neg.push(r.neg);
                 }
@@ -121,7 +132,11 @@ pub fn lay_out(
         };
         for (i, (e, &want)) in out.iter().zip(&trace.values[id]).enumerate() {
             if e.value() != want as i128 {
-                return Err(CircuitError::Mismatch { index: i, circuit: e.value(), reference: want as i128 });
+                return Err(CircuitError::Mismatch {
+                    index: i,
+                    circuit: e.value(),
+                    reference: want as i128,
+                });
             }
         }
         vals.push(out);
@@ -158,7 +173,9 @@ pub fn build_circuit(
     inputs: &[Vec<i64>],
 ) -> Result<(BaseCircuitBuilder<Fr>, Vec<Fr>), CircuitError> {
     let mut builder = match (stage, break_points) {
-        (CircuitBuilderStage::Prover, Some(bp)) => BaseCircuitBuilder::prover(plan.params.clone(), bp),
+        (CircuitBuilderStage::Prover, Some(bp)) => {
+            BaseCircuitBuilder::prover(plan.params.clone(), bp)
+        }
         _ => BaseCircuitBuilder::from_stage(stage).use_params(plan.params.clone()),
     };
     let instances = lay_out(&mut builder, q, inputs, plan.visibility)?;

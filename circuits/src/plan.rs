@@ -49,14 +49,22 @@ pub struct PlanLimits {
 
 impl Default for PlanLimits {
     fn default() -> Self {
-        Self { max_k: 24, max_advice_columns: 4 }
+        Self {
+            max_k: 24,
+            max_advice_columns: 4,
+        }
     }
 }
 
 const MIN_K: u32 = 6;
 
 /// Chooses `k` for `q`: lays the circuit out at growing `k` until its columns fit.
-pub fn plan_circuit(q: &QGraph, inputs: &[Vec<i64>], visibility: Visibility, limits: PlanLimits) -> Result<CircuitPlan, CircuitError> {
+pub fn plan_circuit(
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    visibility: Visibility,
+    limits: PlanLimits,
+) -> Result<CircuitPlan, CircuitError> {
     let try_k = |k: u32| -> Result<CircuitPlan, CircuitError> {
         let lookup_bits = k - 1;
         let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)

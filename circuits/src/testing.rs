@@ -24,7 +24,10 @@ pub struct MockCircuit<T> {
 impl<T> MockCircuit<T> {
     /// Lays out `f` at `k` with a range table of `k - 1` bits. `f` returns its result and
     /// the public instance values it pushed (through `publish`).
-    pub fn build(k: u32, f: impl FnOnce(&mut Context<Fr>, &RangeChip<Fr>) -> (T, Vec<halo2_base::AssignedValue<Fr>>)) -> Self {
+    pub fn build(
+        k: u32,
+        f: impl FnOnce(&mut Context<Fr>, &RangeChip<Fr>) -> (T, Vec<halo2_base::AssignedValue<Fr>>),
+    ) -> Self {
         let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
             .use_k(k as usize)
             .use_lookup_bits(k as usize - 1)
@@ -37,18 +40,38 @@ impl<T> MockCircuit<T> {
         let instances = public.iter().map(|c| *c.value()).collect();
         builder.assigned_instances[0].extend(public);
         builder.calculate_params(Some(MIN_UNUSABLE_ROWS));
-        Self { builder, k, result, cells: start..end, instances }
+        Self {
+            builder,
+            k,
+            result,
+            cells: start..end,
+            instances,
+        }
     }
 
     /// Wraps an already laid-out builder (whole-model tests).
-    pub fn from_builder(builder: BaseCircuitBuilder<Fr>, k: u32, result: T, instances: Vec<Fr>) -> Self {
+    pub fn from_builder(
+        builder: BaseCircuitBuilder<Fr>,
+        k: u32,
+        result: T,
+        instances: Vec<Fr>,
+    ) -> Self {
         let end = builder.core().phase_manager[0].threads[0].advice.len();
-        Self { builder, k, result, cells: 0..end, instances }
+        Self {
+            builder,
+            k,
+            result,
+            cells: 0..end,
+            instances,
+        }
     }
 
     /// True when MockProver accepts the circuit as built.
     pub fn satisfied(&self) -> bool {
-        MockProver::run(self.k, &self.builder, vec![self.instances.clone()]).expect("mock prover runs").verify().is_ok()
+        MockProver::run(self.k, &self.builder, vec![self.instances.clone()])
+            .expect("mock prover runs")
+            .verify()
+            .is_ok()
     }
 
     /// Advice offsets whose value can be changed (by +1) without MockProver noticing.
@@ -86,7 +109,10 @@ impl<T> MockCircuit<T> {
 
     /// True when MockProver accepts with these public instances instead of the real ones.
     pub fn accepts_instances(&self, instances: Vec<Fr>) -> bool {
-        MockProver::run(self.k, &self.builder, vec![instances]).expect("mock prover runs").verify().is_ok()
+        MockProver::run(self.k, &self.builder, vec![instances])
+            .expect("mock prover runs")
+            .verify()
+            .is_ok()
     }
 
     /// The public instances.

@@ -49,7 +49,9 @@ fn sign_bit_rejects_out_of_range_honestly() {
             let chip = QuantChip::new(range.clone());
             let x = ctx.load_witness(fr(v));
             let r = chip.sign_bit(ctx, x, 8, &here);
-            assert!(matches!(r, Err(CircuitError::OutOfRange { value, bits: 8, .. }) if value == v));
+            assert!(
+                matches!(r, Err(CircuitError::OutOfRange { value, bits: 8, .. }) if value == v)
+            );
             ((), vec![])
         });
     }
@@ -80,14 +82,24 @@ fn dot_with_constants_and_shift() {
         let mut m = MockCircuit::build(K, |ctx, range| {
             let chip = QuantChip::new(range.clone());
             let cells: Vec<_> = xs.iter().map(|&x| ctx.load_witness(fr(x))).collect();
-            let pairs: Vec<(Elem, Elem)> = cells.iter().zip(&ws).map(|(c, &w)| (Elem::Cell(*c), Elem::Const(w))).collect();
+            let pairs: Vec<(Elem, Elem)> = cells
+                .iter()
+                .zip(&ws)
+                .map(|(c, &w)| (Elem::Cell(*c), Elem::Const(w)))
+                .collect();
             let out = chip.dot(ctx, &pairs, bias, shift, 16, &here).unwrap();
-            let Elem::Cell(o) = out.out else { panic!("expected a cell") };
+            let Elem::Cell(o) = out.out else {
+                panic!("expected a cell")
+            };
             (val(&o), cells.into_iter().chain([o]).collect())
         });
         assert_eq!(m.result, want, "bias {bias} shift {shift}");
         assert!(m.satisfied());
-        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "bias {bias} shift {shift}");
+        assert_eq!(
+            m.unconstrained_cells(),
+            Vec::<usize>::new(),
+            "bias {bias} shift {shift}"
+        );
     }
 }
 
@@ -99,9 +111,15 @@ fn dot_of_two_variables_rounds_half_up() {
             let chip = QuantChip::new(range.clone());
             let ca: Vec<_> = a.iter().map(|&x| ctx.load_witness(fr(x))).collect();
             let cb: Vec<_> = b.iter().map(|&x| ctx.load_witness(fr(x))).collect();
-            let pairs: Vec<(Elem, Elem)> = ca.iter().zip(&cb).map(|(x, y)| (Elem::Cell(*x), Elem::Cell(*y))).collect();
+            let pairs: Vec<(Elem, Elem)> = ca
+                .iter()
+                .zip(&cb)
+                .map(|(x, y)| (Elem::Cell(*x), Elem::Cell(*y)))
+                .collect();
             let out = chip.dot(ctx, &pairs, 4, 3, 16, &here).unwrap();
-            let Elem::Cell(o) = out.out else { panic!("expected a cell") };
+            let Elem::Cell(o) = out.out else {
+                panic!("expected a cell")
+            };
             (val(&o), vec![o])
         });
         assert_eq!(m.result, want);
@@ -116,8 +134,12 @@ fn rescale_off_by_one_with_compensating_remainder_is_rejected() {
     let mut m = MockCircuit::build(K, |ctx, range| {
         let chip = QuantChip::new(range.clone());
         let x = ctx.load_witness(fr(37));
-        let out = chip.dot(ctx, &[(Elem::Cell(x), Elem::Const(3))], 0, 4, 16, &here).unwrap();
-        let Elem::Cell(y) = out.out else { panic!("expected a cell") };
+        let out = chip
+            .dot(ctx, &[(Elem::Cell(x), Elem::Const(3))], 0, 4, 16, &here)
+            .unwrap();
+        let Elem::Cell(y) = out.out else {
+            panic!("expected a cell")
+        };
         let y_off = offset_of(ctx, &y);
         ((y_off, val(&y)), vec![x, y])
     });
@@ -158,14 +180,22 @@ fn extremum_of_cells_and_constants() {
                     Some(b) => (Elem::Const(b), vec![ca]),
                     None => (Elem::Const(0), vec![ca]),
                 };
-                let out = chip.extremum2(ctx, kind, Elem::Cell(ca), eb, None, 10, &here).unwrap();
-                let Elem::Cell(o) = out else { panic!("expected a cell") };
+                let out = chip
+                    .extremum2(ctx, kind, Elem::Cell(ca), eb, None, 10, &here)
+                    .unwrap();
+                let Elem::Cell(o) = out else {
+                    panic!("expected a cell")
+                };
                 public.push(o);
                 (val(&o), public)
             });
             assert_eq!(m.result, want, "{kind:?}({a}, {b:?})");
             assert!(m.satisfied());
-            assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "{kind:?}({a}, {b:?})");
+            assert_eq!(
+                m.unconstrained_cells(),
+                Vec::<usize>::new(),
+                "{kind:?}({a}, {b:?})"
+            );
         }
     }
 }
@@ -178,8 +208,20 @@ fn relu_reuses_a_proven_sign_bit() {
             let x = ctx.load_witness(fr(a));
             let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
             let before = ctx.advice.len();
-            let out = chip.extremum2(ctx, ExtremumKind::Max, Elem::Cell(x), Elem::Const(0), Some(nb), 8, &here).unwrap();
-            let Elem::Cell(o) = out else { panic!("expected a cell") };
+            let out = chip
+                .extremum2(
+                    ctx,
+                    ExtremumKind::Max,
+                    Elem::Cell(x),
+                    Elem::Const(0),
+                    Some(nb),
+                    8,
+                    &here,
+                )
+                .unwrap();
+            let Elem::Cell(o) = out else {
+                panic!("expected a cell")
+            };
             ((val(&o), ctx.advice.len() - before), vec![x, o])
         });
         assert_eq!(m.result, (a.max(0), 4), "relu({a}) is one gate");
@@ -197,8 +239,20 @@ fn max_with_the_wrong_branch_is_rejected() {
         let a = ctx.load_witness(fr(2));
         let b = ctx.load_witness(fr(9));
         let start = ctx.advice.len();
-        let out = chip.extremum2(ctx, ExtremumKind::Max, Elem::Cell(a), Elem::Cell(b), None, 8, &here).unwrap();
-        let Elem::Cell(o) = out else { panic!("expected a cell") };
+        let out = chip
+            .extremum2(
+                ctx,
+                ExtremumKind::Max,
+                Elem::Cell(a),
+                Elem::Cell(b),
+                None,
+                8,
+                &here,
+            )
+            .unwrap();
+        let Elem::Cell(o) = out else {
+            panic!("expected a cell")
+        };
         ((start, offset_of(ctx, &o)), vec![a, b, o])
     });
     assert!(m.satisfied());

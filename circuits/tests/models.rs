@@ -11,9 +11,12 @@ use zkinfer_circuits::{lay_out, plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
 
 fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/ezkl-examples").join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/ezkl-examples")
+        .join(name);
     let graph = load_onnx(&dir.join("network.onnx")).unwrap();
-    let input = parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+    let input =
+        parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
     let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
     let qi = q.quantize_input(&input).unwrap();
     (q, qi)
@@ -21,26 +24,48 @@ fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
 
 fn mock(q: &QGraph, qi: &[Vec<i64>], visibility: Visibility) -> MockCircuit<()> {
     let plan = plan_circuit(q, qi, visibility, PlanLimits::default()).unwrap();
-    let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock).use_params(plan.params.clone());
+    let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
+        .use_params(plan.params.clone());
     let instances = lay_out(&mut builder, q, qi, visibility).unwrap();
     MockCircuit::from_builder(builder, plan.k, (), instances)
 }
 
 #[test]
 fn small_models_have_no_unconstrained_cell() {
-    for name in ["1l_mlp", "1l_relu", "2l_relu_fc", "1l_linear", "1l_slice", "1l_reshape", "1l_conv", "clip"] {
+    for name in [
+        "1l_mlp",
+        "1l_relu",
+        "2l_relu_fc",
+        "1l_linear",
+        "1l_slice",
+        "1l_reshape",
+        "1l_conv",
+        "clip",
+    ] {
         let (q, qi) = example(name);
         for vis in [Visibility::Public, Visibility::Private] {
             let mut m = mock(&q, &qi, vis);
             assert!(m.satisfied(), "{name}");
-            assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "{name} ({vis:?})");
+            assert_eq!(
+                m.unconstrained_cells(),
+                Vec::<usize>::new(),
+                "{name} ({vis:?})"
+            );
         }
     }
 }
 
 #[test]
 fn larger_models_reject_tampered_cells_and_outputs() {
-    for name in ["1l_max_pool", "1l_average", "1l_pad", "1l_batch_norm", "1l_mean", "max", "1l_div"] {
+    for name in [
+        "1l_max_pool",
+        "1l_average",
+        "1l_pad",
+        "1l_batch_norm",
+        "1l_mean",
+        "max",
+        "1l_div",
+    ] {
         let (q, qi) = example(name);
         let mut m = mock(&q, &qi, Visibility::Public);
         assert!(m.satisfied(), "{name}");
@@ -51,7 +76,10 @@ fn larger_models_reject_tampered_cells_and_outputs() {
         let mut inst = m.instances().to_vec();
         let last = inst.len() - 1;
         inst[last] += Fr::from(1u64);
-        assert!(!m.accepts_instances(inst), "{name}: a wrong public output was accepted");
+        assert!(
+            !m.accepts_instances(inst),
+            "{name}: a wrong public output was accepted"
+        );
     }
 }
 
@@ -63,5 +91,9 @@ fn k_follows_the_model_not_a_fixed_floor() {
     assert_eq!(plan.lookup_bits, 6);
     let (q, qi) = example("accuracy");
     let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
-    assert!(plan.k < 15, "accuracy: k={} should be below EZKL's floor of 15", plan.k);
+    assert!(
+        plan.k < 15,
+        "accuracy: k={} should be below EZKL's floor of 15",
+        plan.k
+    );
 }

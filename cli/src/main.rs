@@ -17,7 +17,11 @@ use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
 
 #[derive(Parser)]
-#[command(name = "zkinfer", version, about = "Zero-knowledge proofs of ONNX model inference (halo2, KZG on BN254)")]
+#[command(
+    name = "zkinfer",
+    version,
+    about = "Zero-knowledge proofs of ONNX model inference (halo2, KZG on BN254)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -128,7 +132,10 @@ impl CompileArgs {
                 InputVisibility::Public => Visibility::Public,
                 InputVisibility::Private => Visibility::Private,
             },
-            limits: PlanLimits { max_advice_columns: self.max_advice_columns.unwrap_or(l.max_advice_columns), ..l },
+            limits: PlanLimits {
+                max_advice_columns: self.max_advice_columns.unwrap_or(l.max_advice_columns),
+                ..l
+            },
         }
     }
 }
@@ -136,7 +143,9 @@ impl CompileArgs {
 /// Runs `f` under a spinner on stderr (hidden when stderr is not a terminal).
 fn step<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"),
+    );
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     let t = Instant::now();
@@ -152,12 +161,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .compact()
         .init();
     // Library code returns typed errors; a panic is a bug, reported on one line all the same.
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| info.payload().downcast_ref::<String>().cloned()).unwrap_or_default();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
         eprintln!("error: internal error (please report): {msg}");
     }));
     let result = std::panic::catch_unwind(|| dispatch(cli.command));
@@ -187,8 +203,20 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Compile { model, calibration, out, opts } => {
-            let s = step("compile", || Ok(pipeline::compile(&model, &calibration, &out, &opts.options())?))?;
+        Command::Compile {
+            model,
+            calibration,
+            out,
+            opts,
+        } => {
+            let s = step("compile", || {
+                Ok(pipeline::compile(
+                    &model,
+                    &calibration,
+                    &out,
+                    &opts.options(),
+                )?)
+            })?;
             let p = &s.plan;
             println!(
                 "compiled {} → {}: k={}, {} rows, {} advice columns, range table 2^{}, {} public instances",
@@ -206,7 +234,13 @@ fn dispatch(command: Command) -> Result<()> {
                 eprintln!("note: no --srs given: generating a local development SRS (fine for testing; use a ceremony SRS in production)");
             }
             let r = step("setup", || Ok(pipeline::setup(&dir, srs.as_deref())?))?;
-            println!("keys written to {}: k={}, proving key {} bytes, verifying key {} bytes", dir.display(), r.k, r.pk_bytes, r.vk_bytes);
+            println!(
+                "keys written to {}: k={}, proving key {} bytes, verifying key {} bytes",
+                dir.display(),
+                r.k,
+                r.pk_bytes,
+                r.vk_bytes
+            );
         }
         Command::Run { dir, input } => {
             let out = pipeline::run(&dir, &input)?;
@@ -215,7 +249,12 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Prove { dir, input, out } => {
             let proof = step("prove", || Ok(pipeline::prove(&dir, &input)?))?;
             write_json(&out, &proof).with_context(|| format!("writing {}", out.display()))?;
-            println!("proof written to {} ({} proof bytes, outputs {})", out.display(), (proof.proof.len() - 2) / 2, brief(&proof.outputs));
+            println!(
+                "proof written to {} ({} proof bytes, outputs {})",
+                out.display(),
+                (proof.proof.len() - 2) / 2,
+                brief(&proof.outputs)
+            );
         }
         Command::Verify { dir, proof } => {
             let v = zkinfer_verifier::verify_file(&dir, &proof)?;
@@ -223,14 +262,24 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
         Command::GenSrs { logrows, out } => {
-            let params = step(&format!("generate SRS k={logrows}"), || Ok(srs::generate(logrows)?))?;
+            let params = step(&format!("generate SRS k={logrows}"), || {
+                Ok(srs::generate(logrows)?)
+            })?;
             save_srs(&out, &params)?;
-            println!("SRS for k={logrows} written to {} (local randomness: for development)", out.display());
+            println!(
+                "SRS for k={logrows} written to {} (local randomness: for development)",
+                out.display()
+            );
         }
     }
     Ok(())
 }
 
-fn save_srs(out: &Path, params: &zkinfer_circuits::halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<zkinfer_circuits::Bn256>) -> Result<()> {
+fn save_srs(
+    out: &Path,
+    params: &zkinfer_circuits::halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG<
+        zkinfer_circuits::Bn256,
+    >,
+) -> Result<()> {
     Ok(srs::save(out, params)?)
 }

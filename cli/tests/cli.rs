@@ -21,15 +21,30 @@ fn walk_through_and_tampering() {
     compile_and_setup("1l_mlp", &dir, &[]);
     let input = example("1l_mlp").join("input.json");
     let inspect = expect_success(&["inspect", p(&dir)]);
-    assert!(inspect.contains("k                7 (128 rows)"), "{inspect}");
+    assert!(
+        inspect.contains("k                7 (128 rows)"),
+        "{inspect}"
+    );
     assert!(inspect.contains("EinSum+Add"), "{inspect}");
-    let run: Value = serde_json::from_str(&expect_success(&["run", p(&dir), "--input", p(&input)])).unwrap();
+    let run: Value =
+        serde_json::from_str(&expect_success(&["run", p(&dir), "--input", p(&input)])).unwrap();
     let proof_path = tmp.path().join("proof.json");
-    expect_success(&["prove", p(&dir), "--input", p(&input), "--out", p(&proof_path)]);
+    expect_success(&[
+        "prove",
+        p(&dir),
+        "--input",
+        p(&input),
+        "--out",
+        p(&proof_path),
+    ]);
     expect_success(&["verify", p(&dir), p(&proof_path)]);
     let proof = read_json(&proof_path);
     assert_eq!(proof["outputs"], run["outputs"]);
-    assert_eq!(proof["instances"].as_array().unwrap().len(), 3 + 4, "public input then output");
+    assert_eq!(
+        proof["instances"].as_array().unwrap().len(),
+        3 + 4,
+        "public input then output"
+    );
 
     // One flipped byte in the proof.
     let mut bad = proof.clone();
@@ -73,21 +88,41 @@ fn walk_through_and_tampering() {
     // A folder of another model.
     let other = tmp.path().join("relu");
     compile_and_setup("1l_relu", &other, &[]);
-    expect_failure(&["verify", p(&other), p(&proof_path)], "the proof is for model");
+    expect_failure(
+        &["verify", p(&other), p(&proof_path)],
+        "the proof is for model",
+    );
 
     // Keys from another model copied into a folder: prove refuses to use them.
     let mixed = tmp.path().join("mixed");
     compile_and_setup("1l_mlp", &mixed, &[]);
-    for f in ["keys.json", "pk.bin", "vk.bin", "srs.bin", "kzg-verifier.bin"] {
+    for f in [
+        "keys.json",
+        "pk.bin",
+        "vk.bin",
+        "srs.bin",
+        "kzg-verifier.bin",
+    ] {
         std::fs::copy(other.join(f), mixed.join(f)).unwrap();
     }
-    expect_failure(&["prove", p(&mixed), "--input", p(&input), "--out", p(&bad_path)], "rerun `zkinfer setup`");
+    expect_failure(
+        &[
+            "prove",
+            p(&mixed),
+            "--input",
+            p(&input),
+            "--out",
+            p(&bad_path),
+        ],
+        "rerun `zkinfer setup`",
+    );
 
     // Malformed proof files.
     std::fs::write(&bad_path, "{").unwrap();
     expect_failure(&["verify", p(&dir), p(&bad_path)], "not a valid file");
     let mut bad = proof.clone();
-    bad["instances"][0] = Value::String("0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001".into());
+    bad["instances"][0] =
+        Value::String("0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001".into());
     write(&bad_path, &bad);
     expect_failure(&["verify", p(&dir), p(&bad_path)], "canonical");
 }
@@ -97,20 +132,43 @@ fn private_input_and_external_srs() {
     let tmp = tempfile::tempdir().unwrap();
     let e = example("1l_mlp");
     let dir = tmp.path().join("private");
-    expect_success(&["compile", p(&e.join("network.onnx")), "--calibration", p(&e.join("input.json")), "--out", p(&dir), "--input-visibility", "private"]);
+    expect_success(&[
+        "compile",
+        p(&e.join("network.onnx")),
+        "--calibration",
+        p(&e.join("input.json")),
+        "--out",
+        p(&dir),
+        "--input-visibility",
+        "private",
+    ]);
     let srs = tmp.path().join("srs-k9.bin");
     expect_success(&["gen-srs", "--logrows", "9", "--out", p(&srs)]);
     expect_success(&["setup", p(&dir), "--srs", p(&srs)]);
     let proof_path = tmp.path().join("proof.json");
-    expect_success(&["prove", p(&dir), "--input", p(&e.join("input.json")), "--out", p(&proof_path)]);
+    expect_success(&[
+        "prove",
+        p(&dir),
+        "--input",
+        p(&e.join("input.json")),
+        "--out",
+        p(&proof_path),
+    ]);
     expect_success(&["verify", p(&dir), p(&proof_path)]);
     let proof = read_json(&proof_path);
-    assert_eq!(proof["instances"].as_array().unwrap().len(), 4, "only the outputs are public");
+    assert_eq!(
+        proof["instances"].as_array().unwrap().len(),
+        4,
+        "only the outputs are public"
+    );
     assert_eq!(proof["input_visibility"], "private");
 
     let small = tmp.path().join("srs-k5.bin");
     expect_success(&["gen-srs", "--logrows", "5", "--out", p(&small)]);
-    expect_failure(&["setup", p(&dir), "--srs", p(&small)], "the SRS has k=5 but the circuit needs k=7");
+    expect_failure(
+        &["setup", p(&dir), "--srs", p(&small)],
+        "the SRS has k=5 but the circuit needs k=7",
+    );
     std::fs::write(&small, b"not an srs").unwrap();
     expect_failure(&["setup", p(&dir), "--srs", p(&small)], "SRS");
 }
@@ -122,13 +180,40 @@ fn bad_input_is_a_clear_error() {
     let input = e.join("input.json");
     let out = tmp.path().join("out");
     let missing = tmp.path().join("missing.onnx");
-    expect_failure(&["compile", p(&missing), "--calibration", p(&input), "--out", p(&out)], "cannot read");
+    expect_failure(
+        &[
+            "compile",
+            p(&missing),
+            "--calibration",
+            p(&input),
+            "--out",
+            p(&out),
+        ],
+        "cannot read",
+    );
     let garbage = tmp.path().join("garbage.onnx");
     std::fs::write(&garbage, b"\x08\x07definitely not onnx").unwrap();
-    expect_failure(&["compile", p(&garbage), "--calibration", p(&input), "--out", p(&out)], "malformed ONNX");
+    expect_failure(
+        &[
+            "compile",
+            p(&garbage),
+            "--calibration",
+            p(&input),
+            "--out",
+            p(&out),
+        ],
+        "malformed ONNX",
+    );
     let sig = example("1l_sigmoid");
     expect_failure(
-        &["compile", p(&sig.join("network.onnx")), "--calibration", p(&sig.join("input.json")), "--out", p(&out)],
+        &[
+            "compile",
+            p(&sig.join("network.onnx")),
+            "--calibration",
+            p(&sig.join("input.json")),
+            "--out",
+            p(&out),
+        ],
         "unsupported op Sigmoid at node",
     );
 
@@ -148,7 +233,12 @@ fn bad_input_is_a_clear_error() {
     let proof = tmp.path().join("proof.json");
     for cmd in ["run", "prove"] {
         let args = |i: &std::path::Path| -> Vec<String> {
-            let mut a = vec![cmd.to_string(), p(&dir).to_string(), "--input".into(), p(i).to_string()];
+            let mut a = vec![
+                cmd.to_string(),
+                p(&dir).to_string(),
+                "--input".into(),
+                p(i).to_string(),
+            ];
             if cmd == "prove" {
                 a.extend(["--out".to_string(), p(&proof).to_string()]);
             }
@@ -166,7 +256,23 @@ fn bad_input_is_a_clear_error() {
         check(&no_data, "missing \"input_data\"");
         check(&tmp.path().join("absent.json"), "cannot read");
     }
-    expect_failure(&["prove", p(tmp.path()), "--input", p(&input), "--out", p(&proof)], "not a compiled model folder");
-    expect_failure(&["verify", p(&dir), p(&tmp.path().join("absent.json"))], "absent.json");
-    expect_failure(&["gen-srs", "--logrows", "40", "--out", p(&proof)], "k must be in");
+    expect_failure(
+        &[
+            "prove",
+            p(tmp.path()),
+            "--input",
+            p(&input),
+            "--out",
+            p(&proof),
+        ],
+        "not a compiled model folder",
+    );
+    expect_failure(
+        &["verify", p(&dir), p(&tmp.path().join("absent.json"))],
+        "absent.json",
+    );
+    expect_failure(
+        &["gen-srs", "--logrows", "40", "--out", p(&proof)],
+        "k must be in",
+    );
 }

@@ -74,8 +74,14 @@ impl Op {
             Op::Input { .. } => "Input",
             Op::Linear { .. } => "Linear",
             Op::Bilinear { .. } => "Bilinear",
-            Op::Extremum { kind: ExtremumKind::Max, .. } => "Max",
-            Op::Extremum { kind: ExtremumKind::Min, .. } => "Min",
+            Op::Extremum {
+                kind: ExtremumKind::Max,
+                ..
+            } => "Max",
+            Op::Extremum {
+                kind: ExtremumKind::Min,
+                ..
+            } => "Min",
             Op::Remap { .. } => "Remap",
         }
     }
@@ -142,7 +148,11 @@ impl Graph {
                     .collect(),
                 Op::Bilinear { pairs } => pairs
                     .iter()
-                    .map(|row| row.iter().map(|&(a, b)| ins[0][a as usize] * ins[1][b as usize]).sum())
+                    .map(|row| {
+                        row.iter()
+                            .map(|&(a, b)| ins[0][a as usize] * ins[1][b as usize])
+                            .sum()
+                    })
                     .collect(),
                 Op::Extremum { kind, candidates } => candidates
                     .iter()
@@ -163,11 +173,17 @@ impl Graph {
 
     /// Shapes of the graph inputs.
     pub fn input_shapes(&self) -> Vec<Vec<usize>> {
-        self.inputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+        self.inputs
+            .iter()
+            .map(|&i| self.nodes[i].shape.clone())
+            .collect()
     }
 
     /// Shapes of the graph outputs.
     pub fn output_shapes(&self) -> Vec<Vec<usize>> {
-        self.outputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+        self.outputs
+            .iter()
+            .map(|&i| self.nodes[i].shape.clone())
+            .collect()
     }
 }

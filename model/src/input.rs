@@ -36,7 +36,9 @@ fn flatten(v: &Value, out: &mut Vec<f64>) -> std::result::Result<(), String> {
             Ok(())
         }
         // JSON has no NaN; some writers emit it as a string.
-        Value::String(s) => Err(format!("expected a number, found string {s:?} (NaN and Inf are not accepted)")),
+        Value::String(s) => Err(format!(
+            "expected a number, found string {s:?} (NaN and Inf are not accepted)"
+        )),
         other => Err(format!("expected a number, found {other}")),
     }
 }

@@ -118,12 +118,18 @@ pub fn floor_shift(acc: i128, shift: u32) -> i128 {
 impl QGraph {
     /// Shapes of the graph inputs.
     pub fn input_shapes(&self) -> Vec<Vec<usize>> {
-        self.inputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+        self.inputs
+            .iter()
+            .map(|&i| self.nodes[i].shape.clone())
+            .collect()
     }
 
     /// Shapes of the graph outputs.
     pub fn output_shapes(&self) -> Vec<Vec<usize>> {
-        self.outputs.iter().map(|&i| self.nodes[i].shape.clone()).collect()
+        self.outputs
+            .iter()
+            .map(|&i| self.nodes[i].shape.clone())
+            .collect()
     }
 
     /// Float → fixed point, with the checks a user input needs (count, NaN/Inf, range).
@@ -152,7 +158,9 @@ impl QGraph {
                     .enumerate()
                     .map(|(j, &x)| {
                         if !x.is_finite() {
-                            return Err(ModelError::Input(format!("input {i}[{j}] is {x}: NaN and Inf are not accepted")));
+                            return Err(ModelError::Input(format!(
+                                "input {i}[{j}] is {x}: NaN and Inf are not accepted"
+                            )));
                         }
                         let q = (x * (1u64 << self.scale) as f64).round();
                         if q.abs() >= limit as f64 {
@@ -188,9 +196,15 @@ impl QGraph {
             };
             let wide: Vec<i128> = match &node.op {
                 QOp::Input { index } => {
-                    let x = inputs.get(*index).ok_or_else(|| ModelError::Input(format!("missing input {index}")))?;
+                    let x = inputs
+                        .get(*index)
+                        .ok_or_else(|| ModelError::Input(format!("missing input {index}")))?;
                     if x.len() != node.len() {
-                        return Err(ModelError::Input(format!("input {index} has {} values, expected {}", x.len(), node.len())));
+                        return Err(ModelError::Input(format!(
+                            "input {index} has {} values, expected {}",
+                            x.len(),
+                            node.len()
+                        )));
                     }
                     x.iter().map(|&v| v as i128).collect()
                 }
@@ -198,14 +212,18 @@ impl QGraph {
                     .iter()
                     .zip(bias)
                     .map(|(row, &b)| {
-                        let acc = row.iter().fold(b as i128, |acc, &(s, i, c)| acc + c as i128 * ins[s as usize][i as usize] as i128);
+                        let acc = row.iter().fold(b as i128, |acc, &(s, i, c)| {
+                            acc + c as i128 * ins[s as usize][i as usize] as i128
+                        });
                         floor_shift(acc, *shift)
                     })
                     .collect(),
                 QOp::Bilinear { pairs, shift } => pairs
                     .iter()
                     .map(|row| {
-                        let acc = row.iter().fold(1i128 << (shift - 1), |acc, &(a, b)| acc + ins[0][a as usize] as i128 * ins[1][b as usize] as i128);
+                        let acc = row.iter().fold(1i128 << (shift - 1), |acc, &(a, b)| {
+                            acc + ins[0][a as usize] as i128 * ins[1][b as usize] as i128
+                        });
                         floor_shift(acc, *shift)
                     })
                     .collect(),
@@ -226,9 +244,17 @@ impl QGraph {
             let out = wide
                 .into_iter()
                 .map(|v| {
-                    let within = if checked { -limit <= v && v < limit } else { v.unsigned_abs() <= node.bound };
+                    let within = if checked {
+                        -limit <= v && v < limit
+                    } else {
+                        v.unsigned_abs() <= node.bound
+                    };
                     if !within {
-                        return Err(ModelError::OutOfRange { node: node.name.clone(), value: v, bits: self.act_bits });
+                        return Err(ModelError::OutOfRange {
+                            node: node.name.clone(),
+                            value: v,
+                            bits: self.act_bits,
+                        });
                     }
                     Ok(v as i64)
                 })
@@ -240,7 +266,10 @@ impl QGraph {
 
     /// The graph outputs of a trace.
     pub fn outputs_of(&self, trace: &Trace) -> Vec<Vec<i64>> {
-        self.outputs.iter().map(|&o| trace.values[o].clone()).collect()
+        self.outputs
+            .iter()
+            .map(|&o| trace.values[o].clone())
+            .collect()
     }
 
     /// Total number of coefficient terms (a size measure for `inspect` and limits).

@@ -25,7 +25,11 @@ pub struct QuantizeOptions {
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        Self { scale: 13, param_scale: 13, range_headroom_bits: 3 }
+        Self {
+            scale: 13,
+            param_scale: 13,
+            range_headroom_bits: 3,
+        }
     }
 }
 
@@ -54,20 +58,45 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
         let op = match &node.op {
             Op::Input { index } => QOp::Input { index: *index },
             Op::Linear { terms, bias } => {
-                let coeff_scale = coeff_scale(terms.entries().iter().map(|t| t.2), opts.param_scale);
+                let coeff_scale =
+                    coeff_scale(terms.entries().iter().map(|t| t.2), opts.param_scale);
                 let cu = (1u64 << coeff_scale) as f64;
-                let half = if coeff_scale > 0 { 1i64 << (coeff_scale - 1) } else { 0 };
+                let half = if coeff_scale > 0 {
+                    1i64 << (coeff_scale - 1)
+                } else {
+                    0
+                };
                 let terms = terms.map(|&(sl, i, c)| (sl, i, (c as f64 * cu).round() as i64));
-                let terms: Rows<_> = terms.iter().map(|r| r.iter().copied().filter(|t| t.2 != 0).collect()).collect();
-                let bias = bias.iter().map(|&b| (b as f64 * unit * cu).round() as i64 + half).collect();
-                QOp::Linear { terms, bias, shift: coeff_scale }
+                let terms: Rows<_> = terms
+                    .iter()
+                    .map(|r| r.iter().copied().filter(|t| t.2 != 0).collect())
+                    .collect();
+                let bias = bias
+                    .iter()
+                    .map(|&b| (b as f64 * unit * cu).round() as i64 + half)
+                    .collect();
+                QOp::Linear {
+                    terms,
+                    bias,
+                    shift: coeff_scale,
+                }
             }
-            Op::Bilinear { pairs } => QOp::Bilinear { pairs: pairs.clone(), shift: s },
-            Op::Extremum { kind, candidates } => QOp::Extremum { kind: *kind, candidates: candidates.map(qsrc) },
-            Op::Remap { srcs } => QOp::Remap { srcs: srcs.iter().map(qsrc).collect() },
+            Op::Bilinear { pairs } => QOp::Bilinear {
+                pairs: pairs.clone(),
+                shift: s,
+            },
+            Op::Extremum { kind, candidates } => QOp::Extremum {
+                kind: *kind,
+                candidates: candidates.map(qsrc),
+            },
+            Op::Remap { srcs } => QOp::Remap {
+                srcs: srcs.iter().map(qsrc).collect(),
+            },
         };
         if op.is_range_checked() {
-            max_abs = float_vals[id].iter().fold(max_abs, |m, v| m.max(v.abs() * unit));
+            max_abs = float_vals[id]
+                .iter()
+                .fold(max_abs, |m, v| m.max(v.abs() * unit));
         }
         nodes.push(QNode {
             name: node.name.clone(),
@@ -85,7 +114,14 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             "calibrated activations need {act_bits} bits (limit {MAX_ACT_BITS}); lower --scale"
         )));
     }
-    let mut q = QGraph { nodes, inputs: graph.inputs.clone(), outputs: graph.outputs.clone(), scale: s, param_scale: opts.param_scale, act_bits };
+    let mut q = QGraph {
+        nodes,
+        inputs: graph.inputs.clone(),
+        outputs: graph.outputs.clone(),
+        scale: s,
+        param_scale: opts.param_scale,
+        act_bits,
+    };
     compute_bounds(&mut q)?;
     Ok(q)
 }
@@ -93,15 +129,24 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
 fn check_calibration(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
     let shapes = graph.input_shapes();
     if calibration.len() != shapes.len() {
-        return Err(ModelError::Input(format!("the model has {} input(s), calibration has {}", shapes.len(), calibration.len())));
+        return Err(ModelError::Input(format!(
+            "the model has {} input(s), calibration has {}",
+            shapes.len(),
+            calibration.len()
+        )));
     }
     for (i, (x, shape)) in calibration.iter().zip(&shapes).enumerate() {
         let want: usize = shape.iter().product();
         if x.len() != want {
-            return Err(ModelError::Input(format!("calibration input {i} has {} values, the model expects {want} (shape {shape:?})", x.len())));
+            return Err(ModelError::Input(format!(
+                "calibration input {i} has {} values, the model expects {want} (shape {shape:?})",
+                x.len()
+            )));
         }
         if let Some(v) = x.iter().find(|v| !v.is_finite()) {
-            return Err(ModelError::Input(format!("calibration input {i} holds {v}: NaN and Inf are not accepted")));
+            return Err(ModelError::Input(format!(
+                "calibration input {i} holds {v}: NaN and Inf are not accepted"
+            )));
         }
     }
     Ok(())
@@ -112,7 +157,11 @@ fn check_calibration(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
 /// relative to the largest coefficient (so 1/300 keeps as many significant bits as 0.7).
 fn coeff_scale(coeffs: impl Iterator<Item = f32> + Clone, param_scale: u32) -> u32 {
     let max_abs = coeffs.clone().fold(0.0f64, |m, c| m.max((c as f64).abs()));
-    let relative = if max_abs > 0.0 && max_abs < 1.0 { (-max_abs.log2()).floor() as u32 } else { 0 };
+    let relative = if max_abs > 0.0 && max_abs < 1.0 {
+        (-max_abs.log2()).floor() as u32
+    } else {
+        0
+    };
     let max = (param_scale + relative).min(MAX_COEFF_SCALE);
     let mut e = 0;
     for c in coeffs {
@@ -145,16 +194,25 @@ fn compute_bounds(q: &mut QGraph) -> Result<()> {
                 QOp::Linear { terms, bias, .. } => terms
                     .iter()
                     .zip(bias)
-                    .map(|(r, b)| r.iter().fold(b.unsigned_abs() as u128, |a, &(sl, _, c)| a.saturating_add((c.unsigned_abs() as u128).saturating_mul(b_in(sl)))))
+                    .map(|(r, b)| {
+                        r.iter().fold(b.unsigned_abs() as u128, |a, &(sl, _, c)| {
+                            a.saturating_add((c.unsigned_abs() as u128).saturating_mul(b_in(sl)))
+                        })
+                    })
                     .max()
                     .unwrap_or(0),
-                QOp::Extremum { candidates, .. } => candidates.iter().flatten().map(src).max().unwrap_or(0),
+                QOp::Extremum { candidates, .. } => {
+                    candidates.iter().flatten().map(src).max().unwrap_or(0)
+                }
                 QOp::Remap { srcs } => srcs.iter().map(src).max().unwrap_or(0),
                 _ => checked,
             }
         };
         if bound >= 1u128 << 100 {
-            return Err(ModelError::TooLarge(format!("values at node \"{}\" could exceed 2^100", q.nodes[id].name)));
+            return Err(ModelError::TooLarge(format!(
+                "values at node \"{}\" could exceed 2^100",
+                q.nodes[id].name
+            )));
         }
         q.nodes[id].bound = bound;
     }
@@ -192,7 +250,13 @@ fn fuse_affine_chains(graph: &Graph) -> Graph {
 /// One fusion of node `b` with its single input, if one applies.
 fn fuse_step(g: &Graph, consumers: &[usize], b: usize) -> Option<(usize, Op, Vec<usize>)> {
     let nb = &g.nodes[b];
-    let Op::Linear { terms: tb, bias: bb } = &nb.op else { return None };
+    let Op::Linear {
+        terms: tb,
+        bias: bb,
+    } = &nb.op
+    else {
+        return None;
+    };
     if nb.inputs.len() != 1 || consumers[nb.inputs[0]] != 1 {
         return None;
     }
@@ -215,7 +279,10 @@ fn fuse_step(g: &Graph, consumers: &[usize], b: usize) -> Option<(usize, Op, Vec
                 bias.push(acc);
             }
         }
-        Op::Linear { terms: ta, bias: ba } if tb.iter().all(|r| r.len() <= 1) => {
+        Op::Linear {
+            terms: ta,
+            bias: ba,
+        } if tb.iter().all(|r| r.len() <= 1) => {
             for (row, &b0) in tb.iter().zip(bb) {
                 match row.first() {
                     None => {
@@ -223,7 +290,11 @@ fn fuse_step(g: &Graph, consumers: &[usize], b: usize) -> Option<(usize, Op, Vec
                         bias.push(b0);
                     }
                     Some(&(_, idx, c)) => {
-                        terms.push_row(ta.row(idx as usize).iter().map(|&(sl, i, ca)| (sl, i, ca * c)));
+                        terms.push_row(
+                            ta.row(idx as usize)
+                                .iter()
+                                .map(|&(sl, i, ca)| (sl, i, ca * c)),
+                        );
                         bias.push(b0 + c * ba[idx as usize]);
                     }
                 }
@@ -236,7 +307,9 @@ fn fuse_step(g: &Graph, consumers: &[usize], b: usize) -> Option<(usize, Op, Vec
 
 /// Drops nodes no one reads (except inputs) and renumbers.
 fn prune_dead(g: Graph, consumers: &[usize]) -> Graph {
-    let keep: Vec<bool> = (0..g.nodes.len()).map(|i| consumers[i] > 0 || g.inputs.contains(&i)).collect();
+    let keep: Vec<bool> = (0..g.nodes.len())
+        .map(|i| consumers[i] > 0 || g.inputs.contains(&i))
+        .collect();
     let mut new_id = vec![usize::MAX; g.nodes.len()];
     let mut nodes = Vec::new();
     for (i, mut n) in g.nodes.into_iter().enumerate() {

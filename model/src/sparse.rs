@@ -12,7 +12,10 @@ pub struct Rows<T> {
 
 impl<T> Default for Rows<T> {
     fn default() -> Self {
-        Self { offsets: vec![0], entries: Vec::new() }
+        Self {
+            offsets: vec![0],
+            entries: Vec::new(),
+        }
     }
 }
 
@@ -55,7 +58,10 @@ impl<T> Rows<T> {
 
     /// The same rows with every entry mapped.
     pub fn map<U>(&self, f: impl FnMut(&T) -> U) -> Rows<U> {
-        Rows { offsets: self.offsets.clone(), entries: self.entries.iter().map(f).collect() }
+        Rows {
+            offsets: self.offsets.clone(),
+            entries: self.entries.iter().map(f).collect(),
+        }
     }
 
     /// Rows rebuilt by a fallible function of each row.

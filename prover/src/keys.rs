@@ -20,8 +20,10 @@ pub fn generate(
     keygen_inputs: &[Vec<i64>],
 ) -> Result<(ProvingKey<G1Affine>, MultiPhaseThreadBreakPoints), ProverError> {
     let (builder, _) = build_circuit(CircuitBuilderStage::Keygen, plan, None, q, keygen_inputs)?;
-    let vk = keygen_vk(params, &builder).map_err(|e| ProverError::Halo2(format!("vk generation: {e:?}")))?;
-    let pk = keygen_pk(params, vk, &builder).map_err(|e| ProverError::Halo2(format!("pk generation: {e:?}")))?;
+    let vk = keygen_vk(params, &builder)
+        .map_err(|e| ProverError::Halo2(format!("vk generation: {e:?}")))?;
+    let pk = keygen_pk(params, vk, &builder)
+        .map_err(|e| ProverError::Halo2(format!("pk generation: {e:?}")))?;
     Ok((pk, builder.break_points()))
 }
 
@@ -31,7 +33,14 @@ pub fn pk_to_bytes(pk: &ProvingKey<G1Affine>) -> Vec<u8> {
 }
 
 /// Reads a proving key written by [`pk_to_bytes`] for the circuit shape in `plan`.
-pub fn pk_from_bytes(bytes: &[u8], plan: &CircuitPlan) -> Result<ProvingKey<G1Affine>, ProverError> {
-    ProvingKey::<G1Affine>::from_bytes::<BaseCircuitBuilder<Fr>>(bytes, SerdeFormat::RawBytesUnchecked, plan.params.clone())
-        .map_err(|e| ProverError::Folder(format!("the proving key does not fit this circuit: {e}")))
+pub fn pk_from_bytes(
+    bytes: &[u8],
+    plan: &CircuitPlan,
+) -> Result<ProvingKey<G1Affine>, ProverError> {
+    ProvingKey::<G1Affine>::from_bytes::<BaseCircuitBuilder<Fr>>(
+        bytes,
+        SerdeFormat::RawBytesUnchecked,
+        plan.params.clone(),
+    )
+    .map_err(|e| ProverError::Folder(format!("the proving key does not fit this circuit: {e}")))
 }

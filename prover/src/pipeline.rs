@@ -11,12 +11,15 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, vk_to_bytes, write_bytes, write_json, write_kzg_verifier, KeysInfo, ProofFile,
-    Settings, SrsSource, Versioned, FORMAT_VERSION,
+    files, in_dir, read_bytes, read_json, vk_to_bytes, write_bytes, write_json, write_kzg_verifier,
+    KeysInfo, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
 };
 use zkinfer_circuits::field::{signed, to_hex};
 use zkinfer_circuits::{plan_circuit, Fr, PlanLimits, Visibility};
-use zkinfer_model::{load_onnx_bytes, parse_input_json, quantize, sha256_hex, ModelError, QGraph, QOp, QuantizeOptions};
+use zkinfer_model::{
+    load_onnx_bytes, parse_input_json, quantize, sha256_hex, ModelError, QGraph, QOp,
+    QuantizeOptions,
+};
 
 use crate::error::ProverError;
 use crate::{keys, proving, srs};
@@ -46,7 +49,12 @@ impl Versioned for Calibration {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, ProverError> {
-    std::fs::read(path).map_err(|source| ProverError::Model(ModelError::Io { path: path.display().to_string(), source }))
+    std::fs::read(path).map_err(|source| {
+        ProverError::Model(ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    })
 }
 
 fn read_input(path: &Path) -> Result<Vec<Vec<f64>>, ProverError> {
@@ -56,24 +64,56 @@ fn read_input(path: &Path) -> Result<Vec<Vec<f64>>, ProverError> {
 }
 
 /// Imports, quantizes and sizes the circuit; writes the model folder.
-pub fn compile(model: &Path, calibration: &Path, out: &Path, opts: &CompileOptions) -> Result<Settings, ProverError> {
+pub fn compile(
+    model: &Path,
+    calibration: &Path,
+    out: &Path,
+    opts: &CompileOptions,
+) -> Result<Settings, ProverError> {
     let t = Instant::now();
     let bytes = read_file(model)?;
     let graph = load_onnx_bytes(&bytes)?;
     let calib = read_input(calibration)?;
     let q = quantize(&graph, &calib, &opts.quantize)?;
     let qcal = q.quantize_input(&calib)?;
-    info!(nodes = q.nodes.len(), terms = q.total_terms(), "imported and quantized in {:.2?}", t.elapsed());
+    info!(
+        nodes = q.nodes.len(),
+        terms = q.total_terms(),
+        "imported and quantized in {:.2?}",
+        t.elapsed()
+    );
     let t = Instant::now();
     let plan = plan_circuit(&q, &qcal, opts.visibility, opts.limits)?;
-    info!(k = plan.k, advice_columns = plan.params.num_advice_per_phase[0], "circuit laid out in {:.2?}", t.elapsed());
-    std::fs::create_dir_all(out).map_err(|source| ProverError::Model(ModelError::Io { path: out.display().to_string(), source }))?;
+    info!(
+        k = plan.k,
+        advice_columns = plan.params.num_advice_per_phase[0],
+        "circuit laid out in {:.2?}",
+        t.elapsed()
+    );
+    std::fs::create_dir_all(out).map_err(|source| {
+        ProverError::Model(ModelError::Io {
+            path: out.display().to_string(),
+            source,
+        })
+    })?;
     // Keys of an earlier compilation would not match: remove them rather than leave traps.
-    for stale in [files::KEYS, files::PK, files::VK, files::SRS, files::KZG_VERIFIER] {
+    for stale in [
+        files::KEYS,
+        files::PK,
+        files::VK,
+        files::SRS,
+        files::KZG_VERIFIER,
+    ] {
         let _ = std::fs::remove_file(in_dir(out, stale));
     }
     let qgraph_sha256 = write_json(&in_dir(out, files::QGRAPH), &q)?;
-    write_json(&in_dir(out, files::CALIBRATION), &Calibration { format_version: FORMAT_VERSION, inputs: qcal })?;
+    write_json(
+        &in_dir(out, files::CALIBRATION),
+        &Calibration {
+            format_version: FORMAT_VERSION,
+            inputs: qcal,
+        },
+    )?;
     let settings = Settings {
         format_version: FORMAT_VERSION,
         zkinfer_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -106,16 +146,30 @@ pub struct Folder {
 pub fn open(dir: &Path) -> Result<Folder, ProverError> {
     let settings_path = in_dir(dir, files::SETTINGS);
     if !settings_path.exists() {
-        return Err(ProverError::Folder(format!("{} is not a compiled model folder (no {})", dir.display(), files::SETTINGS)));
+        return Err(ProverError::Folder(format!(
+            "{} is not a compiled model folder (no {})",
+            dir.display(),
+            files::SETTINGS
+        )));
     }
     let settings: Settings = read_json(&settings_path)?;
     let settings_sha256 = sha256_hex(&read_bytes(&settings_path)?);
     let qbytes = read_bytes(&in_dir(dir, files::QGRAPH))?;
     if sha256_hex(&qbytes) != settings.qgraph_sha256 {
-        return Err(ProverError::Folder(format!("{} does not belong to this {}", files::QGRAPH, files::SETTINGS)));
+        return Err(ProverError::Folder(format!(
+            "{} does not belong to this {}",
+            files::QGRAPH,
+            files::SETTINGS
+        )));
     }
-    let q: QGraph = serde_json::from_slice(&qbytes).map_err(|e| ProverError::Folder(format!("{}: {e}", files::QGRAPH)))?;
-    Ok(Folder { dir: dir.to_path_buf(), settings, settings_sha256, q })
+    let q: QGraph = serde_json::from_slice(&qbytes)
+        .map_err(|e| ProverError::Folder(format!("{}: {e}", files::QGRAPH)))?;
+    Ok(Folder {
+        dir: dir.to_path_buf(),
+        settings,
+        settings_sha256,
+        q,
+    })
 }
 
 /// What setup did.
@@ -142,7 +196,13 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
         Some(p) => {
             let loaded = srs::load(p)?;
             let k0 = halo2_base::halo2_proofs::poly::commitment::Params::k(&loaded);
-            (srs::downsize(loaded, plan.k)?, SrsSource::File { path: p.display().to_string(), k: k0 })
+            (
+                srs::downsize(loaded, plan.k)?,
+                SrsSource::File {
+                    path: p.display().to_string(),
+                    k: k0,
+                },
+            )
         }
         None => (srs::generate(plan.k)?, SrsSource::LocalDev),
     };
@@ -168,7 +228,13 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
             break_points,
         },
     )?;
-    Ok(SetupReport { k: plan.k, srs: source, keygen_seconds, pk_bytes: pk_bytes.len(), vk_bytes: vk_bytes.len() })
+    Ok(SetupReport {
+        k: plan.k,
+        srs: source,
+        keygen_seconds,
+        pk_bytes: pk_bytes.len(),
+        vk_bytes: vk_bytes.len(),
+    })
 }
 
 /// Outputs of the integer reference evaluation.
@@ -192,7 +258,10 @@ pub fn run(dir: &Path, input: &Path) -> Result<RunOutput, ProverError> {
     let trace = q.eval(&qin)?;
     let outputs_fixed = q.outputs_of(&trace);
     Ok(RunOutput {
-        outputs: outputs_fixed.iter().map(|o| o.iter().map(|&v| q.dequantize(v)).collect()).collect(),
+        outputs: outputs_fixed
+            .iter()
+            .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
+            .collect(),
         outputs_fixed,
         output_shapes: q.output_shapes(),
         scale: q.scale,
@@ -204,11 +273,17 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
     let folder = open(dir)?;
     let keys_path = in_dir(dir, files::KEYS);
     if !keys_path.exists() {
-        return Err(ProverError::Folder(format!("no keys in {}: run `zkinfer setup` first", dir.display())));
+        return Err(ProverError::Folder(format!(
+            "no keys in {}: run `zkinfer setup` first",
+            dir.display()
+        )));
     }
     let keys_info: KeysInfo = read_json(&keys_path)?;
     if keys_info.settings_sha256 != folder.settings_sha256 {
-        return Err(ProverError::Folder("the keys were made for another compilation of this folder: rerun `zkinfer setup`".into()));
+        return Err(ProverError::Folder(
+            "the keys were made for another compilation of this folder: rerun `zkinfer setup`"
+                .into(),
+        ));
     }
     let plan = &folder.settings.plan;
     let qin = folder.q.quantize_input(&read_input(input)?)?;
@@ -217,16 +292,31 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
     let t = Instant::now();
     let params = srs::load_trusted(&in_dir(dir, files::SRS))?;
     if halo2_base::halo2_proofs::poly::commitment::Params::k(&params) != plan.k {
-        return Err(ProverError::Folder("the SRS in the folder does not match the circuit's k".into()));
+        return Err(ProverError::Folder(
+            "the SRS in the folder does not match the circuit's k".into(),
+        ));
     }
     let pk = keys::pk_from_bytes(&read_bytes(&in_dir(dir, files::PK))?, plan)?;
     if sha256_hex(&vk_to_bytes(pk.get_vk())) != keys_info.vk_sha256 {
-        return Err(ProverError::Folder("pk.bin does not match keys.json: rerun `zkinfer setup`".into()));
+        return Err(ProverError::Folder(
+            "pk.bin does not match keys.json: rerun `zkinfer setup`".into(),
+        ));
     }
     info!("proving key loaded in {:.2?}", t.elapsed());
     let t = Instant::now();
-    let (proof, instances) = proving::prove(&params, &pk, plan, keys_info.break_points.clone(), &folder.q, &qin)?;
-    info!(bytes = proof.len(), "proof generated in {:.2?}", t.elapsed());
+    let (proof, instances) = proving::prove(
+        &params,
+        &pk,
+        plan,
+        keys_info.break_points.clone(),
+        &folder.q,
+        &qin,
+    )?;
+    info!(
+        bytes = proof.len(),
+        "proof generated in {:.2?}",
+        t.elapsed()
+    );
     let outputs = dequantize_outputs(&folder.settings, &instances)?;
     Ok(ProofFile {
         format_version: FORMAT_VERSION,
@@ -241,7 +331,10 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
 }
 
 /// The output part of the instances, as floats.
-pub fn dequantize_outputs(settings: &Settings, instances: &[Fr]) -> Result<Vec<Vec<f64>>, ProverError> {
+pub fn dequantize_outputs(
+    settings: &Settings,
+    instances: &[Fr],
+) -> Result<Vec<Vec<f64>>, ProverError> {
     let mut at = settings.num_input_instances();
     let unit = (1u64 << settings.scale) as f64;
     settings
@@ -253,7 +346,11 @@ pub fn dequantize_outputs(settings: &Settings, instances: &[Fr]) -> Result<Vec<V
                 .get(at..at + n)
                 .ok_or_else(|| ProverError::Folder("too few instances".into()))?
                 .iter()
-                .map(|f| signed(f).map(|v| v as f64 / unit).ok_or_else(|| ProverError::Folder("output instance out of range".into())))
+                .map(|f| {
+                    signed(f)
+                        .map(|v| v as f64 / unit)
+                        .ok_or_else(|| ProverError::Folder("output instance out of range".into()))
+                })
                 .collect();
             at += n;
             out
@@ -268,27 +365,78 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     let p = &s.plan;
     let mut out = String::new();
     let _ = writeln!(out, "model sha256     {}", s.model_sha256);
-    let _ = writeln!(out, "scales           activations 2^{}, coefficients 2^{} (relative), range {} signed bits", s.scale, s.quantize.param_scale, s.act_bits);
-    let _ = writeln!(out, "inputs           {:?} ({})", s.input_shapes, serde_json::to_string(&p.visibility).unwrap_or_default().trim_matches('"'));
+    let _ = writeln!(
+        out,
+        "scales           activations 2^{}, coefficients 2^{} (relative), range {} signed bits",
+        s.scale, s.quantize.param_scale, s.act_bits
+    );
+    let _ = writeln!(
+        out,
+        "inputs           {:?} ({})",
+        s.input_shapes,
+        serde_json::to_string(&p.visibility)
+            .unwrap_or_default()
+            .trim_matches('"')
+    );
     let _ = writeln!(out, "outputs          {:?} (public)", s.output_shapes);
     let _ = writeln!(out, "k                {} ({} rows)", p.k, 1u64 << p.k);
     let _ = writeln!(out, "rows used        {} per advice column", p.rows);
-    let _ = writeln!(out, "columns          {} advice, {} lookup advice, {} fixed, 1 instance", p.params.num_advice_per_phase[0], p.params.num_lookup_advice_per_phase.first().copied().unwrap_or(0), p.params.num_fixed);
-    let _ = writeln!(out, "cells            {} advice, {} range-checked limbs, {} distinct constants", p.advice_cells, p.lookup_cells, p.fixed_cells);
+    let _ = writeln!(
+        out,
+        "columns          {} advice, {} lookup advice, {} fixed, 1 instance",
+        p.params.num_advice_per_phase[0],
+        p.params
+            .num_lookup_advice_per_phase
+            .first()
+            .copied()
+            .unwrap_or(0),
+        p.params.num_fixed
+    );
+    let _ = writeln!(
+        out,
+        "cells            {} advice, {} range-checked limbs, {} distinct constants",
+        p.advice_cells, p.lookup_cells, p.fixed_cells
+    );
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);
     let keys = in_dir(dir, files::KEYS).exists();
-    let _ = writeln!(out, "keys             {}", if keys { "present" } else { "none (run `zkinfer setup`)" });
-    let _ = writeln!(out, "\n{:>4}  {:<10} {:<28} {:<18} {:>9} {:>6}  name", "#", "op", "from", "shape", "terms", "shift");
+    let _ = writeln!(
+        out,
+        "keys             {}",
+        if keys {
+            "present"
+        } else {
+            "none (run `zkinfer setup`)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "\n{:>4}  {:<10} {:<28} {:<18} {:>9} {:>6}  name",
+        "#", "op", "from", "shape", "terms", "shift"
+    );
     for (i, n) in folder.q.nodes.iter().enumerate() {
         let (op, terms, shift) = match &n.op {
             QOp::Input { .. } => ("Input", 0, 0),
             QOp::Linear { terms, shift, .. } => ("Linear", terms.total(), *shift),
             QOp::Bilinear { pairs, shift } => ("Bilinear", pairs.total(), *shift),
-            QOp::Extremum { candidates, kind } => (if *kind == zkinfer_model::ExtremumKind::Max { "Max" } else { "Min" }, candidates.total(), 0),
+            QOp::Extremum { candidates, kind } => (
+                if *kind == zkinfer_model::ExtremumKind::Max {
+                    "Max"
+                } else {
+                    "Min"
+                },
+                candidates.total(),
+                0,
+            ),
             QOp::Remap { .. } => ("Remap", 0, 0),
         };
-        let _ = writeln!(out, "{i:>4}  {op:<10} {:<28} {:<18} {terms:>9} {shift:>6}  {}", truncate(&n.source_op, 28), format!("{:?}", n.shape), n.name);
+        let _ = writeln!(
+            out,
+            "{i:>4}  {op:<10} {:<28} {:<18} {terms:>9} {shift:>6}  {}",
+            truncate(&n.source_op, 28),
+            format!("{:?}", n.shape),
+            n.name
+        );
     }
     Ok(out)
 }

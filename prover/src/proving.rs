@@ -27,7 +27,13 @@ pub fn prove(
     q: &QGraph,
     inputs: &[Vec<i64>],
 ) -> Result<(Vec<u8>, Vec<Fr>), ProverError> {
-    let (builder, instances) = build_circuit(CircuitBuilderStage::Prover, plan, Some(break_points), q, inputs)?;
+    let (builder, instances) = build_circuit(
+        CircuitBuilderStage::Prover,
+        plan,
+        Some(break_points),
+        q,
+        inputs,
+    )?;
     let mut transcript = ProofTranscript::<Vec<u8>>::init(Vec::new());
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
         params,

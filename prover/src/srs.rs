@@ -18,7 +18,9 @@ pub const MAX_SRS_K: u32 = 26;
 /// machine knew it: good for development, not a substitute for a ceremony's SRS.
 pub fn generate(k: u32) -> Result<ParamsKZG<Bn256>, ProverError> {
     if !(1..=MAX_SRS_K).contains(&k) {
-        return Err(ProverError::Srs(format!("k must be in 1..={MAX_SRS_K}, got {k}")));
+        return Err(ProverError::Srs(format!(
+            "k must be in 1..={MAX_SRS_K}, got {k}"
+        )));
     }
     Ok(ParamsKZG::<Bn256>::setup(k, rand::rngs::OsRng))
 }
@@ -33,11 +35,17 @@ pub fn save(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), ProverError> {
 pub fn load(path: &Path) -> Result<ParamsKZG<Bn256>, ProverError> {
     let bytes = read_bytes(path)?;
     if bytes.len() < 4 {
-        return Err(ProverError::Srs(format!("{}: not an SRS file", path.display())));
+        return Err(ProverError::Srs(format!(
+            "{}: not an SRS file",
+            path.display()
+        )));
     }
     let k = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if !(1..=MAX_SRS_K).contains(&k) {
-        return Err(ProverError::Srs(format!("{}: k={k} is out of range", path.display())));
+        return Err(ProverError::Srs(format!(
+            "{}: k={k} is out of range",
+            path.display()
+        )));
     }
     let params = ParamsKZG::<Bn256>::read_custom(&mut bytes.as_slice(), SerdeFormat::RawBytes)
         .map_err(|e| ProverError::Srs(format!("{}: {e}", path.display())))?;
@@ -54,7 +62,9 @@ pub fn load_trusted(path: &Path) -> Result<ParamsKZG<Bn256>, ProverError> {
 
 /// Saves the internal copy in a model folder.
 pub fn save_trusted(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), ProverError> {
-    write_with(path, |w| params.write_custom(w, SerdeFormat::RawBytesUnchecked))?;
+    write_with(path, |w| {
+        params.write_custom(w, SerdeFormat::RawBytesUnchecked)
+    })?;
     Ok(())
 }
 
@@ -68,7 +78,9 @@ pub fn check(params: &ParamsKZG<Bn256>) -> Result<(), ProverError> {
     let lhs = Bn256::pairing(&g[1], &params.g2());
     let rhs = Bn256::pairing(&g[0], &params.s_g2());
     if lhs != rhs {
-        return Err(ProverError::Srs("inconsistent SRS: g[1] is not s·g[0]".into()));
+        return Err(ProverError::Srs(
+            "inconsistent SRS: g[1] is not s·g[0]".into(),
+        ));
     }
     Ok(())
 }
@@ -76,7 +88,10 @@ pub fn check(params: &ParamsKZG<Bn256>) -> Result<(), ProverError> {
 /// Downsizes `params` to `k` (an SRS for a larger k serves any smaller circuit).
 pub fn downsize(mut params: ParamsKZG<Bn256>, k: u32) -> Result<ParamsKZG<Bn256>, ProverError> {
     if params.k() < k {
-        return Err(ProverError::Srs(format!("the SRS has k={} but the circuit needs k={k}", params.k())));
+        return Err(ProverError::Srs(format!(
+            "the SRS has k={} but the circuit needs k={k}",
+            params.k()
+        )));
     }
     if params.k() > k {
         params.downsize(k);

@@ -14,7 +14,8 @@ use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::EvmTrans
 use snark_verifier_sdk::NativeLoader;
 use thiserror::Error;
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, read_kzg_verifier, vk_from_bytes, ArtifactError, ProofFile, Settings,
+    files, in_dir, read_bytes, read_json, read_kzg_verifier, vk_from_bytes, ArtifactError,
+    ProofFile, Settings,
 };
 use zkinfer_circuits::field::{from_hex, signed};
 
@@ -39,7 +40,12 @@ pub enum VerifyError {
 }
 
 /// Verifies raw proof bytes against a verifying key and public instances.
-pub fn verify_proof_bytes(params: &ParamsKZG<Bn256>, vk: &VerifyingKey<G1Affine>, instances: &[Fr], proof: &[u8]) -> Result<(), VerifyError> {
+pub fn verify_proof_bytes(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    instances: &[Fr],
+    proof: &[u8],
+) -> Result<(), VerifyError> {
     let mut transcript = EvmTranscript::<G1Affine, NativeLoader, &[u8], Vec<u8>>::init(proof);
     let strategy = SingleStrategy::new(params);
     let ok = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
@@ -90,10 +96,20 @@ pub fn verify_file(dir: &Path, proof_path: &Path) -> Result<Verified, VerifyErro
         .instances
         .iter()
         .enumerate()
-        .map(|(i, h)| from_hex(h).ok_or_else(|| VerifyError::Malformed(format!("instance {i} is not a canonical 32-byte field element"))))
+        .map(|(i, h)| {
+            from_hex(h).ok_or_else(|| {
+                VerifyError::Malformed(format!(
+                    "instance {i} is not a canonical 32-byte field element"
+                ))
+            })
+        })
         .collect::<Result<_, _>>()?;
     if instances.len() != settings.plan.num_instances {
-        return Err(VerifyError::Malformed(format!("{} instances, the circuit has {}", instances.len(), settings.plan.num_instances)));
+        return Err(VerifyError::Malformed(format!(
+            "{} instances, the circuit has {}",
+            instances.len(),
+            settings.plan.num_instances
+        )));
     }
     let bytes = proof
         .proof
@@ -118,7 +134,11 @@ fn outputs_of(settings: &Settings, instances: &[Fr]) -> Result<Vec<Vec<f64>>, Ve
             let n: usize = shape.iter().product();
             let vals = instances[at..at + n]
                 .iter()
-                .map(|f| signed(f).map(|v| v as f64 / unit).ok_or(VerifyError::OutputsMismatch))
+                .map(|f| {
+                    signed(f)
+                        .map(|v| v as f64 / unit)
+                        .ok_or(VerifyError::OutputsMismatch)
+                })
                 .collect();
             at += n;
             vals

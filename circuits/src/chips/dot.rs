@@ -47,11 +47,17 @@ impl QuantChip {
         }
         if vars.is_empty() {
             // A constant output: nothing to prove, the verifier knows it from the key.
-            return Ok(DotOut { out: Elem::Const(acc >> shift), neg: None });
+            return Ok(DotOut {
+                out: Elem::Const(acc >> shift),
+                neg: None,
+            });
         }
         if shift == 0 && acc == 0 && vars.len() == 1 {
             if let (cell @ Elem::Cell(_), Elem::Const(1)) = vars[0] {
-                return Ok(DotOut { out: cell, neg: None });
+                return Ok(DotOut {
+                    out: cell,
+                    neg: None,
+                });
             }
         }
         let mut cells: Vec<QuantumCell<Fr>> = Vec::with_capacity(1 + 3 * vars.len() + 3);
@@ -64,16 +70,26 @@ impl QuantChip {
         let gates = (0..n).map(|i| 3 * i);
         if shift == 0 {
             ctx.assign_region(cells, gates);
-            return Ok(DotOut { out: Elem::Cell(ctx.get(-1)), neg: None });
+            return Ok(DotOut {
+                out: Elem::Cell(ctx.get(-1)),
+                neg: None,
+            });
         }
         let y = acc >> shift;
         let r = acc - (y << shift);
-        cells.extend([Witness(fr(y)), Constant(fr(-(1i128 << shift))), Witness(fr(r))]);
+        cells.extend([
+            Witness(fr(y)),
+            Constant(fr(-(1i128 << shift))),
+            Witness(fr(r)),
+        ]);
         ctx.assign_region(cells, gates.chain([3 * n]));
         let r_cell = ctx.get(-1);
         let y_cell = ctx.get(-3);
         self.range.range_check(ctx, r_cell, shift as usize);
         let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
-        Ok(DotOut { out: Elem::Cell(y_cell), neg: Some(neg) })
+        Ok(DotOut {
+            out: Elem::Cell(y_cell),
+            neg: Some(neg),
+        })
     }
 }

@@ -37,7 +37,9 @@ impl QuantChip {
             (Elem::Const(_), Elem::Cell(_)) => (b, a, None),
             _ => (a, b, neg_a),
         };
-        let Elem::Cell(a_cell) = a else { unreachable!("a is a cell after the swap") };
+        let Elem::Cell(a_cell) = a else {
+            unreachable!("a is a cell after the swap")
+        };
         // d = a - b, and its negative bit.
         let (d, nb) = match (b, neg_a) {
             (Elem::Const(0), Some(nb)) => (a_cell, nb),
@@ -52,9 +54,14 @@ impl QuantChip {
         let out = fr(pick(a_val, b_val));
         match kind {
             // out + nb·d = a
-            ExtremumKind::Max => ctx.assign_region([Witness(out), Existing(nb), Existing(d), Existing(a_cell)], [0]),
+            ExtremumKind::Max => ctx.assign_region(
+                [Witness(out), Existing(nb), Existing(d), Existing(a_cell)],
+                [0],
+            ),
             // b + nb·d = out
-            ExtremumKind::Min => ctx.assign_region([b.quantum(), Existing(nb), Existing(d), Witness(out)], [0]),
+            ExtremumKind::Min => {
+                ctx.assign_region([b.quantum(), Existing(nb), Existing(d), Witness(out)], [0])
+            }
         }
         Ok(Elem::Cell(match kind {
             ExtremumKind::Max => ctx.get(-4),

@@ -16,16 +16,37 @@ use crate::field::{fr, signed};
 
 impl QuantChip {
     /// Constrains `x` to `bits` signed bits and returns its negative bit.
-    pub fn sign_bit(&self, ctx: &mut Context<Fr>, x: AssignedValue<Fr>, bits: u32, place: &dyn Fn() -> String) -> Result<AssignedValue<Fr>, CircuitError> {
-        assert!((2..=120).contains(&bits), "sign_bit width {bits} out of the supported range");
+    pub fn sign_bit(
+        &self,
+        ctx: &mut Context<Fr>,
+        x: AssignedValue<Fr>,
+        bits: u32,
+        place: &dyn Fn() -> String,
+    ) -> Result<AssignedValue<Fr>, CircuitError> {
+        assert!(
+            (2..=120).contains(&bits),
+            "sign_bit width {bits} out of the supported range"
+        );
         let half = 1i128 << (bits - 1);
         let v = signed(x.value()).unwrap_or(i128::MAX);
         if v < -half || v >= half {
-            return Err(CircuitError::OutOfRange { place: place(), value: v, bits });
+            return Err(CircuitError::OutOfRange {
+                place: place(),
+                value: v,
+                bits,
+            });
         }
         let nb = (v < 0) as i128;
         let low = v + nb * half;
-        ctx.assign_region([Witness(fr(low)), Witness(fr(nb)), Constant(fr(-half)), Existing(x)], [0]);
+        ctx.assign_region(
+            [
+                Witness(fr(low)),
+                Witness(fr(nb)),
+                Constant(fr(-half)),
+                Existing(x),
+            ],
+            [0],
+        );
         let low = ctx.get(-4);
         let nb = ctx.get(-3);
         self.gate().assert_bit(ctx, nb);

@@ -6,28 +6,50 @@ use std::process::{Command, Output};
 
 /// `../shared/ezkl-examples/NAME`.
 pub fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/ezkl-examples").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/ezkl-examples")
+        .join(name)
 }
 
 /// Runs the `zkinfer` binary.
 pub fn zkinfer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkinfer")).args(args).output().expect("zkinfer runs")
+    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(args)
+        .output()
+        .expect("zkinfer runs")
 }
 
 /// Runs `zkinfer` and expects exit 1 with a one-line error containing `needle`, never a panic.
 pub fn expect_failure(args: &[&str], needle: &str) {
     let out = zkinfer(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?} should fail; stderr: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{args:?} panicked: {stderr}");
-    let last = stderr.lines().filter(|l| l.starts_with("error: ")).next_back().unwrap_or_default();
-    assert!(last.contains(needle), "{args:?}: expected an error containing {needle:?}, got: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should fail; stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("internal error"),
+        "{args:?} panicked: {stderr}"
+    );
+    let last = stderr
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        last.contains(needle),
+        "{args:?}: expected an error containing {needle:?}, got: {stderr}"
+    );
 }
 
 /// Runs `zkinfer` and expects success; returns stdout.
 pub fn expect_success(args: &[&str]) -> String {
     let out = zkinfer(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -35,7 +57,14 @@ pub fn expect_success(args: &[&str]) -> String {
 pub fn compile_and_setup(name: &str, dir: &Path, extra: &[&str]) {
     let e = example(name);
     let (model, input) = (e.join("network.onnx"), e.join("input.json"));
-    let mut args = vec!["compile", p(&model), "--calibration", p(&input), "--out", p(dir)];
+    let mut args = vec![
+        "compile",
+        p(&model),
+        "--calibration",
+        p(&input),
+        "--out",
+        p(dir),
+    ];
     args.extend_from_slice(extra);
     expect_success(&args);
     expect_success(&["setup", p(dir)]);
@@ -50,5 +79,16 @@ pub fn p(path: &Path) -> &str {
 pub fn expected(name: &str) -> Vec<Vec<f64>> {
     let text = std::fs::read_to_string(example(name).join("expected.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["output_data"].as_array().unwrap().iter().map(|l| l.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
+    v["output_data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
 }

@@ -19,18 +19,31 @@ pub(crate) fn einsum(ctx: &Ctx, op: &EinSum) -> Result<Lowered> {
     }
     let (ins, outs) = op.axes.to_strs();
     let ins: Vec<Vec<char>> = ins.iter().map(|s| s.chars().collect()).collect();
-    let out: Vec<char> = outs.first().ok_or_else(|| ctx.unsupported("no output"))?.chars().collect();
+    let out: Vec<char> = outs
+        .first()
+        .ok_or_else(|| ctx.unsupported("no output"))?
+        .chars()
+        .collect();
     if ins.len() != ctx.in_shapes.len() || out.len() != ctx.out_shape.len() {
         return Err(ctx.shape_err("einsum labels do not match the shapes"));
     }
     let mut size: HashMap<char, usize> = HashMap::new();
-    for (labels, shape) in ins.iter().zip(&ctx.in_shapes).chain([(&out, &ctx.out_shape)]) {
+    for (labels, shape) in ins
+        .iter()
+        .zip(&ctx.in_shapes)
+        .chain([(&out, &ctx.out_shape)])
+    {
         for (&l, &n) in labels.iter().zip(shape) {
             let e = size.entry(l).or_insert(n);
             *e = (*e).max(n);
         }
     }
-    let mut contracted: Vec<char> = ins.iter().flatten().copied().filter(|l| !out.contains(l)).collect();
+    let mut contracted: Vec<char> = ins
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|l| !out.contains(l))
+        .collect();
     contracted.sort_unstable();
     contracted.dedup();
     let csizes: Vec<usize> = contracted.iter().map(|l| size[l]).collect();
@@ -51,7 +64,8 @@ pub(crate) fn einsum(ctx: &Ctx, op: &EinSum) -> Result<Lowered> {
         let mut rows = Vec::with_capacity(ncontr);
         for c in 0..ncontr {
             let ci = unravel(c, &csizes);
-            let mut val: HashMap<char, usize> = out.iter().copied().zip(oi.iter().copied()).collect();
+            let mut val: HashMap<char, usize> =
+                out.iter().copied().zip(oi.iter().copied()).collect();
             val.extend(contracted.iter().copied().zip(ci));
             rows.push((0..ins.len()).map(|i| flat(i, &val)).collect::<Vec<_>>());
         }
@@ -61,7 +75,10 @@ pub(crate) fn einsum(ctx: &Ctx, op: &EinSum) -> Result<Lowered> {
     match (ins.len(), vars.as_slice()) {
         (1, [0]) => Ok(Lowered {
             op: Op::Linear {
-                terms: assignments.iter().map(|r| r.iter().map(|ix| (0, ix[0] as u32, 1.0)).collect()).collect(),
+                terms: assignments
+                    .iter()
+                    .map(|r| r.iter().map(|ix| (0, ix[0] as u32, 1.0)).collect())
+                    .collect(),
                 bias: vec![0.0; ctx.out_len()],
             },
             slots: vec![0],
@@ -70,13 +87,26 @@ pub(crate) fn einsum(ctx: &Ctx, op: &EinSum) -> Result<Lowered> {
             let w = ctx.const_f32(1 - v)?;
             let terms = assignments
                 .iter()
-                .map(|r| r.iter().map(|ix| (0, ix[*v] as u32, w[ix[1 - v]])).collect())
+                .map(|r| {
+                    r.iter()
+                        .map(|ix| (0, ix[*v] as u32, w[ix[1 - v]]))
+                        .collect()
+                })
                 .collect();
-            Ok(Lowered { op: Op::Linear { terms, bias: vec![0.0; ctx.out_len()] }, slots: vec![*v] })
+            Ok(Lowered {
+                op: Op::Linear {
+                    terms,
+                    bias: vec![0.0; ctx.out_len()],
+                },
+                slots: vec![*v],
+            })
         }
         (2, [0, 1]) => Ok(Lowered {
             op: Op::Bilinear {
-                pairs: assignments.iter().map(|r| r.iter().map(|ix| (ix[0] as u32, ix[1] as u32)).collect()).collect(),
+                pairs: assignments
+                    .iter()
+                    .map(|r| r.iter().map(|ix| (ix[0] as u32, ix[1] as u32)).collect())
+                    .collect(),
             },
             slots: vec![0, 1],
         }),
@@ -96,7 +126,11 @@ pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
     let rank = spec.rank();
     let kshape = &ctx.in_shapes[1];
     let kernel = ctx.const_f32(1)?;
-    let bias = if ctx.consts.len() > 2 { ctx.const_f32(2)? } else { vec![0.0] };
+    let bias = if ctx.consts.len() > 2 {
+        ctx.const_f32(2)?
+    } else {
+        vec![0.0]
+    };
     let layout_in = Layout::new(ctx, spec.data_format, &ctx.in_shapes[0], rank)?;
     let layout_out = Layout::new(ctx, spec.data_format, &ctx.out_shape, rank)?;
     let geo = Geometry::new(ctx, spec, &layout_in.spatial)?;
@@ -104,7 +138,14 @@ pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
         return Err(ctx.shape_err("conv output shape does not match its geometry"));
     }
     let (o_ch, i_per_group) = match op.kernel_fmt {
-        KernelFormat::OIHW | KernelFormat::OHWI => (kshape[0], if op.kernel_fmt == KernelFormat::OIHW { kshape[1] } else { kshape[rank + 1] }),
+        KernelFormat::OIHW | KernelFormat::OHWI => (
+            kshape[0],
+            if op.kernel_fmt == KernelFormat::OIHW {
+                kshape[1]
+            } else {
+                kshape[rank + 1]
+            },
+        ),
         KernelFormat::HWIO => (kshape[rank + 1], kshape[rank]),
     };
     let group = op.group.max(1);
@@ -143,12 +184,22 @@ pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
             let Some(pos) = pos else { continue };
             for il in 0..i_per_group {
                 let ci = g * i_per_group + il;
-                row.push((0u32, layout_in.flat(n, ci, &pos) as u32, kernel[kidx(co, il, &q)]));
+                row.push((
+                    0u32,
+                    layout_in.flat(n, ci, &pos) as u32,
+                    kernel[kidx(co, il, &q)],
+                ));
             }
         }
         terms.push_row(row);
     }
-    Ok(Lowered { op: Op::Linear { terms, bias: biases }, slots: vec![0] })
+    Ok(Lowered {
+        op: Op::Linear {
+            terms,
+            bias: biases,
+        },
+        slots: vec![0],
+    })
 }
 
 /// Element-wise binary ops with numpy broadcasting.
@@ -156,16 +207,25 @@ pub(crate) fn binary(ctx: &Ctx, name: &str) -> Result<Lowered> {
     let out_len = ctx.out_len();
     let src_idx = |slot: usize| -> Vec<usize> {
         let st = strides(&ctx.in_shapes[slot]);
-        (0..out_len).map(|o| broadcast_source(&unravel(o, &ctx.out_shape), &ctx.in_shapes[slot], &st)).collect()
+        (0..out_len)
+            .map(|o| broadcast_source(&unravel(o, &ctx.out_shape), &ctx.in_shapes[slot], &st))
+            .collect()
     };
     let (a, b) = (src_idx(0), src_idx(1));
     let (ca, cb) = (ctx.is_const(0), ctx.is_const(1));
     let konst = |slot: usize| ctx.const_f32(slot);
-    let linear = |terms: Rows<(u32, u32, f32)>, bias: Vec<f32>, slots: Vec<usize>| Ok(Lowered { op: Op::Linear { terms, bias }, slots });
+    let linear = |terms: Rows<(u32, u32, f32)>, bias: Vec<f32>, slots: Vec<usize>| {
+        Ok(Lowered {
+            op: Op::Linear { terms, bias },
+            slots,
+        })
+    };
     match (name, ca, cb) {
         ("Add" | "Sub", false, false) => {
             let sb = if name == "Add" { 1.0 } else { -1.0 };
-            let terms = (0..out_len).map(|o| vec![(0, a[o] as u32, 1.0), (1, b[o] as u32, sb)]).collect();
+            let terms = (0..out_len)
+                .map(|o| vec![(0, a[o] as u32, 1.0), (1, b[o] as u32, sb)])
+                .collect();
             linear(terms, vec![0.0; out_len], vec![0, 1])
         }
         ("Add" | "Sub", _, _) => {
@@ -176,23 +236,48 @@ pub(crate) fn binary(ctx: &Ctx, name: &str) -> Result<Lowered> {
                 _ => (-1.0, 1.0),              // c - x
             };
             let cidx = if ca { &a } else { &b };
-            let terms = (0..out_len).map(|o| vec![(0, v[o] as u32, coeff)]).collect();
+            let terms = (0..out_len)
+                .map(|o| vec![(0, v[o] as u32, coeff)])
+                .collect();
             let bias = (0..out_len).map(|o| csign * c[cidx[o]]).collect();
             linear(terms, bias, vec![if ca { 1 } else { 0 }])
         }
         ("Mul", false, false) => Ok(Lowered {
-            op: Op::Bilinear { pairs: (0..out_len).map(|o| vec![(a[o] as u32, b[o] as u32)]).collect() },
+            op: Op::Bilinear {
+                pairs: (0..out_len)
+                    .map(|o| vec![(a[o] as u32, b[o] as u32)])
+                    .collect(),
+            },
             slots: vec![0, 1],
         }),
         ("Mul", _, _) | ("Div", false, true) => {
-            let (v, c, cidx) = if ca { (&b, konst(0)?, &a) } else { (&a, konst(1)?, &b) };
-            let coeff = |o: usize| if name == "Div" { 1.0 / c[cidx[o]] } else { c[cidx[o]] };
-            let terms = (0..out_len).map(|o| vec![(0, v[o] as u32, coeff(o))]).collect();
+            let (v, c, cidx) = if ca {
+                (&b, konst(0)?, &a)
+            } else {
+                (&a, konst(1)?, &b)
+            };
+            let coeff = |o: usize| {
+                if name == "Div" {
+                    1.0 / c[cidx[o]]
+                } else {
+                    c[cidx[o]]
+                }
+            };
+            let terms = (0..out_len)
+                .map(|o| vec![(0, v[o] as u32, coeff(o))])
+                .collect();
             linear(terms, vec![0.0; out_len], vec![if ca { 1 } else { 0 }])
         }
         ("Max" | "Min", _, _) => {
-            let kind = if name == "Max" { ExtremumKind::Max } else { ExtremumKind::Min };
-            let (va, vb) = (if ca { Some(konst(0)?) } else { None }, if cb { Some(konst(1)?) } else { None });
+            let kind = if name == "Max" {
+                ExtremumKind::Max
+            } else {
+                ExtremumKind::Min
+            };
+            let (va, vb) = (
+                if ca { Some(konst(0)?) } else { None },
+                if cb { Some(konst(1)?) } else { None },
+            );
             let mut slots = Vec::new();
             let sa = (!ca).then(|| {
                 slots.push(0);
@@ -203,12 +288,20 @@ pub(crate) fn binary(ctx: &Ctx, name: &str) -> Result<Lowered> {
                 slots.len() as u32 - 1
             });
             let pick = |s: Option<u32>, c: &Option<Vec<f32>>, i: usize| match (s, c) {
-                (Some(slot), _) => Src::Elem { slot, idx: i as u32 },
+                (Some(slot), _) => Src::Elem {
+                    slot,
+                    idx: i as u32,
+                },
                 (None, Some(c)) => Src::Const(c[i]),
                 (None, None) => unreachable!("a binary input is either constant or variable"),
             };
-            let candidates = (0..out_len).map(|o| vec![pick(sa, &va, a[o]), pick(sb, &vb, b[o])]).collect();
-            Ok(Lowered { op: Op::Extremum { kind, candidates }, slots })
+            let candidates = (0..out_len)
+                .map(|o| vec![pick(sa, &va, a[o]), pick(sb, &vb, b[o])])
+                .collect();
+            Ok(Lowered {
+                op: Op::Extremum { kind, candidates },
+                slots,
+            })
         }
         _ => Err(ctx.unsupported(format!("{name} on these operands"))),
     }

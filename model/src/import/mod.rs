@@ -25,8 +25,10 @@ pub(crate) const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
 
 /// Loads an ONNX file and lowers it.
 pub fn load_onnx(path: &Path) -> Result<Graph> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     load_onnx_bytes(&bytes)
 }
 
@@ -43,11 +45,17 @@ fn malformed(e: impl std::fmt::Display) -> ModelError {
 /// Types and declutters, fixing every symbolic dim to 1. Some graphs (a Tile over the batch
 /// dim) only declutter while the batch is still symbolic, so that order is the fallback.
 fn typed_model(bytes: &[u8]) -> Result<TypedModel> {
-    let inference = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(malformed)?;
+    let inference = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(malformed)?;
     let typed = inference.into_typed().map_err(malformed)?;
     let concretize = |m: &TypedModel| -> TractResult<TypedModel> {
-        let subs: HashMap<Symbol, TDim> =
-            m.symbols.all_symbols().into_iter().map(|s| (s, TDim::Val(1))).collect();
+        let subs: HashMap<Symbol, TDim> = m
+            .symbols
+            .all_symbols()
+            .into_iter()
+            .map(|s| (s, TDim::Val(1)))
+            .collect();
         m.set_symbols(&subs)
     };
     let first = concretize(&typed).and_then(|m| m.into_decluttered());
@@ -90,12 +98,17 @@ impl Ctx<'_> {
     }
 
     pub fn shape_err(&self, message: impl Into<String>) -> ModelError {
-        ModelError::Shape { node: self.name.to_string(), message: message.into() }
+        ModelError::Shape {
+            node: self.name.to_string(),
+            message: message.into(),
+        }
     }
 
     /// Constant input `slot` as f32 values (row-major).
     pub fn const_f32(&self, slot: usize) -> Result<Vec<f32>> {
-        let t = self.consts[slot].as_ref().ok_or_else(|| self.unsupported("expected a constant"))?;
+        let t = self.consts[slot]
+            .as_ref()
+            .ok_or_else(|| self.unsupported("expected a constant"))?;
         tensor_f32(t).map_err(|e| self.unsupported(e))
     }
 
@@ -129,16 +142,24 @@ struct Lowering<'m> {
 
 impl<'m> Lowering<'m> {
     fn new(model: &'m TypedModel) -> Self {
-        Self { model, graph: Graph::default(), vals: HashMap::new() }
+        Self {
+            model,
+            graph: Graph::default(),
+            vals: HashMap::new(),
+        }
     }
 
     fn concrete_shape(&self, outlet: OutletId) -> Result<Vec<usize>> {
         let node = &self.model.nodes[outlet.node];
         let fact = self.model.outlet_fact(outlet).map_err(malformed)?;
-        let shape = fact.shape.as_concrete().map(|s| s.to_vec()).ok_or_else(|| ModelError::Shape {
-            node: node.name.clone(),
-            message: format!("shape {:?} is not concrete", fact.shape),
-        })?;
+        let shape = fact
+            .shape
+            .as_concrete()
+            .map(|s| s.to_vec())
+            .ok_or_else(|| ModelError::Shape {
+                node: node.name.clone(),
+                message: format!("shape {:?} is not concrete", fact.shape),
+            })?;
         if shape.iter().product::<usize>() > MAX_TENSOR_ELEMENTS {
             return Err(ModelError::TooLarge(format!(
                 "node \"{}\" has {} elements (limit {MAX_TENSOR_ELEMENTS})",
@@ -159,19 +180,31 @@ impl<'m> Lowering<'m> {
                     malformed(format!("source node {} is not a model input", node.name))
                 })?;
                 let shape = self.concrete_shape(OutletId::new(id, 0))?;
-                let nid = self.push(node.name.clone(), "Input".into(), Op::Input { index }, vec![], shape);
+                let nid = self.push(
+                    node.name.clone(),
+                    "Input".into(),
+                    Op::Input { index },
+                    vec![],
+                    shape,
+                );
                 self.graph.inputs.push(nid);
                 self.vals.insert(OutletId::new(id, 0), Val::Node(nid));
                 continue;
             }
             if let Some(k) = node.op_as::<Const>() {
-                self.vals.insert(OutletId::new(id, 0), Val::Const(k.val().clone()));
+                self.vals
+                    .insert(OutletId::new(id, 0), Val::Const(k.val().clone()));
                 continue;
             }
             let ins: Vec<Val> = node
                 .inputs
                 .iter()
-                .map(|o| self.vals.get(o).cloned().ok_or_else(|| malformed(format!("dangling input of {}", node.name))))
+                .map(|o| {
+                    self.vals
+                        .get(o)
+                        .cloned()
+                        .ok_or_else(|| malformed(format!("dangling input of {}", node.name)))
+                })
                 .collect::<Result<_>>()?;
             if ins.iter().all(|v| matches!(v, Val::Const(_))) {
                 self.fold_constant(id, &ins)?;
@@ -180,17 +213,29 @@ impl<'m> Lowering<'m> {
             self.lower_node(id, &ins)?;
         }
         // Graph inputs must come out in declaration order.
-        self.graph.inputs.sort_by_key(|&n| match self.graph.nodes[n].op {
-            Op::Input { index } => index,
-            _ => usize::MAX,
-        });
+        self.graph
+            .inputs
+            .sort_by_key(|&n| match self.graph.nodes[n].op {
+                Op::Input { index } => index,
+                _ => usize::MAX,
+            });
         for o in self.model.output_outlets().map_err(malformed)?.to_vec() {
             let nid = match self.vals.get(&o).cloned() {
                 Some(Val::Node(n)) => n,
                 Some(Val::Const(t)) => {
                     let shape = t.shape().to_vec();
-                    let srcs = tensor_f32(&t).map_err(malformed)?.into_iter().map(Src::Const).collect();
-                    self.push(format!("output{}", o.node), "Const".into(), Op::Remap { srcs }, vec![], shape)
+                    let srcs = tensor_f32(&t)
+                        .map_err(malformed)?
+                        .into_iter()
+                        .map(Src::Const)
+                        .collect();
+                    self.push(
+                        format!("output{}", o.node),
+                        "Const".into(),
+                        Op::Remap { srcs },
+                        vec![],
+                        shape,
+                    )
                 }
                 None => return Err(malformed("model output was never computed")),
             };
@@ -202,8 +247,21 @@ impl<'m> Lowering<'m> {
         Ok(self.graph)
     }
 
-    fn push(&mut self, name: String, source_op: String, op: Op, inputs: Vec<usize>, shape: Vec<usize>) -> usize {
-        self.graph.nodes.push(Node { name, source_op, op, inputs, shape });
+    fn push(
+        &mut self,
+        name: String,
+        source_op: String,
+        op: Op,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+    ) -> usize {
+        self.graph.nodes.push(Node {
+            name,
+            source_op,
+            op,
+            inputs,
+            shape,
+        });
         self.graph.nodes.len() - 1
     }
 
@@ -216,21 +274,31 @@ impl<'m> Lowering<'m> {
                 Val::Node(_) => unreachable!("only called with constant inputs"),
             })
             .collect();
-        let outs = node.op.eval_out_of_plan(tensors).ok().flatten().ok_or_else(|| ModelError::UnsupportedOp {
-            node: node.name.clone(),
-            node_id: id,
-            op: node.op.name().to_string(),
-            detail: ": cannot fold this op over constant inputs".into(),
-        })?;
+        let outs = node
+            .op
+            .eval_out_of_plan(tensors)
+            .ok()
+            .flatten()
+            .ok_or_else(|| ModelError::UnsupportedOp {
+                node: node.name.clone(),
+                node_id: id,
+                op: node.op.name().to_string(),
+                detail: ": cannot fold this op over constant inputs".into(),
+            })?;
         for (slot, t) in outs.into_iter().enumerate() {
-            self.vals.insert(OutletId::new(id, slot), Val::Const(t.into_arc_tensor()));
+            self.vals
+                .insert(OutletId::new(id, slot), Val::Const(t.into_arc_tensor()));
         }
         Ok(())
     }
 
     fn lower_node(&mut self, id: usize, ins: &[Val]) -> Result<()> {
         let node = &self.model.nodes[id];
-        let in_shapes = node.inputs.iter().map(|&o| self.concrete_shape(o)).collect::<Result<Vec<_>>>()?;
+        let in_shapes = node
+            .inputs
+            .iter()
+            .map(|&o| self.concrete_shape(o))
+            .collect::<Result<Vec<_>>>()?;
         let out_shape = self.concrete_shape(OutletId::new(id, 0))?;
         let ctx = Ctx {
             name: &node.name,
@@ -265,7 +333,10 @@ impl<'m> Lowering<'m> {
             linear::binary(&ctx, op.0.name())?
         } else if ctx.op == "Square" {
             let pairs = (0..ctx.out_len() as u32).map(|i| vec![(i, i)]).collect();
-            Lowered { op: Op::Bilinear { pairs }, slots: vec![0, 0] }
+            Lowered {
+                op: Op::Bilinear { pairs },
+                slots: vec![0, 0],
+            }
         } else if movement::is_movement(node.op.as_ref()) {
             movement::lower(&ctx, node.op.as_ref())?
         } else {
@@ -276,10 +347,18 @@ impl<'m> Lowering<'m> {
             .iter()
             .map(|&s| match &ins[s] {
                 Val::Node(n) => Ok(*n),
-                Val::Const(_) => Err(ctx.unsupported("internal: a constant was wired as a variable input")),
+                Val::Const(_) => {
+                    Err(ctx.unsupported("internal: a constant was wired as a variable input"))
+                }
             })
             .collect::<Result<Vec<_>>>()?;
-        let nid = self.push(node.name.clone(), ctx.op.clone(), lowered.op, inputs, out_shape);
+        let nid = self.push(
+            node.name.clone(),
+            ctx.op.clone(),
+            lowered.op,
+            inputs,
+            out_shape,
+        );
         self.vals.insert(OutletId::new(id, 0), Val::Node(nid));
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! from. That keeps tract's exact semantics for every movement op it knows.
 
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::array::{Gather, MultiBroadcastTo, Pad, PadMode, Slice, Tile, TypedConcat};
+use tract_onnx::tract_core::ops::array::{
+    Gather, MultiBroadcastTo, Pad, PadMode, Slice, Tile, TypedConcat,
+};
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
 use tract_onnx::tract_core::ops::identity::Identity;
 
@@ -34,13 +36,20 @@ pub(crate) fn lower(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
     let op: &dyn TypedOp = match op.downcast_ref::<Pad>() {
         Some(pad) => {
             if let PadMode::Constant(v) = &pad.mode {
-                pad_value = tensor_f32(v).map_err(|e| ctx.unsupported(e))?.first().copied().unwrap_or(0.0);
+                pad_value = tensor_f32(v)
+                    .map_err(|e| ctx.unsupported(e))?
+                    .first()
+                    .copied()
+                    .unwrap_or(0.0);
             }
             let mode = match &pad.mode {
                 PadMode::Constant(_) => PadMode::Constant(Arc::new(Tensor::from(0.0f32))),
                 other => other.clone(),
             };
-            replaced = Pad { pads: pad.pads.clone(), mode };
+            replaced = Pad {
+                pads: pad.pads.clone(),
+                mode,
+            };
             &replaced
         }
         None => op,
@@ -62,7 +71,11 @@ pub(crate) fn lower(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
             None => true,
         };
         if !is_float {
-            inputs.push(TValue::from_const(ctx.consts[slot].clone().expect("non-float inputs are constants")));
+            inputs.push(TValue::from_const(
+                ctx.consts[slot]
+                    .clone()
+                    .expect("non-float inputs are constants"),
+            ));
             continue;
         }
         if next + n >= MAX_TENSOR_ELEMENTS {
@@ -102,10 +115,16 @@ pub(crate) fn lower(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
                 .find(|(first, _)| *first <= c)
                 .ok_or_else(|| ctx.unsupported("lost track of an element"))?;
             Ok(match origin {
-                Origin::Var(slot) => Src::Elem { slot: *slot, idx: (c - first) as u32 },
+                Origin::Var(slot) => Src::Elem {
+                    slot: *slot,
+                    idx: (c - first) as u32,
+                },
                 Origin::Const(vals) => Src::Const(vals[c - first]),
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Lowered { op: Op::Remap { srcs }, slots })
+    Ok(Lowered {
+        op: Op::Remap { srcs },
+        slots,
+    })
 }

@@ -29,12 +29,26 @@ impl Layout {
             DataFormat::HWC => (false, false),
         };
         if shape.len() != rank + 1 + has_n as usize {
-            return Err(ctx.shape_err(format!("expected rank {} for {fmt:?}", rank + 1 + has_n as usize)));
+            return Err(ctx.shape_err(format!(
+                "expected rank {} for {fmt:?}",
+                rank + 1 + has_n as usize
+            )));
         }
 
         let rest = &shape[has_n as usize..];
-        let (c, spatial) = if c_first { (rest[0], rest[1..].to_vec()) } else { (rest[rank], rest[..rank].to_vec()) };
-        Ok(Self { has_n, c_first, c, spatial, strides: strides(shape), shape: shape.to_vec() })
+        let (c, spatial) = if c_first {
+            (rest[0], rest[1..].to_vec())
+        } else {
+            (rest[rank], rest[..rank].to_vec())
+        };
+        Ok(Self {
+            has_n,
+            c_first,
+            c,
+            spatial,
+            strides: strides(shape),
+            shape: shape.to_vec(),
+        })
     }
 
     /// Flat index of (batch, channel, spatial position).
@@ -85,7 +99,9 @@ impl Geometry {
         }
         let strides = spec.strides().to_vec();
         let dilations = spec.dilations().to_vec();
-        let padded = spec.padding.compute(in_spatial, &kernel, &dilations, &strides);
+        let padded = spec
+            .padding
+            .compute(in_spatial, &kernel, &dilations, &strides);
         Ok(Self {
             in_spatial: in_spatial.to_vec(),
             out_spatial: padded.iter().map(|p| p.convoluted).collect(),
@@ -108,7 +124,8 @@ impl Geometry {
                 let q = unravel(k, &self.kernel);
                 let pos: Option<Vec<usize>> = (0..q.len())
                     .map(|d| {
-                        let x = (p[d] * self.strides[d] + q[d] * self.dilations[d]) as isize - self.pad_before[d] as isize;
+                        let x = (p[d] * self.strides[d] + q[d] * self.dilations[d]) as isize
+                            - self.pad_before[d] as isize;
                         (x >= 0 && (x as usize) < self.in_spatial[d]).then_some(x as usize)
                     })
                     .collect();
@@ -130,7 +147,12 @@ fn pool_rows(ctx: &Ctx, spec: &PoolSpec) -> Result<Vec<(Vec<u32>, usize)>> {
     Ok((0..ctx.out_len())
         .map(|o| {
             let (n, c, p) = lout.split(o);
-            let valid = geo.window(&p).into_iter().filter_map(|(_, pos)| pos).map(|pos| lin.flat(n, c, &pos) as u32).collect();
+            let valid = geo
+                .window(&p)
+                .into_iter()
+                .filter_map(|(_, pos)| pos)
+                .map(|pos| lin.flat(n, c, &pos) as u32)
+                .collect();
             (valid, geo.kernel_len())
         })
         .collect())
@@ -141,12 +163,26 @@ pub(crate) fn sum_pool(ctx: &Ctx, op: &SumPool) -> Result<Lowered> {
     let terms = pool_rows(ctx, &op.pool_spec)?
         .into_iter()
         .map(|(valid, full)| {
-            let count = if op.count_include_pad { full } else { valid.len() };
-            let coeff = if op.normalize { 1.0 / count as f32 } else { 1.0 };
+            let count = if op.count_include_pad {
+                full
+            } else {
+                valid.len()
+            };
+            let coeff = if op.normalize {
+                1.0 / count as f32
+            } else {
+                1.0
+            };
             valid.into_iter().map(|i| (0, i, coeff)).collect()
         })
         .collect();
-    Ok(Lowered { op: Op::Linear { terms, bias: vec![0.0; ctx.out_len()] }, slots: vec![0] })
+    Ok(Lowered {
+        op: Op::Linear {
+            terms,
+            bias: vec![0.0; ctx.out_len()],
+        },
+        slots: vec![0],
+    })
 }
 
 /// MaxPool: the max over the valid window elements.
@@ -156,12 +192,23 @@ pub(crate) fn max_pool(ctx: &Ctx, op: &MaxPool) -> Result<Lowered> {
     }
     let candidates = pool_rows(ctx, &op.pool_spec)?
         .into_iter()
-        .map(|(valid, _)| valid.into_iter().map(|idx| Src::Elem { slot: 0, idx }).collect::<Vec<_>>())
+        .map(|(valid, _)| {
+            valid
+                .into_iter()
+                .map(|idx| Src::Elem { slot: 0, idx })
+                .collect::<Vec<_>>()
+        })
         .collect::<Rows<_>>();
     if candidates.iter().any(|r| r.is_empty()) {
         return Err(ctx.shape_err("a MaxPool window lies entirely in the padding"));
     }
-    Ok(Lowered { op: Op::Extremum { kind: ExtremumKind::Max, candidates }, slots: vec![0] })
+    Ok(Lowered {
+        op: Op::Extremum {
+            kind: ExtremumKind::Max,
+            candidates,
+        },
+        slots: vec![0],
+    })
 }
 
 /// Reduce over `axes` (kept as size 1): a sum (`kind` None) or a max/min.
@@ -171,7 +218,9 @@ pub(crate) fn reduce(ctx: &Ctx, axes: &[usize], kind: Option<ExtremumKind>) -> R
         return Err(ctx.shape_err("reduction must keep the reduced axes"));
     }
     let ist = strides(ishape);
-    let rshape: Vec<usize> = (0..ishape.len()).map(|d| if axes.contains(&d) { ishape[d] } else { 1 }).collect();
+    let rshape: Vec<usize> = (0..ishape.len())
+        .map(|d| if axes.contains(&d) { ishape[d] } else { 1 })
+        .collect();
     let rlen: usize = rshape.iter().product();
     let rows: Vec<Vec<u32>> = (0..ctx.out_len())
         .map(|o| {
@@ -179,19 +228,31 @@ pub(crate) fn reduce(ctx: &Ctx, axes: &[usize], kind: Option<ExtremumKind>) -> R
             (0..rlen)
                 .map(|r| {
                     let ri = unravel(r, &rshape);
-                    (0..ishape.len()).map(|d| if axes.contains(&d) { ri[d] } else { oi[d] } * ist[d]).sum::<usize>() as u32
+                    (0..ishape.len())
+                        .map(|d| if axes.contains(&d) { ri[d] } else { oi[d] } * ist[d])
+                        .sum::<usize>() as u32
                 })
                 .collect()
         })
         .collect();
     let op = match kind {
         None => Op::Linear {
-            terms: rows.into_iter().map(|r| r.into_iter().map(|i| (0, i, 1.0)).collect()).collect(),
+            terms: rows
+                .into_iter()
+                .map(|r| r.into_iter().map(|i| (0, i, 1.0)).collect())
+                .collect(),
             bias: vec![0.0; ctx.out_len()],
         },
         Some(kind) => Op::Extremum {
             kind,
-            candidates: rows.into_iter().map(|r| r.into_iter().map(|idx| Src::Elem { slot: 0, idx }).collect()).collect(),
+            candidates: rows
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .map(|idx| Src::Elem { slot: 0, idx })
+                        .collect()
+                })
+                .collect(),
         },
     };
     Ok(Lowered { op, slots: vec![0] })

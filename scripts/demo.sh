@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on the shipped example (a digits MLP): compile, setup, prove, verify.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
+cargo build -p zkinfer
+zk="$CARGO_TARGET_DIR/debug/zkinfer"
+model=examples/digits_mlp
+out="${1:-$CARGO_TARGET_DIR/demo/digits_mlp}"
+rm -rf "$out"
+"$zk" compile "$model/network.onnx" --calibration "$model/input.json" --out "$out"
+"$zk" inspect "$out"
+"$zk" setup "$out"
+"$zk" prove "$out" --input "$model/input.json" --out "$out/proof.json"
+"$zk" verify "$out" "$out/proof.json"

@@ -1,0 +1,60 @@
+"""Train a 64→32→10 ReLU MLP on scikit-learn's 8×8 digits and export it as ONNX.
+
+Writes network.onnx, input.json (EZKL format: one held-out digit) and expected.json
+(onnxruntime's float outputs on it) into the folder given on the command line.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)  # pixels in [0, 1]
+    x_train, x_test, y_train, y_test = train_test_split(x, digits.target, test_size=0.25, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
+    clf.fit(x_train, y_train)
+    print(f"test accuracy {clf.score(x_test, y_test):.3f}")
+
+    w1, w2 = (w.astype(np.float32) for w in clf.coefs_)
+    b1, b2 = (b.astype(np.float32) for b in clf.intercepts_)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["input", "w1", "b1"], ["h"], name="dense1"),
+            helper.make_node("Relu", ["h"], ["h_relu"], name="relu1"),
+            helper.make_node("Gemm", ["h_relu", "w2", "b2"], ["logits"], name="dense2"),
+        ],
+        "digits_mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", 10])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1"),
+         numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(b2, "b2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="zkinfer-example")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, out / "network.onnx")
+
+    sample = x_test[:1]
+    (out / "input.json").write_text(json.dumps({"input_data": [[float(v) for v in sample[0]]]}, indent=1) + "\n")
+    logits = ort.InferenceSession(str(out / "network.onnx")).run(None, {"input": sample})[0]
+    (out / "expected.json").write_text(json.dumps({
+        "producer": f"onnxruntime {ort.__version__}",
+        "label": int(y_test[0]),
+        "output_shapes": [list(logits.shape)],
+        "output_data": [[float(v) for v in logits[0]]],
+    }, indent=1) + "\n")
+    print(f"wrote {out}: label {int(y_test[0])}, predicted {int(np.argmax(logits))}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test suite: unit, chip soundness (MockProver tampering), and end-to-end tests on the
+# EZKL example corpus expected at ../shared/ezkl-examples, plus the shipped example model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
+if [ ! -d ../shared/ezkl-examples ]; then
+  echo "error: the tests read the example corpus at ../shared/ezkl-examples (beside this checkout)" >&2
+  exit 1
+fi
+cargo test --workspace

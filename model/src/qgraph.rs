@@ -115,6 +115,19 @@ pub fn floor_shift(acc: i128, shift: u32) -> i128 {
     acc >> shift
 }
 
+/// `bias + Σ a·b` without overflowing i128.
+fn checked_dot(bias: i128, terms: impl Iterator<Item = (i128, i128)>) -> Option<i128> {
+    terms.fold(Some(bias), |acc, (a, b)| {
+        acc?.checked_add(a.checked_mul(b)?)
+    })
+}
+
+fn overflow(node: &str) -> ModelError {
+    ModelError::TooLarge(format!(
+        "an accumulator at node \"{node}\" overflows 127 bits"
+    ))
+}
+
 impl QGraph {
     /// Shapes of the graph inputs.
     pub fn input_shapes(&self) -> Vec<Vec<usize>> {
@@ -212,21 +225,25 @@ impl QGraph {
                     .iter()
                     .zip(bias)
                     .map(|(row, &b)| {
-                        let acc = row.iter().fold(b as i128, |acc, &(s, i, c)| {
-                            acc + c as i128 * ins[s as usize][i as usize] as i128
-                        });
-                        floor_shift(acc, *shift)
+                        let products = row
+                            .iter()
+                            .map(|&(s, i, c)| (c as i128, ins[s as usize][i as usize] as i128));
+                        checked_dot(b as i128, products)
+                            .map(|acc| floor_shift(acc, *shift))
+                            .ok_or_else(|| overflow(&node.name))
                     })
-                    .collect(),
+                    .collect::<Result<_>>()?,
                 QOp::Bilinear { pairs, shift } => pairs
                     .iter()
                     .map(|row| {
-                        let acc = row.iter().fold(1i128 << (shift - 1), |acc, &(a, b)| {
-                            acc + ins[0][a as usize] as i128 * ins[1][b as usize] as i128
+                        let products = row.iter().map(|&(a, b)| {
+                            (ins[0][a as usize] as i128, ins[1][b as usize] as i128)
                         });
-                        floor_shift(acc, *shift)
+                        checked_dot(1i128 << (shift - 1), products)
+                            .map(|acc| floor_shift(acc, *shift))
+                            .ok_or_else(|| overflow(&node.name))
                     })
-                    .collect(),
+                    .collect::<Result<_>>()?,
                 QOp::Extremum { kind, candidates } => candidates
                     .iter()
                     .map(|row| {

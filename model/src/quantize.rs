@@ -33,6 +33,10 @@ impl Default for QuantizeOptions {
     }
 }
 
+/// Every value, range-checked or not, stays below this bound (so it fits an i64 and any
+/// product of two fits an i128).
+const MAX_BOUND: u128 = 1 << 62;
+
 /// Largest activation bit width: keeps every accumulator far from the field modulus.
 const MAX_ACT_BITS: u32 = 48;
 
@@ -50,10 +54,11 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
     let mut max_abs = 1.0f64;
     let mut nodes: Vec<QNode> = Vec::with_capacity(graph.nodes.len());
     for (id, node) in graph.nodes.iter().enumerate() {
-        let qc = |c: f32| (c as f64 * unit).round() as i64;
-        let qsrc = |x: &Src<f32>| match *x {
-            Src::Elem { slot, idx } => Src::Elem { slot, idx },
-            Src::Const(c) => Src::Const(qc(c)),
+        let qsrc = |x: &Src<f32>| -> Result<Src<i64>> {
+            Ok(match *x {
+                Src::Elem { slot, idx } => Src::Elem { slot, idx },
+                Src::Const(c) => Src::Const(to_fixed(c as f64 * unit, &node.name)?),
+            })
         };
         let op = match &node.op {
             Op::Input { index } => QOp::Input { index: *index },
@@ -66,15 +71,19 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
                 } else {
                     0
                 };
-                let terms = terms.map(|&(sl, i, c)| (sl, i, (c as f64 * cu).round() as i64));
+                let terms = terms.try_map_rows(|_, row| {
+                    row.iter()
+                        .map(|&(sl, i, c)| Ok((sl, i, to_fixed(c as f64 * cu, &node.name)?)))
+                        .collect()
+                })?;
                 let terms: Rows<_> = terms
                     .iter()
                     .map(|r| r.iter().copied().filter(|t| t.2 != 0).collect())
                     .collect();
                 let bias = bias
                     .iter()
-                    .map(|&b| (b as f64 * unit * cu).round() as i64 + half)
-                    .collect();
+                    .map(|&b| Ok(to_fixed(b as f64 * unit * cu, &node.name)? + half))
+                    .collect::<Result<_>>()?;
                 QOp::Linear {
                     terms,
                     bias,
@@ -87,10 +96,10 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             },
             Op::Extremum { kind, candidates } => QOp::Extremum {
                 kind: *kind,
-                candidates: candidates.map(qsrc),
+                candidates: candidates.try_map_rows(|_, row| row.iter().map(qsrc).collect())?,
             },
             Op::Remap { srcs } => QOp::Remap {
-                srcs: srcs.iter().map(qsrc).collect(),
+                srcs: srcs.iter().map(qsrc).collect::<Result<_>>()?,
             },
         };
         if op.is_range_checked() {
@@ -124,6 +133,17 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
     };
     compute_bounds(&mut q)?;
     Ok(q)
+}
+
+/// Rounds a scaled constant to an integer, refusing NaN and values past the bound.
+fn to_fixed(x: f64, node: &str) -> Result<i64> {
+    let r = x.round();
+    if !r.is_finite() || r.abs() >= MAX_BOUND as f64 {
+        return Err(ModelError::TooLarge(format!(
+            "a constant at node \"{node}\" is {x:e} in fixed point (NaN, infinite, or beyond 2^62)"
+        )));
+    }
+    Ok(r as i64)
 }
 
 fn check_calibration(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
@@ -323,5 +343,129 @@ fn prune_dead(g: Graph, consumers: &[usize]) -> Graph {
         nodes,
         inputs: g.inputs.iter().map(|&i| new_id[i]).collect(),
         outputs: g.outputs.iter().map(|&i| new_id[i]).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{ExtremumKind, Node};
+
+    fn node(op: Op, inputs: Vec<usize>, shape: Vec<usize>) -> Node {
+        Node {
+            name: "n".into(),
+            source_op: "T".into(),
+            op,
+            inputs,
+            shape,
+        }
+    }
+
+    /// x (2) → Linear y = [0.75·x0 - 1.5·x1 + 0.25, 3·x0] → + [1, -2] → ReLU.
+    fn tiny() -> Graph {
+        let lin = Op::Linear {
+            terms: vec![vec![(0, 0, 0.75), (0, 1, -1.5)], vec![(0, 0, 3.0)]]
+                .into_iter()
+                .collect(),
+            bias: vec![0.25, 0.0],
+        };
+        let add = Op::Linear {
+            terms: vec![vec![(0, 0, 1.0)], vec![(0, 1, 1.0)]]
+                .into_iter()
+                .collect(),
+            bias: vec![1.0, -2.0],
+        };
+        let relu = Op::Extremum {
+            kind: ExtremumKind::Max,
+            candidates: (0..2)
+                .map(|i| vec![Src::Elem { slot: 0, idx: i }, Src::Const(0.0)])
+                .collect(),
+        };
+        Graph {
+            nodes: vec![
+                node(Op::Input { index: 0 }, vec![], vec![2]),
+                node(lin, vec![0], vec![2]),
+                node(add, vec![1], vec![2]),
+                node(relu, vec![2], vec![2]),
+            ],
+            inputs: vec![0],
+            outputs: vec![3],
+        }
+    }
+
+    #[test]
+    fn coefficient_scales() {
+        assert_eq!(coeff_scale([1.0f32, -2.0, 7.0].into_iter(), 13), 0);
+        assert_eq!(coeff_scale([0.5f32, 3.0].into_iter(), 13), 1);
+        assert_eq!(coeff_scale([0.75f32, -1.5].into_iter(), 13), 2);
+        assert_eq!(coeff_scale([1.0f32 / 3.0].into_iter(), 13), 14);
+        assert_eq!(coeff_scale([1.0f32 / 300.0].into_iter(), 13), 21);
+        assert_eq!(coeff_scale([2.3f32].into_iter(), 13), 13);
+    }
+
+    #[test]
+    fn bias_add_fuses_and_eval_is_exact() {
+        let opts = QuantizeOptions {
+            scale: 4,
+            param_scale: 8,
+            range_headroom_bits: 2,
+        };
+        let q = quantize(&tiny(), &[vec![1.0, 0.5]], &opts).unwrap();
+        assert_eq!(q.nodes.len(), 3, "the bias add folded into the Linear");
+        let QOp::Linear { terms, bias, shift } = &q.nodes[1].op else {
+            panic!("linear")
+        };
+        assert_eq!(*shift, 2, "0.75 and 1.5 are exact at 2^-2");
+        assert_eq!(terms.row(0), &[(0, 0, 3), (0, 1, -6)]);
+        assert_eq!(terms.row(1), &[(0, 0, 12)]);
+        // (0.25 + 1) · 2^(4+2) + half (2) = 82; -2 · 2^6 + 2 = -126.
+        assert_eq!(bias, &vec![82, -126]);
+        // x = (1, 0.5) → (16, 8): row0 = 82 + 48 - 48 = 82 → 82 >> 2 = 20; row1 = -126 + 192 = 66 → 16.
+        let trace = q.eval(&[vec![16, 8]]).unwrap();
+        assert_eq!(trace.values[1], vec![20, 16]);
+        assert_eq!(trace.values[2], vec![20, 16]);
+        // Negative pre-activations floor toward -inf, then ReLU clamps.
+        let trace = q.eval(&[vec![-16, 16]]).unwrap();
+        assert_eq!(
+            trace.values[1],
+            vec![(82 - 48 - 96) >> 2, (-126 - 192) >> 2]
+        );
+        assert_eq!(trace.values[2], vec![0, 0]);
+    }
+
+    #[test]
+    fn range_and_input_errors() {
+        let opts = QuantizeOptions {
+            scale: 4,
+            param_scale: 8,
+            range_headroom_bits: 2,
+        };
+        let q = quantize(&tiny(), &[vec![1.0, 0.5]], &opts).unwrap();
+        assert!(matches!(
+            q.eval(&[vec![1 << 20, 0]]),
+            Err(ModelError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            q.quantize_input(&[vec![f64::NAN, 0.0]]),
+            Err(ModelError::Input(_))
+        ));
+        assert!(matches!(
+            q.quantize_input(&[vec![1.0]]),
+            Err(ModelError::Input(_))
+        ));
+        assert!(matches!(
+            q.quantize_input(&[vec![1e9, 0.0]]),
+            Err(ModelError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            quantize(&tiny(), &[vec![f64::INFINITY, 0.0]], &opts),
+            Err(ModelError::Input(_))
+        ));
+        let mut g = tiny();
+        if let Op::Linear { bias, .. } = &mut g.nodes[1].op {
+            bias[0] = f32::NAN;
+        }
+        let r = quantize(&g, &[vec![1.0, 0.5]], &opts);
+        assert!(matches!(r, Err(ModelError::TooLarge(_))), "{r:?}");
     }
 }

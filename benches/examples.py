@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Per-model table for the EZKL example corpus: k, rows, setup, prove (wall, CPU, peak RSS),
+proof bytes, verify time, max output error vs onnxruntime — EZKL-BASELINE.md's columns.
+
+Usage: benches/examples.py [--zkinfer BIN] [--work DIR] MODEL...   (stdlib only)
+Each step runs as its own process under /usr/bin/time, so RSS and CPU are the step's own.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "ezkl-examples"
+
+
+def timed(cmd):
+    """Runs cmd under /usr/bin/time; returns (wall s, cpu s, peak RSS MiB)."""
+    t = time.perf_counter()
+    out = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", *cmd], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr.strip().splitlines()[-2:]}")
+    user, sys_, rss = out.stderr.strip().splitlines()[-1].split()
+    return wall, float(user) + float(sys_), int(rss) / 1024
+
+
+def bench(zk, work, name):
+    ex = CORPUS / name
+    d = work / name
+    subprocess.run(["rm", "-rf", str(d)], check=True)
+    inp = str(ex / "input.json")
+    timed([zk, "compile", str(ex / "network.onnx"), "--calibration", inp, "--out", str(d)])
+    settings = json.loads((d / "settings.json").read_text())
+    setup = timed([zk, "setup", str(d)])
+    prove = timed([zk, "prove", str(d), "--input", inp, "--out", str(d / "proof.json")])
+    verify = timed([zk, "verify", str(d), str(d / "proof.json")])
+    proof = json.loads((d / "proof.json").read_text())
+    want = json.loads((ex / "expected.json").read_text())["output_data"]
+    got = proof["outputs"]
+    err = max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w))
+    scale = max(abs(v) for w in want for v in w) or 1.0
+    plan = settings["plan"]
+    return {
+        "model": name, "k": plan["k"], "rows": plan["rows"], "advice_columns": plan["params"]["num_advice_per_phase"][0],
+        "setup_s": setup[0], "prove_wall_s": prove[0], "prove_cpu_s": prove[1], "prove_rss_mib": prove[2],
+        "proof_bytes": (len(proof["proof"]) - 2) // 2, "verify_s": verify[0], "max_abs_err": err, "max_rel_err": err / scale,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zkinfer", default=str(Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/zkinfer-target")) / "debug/zkinfer"))
+    ap.add_argument("--work", default="/tmp/zkinfer-bench")
+    ap.add_argument("--json", help="also write the raw rows here")
+    ap.add_argument("models", nargs="+")
+    a = ap.parse_args()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print("| model | k | rows | advice cols | setup s | prove wall s | prove CPU s | prove peak RSS MiB | proof bytes | verify s | max abs err (rel) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for m in a.models:
+        r = bench(a.zkinfer, work, m)
+        rows.append(r)
+        print(f"| {m} | {r['k']} | {r['rows']} | {r['advice_columns']} | {r['setup_s']:.2f} | {r['prove_wall_s']:.2f} | {r['prove_cpu_s']:.2f} "
+              f"| {r['prove_rss_mib']:.0f} | {r['proof_bytes']} | {r['verify_s']:.2f} | {r['max_abs_err']:.1e} ({r['max_rel_err']:.1e}) |", flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -116,10 +116,8 @@ pub fn floor_shift(acc: i128, shift: u32) -> i128 {
 }
 
 /// `bias + Σ a·b` without overflowing i128.
-fn checked_dot(bias: i128, terms: impl Iterator<Item = (i128, i128)>) -> Option<i128> {
-    terms.fold(Some(bias), |acc, (a, b)| {
-        acc?.checked_add(a.checked_mul(b)?)
-    })
+fn checked_dot(bias: i128, mut terms: impl Iterator<Item = (i128, i128)>) -> Option<i128> {
+    terms.try_fold(bias, |acc, (a, b)| acc.checked_add(a.checked_mul(b)?))
 }
 
 fn overflow(node: &str) -> ModelError {

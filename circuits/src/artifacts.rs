@@ -150,6 +150,24 @@ impl Versioned for Settings {
 }
 
 impl Settings {
+    /// The output part of the public instances, dequantized (None if an instance is not a
+    /// small signed integer, or there are too few).
+    pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
+        let mut at = self.num_input_instances();
+        let unit = (1u64 << self.scale) as f64;
+        self.output_shapes
+            .iter()
+            .map(|shape| {
+                let n: usize = shape.iter().product();
+                let part = instances.get(at..at + n)?;
+                at += n;
+                part.iter()
+                    .map(|f| crate::field::signed(f).map(|v| v as f64 / unit))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Number of public instances that are model inputs.
     pub fn num_input_instances(&self) -> usize {
         match self.plan.visibility {

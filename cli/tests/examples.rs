@@ -1,48 +1,23 @@
 //! The models the proving slice must handle: compile, setup, prove and verify each one, and
-//! check the proven outputs against onnxruntime.
-//!
-//! Error bound: `max |zkinfer - onnxruntime| <= 16 · 2^-scale · max(1, max |onnxruntime|)`,
-//! i.e. 16 units in the last place of the fixed-point output, relative for outputs above 1.
+//! check the proven outputs against onnxruntime within `corpus::error_bound`:
+//! `max |zkinfer - onnxruntime| <= 16 · 2^-scale · max(1, max |onnxruntime|)`.
 
-mod common;
-
-use common::{example, expected};
 use zkinfer_circuits::artifacts::write_json;
+use zkinfer_model::corpus::{
+    error_bound, example_dir, expected_outputs, max_abs_error, PROVING_SLICE_MODELS,
+};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 
-const MODELS: &[&str] = &[
-    "1l_linear",
-    "1l_mlp",
-    "2l_relu_fc",
-    "accuracy",
-    "1l_relu",
-    "1l_conv",
-    "1l_batch_norm",
-    "1l_reshape",
-    "1l_max_pool",
-    "1l_average",
-    "1l_pad",
-    "1l_concat",
-    "1l_slice",
-    "1l_mean",
-    "4l_relu_conv_fc",
-    "3l_relu_conv_fc",
-];
-
 #[test]
-fn must_show_models_prove_verify_and_match_onnxruntime() {
+fn proving_slice_models_prove_verify_and_match_onnxruntime() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in MODELS {
-        let e = example(name);
+    for name in PROVING_SLICE_MODELS {
+        let e = example_dir(name);
         let dir = tmp.path().join(name);
         let input = e.join("input.json");
-        let settings = pipeline::compile(
-            &e.join("network.onnx"),
-            &input,
-            &dir,
-            &CompileOptions::default(),
-        )
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let opts = CompileOptions::default();
+        let settings = pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
         pipeline::setup(&dir, None).unwrap_or_else(|err| panic!("{name}: {err}"));
         let proof = pipeline::prove(&dir, &input).unwrap_or_else(|err| panic!("{name}: {err}"));
         let proof_path = dir.join("proof.json");
@@ -53,29 +28,18 @@ fn must_show_models_prove_verify_and_match_onnxruntime() {
         let run = pipeline::run(&dir, &input).unwrap();
         assert_eq!(verified.outputs, run.outputs, "{name}");
         assert_eq!(proof.outputs, run.outputs, "{name}");
-        let want = expected(name);
-        let max_abs = want.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
-        let bound = 16.0 / (1u64 << settings.scale) as f64 * max_abs.max(1.0);
-        let err = run
-            .outputs
-            .iter()
-            .flatten()
-            .zip(want.iter().flatten())
-            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert_eq!(
-            run.outputs.iter().flatten().count(),
-            want.iter().flatten().count(),
-            "{name}"
+        let want = expected_outputs(&e.join("expected.json")).unwrap();
+        let (err, bound) = (
+            max_abs_error(&run.outputs, &want),
+            error_bound(settings.scale, &want),
         );
         assert!(
             err <= bound,
             "{name}: error {err} exceeds the bound {bound}"
         );
         println!(
-            "{name:>16}: k={:>2} rows={:>6} proof={} bytes max err {err:.2e} (bound {bound:.2e})",
-            settings.plan.k,
-            settings.plan.rows,
-            proof.proof.len() / 2 - 1
+            "{name:>16}: k={:>2} max err {err:.2e} (bound {bound:.2e})",
+            settings.plan.k
         );
     }
 }

@@ -5,6 +5,8 @@
 //! semantics that the circuit, the expected outputs and the public instances all follow.
 #![warn(missing_docs)]
 
+#[cfg(feature = "corpus")]
+pub mod corpus;
 mod error;
 mod graph;
 mod import;

@@ -14,8 +14,8 @@ use zkinfer_circuits::artifacts::{
     files, in_dir, read_bytes, read_json, vk_to_bytes, write_bytes, write_json, write_kzg_verifier,
     KeysInfo, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
 };
-use zkinfer_circuits::field::{signed, to_hex};
-use zkinfer_circuits::{plan_circuit, Fr, PlanLimits, Visibility};
+use zkinfer_circuits::field::to_hex;
+use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{
     load_onnx_bytes, parse_input_json, quantize, sha256_hex, ModelError, QGraph, QOp,
     QuantizeOptions,
@@ -317,7 +317,10 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
         "proof generated in {:.2?}",
         t.elapsed()
     );
-    let outputs = dequantize_outputs(&folder.settings, &instances)?;
+    let outputs = folder
+        .settings
+        .outputs_from_instances(&instances)
+        .ok_or_else(|| ProverError::Folder("internal: output instances out of range".into()))?;
     Ok(ProofFile {
         format_version: FORMAT_VERSION,
         model_sha256: folder.settings.model_sha256.clone(),
@@ -328,34 +331,6 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
         instances: instances.iter().map(to_hex).collect(),
         proof: format!("0x{}", hex::encode(&proof)),
     })
-}
-
-/// The output part of the instances, as floats.
-pub fn dequantize_outputs(
-    settings: &Settings,
-    instances: &[Fr],
-) -> Result<Vec<Vec<f64>>, ProverError> {
-    let mut at = settings.num_input_instances();
-    let unit = (1u64 << settings.scale) as f64;
-    settings
-        .output_shapes
-        .iter()
-        .map(|shape| {
-            let n: usize = shape.iter().product();
-            let out = instances
-                .get(at..at + n)
-                .ok_or_else(|| ProverError::Folder("too few instances".into()))?
-                .iter()
-                .map(|f| {
-                    signed(f)
-                        .map(|v| v as f64 / unit)
-                        .ok_or_else(|| ProverError::Folder("output instance out of range".into()))
-                })
-                .collect();
-            at += n;
-            out
-        })
-        .collect()
 }
 
 /// A human-readable description of a compiled folder.

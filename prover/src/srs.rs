@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_base::halo2_proofs::halo2curves::bn256::Bn256;
 use halo2_base::halo2_proofs::halo2curves::pairing::Engine;
 use halo2_base::halo2_proofs::poly::commitment::{Params, ParamsProver};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
@@ -97,9 +97,4 @@ pub fn downsize(mut params: ParamsKZG<Bn256>, k: u32) -> Result<ParamsKZG<Bn256>
         params.downsize(k);
     }
     Ok(params)
-}
-
-/// The first G1 point, for callers that need a fingerprint.
-pub fn g0(params: &ParamsKZG<Bn256>) -> G1Affine {
-    params.get_g()[0]
 }

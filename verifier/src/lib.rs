@@ -17,7 +17,7 @@ use zkinfer_circuits::artifacts::{
     files, in_dir, read_bytes, read_json, read_kzg_verifier, vk_from_bytes, ArtifactError,
     ProofFile, Settings,
 };
-use zkinfer_circuits::field::{from_hex, signed};
+use zkinfer_circuits::field::from_hex;
 
 /// Why a proof was not accepted.
 #[derive(Debug, Error)]
@@ -116,34 +116,14 @@ pub fn verify_file(dir: &Path, proof_path: &Path) -> Result<Verified, VerifyErro
         .strip_prefix("0x")
         .and_then(|h| hex::decode(h).ok())
         .ok_or_else(|| VerifyError::Malformed("\"proof\" is not 0x-hex".into()))?;
-    let outputs = outputs_of(&settings, &instances)?;
+    let outputs = settings
+        .outputs_from_instances(&instances)
+        .ok_or(VerifyError::OutputsMismatch)?;
     if outputs != proof.outputs {
         return Err(VerifyError::OutputsMismatch);
     }
     verify_proof_bytes(&params, &vk, &instances, &bytes)?;
     Ok(Verified { outputs })
-}
-
-fn outputs_of(settings: &Settings, instances: &[Fr]) -> Result<Vec<Vec<f64>>, VerifyError> {
-    let mut at = settings.num_input_instances();
-    let unit = (1u64 << settings.scale) as f64;
-    settings
-        .output_shapes
-        .iter()
-        .map(|shape| {
-            let n: usize = shape.iter().product();
-            let vals = instances[at..at + n]
-                .iter()
-                .map(|f| {
-                    signed(f)
-                        .map(|v| v as f64 / unit)
-                        .ok_or(VerifyError::OutputsMismatch)
-                })
-                .collect();
-            at += n;
-            vals
-        })
-        .collect()
 }
 
 fn short(h: &str) -> &str {

@@ -1,15 +1,10 @@
 //! Shared helpers for the end-to-end tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// `../shared/ezkl-examples/NAME`.
-pub fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/ezkl-examples")
-        .join(name)
-}
+pub use zkinfer_model::corpus::example_dir as example;
 
 /// Runs the `zkinfer` binary.
 pub fn zkinfer(args: &[&str]) -> Output {
@@ -73,22 +68,4 @@ pub fn compile_and_setup(name: &str, dir: &Path, extra: &[&str]) {
 /// A path as &str (test paths are UTF-8).
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
-}
-
-/// onnxruntime's outputs from `expected.json`.
-pub fn expected(name: &str) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(example(name).join("expected.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["output_data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            l.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
 }

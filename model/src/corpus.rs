@@ -1,0 +1,67 @@
+//! The EZKL example corpus beside the checkout (`../shared/ezkl-examples`) and the error bound
+//! zkinfer holds itself to against onnxruntime; shared by tests and benches.
+
+use std::path::{Path, PathBuf};
+
+/// The sixteen models the proving slice must compile, prove and verify.
+pub const PROVING_SLICE_MODELS: &[&str] = &[
+    "1l_linear",
+    "1l_mlp",
+    "2l_relu_fc",
+    "accuracy",
+    "1l_relu",
+    "1l_conv",
+    "1l_batch_norm",
+    "1l_reshape",
+    "1l_max_pool",
+    "1l_average",
+    "1l_pad",
+    "1l_concat",
+    "1l_slice",
+    "1l_mean",
+    "4l_relu_conv_fc",
+    "3l_relu_conv_fc",
+];
+
+/// `../shared/ezkl-examples/NAME`, relative to the repository root.
+pub fn example_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/ezkl-examples")
+        .join(name)
+}
+
+/// `output_data` of an `expected.json` (onnxruntime's float outputs).
+pub fn expected_outputs(path: &Path) -> Result<Vec<Vec<f64>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lists = v["output_data"].as_array().ok_or("no output_data")?;
+    lists
+        .iter()
+        .map(|l| {
+            let xs = l.as_array().ok_or("output_data holds a non-list")?;
+            xs.iter()
+                .map(|x| x.as_f64().ok_or_else(|| "non-number output".to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Largest absolute difference between two sets of outputs (which must have equal sizes).
+pub fn max_abs_error(got: &[Vec<f64>], want: &[Vec<f64>]) -> f64 {
+    assert_eq!(
+        got.iter().map(Vec::len).sum::<usize>(),
+        want.iter().map(Vec::len).sum::<usize>()
+    );
+    got.iter()
+        .flatten()
+        .zip(want.iter().flatten())
+        .fold(0.0, |m, (a, b)| m.max((a - b).abs()))
+}
+
+/// The accuracy bound: 16 units in the last place of the fixed-point output scale, relative
+/// to the largest output when that is above 1.
+pub fn error_bound(scale: u32, want: &[Vec<f64>]) -> f64 {
+    let max_abs = want.iter().flatten().fold(1.0f64, |m, v| m.max(v.abs()));
+    16.0 / (1u64 << scale) as f64 * max_abs
+}

@@ -58,7 +58,10 @@ fn walk_through_and_tampering() {
     // A tampered public output, with the float outputs changed to match: the proof refuses it.
     let mut bad = proof.clone();
     let n = bad["instances"].as_array().unwrap().len();
-    bad["instances"][n - 1] = Value::String(format!("0x{}2000", "0".repeat(60)));
+    let scale = read_json(&dir.join("settings.json"))["scale"]
+        .as_u64()
+        .unwrap();
+    bad["instances"][n - 1] = Value::String(format!("0x{:064x}", 1u64 << scale));
     bad["outputs"][0][3] = serde_json::json!(1.0);
     write(&bad_path, &bad);
     expect_failure(&["verify", p(&dir), p(&bad_path)], "invalid proof");

@@ -26,8 +26,8 @@ pub struct QuantizeOptions {
 impl Default for QuantizeOptions {
     fn default() -> Self {
         Self {
-            scale: 13,
-            param_scale: 13,
+            scale: 16,
+            param_scale: 16,
             range_headroom_bits: 3,
         }
     }

@@ -8,6 +8,7 @@ Each step runs as its own process under /usr/bin/time, so RSS and CPU are the st
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ def timed(cmd):
     out = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t
     if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {out.stderr.strip().splitlines()[-2:]}")
+        lines = [l for l in out.stderr.strip().splitlines() if l.startswith("error:")] or out.stderr.strip().splitlines()[-1:]
+        raise RuntimeError(f"{cmd[1]}: {lines[-1] if lines else 'failed'}")
     user, sys_, rss = out.stderr.strip().splitlines()[-1].split()
     return wall, float(user) + float(sys_), int(rss) / 1024
 
@@ -56,6 +58,7 @@ def main():
     ap.add_argument("--zkinfer", default=str(Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/zkinfer-target")) / "debug/zkinfer"))
     ap.add_argument("--work", default="/tmp/zkinfer-bench")
     ap.add_argument("--json", help="also write the raw rows here")
+    ap.add_argument("--reps", type=int, default=1, help="repeat each model; timings are medians")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     work = Path(a.work)
@@ -64,7 +67,15 @@ def main():
     print("| model | k | rows | advice cols | setup s | prove wall s | prove CPU s | prove peak RSS MiB | proof bytes | verify s | max abs err (rel) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for m in a.models:
-        r = bench(a.zkinfer, work, m)
+        try:
+            runs = [bench(a.zkinfer, work, m) for _ in range(a.reps)]
+        except RuntimeError as e:
+            rows.append({"model": m, "error": str(e)})
+            print(f"| {m} | failed: {str(e)[:120]} |", flush=True)
+            continue
+        r = dict(runs[0])
+        for key in ("setup_s", "prove_wall_s", "prove_cpu_s", "prove_rss_mib", "verify_s"):
+            r[key] = statistics.median(x[key] for x in runs)
         rows.append(r)
         print(f"| {m} | {r['k']} | {r['rows']} | {r['advice_columns']} | {r['setup_s']:.2f} | {r['prove_wall_s']:.2f} | {r['prove_cpu_s']:.2f} "
               f"| {r['prove_rss_mib']:.0f} | {r['proof_bytes']} | {r['verify_s']:.2f} | {r['max_abs_err']:.1e} ({r['max_rel_err']:.1e}) |", flush=True)

@@ -51,7 +51,7 @@ impl Default for PlanLimits {
     fn default() -> Self {
         Self {
             max_k: 24,
-            max_advice_columns: 4,
+            max_advice_columns: 5,
         }
     }
 }

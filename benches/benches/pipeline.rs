@@ -1,0 +1,57 @@
+//! Witness generation, key generation, proving at k = 12 / 14 / 16, and verification, on
+//! corpus models (`accuracy` is forced to each k through its column limit).
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use zkinfer_benches::compiled;
+use zkinfer_circuits::halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use zkinfer_circuits::halo2_base::gates::circuit::CircuitBuilderStage;
+use zkinfer_circuits::{lay_out, Fr};
+use zkinfer_prover::{keys, proving, srs};
+use zkinfer_verifier::verify_proof_bytes;
+
+fn witness(c: &mut Criterion) {
+    let tmp = std::env::temp_dir().join("zkinfer-bench-witness");
+    let mut g = c.benchmark_group("witness_generation");
+    g.sample_size(10);
+    for name in ["1l_mlp", "accuracy", "4l_relu_conv_fc"] {
+        let (folder, input) = compiled(name, &tmp.join(name), 5);
+        let plan = folder.settings.plan.clone();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut bld = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
+                    .use_params(plan.params.clone());
+                lay_out(&mut bld, &folder.q, &input, plan.visibility).unwrap();
+                bld.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
+fn keygen_prove_verify(c: &mut Criterion) {
+    let tmp = std::env::temp_dir().join("zkinfer-bench-prove");
+    let mut g = c.benchmark_group("accuracy");
+    g.sample_size(10);
+    for (k, columns) in [(12u32, 16usize), (14, 5), (16, 1)] {
+        let (folder, input) = compiled("accuracy", &tmp.join(format!("k{k}")), columns);
+        let plan = folder.settings.plan.clone();
+        assert_eq!(plan.k, k, "column limit {columns} should give k={k}");
+        let params = srs::generate(k).unwrap();
+        g.bench_function(format!("keygen_k{k}"), |b| {
+            b.iter(|| keys::generate(&params, &plan, &folder.q, &input).unwrap())
+        });
+        let (pk, bp) = keys::generate(&params, &plan, &folder.q, &input).unwrap();
+        g.bench_function(format!("prove_k{k}"), |b| {
+            b.iter(|| proving::prove(&params, &pk, &plan, bp.clone(), &folder.q, &input).unwrap())
+        });
+        let (proof, instances) =
+            proving::prove(&params, &pk, &plan, bp, &folder.q, &input).unwrap();
+        g.bench_function(format!("verify_k{k}"), |b| {
+            b.iter(|| verify_proof_bytes(&params, pk.get_vk(), &instances, &proof).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, witness, keygen_prove_verify);
+criterion_main!(benches);

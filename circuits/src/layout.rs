@@ -1,6 +1,8 @@
 //! Walks a [`QGraph`] node by node, laying out each op with [`QuantChip`], and exposes the
 //! public instances (inputs when public, then outputs).
 
+use std::collections::HashMap;
+
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
@@ -25,6 +27,91 @@ pub enum Visibility {
     Private,
 }
 
+/// What the layouter knows of one tensor element: its cell (or constant), a proven negative
+/// bit if one exists, and a structural identity for common-subexpression elimination.
+#[derive(Clone, Copy, Debug)]
+struct Value {
+    elem: Elem,
+    neg: Option<AssignedValue<Fr>>,
+    id: u32,
+}
+
+impl Value {
+    fn constant(c: i128) -> Self {
+        Value {
+            elem: Elem::Const(c),
+            neg: None,
+            id: u32::MAX,
+        }
+    }
+
+    /// Two words naming this element in a memo key: its constant, or its identity.
+    fn key(&self) -> [i128; 2] {
+        match self.elem {
+            Elem::Const(c) => [0, c],
+            Elem::Cell(_) => [1, self.id as i128],
+        }
+    }
+}
+
+const LINEAR: i128 = 1;
+const BILINEAR: i128 = 2;
+const EXTREMUM: i128 = 3;
+
+/// Identical computations (same op, same operands by identity) are laid out once: a Tile or
+/// Expand that copies a batch, then a Gemm over the copies, costs one copy of the Gemm.
+/// Identities are structural (assigned in layout order), so every input lays out the same.
+#[derive(Default)]
+struct Memo {
+    seen: HashMap<Vec<i128>, Value>,
+    next_id: u32,
+}
+
+impl Memo {
+    fn fresh(&mut self, elem: Elem, neg: Option<AssignedValue<Fr>>) -> Value {
+        self.next_id += 1;
+        Value {
+            elem,
+            neg,
+            id: self.next_id,
+        }
+    }
+
+    fn key<'a>(
+        &self,
+        tag: i128,
+        head: &[i128],
+        srcs: impl Iterator<Item = (&'a Value, i128)>,
+    ) -> Vec<i128> {
+        let mut k = vec![tag];
+        k.extend_from_slice(head);
+        for (v, c) in srcs {
+            k.extend(v.key());
+            k.push(c);
+        }
+        k
+    }
+
+    fn key2(&self, tag: i128, head: i128, pairs: &[(Value, Value)]) -> Vec<i128> {
+        let mut k = vec![tag, head];
+        for (a, b) in pairs {
+            k.extend(a.key());
+            k.extend(b.key());
+        }
+        k
+    }
+
+    fn get(&self, key: &[i128]) -> Option<Value> {
+        self.seen.get(key).copied()
+    }
+
+    fn insert(&mut self, key: Vec<i128>, elem: Elem, neg: Option<AssignedValue<Fr>>) -> Value {
+        let v = self.fresh(elem, neg);
+        self.seen.insert(key, v);
+        v
+    }
+}
+
 /// Lays out `q` on quantized `inputs`; returns the public instance values in order.
 ///
 /// The witness is computed by the chips from the cells and then compared with
@@ -38,60 +125,71 @@ pub fn lay_out(
     let trace = q.eval(inputs)?;
     let chip = QuantChip::new(builder.range_chip());
     let ctx = builder.main(0);
-    let mut vals: Vec<Vec<Elem>> = Vec::with_capacity(q.nodes.len());
-    let mut negs: Vec<Vec<Option<AssignedValue<Fr>>>> = Vec::with_capacity(q.nodes.len());
+    let mut memo = Memo::default();
+    let mut vals: Vec<Vec<Value>> = Vec::with_capacity(q.nodes.len());
     for (id, node) in q.nodes.iter().enumerate() {
         let place = |i: usize| move || format!("node \"{}\" element {i}", node.name);
-        let elem = |slot: u32, idx: u32| vals[node.inputs[slot as usize]][idx as usize];
-        let neg_of = |slot: u32, idx: u32| negs[node.inputs[slot as usize]][idx as usize];
-        let (out, neg): (Vec<Elem>, Vec<Option<AssignedValue<Fr>>>) = match &node.op {
+        let val = |slot: u32, idx: u32| vals[node.inputs[slot as usize]][idx as usize];
+        let resolve = |s: &Src<i64>| match *s {
+            Src::Elem { slot, idx } => val(slot, idx),
+            Src::Const(c) => Value::constant(c as i128),
+        };
+        let mut out: Vec<Value> = Vec::with_capacity(node.len());
+        match &node.op {
             QOp::Input { index } => {
-                let mut out = Vec::with_capacity(node.len());
-                let mut neg = Vec::with_capacity(node.len());
                 for (i, &v) in inputs[*index].iter().enumerate() {
                     let cell = ctx.load_witness(fr(v as i128));
-                    neg.push(Some(chip.sign_bit(ctx, cell, q.act_bits, &place(i))?));
-                    out.push(Elem::Cell(cell));
+                    let neg = chip.sign_bit(ctx, cell, q.act_bits, &place(i))?;
+                    out.push(memo.fresh(Elem::Cell(cell), Some(neg)));
                 }
-                (out, neg)
             }
             QOp::Linear { terms, bias, shift } => {
-                let mut out = Vec::with_capacity(node.len());
-                let mut neg = Vec::with_capacity(node.len());
                 for (i, (row, &b)) in terms.iter().zip(bias).enumerate() {
-                    let pairs: Vec<(Elem, Elem)> = row
-                        .iter()
-                        .map(|&(s, x, c)| (elem(s, x), Elem::Const(c as i128)))
-                        .collect();
-                    let r = chip.dot(ctx, &pairs, b as i128, *shift, q.act_bits, &place(i))?;
-                    // A pass-through keeps the sign bit already proven for its source.
-                    let passthrough = match row {
-                        [(s, x, 1)] if b == 0 && *shift == 0 => neg_of(*s, *x),
-                        _ => None,
+                    let srcs: Vec<(Value, i64)> =
+                        row.iter().map(|&(s, x, c)| (val(s, x), c)).collect();
+                    if let [(v, 1)] = srcs.as_slice() {
+                        if b == 0 && *shift == 0 {
+                            out.push(*v); // a pass-through keeps its cell and proven sign
+                            continue;
+                        }
+                    }
+                    let key = memo.key(
+                        LINEAR,
+                        &[*shift as i128, b as i128],
+                        srcs.iter().map(|(v, c)| (v, *c as i128)),
+                    );
+                    let v = match memo.get(&key) {
+                        Some(v) => v,
+                        None => {
+                            let pairs: Vec<(Elem, Elem)> = srcs
+                                .iter()
+                                .map(|(v, c)| (v.elem, Elem::Const(*c as i128)))
+                                .collect();
+                            let r =
+                                chip.dot(ctx, &pairs, b as i128, *shift, q.act_bits, &place(i))?;
+                            memo.insert(key, r.out, r.neg)
+                        }
                     };
-                    out.push(r.out);
-                    neg.push(r.neg.or(passthrough));
+                    out.push(v);
                 }
-                (out, neg)
             }
             QOp::Bilinear { pairs, shift } => {
-                let mut out = Vec::with_capacity(node.len());
-                let mut neg = Vec::with_capacity(node.len());
                 for (i, row) in pairs.iter().enumerate() {
-                    let pairs: Vec<(Elem, Elem)> =
-                        row.iter().map(|&(a, b)| (elem(0, a), elem(1, b))).collect();
-                    let r = chip.dot(
-                        ctx,
-                        &pairs,
-                        1i128 << (shift - 1),
-                        *shift,
-                        q.act_bits,
-                        &place(i),
-                    )?;
-                    out.push(r.out);
-                    neg.push(r.neg);
+                    let srcs: Vec<(Value, Value)> =
+                        row.iter().map(|&(a, b)| (val(0, a), val(1, b))).collect();
+                    let key = memo.key2(BILINEAR, *shift as i128, &srcs);
+                    let v = match memo.get(&key) {
+                        Some(v) => v,
+                        None => {
+                            let pairs: Vec<(Elem, Elem)> =
+                                srcs.iter().map(|(a, b)| (a.elem, b.elem)).collect();
+                            let half = 1i128 << (shift - 1);
+                            let r = chip.dot(ctx, &pairs, half, *shift, q.act_bits, &place(i))?;
+                            memo.insert(key, r.out, r.neg)
+                        }
+                    };
+                    out.push(v);
                 }
-                (out, neg)
             }
             QOp::Extremum { kind, candidates } => {
                 let widest = node
@@ -105,43 +203,46 @@ pub fn lay_out(
                     .max()
                     .unwrap_or(0);
                 let bits = signed_bits_for(widest.saturating_mul(2));
-                let resolve = |s: &Src<i64>| match *s {
-                    Src::Elem { slot, idx } => (elem(slot, idx), neg_of(slot, idx)),
-                    Src::Const(c) => (Elem::Const(c as i128), None),
-                };
-                let mut out = Vec::with_capacity(node.len());
                 for (i, row) in candidates.iter().enumerate() {
-                    let (mut m, mut m_neg) = resolve(&row[0]);
-                    for s in &row[1..] {
-                        let (c, _) = resolve(s);
-                        m = chip.extremum2(ctx, *kind, m, c, m_neg, bits, &place(i))?;
-                        m_neg = None;
+                    let srcs: Vec<Value> = row.iter().map(resolve).collect();
+                    if srcs.len() == 1 {
+                        out.push(srcs[0]);
+                        continue;
                     }
-                    out.push(m);
+                    let tag = [*kind as i128, bits as i128];
+                    let key = memo.key(EXTREMUM, &tag, srcs.iter().map(|v| (v, 0)));
+                    let v = match memo.get(&key) {
+                        Some(v) => v,
+                        None => {
+                            let (mut m, mut m_neg) = (srcs[0].elem, srcs[0].neg);
+                            for c in &srcs[1..] {
+                                m =
+                                    chip.extremum2(ctx, *kind, m, c.elem, m_neg, bits, &place(i))?;
+                                m_neg = None;
+                            }
+                            memo.insert(key, m, None)
+                        }
+                    };
+                    out.push(v);
                 }
-                let n = out.len();
-                (out, vec![None; n])
             }
-            QOp::Remap { srcs } => srcs
-                .iter()
-                .map(|s| match *s {
-                    Src::Elem { slot, idx } => (elem(slot, idx), neg_of(slot, idx)),
-                    Src::Const(c) => (Elem::Const(c as i128), None),
-                })
-                .unzip(),
-        };
-        for (i, (e, &want)) in out.iter().zip(&trace.values[id]).enumerate() {
-            if e.value() != want as i128 {
+            QOp::Remap { srcs } => out.extend(srcs.iter().map(resolve)),
+        }
+        for (i, (v, &want)) in out.iter().zip(&trace.values[id]).enumerate() {
+            if v.elem.value() != want as i128 {
                 return Err(CircuitError::Mismatch {
                     index: i,
-                    circuit: e.value(),
+                    circuit: v.elem.value(),
                     reference: want as i128,
                 });
             }
         }
         vals.push(out);
-        negs.push(neg);
     }
+    let vals: Vec<Vec<Elem>> = vals
+        .into_iter()
+        .map(|n| n.into_iter().map(|v| v.elem).collect())
+        .collect();
     let mut public: Vec<AssignedValue<Fr>> = Vec::new();
     if visibility == Visibility::Public {
         for &i in &q.inputs {

@@ -97,3 +97,17 @@ fn k_follows_the_model_not_a_fixed_floor() {
         plan.k
     );
 }
+
+#[test]
+fn tiled_batches_are_laid_out_once() {
+    // large_mlp tiles its 1×100 input to 10×100 and runs every Gemm on ten identical rows.
+    let (q, qi) = example("large_mlp");
+    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    assert_eq!(
+        plan.k, 16,
+        "one copy of each Gemm, not ten (EZKL needs k=19)"
+    );
+    assert_eq!(plan.num_instances, 100 + 1000);
+    let m = mock(&q, &qi, Visibility::Public);
+    assert!(m.satisfied());
+}

@@ -32,9 +32,13 @@ def fmt(v, f):
 
 def main(folder):
     folder = Path(folder)
-    names = sorted({p.stem.split("-", 1)[1] for p in folder.glob("*-*.json")},
-                   key=lambda n: (json.loads((folder / f"ezkl-{n}.json").read_text()).get("logrows") or 99)
-                   if (folder / f"ezkl-{n}.json").exists() else 99)
+    def size(n):
+        # Smallest first: EZKL's k, then its rows (models EZKL could not size go last).
+        path = folder / f"ezkl-{n}.json"
+        r = json.loads(path.read_text()) if path.exists() else {}
+        return (r.get("logrows") or 99, (r.get("settings") or {}).get("num_rows") or 0, n)
+
+    names = sorted({p.stem.split("-", 1)[1] for p in folder.glob("*-*.json")}, key=size)
     print((folder / "machine.txt").read_text().strip() if (folder / "machine.txt").exists() else "")
     for n in names:
         ez = ezkl_row(json.loads((folder / f"ezkl-{n}.json").read_text())) if (folder / f"ezkl-{n}.json").exists() else {}

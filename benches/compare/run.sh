@@ -35,7 +35,7 @@ fi
 out="$root/benches/compare/results/$(date -u +%Y%m%dT%H%M%SZ)"
 work="${ZKINFER_BENCH_WORK:-/tmp/zkinfer-compare}"
 mkdir -p "$out" "$work/srs"
-echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u)" | tee "$out/machine.txt"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u)" > "$out/machine.txt"
 for m in "${models[@]}"; do
   echo "== $m: EZKL" >&2
   "$venv/bin/python" "$shared/peers/ezkl_bench.py" run "$shared/ezkl-examples/$m" --work "$work/ezkl" \

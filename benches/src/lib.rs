@@ -13,6 +13,7 @@ pub fn compiled(name: &str, dir: &Path, max_advice_columns: usize) -> (Folder, V
     let ex = example_dir(name);
     let mut opts = CompileOptions::default();
     opts.limits.max_advice_columns = max_advice_columns;
+    opts.limits.max_columns = usize::MAX;
     let input = ex.join("input.json");
     let _: Settings =
         pipeline::compile(&ex.join("network.onnx"), &input, dir, &opts).expect("compiles");

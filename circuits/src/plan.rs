@@ -45,6 +45,9 @@ pub struct PlanLimits {
     pub max_k: u32,
     /// Most gate advice columns (each one adds verifier cost, and on-chain bytecode).
     pub max_advice_columns: usize,
+    /// Most advice + lookup advice + fixed columns: each adds commitments or evaluations to
+    /// the proof (7 keeps proofs under 3 KB).
+    pub max_columns: usize,
 }
 
 impl Default for PlanLimits {
@@ -52,6 +55,7 @@ impl Default for PlanLimits {
         Self {
             max_k: 24,
             max_advice_columns: 5,
+            max_columns: 7,
         }
     }
 }
@@ -99,13 +103,15 @@ pub fn plan_circuit(
     }
     loop {
         let plan = try_k(k)?;
-        if plan.params.num_advice_per_phase[0] <= limits.max_advice_columns {
+        let p = &plan.params;
+        let columns = p.num_advice_per_phase[0] + p.num_lookup_advice_per_phase[0] + p.num_fixed;
+        if p.num_advice_per_phase[0] <= limits.max_advice_columns && columns <= limits.max_columns {
             return Ok(plan);
         }
         if k >= limits.max_k {
             return Err(CircuitError::TooLarge(format!(
-                "{} advice cells need more than {} columns at k={} (the limit)",
-                plan.advice_cells, limits.max_advice_columns, limits.max_k
+                "{} advice cells need more than {} advice ({} in all) columns at k={} (the limit)",
+                plan.advice_cells, limits.max_advice_columns, limits.max_columns, limits.max_k
             )));
         }
         k += 1;

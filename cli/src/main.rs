@@ -107,7 +107,8 @@ struct CompileArgs {
     /// Signed bits of range above the calibration maximum.
     #[arg(long)]
     range_headroom_bits: Option<u32>,
-    /// Most advice columns the circuit may use.
+    /// Most advice columns the circuit may use (default: 5, and 7 columns in all, which keeps
+    /// proofs under 3 KB).
     #[arg(long)]
     max_advice_columns: Option<usize>,
 }
@@ -132,9 +133,14 @@ impl CompileArgs {
                 InputVisibility::Public => Visibility::Public,
                 InputVisibility::Private => Visibility::Private,
             },
-            limits: PlanLimits {
-                max_advice_columns: self.max_advice_columns.unwrap_or(l.max_advice_columns),
-                ..l
+            // An explicit advice column count is the user's choice of shape: no total cap then.
+            limits: match self.max_advice_columns {
+                Some(n) => PlanLimits {
+                    max_advice_columns: n,
+                    max_columns: usize::MAX,
+                    ..l
+                },
+                None => l,
             },
         }
     }

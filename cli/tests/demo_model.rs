@@ -19,7 +19,7 @@ fn shipped_digits_mlp_proves_and_classifies() {
     let input = ex.join("input.json");
     let opts = CompileOptions::default();
     let settings = pipeline::compile(&ex.join("network.onnx"), &input, &dir, &opts).unwrap();
-    assert_eq!(settings.plan.k, 11);
+    assert_eq!(settings.plan.k, 12);
     pipeline::setup(&dir, None).unwrap();
     let proof = pipeline::prove(&dir, &input).unwrap();
     let path = dir.join("proof.json");

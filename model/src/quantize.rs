@@ -71,7 +71,7 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
                 } else {
                     0
                 };
-                let terms = terms.try_map_rows(|_, row| {
+                let terms = terms.try_map_rows(|row| {
                     row.iter()
                         .map(|&(sl, i, c)| Ok((sl, i, to_fixed(c as f64 * cu, &node.name)?)))
                         .collect()
@@ -96,7 +96,7 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             },
             Op::Extremum { kind, candidates } => QOp::Extremum {
                 kind: *kind,
-                candidates: candidates.try_map_rows(|_, row| row.iter().map(qsrc).collect())?,
+                candidates: candidates.try_map_rows(|row| row.iter().map(qsrc).collect())?,
             },
             Op::Remap { srcs } => QOp::Remap {
                 srcs: srcs.iter().map(qsrc).collect::<Result<_>>()?,

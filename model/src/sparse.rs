@@ -56,22 +56,14 @@ impl<T> Rows<T> {
         self.entries.len()
     }
 
-    /// The same rows with every entry mapped.
-    pub fn map<U>(&self, f: impl FnMut(&T) -> U) -> Rows<U> {
-        Rows {
-            offsets: self.offsets.clone(),
-            entries: self.entries.iter().map(f).collect(),
-        }
-    }
-
     /// Rows rebuilt by a fallible function of each row.
     pub fn try_map_rows<U, E>(
         &self,
-        mut f: impl FnMut(usize, &[T]) -> Result<Vec<U>, E>,
+        mut f: impl FnMut(&[T]) -> Result<Vec<U>, E>,
     ) -> Result<Rows<U>, E> {
         let mut out = Rows::default();
-        for i in 0..self.len() {
-            out.push_row(f(i, self.row(i))?);
+        for row in self.iter() {
+            out.push_row(f(row)?);
         }
         Ok(out)
     }

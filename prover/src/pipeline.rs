@@ -5,7 +5,7 @@
 //! (content hashes), so a stale or foreign file is an error, not a bad proof.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -132,8 +132,6 @@ pub fn compile(
 
 /// A compiled model folder, checked for consistency.
 pub struct Folder {
-    /// The folder.
-    pub dir: PathBuf,
     /// Its settings.
     pub settings: Settings,
     /// sha256 of `settings.json`.
@@ -165,7 +163,6 @@ pub fn open(dir: &Path) -> Result<Folder, ProverError> {
     let q: QGraph = serde_json::from_slice(&qbytes)
         .map_err(|e| ProverError::Folder(format!("{}: {e}", files::QGRAPH)))?;
     Ok(Folder {
-        dir: dir.to_path_buf(),
         settings,
         settings_sha256,
         q,

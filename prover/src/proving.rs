@@ -27,6 +27,7 @@ pub fn prove(
     q: &QGraph,
     inputs: &[Vec<i64>],
 ) -> Result<(Vec<u8>, Vec<Fr>), ProverError> {
+    let t = std::time::Instant::now();
     let (builder, instances) = build_circuit(
         CircuitBuilderStage::Prover,
         plan,
@@ -34,6 +35,7 @@ pub fn prove(
         q,
         inputs,
     )?;
+    tracing::info!("witness laid out in {:.2?}", t.elapsed());
     let mut transcript = ProofTranscript::<Vec<u8>>::init(Vec::new());
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
         params,

@@ -1,6 +1,8 @@
-//! The models the proving slice must handle: compile, setup, prove and verify each one, and
-//! check the proven outputs against onnxruntime within `corpus::error_bound`:
-//! `max |zkinfer - onnxruntime| <= 16 · 2^-scale · max(1, max |onnxruntime|)`.
+//! The models the proving slice must handle, and one fixture per op variant: compile, setup,
+//! prove and verify each, and check the proven outputs against onnxruntime within
+//! `corpus::error_bound`: `max |zkinfer - onnxruntime| <= 16 · 2^-scale · max(1, max |onnxruntime|)`.
+
+use std::path::{Path, PathBuf};
 
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_model::corpus::{
@@ -8,38 +10,53 @@ use zkinfer_model::corpus::{
 };
 use zkinfer_prover::pipeline::{self, CompileOptions};
 
+/// The whole pipeline on `model/` (network.onnx, input.json, expected.json) in `work`.
+fn prove_verify_and_compare(name: &str, model: &Path, work: &Path) {
+    let dir = work.join(name);
+    let input = model.join("input.json");
+    let opts = CompileOptions::default();
+    let settings = pipeline::compile(&model.join("network.onnx"), &input, &dir, &opts)
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+    pipeline::setup(&dir, None).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let proof = pipeline::prove(&dir, &input).unwrap_or_else(|err| panic!("{name}: {err}"));
+    let proof_path = dir.join("proof.json");
+    write_json(&proof_path, &proof).unwrap();
+    let verified = zkinfer_verifier::verify_file(&dir, &proof_path)
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+    // The proof proves exactly what the integer reference evaluator computes.
+    let run = pipeline::run(&dir, &input).unwrap();
+    assert_eq!(verified.outputs, run.outputs, "{name}");
+    assert_eq!(proof.outputs, run.outputs, "{name}");
+    let want = expected_outputs(&model.join("expected.json")).unwrap();
+    let (err, bound) = (
+        max_abs_error(&run.outputs, &want),
+        error_bound(settings.scale, &want),
+    );
+    assert!(
+        err <= bound,
+        "{name}: error {err} exceeds the bound {bound}"
+    );
+    println!(
+        "{name:>24}: k={:>2} max err {err:.2e} (bound {bound:.2e})",
+        settings.plan.k
+    );
+}
+
 #[test]
 fn proving_slice_models_prove_verify_and_match_onnxruntime() {
     let tmp = tempfile::tempdir().unwrap();
     for name in PROVING_SLICE_MODELS {
-        let e = example_dir(name);
-        let dir = tmp.path().join(name);
-        let input = e.join("input.json");
-        let opts = CompileOptions::default();
-        let settings = pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts)
-            .unwrap_or_else(|err| panic!("{name}: {err}"));
-        pipeline::setup(&dir, None).unwrap_or_else(|err| panic!("{name}: {err}"));
-        let proof = pipeline::prove(&dir, &input).unwrap_or_else(|err| panic!("{name}: {err}"));
-        let proof_path = dir.join("proof.json");
-        write_json(&proof_path, &proof).unwrap();
-        let verified = zkinfer_verifier::verify_file(&dir, &proof_path)
-            .unwrap_or_else(|err| panic!("{name}: {err}"));
-        // The proof proves exactly what the integer reference evaluator computes.
-        let run = pipeline::run(&dir, &input).unwrap();
-        assert_eq!(verified.outputs, run.outputs, "{name}");
-        assert_eq!(proof.outputs, run.outputs, "{name}");
-        let want = expected_outputs(&e.join("expected.json")).unwrap();
-        let (err, bound) = (
-            max_abs_error(&run.outputs, &want),
-            error_bound(settings.scale, &want),
-        );
-        assert!(
-            err <= bound,
-            "{name}: error {err} exceeds the bound {bound}"
-        );
-        println!(
-            "{name:>16}: k={:>2} max err {err:.2e} (bound {bound:.2e})",
-            settings.plan.k
-        );
+        prove_verify_and_compare(name, &example_dir(name), tmp.path());
+    }
+}
+
+#[test]
+fn op_fixtures_prove_verify_and_match_onnxruntime() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        prove_verify_and_compare(&name, &dir, tmp.path());
     }
 }

@@ -1,4 +1,5 @@
-//! Data-movement ops (Reshape, Transpose, Slice, Concat, Pad, Gather, broadcast, …).
+//! Data-movement ops (Reshape, Transpose, Slice, strided slices, Concat, Pad, Gather,
+//! broadcast, …).
 //!
 //! Rather than re-implement each op's indexing, tract evaluates the op on "code" tensors whose
 //! elements are their own (1-based) positions; the output codes say where each element came
@@ -9,6 +10,7 @@ use tract_onnx::tract_core::ops::array::{
     Gather, MultiBroadcastTo, Pad, PadMode, Slice, Tile, TypedConcat,
 };
 use tract_onnx::tract_core::ops::change_axes::{AxisOp, IntoShape};
+use tract_onnx::tract_core::ops::downsample::Downsample;
 use tract_onnx::tract_core::ops::identity::Identity;
 
 use super::{tensor_f32, Ctx, Lowered, MAX_TENSOR_ELEMENTS};
@@ -26,6 +28,7 @@ pub(crate) fn is_movement(op: &dyn TypedOp) -> bool {
         || op.downcast_ref::<MultiBroadcastTo>().is_some()
         || op.downcast_ref::<Tile>().is_some()
         || op.downcast_ref::<Identity>().is_some()
+        || op.downcast_ref::<Downsample>().is_some()
 }
 
 /// Lowers a movement op to a [`Op::Remap`].

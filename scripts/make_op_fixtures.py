@@ -1,0 +1,105 @@
+"""Small ONNX models, one per op variant the importer claims (strides, dilations, groups,
+asymmetric pads, pooling modes, Gather, Transpose, two-input products, …), each with an
+input.json (EZKL format) and expected.json (onnxruntime's outputs).
+
+Run through scripts/make-op-fixtures.sh; writes model/tests/fixtures/<name>/.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(7)
+
+
+def w(*shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def model(name, nodes, inputs, outputs, inits, opset=13):
+    g = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="zkinfer-fixtures")
+    m.ir_version = 8
+    # Outputs are declared without shapes (left to inference), which the full checker rejects.
+    return onnx.shape_inference.infer_shapes(m)
+
+
+def save(out, name, m, inputs):
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    onnx.save(m, d / "network.onnx")
+    feeds = {i.name: v for i, v in zip(m.graph.input, inputs)}
+    res = ort.InferenceSession(m.SerializeToString()).run(None, feeds)
+    (d / "input.json").write_text(json.dumps({"input_data": [[float(x) for x in v.ravel()] for v in inputs]}) + "\n")
+    (d / "expected.json").write_text(json.dumps({
+        "producer": f"onnxruntime {ort.__version__}",
+        "output_shapes": [list(r.shape) for r in res],
+        "output_data": [[float(x) for x in r.ravel()] for r in res],
+    }) + "\n")
+
+
+def main(out):
+    x = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)  # noqa: E731
+    save(out, "conv_groups_dilation", model("c", [
+        helper.make_node("Conv", ["x", "W", "B"], ["y"], group=2, dilations=[2, 2], strides=[2, 1], pads=[1, 0, 2, 1]),
+    ], [("x", [1, 4, 9, 9])], ["y"], {"W": w(6, 2, 3, 3), "B": w(6)}), [x(1, 4, 9, 9)])
+    save(out, "conv1d_stride", model("c1", [
+        helper.make_node("Conv", ["x", "W"], ["y"], strides=[2], pads=[1, 1]),
+    ], [("x", [1, 2, 10])], ["y"], {"W": w(3, 2, 3)}), [x(1, 2, 10)])
+    save(out, "maxpool_stride_pad", model("mp", [
+        helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    ], [("x", [1, 2, 7, 7])], ["y"], {}), [x(1, 2, 7, 7)])
+    save(out, "avgpool_exclude_pad", model("ap", [
+        helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                         count_include_pad=0),
+    ], [("x", [1, 2, 7, 7])], ["y"], {}), [x(1, 2, 7, 7)])
+    save(out, "gather_transpose_flatten", model("gt", [
+        helper.make_node("Gather", ["x", "idx"], ["g"], axis=1),
+        helper.make_node("Transpose", ["g"], ["t"], perm=[0, 2, 1]),
+        helper.make_node("Flatten", ["t"], ["y"], axis=1),
+    ], [("x", [1, 4, 3])], ["y"], {"idx": np.array([2, 0, 2], dtype=np.int64)}), [x(1, 4, 3)])
+    save(out, "sub_div_reducesum", model("sd", [
+        helper.make_node("Sub", ["c", "x"], ["s"]),
+        helper.make_node("Div", ["s", "three"], ["d"]),
+        helper.make_node("ReduceSum", ["d", "axes"], ["y"], keepdims=0),
+    ], [("x", [1, 3, 5])], ["y"], {"c": w(1, 3, 5), "three": np.array([3.0], dtype=np.float32),
+                                   "axes": np.array([2], dtype=np.int64)}), [x(1, 3, 5)])
+    save(out, "two_inputs_matmul_mul", model("mm", [
+        helper.make_node("MatMul", ["a", "b"], ["p"]),
+        helper.make_node("Mul", ["p", "p"], ["sq"]),
+        helper.make_node("Clip", ["sq", "lo", "hi"], ["y"]),
+    ], [("a", [1, 3, 4]), ("b", [1, 4, 2])], ["y"], {"lo": np.array(0.05, dtype=np.float32),
+                                                      "hi": np.array(0.8, dtype=np.float32)}),
+         [x(1, 3, 4), x(1, 4, 2)])
+    save(out, "pad_reflect_concat_slice", model("pr", [
+        helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect"),
+        helper.make_node("Concat", ["p", "p"], ["c"], axis=1),
+        helper.make_node("Slice", ["c", "starts", "ends", "axes", "steps"], ["y"]),
+    ], [("x", [1, 2, 4])], ["y"], {"pads": np.array([0, 0, 1, 0, 0, 2], dtype=np.int64),
+                                   "starts": np.array([1, 6], dtype=np.int64), "ends": np.array([4, 0], dtype=np.int64),
+                                   "axes": np.array([1, 2], dtype=np.int64), "steps": np.array([1, -2], dtype=np.int64)}),
+         [x(1, 2, 4)])
+    save(out, "gemm_transb_alpha_bn", model("gb", [
+        helper.make_node("Gemm", ["x", "W", "B"], ["g"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Reshape", ["g", "shape"], ["r"]),
+        helper.make_node("BatchNormalization", ["r", "s", "bb", "m", "v"], ["n"]),
+        helper.make_node("Relu", ["n"], ["y"]),
+    ], [("x", [1, 6])], ["y"], {"W": w(4, 6), "B": w(4), "shape": np.array([1, 4, 1, 1], dtype=np.int64),
+                                "s": w(4), "bb": w(4), "m": w(4), "v": np.abs(w(4)) + 0.5}), [x(1, 6)])
+    save(out, "reduce_mean_max", model("rm", [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[2], keepdims=1),
+        helper.make_node("ReduceMax", ["x"], ["mx"], axes=[1], keepdims=0),
+    ], [("x", [1, 3, 6])], ["mean", "mx"], {}), [x(1, 3, 6)])
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -32,7 +32,7 @@ fn keygen_prove_verify(c: &mut Criterion) {
     let tmp = std::env::temp_dir().join("zkinfer-bench-prove");
     let mut g = c.benchmark_group("accuracy");
     g.sample_size(10);
-    for (k, columns) in [(12u32, 16usize), (14, 5), (16, 1)] {
+    for (k, columns) in [(12u32, 16usize), (14, 3), (16, 1)] {
         let (folder, input) = compiled("accuracy", &tmp.join(format!("k{k}")), columns);
         let plan = folder.settings.plan.clone();
         assert_eq!(plan.k, k, "column limit {columns} should give k={k}");

@@ -29,16 +29,25 @@ fn offset_of(ctx: &Context<Fr>, c: &AssignedValue<Fr>) -> usize {
 
 #[test]
 fn sign_bit_values_and_every_cell_constrained() {
-    for v in [-128i128, -77, -1, 0, 1, 5, 127] {
-        let mut m = MockCircuit::build(K, |ctx, range| {
-            let chip = QuantChip::new(range.clone());
-            let x = ctx.load_witness(fr(v));
-            let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
-            (val(&nb), vec![x])
-        });
-        assert_eq!(m.result, (v < 0) as i128, "sign of {v}");
-        assert!(m.satisfied());
-        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new(), "v = {v}");
+    // Widths below, at and above one lookup limb (7 bits at K = 8): `low` is rounded up to
+    // whole limbs, and every cell stays constrained.
+    for bits in [5u32, 8, 12] {
+        let half = 1i128 << (bits - 1);
+        for v in [-half, -77 % half, -1, 0, 1, 5 % half, half - 1] {
+            let mut m = MockCircuit::build(K, |ctx, range| {
+                let chip = QuantChip::new(range.clone());
+                let x = ctx.load_witness(fr(v));
+                let nb = chip.sign_bit(ctx, x, bits, &here).unwrap();
+                (val(&nb), vec![x])
+            });
+            assert_eq!(m.result, (v < 0) as i128, "sign of {v} at {bits} bits");
+            assert!(m.satisfied());
+            assert_eq!(
+                m.unconstrained_cells(),
+                Vec::<usize>::new(),
+                "v = {v}, bits = {bits}"
+            );
+        }
     }
 }
 
@@ -59,17 +68,23 @@ fn sign_bit_rejects_out_of_range_honestly() {
 
 #[test]
 fn sign_of_zero_is_canonical() {
-    // x = 0 = low - nb·128 also holds with nb = 1, low = 128: the range check must refuse it.
-    let mut m = MockCircuit::build(K, |ctx, range| {
-        let chip = QuantChip::new(range.clone());
-        let x = ctx.load_witness(fr(0));
-        let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
-        let low_offset = offset_of(ctx, &nb) - 1;
-        ((low_offset, offset_of(ctx, &nb)), vec![x])
-    });
-    let (low, nb) = m.result;
-    assert!(m.satisfied());
-    assert!(!m.accepts_tampered(&[(low, fr(128)), (nb, fr(1))]));
+    // x = 0 = low - nb·2^B also holds with nb = 1, low = 2^B: the range check must refuse it.
+    // B is the rounded width: 7 at K = 8 for both 8 and 5 requested bits.
+    for bits in [8u32, 5] {
+        let mut m = MockCircuit::build(K, |ctx, range| {
+            let chip = QuantChip::new(range.clone());
+            let x = ctx.load_witness(fr(0));
+            let nb = chip.sign_bit(ctx, x, bits, &here).unwrap();
+            let low_offset = offset_of(ctx, &nb) - 1;
+            ((low_offset, offset_of(ctx, &nb)), vec![x])
+        });
+        let (low, nb) = m.result;
+        assert!(m.satisfied());
+        assert!(
+            !m.accepts_tampered(&[(low, fr(128)), (nb, fr(1))]),
+            "bits = {bits}"
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Signed range check with sign bit.
 //!
-//! For `x` and width `bits`, witness `nb ∈ {0,1}` and `low ∈ [0, 2^(bits-1))` with
-//! `x = low - nb · 2^(bits-1)`. This proves `-2^(bits-1) <= x < 2^(bits-1)` and makes `nb`
-//! the (unique) "x is negative" bit: zero has only `nb = 0`, since `low = 2^(bits-1)` is out
-//! of range. One gate, one boolean check, and a lookup range check of `low`.
+//! For `x` and a width `B` (at least `bits - 1`), witness `nb ∈ {0,1}` and `low ∈ [0, 2^B)`
+//! with `x = low - nb · 2^B`. This proves `-2^B <= x < 2^B` and makes `nb` the (unique)
+//! "x is negative" bit: zero has only `nb = 0`, since `low = 2^B` is out of range. One gate,
+//! one boolean check, and a lookup range check of `low`.
 
 use halo2_base::gates::{GateInstructions, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -15,7 +15,11 @@ use crate::error::CircuitError;
 use crate::field::{fr, signed};
 
 impl QuantChip {
-    /// Constrains `x` to `bits` signed bits and returns its negative bit.
+    /// Constrains `x` to at least `bits` signed bits and returns its negative bit.
+    ///
+    /// The width of `low` is rounded up to whole lookup limbs: a looser bound costs nothing
+    /// in soundness (any width far below the field keeps the decomposition unique) and saves
+    /// the extra check halo2-base makes on a partial last limb.
     pub fn sign_bit(
         &self,
         ctx: &mut Context<Fr>,
@@ -23,17 +27,21 @@ impl QuantChip {
         bits: u32,
         place: &dyn Fn() -> String,
     ) -> Result<AssignedValue<Fr>, CircuitError> {
-        assert!(
-            (2..=120).contains(&bits),
-            "sign_bit width {bits} out of the supported range"
-        );
-        let half = 1i128 << (bits - 1);
+        let limb = self.range.lookup_bits() as u32;
+        let low_bits = (bits.saturating_sub(1)).max(1).div_ceil(limb) * limb;
+        if !(2..=120).contains(&bits) || low_bits > 120 {
+            return Err(CircuitError::TooLarge(format!(
+                "a {bits}-bit signed range check at {}",
+                place()
+            )));
+        }
+        let half = 1i128 << low_bits;
         let v = signed(x.value()).unwrap_or(i128::MAX);
         if v < -half || v >= half {
             return Err(CircuitError::OutOfRange {
                 place: place(),
                 value: v,
-                bits,
+                bits: low_bits + 1,
             });
         }
         let nb = (v < 0) as i128;
@@ -50,7 +58,7 @@ impl QuantChip {
         let low = ctx.get(-4);
         let nb = ctx.get(-3);
         self.gate().assert_bit(ctx, nb);
-        self.range.range_check(ctx, low, (bits - 1) as usize);
+        self.range.range_check(ctx, low, low_bits as usize);
         Ok(nb)
     }
 }

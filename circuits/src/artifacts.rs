@@ -85,6 +85,13 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
 pub fn read_json<T: for<'de> Deserialize<'de> + Versioned>(
     path: &Path,
 ) -> Result<T, ArtifactError> {
+    read_json_hashed(path).map(|(v, _)| v)
+}
+
+/// [`read_json`], also returning the sha256 of the bytes read (one read of the file).
+pub fn read_json_hashed<T: for<'de> Deserialize<'de> + Versioned>(
+    path: &Path,
+) -> Result<(T, String), ArtifactError> {
     let bytes = read_bytes(path)?;
     let v: T = serde_json::from_slice(&bytes).map_err(|e| ArtifactError::Invalid {
         path: path.display().to_string(),
@@ -99,7 +106,7 @@ pub fn read_json<T: for<'de> Deserialize<'de> + Versioned>(
             ),
         });
     }
-    Ok(v)
+    Ok((v, zkinfer_model::sha256_hex(&bytes)))
 }
 
 /// Writes a JSON artifact (pretty-printed); returns its sha256.
@@ -154,7 +161,6 @@ impl Settings {
     /// small signed integer, or there are too few).
     pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
         let mut at = self.num_input_instances();
-        let unit = (1u64 << self.scale) as f64;
         self.output_shapes
             .iter()
             .map(|shape| {
@@ -162,7 +168,9 @@ impl Settings {
                 let part = instances.get(at..at + n)?;
                 at += n;
                 part.iter()
-                    .map(|f| crate::field::signed(f).map(|v| v as f64 / unit))
+                    .map(|f| {
+                        crate::field::signed(f).map(|v| zkinfer_model::dequantize(v, self.scale))
+                    })
                     .collect()
             })
             .collect()

@@ -78,7 +78,6 @@ impl Memo {
     }
 
     fn key<'a>(
-        &self,
         tag: i128,
         head: &[i128],
         srcs: impl Iterator<Item = (&'a Value, i128)>,
@@ -92,7 +91,7 @@ impl Memo {
         k
     }
 
-    fn key2(&self, tag: i128, head: i128, pairs: &[(Value, Value)]) -> Vec<i128> {
+    fn key2(tag: i128, head: i128, pairs: &[(Value, Value)]) -> Vec<i128> {
         let mut k = vec![tag, head];
         for (a, b) in pairs {
             k.extend(a.key());
@@ -153,7 +152,7 @@ pub fn lay_out(
                             continue;
                         }
                     }
-                    let key = memo.key(
+                    let key = Memo::key(
                         LINEAR,
                         &[*shift as i128, b as i128],
                         srcs.iter().map(|(v, c)| (v, *c as i128)),
@@ -177,7 +176,7 @@ pub fn lay_out(
                 for (i, row) in pairs.iter().enumerate() {
                     let srcs: Vec<(Value, Value)> =
                         row.iter().map(|&(a, b)| (val(0, a), val(1, b))).collect();
-                    let key = memo.key2(BILINEAR, *shift as i128, &srcs);
+                    let key = Memo::key2(BILINEAR, *shift as i128, &srcs);
                     let v = match memo.get(&key) {
                         Some(v) => v,
                         None => {
@@ -210,7 +209,7 @@ pub fn lay_out(
                         continue;
                     }
                     let tag = [*kind as i128, bits as i128];
-                    let key = memo.key(EXTREMUM, &tag, srcs.iter().map(|v| (v, 0)));
+                    let key = Memo::key(EXTREMUM, &tag, srcs.iter().map(|v| (v, 0)));
                     let v = match memo.get(&key) {
                         Some(v) => v,
                         None => {

@@ -111,3 +111,72 @@ fn tiled_batches_are_laid_out_once() {
     let m = mock(&q, &qi, Visibility::Public);
     assert!(m.satisfied());
 }
+
+/// x (2 values) → y = [3·x0 − 2·x1, c·x0 − 2·x1] (shift 2) → z = y0 + y1.
+fn two_rows(c: i64) -> QGraph {
+    use zkinfer_model::{QNode, QOp, Rows};
+    let node = |op, inputs, shape, bound| QNode {
+        name: "n".into(),
+        source_op: "test".into(),
+        op,
+        inputs,
+        shape,
+        bound,
+    };
+    let rows: Rows<(u32, u32, i64)> =
+        vec![vec![(0, 0, 3), (0, 1, -2)], vec![(0, 0, c), (0, 1, -2)]]
+            .into_iter()
+            .collect();
+    let sum: Rows<(u32, u32, i64)> = vec![vec![(0, 0, 1), (0, 1, 1)]].into_iter().collect();
+    QGraph {
+        nodes: vec![
+            node(QOp::Input { index: 0 }, vec![], vec![2], 1 << 15),
+            node(
+                QOp::Linear {
+                    terms: rows,
+                    bias: vec![2, 2],
+                    shift: 2,
+                },
+                vec![0],
+                vec![2],
+                1 << 15,
+            ),
+            node(
+                QOp::Linear {
+                    terms: sum,
+                    bias: vec![0],
+                    shift: 0,
+                },
+                vec![1],
+                vec![1],
+                1 << 16,
+            ),
+        ],
+        inputs: vec![0],
+        outputs: vec![1, 2],
+        scale: 4,
+        param_scale: 4,
+        act_bits: 16,
+    }
+}
+
+#[test]
+fn identical_rows_share_cells_and_stay_constrained() {
+    let input = vec![vec![37i64, -11]];
+    let (shared, distinct) = (two_rows(3), two_rows(5));
+    let plan =
+        |q: &QGraph| plan_circuit(q, &input, Visibility::Public, PlanLimits::default()).unwrap();
+    assert!(
+        plan(&shared).advice_cells < plan(&distinct).advice_cells,
+        "the repeated row is laid out once"
+    );
+    let mut m = mock(&shared, &input, Visibility::Public);
+    assert!(m.satisfied());
+    assert_eq!(m.unconstrained_cells(), Vec::<usize>::new());
+    // Both copies of the shared output are public (instances 2 and 3): neither can change alone.
+    for i in [2, 3, 4] {
+        let mut inst = m.instances().to_vec();
+        inst[i] += Fr::from(1u64);
+        assert!(!m.accepts_instances(inst), "instance {i}");
+    }
+}

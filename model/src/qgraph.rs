@@ -110,6 +110,11 @@ pub struct Trace {
     pub values: Vec<Vec<i64>>,
 }
 
+/// Fixed point at `scale` → float: `v / 2^scale`.
+pub fn dequantize(v: i128, scale: u32) -> f64 {
+    v as f64 / (1u64 << scale) as f64
+}
+
 /// `floor(acc / 2^shift)` (the bias holds the rounding half).
 pub fn floor_shift(acc: i128, shift: u32) -> i128 {
     acc >> shift
@@ -190,7 +195,7 @@ impl QGraph {
 
     /// Fixed point → float.
     pub fn dequantize(&self, v: i64) -> f64 {
-        v as f64 / (1u64 << self.scale) as f64
+        dequantize(v as i128, self.scale)
     }
 
     /// Evaluates on quantized inputs, checking every range the circuit will check.

@@ -11,8 +11,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, vk_to_bytes, write_bytes, write_json, write_kzg_verifier,
-    KeysInfo, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
+    files, in_dir, read_bytes, read_json, read_json_hashed, vk_to_bytes, write_bytes, write_json,
+    write_kzg_verifier, KeysInfo, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
 };
 use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
@@ -48,13 +48,18 @@ impl Versioned for Calibration {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, ProverError> {
-    std::fs::read(path).map_err(|source| {
+/// A file-system error on a user-given path, reported as the model crate reports it.
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ProverError + '_ {
+    move |source| {
         ProverError::Model(ModelError::Io {
             path: path.display().to_string(),
             source,
         })
-    })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ProverError> {
+    std::fs::read(path).map_err(io_err(path))
 }
 
 fn read_input(path: &Path) -> Result<Vec<Vec<f64>>, ProverError> {
@@ -90,12 +95,7 @@ pub fn compile(
         "circuit laid out in {:.2?}",
         t.elapsed()
     );
-    std::fs::create_dir_all(out).map_err(|source| {
-        ProverError::Model(ModelError::Io {
-            path: out.display().to_string(),
-            source,
-        })
-    })?;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
     // Keys of an earlier compilation would not match: remove them rather than leave traps.
     for stale in [
         files::KEYS,
@@ -150,8 +150,7 @@ pub fn open(dir: &Path) -> Result<Folder, ProverError> {
             files::SETTINGS
         )));
     }
-    let settings: Settings = read_json(&settings_path)?;
-    let settings_sha256 = sha256_hex(&read_bytes(&settings_path)?);
+    let (settings, settings_sha256): (Settings, String) = read_json_hashed(&settings_path)?;
     let qbytes = read_bytes(&in_dir(dir, files::QGRAPH))?;
     if sha256_hex(&qbytes) != settings.qgraph_sha256 {
         return Err(ProverError::Folder(format!(

@@ -28,6 +28,9 @@ pub enum CircuitError {
         /// Value from `QGraph::eval`.
         reference: i128,
     },
+    /// The CPU lacks instructions this build's field arithmetic uses.
+    #[error("this CPU lacks {0}, which this x86-64 build's field arithmetic needs (any Intel since Broadwell or AMD since Zen has them)")]
+    Cpu(String),
     /// The reference evaluator rejected the inputs.
     #[error(transparent)]
     Model(#[from] zkinfer_model::ModelError),

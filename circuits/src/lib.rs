@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod chips;
+pub mod cpu;
 mod error;
 pub mod field;
 mod layout;

@@ -182,6 +182,10 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("error: internal error (please report): {msg}");
     }));
+    if let Err(e) = zkinfer_circuits::cpu::check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     let result = std::panic::catch_unwind(|| dispatch(cli.command));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,

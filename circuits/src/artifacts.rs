@@ -4,7 +4,6 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Affine};
 use halo2_base::halo2_proofs::halo2curves::serde::SerdeObject;
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
@@ -15,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use zkinfer_model::QuantizeOptions;
 
+use crate::circuit::ModelCircuit;
 use crate::plan::CircuitPlan;
 
 /// Version of every artifact format below; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// File names inside a model folder.
 pub mod files {
@@ -304,7 +304,7 @@ pub fn vk_from_bytes(
     plan: &CircuitPlan,
     path: &Path,
 ) -> Result<VerifyingKey<G1Affine>, ArtifactError> {
-    VerifyingKey::<G1Affine>::from_bytes::<BaseCircuitBuilder<Fr>>(
+    VerifyingKey::<G1Affine>::from_bytes::<ModelCircuit>(
         bytes,
         SerdeFormat::RawBytes,
         plan.params.clone(),

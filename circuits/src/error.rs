@@ -28,6 +28,9 @@ pub enum CircuitError {
         /// Value from `QGraph::eval`.
         reference: i128,
     },
+    /// A layout invariant broke (a bug in zkinfer, never a property of the input).
+    #[error("internal: {0}")]
+    Internal(String),
     /// The CPU lacks instructions this build's field arithmetic uses.
     #[error("this CPU lacks {0}, which this x86-64 build's field arithmetic needs (any Intel since Broadwell or AMD since Zen has them)")]
     Cpu(String),

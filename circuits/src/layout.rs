@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -12,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use zkinfer_model::{QGraph, QOp, Src};
 
 use crate::chips::{signed_bits_for, Elem, QuantChip};
+use crate::circuit::ModelCircuit;
 use crate::error::CircuitError;
 use crate::field::fr;
 use crate::plan::CircuitPlan;
@@ -116,14 +116,15 @@ impl Memo {
 /// The witness is computed by the chips from the cells and then compared with
 /// [`QGraph::eval`] element by element: a disagreement is an internal error, never a proof.
 pub fn lay_out(
-    builder: &mut BaseCircuitBuilder<Fr>,
+    circuit: &mut ModelCircuit,
     q: &QGraph,
     inputs: &[Vec<i64>],
     visibility: Visibility,
 ) -> Result<Vec<Fr>, CircuitError> {
     let trace = q.eval(inputs)?;
-    let chip = QuantChip::new(builder.range_chip());
-    let ctx = builder.main(0);
+    let chip = QuantChip::new(circuit.base.range_chip());
+    let ctx = circuit.base.main(0);
+    let lincomb = &mut circuit.lincomb;
     let mut memo = Memo::default();
     let mut vals: Vec<Vec<Value>> = Vec::with_capacity(q.nodes.len());
     for (id, node) in q.nodes.iter().enumerate() {
@@ -164,8 +165,15 @@ pub fn lay_out(
                                 .iter()
                                 .map(|(v, c)| (v.elem, Elem::Const(*c as i128)))
                                 .collect();
-                            let r =
-                                chip.dot(ctx, &pairs, b as i128, *shift, q.act_bits, &place(i))?;
+                            let r = chip.dot(
+                                ctx,
+                                lincomb,
+                                &pairs,
+                                b as i128,
+                                *shift,
+                                q.act_bits,
+                                &place(i),
+                            )?;
                             memo.insert(key, r.out, r.neg)
                         }
                     };
@@ -183,7 +191,15 @@ pub fn lay_out(
                             let pairs: Vec<(Elem, Elem)> =
                                 srcs.iter().map(|(a, b)| (a.elem, b.elem)).collect();
                             let half = 1i128 << (shift - 1);
-                            let r = chip.dot(ctx, &pairs, half, *shift, q.act_bits, &place(i))?;
+                            let r = chip.dot(
+                                ctx,
+                                lincomb,
+                                &pairs,
+                                half,
+                                *shift,
+                                q.act_bits,
+                                &place(i),
+                            )?;
                             memo.insert(key, r.out, r.neg)
                         }
                     };
@@ -260,31 +276,33 @@ pub fn lay_out(
         }
     }
     let instances = public.iter().map(|c| *c.value()).collect();
-    builder.assigned_instances[0].extend(public);
+    circuit.base.assigned_instances[0].extend(public);
     Ok(instances)
 }
 
-/// A builder for `stage`, shaped by `plan`, with `q` laid out on `inputs`.
+/// A circuit for `stage`, shaped by `plan`, with `q` laid out on `inputs`.
 pub fn build_circuit(
     stage: CircuitBuilderStage,
     plan: &CircuitPlan,
     break_points: Option<MultiPhaseThreadBreakPoints>,
     q: &QGraph,
     inputs: &[Vec<i64>],
-) -> Result<(BaseCircuitBuilder<Fr>, Vec<Fr>), CircuitError> {
-    let mut builder = match (stage, break_points) {
-        (CircuitBuilderStage::Prover, Some(bp)) => {
-            BaseCircuitBuilder::prover(plan.params.clone(), bp)
-        }
-        _ => BaseCircuitBuilder::from_stage(stage).use_params(plan.params.clone()),
-    };
-    let instances = lay_out(&mut builder, q, inputs, plan.visibility)?;
+) -> Result<(ModelCircuit, Vec<Fr>), CircuitError> {
+    let mut circuit = ModelCircuit::new(stage, plan.params.clone(), break_points);
+    let instances = lay_out(&mut circuit, q, inputs, plan.visibility)?;
     if instances.len() != plan.num_instances {
-        return Err(CircuitError::TooLarge(format!(
-            "internal: {} instances laid out, the plan has {}",
+        return Err(CircuitError::Internal(format!(
+            "{} instances laid out, the plan has {}",
             instances.len(),
             plan.num_instances
         )));
     }
-    Ok((builder, instances))
+    if circuit.lincomb.rows() != plan.lincomb_rows {
+        return Err(CircuitError::Internal(format!(
+            "{} lincomb rows laid out, the plan has {}",
+            circuit.lincomb.rows(),
+            plan.lincomb_rows
+        )));
+    }
+    Ok((circuit, instances))
 }

@@ -1,19 +1,24 @@
 //! halo2 chips for quantized ML ops and the layouter that turns a [`QGraph`] into one
-//! halo2-base circuit (KZG on BN254).
+//! circuit (KZG on BN254).
 //!
 //! Chips follow halo2-base's style: they take a `&mut Context` and assigned cells, never a
-//! layouter; `BaseCircuitBuilder` places cells into columns.
+//! layouter; `BaseCircuitBuilder` places cells into columns. Dot products with constant weights
+//! go to a gate of their own beside it ([`lincomb`]); [`ModelCircuit`] synthesizes both.
 //!
 //! [`QGraph`]: zkinfer_model::QGraph
 #![warn(missing_docs)]
 
 pub mod chips;
+mod circuit;
+pub mod cost;
 pub mod cpu;
 mod error;
 pub mod field;
 mod layout;
+pub mod lincomb;
 mod plan;
 
+pub use circuit::{CircuitParams, ModelCircuit};
 pub use error::CircuitError;
 pub use halo2_base;
 pub use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};

@@ -1,16 +1,20 @@
-//! Sizing: the smallest `k` whose columns fit, with lookup tables sized to the circuit.
+//! Sizing: the cheapest shape to prove whose proof fits the byte budget.
 //!
-//! The range table is `[0, 2^(k-1))`: as large as the rows allow (fewer limbs per range check)
-//! and never larger, so a tiny model gets a tiny circuit instead of a fixed 2^15 floor.
+//! For each `k` the model is laid out twice (with and without the lincomb region), each
+//! lincomb width is tried, halo2-base fills as many columns as its cells need, and the
+//! configured constraint system gives the proof size and a work estimate. The range table is
+//! `[0, 2^(k-1))`: as large as the rows allow (fewer limbs per range check) and never larger,
+//! so a tiny model gets a tiny circuit instead of a fixed 2^15 floor.
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
-use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use serde::{Deserialize, Serialize};
 use zkinfer_model::QGraph;
 
+use crate::circuit::{CircuitParams, ModelCircuit};
+use crate::cost::{constraint_system, proof_bytes, prove_cost};
 use crate::error::CircuitError;
 use crate::layout::{lay_out, Visibility};
+use crate::lincomb::LinCombRegion;
 
 /// Rows at the bottom of every column kept for blinding factors.
 pub const MIN_UNUSABLE_ROWS: usize = 20;
@@ -22,20 +26,26 @@ pub struct CircuitPlan {
     pub k: u32,
     /// The range-check table is `[0, 2^lookup_bits)`.
     pub lookup_bits: u32,
-    /// halo2-base column configuration.
-    pub params: BaseCircuitParams,
+    /// Column configuration.
+    pub params: CircuitParams,
     /// Input visibility.
     pub visibility: Visibility,
     /// Number of public instances (inputs if public, then outputs).
     pub num_instances: usize,
-    /// Advice cells used by gates.
+    /// Advice cells used by halo2-base gates.
     pub advice_cells: usize,
     /// Cells copied into lookup columns for range checks.
     pub lookup_cells: usize,
     /// Distinct constants in fixed columns.
     pub fixed_cells: usize,
-    /// Rows used per advice column.
+    /// Rows used per halo2-base advice column.
     pub rows: usize,
+    /// Terms in the lincomb region.
+    pub lincomb_terms: usize,
+    /// Rows used by the lincomb region.
+    pub lincomb_rows: usize,
+    /// Size of a proof, in bytes.
+    pub proof_bytes: usize,
 }
 
 /// Bounds on the circuit shape.
@@ -43,77 +53,175 @@ pub struct CircuitPlan {
 pub struct PlanLimits {
     /// Largest k accepted.
     pub max_k: u32,
-    /// Most gate advice columns (each one adds verifier cost, and on-chain bytecode).
-    pub max_advice_columns: usize,
-    /// Most advice + lookup advice + fixed columns: each adds commitments or evaluations to
-    /// the proof (7 keeps proofs under 3 KB).
-    pub max_columns: usize,
+    /// Largest proof accepted, in bytes. Each column adds to the proof, and verifier gas
+    /// grows with it; the default is EZKL's proof size.
+    pub max_proof_bytes: usize,
+    /// Use exactly this k (benchmarks, or to match another circuit's SRS).
+    pub k: Option<u32>,
 }
 
 impl Default for PlanLimits {
     fn default() -> Self {
         Self {
             max_k: 24,
-            max_advice_columns: 5,
-            max_columns: 7,
+            max_proof_bytes: 3072,
+            k: None,
         }
     }
 }
 
 const MIN_K: u32 = 6;
+/// Lincomb widths tried: wider rows hold more terms per row but each adds two columns.
+const LINCOMB_WIDTHS: std::ops::RangeInclusive<usize> = 1..=6;
 
-/// Chooses `k` for `q`: lays the circuit out at growing `k` until its columns fit.
+/// One layout at one `k`, before a lincomb width is chosen.
+struct Layout {
+    base: BaseCircuitParams,
+    num_instances: usize,
+    advice_cells: usize,
+    lookup_cells: usize,
+    fixed_cells: usize,
+    lincomb_sizes: Vec<usize>,
+}
+
+fn usable(k: u32) -> usize {
+    (1usize << k) - MIN_UNUSABLE_ROWS - 1
+}
+
+fn lay_out_at(
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    visibility: Visibility,
+    k: u32,
+    lincomb: bool,
+) -> Result<Layout, CircuitError> {
+    let base = BaseCircuitParams {
+        k: k as usize,
+        lookup_bits: Some(k as usize - 1),
+        num_instance_columns: 1,
+        ..Default::default()
+    };
+    let params = CircuitParams {
+        base,
+        lincomb_width: lincomb as usize,
+    };
+    let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
+    let instances = lay_out(&mut circuit, q, inputs, visibility)?;
+    let stats = circuit.base.statistics();
+    let base = circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS));
+    // Sizing only: drop the cells so the builder does not warn about an unassigned circuit.
+    circuit.base.clear();
+    Ok(Layout {
+        base,
+        num_instances: instances.len(),
+        advice_cells: stats.gate.total_advice_per_phase[0],
+        lookup_cells: stats.total_lookup_advice_per_phase[0],
+        fixed_cells: stats.gate.total_fixed,
+        lincomb_sizes: circuit.lincomb.sizes().to_vec(),
+    })
+}
+
+/// The shapes `layout` allows at its `k`, as plans with their work estimates.
+fn shapes(layout: &Layout, k: u32, visibility: Visibility) -> Vec<(u64, CircuitPlan)> {
+    let widths: Vec<usize> = if layout.lincomb_sizes.is_empty() {
+        vec![0]
+    } else {
+        LINCOMB_WIDTHS.collect()
+    };
+    let mut out = Vec::new();
+    for width in widths {
+        let lincomb_rows = LinCombRegion::rows_at(&layout.lincomb_sizes, width);
+        if lincomb_rows > usable(k) {
+            continue;
+        }
+        let params = CircuitParams {
+            base: layout.base.clone(),
+            lincomb_width: width,
+        };
+        let cs = constraint_system(&params);
+        let cols = params.base.num_advice_per_phase[0].max(1);
+        let plan = CircuitPlan {
+            k,
+            lookup_bits: k - 1,
+            visibility,
+            num_instances: layout.num_instances,
+            advice_cells: layout.advice_cells,
+            lookup_cells: layout.lookup_cells,
+            fixed_cells: layout.fixed_cells,
+            rows: layout.advice_cells.div_ceil(cols),
+            lincomb_terms: layout.lincomb_sizes.iter().sum(),
+            lincomb_rows,
+            proof_bytes: proof_bytes(&cs),
+            params,
+        };
+        out.push((prove_cost(&cs, k), plan));
+    }
+    out
+}
+
+/// Chooses the shape for `q`: over `k` and lincomb widths, the least proving work whose
+/// proof fits `limits.max_proof_bytes`.
 pub fn plan_circuit(
     q: &QGraph,
     inputs: &[Vec<i64>],
     visibility: Visibility,
     limits: PlanLimits,
 ) -> Result<CircuitPlan, CircuitError> {
-    let try_k = |k: u32| -> Result<CircuitPlan, CircuitError> {
-        let lookup_bits = k - 1;
-        let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
-            .use_k(k as usize)
-            .use_lookup_bits(lookup_bits as usize)
-            .use_instance_columns(1);
-        let instances = lay_out(&mut builder, q, inputs, visibility)?;
-        let stats = builder.statistics();
-        let params = builder.calculate_params(Some(MIN_UNUSABLE_ROWS));
-        // Sizing only: drop the cells so the builder does not warn about an unassigned circuit.
-        builder.clear();
-        let advice_cells = stats.gate.total_advice_per_phase[0];
-        let cols = params.num_advice_per_phase[0].max(1);
-        Ok(CircuitPlan {
-            k,
-            lookup_bits,
-            visibility,
-            num_instances: instances.len(),
-            advice_cells,
-            lookup_cells: stats.total_lookup_advice_per_phase[0],
-            fixed_cells: stats.gate.total_fixed,
-            rows: advice_cells.div_ceil(cols),
-            params,
-        })
+    let ks: Vec<u32> = match limits.k {
+        Some(k) => vec![k.clamp(MIN_K, limits.max_k)],
+        None => {
+            // A first layout with a wide table bounds the cells from below, hence k.
+            let probe = lay_out_at(q, inputs, visibility, 18, true)?;
+            let cells = probe.advice_cells + LinCombRegion::rows_at(&probe.lincomb_sizes, 1);
+            let mut k = MIN_K;
+            while k < limits.max_k && usable(k) * MAX_COLUMNS < cells {
+                k += 1;
+            }
+            (k..=limits.max_k).collect()
+        }
     };
-    // A first layout with a wide table gives a lower bound on the cells, hence on k.
-    let probe = try_k(18)?;
-    let usable = |k: u32| (1usize << k) - MIN_UNUSABLE_ROWS - 1;
-    let mut k = MIN_K;
-    while k < limits.max_k && usable(k) * limits.max_advice_columns < probe.advice_cells {
-        k += 1;
-    }
-    loop {
-        let plan = try_k(k)?;
-        let p = &plan.params;
-        let columns = p.num_advice_per_phase[0] + p.num_lookup_advice_per_phase[0] + p.num_fixed;
-        if p.num_advice_per_phase[0] <= limits.max_advice_columns && columns <= limits.max_columns {
-            return Ok(plan);
+    let mut best: Option<(u64, CircuitPlan)> = None;
+    let mut smallest_proof = usize::MAX;
+    for &k in &ks {
+        if let Some((_, plan)) = &best {
+            // Every later k costs at least twice as much per column.
+            if k > plan.k + 1 {
+                break;
+            }
         }
-        if k >= limits.max_k {
-            return Err(CircuitError::TooLarge(format!(
-                "{} advice cells need more than {} advice ({} in all) columns at k={} (the limit)",
-                plan.advice_cells, limits.max_advice_columns, limits.max_columns, limits.max_k
-            )));
+        let mut narrowest = true;
+        for lincomb in [true, false] {
+            let layout = lay_out_at(q, inputs, visibility, k, lincomb)?;
+            narrowest &= layout.base.num_advice_per_phase[0] <= 1
+                && layout.base.num_lookup_advice_per_phase[0] <= 1;
+            for (cost, plan) in shapes(&layout, k, visibility) {
+                smallest_proof = smallest_proof.min(plan.proof_bytes);
+                if plan.proof_bytes > limits.max_proof_bytes {
+                    continue;
+                }
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    best = Some((cost, plan));
+                }
+            }
+            if layout.lincomb_sizes.is_empty() {
+                // Without linear ops the second layout would be the same.
+                break;
+            }
         }
-        k += 1;
+        if best.is_none() && narrowest {
+            // One column of each kind already: a larger k cannot shrink the proof.
+            break;
+        }
     }
+    best.map(|(_, plan)| plan).ok_or_else(|| {
+        CircuitError::TooLarge(format!(
+            "no circuit up to k={} has a proof of at most {} bytes (the smallest found: {} bytes)",
+            ks.last().copied().unwrap_or(limits.max_k),
+            limits.max_proof_bytes,
+            smallest_proof
+        ))
+    })
 }
+
+/// More columns than this never fit a proof budget worth having; it bounds the smallest k.
+const MAX_COLUMNS: usize = 24;

@@ -1,47 +1,82 @@
-//! Test harness: MockProver runs, and tampering with every advice cell a chip assigned.
+//! Test harness: MockProver runs, and tampering with every advice cell a chip assigned, in
+//! halo2-base's columns and in the lincomb region.
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use halo2_base::gates::circuit::CircuitBuilderStage;
+use halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
 use halo2_base::gates::RangeChip;
 use halo2_base::halo2_proofs::dev::MockProver;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::plonk::Assigned;
 use halo2_base::Context;
 
+use crate::circuit::{CircuitParams, ModelCircuit};
+use crate::lincomb::LinCombRegion;
 use crate::plan::MIN_UNUSABLE_ROWS;
 
-/// A mock circuit built by `f`, which lays out cells in one context and returns any value.
+/// An advice cell a test can tamper with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellRef {
+    /// Offset in halo2-base's main context.
+    Base(usize),
+    /// A lincomb cell, as [`LinCombRegion::used_cells`] names it.
+    LinComb(bool, usize),
+}
+
+/// A mock circuit built by `f`, which lays out cells and returns any value.
 pub struct MockCircuit<T> {
-    builder: BaseCircuitBuilder<Fr>,
+    circuit: ModelCircuit,
     k: u32,
     /// What `f` returned.
     pub result: T,
-    /// Advice offsets `f` assigned (from the first to the last cell it created).
+    /// Advice offsets `f` assigned in halo2-base's context (from the first to the last cell).
     pub cells: std::ops::Range<usize>,
     instances: Vec<Fr>,
 }
 
 impl<T> MockCircuit<T> {
-    /// Lays out `f` at `k` with a range table of `k - 1` bits. `f` returns its result and
-    /// the public instance values it pushed (through `publish`).
+    /// Lays out `f` at `k` with a range table of `k - 1` bits and no lincomb region (dot
+    /// products stay in halo2-base's gate). `f` returns its result and the public instance
+    /// values it pushed (through `publish`).
     pub fn build(
         k: u32,
-        f: impl FnOnce(&mut Context<Fr>, &RangeChip<Fr>) -> (T, Vec<halo2_base::AssignedValue<Fr>>),
+        f: impl FnOnce(
+            &mut Context<Fr>,
+            &RangeChip<Fr>,
+            &mut LinCombRegion,
+        ) -> (T, Vec<halo2_base::AssignedValue<Fr>>),
     ) -> Self {
-        let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
-            .use_k(k as usize)
-            .use_lookup_bits(k as usize - 1)
-            .use_instance_columns(1);
-        let range = builder.range_chip();
-        let ctx = builder.main(0);
+        Self::build_with(k, 0, f)
+    }
+
+    /// [`Self::build`] with a lincomb region `lincomb_width` terms wide.
+    pub fn build_with(
+        k: u32,
+        lincomb_width: usize,
+        f: impl FnOnce(
+            &mut Context<Fr>,
+            &RangeChip<Fr>,
+            &mut LinCombRegion,
+        ) -> (T, Vec<halo2_base::AssignedValue<Fr>>),
+    ) -> Self {
+        let params = CircuitParams {
+            base: BaseCircuitParams {
+                k: k as usize,
+                lookup_bits: Some(k as usize - 1),
+                num_instance_columns: 1,
+                ..Default::default()
+            },
+            lincomb_width,
+        };
+        let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
+        let range = circuit.base.range_chip();
+        let ctx = circuit.base.main(0);
         let start = ctx.advice.len();
-        let (result, public) = f(ctx, &range);
-        let end = ctx.advice.len();
+        let (result, public) = f(ctx, &range, &mut circuit.lincomb);
+        let end = circuit.base.main(0).advice.len();
         let instances = public.iter().map(|c| *c.value()).collect();
-        builder.assigned_instances[0].extend(public);
-        builder.calculate_params(Some(MIN_UNUSABLE_ROWS));
+        circuit.base.assigned_instances[0].extend(public);
+        circuit.params.base = circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS));
         Self {
-            builder,
+            circuit,
             k,
             result,
             cells: start..end,
@@ -49,16 +84,11 @@ impl<T> MockCircuit<T> {
         }
     }
 
-    /// Wraps an already laid-out builder (whole-model tests).
-    pub fn from_builder(
-        builder: BaseCircuitBuilder<Fr>,
-        k: u32,
-        result: T,
-        instances: Vec<Fr>,
-    ) -> Self {
-        let end = builder.core().phase_manager[0].threads[0].advice.len();
+    /// Wraps an already laid-out circuit (whole-model tests).
+    pub fn from_circuit(circuit: ModelCircuit, k: u32, result: T, instances: Vec<Fr>) -> Self {
+        let end = circuit.base.core().phase_manager[0].threads[0].advice.len();
         Self {
-            builder,
+            circuit,
             k,
             result,
             cells: 0..end,
@@ -68,48 +98,62 @@ impl<T> MockCircuit<T> {
 
     /// True when MockProver accepts the circuit as built.
     pub fn satisfied(&self) -> bool {
-        MockProver::run(self.k, &self.builder, vec![self.instances.clone()])
-            .expect("mock prover runs")
-            .verify()
-            .is_ok()
+        self.accepts_instances(self.instances.clone())
     }
 
-    /// Advice offsets whose value can be changed (by +1) without MockProver noticing.
-    /// A sound chip returns none.
-    pub fn unconstrained_cells(&mut self) -> Vec<usize> {
-        self.unconstrained_among(self.cells.clone())
+    /// Cells whose value can be changed (by +1) without MockProver noticing: among `f`'s
+    /// halo2-base cells and every lincomb cell in use. A sound chip returns none.
+    pub fn unconstrained_cells(&mut self) -> Vec<CellRef> {
+        let cells = self
+            .cells
+            .clone()
+            .map(CellRef::Base)
+            .chain(self.lincomb_cells())
+            .collect::<Vec<_>>();
+        self.unconstrained_among(cells)
     }
 
-    /// Like [`Self::unconstrained_cells`], over the given advice offsets only.
-    pub fn unconstrained_among(&mut self, cells: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    /// The lincomb cells in use.
+    pub fn lincomb_cells(&self) -> Vec<CellRef> {
+        let used = self.circuit.lincomb.used_cells();
+        used.into_iter()
+            .map(|(a, i)| CellRef::LinComb(a, i))
+            .collect()
+    }
+
+    /// Like [`Self::unconstrained_cells`], over the given cells only.
+    pub fn unconstrained_among(
+        &mut self,
+        cells: impl IntoIterator<Item = CellRef>,
+    ) -> Vec<CellRef> {
         let mut free = Vec::new();
-        for i in cells {
-            let original = self.cell(i);
-            self.set_cell(i, original + Fr::from(1u64));
+        for c in cells {
+            let original = self.cell(c);
+            self.set_cell(c, original + Fr::from(1u64));
             if self.satisfied() {
-                free.push(i);
+                free.push(c);
             }
-            self.set_cell(i, original);
+            self.set_cell(c, original);
         }
         free
     }
 
     /// True when MockProver still accepts after setting the given cells (then restores them).
-    pub fn accepts_tampered(&mut self, changes: &[(usize, Fr)]) -> bool {
-        let originals: Vec<Fr> = changes.iter().map(|&(i, _)| self.cell(i)).collect();
-        for &(i, v) in changes {
-            self.set_cell(i, v);
+    pub fn accepts_tampered(&mut self, changes: &[(CellRef, Fr)]) -> bool {
+        let originals: Vec<Fr> = changes.iter().map(|&(c, _)| self.cell(c)).collect();
+        for &(c, v) in changes {
+            self.set_cell(c, v);
         }
         let ok = self.satisfied();
-        for (&(i, _), v) in changes.iter().zip(originals) {
-            self.set_cell(i, v);
+        for (&(c, _), v) in changes.iter().zip(originals) {
+            self.set_cell(c, v);
         }
         ok
     }
 
     /// True when MockProver accepts with these public instances instead of the real ones.
     pub fn accepts_instances(&self, instances: Vec<Fr>) -> bool {
-        MockProver::run(self.k, &self.builder, vec![instances])
+        MockProver::run(self.k, &self.circuit, vec![instances])
             .expect("mock prover runs")
             .verify()
             .is_ok()
@@ -120,15 +164,27 @@ impl<T> MockCircuit<T> {
         &self.instances
     }
 
-    fn cell(&mut self, i: usize) -> Fr {
-        self.ctx().advice[i].evaluate()
+    /// The circuit under test.
+    pub fn circuit(&self) -> &ModelCircuit {
+        &self.circuit
     }
 
-    fn set_cell(&mut self, i: usize, v: Fr) {
-        self.ctx().advice[i] = Assigned::Trivial(v);
+    /// The value of a halo2-base cell of the main context.
+    pub fn base_cell(&mut self, offset: usize) -> Fr {
+        self.cell(CellRef::Base(offset))
     }
 
-    fn ctx(&mut self) -> &mut Context<Fr> {
-        self.builder.main(0)
+    fn cell(&mut self, c: CellRef) -> Fr {
+        match c {
+            CellRef::Base(i) => self.circuit.base.main(0).advice[i].evaluate(),
+            CellRef::LinComb(a, i) => self.circuit.lincomb.cell((a, i)),
+        }
+    }
+
+    fn set_cell(&mut self, c: CellRef, v: Fr) {
+        match c {
+            CellRef::Base(i) => self.circuit.base.main(0).advice[i] = Assigned::Trivial(v),
+            CellRef::LinComb(a, i) => self.circuit.lincomb.set_cell((a, i), v),
+        }
     }
 }

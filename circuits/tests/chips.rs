@@ -7,7 +7,7 @@ use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 use zkinfer_circuits::chips::{Elem, QuantChip};
 use zkinfer_circuits::field::{fr, signed};
-use zkinfer_circuits::testing::MockCircuit;
+use zkinfer_circuits::testing::{CellRef, MockCircuit};
 use zkinfer_circuits::CircuitError;
 use zkinfer_model::ExtremumKind;
 
@@ -34,7 +34,7 @@ fn sign_bit_values_and_every_cell_constrained() {
     for bits in [5u32, 8, 12] {
         let half = 1i128 << (bits - 1);
         for v in [-half, -77 % half, -1, 0, 1, 5 % half, half - 1] {
-            let mut m = MockCircuit::build(K, |ctx, range| {
+            let mut m = MockCircuit::build(K, |ctx, range, _lc| {
                 let chip = QuantChip::new(range.clone());
                 let x = ctx.load_witness(fr(v));
                 let nb = chip.sign_bit(ctx, x, bits, &here).unwrap();
@@ -44,7 +44,7 @@ fn sign_bit_values_and_every_cell_constrained() {
             assert!(m.satisfied());
             assert_eq!(
                 m.unconstrained_cells(),
-                Vec::<usize>::new(),
+                Vec::<CellRef>::new(),
                 "v = {v}, bits = {bits}"
             );
         }
@@ -54,7 +54,7 @@ fn sign_bit_values_and_every_cell_constrained() {
 #[test]
 fn sign_bit_rejects_out_of_range_honestly() {
     for v in [128i128, -129, 1 << 40] {
-        MockCircuit::build(K, |ctx, range| {
+        MockCircuit::build(K, |ctx, range, _lc| {
             let chip = QuantChip::new(range.clone());
             let x = ctx.load_witness(fr(v));
             let r = chip.sign_bit(ctx, x, 8, &here);
@@ -71,7 +71,7 @@ fn sign_of_zero_is_canonical() {
     // x = 0 = low - nb·2^B also holds with nb = 1, low = 2^B: the range check must refuse it.
     // B is the rounded width: 7 at K = 8 for both 8 and 5 requested bits.
     for bits in [8u32, 5] {
-        let mut m = MockCircuit::build(K, |ctx, range| {
+        let mut m = MockCircuit::build(K, |ctx, range, _lc| {
             let chip = QuantChip::new(range.clone());
             let x = ctx.load_witness(fr(0));
             let nb = chip.sign_bit(ctx, x, bits, &here).unwrap();
@@ -81,7 +81,7 @@ fn sign_of_zero_is_canonical() {
         let (low, nb) = m.result;
         assert!(m.satisfied());
         assert!(
-            !m.accepts_tampered(&[(low, fr(128)), (nb, fr(1))]),
+            !m.accepts_tampered(&[(CellRef::Base(low), fr(128)), (CellRef::Base(nb), fr(1))]),
             "bits = {bits}"
         );
     }
@@ -91,30 +91,114 @@ fn sign_of_zero_is_canonical() {
 fn dot_with_constants_and_shift() {
     let xs = [3i128, -7, 100, 0, -1];
     let ws = [5i128, 3, -2, 9, 1];
-    for (bias, shift) in [(0i128, 0u32), (11, 0), (4, 3), (-1000, 5), (0, 13)] {
-        let acc: i128 = bias + xs.iter().zip(&ws).map(|(x, w)| x * w).sum::<i128>();
-        let want = acc >> shift;
-        let mut m = MockCircuit::build(K, |ctx, range| {
+    // Width 0 keeps the dot product in halo2-base's gate; the others use the lincomb region
+    // with full rows, a partial last row, and one term per row.
+    for width in [0usize, 1, 2, 3, 8] {
+        for (bias, shift) in [(0i128, 0u32), (11, 0), (4, 3), (-1000, 5), (0, 13)] {
+            let acc: i128 = bias + xs.iter().zip(&ws).map(|(x, w)| x * w).sum::<i128>();
+            let want = acc >> shift;
+            let mut m = MockCircuit::build_with(K, width, |ctx, range, lc| {
+                let chip = QuantChip::new(range.clone());
+                let cells: Vec<_> = xs.iter().map(|&x| ctx.load_witness(fr(x))).collect();
+                let pairs: Vec<(Elem, Elem)> = cells
+                    .iter()
+                    .zip(&ws)
+                    .map(|(c, &w)| (Elem::Cell(*c), Elem::Const(w)))
+                    .collect();
+                let out = chip.dot(ctx, lc, &pairs, bias, shift, 16, &here).unwrap();
+                let Elem::Cell(o) = out.out else {
+                    panic!("expected a cell")
+                };
+                (val(&o), cells.into_iter().chain([o]).collect())
+            });
+            let case = format!("width {width} bias {bias} shift {shift}");
+            assert_eq!(m.result, want, "{case}");
+            assert!(m.satisfied(), "{case}");
+            assert_eq!(m.lincomb_cells().is_empty(), width == 0, "{case}");
+            assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new(), "{case}");
+        }
+    }
+}
+
+#[test]
+fn lincomb_region_chains_several_dot_products() {
+    // Three dot products back to back (the second uses the first's output): each one's ends
+    // are pinned to zero, so no value can leak from one accumulator chain into the next.
+    for width in [1usize, 2, 4] {
+        let mut m = MockCircuit::build_with(K, width, |ctx, range, lc| {
             let chip = QuantChip::new(range.clone());
-            let cells: Vec<_> = xs.iter().map(|&x| ctx.load_witness(fr(x))).collect();
-            let pairs: Vec<(Elem, Elem)> = cells
-                .iter()
-                .zip(&ws)
-                .map(|(c, &w)| (Elem::Cell(*c), Elem::Const(w)))
-                .collect();
-            let out = chip.dot(ctx, &pairs, bias, shift, 16, &here).unwrap();
-            let Elem::Cell(o) = out.out else {
+            let a = ctx.load_witness(fr(9));
+            let b = ctx.load_witness(fr(-4));
+            let d1 = chip
+                .dot(
+                    ctx,
+                    lc,
+                    &[
+                        (Elem::Cell(a), Elem::Const(2)),
+                        (Elem::Cell(b), Elem::Const(3)),
+                    ],
+                    1,
+                    0,
+                    16,
+                    &here,
+                )
+                .unwrap();
+            let Elem::Cell(o1) = d1.out else {
                 panic!("expected a cell")
             };
-            (val(&o), cells.into_iter().chain([o]).collect())
+            let d2 = chip
+                .dot(
+                    ctx,
+                    lc,
+                    &[
+                        (Elem::Cell(o1), Elem::Const(-5)),
+                        (Elem::Cell(a), Elem::Const(1)),
+                    ],
+                    0,
+                    1,
+                    16,
+                    &here,
+                )
+                .unwrap();
+            let Elem::Cell(o2) = d2.out else {
+                panic!("expected a cell")
+            };
+            let d3 = chip
+                .dot(
+                    ctx,
+                    lc,
+                    &[(Elem::Cell(o2), Elem::Const(7))],
+                    -3,
+                    0,
+                    16,
+                    &here,
+                )
+                .unwrap();
+            let Elem::Cell(o3) = d3.out else {
+                panic!("expected a cell")
+            };
+            ([val(&o1), val(&o2), val(&o3)], vec![a, b, o3])
         });
-        assert_eq!(m.result, want, "bias {bias} shift {shift}");
+        // o1 = 1 + 18 - 12 = 7; o2 = floor((-35 + 9) / 2) = -13; o3 = -91 - 3 = -94.
+        assert_eq!(m.result, [7, -13, -94], "width {width}");
         assert!(m.satisfied());
         assert_eq!(
             m.unconstrained_cells(),
-            Vec::<usize>::new(),
-            "bias {bias} shift {shift}"
+            Vec::<CellRef>::new(),
+            "width {width}"
         );
+        // Moving value between two sums (one accumulator up, the next down) is caught.
+        let accs: Vec<CellRef> = m
+            .lincomb_cells()
+            .into_iter()
+            .filter(|c| matches!(c, CellRef::LinComb(true, _)))
+            .collect();
+        for pair in accs.windows(2) {
+            assert!(!m.accepts_tampered(&[(pair[0], fr(1)), (pair[1], fr(-1))]));
+        }
+        let mut inst = m.instances().to_vec();
+        inst[2] += Fr::from(1u64);
+        assert!(!m.accepts_instances(inst));
     }
 }
 
@@ -122,7 +206,7 @@ fn dot_with_constants_and_shift() {
 fn dot_of_two_variables_rounds_half_up() {
     // (3·5 + (-2)·7 + 4 (half of 2^3)) >> 3 = 5 >> 3 = 0; and a negative case.
     for (a, b, want) in [([3i128, -2], [5i128, 7], 0i128), ([-9, 4], [9, 1], -10)] {
-        let mut m = MockCircuit::build(K, |ctx, range| {
+        let mut m = MockCircuit::build(K, |ctx, range, lc| {
             let chip = QuantChip::new(range.clone());
             let ca: Vec<_> = a.iter().map(|&x| ctx.load_witness(fr(x))).collect();
             let cb: Vec<_> = b.iter().map(|&x| ctx.load_witness(fr(x))).collect();
@@ -131,7 +215,7 @@ fn dot_of_two_variables_rounds_half_up() {
                 .zip(&cb)
                 .map(|(x, y)| (Elem::Cell(*x), Elem::Cell(*y)))
                 .collect();
-            let out = chip.dot(ctx, &pairs, 4, 3, 16, &here).unwrap();
+            let out = chip.dot(ctx, lc, &pairs, 4, 3, 16, &here).unwrap();
             let Elem::Cell(o) = out.out else {
                 panic!("expected a cell")
             };
@@ -139,35 +223,46 @@ fn dot_of_two_variables_rounds_half_up() {
         });
         assert_eq!(m.result, want);
         assert!(m.satisfied());
-        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new());
+        assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
     }
 }
 
 #[test]
 fn rescale_off_by_one_with_compensating_remainder_is_rejected() {
     // y·2^s + r = acc still holds with (y + 1, r - 2^s): the remainder range check refuses it.
-    let mut m = MockCircuit::build(K, |ctx, range| {
-        let chip = QuantChip::new(range.clone());
-        let x = ctx.load_witness(fr(37));
-        let out = chip
-            .dot(ctx, &[(Elem::Cell(x), Elem::Const(3))], 0, 4, 16, &here)
-            .unwrap();
-        let Elem::Cell(y) = out.out else {
-            panic!("expected a cell")
-        };
-        let y_off = offset_of(ctx, &y);
-        ((y_off, val(&y)), vec![x, y])
-    });
-    let (y_off, y) = m.result;
-    assert_eq!(y, (37 * 3) >> 4);
-    let r = 37 * 3 - (y << 4);
-    assert!(m.satisfied());
-    let forged = [(y_off, fr(y + 1)), (y_off + 2, fr(r - 16))];
-    assert!(!m.accepts_tampered(&forged));
-    // And the public output alone cannot be changed either.
-    let mut inst = m.instances().to_vec();
-    inst[1] += Fr::from(1u64);
-    assert!(!m.accepts_instances(inst));
+    // In halo2-base's gate r sits two cells after y; with the lincomb region right after it.
+    for (width, r_after_y) in [(0usize, 2usize), (2, 1)] {
+        let mut m = MockCircuit::build_with(K, width, |ctx, range, lc| {
+            let chip = QuantChip::new(range.clone());
+            let x = ctx.load_witness(fr(37));
+            let out = chip
+                .dot(ctx, lc, &[(Elem::Cell(x), Elem::Const(3))], 0, 4, 16, &here)
+                .unwrap();
+            let Elem::Cell(y) = out.out else {
+                panic!("expected a cell")
+            };
+            let y_off = offset_of(ctx, &y);
+            ((y_off, val(&y)), vec![x, y])
+        });
+        let (y_off, y) = m.result;
+        assert_eq!(y, (37 * 3) >> 4);
+        let r = 37 * 3 - (y << 4);
+        assert!(m.satisfied());
+        assert_eq!(val_at(&mut m, y_off + r_after_y), r, "width {width}");
+        let forged = [
+            (CellRef::Base(y_off), fr(y + 1)),
+            (CellRef::Base(y_off + r_after_y), fr(r - 16)),
+        ];
+        assert!(!m.accepts_tampered(&forged), "width {width}");
+        // And the public output alone cannot be changed either.
+        let mut inst = m.instances().to_vec();
+        inst[1] += Fr::from(1u64);
+        assert!(!m.accepts_instances(inst));
+    }
+}
+
+fn val_at<T>(m: &mut MockCircuit<T>, offset: usize) -> i128 {
+    signed(&m.base_cell(offset)).unwrap()
 }
 
 #[test]
@@ -184,7 +279,7 @@ fn extremum_of_cells_and_constants() {
     ];
     for &(kind, a, b, want) in cases {
         for b_is_const in [false, true] {
-            let mut m = MockCircuit::build(K, |ctx, range| {
+            let mut m = MockCircuit::build(K, |ctx, range, _lc| {
                 let chip = QuantChip::new(range.clone());
                 let ca = ctx.load_witness(fr(a));
                 let (eb, mut public) = match b {
@@ -208,7 +303,7 @@ fn extremum_of_cells_and_constants() {
             assert!(m.satisfied());
             assert_eq!(
                 m.unconstrained_cells(),
-                Vec::<usize>::new(),
+                Vec::<CellRef>::new(),
                 "{kind:?}({a}, {b:?})"
             );
         }
@@ -218,7 +313,7 @@ fn extremum_of_cells_and_constants() {
 #[test]
 fn relu_reuses_a_proven_sign_bit() {
     for a in [-9i128, 0, 9] {
-        let mut m = MockCircuit::build(K, |ctx, range| {
+        let mut m = MockCircuit::build(K, |ctx, range, _lc| {
             let chip = QuantChip::new(range.clone());
             let x = ctx.load_witness(fr(a));
             let nb = chip.sign_bit(ctx, x, 8, &here).unwrap();
@@ -241,7 +336,7 @@ fn relu_reuses_a_proven_sign_bit() {
         });
         assert_eq!(m.result, (a.max(0), 4), "relu({a}) is one gate");
         assert!(m.satisfied());
-        assert_eq!(m.unconstrained_cells(), Vec::<usize>::new());
+        assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
     }
 }
 
@@ -249,7 +344,7 @@ fn relu_reuses_a_proven_sign_bit() {
 fn max_with_the_wrong_branch_is_rejected() {
     // max(2, 9) claimed as 2: flip the negative bit of d = -7 and fix `low` so the sign gate
     // holds; `low` then falls outside its range.
-    let mut m = MockCircuit::build(K, |ctx, range| {
+    let mut m = MockCircuit::build(K, |ctx, range, _lc| {
         let chip = QuantChip::new(range.clone());
         let a = ctx.load_witness(fr(2));
         let b = ctx.load_witness(fr(9));
@@ -275,6 +370,10 @@ fn max_with_the_wrong_branch_is_rejected() {
     // Layout: sub [d, b, 1, a] (4 cells), sign [low, nb, -128, d], bit check, range check, then out.
     let low = start + 4;
     let nb = start + 5;
-    let forged = [(low, fr(-7)), (nb, fr(0)), (out, fr(2))];
+    let forged = [
+        (CellRef::Base(low), fr(-7)),
+        (CellRef::Base(nb), fr(0)),
+        (CellRef::Base(out), fr(2)),
+    ];
     assert!(!m.accepts_tampered(&forged));
 }

@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
-use zkinfer_circuits::testing::MockCircuit;
-use zkinfer_circuits::{lay_out, plan_circuit, PlanLimits, Visibility};
+use zkinfer_circuits::testing::{CellRef, MockCircuit};
+use zkinfer_circuits::{build_circuit, plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
 
 fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
@@ -24,10 +23,9 @@ fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
 
 fn mock(q: &QGraph, qi: &[Vec<i64>], visibility: Visibility) -> MockCircuit<()> {
     let plan = plan_circuit(q, qi, visibility, PlanLimits::default()).unwrap();
-    let mut builder = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
-        .use_params(plan.params.clone());
-    let instances = lay_out(&mut builder, q, qi, visibility).unwrap();
-    MockCircuit::from_builder(builder, plan.k, (), instances)
+    let (circuit, instances) =
+        build_circuit(CircuitBuilderStage::Mock, &plan, None, q, qi).unwrap();
+    MockCircuit::from_circuit(circuit, plan.k, (), instances)
 }
 
 #[test]
@@ -48,7 +46,7 @@ fn small_models_have_no_unconstrained_cell() {
             assert!(m.satisfied(), "{name}");
             assert_eq!(
                 m.unconstrained_cells(),
-                Vec::<usize>::new(),
+                Vec::<CellRef>::new(),
                 "{name} ({vis:?})"
             );
         }
@@ -69,10 +67,19 @@ fn larger_models_reject_tampered_cells_and_outputs() {
         let (q, qi) = example(name);
         let mut m = mock(&q, &qi, Visibility::Public);
         assert!(m.satisfied(), "{name}");
+        // A spread of cells across the whole layout, in both regions.
         let n = m.cells.len();
-        // A spread of cells across the whole layout.
-        let spread: Vec<usize> = (0..n).step_by((n / 40).max(1)).collect();
-        assert_eq!(m.unconstrained_among(spread), Vec::<usize>::new(), "{name}");
+        let lincomb = m.lincomb_cells();
+        let spread: Vec<CellRef> = (0..n)
+            .step_by((n / 40).max(1))
+            .map(CellRef::Base)
+            .chain(lincomb.iter().step_by((lincomb.len() / 40).max(1)).copied())
+            .collect();
+        assert_eq!(
+            m.unconstrained_among(spread),
+            Vec::<CellRef>::new(),
+            "{name}"
+        );
         let mut inst = m.instances().to_vec();
         let last = inst.len() - 1;
         inst[last] += Fr::from(1u64);
@@ -172,7 +179,7 @@ fn identical_rows_share_cells_and_stay_constrained() {
     );
     let mut m = mock(&shared, &input, Visibility::Public);
     assert!(m.satisfied());
-    assert_eq!(m.unconstrained_cells(), Vec::<usize>::new());
+    assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
     // Both copies of the shared output are public (instances 2 and 3): neither can change alone.
     for i in [2, 3, 4] {
         let mut inst = m.instances().to_vec();

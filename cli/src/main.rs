@@ -107,10 +107,13 @@ struct CompileArgs {
     /// Signed bits of range above the calibration maximum.
     #[arg(long)]
     range_headroom_bits: Option<u32>,
-    /// Most advice columns the circuit may use (default: 5, and 7 columns in all, which keeps
-    /// proofs under 3 KB).
+    /// Largest proof, in bytes (default 3072, EZKL's): the circuit shape that proves fastest
+    /// within it is chosen. More bytes allow more columns, hence fewer rows and faster proofs.
     #[arg(long)]
-    max_advice_columns: Option<usize>,
+    max_proof_bytes: Option<usize>,
+    /// Use exactly 2^K rows instead of choosing (the proof-size limit still applies).
+    #[arg(long, value_name = "K")]
+    logrows: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -133,14 +136,10 @@ impl CompileArgs {
                 InputVisibility::Public => Visibility::Public,
                 InputVisibility::Private => Visibility::Private,
             },
-            // An explicit advice column count is the user's choice of shape: no total cap then.
-            limits: match self.max_advice_columns {
-                Some(n) => PlanLimits {
-                    max_advice_columns: n,
-                    max_columns: usize::MAX,
-                    ..l
-                },
-                None => l,
+            limits: PlanLimits {
+                max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
+                k: self.logrows,
+                ..l
             },
         }
     }
@@ -229,14 +228,15 @@ fn dispatch(command: Command) -> Result<()> {
             })?;
             let p = &s.plan;
             println!(
-                "compiled {} → {}: k={}, {} rows, {} advice columns, range table 2^{}, {} public instances",
+                "compiled {} → {}: k={}, {} gate + {} dot-product columns, range table 2^{}, {} public instances, {}-byte proofs",
                 model.display(),
                 out.display(),
                 p.k,
-                p.rows,
-                p.params.num_advice_per_phase[0],
+                p.params.base.num_advice_per_phase[0],
+                p.params.lincomb_width + (p.params.lincomb_width > 0) as usize,
                 p.lookup_bits,
-                p.num_instances
+                p.num_instances,
+                p.proof_bytes
             );
         }
         Command::Setup { dir, srs } => {

@@ -1,13 +1,12 @@
 //! Key generation: synthesize the circuit once (on the calibration input), then vk and pk.
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
-use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_base::halo2_proofs::SerdeFormat;
-use zkinfer_circuits::{build_circuit, CircuitPlan};
+use zkinfer_circuits::{build_circuit, CircuitPlan, ModelCircuit};
 use zkinfer_model::QGraph;
 
 use crate::error::ProverError;
@@ -19,12 +18,12 @@ pub fn generate(
     q: &QGraph,
     keygen_inputs: &[Vec<i64>],
 ) -> Result<(ProvingKey<G1Affine>, MultiPhaseThreadBreakPoints), ProverError> {
-    let (builder, _) = build_circuit(CircuitBuilderStage::Keygen, plan, None, q, keygen_inputs)?;
-    let vk = keygen_vk(params, &builder)
+    let (circuit, _) = build_circuit(CircuitBuilderStage::Keygen, plan, None, q, keygen_inputs)?;
+    let vk = keygen_vk(params, &circuit)
         .map_err(|e| ProverError::Halo2(format!("vk generation: {e:?}")))?;
-    let pk = keygen_pk(params, vk, &builder)
+    let pk = keygen_pk(params, vk, &circuit)
         .map_err(|e| ProverError::Halo2(format!("pk generation: {e:?}")))?;
-    Ok((pk, builder.break_points()))
+    Ok((pk, circuit.base.break_points()))
 }
 
 /// Serializes a proving key.
@@ -37,7 +36,7 @@ pub fn pk_from_bytes(
     bytes: &[u8],
     plan: &CircuitPlan,
 ) -> Result<ProvingKey<G1Affine>, ProverError> {
-    ProvingKey::<G1Affine>::from_bytes::<BaseCircuitBuilder<Fr>>(
+    ProvingKey::<G1Affine>::from_bytes::<ModelCircuit>(
         bytes,
         SerdeFormat::RawBytesUnchecked,
         plan.params.clone(),

@@ -91,7 +91,9 @@ pub fn compile(
     let plan = plan_circuit(&q, &qcal, opts.visibility, opts.limits)?;
     info!(
         k = plan.k,
-        advice_columns = plan.params.num_advice_per_phase[0],
+        advice_columns = plan.params.base.num_advice_per_phase[0],
+        lincomb_width = plan.params.lincomb_width,
+        proof_bytes = plan.proof_bytes,
         "circuit laid out in {:.2?}",
         t.elapsed()
     );
@@ -351,23 +353,36 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     );
     let _ = writeln!(out, "outputs          {:?} (public)", s.output_shapes);
     let _ = writeln!(out, "k                {} ({} rows)", p.k, 1u64 << p.k);
-    let _ = writeln!(out, "rows used        {} per advice column", p.rows);
+    let _ = writeln!(out, "rows used        {} per gate column", p.rows);
     let _ = writeln!(
         out,
-        "columns          {} advice, {} lookup advice, {} fixed, 1 instance",
-        p.params.num_advice_per_phase[0],
+        "columns          {} gate advice, {} lookup advice, {} constants, 1 instance",
+        p.params.base.num_advice_per_phase[0],
         p.params
+            .base
             .num_lookup_advice_per_phase
             .first()
             .copied()
             .unwrap_or(0),
-        p.params.num_fixed
+        p.params.base.num_fixed
     );
     let _ = writeln!(
         out,
-        "cells            {} advice, {} range-checked limbs, {} distinct constants",
+        "cells            {} gate advice, {} range-checked limbs, {} distinct constants",
         p.advice_cells, p.lookup_cells, p.fixed_cells
     );
+    if p.params.lincomb_width > 0 {
+        let _ = writeln!(
+            out,
+            "dot products     {} terms, {} per row, {} rows ({} advice + {} fixed columns)",
+            p.lincomb_terms,
+            p.params.lincomb_width,
+            p.lincomb_rows,
+            p.params.lincomb_width + 1,
+            p.params.lincomb_width + 1
+        );
+    }
+    let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);
     let keys = in_dir(dir, files::KEYS).exists();

@@ -28,7 +28,7 @@ pub fn prove(
     inputs: &[Vec<i64>],
 ) -> Result<(Vec<u8>, Vec<Fr>), ProverError> {
     let t = std::time::Instant::now();
-    let (builder, instances) = build_circuit(
+    let (circuit, instances) = build_circuit(
         CircuitBuilderStage::Prover,
         plan,
         Some(break_points),
@@ -40,7 +40,7 @@ pub fn prove(
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
         params,
         pk,
-        &[builder],
+        &[circuit],
         &[&[instances.as_slice()]],
         rand::rngs::OsRng,
         &mut transcript,

@@ -1,19 +1,27 @@
 //! Dot products with a constant bias, optionally shifted right.
 //!
-//! One vertical region `[bias, a0, b0, acc1, a1, b1, acc2, …]` with the gate
-//! `acc_{i+1} = acc_i + a_i · b_i` every three cells. With a shift `s`, the region goes on with
-//! `[y, -2^s, r]` under one more gate `r = acc + y · (-2^s)`, then `r ∈ [0, 2^s)` by lookup and
-//! `y` through the signed range check. Together they pin `y = floor(acc / 2^s)` uniquely,
-//! since `y · 2^s + r` cannot wrap the field at these widths.
+//! With constant weights (Linear ops) and a lincomb region, the terms go there, one advice cell
+//! each, and the outputs come back as halo2-base witnesses `y` (and `r`) tied in by the
+//! combination `bias + Σ w·x − 2^s·y − r = 0` (see [`crate::lincomb`]).
+//!
+//! Otherwise (two variable operands, or no lincomb region): one vertical halo2-base region
+//! `[bias, a0, b0, acc1, a1, b1, acc2, …]` with the gate `acc_{i+1} = acc_i + a_i · b_i` every
+//! three cells, and with a shift `[y, -2^s, r]` under one more gate `r = acc + y · (-2^s)`.
+//!
+//! Either way `r ∈ [0, 2^s)` by lookup and `y` goes through the signed range check. Together
+//! they pin `y = floor(acc / 2^s)` uniquely, since `y · 2^s + r` cannot wrap the field at
+//! these widths.
 
 use halo2_base::gates::RangeInstructions;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::halo2_proofs::halo2curves::ff::Field;
 use halo2_base::QuantumCell::{self, Constant, Witness};
 use halo2_base::{AssignedValue, Context};
 
 use super::{Elem, QuantChip};
 use crate::error::CircuitError;
 use crate::field::fr;
+use crate::lincomb::LinCombRegion;
 
 /// The result of a dot product: the output element and, when range-checked, its negative bit.
 #[derive(Clone, Copy, Debug)]
@@ -27,9 +35,11 @@ pub struct DotOut {
 impl QuantChip {
     /// `floor((bias + Σ a·b) / 2^shift)`, with the result range-checked to `act_bits` when
     /// `shift > 0`. Products of two constants fold into the bias.
+    #[allow(clippy::too_many_arguments)]
     pub fn dot(
         &self,
         ctx: &mut Context<Fr>,
+        lincomb: &mut LinCombRegion,
         pairs: &[(Elem, Elem)],
         bias: i128,
         shift: u32,
@@ -60,6 +70,10 @@ impl QuantChip {
                 });
             }
         }
+        let all_weights_constant = vars.iter().all(|(_, b)| matches!(b, Elem::Const(_)));
+        if lincomb.width() > 0 && all_weights_constant {
+            return self.dot_lincomb(ctx, lincomb, &vars, acc, shift, act_bits, place);
+        }
         let mut cells: Vec<QuantumCell<Fr>> = Vec::with_capacity(1 + 3 * vars.len() + 3);
         cells.push(Constant(fr(acc)));
         for (a, b) in &vars {
@@ -85,6 +99,50 @@ impl QuantChip {
         ctx.assign_region(cells, gates.chain([3 * n]));
         let r_cell = ctx.get(-1);
         let y_cell = ctx.get(-3);
+        self.range.range_check(ctx, r_cell, shift as usize);
+        let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
+        Ok(DotOut {
+            out: Elem::Cell(y_cell),
+            neg: Some(neg),
+        })
+    }
+
+    /// [`Self::dot`] with constant weights, on the lincomb region.
+    #[allow(clippy::too_many_arguments)]
+    fn dot_lincomb(
+        &self,
+        ctx: &mut Context<Fr>,
+        lincomb: &mut LinCombRegion,
+        vars: &[(Elem, Elem)],
+        bias: i128,
+        shift: u32,
+        act_bits: u32,
+        place: &dyn Fn() -> String,
+    ) -> Result<DotOut, CircuitError> {
+        let mut terms: Vec<(AssignedValue<Fr>, Fr)> = Vec::with_capacity(vars.len() + 2);
+        let mut acc = bias;
+        for (a, w) in vars {
+            let (Elem::Cell(x), Elem::Const(w)) = (a, w) else {
+                return Err(CircuitError::Internal(
+                    "a lincomb term is not cell × constant".into(),
+                ));
+            };
+            acc += a.value() * w;
+            terms.push((*x, fr(*w)));
+        }
+        let y = acc >> shift;
+        let y_cell = ctx.load_witness(fr(y));
+        terms.push((y_cell, fr(-(1i128 << shift))));
+        if shift == 0 {
+            lincomb.push(&terms, fr(bias))?;
+            return Ok(DotOut {
+                out: Elem::Cell(y_cell),
+                neg: None,
+            });
+        }
+        let r_cell = ctx.load_witness(fr(acc - (y << shift)));
+        terms.push((r_cell, -Fr::ONE));
+        lincomb.push(&terms, fr(bias))?;
         self.range.range_check(ctx, r_cell, shift as usize);
         let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
         Ok(DotOut {

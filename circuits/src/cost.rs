@@ -1,0 +1,66 @@
+//! What a circuit shape costs: its proof's size in bytes, and a proving-work estimate used to
+//! choose between shapes.
+//!
+//! Both read a configured [`ConstraintSystem`], so they follow the columns, queries, lookups
+//! and permutation exactly as halo2 will build them.
+
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem};
+
+use crate::circuit::{CircuitParams, ModelCircuit};
+
+const G1_BYTES: usize = 64;
+const FR_BYTES: usize = 32;
+
+/// The constraint system of a model circuit of shape `params`.
+pub fn constraint_system(params: &CircuitParams) -> ConstraintSystem<Fr> {
+    let mut cs = ConstraintSystem::default();
+    ModelCircuit::configure_with_params(&mut cs, params.clone());
+    cs
+}
+
+/// Counts of what a SHPLONK proof over `cs` carries.
+struct ProofParts {
+    /// G1 commitments.
+    points: usize,
+    /// Field-element evaluations.
+    scalars: usize,
+}
+
+fn proof_parts(cs: &ConstraintSystem<Fr>) -> ProofParts {
+    let degree = cs.degree();
+    let perm_columns = cs.permutation().get_columns().len();
+    let perm_products = perm_columns.div_ceil(degree - 2);
+    let lookups = cs.lookups().len();
+    let points = cs.num_advice_columns()
+        + 2 * lookups // permuted input and table
+        + perm_products
+        + lookups // lookup products
+        + 1 // the vanishing argument's random polynomial
+        + (degree - 1) // quotient pieces
+        + 2; // SHPLONK's two opening points
+             // Before keygen compresses them, each selector stands for one fixed column query.
+    let fixed_evals = cs.fixed_queries().len() + cs.num_selectors();
+    let scalars = cs.advice_queries().len()
+        + fixed_evals
+        + 1 // random polynomial
+        + perm_columns // sigma polynomials
+        + 3 * perm_products - 1 // z(x), z(ωx), and z(ω^last x) but for the last product
+        + 5 * lookups;
+    ProofParts { points, scalars }
+}
+
+/// Bytes of a SHPLONK proof with the EVM transcript for `cs` (64-byte points, 32-byte
+/// scalars). Exact for a key's (selector-compressed) system, an upper bound before keygen.
+pub fn proof_bytes(cs: &ConstraintSystem<Fr>) -> usize {
+    let p = proof_parts(cs);
+    p.points * G1_BYTES + p.scalars * FR_BYTES
+}
+
+/// Relative proving work of `cs` at `2^k` rows: the polynomials the prover commits to, each an
+/// MSM and FFTs over the domain, plus a share for the quotient over the extended domain.
+pub fn prove_cost(cs: &ConstraintSystem<Fr>, k: u32) -> u64 {
+    let p = proof_parts(cs);
+    let committed = p.points - 2;
+    (committed as u64) << k
+}

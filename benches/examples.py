@@ -47,7 +47,10 @@ def bench(zk, work, name):
     scale = max(abs(v) for w in want for v in w) or 1.0
     plan = settings["plan"]
     return {
-        "model": name, "k": plan["k"], "rows": plan["rows"], "advice_columns": plan["params"]["num_advice_per_phase"][0],
+        "model": name, "k": plan["k"], "rows": max(plan["rows"], plan["lincomb_rows"]),
+        # gate columns + dot-product (lincomb) advice columns
+        "advice_columns": plan["params"]["base"]["num_advice_per_phase"][0] + plan["params"]["lincomb_width"] + (plan["params"]["lincomb_width"] > 0),
+        "lincomb_width": plan["params"]["lincomb_width"],
         "setup_s": setup[0], "prove_wall_s": prove[0], "prove_cpu_s": prove[1], "prove_rss_mib": prove[2],
         "proof_bytes": (len(proof["proof"]) - 2) // 2, "verify_s": verify[0], "max_abs_err": err, "max_rel_err": err / scale,
     }

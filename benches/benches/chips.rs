@@ -3,17 +3,29 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use zkinfer_circuits::chips::{Elem, QuantChip};
 use zkinfer_circuits::field::fr;
-use zkinfer_circuits::halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use zkinfer_circuits::halo2_base::gates::circuit::CircuitBuilderStage;
-use zkinfer_circuits::Fr;
+use zkinfer_circuits::halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
+use zkinfer_circuits::{CircuitParams, ModelCircuit};
 use zkinfer_model::ExtremumKind;
 
 const N: usize = 1000;
 
-fn builder() -> BaseCircuitBuilder<Fr> {
-    BaseCircuitBuilder::from_stage(CircuitBuilderStage::Mock)
-        .use_k(16)
-        .use_lookup_bits(15)
+/// A mock circuit at k = 16 with a lincomb region `lincomb_width` terms wide (0: none).
+fn circuit(lincomb_width: usize) -> ModelCircuit {
+    let base = BaseCircuitParams {
+        k: 16,
+        lookup_bits: Some(15),
+        num_instance_columns: 1,
+        ..Default::default()
+    };
+    let params = CircuitParams {
+        base,
+        lincomb_width,
+    };
+    ModelCircuit::new(CircuitBuilderStage::Mock, params, None)
+}
+
+fn builder() -> ModelCircuit {
+    circuit(0)
 }
 
 fn place() -> String {
@@ -26,52 +38,56 @@ fn chips(c: &mut Criterion) {
         b.iter_batched(
             builder,
             |mut bld| {
-                let chip = QuantChip::new(bld.range_chip());
-                let ctx = bld.main(0);
+                let chip = QuantChip::new(bld.base.range_chip());
+                let ctx = bld.base.main(0);
                 for i in 0..N {
                     let x = ctx.load_witness(fr(i as i128 - 500));
                     chip.sign_bit(ctx, x, 24, &place).unwrap();
                 }
-                bld.clear();
+                bld.base.clear();
             },
             BatchSize::LargeInput,
         )
     });
-    g.bench_function("dot_64_const_shift16", |b| {
-        b.iter_batched(
-            builder,
-            |mut bld| {
-                let chip = QuantChip::new(bld.range_chip());
-                let ctx = bld.main(0);
-                let xs: Vec<_> = (0..64)
-                    .map(|i| Elem::Cell(ctx.load_witness(fr(i * 37 - 900))))
-                    .collect();
-                for j in 0..N / 64 {
-                    let pairs: Vec<_> = xs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, x)| (*x, Elem::Const((i * j) as i128 % 255 - 127)))
+    // The same dot products in halo2-base's gate (width 0) and in the lincomb region.
+    for width in [0usize, 3] {
+        g.bench_function(format!("dot_64_const_shift16_width{width}"), |b| {
+            b.iter_batched(
+                || circuit(width),
+                |mut bld| {
+                    let chip = QuantChip::new(bld.base.range_chip());
+                    let ctx = bld.base.main(0);
+                    let xs: Vec<_> = (0..64)
+                        .map(|i| Elem::Cell(ctx.load_witness(fr(i * 37 - 900))))
                         .collect();
-                    chip.dot(ctx, &pairs, 1 << 15, 16, 32, &place).unwrap();
-                }
-                bld.clear();
-            },
-            BatchSize::LargeInput,
-        )
-    });
+                    for j in 0..N / 64 {
+                        let pairs: Vec<_> = xs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| (*x, Elem::Const((i * j) as i128 % 255 - 127)))
+                            .collect();
+                        chip.dot(ctx, &mut bld.lincomb, &pairs, 1 << 15, 16, 32, &place)
+                            .unwrap();
+                    }
+                    bld.base.clear();
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.bench_function("max2_cells", |b| {
         b.iter_batched(
             builder,
             |mut bld| {
-                let chip = QuantChip::new(bld.range_chip());
-                let ctx = bld.main(0);
+                let chip = QuantChip::new(bld.base.range_chip());
+                let ctx = bld.base.main(0);
                 for i in 0..N as i128 {
                     let a = Elem::Cell(ctx.load_witness(fr(i - 500)));
                     let c = Elem::Cell(ctx.load_witness(fr(250 - i)));
                     chip.extremum2(ctx, ExtremumKind::Max, a, c, None, 24, &place)
                         .unwrap();
                 }
-                bld.clear();
+                bld.base.clear();
             },
             BatchSize::LargeInput,
         )

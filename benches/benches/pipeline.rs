@@ -1,11 +1,10 @@
 //! Witness generation, key generation, proving at k = 12 / 14 / 16, and verification, on
-//! corpus models (`accuracy` is forced to each k through its column limit).
+//! corpus models (`accuracy` is forced to each k).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use zkinfer_benches::compiled;
-use zkinfer_circuits::halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use zkinfer_circuits::halo2_base::gates::circuit::CircuitBuilderStage;
-use zkinfer_circuits::{lay_out, Fr};
+use zkinfer_circuits::{lay_out, ModelCircuit};
 use zkinfer_prover::{keys, proving, srs};
 use zkinfer_verifier::verify_proof_bytes;
 
@@ -14,14 +13,14 @@ fn witness(c: &mut Criterion) {
     let mut g = c.benchmark_group("witness_generation");
     g.sample_size(10);
     for name in ["1l_mlp", "accuracy", "4l_relu_conv_fc"] {
-        let (folder, input) = compiled(name, &tmp.join(name), 5);
+        let (folder, input) = compiled(name, &tmp.join(name), None);
         let plan = folder.settings.plan.clone();
         g.bench_function(name, |b| {
             b.iter(|| {
-                let mut bld = BaseCircuitBuilder::<Fr>::from_stage(CircuitBuilderStage::Mock)
-                    .use_params(plan.params.clone());
-                lay_out(&mut bld, &folder.q, &input, plan.visibility).unwrap();
-                bld.clear();
+                let mut circuit =
+                    ModelCircuit::new(CircuitBuilderStage::Mock, plan.params.clone(), None);
+                lay_out(&mut circuit, &folder.q, &input, plan.visibility).unwrap();
+                circuit.base.clear();
             })
         });
     }
@@ -32,10 +31,10 @@ fn keygen_prove_verify(c: &mut Criterion) {
     let tmp = std::env::temp_dir().join("zkinfer-bench-prove");
     let mut g = c.benchmark_group("accuracy");
     g.sample_size(10);
-    for (k, columns) in [(12u32, 16usize), (14, 3), (16, 1)] {
-        let (folder, input) = compiled("accuracy", &tmp.join(format!("k{k}")), columns);
+    for k in [12u32, 14, 16] {
+        let (folder, input) = compiled("accuracy", &tmp.join(format!("k{k}")), Some(k));
         let plan = folder.settings.plan.clone();
-        assert_eq!(plan.k, k, "column limit {columns} should give k={k}");
+        assert_eq!(plan.k, k);
         let params = srs::generate(k).unwrap();
         g.bench_function(format!("keygen_k{k}"), |b| {
             b.iter(|| keys::generate(&params, &plan, &folder.q, &input).unwrap())

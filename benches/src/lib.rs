@@ -7,13 +7,15 @@ use zkinfer_circuits::artifacts::Settings;
 use zkinfer_model::corpus::example_dir;
 use zkinfer_prover::pipeline::{self, CompileOptions, Folder};
 
-/// Compiles corpus model `name` into `dir` (with at most `max_advice_columns` columns) and
-/// opens it, with the quantized input of its `input.json`.
-pub fn compiled(name: &str, dir: &Path, max_advice_columns: usize) -> (Folder, Vec<Vec<i64>>) {
+/// Compiles corpus model `name` into `dir` (at `k` rows when given, with no proof-size limit
+/// then) and opens it, with the quantized input of its `input.json`.
+pub fn compiled(name: &str, dir: &Path, k: Option<u32>) -> (Folder, Vec<Vec<i64>>) {
     let ex = example_dir(name);
     let mut opts = CompileOptions::default();
-    opts.limits.max_advice_columns = max_advice_columns;
-    opts.limits.max_columns = usize::MAX;
+    if k.is_some() {
+        opts.limits.k = k;
+        opts.limits.max_proof_bytes = usize::MAX;
+    }
     let input = ex.join("input.json");
     let _: Settings =
         pipeline::compile(&ex.join("network.onnx"), &input, dir, &opts).expect("compiles");

@@ -1,8 +1,6 @@
 //! The example model the repository ships (`examples/digits_mlp`, made by
 //! `scripts/make-example-model.sh`): proven, verified, and close to onnxruntime.
 
-use std::path::PathBuf;
-
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_model::corpus::{error_bound, expected_outputs, max_abs_error};
 use zkinfer_prover::pipeline::{self, CompileOptions};
@@ -13,13 +11,16 @@ fn argmax(v: &[f64]) -> usize {
 
 #[test]
 fn shipped_digits_mlp_proves_and_classifies() {
-    let ex = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/digits_mlp");
+    let ex = zkinfer_model::corpus::manifest_dir().join("../examples/digits_mlp");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("digits");
     let input = ex.join("input.json");
     let opts = CompileOptions::default();
     let settings = pipeline::compile(&ex.join("network.onnx"), &input, &dir, &opts).unwrap();
-    assert_eq!(settings.plan.k, 12);
+    assert_eq!(
+        settings.plan.k, 11,
+        "64→32→10 MLP: 2^11 rows with the dot-product gate"
+    );
     pipeline::setup(&dir, None).unwrap();
     let proof = pipeline::prove(&dir, &input).unwrap();
     let path = dir.join("proof.json");

@@ -2,7 +2,7 @@
 //! prove and verify each, and check the proven outputs against onnxruntime within
 //! `corpus::error_bound`: `max |zkinfer - onnxruntime| <= 16 · 2^-scale · max(1, max |onnxruntime|)`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_model::corpus::{
@@ -19,6 +19,13 @@ fn prove_verify_and_compare(name: &str, model: &Path, work: &Path) {
         .unwrap_or_else(|err| panic!("{name}: {err}"));
     pipeline::setup(&dir, None).unwrap_or_else(|err| panic!("{name}: {err}"));
     let proof = pipeline::prove(&dir, &input).unwrap_or_else(|err| panic!("{name}: {err}"));
+    // The planner's proof-size model is exact, and the default budget holds.
+    assert_eq!(
+        (proof.proof.len() - 2) / 2,
+        settings.plan.proof_bytes,
+        "{name} (0x + hex)"
+    );
+    assert!(settings.plan.proof_bytes <= 3072, "{name}");
     let proof_path = dir.join("proof.json");
     write_json(&proof_path, &proof).unwrap();
     let verified = zkinfer_verifier::verify_file(&dir, &proof_path)
@@ -52,7 +59,7 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
 
 #[test]
 fn op_fixtures_prove_verify_and_match_onnxruntime() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures");
+    let root = zkinfer_model::corpus::manifest_dir().join("../model/tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&root).unwrap() {
         let dir = entry.unwrap().path();

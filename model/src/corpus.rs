@@ -23,11 +23,19 @@ pub const PROVING_SLICE_MODELS: &[&str] = &[
     "3l_relu_conv_fc",
 ];
 
-/// `../shared/ezkl-examples/NAME`, relative to the repository root.
+/// The running package's folder: cargo sets `CARGO_MANIFEST_DIR` when it runs tests and
+/// benches. Read at run time, not baked in at build time, because a build cache shared
+/// between checkouts (CI's clone and a working copy) would otherwise point into the wrong one.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// `../shared/ezkl-examples/NAME`, relative to the repository root (every workspace member
+/// sits one level below it).
 pub fn example_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/ezkl-examples")
-        .join(name)
+    manifest_dir().join("../../shared/ezkl-examples").join(name)
 }
 
 /// `output_data` of an `expected.json` (onnxruntime's float outputs).

@@ -1,14 +1,12 @@
 //! One small ONNX model per op variant (`tests/fixtures`, made by scripts/make-op-fixtures.sh):
 //! the float import matches onnxruntime and the fixed-point evaluation stays within bound.
 
-use std::path::PathBuf;
-
 use zkinfer_model::corpus::{error_bound, expected_outputs, max_abs_error};
 use zkinfer_model::{load_onnx, parse_input_json, quantize, QuantizeOptions};
 
 #[test]
 fn op_fixtures_match_onnxruntime() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let root = zkinfer_model::corpus::manifest_dir().join("tests/fixtures");
     let mut dirs: Vec<_> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())

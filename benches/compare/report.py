@@ -30,6 +30,40 @@ def fmt(v, f):
     return "—" if v is None else f.format(v)
 
 
+def load(folder, n):
+    """(EZKL row, zkinfer row) of model n; empty dicts where a side has no result file."""
+    ez_path, zk_path = folder / f"ezkl-{n}.json", folder / f"zkinfer-{n}.json"
+    ez = ezkl_row(json.loads(ez_path.read_text())) if ez_path.exists() else {}
+    zk_rows = json.loads(zk_path.read_text()) if zk_path.exists() else []
+    return ez, (zk_rows[0] if zk_rows else {})
+
+
+# Issue 4's targets, as zkinfer/EZKL ratios of the same run: (key, label, most allowed).
+TARGETS = [("prove_cpu_s", "prove CPU", 1 / 3), ("prove_rss_mib", "peak RSS", 1 / 2),
+           ("proof_bytes", "proof bytes", 1.0), ("max_rel_err", "rel err", 1.0)]
+
+
+def summary(rows):
+    """One line per model: each targeted ratio, and which targets are missed (by how much)."""
+    print("\n| model | " + " | ".join(f"{label} (EZKL / zkinfer, ratio)" for _, label, _ in TARGETS) + " | targets |")
+    print("|---" * (len(TARGETS) + 2) + "|")
+    for n, (ez, zk) in rows.items():
+        cells, missed = [], []
+        for key, label, most in TARGETS:
+            a, b = zk.get(key), ez.get(key)
+            if a is None or b is None:
+                cells.append("—")
+                continue
+            ratio = a / b if b else (0.0 if a == 0 else float("inf"))
+            f = "{:.2f}" if key.endswith("_s") else ("{:.1e}" if key == "max_rel_err" else "{:.0f}")
+            cells.append(f"{f.format(b)} / {f.format(a)}, {ratio:.2f}×")
+            if ratio > most:
+                missed.append(f"{label} {ratio / most:.2f}× over")
+        verdict = ("zkinfer failed: " + zk["error"][:60]) if zk.get("error") else (
+            "; ".join(missed) if missed else ("met" if zk else "—"))
+        print(f"| {n} | " + " | ".join(cells) + f" | {verdict} |")
+
+
 def main(folder):
     folder = Path(folder)
     def size(n):
@@ -40,10 +74,10 @@ def main(folder):
 
     names = sorted({p.stem.split("-", 1)[1] for p in folder.glob("*-*.json")}, key=size)
     print((folder / "machine.txt").read_text().strip() if (folder / "machine.txt").exists() else "")
+    rows = {n: load(folder, n) for n in names}
+    summary(rows)
     for n in names:
-        ez = ezkl_row(json.loads((folder / f"ezkl-{n}.json").read_text())) if (folder / f"ezkl-{n}.json").exists() else {}
-        zk_rows = json.loads((folder / f"zkinfer-{n}.json").read_text()) if (folder / f"zkinfer-{n}.json").exists() else []
-        zk = zk_rows[0] if zk_rows else {}
+        ez, zk = rows[n]
         print(f"\n### {n}\n")
         print("| | " + " | ".join(c[1] for c in COLS) + " |")
         print("|---" * (len(COLS) + 1) + "|")

@@ -139,18 +139,14 @@ impl LinCombRegion {
         terms: &[(AssignedValue<Fr>, Fr)],
         bias: Fr,
     ) -> Result<(), CircuitError> {
-        assert!(self.width > 0, "lincomb region used at width 0");
-        // A zero weight constrains nothing and would leave its copy constraint unplaced.
-        let terms: Vec<(AssignedValue<Fr>, Fr)> = terms
-            .iter()
-            .copied()
-            .filter(|(_, w)| *w != Fr::ZERO)
-            .collect();
-        let mut acc = *self.acc.last().expect("acc has an entry per row boundary");
-        if acc != Fr::ZERO {
-            // Unreachable: each push ends at zero or returns an error before recording rows.
-            return Err(CircuitError::Internal("lincomb chain not closed".into()));
+        if self.width == 0 {
+            return Err(CircuitError::Internal("lincomb region used at width 0".into()));
         }
+        // A zero weight constrains nothing and would leave its copy constraint unplaced.
+        let terms: Vec<(AssignedValue<Fr>, Fr)> =
+            terms.iter().copied().filter(|(_, w)| *w != Fr::ZERO).collect();
+        // Every earlier push summed to zero, so the chain is at zero here.
+        let mut acc = Fr::ZERO;
         let total = terms.iter().fold(bias, |sum, (x, w)| sum + *w * *x.value());
         if total != Fr::ZERO {
             return Err(CircuitError::Internal(format!(

@@ -140,11 +140,16 @@ impl LinCombRegion {
         bias: Fr,
     ) -> Result<(), CircuitError> {
         if self.width == 0 {
-            return Err(CircuitError::Internal("lincomb region used at width 0".into()));
+            return Err(CircuitError::Internal(
+                "lincomb region used at width 0".into(),
+            ));
         }
         // A zero weight constrains nothing and would leave its copy constraint unplaced.
-        let terms: Vec<(AssignedValue<Fr>, Fr)> =
-            terms.iter().copied().filter(|(_, w)| *w != Fr::ZERO).collect();
+        let terms: Vec<(AssignedValue<Fr>, Fr)> = terms
+            .iter()
+            .copied()
+            .filter(|(_, w)| *w != Fr::ZERO)
+            .collect();
         // Every earlier push summed to zero, so the chain is at zero here.
         let mut acc = Fr::ZERO;
         let total = terms.iter().fold(bias, |sum, (x, w)| sum + *w * *x.value());

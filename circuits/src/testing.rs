@@ -6,7 +6,7 @@ use halo2_base::gates::RangeChip;
 use halo2_base::halo2_proofs::dev::MockProver;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::plonk::Assigned;
-use halo2_base::Context;
+use halo2_base::{AssignedValue, Context};
 
 use crate::circuit::{CircuitParams, ModelCircuit};
 use crate::lincomb::LinCombRegion;
@@ -19,6 +19,18 @@ pub enum CellRef {
     Base(usize),
     /// A lincomb cell, as [`LinCombRegion::used_cells`] names it.
     LinComb(bool, usize),
+}
+
+/// What a test lays out: cells in the main context (and the lincomb region, when it has a
+/// width); returns its result and the cells to make public.
+pub trait LayOut<T>:
+    FnOnce(&mut Context<Fr>, &RangeChip<Fr>, &mut LinCombRegion) -> (T, Vec<AssignedValue<Fr>>)
+{
+}
+
+impl<T, F> LayOut<T> for F where
+    F: FnOnce(&mut Context<Fr>, &RangeChip<Fr>, &mut LinCombRegion) -> (T, Vec<AssignedValue<Fr>>)
+{
 }
 
 /// A mock circuit built by `f`, which lays out cells and returns any value.
@@ -36,27 +48,12 @@ impl<T> MockCircuit<T> {
     /// Lays out `f` at `k` with a range table of `k - 1` bits and no lincomb region (dot
     /// products stay in halo2-base's gate). `f` returns its result and the public instance
     /// values it pushed (through `publish`).
-    pub fn build(
-        k: u32,
-        f: impl FnOnce(
-            &mut Context<Fr>,
-            &RangeChip<Fr>,
-            &mut LinCombRegion,
-        ) -> (T, Vec<halo2_base::AssignedValue<Fr>>),
-    ) -> Self {
+    pub fn build(k: u32, f: impl LayOut<T>) -> Self {
         Self::build_with(k, 0, f)
     }
 
     /// [`Self::build`] with a lincomb region `lincomb_width` terms wide.
-    pub fn build_with(
-        k: u32,
-        lincomb_width: usize,
-        f: impl FnOnce(
-            &mut Context<Fr>,
-            &RangeChip<Fr>,
-            &mut LinCombRegion,
-        ) -> (T, Vec<halo2_base::AssignedValue<Fr>>),
-    ) -> Self {
+    pub fn build_with(k: u32, lincomb_width: usize, f: impl LayOut<T>) -> Self {
         let params = CircuitParams {
             base: BaseCircuitParams {
                 k: k as usize,

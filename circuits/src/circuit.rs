@@ -12,6 +12,7 @@ use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 use halo2_base::virtual_region::manager::VirtualRegionManager;
 use serde::{Deserialize, Serialize};
 
+use crate::functions::{FunctionConfig, FunctionRegion};
 use crate::lincomb::{LinCombConfig, LinCombRegion};
 
 /// The column shape of a model circuit (part of the key: a key only fits its own shape).
@@ -21,6 +22,9 @@ pub struct CircuitParams {
     pub base: BaseCircuitParams,
     /// Terms per lincomb row; zero when the circuit has no lincomb region.
     pub lincomb_width: usize,
+    /// Whether the circuit has function lookup tables.
+    #[serde(default)]
+    pub functions: bool,
 }
 
 /// A laid-out model: what keygen, the prover and MockProver synthesize.
@@ -30,6 +34,8 @@ pub struct ModelCircuit {
     pub base: BaseCircuitBuilder<Fr>,
     /// The linear combinations.
     pub lincomb: LinCombRegion,
+    /// The function lookups and their tables.
+    pub functions: FunctionRegion,
     /// The shape this circuit was laid out for.
     pub params: CircuitParams,
 }
@@ -50,7 +56,8 @@ impl ModelCircuit {
         };
         let copy = (!base.witness_gen_only()).then(|| base.core().copy_manager.clone());
         Self {
-            lincomb: LinCombRegion::new(params.lincomb_width, copy),
+            lincomb: LinCombRegion::new(params.lincomb_width, copy.clone()),
+            functions: FunctionRegion::new(copy),
             base,
             params,
         }
@@ -58,7 +65,11 @@ impl ModelCircuit {
 }
 
 impl Circuit<Fr> for ModelCircuit {
-    type Config = (BaseConfig<Fr>, Option<LinCombConfig>);
+    type Config = (
+        BaseConfig<Fr>,
+        Option<LinCombConfig>,
+        Option<FunctionConfig>,
+    );
     type FloorPlanner = SimpleFloorPlanner;
     type Params = CircuitParams;
 
@@ -79,7 +90,8 @@ impl Circuit<Fr> for ModelCircuit {
         let base = BaseConfig::configure(meta, params.base);
         let lincomb = (params.lincomb_width > 0)
             .then(|| LinCombConfig::configure(meta, params.lincomb_width));
-        (base, lincomb)
+        let functions = params.functions.then(|| FunctionConfig::configure(meta));
+        (base, lincomb, functions)
     }
 
     fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
@@ -93,9 +105,12 @@ impl Circuit<Fr> for ModelCircuit {
         config: Self::Config,
         mut layouter: impl Layouter<Fr>,
     ) -> Result<(), Error> {
-        let (base, lincomb) = config;
+        let (base, lincomb, functions) = config;
         if let MaybeRangeConfig::WithRange(range) = &base.base {
             range.load_lookup_table(&mut layouter)?;
+        }
+        if let Some(functions) = &functions {
+            self.functions.load_table(functions, &mut layouter)?;
         }
         layouter.assign_region(
             || "model",
@@ -111,6 +126,9 @@ impl Circuit<Fr> for ModelCircuit {
                 }
                 if let Some(lincomb) = &lincomb {
                     self.lincomb.assign(lincomb, &mut region);
+                }
+                if let Some(functions) = &functions {
+                    self.functions.assign(functions, &mut region);
                 }
                 if !core.witness_gen_only() {
                     core.copy_manager.assign_raw(base.constants(), &mut region);

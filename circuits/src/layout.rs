@@ -57,6 +57,7 @@ impl Value {
 const LINEAR: i128 = 1;
 const BILINEAR: i128 = 2;
 const EXTREMUM: i128 = 3;
+const LOOKUP: i128 = 4;
 
 /// Identical computations (same op, same operands by identity) are laid out once: a Tile or
 /// Expand that copies a batch, then a Gemm over the copies, costs one copy of the Gemm.
@@ -125,6 +126,7 @@ pub fn lay_out(
     let chip = QuantChip::new(circuit.base.range_chip());
     let ctx = circuit.base.main(0);
     let lincomb = &mut circuit.lincomb;
+    let functions = &mut circuit.functions;
     let mut memo = Memo::default();
     let mut vals: Vec<Vec<Value>> = Vec::with_capacity(q.nodes.len());
     for (id, node) in q.nodes.iter().enumerate() {
@@ -242,6 +244,26 @@ pub fn lay_out(
                 }
             }
             QOp::Remap { srcs } => out.extend(srcs.iter().map(resolve)),
+            QOp::Lookup { table, .. } => {
+                let tag = functions.tag(table) as i128;
+                for i in 0..node.len() {
+                    let x = val(0, i as u32);
+                    let key = Memo::key(LOOKUP, &[tag], std::iter::once((&x, 0)));
+                    let v = match memo.get(&key) {
+                        Some(v) => v,
+                        None => {
+                            let cell = match x.elem {
+                                Elem::Cell(c) => c,
+                                Elem::Const(c) => ctx.load_constant(fr(c)),
+                            };
+                            let (y, neg) =
+                                chip.lookup_fn(ctx, functions, cell, table, q.act_bits, &place(i))?;
+                            memo.insert(key, Elem::Cell(y), neg)
+                        }
+                    };
+                    out.push(v);
+                }
+            }
         }
         for (i, (v, &want)) in out.iter().zip(&trace.values[id]).enumerate() {
             if v.elem.value() != want as i128 {

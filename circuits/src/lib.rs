@@ -14,6 +14,7 @@ pub mod cost;
 pub mod cpu;
 mod error;
 pub mod field;
+pub mod functions;
 mod layout;
 pub mod lincomb;
 mod plan;

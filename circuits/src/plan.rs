@@ -44,6 +44,12 @@ pub struct CircuitPlan {
     pub lincomb_terms: usize,
     /// Rows used by the lincomb region.
     pub lincomb_rows: usize,
+    /// Lookups of non-linear functions.
+    #[serde(default)]
+    pub function_rows: usize,
+    /// Rows of the function tables.
+    #[serde(default)]
+    pub table_rows: usize,
     /// Size of a proof, in bytes.
     pub proof_bytes: usize,
 }
@@ -82,6 +88,8 @@ struct Layout {
     lookup_cells: usize,
     fixed_cells: usize,
     lincomb_sizes: Vec<usize>,
+    function_rows: usize,
+    table_rows: usize,
 }
 
 fn usable(k: u32) -> usize {
@@ -104,6 +112,7 @@ fn lay_out_at(
     let params = CircuitParams {
         base,
         lincomb_width: lincomb as usize,
+        functions: false,
     };
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
     let instances = lay_out(&mut circuit, q, inputs, visibility)?;
@@ -118,6 +127,8 @@ fn lay_out_at(
         lookup_cells: stats.total_lookup_advice_per_phase[0],
         fixed_cells: stats.gate.total_fixed,
         lincomb_sizes: circuit.lincomb.sizes().to_vec(),
+        function_rows: circuit.functions.rows(),
+        table_rows: circuit.functions.table_rows(),
     })
 }
 
@@ -131,12 +142,16 @@ fn shapes(layout: &Layout, k: u32, visibility: Visibility) -> Vec<(u64, CircuitP
     let mut out = Vec::new();
     for width in widths {
         let lincomb_rows = LinCombRegion::rows_at(&layout.lincomb_sizes, width);
-        if lincomb_rows > usable(k) {
+        let rows = lincomb_rows
+            .max(layout.function_rows)
+            .max(layout.table_rows);
+        if rows > usable(k) {
             continue;
         }
         let params = CircuitParams {
             base: layout.base.clone(),
             lincomb_width: width,
+            functions: layout.function_rows > 0,
         };
         let cs = constraint_system(&params);
         let cols = params.base.num_advice_per_phase[0].max(1);
@@ -151,6 +166,8 @@ fn shapes(layout: &Layout, k: u32, visibility: Visibility) -> Vec<(u64, CircuitP
             rows: layout.advice_cells.div_ceil(cols),
             lincomb_terms: layout.lincomb_sizes.iter().sum(),
             lincomb_rows,
+            function_rows: layout.function_rows,
+            table_rows: layout.table_rows,
             proof_bytes: proof_bytes(&cs),
             params,
         };
@@ -190,11 +207,13 @@ pub fn plan_circuit(
             }
         }
         let mut narrowest = true;
+        let mut any_shape = false;
         for lincomb in [true, false] {
             let layout = lay_out_at(q, inputs, visibility, k, lincomb)?;
             narrowest &= layout.base.num_advice_per_phase[0] <= 1
                 && layout.base.num_lookup_advice_per_phase[0] <= 1;
             for (cost, plan) in shapes(&layout, k, visibility) {
+                any_shape = true;
                 smallest_proof = smallest_proof.min(plan.proof_bytes);
                 if plan.proof_bytes > limits.max_proof_bytes {
                     continue;
@@ -208,7 +227,7 @@ pub fn plan_circuit(
                 break;
             }
         }
-        if best.is_none() && narrowest {
+        if best.is_none() && narrowest && any_shape {
             // One column of each kind already: a larger k cannot shrink the proof.
             break;
         }

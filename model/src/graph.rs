@@ -65,6 +65,51 @@ pub enum Op {
         /// Source of each output element.
         srcs: Vec<Src<f32>>,
     },
+    /// `out[o] = f(in[o])` for a non-linear function of one value.
+    Unary {
+        /// The function.
+        func: UnaryFn,
+    },
+}
+
+/// Element-wise non-linear functions, proven through lookup tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UnaryFn {
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `tanh x`.
+    Tanh,
+    /// `e^x`.
+    Exp,
+    /// The error function.
+    Erf,
+    /// `x · Φ(x)`, the exact GELU.
+    Gelu,
+}
+
+impl UnaryFn {
+    /// The tract op name this function comes from, if any.
+    pub fn from_tract(name: &str) -> Option<Self> {
+        Some(match name {
+            "Sigmoid" => UnaryFn::Sigmoid,
+            "Tanh" => UnaryFn::Tanh,
+            "Exp" => UnaryFn::Exp,
+            "Erf" => UnaryFn::Erf,
+            "GeluExact" => UnaryFn::Gelu,
+            _ => return None,
+        })
+    }
+
+    /// `f(x)` in f64 (libm's erf: the standard library has none).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            UnaryFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            UnaryFn::Tanh => x.tanh(),
+            UnaryFn::Exp => x.exp(),
+            UnaryFn::Erf => libm::erf(x),
+            UnaryFn::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        }
+    }
 }
 
 impl Op {
@@ -83,6 +128,7 @@ impl Op {
                 ..
             } => "Min",
             Op::Remap { .. } => "Remap",
+            Op::Unary { .. } => "Lookup",
         }
     }
 }
@@ -165,6 +211,7 @@ impl Graph {
                     })
                     .collect(),
                 Op::Remap { srcs } => srcs.iter().map(src).collect(),
+                Op::Unary { func } => ins[0].iter().map(|&x| func.apply(x)).collect(),
             };
             values.push(out);
         }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::graph::{ExtremumKind, Src};
+use crate::graph::{ExtremumKind, Src, UnaryFn};
 use crate::sparse::Rows;
 
 /// One integer op. Values are fixed-point at the graph's activation scale.
@@ -44,13 +44,63 @@ pub enum QOp {
         /// Source of each output element.
         srcs: Vec<Src<i64>>,
     },
+    /// A non-linear function by table and linear interpolation (see [`LookupTable`]);
+    /// range-checked.
+    Lookup {
+        /// The function the table samples (for listings; the table is the semantics).
+        func: UnaryFn,
+        /// The samples.
+        table: LookupTable,
+    },
+}
+
+/// `f` sampled every `2^shift` input units: `values[i] = round(f((lo + i)·2^shift) )` at the
+/// activation scale. For an input `x`: `t = floor(x / 2^shift)`, `r = x − t·2^shift`,
+/// `y = v[t−lo] + floor(((v[t−lo+1] − v[t−lo])·r + 2^(shift−1)) / 2^shift)`; `t` must lie in
+/// `[lo, lo + values.len() − 1)`, which doubles as the input's range check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LookupTable {
+    /// log2 of the sampling step, in input units.
+    pub shift: u32,
+    /// The first sample's `t`.
+    pub lo: i64,
+    /// Samples at `t = lo, lo + 1, …`.
+    pub values: Vec<i64>,
+}
+
+impl LookupTable {
+    /// `f(x)` as the circuit computes it, or `None` outside the table.
+    pub fn eval(&self, x: i64) -> Option<i64> {
+        let t = x >> self.shift;
+        let r = (x - (t << self.shift)) as i128;
+        let i = usize::try_from(t.checked_sub(self.lo)?).ok()?;
+        let (y0, y1) = (
+            *self.values.get(i)? as i128,
+            *self.values.get(i + 1)? as i128,
+        );
+        let half = if self.shift > 0 {
+            1i128 << (self.shift - 1)
+        } else {
+            0
+        };
+        Some((y0 + floor_shift((y1 - y0) * r + half, self.shift)) as i64)
+    }
+
+    /// The largest `|value|` in the table (every interpolated output lies within it).
+    pub fn max_abs(&self) -> u128 {
+        self.values
+            .iter()
+            .map(|v| v.unsigned_abs() as u128)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 impl QOp {
     /// True when the op's outputs are range-checked to the activation bits in the circuit.
     pub fn is_range_checked(&self) -> bool {
         match self {
-            QOp::Input { .. } | QOp::Bilinear { .. } => true,
+            QOp::Input { .. } | QOp::Bilinear { .. } | QOp::Lookup { .. } => true,
             QOp::Linear { shift, .. } => *shift > 0,
             QOp::Extremum { .. } | QOp::Remap { .. } => false,
         }
@@ -259,6 +309,19 @@ impl QGraph {
                     })
                     .collect(),
                 QOp::Remap { srcs } => srcs.iter().map(src).collect(),
+                QOp::Lookup { table, .. } => ins[0]
+                    .iter()
+                    .map(|&x| {
+                        table
+                            .eval(x)
+                            .map(|y| y as i128)
+                            .ok_or_else(|| ModelError::OutOfRange {
+                                node: node.name.clone(),
+                                value: x as i128,
+                                bits: self.act_bits,
+                            })
+                    })
+                    .collect::<Result<_>>()?,
             };
             let checked = node.op.is_range_checked();
             let out = wide

@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::graph::{Graph, Op, Src};
-use crate::qgraph::{QGraph, QNode, QOp};
+use crate::graph::{Graph, Op, Src, UnaryFn};
+use crate::qgraph::{LookupTable, QGraph, QNode, QOp};
 use crate::sparse::Rows;
 
 /// Knobs of quantization (all have defaults a user rarely needs to change).
@@ -101,6 +101,11 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             Op::Remap { srcs } => QOp::Remap {
                 srcs: srcs.iter().map(qsrc).collect::<Result<_>>()?,
             },
+            // The table needs the activation width, known once every node is calibrated.
+            Op::Unary { func } => QOp::Lookup {
+                func: *func,
+                table: LookupTable::default(),
+            },
         };
         if op.is_range_checked() {
             max_abs = float_vals[id]
@@ -131,8 +136,47 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
         param_scale: opts.param_scale,
         act_bits,
     };
+    for node in &mut q.nodes {
+        if let QOp::Lookup { func, table } = &mut node.op {
+            *table = lookup_table(*func, s, act_bits, &node.name)?;
+        }
+    }
     compute_bounds(&mut q)?;
     Ok(q)
+}
+
+/// log2 of the samples in a lookup table: the step is the activation range over this.
+pub const LOOKUP_TABLE_BITS: u32 = 12;
+
+/// Samples `func` over the activation range `[-2^(act_bits-1), 2^(act_bits-1))` in
+/// `2^LOOKUP_TABLE_BITS` steps, keeping the contiguous run around zero whose values fit the
+/// activation range (so `e^x` stops where it would overflow: larger inputs are out of range).
+fn lookup_table(func: UnaryFn, scale: u32, act_bits: u32, node: &str) -> Result<LookupTable> {
+    let shift = act_bits.saturating_sub(LOOKUP_TABLE_BITS);
+    let half_steps = 1i64 << (act_bits - 1 - shift);
+    let limit = 1i128 << (act_bits - 1);
+    let unit = (1u64 << scale) as f64;
+    let sample = |t: i64| -> Option<i64> {
+        let y = (func.apply((t << shift) as f64 / unit) * unit).round();
+        (y.is_finite() && (y as i128).abs() < limit).then_some(y as i64)
+    };
+    if sample(0).is_none() {
+        return Err(ModelError::TooLarge(format!(
+            "{func:?} at node \"{node}\" does not fit the activation range at 0"
+        )));
+    }
+    let mut lo = 0;
+    while lo > -half_steps && sample(lo - 1).is_some() {
+        lo -= 1;
+    }
+    let mut hi = 0;
+    while hi < half_steps && sample(hi + 1).is_some() {
+        hi += 1;
+    }
+    let values = (lo..=hi)
+        .map(|t| sample(t).expect("checked above"))
+        .collect();
+    Ok(LookupTable { shift, lo, values })
 }
 
 /// Rounds a scaled constant to an integer, refusing NaN and values past the bound.

@@ -382,6 +382,13 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             p.params.lincomb_width + 1
         );
     }
+    if p.params.functions {
+        let _ = writeln!(
+            out,
+            "functions        {} lookups into {} table rows",
+            p.function_rows, p.table_rows
+        );
+    }
     let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);
@@ -415,6 +422,8 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
                 0,
             ),
             QOp::Remap { .. } => ("Remap", 0, 0),
+            // "terms" is the table's sample count, "shift" its step.
+            QOp::Lookup { table, .. } => ("Lookup", table.values.len(), table.shift),
         };
         let _ = writeln!(
             out,

@@ -4,9 +4,11 @@
 //! - [`dot`]: dot products with a constant bias, optionally shifted right with round-half-up
 //!   folded into the bias (Linear and Bilinear ops).
 //! - [`extremum`]: max/min of two values via the sign of their difference (ReLU, Clip, MaxPool).
+//! - [`function`]: non-linear functions by lookup table and interpolation (sigmoid, tanh, …).
 
 pub mod dot;
 pub mod extremum;
+pub mod function;
 pub mod sign;
 
 use halo2_base::gates::{GateChip, RangeChip, RangeInstructions};

@@ -18,7 +18,7 @@ use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
-use crate::graph::{ExtremumKind, Graph, Node, Op, Src};
+use crate::graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn};
 
 /// Largest number of elements in one tensor the lowering accepts (codes are exact f32 ints).
 pub(crate) const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
@@ -336,6 +336,11 @@ impl<'m> Lowering<'m> {
             Lowered {
                 op: Op::Bilinear { pairs },
                 slots: vec![0, 0],
+            }
+        } else if let Some(func) = UnaryFn::from_tract(&ctx.op) {
+            Lowered {
+                op: Op::Unary { func },
+                slots: vec![0],
             }
         } else if movement::is_movement(node.op.as_ref()) {
             movement::lower(&ctx, node.op.as_ref())?

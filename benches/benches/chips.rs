@@ -5,7 +5,7 @@ use zkinfer_circuits::chips::{Elem, QuantChip};
 use zkinfer_circuits::field::fr;
 use zkinfer_circuits::halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
 use zkinfer_circuits::{CircuitParams, ModelCircuit};
-use zkinfer_model::ExtremumKind;
+use zkinfer_model::{ExtremumKind, LookupTable};
 
 const N: usize = 1000;
 
@@ -20,6 +20,7 @@ fn circuit(lincomb_width: usize) -> ModelCircuit {
     let params = CircuitParams {
         base,
         lincomb_width,
+        functions: false,
     };
     ModelCircuit::new(CircuitBuilderStage::Mock, params, None)
 }
@@ -75,6 +76,28 @@ fn chips(c: &mut Criterion) {
             )
         });
     }
+    // A 4097-sample table stepping 2^8 (a sigmoid-like curve), looked up with interpolation.
+    let table = LookupTable {
+        shift: 8,
+        lo: -2048,
+        values: (-2048i64..=2048).map(|t| (t * t) >> 6).collect(),
+    };
+    g.bench_function("lookup_fn_interpolated", |b| {
+        b.iter_batched(
+            builder,
+            |mut bld| {
+                let chip = QuantChip::new(bld.base.range_chip());
+                let ctx = bld.base.main(0);
+                for i in 0..N as i128 {
+                    let x = ctx.load_witness(fr(i * 997 - 400_000));
+                    chip.lookup_fn(ctx, &mut bld.functions, x, &table, 24, &place)
+                        .unwrap();
+                }
+                bld.base.clear();
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("max2_cells", |b| {
         b.iter_batched(
             builder,

@@ -9,6 +9,7 @@ use halo2_base::halo2_proofs::plonk::Assigned;
 use halo2_base::{AssignedValue, Context};
 
 use crate::circuit::{CircuitParams, ModelCircuit};
+use crate::functions::FunctionRegion;
 use crate::lincomb::LinCombRegion;
 use crate::plan::MIN_UNUSABLE_ROWS;
 
@@ -19,6 +20,8 @@ pub enum CellRef {
     Base(usize),
     /// A lincomb cell, as [`LinCombRegion::used_cells`] names it.
     LinComb(bool, usize),
+    /// Cell `j` (t, y0, dy) of function-lookup row `r`.
+    Function(usize, usize),
 }
 
 /// What a test lays out: cells in the main context (and the lincomb region, when it has a
@@ -54,6 +57,33 @@ impl<T> MockCircuit<T> {
 
     /// [`Self::build`] with a lincomb region `lincomb_width` terms wide.
     pub fn build_with(k: u32, lincomb_width: usize, f: impl LayOut<T>) -> Self {
+        Self::build_inner(k, lincomb_width, |ctx, range, lincomb, _| {
+            f(ctx, range, lincomb)
+        })
+    }
+
+    /// [`Self::build`] for function lookups: `f` gets the function region instead.
+    pub fn build_functions(
+        k: u32,
+        f: impl FnOnce(
+            &mut Context<Fr>,
+            &RangeChip<Fr>,
+            &mut FunctionRegion,
+        ) -> (T, Vec<AssignedValue<Fr>>),
+    ) -> Self {
+        Self::build_inner(k, 0, |ctx, range, _, functions| f(ctx, range, functions))
+    }
+
+    fn build_inner(
+        k: u32,
+        lincomb_width: usize,
+        f: impl FnOnce(
+            &mut Context<Fr>,
+            &RangeChip<Fr>,
+            &mut LinCombRegion,
+            &mut FunctionRegion,
+        ) -> (T, Vec<AssignedValue<Fr>>),
+    ) -> Self {
         let params = CircuitParams {
             base: BaseCircuitParams {
                 k: k as usize,
@@ -62,16 +92,18 @@ impl<T> MockCircuit<T> {
                 ..Default::default()
             },
             lincomb_width,
+            functions: false,
         };
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
         let range = circuit.base.range_chip();
         let ctx = circuit.base.main(0);
         let start = ctx.advice.len();
-        let (result, public) = f(ctx, &range, &mut circuit.lincomb);
+        let (result, public) = f(ctx, &range, &mut circuit.lincomb, &mut circuit.functions);
         let end = circuit.base.main(0).advice.len();
         let instances = public.iter().map(|c| *c.value()).collect();
         circuit.base.assigned_instances[0].extend(public);
         circuit.params.base = circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS));
+        circuit.params.functions = circuit.functions.rows() > 0;
         Self {
             circuit,
             k,
@@ -106,6 +138,7 @@ impl<T> MockCircuit<T> {
             .clone()
             .map(CellRef::Base)
             .chain(self.lincomb_cells())
+            .chain(self.function_cells())
             .collect::<Vec<_>>();
         self.unconstrained_among(cells)
     }
@@ -115,6 +148,14 @@ impl<T> MockCircuit<T> {
         let used = self.circuit.lincomb.used_cells();
         used.into_iter()
             .map(|(a, i)| CellRef::LinComb(a, i))
+            .collect()
+    }
+
+    /// The function-lookup cells in use.
+    pub fn function_cells(&self) -> Vec<CellRef> {
+        let rows = self.circuit.functions.rows();
+        (0..rows)
+            .flat_map(|r| (0..3).map(move |j| CellRef::Function(r, j)))
             .collect()
     }
 
@@ -175,6 +216,7 @@ impl<T> MockCircuit<T> {
         match c {
             CellRef::Base(i) => self.circuit.base.main(0).advice[i].evaluate(),
             CellRef::LinComb(a, i) => self.circuit.lincomb.cell((a, i)),
+            CellRef::Function(r, j) => self.circuit.functions.cell(r, j),
         }
     }
 
@@ -182,6 +224,7 @@ impl<T> MockCircuit<T> {
         match c {
             CellRef::Base(i) => self.circuit.base.main(0).advice[i] = Assigned::Trivial(v),
             CellRef::LinComb(a, i) => self.circuit.lincomb.set_cell((a, i), v),
+            CellRef::Function(r, j) => self.circuit.functions.set_cell(r, j, v),
         }
     }
 }

@@ -207,17 +207,17 @@ fn bad_input_is_a_clear_error() {
         ],
         "malformed ONNX",
     );
-    let sig = example("1l_sigmoid");
+    let softmax = example("1l_softmax");
     expect_failure(
         &[
             "compile",
-            p(&sig.join("network.onnx")),
+            p(&softmax.join("network.onnx")),
             "--calibration",
-            p(&sig.join("input.json")),
+            p(&softmax.join("input.json")),
             "--out",
             p(&out),
         ],
-        "unsupported op Sigmoid at node",
+        "unsupported op Softmax at node",
     );
 
     let dir = tmp.path().join("mlp");

@@ -57,6 +57,25 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
     }
 }
 
+/// Models with non-linear functions, proven through lookup tables (the GELU one and
+/// 2l_relu_sigmoid_conv are in EZKL's baseline).
+const FUNCTION_MODELS: &[&str] = &[
+    "1l_sigmoid",
+    "1l_tanh",
+    "exp",
+    "1l_gelu_noappx",
+    "2l_relu_sigmoid_conv",
+    "rnn",
+];
+
+#[test]
+fn function_models_prove_verify_and_match_onnxruntime() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in FUNCTION_MODELS {
+        prove_verify_and_compare(name, &example_dir(name), tmp.path());
+    }
+}
+
 #[test]
 fn op_fixtures_prove_verify_and_match_onnxruntime() {
     let root = zkinfer_model::corpus::manifest_dir().join("../model/tests/fixtures");

@@ -512,4 +512,66 @@ mod tests {
         let r = quantize(&g, &[vec![1.0, 0.5]], &opts);
         assert!(matches!(r, Err(ModelError::TooLarge(_))), "{r:?}");
     }
+
+    fn unary(func: UnaryFn) -> Graph {
+        Graph {
+            nodes: vec![
+                node(Op::Input { index: 0 }, vec![], vec![3]),
+                node(Op::Unary { func }, vec![0], vec![3]),
+            ],
+            inputs: vec![0],
+            outputs: vec![1],
+        }
+    }
+
+    fn table_of(q: &QGraph) -> &LookupTable {
+        match &q.nodes[1].op {
+            QOp::Lookup { table, .. } => table,
+            op => panic!("expected a lookup, got {op:?}"),
+        }
+    }
+
+    #[test]
+    fn lookup_tables_cover_the_activation_range_and_interpolate() {
+        let opts = QuantizeOptions::default();
+        let calib = [vec![-0.7, 0.1, 0.9]];
+        let q = quantize(&unary(UnaryFn::Sigmoid), &calib, &opts).unwrap();
+        let t = table_of(&q);
+        // act_bits 20 (0.9 → 17 bits + sign, + 3 headroom, at least scale + 2): 2^12 steps.
+        assert_eq!(q.act_bits, 20);
+        assert_eq!(t.shift, q.act_bits - LOOKUP_TABLE_BITS);
+        assert_eq!((t.lo, t.values.len()), (-(1 << 11), (1 << 12) + 1));
+        // Interpolation between samples stays within 2 units of the exact value.
+        for x in [-123_456i64, -1, 0, 1, 77_777, (1 << 19) - 1] {
+            let exact = (UnaryFn::Sigmoid.apply(x as f64 / 65536.0) * 65536.0).round() as i64;
+            let got = t.eval(x).unwrap();
+            assert!((got - exact).abs() <= 2, "x {x}: {got} vs {exact}");
+        }
+        // The table doubles as the input's range check.
+        assert_eq!(t.eval(1 << 19), None);
+        assert!(matches!(
+            q.eval(&[vec![0, 0, 1 << 19]]),
+            Err(ModelError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn exp_tables_stop_where_outputs_would_overflow() {
+        let q = quantize(
+            &unary(UnaryFn::Exp),
+            &[vec![-0.5, 0.2, 0.87]],
+            &QuantizeOptions::default(),
+        )
+        .unwrap();
+        let t = table_of(&q);
+        let limit = 1i64 << (q.act_bits - 1);
+        assert!(t.values.iter().all(|v| v.abs() < limit));
+        // The last sample is the largest below the limit: one more step would overflow.
+        let next = ((t.lo + t.values.len() as i64) << t.shift) as f64 / 65536.0;
+        assert!(UnaryFn::Exp.apply(next) * 65536.0 >= limit as f64);
+        // e^x below the table's top is computed; above it is out of range.
+        let top = (t.lo + t.values.len() as i64 - 1) << t.shift;
+        assert!(t.eval(top - 1).is_some());
+        assert_eq!(t.eval(top), None);
+    }
 }

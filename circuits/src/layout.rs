@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
-use halo2_base::AssignedValue;
+use halo2_base::{AssignedValue, Context};
 use serde::{Deserialize, Serialize};
 use zkinfer_model::{QGraph, QOp, Src};
 
@@ -58,6 +58,7 @@ const LINEAR: i128 = 1;
 const BILINEAR: i128 = 2;
 const EXTREMUM: i128 = 3;
 const LOOKUP: i128 = 4;
+const DIVIDE: i128 = 5;
 
 /// Identical computations (same op, same operands by identity) are laid out once: a Tile or
 /// Expand that copies a batch, then a Gemm over the copies, costs one copy of the Gemm.
@@ -109,6 +110,14 @@ impl Memo {
         let v = self.fresh(elem, neg);
         self.seen.insert(key, v);
         v
+    }
+}
+
+/// The element as a cell: constants become fixed-constant cells.
+fn as_cell(ctx: &mut Context<Fr>, e: Elem) -> AssignedValue<Fr> {
+    match e {
+        Elem::Cell(c) => c,
+        Elem::Const(c) => ctx.load_constant(fr(c)),
     }
 }
 
@@ -244,6 +253,24 @@ pub fn lay_out(
                 }
             }
             QOp::Remap { srcs } => out.extend(srcs.iter().map(resolve)),
+            QOp::Divide { pairs, shift } => {
+                let den_bound = q.nodes[node.inputs[1]].bound;
+                let den_bits = 128 - den_bound.leading_zeros();
+                for (i, &(ia, ib)) in pairs.iter().enumerate() {
+                    let (a, b) = (val(0, ia), val(1, ib));
+                    let key = Memo::key(DIVIDE, &[*shift as i128], [(&a, 0), (&b, 1)].into_iter());
+                    let v = match memo.get(&key) {
+                        Some(v) => v,
+                        None => {
+                            let (ac, bc) = (as_cell(ctx, a.elem), as_cell(ctx, b.elem));
+                            let (y, neg) =
+                                chip.divide(ctx, ac, bc, *shift, den_bits, q.act_bits, &place(i))?;
+                            memo.insert(key, Elem::Cell(y), Some(neg))
+                        }
+                    };
+                    out.push(v);
+                }
+            }
             QOp::Lookup { table, .. } => {
                 let tag = functions.tag(table) as i128;
                 for i in 0..node.len() {
@@ -252,10 +279,7 @@ pub fn lay_out(
                     let v = match memo.get(&key) {
                         Some(v) => v,
                         None => {
-                            let cell = match x.elem {
-                                Elem::Cell(c) => c,
-                                Elem::Const(c) => ctx.load_constant(fr(c)),
-                            };
+                            let cell = as_cell(ctx, x.elem);
                             let (y, neg) =
                                 chip.lookup_fn(ctx, functions, cell, table, q.act_bits, &place(i))?;
                             memo.insert(key, Elem::Cell(y), neg)

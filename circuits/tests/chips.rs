@@ -377,3 +377,76 @@ fn max_with_the_wrong_branch_is_rejected() {
     ];
     assert!(!m.accepts_tampered(&forged));
 }
+
+#[test]
+fn divide_rounds_half_up_and_every_cell_is_constrained() {
+    for (a, b, shift) in [
+        (1i128, 1i128, 4u32),
+        (5, 3, 4),
+        (-7, 2, 4),
+        (1 << 12, 1 << 13, 4),
+        (3, 200, 8),
+        (0, 9, 4),
+    ] {
+        let want = zkinfer_model::divide(a, b, shift).unwrap();
+        let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+            let chip = QuantChip::new(range.clone());
+            let (ac, bc) = (ctx.load_witness(fr(a)), ctx.load_witness(fr(b)));
+            let (y, _) = chip.divide(ctx, ac, bc, shift, 14, 20, &here).unwrap();
+            (val(&y), vec![ac, bc, y])
+        });
+        let case = format!("{a} / {b} at shift {shift}");
+        assert_eq!(m.result, want, "{case}");
+        assert!(m.satisfied(), "{case}");
+        assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new(), "{case}");
+    }
+}
+
+#[test]
+fn divide_refuses_non_positive_or_too_wide_divisors() {
+    for b in [0i128, -3, 1 << 14] {
+        MockCircuit::build(K, |ctx, range, _lc| {
+            let chip = QuantChip::new(range.clone());
+            let (ac, bc) = (ctx.load_witness(fr(5)), ctx.load_witness(fr(b)));
+            let r = chip.divide(ctx, ac, bc, 4, 14, 20, &here);
+            assert!(
+                matches!(r, Err(CircuitError::OutOfRange { value, .. }) if value == b),
+                "b = {b}"
+            );
+            ((), vec![])
+        });
+    }
+}
+
+#[test]
+fn divide_quotient_off_by_one_is_rejected() {
+    // r + y·2b = num and d + r + 1 = 2b still hold with (y ± 1, r ∓ 2b, d ± 2b): one of r and d
+    // leaves its range.
+    let (a, b, shift) = (11i128, 5i128, 4u32);
+    let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let (ac, bc) = (ctx.load_witness(fr(a)), ctx.load_witness(fr(b)));
+        let start = ctx.advice.len();
+        chip.divide(ctx, ac, bc, shift, 14, 20, &here).unwrap();
+        // The quotient stays private: no instance pins it, only the range checks can object.
+        (start, vec![ac, bc])
+    });
+    let start = m.result;
+    // Layout: [b, a, 2^(s+1), num] [b, b, 1, 2b] [r, y, 2b, num] [d, r, 1, d+r, 1, 1, 2b].
+    let (r_off, y_off, d_off, r2_off) = (start + 8, start + 9, start + 12, start + 13);
+    let y = signed(&m.base_cell(y_off)).unwrap();
+    let r = signed(&m.base_cell(r_off)).unwrap();
+    let d = signed(&m.base_cell(d_off)).unwrap();
+    assert_eq!(y, zkinfer_model::divide(a, b, shift).unwrap());
+    assert_eq!((r + d + 1, r + y * 2 * b), (2 * b, a * 32 + b));
+    assert!(m.satisfied());
+    for dy in [1i128, -1] {
+        let forged = [
+            (CellRef::Base(y_off), fr(y + dy)),
+            (CellRef::Base(r_off), fr(r - dy * 2 * b)),
+            (CellRef::Base(r2_off), fr(r - dy * 2 * b)),
+            (CellRef::Base(d_off), fr(d + dy * 2 * b)),
+        ];
+        assert!(!m.accepts_tampered(&forged), "y {dy:+}");
+    }
+}

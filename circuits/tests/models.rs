@@ -37,6 +37,7 @@ fn small_models_have_no_unconstrained_cell() {
         "clip",
         "1l_sigmoid",
         "exp",
+        "1l_softmax",
     ] {
         let (q, qi) = example(name);
         for vis in [Visibility::Public, Visibility::Private] {

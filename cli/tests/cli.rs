@@ -207,17 +207,17 @@ fn bad_input_is_a_clear_error() {
         ],
         "malformed ONNX",
     );
-    let softmax = example("1l_softmax");
+    let norm = example("layernorm");
     expect_failure(
         &[
             "compile",
-            p(&softmax.join("network.onnx")),
+            p(&norm.join("network.onnx")),
             "--calibration",
-            p(&softmax.join("input.json")),
+            p(&norm.join("input.json")),
             "--out",
             p(&out),
         ],
-        "unsupported op Softmax at node",
+        "unsupported op RmsNorm at node",
     );
 
     let dir = tmp.path().join("mlp");

@@ -57,9 +57,10 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
     }
 }
 
-/// Models with non-linear functions, proven through lookup tables (the GELU one and
-/// 2l_relu_sigmoid_conv are in EZKL's baseline).
+/// Models with non-linear functions, proven through lookup tables, and softmax (the GELU
+/// one, 1l_softmax and 2l_relu_sigmoid_conv are in EZKL's baseline).
 const FUNCTION_MODELS: &[&str] = &[
+    "1l_softmax",
     "1l_sigmoid",
     "1l_tanh",
     "exp",

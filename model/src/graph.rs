@@ -70,6 +70,11 @@ pub enum Op {
         /// The function.
         func: UnaryFn,
     },
+    /// `out[o] = in0[a] / in1[b]` for row `o`'s pair `(a, b)`; the divisor must be positive.
+    Divide {
+        /// Numerator and denominator index per output element.
+        pairs: Vec<(u32, u32)>,
+    },
 }
 
 /// Element-wise non-linear functions, proven through lookup tables.
@@ -129,6 +134,7 @@ impl Op {
             } => "Min",
             Op::Remap { .. } => "Remap",
             Op::Unary { .. } => "Lookup",
+            Op::Divide { .. } => "Divide",
         }
     }
 }
@@ -212,6 +218,10 @@ impl Graph {
                     .collect(),
                 Op::Remap { srcs } => srcs.iter().map(src).collect(),
                 Op::Unary { func } => ins[0].iter().map(|&x| func.apply(x)).collect(),
+                Op::Divide { pairs } => pairs
+                    .iter()
+                    .map(|&(a, b)| ins[0][a as usize] / ins[1][b as usize])
+                    .collect(),
             };
             values.push(out);
         }

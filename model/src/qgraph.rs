@@ -44,6 +44,14 @@ pub enum QOp {
         /// Source of each output element.
         srcs: Vec<Src<i64>>,
     },
+    /// `round(a · 2^shift / b)` for each pair `(a, b)` of input 0 and input 1, as
+    /// `floor((a · 2^(shift+1) + b) / 2b)`; the divisor must be positive. Range-checked.
+    Divide {
+        /// Numerator and denominator index per output element.
+        pairs: Vec<(u32, u32)>,
+        /// The activation scale (the quotient keeps it).
+        shift: u32,
+    },
     /// A non-linear function by table and linear interpolation (see [`LookupTable`]);
     /// range-checked.
     Lookup {
@@ -100,7 +108,9 @@ impl QOp {
     /// True when the op's outputs are range-checked to the activation bits in the circuit.
     pub fn is_range_checked(&self) -> bool {
         match self {
-            QOp::Input { .. } | QOp::Bilinear { .. } | QOp::Lookup { .. } => true,
+            QOp::Input { .. } | QOp::Bilinear { .. } | QOp::Lookup { .. } | QOp::Divide { .. } => {
+                true
+            }
             QOp::Linear { shift, .. } => *shift > 0,
             QOp::Extremum { .. } | QOp::Remap { .. } => false,
         }
@@ -168,6 +178,15 @@ pub fn dequantize(v: i128, scale: u32) -> f64 {
 /// `floor(acc / 2^shift)` (the bias holds the rounding half).
 pub fn floor_shift(acc: i128, shift: u32) -> i128 {
     acc >> shift
+}
+
+/// `round(a · 2^shift / b)` (half up) for `b > 0`; `None` for a non-positive divisor.
+pub fn divide(a: i128, b: i128, shift: u32) -> Option<i128> {
+    if b <= 0 {
+        return None;
+    }
+    let num = a.checked_mul(1i128 << (shift + 1))?.checked_add(b)?;
+    Some(num.div_euclid(2 * b))
 }
 
 /// `bias + Σ a·b` without overflowing i128.
@@ -309,6 +328,17 @@ impl QGraph {
                     })
                     .collect(),
                 QOp::Remap { srcs } => srcs.iter().map(src).collect(),
+                QOp::Divide { pairs, shift } => pairs
+                    .iter()
+                    .map(|&(a, b)| {
+                        let (a, b) = (ins[0][a as usize] as i128, ins[1][b as usize] as i128);
+                        divide(a, b, *shift).ok_or_else(|| ModelError::OutOfRange {
+                            node: node.name.clone(),
+                            value: b,
+                            bits: self.act_bits,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
                 QOp::Lookup { table, .. } => ins[0]
                     .iter()
                     .map(|&x| {

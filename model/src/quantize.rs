@@ -101,6 +101,10 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             Op::Remap { srcs } => QOp::Remap {
                 srcs: srcs.iter().map(qsrc).collect::<Result<_>>()?,
             },
+            Op::Divide { pairs } => QOp::Divide {
+                pairs: pairs.clone(),
+                shift: s,
+            },
             // The table needs the activation width, known once every node is calibrated.
             Op::Unary { func } => QOp::Lookup {
                 func: *func,

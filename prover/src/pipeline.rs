@@ -422,6 +422,7 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
                 0,
             ),
             QOp::Remap { .. } => ("Remap", 0, 0),
+            QOp::Divide { pairs, shift } => ("Divide", pairs.len(), *shift),
             // "terms" is the table's sample count, "shift" its step.
             QOp::Lookup { table, .. } => ("Lookup", table.values.len(), table.shift),
         };

@@ -3,9 +3,11 @@
 //! - [`sign`]: the signed range check that also yields the sign bit (inputs, rescale outputs, ReLU).
 //! - [`dot`]: dot products with a constant bias, optionally shifted right with round-half-up
 //!   folded into the bias (Linear and Bilinear ops).
+//! - [`divide`]: division by a positive variable (softmax).
 //! - [`extremum`]: max/min of two values via the sign of their difference (ReLU, Clip, MaxPool).
 //! - [`function`]: non-linear functions by lookup table and interpolation (sigmoid, tanh, …).
 
+pub mod divide;
 pub mod dot;
 pub mod extremum;
 pub mod function;

@@ -14,7 +14,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::konst::Const;
-use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
+use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, Softmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
@@ -210,6 +210,10 @@ impl<'m> Lowering<'m> {
                 self.fold_constant(id, &ins)?;
                 continue;
             }
+            if let Some(op) = node.op_as::<Softmax>() {
+                self.lower_softmax(id, &ins, op)?;
+                continue;
+            }
             self.lower_node(id, &ins)?;
         }
         // Graph inputs must come out in declaration order.
@@ -289,6 +293,100 @@ impl<'m> Lowering<'m> {
             self.vals
                 .insert(OutletId::new(id, slot), Val::Const(t.into_arc_tensor()));
         }
+        Ok(())
+    }
+
+    /// Softmax over `axes` as five nodes: the group maximum, `x − max`, `e^(x − max)` (a
+    /// lookup), the group sum, and the division (subtracting the maximum keeps every exponent
+    /// at most 0, so every `e^…` is in (0, 1] and the sum is at least 1).
+    fn lower_softmax(&mut self, id: usize, ins: &[Val], op: &Softmax) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let unsupported = |detail: &str| ModelError::UnsupportedOp {
+            node: name.clone(),
+            node_id: id,
+            op: node.op.name().to_string(),
+            detail: format!(": {detail}"),
+        };
+        if op.kind != SoftmaxKind::Softmax || op.quant_output_dt.is_some() {
+            return Err(unsupported("only float Softmax is supported"));
+        }
+        let Some(Val::Node(x)) = ins.first().cloned() else {
+            return Err(unsupported("expected one variable input"));
+        };
+        let shape = self.concrete_shape(node.inputs[0])?;
+        let gshape: Vec<usize> = (0..shape.len())
+            .map(|d| if op.axes.contains(&d) { 1 } else { shape[d] })
+            .collect();
+        let gstrides = shape::strides(&gshape);
+        let n: usize = shape.iter().product();
+        let group_of: Vec<u32> = (0..n)
+            .map(|i| {
+                let idx = shape::unravel(i, &shape);
+                (0..shape.len())
+                    .map(|d| {
+                        if op.axes.contains(&d) {
+                            0
+                        } else {
+                            idx[d] * gstrides[d]
+                        }
+                    })
+                    .sum::<usize>() as u32
+            })
+            .collect();
+        let mut groups: Vec<Vec<u32>> = vec![Vec::new(); gshape.iter().product()];
+        for (i, &g) in group_of.iter().enumerate() {
+            groups[g as usize].push(i as u32);
+        }
+        let src = "Softmax".to_string();
+        let max = Op::Extremum {
+            kind: ExtremumKind::Max,
+            candidates: groups
+                .iter()
+                .map(|g| g.iter().map(|&idx| Src::Elem { slot: 0, idx }).collect())
+                .collect(),
+        };
+        let m = self.push(
+            format!("{name}.max"),
+            src.clone(),
+            max,
+            vec![x],
+            gshape.clone(),
+        );
+        let sub = Op::Linear {
+            terms: (0..n)
+                .map(|i| vec![(0, i as u32, 1.0), (1, group_of[i], -1.0)])
+                .collect(),
+            bias: vec![0.0; n],
+        };
+        let d = self.push(
+            format!("{name}.sub"),
+            src.clone(),
+            sub,
+            vec![x, m],
+            shape.clone(),
+        );
+        let exp = Op::Unary { func: UnaryFn::Exp };
+        let e = self.push(
+            format!("{name}.exp"),
+            src.clone(),
+            exp,
+            vec![d],
+            shape.clone(),
+        );
+        let sum = Op::Linear {
+            terms: groups
+                .iter()
+                .map(|g| g.iter().map(|&i| (0, i, 1.0)).collect())
+                .collect(),
+            bias: vec![0.0; groups.len()],
+        };
+        let s = self.push(format!("{name}.sum"), src.clone(), sum, vec![e], gshape);
+        let div = Op::Divide {
+            pairs: (0..n).map(|i| (i as u32, group_of[i])).collect(),
+        };
+        let y = self.push(name, src, div, vec![e, s], shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(y));
         Ok(())
     }
 

@@ -59,6 +59,7 @@ const BILINEAR: i128 = 2;
 const EXTREMUM: i128 = 3;
 const LOOKUP: i128 = 4;
 const DIVIDE: i128 = 5;
+const SQRT: i128 = 6;
 
 /// Identical computations (same op, same operands by identity) are laid out once: a Tile or
 /// Expand that copies a batch, then a Gemm over the copies, costs one copy of the Gemm.
@@ -253,6 +254,23 @@ pub fn lay_out(
                 }
             }
             QOp::Remap { srcs } => out.extend(srcs.iter().map(resolve)),
+            QOp::Sqrt { shift } => {
+                let in_bits = 128 - q.nodes[node.inputs[0]].bound.leading_zeros();
+                for i in 0..node.len() {
+                    let v = val(0, i as u32);
+                    let key = Memo::key(SQRT, &[*shift as i128], std::iter::once((&v, 0)));
+                    let out_v = match memo.get(&key) {
+                        Some(found) => found,
+                        None => {
+                            let cell = as_cell(ctx, v.elem);
+                            let (s, neg) =
+                                chip.sqrt(ctx, cell, *shift, in_bits, q.act_bits, &place(i))?;
+                            memo.insert(key, Elem::Cell(s), Some(neg))
+                        }
+                    };
+                    out.push(out_v);
+                }
+            }
             QOp::Divide { pairs, shift } => {
                 let den_bound = q.nodes[node.inputs[1]].bound;
                 let den_bits = 128 - den_bound.leading_zeros();

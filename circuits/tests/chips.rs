@@ -450,3 +450,84 @@ fn divide_quotient_off_by_one_is_rejected() {
         assert!(!m.accepts_tampered(&forged), "y {dy:+}");
     }
 }
+
+#[test]
+fn sqrt_is_the_floor_root_and_every_cell_is_constrained() {
+    for (v, shift) in [
+        (0i128, 4u32),
+        (1, 4),
+        (2, 0),
+        (15, 0),
+        (16, 0),
+        (1000, 4),
+        (65535, 2),
+    ] {
+        let want = zkinfer_model::isqrt_scaled(v, shift).unwrap();
+        let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+            let chip = QuantChip::new(range.clone());
+            let vc = ctx.load_witness(fr(v));
+            let (s, _) = chip.sqrt(ctx, vc, shift, 17, 20, &here).unwrap();
+            (val(&s), vec![vc, s])
+        });
+        let case = format!("sqrt({v} · 2^{shift})");
+        assert_eq!(m.result, want, "{case}");
+        assert!(m.satisfied(), "{case}");
+        assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new(), "{case}");
+    }
+}
+
+#[test]
+fn sqrt_refuses_negative_or_too_wide_inputs() {
+    for v in [-1i128, 1 << 17] {
+        MockCircuit::build(K, |ctx, range, _lc| {
+            let chip = QuantChip::new(range.clone());
+            let vc = ctx.load_witness(fr(v));
+            let r = chip.sqrt(ctx, vc, 4, 17, 20, &here);
+            assert!(
+                matches!(r, Err(CircuitError::OutOfRange { value, .. }) if value == v),
+                "v = {v}"
+            );
+            ((), vec![])
+        });
+    }
+}
+
+#[test]
+fn sqrt_off_by_one_roots_are_rejected() {
+    // u = 50: s = 7 (49 ≤ 50 < 64). Claiming 6 or 8 (or -7, -8) with slacks recomputed to keep
+    // both gates true leaves one slack negative.
+    let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let vc = ctx.load_witness(fr(50));
+        let start = ctx.advice.len();
+        chip.sqrt(ctx, vc, 0, 17, 20, &here).unwrap();
+        (start, vec![vc])
+    });
+    let start = m.result;
+    // Layout: [0, v, 1, u] [c1, s, s', u] [0, s, 2, 2s, s, s, t] [c2, u, 1, t].
+    let (c1, s, s2) = (start + 4, start + 5, start + 6);
+    let (s3, two_s, s4, s5, t, c2) = (
+        start + 9,
+        start + 11,
+        start + 12,
+        start + 13,
+        start + 14,
+        start + 15,
+    );
+    assert_eq!(signed(&m.base_cell(s)).unwrap(), 7);
+    assert!(m.satisfied());
+    for fake in [6i128, 8, -7, -8] {
+        let forged = [
+            (CellRef::Base(c1), fr(50 - fake * fake)),
+            (CellRef::Base(s), fr(fake)),
+            (CellRef::Base(s2), fr(fake)),
+            (CellRef::Base(s3), fr(fake)),
+            (CellRef::Base(two_s), fr(2 * fake)),
+            (CellRef::Base(s4), fr(fake)),
+            (CellRef::Base(s5), fr(fake)),
+            (CellRef::Base(t), fr(2 * fake + fake * fake)),
+            (CellRef::Base(c2), fr(2 * fake + fake * fake - 50)),
+        ];
+        assert!(!m.accepts_tampered(&forged), "s = {fake}");
+    }
+}

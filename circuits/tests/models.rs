@@ -62,6 +62,7 @@ fn larger_models_reject_tampered_cells_and_outputs() {
         "1l_mean",
         "max",
         "1l_div",
+        "layernorm",
     ] {
         let (q, qi) = example(name);
         let mut m = mock(&q, &qi, Visibility::Public);

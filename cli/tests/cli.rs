@@ -207,17 +207,17 @@ fn bad_input_is_a_clear_error() {
         ],
         "malformed ONNX",
     );
-    let norm = example("layernorm");
+    let lstm = example("lstm");
     expect_failure(
         &[
             "compile",
-            p(&norm.join("network.onnx")),
+            p(&lstm.join("network.onnx")),
             "--calibration",
-            p(&norm.join("input.json")),
+            p(&lstm.join("input.json")),
             "--out",
             p(&out),
         ],
-        "unsupported op RmsNorm at node",
+        "unsupported op LstmEpilogue at node",
     );
 
     let dir = tmp.path().join("mlp");

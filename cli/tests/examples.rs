@@ -57,10 +57,12 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
     }
 }
 
-/// Models with non-linear functions, proven through lookup tables, and softmax (the GELU
-/// one, 1l_softmax and 2l_relu_sigmoid_conv are in EZKL's baseline).
+/// Models with non-linear functions (lookup tables), softmax and layer norm (division and
+/// square root); the GELU one, 1l_softmax, layernorm and 2l_relu_sigmoid_conv are in EZKL's
+/// baseline.
 const FUNCTION_MODELS: &[&str] = &[
     "1l_softmax",
+    "layernorm",
     "1l_sigmoid",
     "1l_tanh",
     "exp",

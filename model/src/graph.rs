@@ -70,6 +70,8 @@ pub enum Op {
         /// The function.
         func: UnaryFn,
     },
+    /// `out[o] = sqrt(in[o])`; the input must not be negative.
+    Sqrt,
     /// `out[o] = in0[a] / in1[b]` for row `o`'s pair `(a, b)`; the divisor must be positive.
     Divide {
         /// Numerator and denominator index per output element.
@@ -135,6 +137,7 @@ impl Op {
             Op::Remap { .. } => "Remap",
             Op::Unary { .. } => "Lookup",
             Op::Divide { .. } => "Divide",
+            Op::Sqrt => "Sqrt",
         }
     }
 }
@@ -218,6 +221,7 @@ impl Graph {
                     .collect(),
                 Op::Remap { srcs } => srcs.iter().map(src).collect(),
                 Op::Unary { func } => ins[0].iter().map(|&x| func.apply(x)).collect(),
+                Op::Sqrt => ins[0].iter().map(|&x| x.sqrt()).collect(),
                 Op::Divide { pairs } => pairs
                     .iter()
                     .map(|&(a, b)| ins[0][a as usize] / ins[1][b as usize])

@@ -44,6 +44,12 @@ pub enum QOp {
         /// Source of each output element.
         srcs: Vec<Src<i64>>,
     },
+    /// `floor(sqrt(v · 2^shift))` (the root of a value at the activation scale, at that
+    /// scale); the input must not be negative. Range-checked.
+    Sqrt {
+        /// The activation scale.
+        shift: u32,
+    },
     /// `round(a · 2^shift / b)` for each pair `(a, b)` of input 0 and input 1, as
     /// `floor((a · 2^(shift+1) + b) / 2b)`; the divisor must be positive. Range-checked.
     Divide {
@@ -108,9 +114,11 @@ impl QOp {
     /// True when the op's outputs are range-checked to the activation bits in the circuit.
     pub fn is_range_checked(&self) -> bool {
         match self {
-            QOp::Input { .. } | QOp::Bilinear { .. } | QOp::Lookup { .. } | QOp::Divide { .. } => {
-                true
-            }
+            QOp::Input { .. }
+            | QOp::Bilinear { .. }
+            | QOp::Lookup { .. }
+            | QOp::Divide { .. }
+            | QOp::Sqrt { .. } => true,
             QOp::Linear { shift, .. } => *shift > 0,
             QOp::Extremum { .. } | QOp::Remap { .. } => false,
         }
@@ -178,6 +186,23 @@ pub fn dequantize(v: i128, scale: u32) -> f64 {
 /// `floor(acc / 2^shift)` (the bias holds the rounding half).
 pub fn floor_shift(acc: i128, shift: u32) -> i128 {
     acc >> shift
+}
+
+/// `floor(sqrt(v · 2^shift))` for `v ≥ 0`; `None` for a negative `v`.
+pub fn isqrt_scaled(v: i128, shift: u32) -> Option<i128> {
+    if v < 0 {
+        return None;
+    }
+    let u = v.checked_mul(1i128 << shift)?;
+    // The float root is within a few units; step to the exact floor.
+    let mut s = (u as f64).sqrt() as i128;
+    while s * s > u {
+        s -= 1;
+    }
+    while (s + 1) * (s + 1) <= u {
+        s += 1;
+    }
+    Some(s)
 }
 
 /// `round(a · 2^shift / b)` (half up) for `b > 0`; `None` for a non-positive divisor.
@@ -328,6 +353,16 @@ impl QGraph {
                     })
                     .collect(),
                 QOp::Remap { srcs } => srcs.iter().map(src).collect(),
+                QOp::Sqrt { shift } => ins[0]
+                    .iter()
+                    .map(|&v| {
+                        isqrt_scaled(v as i128, *shift).ok_or_else(|| ModelError::OutOfRange {
+                            node: node.name.clone(),
+                            value: v as i128,
+                            bits: self.act_bits,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
                 QOp::Divide { pairs, shift } => pairs
                     .iter()
                     .map(|&(a, b)| {

@@ -101,6 +101,7 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             Op::Remap { srcs } => QOp::Remap {
                 srcs: srcs.iter().map(qsrc).collect::<Result<_>>()?,
             },
+            Op::Sqrt => QOp::Sqrt { shift: s },
             Op::Divide { pairs } => QOp::Divide {
                 pairs: pairs.clone(),
                 shift: s,

@@ -423,6 +423,7 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             ),
             QOp::Remap { .. } => ("Remap", 0, 0),
             QOp::Divide { pairs, shift } => ("Divide", pairs.len(), *shift),
+            QOp::Sqrt { shift } => ("Sqrt", 0, *shift),
             // "terms" is the table's sample count, "shift" its step.
             QOp::Lookup { table, .. } => ("Lookup", table.values.len(), table.shift),
         };

@@ -4,6 +4,7 @@
 //! - [`dot`]: dot products with a constant bias, optionally shifted right with round-half-up
 //!   folded into the bias (Linear and Bilinear ops).
 //! - [`divide`]: division by a positive variable (softmax).
+//! - [`sqrt`]: integer square root (RmsNorm).
 //! - [`extremum`]: max/min of two values via the sign of their difference (ReLU, Clip, MaxPool).
 //! - [`function`]: non-linear functions by lookup table and interpolation (sigmoid, tanh, …).
 
@@ -12,6 +13,7 @@ pub mod dot;
 pub mod extremum;
 pub mod function;
 pub mod sign;
+pub mod sqrt;
 
 use halo2_base::gates::{GateChip, RangeChip, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;

@@ -14,7 +14,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::konst::Const;
-use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
@@ -66,6 +66,35 @@ fn typed_model(bytes: &[u8]) -> Result<TypedModel> {
             late.map_err(|e2| malformed(format!("{e:#} (and with symbolic dims: {e2:#})")))
         }
     }
+}
+
+/// Groups of a reduction over `axes`: the reduced shape, each element's group (flat index in
+/// the reduced shape), and each group's elements in order.
+fn reduction_groups(shape: &[usize], axes: &[usize]) -> (Vec<usize>, Vec<u32>, Vec<Vec<u32>>) {
+    let gshape: Vec<usize> = (0..shape.len())
+        .map(|d| if axes.contains(&d) { 1 } else { shape[d] })
+        .collect();
+    let gstrides = shape::strides(&gshape);
+    let n: usize = shape.iter().product();
+    let group_of: Vec<u32> = (0..n)
+        .map(|i| {
+            let idx = shape::unravel(i, shape);
+            (0..shape.len())
+                .map(|d| {
+                    if axes.contains(&d) {
+                        0
+                    } else {
+                        idx[d] * gstrides[d]
+                    }
+                })
+                .sum::<usize>() as u32
+        })
+        .collect();
+    let mut groups: Vec<Vec<u32>> = vec![Vec::new(); gshape.iter().product()];
+    for (i, &g) in group_of.iter().enumerate() {
+        groups[g as usize].push(i as u32);
+    }
+    (gshape, group_of, groups)
 }
 
 /// A value during lowering: a constant tensor or a node of the graph being built.
@@ -214,6 +243,10 @@ impl<'m> Lowering<'m> {
                 self.lower_softmax(id, &ins, op)?;
                 continue;
             }
+            if let Some(op) = node.op_as::<RmsNorm>() {
+                self.lower_rms_norm(id, &ins, op)?;
+                continue;
+            }
             self.lower_node(id, &ins)?;
         }
         // Graph inputs must come out in declaration order.
@@ -315,29 +348,8 @@ impl<'m> Lowering<'m> {
             return Err(unsupported("expected one variable input"));
         };
         let shape = self.concrete_shape(node.inputs[0])?;
-        let gshape: Vec<usize> = (0..shape.len())
-            .map(|d| if op.axes.contains(&d) { 1 } else { shape[d] })
-            .collect();
-        let gstrides = shape::strides(&gshape);
-        let n: usize = shape.iter().product();
-        let group_of: Vec<u32> = (0..n)
-            .map(|i| {
-                let idx = shape::unravel(i, &shape);
-                (0..shape.len())
-                    .map(|d| {
-                        if op.axes.contains(&d) {
-                            0
-                        } else {
-                            idx[d] * gstrides[d]
-                        }
-                    })
-                    .sum::<usize>() as u32
-            })
-            .collect();
-        let mut groups: Vec<Vec<u32>> = vec![Vec::new(); gshape.iter().product()];
-        for (i, &g) in group_of.iter().enumerate() {
-            groups[g as usize].push(i as u32);
-        }
+        let (gshape, group_of, groups) = reduction_groups(&shape, &op.axes);
+        let n = group_of.len();
         let src = "Softmax".to_string();
         let max = Op::Extremum {
             kind: ExtremumKind::Max,
@@ -386,6 +398,68 @@ impl<'m> Lowering<'m> {
             pairs: (0..n).map(|i| (i as u32, group_of[i])).collect(),
         };
         let y = self.push(name, src, div, vec![e, s], shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+        Ok(())
+    }
+
+    /// RmsNorm along `axis`: `x / sqrt(mean(x²) + eps)` as four nodes: `x²`, the mean plus
+    /// `eps`, an integer square root and the division.
+    fn lower_rms_norm(&mut self, id: usize, ins: &[Val], op: &RmsNorm) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let unsupported = |detail: &str| ModelError::UnsupportedOp {
+            node: name.clone(),
+            node_id: id,
+            op: node.op.name().to_string(),
+            detail: format!(": {detail}"),
+        };
+        let Some(Val::Node(x)) = ins.first().cloned() else {
+            return Err(unsupported("expected one variable input"));
+        };
+        let eps = tensor_f32(&op.eps)
+            .ok()
+            .and_then(|v| v.first().copied())
+            .filter(|e| e.is_finite() && *e >= 0.0)
+            .ok_or_else(|| unsupported("eps must be a finite non-negative scalar"))?;
+        let shape = self.concrete_shape(node.inputs[0])?;
+        let (gshape, group_of, groups) = reduction_groups(&shape, &[op.axis]);
+        let n = group_of.len();
+        let src = "RmsNorm".to_string();
+        let square = Op::Bilinear {
+            pairs: (0..n as u32).map(|i| vec![(i, i)]).collect(),
+        };
+        let sq = self.push(
+            format!("{name}.square"),
+            src.clone(),
+            square,
+            vec![x, x],
+            shape.clone(),
+        );
+        let mean = Op::Linear {
+            terms: groups
+                .iter()
+                .map(|g| g.iter().map(|&i| (0, i, 1.0 / g.len() as f32)).collect())
+                .collect(),
+            bias: vec![eps; groups.len()],
+        };
+        let ms = self.push(
+            format!("{name}.mean"),
+            src.clone(),
+            mean,
+            vec![sq],
+            gshape.clone(),
+        );
+        let rms = self.push(
+            format!("{name}.sqrt"),
+            src.clone(),
+            Op::Sqrt,
+            vec![ms],
+            gshape,
+        );
+        let div = Op::Divide {
+            pairs: (0..n).map(|i| (i as u32, group_of[i])).collect(),
+        };
+        let y = self.push(name, src, div, vec![x, rms], shape);
         self.vals.insert(OutletId::new(id, 0), Val::Node(y));
         Ok(())
     }

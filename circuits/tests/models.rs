@@ -63,6 +63,7 @@ fn larger_models_reject_tampered_cells_and_outputs() {
         "max",
         "1l_div",
         "layernorm",
+        "lstm",
     ] {
         let (q, qi) = example(name);
         let mut m = mock(&q, &qi, Visibility::Public);

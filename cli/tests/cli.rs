@@ -207,17 +207,17 @@ fn bad_input_is_a_clear_error() {
         ],
         "malformed ONNX",
     );
-    let lstm = example("lstm");
+    let log = example("log");
     expect_failure(
         &[
             "compile",
-            p(&lstm.join("network.onnx")),
+            p(&log.join("network.onnx")),
             "--calibration",
-            p(&lstm.join("input.json")),
+            p(&log.join("input.json")),
             "--out",
             p(&out),
         ],
-        "unsupported op LstmEpilogue at node",
+        "unsupported op Ln at node",
     );
 
     let dir = tmp.path().join("mlp");

@@ -58,11 +58,11 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
 }
 
 /// Models with non-linear functions (lookup tables), softmax and layer norm (division and
-/// square root); the GELU one, 1l_softmax, layernorm and 2l_relu_sigmoid_conv are in EZKL's
-/// baseline.
+/// square root) and an LSTM cell; with these, all 13 models of EZKL's baseline prove.
 const FUNCTION_MODELS: &[&str] = &[
     "1l_softmax",
     "layernorm",
+    "lstm",
     "1l_sigmoid",
     "1l_tanh",
     "exp",

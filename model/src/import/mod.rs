@@ -14,6 +14,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
 use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
@@ -247,6 +248,10 @@ impl<'m> Lowering<'m> {
                 self.lower_rms_norm(id, &ins, op)?;
                 continue;
             }
+            if let Some(op) = node.op_as::<LstmEpilogue>() {
+                self.lower_lstm_epilogue(id, &ins, op.hidden)?;
+                continue;
+            }
             self.lower_node(id, &ins)?;
         }
         // Graph inputs must come out in declaration order.
@@ -461,6 +466,146 @@ impl<'m> Lowering<'m> {
         };
         let y = self.push(name, src, div, vec![x, rms], shape);
         self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+        Ok(())
+    }
+
+    /// tract's fused LSTM cell epilogue. From the gate pre-activations `[rows, 4h]` (ONNX
+    /// order i, o, f, c) and the previous cell state `[rows, h]`:
+    /// `C = σ(f)·c_prev + σ(i)·tanh(c)` and `H = σ(o)·tanh(C)`, as sigmoid and tanh lookups,
+    /// two products of two variables, and data movement.
+    fn lower_lstm_epilogue(&mut self, id: usize, ins: &[Val], h: usize) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let unsupported = |detail: &str| ModelError::UnsupportedOp {
+            node: name.clone(),
+            node_id: id,
+            op: node.op.name().to_string(),
+            detail: format!(": {detail}"),
+        };
+        let Some(Val::Node(pre)) = ins.first().cloned() else {
+            return Err(unsupported("expected variable gate pre-activations"));
+        };
+        let c_shape = self.concrete_shape(node.inputs[1])?;
+        let pre_len: usize = self.concrete_shape(node.inputs[0])?.iter().product();
+        let c_len: usize = c_shape.iter().product();
+        if h == 0 || !c_len.is_multiple_of(h) || pre_len != 4 * c_len {
+            return Err(unsupported("pre-activations must be [rows, 4·hidden]"));
+        }
+        let rows = c_len / h;
+        let src = "LstmEpilogue".to_string();
+        let elem = |slot: u32, idx: usize| Src::Elem {
+            slot,
+            idx: idx as u32,
+        };
+        // σ over the i, o, f blocks and tanh over the c block of each row.
+        let ifo = Op::Remap {
+            srcs: (0..rows)
+                .flat_map(|r| (0..3 * h).map(move |j| elem(0, r * 4 * h + j)))
+                .collect(),
+        };
+        let ifo = self.push(
+            format!("{name}.ifo"),
+            src.clone(),
+            ifo,
+            vec![pre],
+            vec![rows, 3 * h],
+        );
+        let sig = Op::Unary {
+            func: UnaryFn::Sigmoid,
+        };
+        let sig = self.push(
+            format!("{name}.sigmoid"),
+            src.clone(),
+            sig,
+            vec![ifo],
+            vec![rows, 3 * h],
+        );
+        let c = Op::Remap {
+            srcs: (0..rows)
+                .flat_map(|r| (0..h).map(move |j| elem(0, r * 4 * h + 3 * h + j)))
+                .collect(),
+        };
+        let c = self.push(
+            format!("{name}.c"),
+            src.clone(),
+            c,
+            vec![pre],
+            vec![rows, h],
+        );
+        let tanh = Op::Unary {
+            func: UnaryFn::Tanh,
+        };
+        let cc = self.push(
+            format!("{name}.tanh"),
+            src.clone(),
+            tanh.clone(),
+            vec![c],
+            vec![rows, h],
+        );
+        // [c_prev, tanh(c)] per row: the right-hand factors of the cell update.
+        let (prev_inputs, prev): (Vec<usize>, Vec<Src<f32>>) = match &ins[1] {
+            Val::Node(n) => (vec![*n, cc], (0..c_len).map(|i| elem(0, i)).collect()),
+            Val::Const(t) => {
+                let v = tensor_f32(t).map_err(malformed)?;
+                (vec![cc], v.into_iter().map(Src::Const).collect())
+            }
+        };
+        let cc_slot = prev_inputs.len() as u32 - 1;
+        let right = Op::Remap {
+            srcs: (0..rows)
+                .flat_map(|r| {
+                    let before: Vec<Src<f32>> = prev[r * h..(r + 1) * h].to_vec();
+                    before
+                        .into_iter()
+                        .chain((0..h).map(move |j| elem(cc_slot, r * h + j)))
+                })
+                .collect(),
+        };
+        let right = self.push(
+            format!("{name}.right"),
+            src.clone(),
+            right,
+            prev_inputs,
+            vec![rows, 2 * h],
+        );
+        // C = f·c_prev + i·tanh(c)   (i = block 0, o = block 1, f = block 2 of `sig`)
+        let cell = Op::Bilinear {
+            pairs: (0..rows)
+                .flat_map(|r| {
+                    (0..h).map(move |j| {
+                        vec![
+                            ((r * 3 * h + 2 * h + j) as u32, (r * 2 * h + j) as u32),
+                            ((r * 3 * h + j) as u32, (r * 2 * h + h + j) as u32),
+                        ]
+                    })
+                })
+                .collect(),
+        };
+        let ct = self.push(
+            format!("{name}.cell"),
+            src.clone(),
+            cell,
+            vec![sig, right],
+            c_shape.clone(),
+        );
+        let tc = self.push(
+            format!("{name}.tanh_cell"),
+            src.clone(),
+            tanh,
+            vec![ct],
+            c_shape.clone(),
+        );
+        // H = o·tanh(C)
+        let hidden = Op::Bilinear {
+            pairs: (0..rows)
+                .flat_map(|r| {
+                    (0..h).map(move |j| vec![((r * 3 * h + h + j) as u32, (r * h + j) as u32)])
+                })
+                .collect(),
+        };
+        let ht = self.push(name, src, hidden, vec![sig, tc], c_shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(ht));
+        self.vals.insert(OutletId::new(id, 1), Val::Node(ct));
         Ok(())
     }
 

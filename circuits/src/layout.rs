@@ -361,6 +361,18 @@ pub fn build_circuit(
             plan.num_instances
         )));
     }
+    if circuit.functions.rows() != plan.function_rows
+        || circuit.functions.table_rows() != plan.table_rows
+        || plan.params.functions != (plan.function_rows > 0)
+    {
+        return Err(CircuitError::Internal(format!(
+            "{} function lookups into {} table rows laid out, the plan has {} into {}",
+            circuit.functions.rows(),
+            circuit.functions.table_rows(),
+            plan.function_rows,
+            plan.table_rows
+        )));
+    }
     if circuit.lincomb.rows() != plan.lincomb_rows {
         return Err(CircuitError::Internal(format!(
             "{} lincomb rows laid out, the plan has {}",

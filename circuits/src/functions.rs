@@ -1,11 +1,13 @@
 //! Non-linear functions (sigmoid, tanh, exp, erf, GELU) through fixed lookup tables.
 //!
 //! Each distinct [`LookupTable`] gets a tag `k ≥ 1`; the fixed table holds the rows
-//! `(k, t, v[t−lo], v[t−lo+1] − v[t−lo])` for every sample but the last, plus one all-zero
-//! row. Each use is one row `(tag, t, y0, dy)` of three copy-enabled advice columns with the
-//! tag in a fixed column, and one lookup argument checks every row against the table (unused
-//! rows are zeros and match the zero row; a used row has its tag fixed, so it can only match
-//! that table's rows). The interpolation around it is ordinary gates (see
+//! `(k, k·t, k·v[t−lo], k·(v[t−lo+1] − v[t−lo]))` for every sample but the last, plus one
+//! all-zero row. Each use is three consecutive cells `t, y0, dy` of one copy-enabled advice
+//! column, with the tag in a fixed column at the first; the lookup input is
+//! `(tag, tag·a(ω⁰), tag·a(ω¹), tag·a(ω²))`, so rows without a tag are `(0, 0, 0, 0)` (the zero
+//! row) whatever the column holds there, and a tagged row can only match its own table (the
+//! tag is invertible, so the scaled row determines `(t, y0, dy)`). One column instead of three
+//! keeps the proof small; the price is lookup degree 5. The interpolation around it is ordinary gates (see
 //! [`crate::chips::QuantChip::lookup_fn`]). halo2-base has no fixed multi-column lookup, hence
 //! this module.
 
@@ -30,29 +32,26 @@ pub const TYPE_ID: &str = "zkinfer:functions";
 #[derive(Clone, Debug)]
 pub struct FunctionConfig {
     tag: Column<Fixed>,
-    cols: [Column<Advice>; 3],
+    col: Column<Advice>,
     table: [TableColumn; 4],
 }
 
 impl FunctionConfig {
-    /// Adds the tag, the three advice columns, the table and the lookup to `meta`.
+    /// Adds the tag, the advice column, the table and the lookup to `meta`.
     pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
         let tag = meta.fixed_column();
-        let cols = [(); 3].map(|_| {
-            let c = meta.advice_column();
-            meta.enable_equality(c);
-            c
-        });
+        let col = meta.advice_column();
+        meta.enable_equality(col);
         let table = [(); 4].map(|_| meta.lookup_table_column());
         meta.lookup("function tables", |m| {
             let tag = m.query_fixed(tag, Rotation::cur());
-            let mut inputs = vec![(tag, table[0])];
-            for (c, t) in cols.iter().zip(&table[1..]) {
-                inputs.push((m.query_advice(*c, Rotation::cur()), *t));
+            let mut inputs = vec![(tag.clone(), table[0])];
+            for (r, t) in (0..3).zip(&table[1..]) {
+                inputs.push((tag.clone() * m.query_advice(col, Rotation(r)), *t));
             }
             inputs
         });
-        Self { tag, cols, table }
+        Self { tag, col, table }
     }
 }
 
@@ -100,9 +99,14 @@ impl FunctionRegion {
         self.rows.push((tag, cells.map(|c| *c.value())));
     }
 
-    /// Rows of lookups.
+    /// Lookups recorded.
     pub fn rows(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Rows of the advice column the lookups use (three per lookup).
+    pub fn column_rows(&self) -> usize {
+        3 * self.rows.len()
     }
 
     /// Rows of the fixed table (the zero row included; zero when no table is used).
@@ -136,14 +140,11 @@ impl FunctionRegion {
                 };
                 put([Fr::from(0u64); 4])?;
                 for (k, t) in self.tables.iter().enumerate() {
+                    let tag = k as i128 + 1;
                     for (i, pair) in t.values.windows(2).enumerate() {
-                        let step = t.lo + i as i64;
-                        put([
-                            Fr::from(k as u64 + 1),
-                            fr(step as i128),
-                            fr(pair[0] as i128),
-                            fr(pair[1] as i128 - pair[0] as i128),
-                        ])?;
+                        let step = (t.lo + i as i64) as i128;
+                        let (y0, y1) = (pair[0] as i128, pair[1] as i128);
+                        put([fr(tag), fr(tag * step), fr(tag * y0), fr(tag * (y1 - y0))])?;
                     }
                 }
                 Ok(())
@@ -157,13 +158,13 @@ impl FunctionRegion {
         let mut placed = Vec::new();
         for (r, (tag, vals)) in self.rows.iter().enumerate() {
             for (j, v) in vals.iter().enumerate() {
-                let cell = region.assign_advice(config.cols[j], r, Value::known(*v));
+                let cell = region.assign_advice(config.col, 3 * r + j, Value::known(*v));
                 if self.copy.is_some() {
                     placed.push((ContextCell::new(TYPE_ID, 0, 3 * r + j), cell.cell()));
                 }
             }
             if self.copy.is_some() {
-                region.assign_fixed(config.tag, r, Fr::from(*tag));
+                region.assign_fixed(config.tag, 3 * r, Fr::from(*tag));
             }
         }
         if let Some(copy) = &self.copy {

@@ -89,6 +89,7 @@ struct Layout {
     fixed_cells: usize,
     lincomb_sizes: Vec<usize>,
     function_rows: usize,
+    function_column_rows: usize,
     table_rows: usize,
 }
 
@@ -128,6 +129,7 @@ fn lay_out_at(
         fixed_cells: stats.gate.total_fixed,
         lincomb_sizes: circuit.lincomb.sizes().to_vec(),
         function_rows: circuit.functions.rows(),
+        function_column_rows: circuit.functions.column_rows(),
         table_rows: circuit.functions.table_rows(),
     })
 }
@@ -143,7 +145,7 @@ fn shapes(layout: &Layout, k: u32, visibility: Visibility) -> Vec<(u64, CircuitP
     for width in widths {
         let lincomb_rows = LinCombRegion::rows_at(&layout.lincomb_sizes, width);
         let rows = lincomb_rows
-            .max(layout.function_rows)
+            .max(layout.function_column_rows)
             .max(layout.table_rows);
         if rows > usable(k) {
             continue;

@@ -87,10 +87,11 @@ fn chips(c: &mut Criterion) {
             builder,
             |mut bld| {
                 let chip = QuantChip::new(bld.base.range_chip());
+                let tag = bld.functions.tag(&table);
                 let ctx = bld.base.main(0);
                 for i in 0..N as i128 {
-                    let x = ctx.load_witness(fr(i * 997 - 400_000));
-                    chip.lookup_fn(ctx, &mut bld.functions, x, &table, 24, &place)
+                    let x = ctx.load_witness(fr(i * 900 - 450_000));
+                    chip.lookup_fn(ctx, &mut bld.functions, x, &table, tag, 24, &place)
                         .unwrap();
                 }
                 bld.base.clear();

@@ -290,16 +290,23 @@ pub fn lay_out(
                 }
             }
             QOp::Lookup { table, .. } => {
-                let tag = functions.tag(table) as i128;
+                let tag = functions.tag(table);
                 for i in 0..node.len() {
                     let x = val(0, i as u32);
-                    let key = Memo::key(LOOKUP, &[tag], std::iter::once((&x, 0)));
+                    let key = Memo::key(LOOKUP, &[tag as i128], std::iter::once((&x, 0)));
                     let v = match memo.get(&key) {
                         Some(v) => v,
                         None => {
                             let cell = as_cell(ctx, x.elem);
-                            let (y, neg) =
-                                chip.lookup_fn(ctx, functions, cell, table, q.act_bits, &place(i))?;
+                            let (y, neg) = chip.lookup_fn(
+                                ctx,
+                                functions,
+                                cell,
+                                table,
+                                tag,
+                                q.act_bits,
+                                &place(i),
+                            )?;
                             memo.insert(key, Elem::Cell(y), neg)
                         }
                     };

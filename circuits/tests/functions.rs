@@ -43,9 +43,10 @@ fn values_match_the_table_semantics_and_every_cell_is_constrained() {
             let want = table.eval(x).expect("in the domain");
             let mut m = MockCircuit::build_functions(K, |ctx, range, fns| {
                 let chip = QuantChip::new(range.clone());
+                let tag = fns.tag(&table);
                 let xc = ctx.load_witness(fr(x as i128));
                 let (y, _) = chip
-                    .lookup_fn(ctx, fns, xc, &table, ACT_BITS, &here)
+                    .lookup_fn(ctx, fns, xc, &table, tag, ACT_BITS, &here)
                     .unwrap();
                 (signed(y.value()).unwrap(), vec![xc, y])
             });
@@ -65,8 +66,9 @@ fn inputs_outside_the_table_are_refused_honestly() {
     for x in [-25i64, 24, 1 << 40] {
         MockCircuit::build_functions(K, |ctx, range, fns| {
             let chip = QuantChip::new(range.clone());
+            let tag = fns.tag(&table);
             let xc = ctx.load_witness(fr(x as i128));
-            let r = chip.lookup_fn(ctx, fns, xc, &table, ACT_BITS, &here);
+            let r = chip.lookup_fn(ctx, fns, xc, &table, tag, ACT_BITS, &here);
             assert!(
                 matches!(r, Err(CircuitError::OutOfRange { value, .. }) if value == x as i128),
                 "x = {x}"
@@ -85,9 +87,10 @@ fn a_value_not_in_the_table_is_rejected_by_the_lookup() {
     let table = cubic(0);
     let mut m = MockCircuit::build_functions(K, |ctx, range, fns| {
         let chip = QuantChip::new(range.clone());
+        let tag = fns.tag(&table);
         let xc = ctx.load_witness(fr(2));
         let (y, _) = chip
-            .lookup_fn(ctx, fns, xc, &table, ACT_BITS, &here)
+            .lookup_fn(ctx, fns, xc, &table, tag, ACT_BITS, &here)
             .unwrap();
         (y.cell.unwrap().offset, vec![xc])
     });
@@ -116,9 +119,10 @@ fn the_step_split_cannot_shift_by_one() {
     let table = cubic(3);
     let mut m = MockCircuit::build_functions(K, |ctx, range, fns| {
         let chip = QuantChip::new(range.clone());
+        let tag = fns.tag(&table);
         let start = ctx.advice.len();
         let xc = ctx.load_witness(fr(13));
-        chip.lookup_fn(ctx, fns, xc, &table, ACT_BITS, &here)
+        chip.lookup_fn(ctx, fns, xc, &table, tag, ACT_BITS, &here)
             .unwrap();
         // Layout: x, then [r, t, 2^s, x].
         (start + 1, vec![xc])
@@ -142,7 +146,10 @@ fn one_table_serves_repeated_uses_and_two_tables_get_two_tags() {
         let mut outs = vec![];
         for (x, t) in [(3i64, &a), (-5, &a), (7, &b)] {
             let xc = ctx.load_witness(fr(x as i128));
-            let (y, _) = chip.lookup_fn(ctx, fns, xc, t, ACT_BITS, &here).unwrap();
+            let tag = fns.tag(t);
+            let (y, _) = chip
+                .lookup_fn(ctx, fns, xc, t, tag, ACT_BITS, &here)
+                .unwrap();
             outs.push(y);
         }
         (fns.table_rows(), outs)

@@ -18,13 +18,16 @@ use crate::field::{fr, signed};
 use crate::functions::FunctionRegion;
 
 impl QuantChip {
-    /// `table(x)`; returns the output cell and, when it was range-checked, its negative bit.
+    /// `table(x)`, for the table registered as `tag` (see [`FunctionRegion::tag`]); returns
+    /// the output cell and, when it was range-checked, its negative bit.
+    #[allow(clippy::too_many_arguments)]
     pub fn lookup_fn(
         &self,
         ctx: &mut Context<Fr>,
         fns: &mut FunctionRegion,
         x: AssignedValue<Fr>,
         table: &LookupTable,
+        tag: u64,
         act_bits: u32,
         place: &dyn Fn() -> String,
     ) -> Result<(AssignedValue<Fr>, Option<AssignedValue<Fr>>), CircuitError> {
@@ -43,7 +46,6 @@ impl QuantChip {
             (Some(&a), Some(&b)) => (a as i128, b as i128),
             _ => return Err(out_of_range()),
         };
-        let tag = fns.tag(table);
         let scale = fr(1i128 << s);
         let (t_cell, r_cell) = if s == 0 {
             (x, None)

@@ -321,17 +321,23 @@ impl<'m> Lowering<'m> {
             .eval_out_of_plan(tensors)
             .ok()
             .flatten()
-            .ok_or_else(|| ModelError::UnsupportedOp {
-                node: node.name.clone(),
-                node_id: id,
-                op: node.op.name().to_string(),
-                detail: ": cannot fold this op over constant inputs".into(),
-            })?;
+            .ok_or_else(|| self.unsupported(id, "cannot fold this op over constant inputs"))?;
         for (slot, t) in outs.into_iter().enumerate() {
             self.vals
                 .insert(OutletId::new(id, slot), Val::Const(t.into_arc_tensor()));
         }
         Ok(())
+    }
+
+    /// The typed error for node `id`, naming it and its op.
+    fn unsupported(&self, id: usize, detail: &str) -> ModelError {
+        let node = &self.model.nodes[id];
+        ModelError::UnsupportedOp {
+            node: node.name.clone(),
+            node_id: id,
+            op: node.op.name().to_string(),
+            detail: format!(": {detail}"),
+        }
     }
 
     /// Softmax over `axes` as five nodes: the group maximum, `x − max`, `e^(x − max)` (a
@@ -340,12 +346,7 @@ impl<'m> Lowering<'m> {
     fn lower_softmax(&mut self, id: usize, ins: &[Val], op: &Softmax) -> Result<()> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
-        let unsupported = |detail: &str| ModelError::UnsupportedOp {
-            node: name.clone(),
-            node_id: id,
-            op: node.op.name().to_string(),
-            detail: format!(": {detail}"),
-        };
+        let unsupported = |detail: &str| self.unsupported(id, detail);
         if op.kind != SoftmaxKind::Softmax || op.quant_output_dt.is_some() {
             return Err(unsupported("only float Softmax is supported"));
         }
@@ -412,12 +413,7 @@ impl<'m> Lowering<'m> {
     fn lower_rms_norm(&mut self, id: usize, ins: &[Val], op: &RmsNorm) -> Result<()> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
-        let unsupported = |detail: &str| ModelError::UnsupportedOp {
-            node: name.clone(),
-            node_id: id,
-            op: node.op.name().to_string(),
-            detail: format!(": {detail}"),
-        };
+        let unsupported = |detail: &str| self.unsupported(id, detail);
         let Some(Val::Node(x)) = ins.first().cloned() else {
             return Err(unsupported("expected one variable input"));
         };
@@ -476,12 +472,7 @@ impl<'m> Lowering<'m> {
     fn lower_lstm_epilogue(&mut self, id: usize, ins: &[Val], h: usize) -> Result<()> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
-        let unsupported = |detail: &str| ModelError::UnsupportedOp {
-            node: name.clone(),
-            node_id: id,
-            op: node.op.name().to_string(),
-            detail: format!(": {detail}"),
-        };
+        let unsupported = |detail: &str| self.unsupported(id, detail);
         let Some(Val::Node(pre)) = ins.first().cloned() else {
             return Err(unsupported("expected variable gate pre-activations"));
         };

@@ -201,7 +201,9 @@ pub fn plan_circuit(
     };
     let mut best: Option<(u64, CircuitPlan)> = None;
     let mut smallest_proof = usize::MAX;
+    let mut last_k = ks[0];
     for &k in &ks {
+        last_k = k;
         if let Some((_, plan)) = &best {
             // Every later k costs at least twice as much per column.
             if k > plan.k + 1 {
@@ -235,12 +237,15 @@ pub fn plan_circuit(
         }
     }
     best.map(|(_, plan)| plan).ok_or_else(|| {
-        CircuitError::TooLarge(format!(
-            "no circuit up to k={} has a proof of at most {} bytes (the smallest found: {} bytes)",
-            ks.last().copied().unwrap_or(limits.max_k),
-            limits.max_proof_bytes,
-            smallest_proof
-        ))
+        CircuitError::TooLarge(if smallest_proof == usize::MAX {
+            format!("the circuit does not fit in 2^{last_k} rows")
+        } else {
+            format!(
+                "no circuit up to k={last_k} has a proof of at most {} bytes (the smallest: {} \
+                 bytes; raise --max-proof-bytes)",
+                limits.max_proof_bytes, smallest_proof
+            )
+        })
     })
 }
 

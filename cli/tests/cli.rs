@@ -219,6 +219,35 @@ fn bad_input_is_a_clear_error() {
         ],
         "unsupported op Ln at node",
     );
+    // A proof budget no circuit shape can meet, and a k too small for a 4,097-row table.
+    expect_failure(
+        &[
+            "compile",
+            p(&e.join("network.onnx")),
+            "--calibration",
+            p(&input),
+            "--out",
+            p(&out),
+            "--max-proof-bytes",
+            "1000",
+        ],
+        "raise --max-proof-bytes",
+    );
+    expect_failure(
+        &[
+            "compile",
+            p(&example("1l_sigmoid").join("network.onnx")),
+            "--calibration",
+            p(&example("1l_sigmoid").join("input.json")),
+            "--out",
+            p(&out),
+            "--logrows",
+            "8",
+            "--max-proof-bytes",
+            "100000000",
+        ],
+        "does not fit in 2^8 rows",
+    );
 
     let dir = tmp.path().join("mlp");
     compile_and_setup("1l_mlp", &dir, &[]);

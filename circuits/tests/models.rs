@@ -38,6 +38,8 @@ fn small_models_have_no_unconstrained_cell() {
         "1l_sigmoid",
         "exp",
         "1l_softmax",
+        "1l_sqrt",
+        "1l_leakyrelu",
     ] {
         let (q, qi) = example(name);
         for vis in [Visibility::Public, Visibility::Private] {

@@ -60,6 +60,8 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
 /// Models with non-linear functions (lookup tables), softmax and layer norm (division and
 /// square root) and an LSTM cell; with these, all 13 models of EZKL's baseline prove.
 const FUNCTION_MODELS: &[&str] = &[
+    "1l_sqrt",
+    "1l_leakyrelu",
     "1l_softmax",
     "layernorm",
     "lstm",

@@ -13,9 +13,10 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
-use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::nn::{LeakyRelu, Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
@@ -248,6 +249,13 @@ impl<'m> Lowering<'m> {
                 self.lower_rms_norm(id, &ins, op)?;
                 continue;
             }
+            if let Some(leaky) = node
+                .op_as::<ElementWiseOp>()
+                .and_then(|e| e.0.downcast_ref::<LeakyRelu>())
+            {
+                self.lower_leaky_relu(id, &ins, leaky.alpha)?;
+                continue;
+            }
             if let Some(op) = node.op_as::<LstmEpilogue>() {
                 self.lower_lstm_epilogue(id, &ins, op.hidden)?;
                 continue;
@@ -465,6 +473,41 @@ impl<'m> Lowering<'m> {
         Ok(())
     }
 
+    /// LeakyRelu as `max(x, α·x)` (for `0 ≤ α ≤ 1`): a scaling node, then an element-wise max.
+    fn lower_leaky_relu(&mut self, id: usize, ins: &[Val], alpha: f32) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let Some(Val::Node(x)) = ins.first().cloned() else {
+            return Err(self.unsupported(id, "expected one variable input"));
+        };
+        if !(0.0..=1.0).contains(&alpha) {
+            return Err(self.unsupported(id, "alpha must be in [0, 1]"));
+        }
+        let shape = self.concrete_shape(node.inputs[0])?;
+        let n: usize = shape.iter().product();
+        let src = "LeakyRelu".to_string();
+        let scaled = Op::Linear {
+            terms: (0..n as u32).map(|i| vec![(0, i, alpha)]).collect(),
+            bias: vec![0.0; n],
+        };
+        let ax = self.push(
+            format!("{name}.scaled"),
+            src.clone(),
+            scaled,
+            vec![x],
+            shape.clone(),
+        );
+        let max = Op::Extremum {
+            kind: ExtremumKind::Max,
+            candidates: (0..n as u32)
+                .map(|idx| vec![Src::Elem { slot: 0, idx }, Src::Elem { slot: 1, idx }])
+                .collect(),
+        };
+        let y = self.push(name, src, max, vec![x, ax], shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+        Ok(())
+    }
+
     /// tract's fused LSTM cell epilogue. From the gate pre-activations `[rows, 4h]` (ONNX
     /// order i, o, f, c) and the previous cell state `[rows, h]`:
     /// `C = σ(f)·c_prev + σ(i)·tanh(c)` and `H = σ(o)·tanh(C)`, as sigmoid and tanh lookups,
@@ -644,6 +687,11 @@ impl<'m> Lowering<'m> {
             Lowered {
                 op: Op::Bilinear { pairs },
                 slots: vec![0, 0],
+            }
+        } else if ctx.op == "Sqrt" {
+            Lowered {
+                op: Op::Sqrt,
+                slots: vec![0],
             }
         } else if let Some(func) = UnaryFn::from_tract(&ctx.op) {
             Lowered {

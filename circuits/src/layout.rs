@@ -107,6 +107,19 @@ impl Memo {
         self.seen.get(key).copied()
     }
 
+    /// The value memoized under `key`, else the one `lay_out` makes (then memoized).
+    fn get_or_lay_out(
+        &mut self,
+        key: Vec<i128>,
+        lay_out: impl FnOnce() -> Result<(Elem, Option<AssignedValue<Fr>>), CircuitError>,
+    ) -> Result<Value, CircuitError> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let (elem, neg) = lay_out()?;
+        Ok(self.insert(key, elem, neg))
+    }
+
     fn insert(&mut self, key: Vec<i128>, elem: Elem, neg: Option<AssignedValue<Fr>>) -> Value {
         let v = self.fresh(elem, neg);
         self.seen.insert(key, v);
@@ -170,26 +183,22 @@ pub fn lay_out(
                         &[*shift as i128, b as i128],
                         srcs.iter().map(|(v, c)| (v, *c as i128)),
                     );
-                    let v = match memo.get(&key) {
-                        Some(v) => v,
-                        None => {
-                            let pairs: Vec<(Elem, Elem)> = srcs
-                                .iter()
-                                .map(|(v, c)| (v.elem, Elem::Const(*c as i128)))
-                                .collect();
-                            let r = chip.dot(
-                                ctx,
-                                lincomb,
-                                &pairs,
-                                b as i128,
-                                *shift,
-                                q.act_bits,
-                                &place(i),
-                            )?;
-                            memo.insert(key, r.out, r.neg)
-                        }
-                    };
-                    out.push(v);
+                    out.push(memo.get_or_lay_out(key, || {
+                        let pairs: Vec<(Elem, Elem)> = srcs
+                            .iter()
+                            .map(|(v, c)| (v.elem, Elem::Const(*c as i128)))
+                            .collect();
+                        let r = chip.dot(
+                            ctx,
+                            lincomb,
+                            &pairs,
+                            b as i128,
+                            *shift,
+                            q.act_bits,
+                            &place(i),
+                        )?;
+                        Ok((r.out, r.neg))
+                    })?);
                 }
             }
             QOp::Bilinear { pairs, shift } => {
@@ -197,25 +206,14 @@ pub fn lay_out(
                     let srcs: Vec<(Value, Value)> =
                         row.iter().map(|&(a, b)| (val(0, a), val(1, b))).collect();
                     let key = Memo::key2(BILINEAR, *shift as i128, &srcs);
-                    let v = match memo.get(&key) {
-                        Some(v) => v,
-                        None => {
-                            let pairs: Vec<(Elem, Elem)> =
-                                srcs.iter().map(|(a, b)| (a.elem, b.elem)).collect();
-                            let half = 1i128 << (shift - 1);
-                            let r = chip.dot(
-                                ctx,
-                                lincomb,
-                                &pairs,
-                                half,
-                                *shift,
-                                q.act_bits,
-                                &place(i),
-                            )?;
-                            memo.insert(key, r.out, r.neg)
-                        }
-                    };
-                    out.push(v);
+                    out.push(memo.get_or_lay_out(key, || {
+                        let pairs: Vec<(Elem, Elem)> =
+                            srcs.iter().map(|(a, b)| (a.elem, b.elem)).collect();
+                        let half = 1i128 << (shift - 1);
+                        let r =
+                            chip.dot(ctx, lincomb, &pairs, half, *shift, q.act_bits, &place(i))?;
+                        Ok((r.out, r.neg))
+                    })?);
                 }
             }
             QOp::Extremum { kind, candidates } => {
@@ -238,19 +236,14 @@ pub fn lay_out(
                     }
                     let tag = [*kind as i128, bits as i128];
                     let key = Memo::key(EXTREMUM, &tag, srcs.iter().map(|v| (v, 0)));
-                    let v = match memo.get(&key) {
-                        Some(v) => v,
-                        None => {
-                            let (mut m, mut m_neg) = (srcs[0].elem, srcs[0].neg);
-                            for c in &srcs[1..] {
-                                m =
-                                    chip.extremum2(ctx, *kind, m, c.elem, m_neg, bits, &place(i))?;
-                                m_neg = None;
-                            }
-                            memo.insert(key, m, None)
+                    out.push(memo.get_or_lay_out(key, || {
+                        let (mut m, mut m_neg) = (srcs[0].elem, srcs[0].neg);
+                        for c in &srcs[1..] {
+                            m = chip.extremum2(ctx, *kind, m, c.elem, m_neg, bits, &place(i))?;
+                            m_neg = None;
                         }
-                    };
-                    out.push(v);
+                        Ok((m, None))
+                    })?);
                 }
             }
             QOp::Remap { srcs } => out.extend(srcs.iter().map(resolve)),
@@ -259,16 +252,12 @@ pub fn lay_out(
                 for i in 0..node.len() {
                     let v = val(0, i as u32);
                     let key = Memo::key(SQRT, &[*shift as i128], std::iter::once((&v, 0)));
-                    let out_v = match memo.get(&key) {
-                        Some(found) => found,
-                        None => {
-                            let cell = as_cell(ctx, v.elem);
-                            let (s, neg) =
-                                chip.sqrt(ctx, cell, *shift, in_bits, q.act_bits, &place(i))?;
-                            memo.insert(key, Elem::Cell(s), Some(neg))
-                        }
-                    };
-                    out.push(out_v);
+                    out.push(memo.get_or_lay_out(key, || {
+                        let cell = as_cell(ctx, v.elem);
+                        let (s, neg) =
+                            chip.sqrt(ctx, cell, *shift, in_bits, q.act_bits, &place(i))?;
+                        Ok((Elem::Cell(s), Some(neg)))
+                    })?);
                 }
             }
             QOp::Divide { pairs, shift } => {
@@ -277,16 +266,12 @@ pub fn lay_out(
                 for (i, &(ia, ib)) in pairs.iter().enumerate() {
                     let (a, b) = (val(0, ia), val(1, ib));
                     let key = Memo::key(DIVIDE, &[*shift as i128], [(&a, 0), (&b, 1)].into_iter());
-                    let v = match memo.get(&key) {
-                        Some(v) => v,
-                        None => {
-                            let (ac, bc) = (as_cell(ctx, a.elem), as_cell(ctx, b.elem));
-                            let (y, neg) =
-                                chip.divide(ctx, ac, bc, *shift, den_bits, q.act_bits, &place(i))?;
-                            memo.insert(key, Elem::Cell(y), Some(neg))
-                        }
-                    };
-                    out.push(v);
+                    out.push(memo.get_or_lay_out(key, || {
+                        let (ac, bc) = (as_cell(ctx, a.elem), as_cell(ctx, b.elem));
+                        let (y, neg) =
+                            chip.divide(ctx, ac, bc, *shift, den_bits, q.act_bits, &place(i))?;
+                        Ok((Elem::Cell(y), Some(neg)))
+                    })?);
                 }
             }
             QOp::Lookup { table, .. } => {
@@ -294,23 +279,19 @@ pub fn lay_out(
                 for i in 0..node.len() {
                     let x = val(0, i as u32);
                     let key = Memo::key(LOOKUP, &[tag as i128], std::iter::once((&x, 0)));
-                    let v = match memo.get(&key) {
-                        Some(v) => v,
-                        None => {
-                            let cell = as_cell(ctx, x.elem);
-                            let (y, neg) = chip.lookup_fn(
-                                ctx,
-                                functions,
-                                cell,
-                                table,
-                                tag,
-                                q.act_bits,
-                                &place(i),
-                            )?;
-                            memo.insert(key, Elem::Cell(y), neg)
-                        }
-                    };
-                    out.push(v);
+                    out.push(memo.get_or_lay_out(key, || {
+                        let cell = as_cell(ctx, x.elem);
+                        let (y, neg) = chip.lookup_fn(
+                            ctx,
+                            functions,
+                            cell,
+                            table,
+                            tag,
+                            q.act_bits,
+                            &place(i),
+                        )?;
+                        Ok((Elem::Cell(y), neg))
+                    })?);
                 }
             }
         }

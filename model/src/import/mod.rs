@@ -348,6 +348,14 @@ impl<'m> Lowering<'m> {
         }
     }
 
+    /// The graph node of a composite op's first input, which must be variable.
+    fn variable_input(&self, id: usize, ins: &[Val]) -> Result<usize> {
+        match ins.first() {
+            Some(Val::Node(n)) => Ok(*n),
+            _ => Err(self.unsupported(id, "expected a variable first input")),
+        }
+    }
+
     /// Softmax over `axes` as five nodes: the group maximum, `x − max`, `e^(x − max)` (a
     /// lookup), the group sum, and the division (subtracting the maximum keeps every exponent
     /// at most 0, so every `e^…` is in (0, 1] and the sum is at least 1).
@@ -358,9 +366,7 @@ impl<'m> Lowering<'m> {
         if op.kind != SoftmaxKind::Softmax || op.quant_output_dt.is_some() {
             return Err(unsupported("only float Softmax is supported"));
         }
-        let Some(Val::Node(x)) = ins.first().cloned() else {
-            return Err(unsupported("expected one variable input"));
-        };
+        let x = self.variable_input(id, ins)?;
         let shape = self.concrete_shape(node.inputs[0])?;
         let (gshape, group_of, groups) = reduction_groups(&shape, &op.axes);
         let n = group_of.len();
@@ -422,9 +428,7 @@ impl<'m> Lowering<'m> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
         let unsupported = |detail: &str| self.unsupported(id, detail);
-        let Some(Val::Node(x)) = ins.first().cloned() else {
-            return Err(unsupported("expected one variable input"));
-        };
+        let x = self.variable_input(id, ins)?;
         let eps = tensor_f32(&op.eps)
             .ok()
             .and_then(|v| v.first().copied())
@@ -477,9 +481,7 @@ impl<'m> Lowering<'m> {
     fn lower_leaky_relu(&mut self, id: usize, ins: &[Val], alpha: f32) -> Result<()> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
-        let Some(Val::Node(x)) = ins.first().cloned() else {
-            return Err(self.unsupported(id, "expected one variable input"));
-        };
+        let x = self.variable_input(id, ins)?;
         if !(0.0..=1.0).contains(&alpha) {
             return Err(self.unsupported(id, "alpha must be in [0, 1]"));
         }
@@ -516,9 +518,7 @@ impl<'m> Lowering<'m> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
         let unsupported = |detail: &str| self.unsupported(id, detail);
-        let Some(Val::Node(pre)) = ins.first().cloned() else {
-            return Err(unsupported("expected variable gate pre-activations"));
-        };
+        let pre = self.variable_input(id, ins)?;
         let c_shape = self.concrete_shape(node.inputs[1])?;
         let pre_len: usize = self.concrete_shape(node.inputs[0])?.iter().product();
         let c_len: usize = c_shape.iter().product();

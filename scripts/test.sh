@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: unit, chip soundness (MockProver tampering), and end-to-end tests on the
-# EZKL example corpus expected at ../shared/ezkl-examples, plus the shipped example model.
+# EZKL example corpus expected at ../shared/ezkl-examples, plus the shipped example model, and
+# ceremony-file tests on a public .ptau that scripts/fetch-ptau.sh fetches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -8,4 +9,7 @@ if [ ! -d ../shared/ezkl-examples ]; then
   echo "error: the tests read the example corpus at ../shared/ezkl-examples (beside this checkout)" >&2
   exit 1
 fi
+# The public ceremony file the SRS tests read (fetched once through cargo's registry access).
+ZKINFER_PTAU="$(scripts/fetch-ptau.sh)"
+export ZKINFER_PTAU
 cargo test --workspace

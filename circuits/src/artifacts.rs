@@ -1,11 +1,12 @@
 //! What `compile` and `setup` leave in a model folder, and the proof file: one versioned
 //! format shared by the prover (which writes) and the verifier (which reads).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Affine};
 use halo2_base::halo2_proofs::halo2curves::serde::SerdeObject;
+use halo2_base::halo2_proofs::halo2curves::CurveAffine;
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
 use halo2_base::halo2_proofs::poly::commitment::{Params, ParamsProver};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
@@ -18,7 +19,7 @@ use crate::circuit::ModelCircuit;
 use crate::plan::CircuitPlan;
 
 /// Version of every artifact format below; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// File names inside a model folder.
 pub mod files {
@@ -160,8 +161,27 @@ impl Settings {
     /// The output part of the public instances, dequantized (None if an instance is not a
     /// small signed integer, or there are too few).
     pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
-        let mut at = self.num_input_instances();
-        self.output_shapes
+        self.dequantize_instances(instances, self.num_input_instances(), &self.output_shapes)
+    }
+
+    /// The input part of the public instances, dequantized; `None` when inputs are private
+    /// (or an instance is not a small signed integer).
+    pub fn inputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
+        match self.plan.visibility {
+            crate::Visibility::Public => {
+                self.dequantize_instances(instances, 0, &self.input_shapes)
+            }
+            crate::Visibility::Private => None,
+        }
+    }
+
+    fn dequantize_instances(
+        &self,
+        instances: &[Fr],
+        mut at: usize,
+        shapes: &[Vec<usize>],
+    ) -> Option<Vec<Vec<f64>>> {
+        shapes
             .iter()
             .map(|shape| {
                 let n: usize = shape.iter().product();
@@ -187,21 +207,66 @@ impl Settings {
             crate::Visibility::Private => 0,
         }
     }
+
+    /// Float inputs → the fixed-point integers the circuit takes, with the checks of
+    /// `QGraph::quantize_input` (count, shape, NaN, range).
+    pub fn quantize_input(
+        &self,
+        data: &[Vec<f64>],
+    ) -> Result<Vec<Vec<i64>>, zkinfer_model::ModelError> {
+        zkinfer_model::quantize_input(data, &self.input_shapes, self.scale, self.act_bits)
+    }
 }
 
-/// Where the SRS of a setup came from.
+/// Where the SRS of a setup came from, as setup recorded it (a label: a verifier checks the
+/// points themselves with `verify --srs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SrsSource {
-    /// Generated locally with fresh randomness: fine for development, not a ceremony.
+    /// Generated locally with fresh randomness: whoever ran setup could forge proofs.
     LocalDev,
-    /// Loaded from a file (downsized to k).
+    /// Read from a ceremony file (downsized to k).
     File {
         /// The path given.
         path: String,
-        /// Its k before downsizing.
-        k: u32,
+        /// What the file is: hash, format, largest k, the public ceremony it was recognised as.
+        #[serde(flatten)]
+        info: crate::srs_file::SrsFileInfo,
     },
+}
+
+impl std::fmt::Display for SrsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SrsSource::LocalDev => write!(
+                f,
+                "development SRS made locally: whoever ran setup can forge proofs"
+            ),
+            SrsSource::File { path, info } => {
+                write!(f, "{path} (sha256 {}", info.sha256)?;
+                match &info.recognised {
+                    Some(name) => write!(f, ", recognised as {name})"),
+                    None => write!(f, ", not a ceremony file zkinfer knows)"),
+                }
+            }
+        }
+    }
+}
+
+/// What is known of a folder's SRS without the ceremony file: the public ceremony its s·g2
+/// belongs to, when zkinfer knows that value; otherwise what setup recorded, unchecked.
+pub fn srs_note(recorded: Option<&SrsSource>, kzg: &KzgVerifierKey) -> String {
+    if let Some(name) = crate::srs_file::recognise_s_g2(&kzg.s_g2) {
+        return format!("{name} (recognised by its s·g2)");
+    }
+    match recorded {
+        Some(SrsSource::LocalDev) => SrsSource::LocalDev.to_string(),
+        Some(file) => format!(
+            "setup recorded {file}; unchecked: `zkinfer verify --srs FILE` checks the points"
+        ),
+        None => "unknown (no keys.json); unchecked: `zkinfer verify --srs FILE` checks the points"
+            .into(),
+    }
 }
 
 /// `keys.json`: what setup produced.
@@ -213,6 +278,8 @@ pub struct KeysInfo {
     pub settings_sha256: String,
     /// sha256 of `vk.bin`.
     pub vk_sha256: String,
+    /// The model id of the folder (see [`crate::identity`]).
+    pub model_id: String,
     /// Where the SRS came from.
     pub srs: SrsSource,
     /// halo2-base column break points fixed at key generation.
@@ -230,12 +297,13 @@ impl Versioned for KeysInfo {
 pub struct ProofFile {
     /// [`FORMAT_VERSION`].
     pub format_version: u32,
-    /// sha256 of the ONNX model proven.
-    pub model_sha256: String,
-    /// sha256 of the verifying key.
-    pub vk_sha256: String,
+    /// The model id the proof was made for (a verifier recomputes it from the folder).
+    pub model_id: String,
     /// Whether the inputs are among the instances.
     pub input_visibility: crate::Visibility,
+    /// Dequantized inputs, one flat list per graph input (absent when private).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Vec<Vec<f64>>>,
     /// Dequantized outputs, one flat list per graph output.
     pub outputs: Vec<Vec<f64>>,
     /// Output shapes.
@@ -257,40 +325,82 @@ pub fn in_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Writes the verifier's part of an SRS: `k`, `g[0]`, `g2`, `s·g2`.
-pub fn write_kzg_verifier(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), ArtifactError> {
-    let mut out = Vec::new();
-    out.extend(params.k().to_le_bytes());
-    let g0 = params.get_g()[0];
-    g0.write_raw(&mut out).map_err(io_err(path))?;
-    params.g2().write_raw(&mut out).map_err(io_err(path))?;
-    params.s_g2().write_raw(&mut out).map_err(io_err(path))?;
-    write_bytes(path, &out)
+/// `kzg-verifier.bin`: the SRS points a verifier needs (`k`, then `g`, `g2`, `s·g2` in halo2's
+/// raw format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KzgVerifierKey {
+    /// The circuit's k.
+    pub k: u32,
+    /// The first G1 point (the generator).
+    pub g: G1Affine,
+    /// The G2 generator.
+    pub g2: G2Affine,
+    /// `s·g2`.
+    pub s_g2: G2Affine,
 }
 
-/// Reads what [`write_kzg_verifier`] wrote, checking that the points are on their curves.
-pub fn read_kzg_verifier(path: &Path) -> Result<ParamsKZG<Bn256>, ArtifactError> {
-    let bytes = read_bytes(path)?;
-    let bad = |m: &str| ArtifactError::Invalid {
-        path: path.display().to_string(),
-        message: m.to_string(),
-    };
-    let mut r = bytes.as_slice();
-    let mut k = [0u8; 4];
-    r.read_exact(&mut k).map_err(|_| bad("truncated"))?;
-    let k = u32::from_le_bytes(k);
-    if !(1..=28).contains(&k) {
-        return Err(bad("k out of range"));
+impl KzgVerifierKey {
+    /// The verifier's part of `params`.
+    pub fn of(params: &ParamsKZG<Bn256>) -> Self {
+        Self {
+            k: params.k(),
+            g: params.get_g()[0],
+            g2: params.g2(),
+            s_g2: params.s_g2(),
+        }
     }
-    let g0 = G1Affine::read_raw(&mut r).map_err(|_| bad("invalid G1 point"))?;
-    let g2 = G2Affine::read_raw(&mut r).map_err(|_| bad("invalid G2 point"))?;
-    let s_g2 = G2Affine::read_raw(&mut r).map_err(|_| bad("invalid G2 point"))?;
-    if !r.is_empty() {
-        return Err(bad("trailing bytes"));
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.k.to_le_bytes().to_vec();
+        out.extend(self.g.to_raw_bytes());
+        out.extend(self.g2.to_raw_bytes());
+        out.extend(self.s_g2.to_raw_bytes());
+        out
     }
-    // `from_parts` is a method; a 2-row throwaway instance provides the receiver.
-    let seed = ParamsKZG::<Bn256>::setup(1, rand::rngs::OsRng);
-    Ok(seed.from_parts(k, vec![g0], Some(vec![g0]), g2, s_g2))
+
+    /// Parses the file's bytes: every point canonical, on its curve, in the prime-order
+    /// subgroup, and `g`, `g2` the standard generators.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ArtifactError> {
+        let bad = |m: &str| ArtifactError::Invalid {
+            path: path.display().to_string(),
+            message: m.to_string(),
+        };
+        use crate::curve::{g1_from_raw, g2_from_raw, G1_RAW, G2_RAW};
+        if bytes.len() != 4 + G1_RAW + 2 * G2_RAW {
+            return Err(bad("not a kzg-verifier file (wrong length)"));
+        }
+        let k = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        if !(1..=crate::srs_file::MAX_K).contains(&k) {
+            return Err(bad("k out of range"));
+        }
+        let (g, rest) = bytes[4..].split_at(G1_RAW);
+        let (g2, s_g2) = rest.split_at(G2_RAW);
+        let g = g1_from_raw(g).ok_or_else(|| bad("g is not a point of G1"))?;
+        let g2 = g2_from_raw(g2).ok_or_else(|| bad("g2 is not a point of G2's subgroup"))?;
+        let s_g2 = g2_from_raw(s_g2).ok_or_else(|| bad("s·g2 is not a point of G2's subgroup"))?;
+        if !crate::curve::standard_generators(&g, &g2) {
+            return Err(bad("g and g2 are not the standard generators"));
+        }
+        Ok(Self { k, g, g2, s_g2 })
+    }
+
+    /// Reads and checks a `kzg-verifier.bin`.
+    pub fn read(path: &Path) -> Result<Self, ArtifactError> {
+        Self::from_bytes(&read_bytes(path)?, path)
+    }
+
+    /// Writes a `kzg-verifier.bin`.
+    pub fn write(&self, path: &Path) -> Result<(), ArtifactError> {
+        write_bytes(path, &self.to_bytes())
+    }
+
+    /// Verifier parameters holding just these points.
+    pub fn params(&self) -> ParamsKZG<Bn256> {
+        // `from_parts` is a method; a 2-row throwaway instance provides the receiver.
+        let seed = ParamsKZG::<Bn256>::setup(1, rand::rngs::OsRng);
+        seed.from_parts(self.k, vec![self.g], Some(vec![self.g]), self.g2, self.s_g2)
+    }
 }
 
 /// Serializes a verifying key.
@@ -298,21 +408,39 @@ pub fn vk_to_bytes(vk: &VerifyingKey<G1Affine>) -> Vec<u8> {
     vk.to_bytes(SerdeFormat::RawBytes)
 }
 
-/// Reads a verifying key for the circuit shape in `plan` (points are checked on read).
+/// Reads a verifying key for the circuit shape in `plan`: every commitment must be a point of
+/// the curve (halo2's raw reader does not check) and the encoding canonical (the bytes are
+/// exactly what the key serializes to, so the model id names one key).
 pub fn vk_from_bytes(
     bytes: &[u8],
     plan: &CircuitPlan,
     path: &Path,
 ) -> Result<VerifyingKey<G1Affine>, ArtifactError> {
-    VerifyingKey::<G1Affine>::from_bytes::<ModelCircuit>(
+    let bad = |message: String| ArtifactError::Invalid {
+        path: path.display().to_string(),
+        message,
+    };
+    let vk = VerifyingKey::<G1Affine>::from_bytes::<ModelCircuit>(
         bytes,
         SerdeFormat::RawBytes,
         plan.params.clone(),
     )
-    .map_err(|e| ArtifactError::Invalid {
-        path: path.display().to_string(),
-        message: format!("not a verifying key for this circuit: {e}"),
-    })
+    .map_err(|e| bad(format!("not a verifying key for this circuit: {e}")))?;
+    let points = vk
+        .fixed_commitments()
+        .iter()
+        .chain(vk.permutation().commitments());
+    for (i, p) in points.enumerate() {
+        if !bool::from(p.is_on_curve()) {
+            return Err(bad(format!("commitment {i} is not a point of the curve")));
+        }
+    }
+    if vk_to_bytes(&vk) != bytes {
+        return Err(bad(
+            "not the canonical encoding of a verifying key for this circuit".into(),
+        ));
+    }
+    Ok(vk)
 }
 
 /// Writes any byte sink to a file.

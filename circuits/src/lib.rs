@@ -12,12 +12,15 @@ pub mod chips;
 mod circuit;
 pub mod cost;
 pub mod cpu;
+pub mod curve;
 mod error;
 pub mod field;
 pub mod functions;
+pub mod identity;
 mod layout;
 pub mod lincomb;
 mod plan;
+pub mod srs_file;
 
 pub use circuit::{CircuitParams, ModelCircuit};
 pub use error::CircuitError;

@@ -245,6 +245,30 @@ impl LinCombRegion {
             .collect()
     }
 
+    /// The accumulator column.
+    pub fn accumulators(&self) -> &[Fr] {
+        &self.acc
+    }
+
+    /// The accumulators the step gate implies for the current terms: the running sum from
+    /// zero, row by row (what a forger of terms writes to keep every step true).
+    pub fn running_sums(&self) -> Vec<Fr> {
+        let mut acc = vec![Fr::ZERO];
+        for (r, c) in self.cs.iter().enumerate() {
+            let row = (0..self.width).fold(*c, |sum, j| {
+                let i = r * self.width + j;
+                sum + self.ws[i] * self.xs[i]
+            });
+            acc.push(acc[r] + row);
+        }
+        acc
+    }
+
+    /// Overwrites the accumulator column (tamper tests).
+    pub fn set_accumulators(&mut self, acc: Vec<Fr>) {
+        self.acc = acc;
+    }
+
     /// Reads a cell named by [`Self::used_cells`].
     pub fn cell(&self, (is_acc, i): (bool, usize)) -> Fr {
         if is_acc {

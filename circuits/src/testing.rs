@@ -1,20 +1,29 @@
-//! Test harness: MockProver runs, and tampering with every advice cell a chip assigned, in
-//! halo2-base's columns and in the lincomb region.
+//! Test harness: MockProver runs and consistent forgeries.
+//!
+//! A forgery changes a cell *and every cell copy-constrained to it* (halo2-base copies a value
+//! into a new cell each time a gate reuses it, into the lookup columns for range checks, and
+//! into the lincomb and function regions), and the public instance when the cell is public.
+//! So no copy constraint can notice it, and MockProver's verdict names the gate or lookup that
+//! does: [`MockCircuit::rejections`] returns them as [`Rejection`]s. A test of a constraint
+//! first shows the honest witness passes, then that a forgery is rejected by that constraint
+//! ([`MockCircuit::assert_rejected_by`]); deleting the constraint makes such a test fail.
+
+use std::collections::{BTreeSet, HashMap};
 
 use halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
 use halo2_base::gates::RangeChip;
-use halo2_base::halo2_proofs::dev::MockProver;
+use halo2_base::halo2_proofs::dev::{MockProver, VerifyFailure};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::plonk::Assigned;
-use halo2_base::{AssignedValue, Context};
+use halo2_base::{AssignedValue, Context, ContextCell};
 
 use crate::circuit::{CircuitParams, ModelCircuit};
-use crate::functions::FunctionRegion;
-use crate::lincomb::LinCombRegion;
+use crate::functions::{self, FunctionRegion};
+use crate::lincomb::{self, LinCombRegion};
 use crate::plan::MIN_UNUSABLE_ROWS;
 
 /// An advice cell a test can tamper with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CellRef {
     /// Offset in halo2-base's main context.
     Base(usize),
@@ -22,6 +31,126 @@ pub enum CellRef {
     LinComb(bool, usize),
     /// Cell `j` (t, y0, dy) of function-lookup row `r`.
     Function(usize, usize),
+}
+
+/// The constraint that made MockProver reject a circuit.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rejection {
+    /// halo2-base's gate `a + b·c = out` (every chip's arithmetic, booleanity, products).
+    BasicGate,
+    /// The lincomb step gate `acc' = acc + c + Σ w·x`.
+    LinCombStep,
+    /// The lincomb gate pinning both ends of each chain to zero.
+    LinCombEnds,
+    /// halo2-base's range-check lookup into `[0, 2^lookup_bits)`.
+    RangeLookup,
+    /// The function-table lookup `(tag, t, y0, dy)`.
+    FunctionLookup,
+    /// A copy (permutation) constraint: a forgery that was not consistent.
+    Copy,
+    /// Anything else, as MockProver printed it.
+    Other(String),
+}
+
+impl Rejection {
+    fn of(failure: &VerifyFailure) -> Self {
+        match failure {
+            VerifyFailure::ConstraintNotSatisfied { constraint, .. } => {
+                // "Constraint i in gate j ('name')": the gate's name closes the text.
+                let text = constraint.to_string();
+                let gate = text
+                    .rsplit_once("('")
+                    .map(|(_, n)| n.trim_end_matches("')"))
+                    .unwrap_or("");
+                match gate {
+                    "1 column a + b * c = out" => Self::BasicGate,
+                    "lincomb step" => Self::LinCombStep,
+                    "lincomb ends" => Self::LinCombEnds,
+                    _ => Self::Other(text),
+                }
+            }
+            VerifyFailure::Lookup { name, .. } => match name.as_str() {
+                "lookup" | "lookup wo selector" => Self::RangeLookup,
+                "function tables" => Self::FunctionLookup,
+                _ => Self::Other(format!("lookup {name}")),
+            },
+            VerifyFailure::Permutation { .. } => Self::Copy,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// The copy classes of a laid-out circuit: which cells must hold one value.
+struct CopyClasses {
+    class_of: HashMap<ContextCell, usize>,
+    members: Vec<Vec<ContextCell>>,
+    constant: Vec<Option<Fr>>,
+    instances: Vec<Vec<usize>>,
+}
+
+impl CopyClasses {
+    fn of(circuit: &ModelCircuit) -> Self {
+        let copy = circuit.base.core().copy_manager.clone();
+        let copy = copy.lock().expect("copy manager lock");
+        let mut parent: HashMap<ContextCell, ContextCell> = HashMap::new();
+        fn root(parent: &mut HashMap<ContextCell, ContextCell>, c: ContextCell) -> ContextCell {
+            let p = *parent.entry(c).or_insert(c);
+            if p == c {
+                return c;
+            }
+            let r = root(parent, p);
+            parent.insert(c, r);
+            r
+        }
+        for &(a, b) in &copy.advice_equalities {
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            if ra != rb {
+                parent.insert(ra, rb);
+            }
+        }
+        // Public cells are tied to the instance column outside the copy manager.
+        let public = circuit.base.assigned_instances[0]
+            .iter()
+            .map(|v| v.cell.expect("mock cells carry their position"));
+        let cells: Vec<ContextCell> = parent
+            .keys()
+            .copied()
+            .chain(copy.constant_equalities.iter().map(|(_, c)| *c))
+            .chain(public)
+            .collect();
+        let mut classes = CopyClasses {
+            class_of: HashMap::new(),
+            members: Vec::new(),
+            constant: Vec::new(),
+            instances: Vec::new(),
+        };
+        let mut id_of_root: HashMap<ContextCell, usize> = HashMap::new();
+        for c in cells {
+            if classes.class_of.contains_key(&c) {
+                continue;
+            }
+            let r = root(&mut parent, c);
+            let id = *id_of_root.entry(r).or_insert_with(|| {
+                classes.members.push(Vec::new());
+                classes.constant.push(None);
+                classes.instances.push(Vec::new());
+                classes.members.len() - 1
+            });
+            classes.class_of.insert(c, id);
+            classes.members[id].push(c);
+        }
+        for (v, c) in &copy.constant_equalities {
+            let id = classes.class_of[c];
+            classes.constant[id] = Some(*v);
+        }
+        for (i, v) in circuit.base.assigned_instances[0].iter().enumerate() {
+            let cell = v.cell.expect("mock cells carry their position");
+            if let Some(&id) = classes.class_of.get(&cell) {
+                classes.instances[id].push(i);
+            }
+        }
+        classes
+    }
 }
 
 /// What a test lays out: cells in the main context (and the lincomb region, when it has a
@@ -45,6 +174,7 @@ pub struct MockCircuit<T> {
     /// Advice offsets `f` assigned in halo2-base's context (from the first to the last cell).
     pub cells: std::ops::Range<usize>,
     instances: Vec<Fr>,
+    classes: Option<CopyClasses>,
 }
 
 impl<T> MockCircuit<T> {
@@ -110,6 +240,7 @@ impl<T> MockCircuit<T> {
             result,
             cells: start..end,
             instances,
+            classes: None,
         }
     }
 
@@ -122,16 +253,26 @@ impl<T> MockCircuit<T> {
             result,
             cells: 0..end,
             instances,
+            classes: None,
         }
     }
 
     /// True when MockProver accepts the circuit as built.
     pub fn satisfied(&self) -> bool {
-        self.accepts_instances(self.instances.clone())
+        self.verdict(self.instances.clone()).is_ok()
     }
 
-    /// Cells whose value can be changed (by +1) without MockProver noticing: among `f`'s
-    /// halo2-base cells and every lincomb cell in use. A sound chip returns none.
+    /// Every constraint MockProver finds violated with these public instances.
+    fn verdict(&self, instances: Vec<Fr>) -> Result<(), BTreeSet<Rejection>> {
+        MockProver::run(self.k, &self.circuit, vec![instances])
+            .expect("mock prover runs")
+            .verify()
+            .map_err(|failures| failures.iter().map(Rejection::of).collect())
+    }
+
+    /// Cells whose whole copy class can be moved by +1 without MockProver noticing: among
+    /// `f`'s halo2-base cells and every lincomb and function-lookup cell in use. Classes tied
+    /// to a constant cannot move and are skipped. A sound chip returns none.
     pub fn unconstrained_cells(&mut self) -> Vec<CellRef> {
         let cells = self
             .cells
@@ -159,42 +300,121 @@ impl<T> MockCircuit<T> {
             .collect()
     }
 
-    /// Like [`Self::unconstrained_cells`], over the given cells only.
+    /// Like [`Self::unconstrained_cells`], over the given cells only (each class tried once).
     pub fn unconstrained_among(
         &mut self,
         cells: impl IntoIterator<Item = CellRef>,
     ) -> Vec<CellRef> {
         let mut free = Vec::new();
+        let mut tried = BTreeSet::new();
         for c in cells {
-            let original = self.cell(c);
-            self.set_cell(c, original + Fr::from(1u64));
-            if self.satisfied() {
+            let class = self.class_key(c);
+            if !tried.insert(class) || self.constant_of(c).is_some() {
+                continue;
+            }
+            let moved = self.value(c) + Fr::from(1u64);
+            if self.rejections(&[(c, moved)]).is_empty() {
                 free.push(c);
             }
-            self.set_cell(c, original);
         }
         free
     }
 
-    /// True when MockProver still accepts after setting the given cells (then restores them).
-    pub fn accepts_tampered(&mut self, changes: &[(CellRef, Fr)]) -> bool {
-        let originals: Vec<Fr> = changes.iter().map(|&(c, _)| self.cell(c)).collect();
+    /// Applies a consistent forgery (each named cell and its whole copy class take the new
+    /// value, public instances included), runs MockProver, restores the witness, and returns
+    /// the constraints that rejected it (empty when it was accepted).
+    ///
+    /// Panics when the forgery cannot be consistent: two values for one class, or a class
+    /// tied to a constant.
+    pub fn rejections(&mut self, changes: &[(CellRef, Fr)]) -> BTreeSet<Rejection> {
+        self.rejections_with(changes, &[])
+    }
+
+    /// [`Self::rejections`], then `overrides` set single cells apart from their copy class:
+    /// for tests of a copy constraint itself, where the forgery splits one class.
+    pub fn rejections_with(
+        &mut self,
+        changes: &[(CellRef, Fr)],
+        overrides: &[(CellRef, Fr)],
+    ) -> BTreeSet<Rejection> {
+        // Per class changed: its cells, its public instances, the cell named, the value.
+        type ClassChange = (Vec<ContextCell>, Vec<usize>, CellRef, Fr);
+        let mut class_values: Vec<ClassChange> = Vec::new();
+        let mut seen: HashMap<(usize, usize), Fr> = HashMap::new();
         for &(c, v) in changes {
-            self.set_cell(c, v);
+            if let Some(k) = self.constant_of(c) {
+                panic!("{c:?} is copy-constrained to the constant {k:?}: no consistent forgery moves it");
+            }
+            let key = self.class_key(c);
+            if let Some(prev) = seen.insert(key, v) {
+                assert_eq!(prev, v, "{c:?}: two values for one copy class");
+                continue;
+            }
+            let (members, instances) = self.class_members(c);
+            class_values.push((members, instances, c, v));
         }
-        let ok = self.satisfied();
-        for (&(c, _), v) in changes.iter().zip(originals) {
-            self.set_cell(c, v);
+        let mut instances = self.instances.clone();
+        let mut undo: Vec<(CellRef, Fr)> = Vec::new();
+        let mut undo_lookups = Vec::new();
+        for (members, public, lone, v) in &class_values {
+            let cells: Vec<CellRef> = if members.is_empty() {
+                vec![*lone]
+            } else {
+                members.iter().map(|m| self.cell_ref(m)).collect()
+            };
+            for c in cells {
+                undo.push((c, self.value(c)));
+                self.set(c, *v);
+            }
+            for &i in public {
+                instances[i] = *v;
+            }
+            undo_lookups.extend(self.set_lookup_copies(members, *v));
         }
-        ok
+        for &(c, v) in overrides {
+            undo.push((c, self.value(c)));
+            self.set(c, v);
+            let cell: Vec<ContextCell> = self.context_cell(c).into_iter().collect();
+            undo_lookups.extend(self.set_lookup_copies(&cell, v));
+        }
+        // Accumulators follow the terms, as a forger would write them, unless the forgery
+        // is of the accumulators themselves.
+        let touches_acc = changes
+            .iter()
+            .chain(overrides)
+            .any(|(c, _)| matches!(c, CellRef::LinComb(true, _)));
+        let accumulators = self.circuit.lincomb.accumulators().to_vec();
+        if !touches_acc {
+            let sums = self.circuit.lincomb.running_sums();
+            self.circuit.lincomb.set_accumulators(sums);
+        }
+        let verdict = self.verdict(instances);
+        self.circuit.lincomb.set_accumulators(accumulators);
+        for (c, v) in undo.into_iter().rev() {
+            self.set(c, v);
+        }
+        self.restore_lookup_copies(undo_lookups);
+        verdict.err().unwrap_or_default()
+    }
+
+    /// Asserts that the honest witness passes and that the forgery is rejected by exactly
+    /// the constraints in `by` (and by no copy constraint).
+    #[track_caller]
+    pub fn assert_rejected_by(&mut self, changes: &[(CellRef, Fr)], by: &[Rejection]) {
+        assert!(self.satisfied(), "the honest witness must pass");
+        let got = self.rejections(changes);
+        let want: BTreeSet<Rejection> = by.iter().cloned().collect();
+        assert_eq!(got, want, "forgery {changes:?}");
     }
 
     /// True when MockProver accepts with these public instances instead of the real ones.
     pub fn accepts_instances(&self, instances: Vec<Fr>) -> bool {
-        MockProver::run(self.k, &self.circuit, vec![instances])
-            .expect("mock prover runs")
-            .verify()
-            .is_ok()
+        self.verdict(instances).is_ok()
+    }
+
+    /// The constraints rejecting these public instances instead of the real ones.
+    pub fn instance_rejections(&self, instances: Vec<Fr>) -> BTreeSet<Rejection> {
+        self.verdict(instances).err().unwrap_or_default()
     }
 
     /// The public instances.
@@ -209,10 +429,11 @@ impl<T> MockCircuit<T> {
 
     /// The value of a halo2-base cell of the main context.
     pub fn base_cell(&mut self, offset: usize) -> Fr {
-        self.cell(CellRef::Base(offset))
+        self.value(CellRef::Base(offset))
     }
 
-    fn cell(&mut self, c: CellRef) -> Fr {
+    /// The value of any cell.
+    pub fn value(&mut self, c: CellRef) -> Fr {
         match c {
             CellRef::Base(i) => self.circuit.base.main(0).advice[i].evaluate(),
             CellRef::LinComb(a, i) => self.circuit.lincomb.cell((a, i)),
@@ -220,11 +441,103 @@ impl<T> MockCircuit<T> {
         }
     }
 
-    fn set_cell(&mut self, c: CellRef, v: Fr) {
+    fn set(&mut self, c: CellRef, v: Fr) {
         match c {
             CellRef::Base(i) => self.circuit.base.main(0).advice[i] = Assigned::Trivial(v),
             CellRef::LinComb(a, i) => self.circuit.lincomb.set_cell((a, i), v),
             CellRef::Function(r, j) => self.circuit.functions.set_cell(r, j, v),
+        }
+    }
+
+    fn classes(&mut self) -> &CopyClasses {
+        if self.classes.is_none() {
+            self.classes = Some(CopyClasses::of(&self.circuit));
+        }
+        self.classes.as_ref().expect("just computed")
+    }
+
+    /// The virtual cell behind `c`; `None` for cells outside every copy class (accumulators).
+    fn context_cell(&mut self, c: CellRef) -> Option<ContextCell> {
+        match c {
+            CellRef::Base(i) => {
+                let ctx = self.circuit.base.main(0);
+                Some(ContextCell::new(ctx.type_id(), ctx.id(), i))
+            }
+            CellRef::LinComb(false, i) => Some(ContextCell::new(lincomb::TYPE_ID, 0, i)),
+            CellRef::LinComb(true, _) => None,
+            CellRef::Function(r, j) => Some(ContextCell::new(functions::TYPE_ID, 0, 3 * r + j)),
+        }
+    }
+
+    fn cell_ref(&mut self, c: &ContextCell) -> CellRef {
+        match c.type_id {
+            lincomb::TYPE_ID => CellRef::LinComb(false, c.offset),
+            functions::TYPE_ID => CellRef::Function(c.offset / 3, c.offset % 3),
+            _ => {
+                let ctx = self.circuit.base.main(0);
+                assert_eq!(
+                    (c.type_id, c.context_id),
+                    (ctx.type_id(), ctx.id()),
+                    "a copy class reaches a context the harness does not know"
+                );
+                CellRef::Base(c.offset)
+            }
+        }
+    }
+
+    /// A key naming `c`'s copy class (the cell itself when it is in none).
+    fn class_key(&mut self, c: CellRef) -> (usize, usize) {
+        let cell = self.context_cell(c);
+        let class = cell.and_then(|cell| self.classes().class_of.get(&cell).copied());
+        match (class, c) {
+            (Some(id), _) => (0, id),
+            (None, CellRef::Base(i)) => (1, i),
+            (None, CellRef::LinComb(_, i)) => (2, i),
+            (None, CellRef::Function(r, j)) => (3, 3 * r + j),
+        }
+    }
+
+    fn constant_of(&mut self, c: CellRef) -> Option<Fr> {
+        let cell = self.context_cell(c)?;
+        let classes = self.classes();
+        let id = *classes.class_of.get(&cell)?;
+        classes.constant[id]
+    }
+
+    fn class_members(&mut self, c: CellRef) -> (Vec<ContextCell>, Vec<usize>) {
+        let Some(cell) = self.context_cell(c) else {
+            return (Vec::new(), Vec::new());
+        };
+        let classes = self.classes();
+        match classes.class_of.get(&cell) {
+            Some(&id) => (classes.members[id].clone(), classes.instances[id].clone()),
+            None => (vec![cell], Vec::new()),
+        }
+    }
+
+    /// Range-check lookups keep their own copy of each value; moves those of `members`.
+    fn set_lookup_copies(&mut self, members: &[ContextCell], v: Fr) -> Vec<(usize, usize, Fr)> {
+        let manager = &self.circuit.base.lookup_manager()[0];
+        let mut lookups = manager.cells_to_lookup.lock().expect("lookup lock");
+        let mut undo = Vec::new();
+        for (t, thread) in lookups.values_mut().enumerate() {
+            for (i, [cell]) in thread.iter_mut().enumerate() {
+                if cell.cell.is_some_and(|c| members.contains(&c)) {
+                    undo.push((t, i, cell.value.evaluate()));
+                    cell.value = Assigned::Trivial(v);
+                }
+            }
+        }
+        undo
+    }
+
+    fn restore_lookup_copies(&mut self, undo: Vec<(usize, usize, Fr)>) {
+        let manager = &self.circuit.base.lookup_manager()[0];
+        let mut lookups = manager.cells_to_lookup.lock().expect("lookup lock");
+        for (t, i, v) in undo.into_iter().rev() {
+            if let Some(thread) = lookups.values_mut().nth(t) {
+                thread[i][0].value = Assigned::Trivial(v);
+            }
         }
     }
 }

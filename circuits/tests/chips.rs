@@ -1,13 +1,16 @@
-//! Every chip: correct values, MockProver accepts, and no assigned advice cell can be changed
-//! alone without MockProver rejecting. Forged witnesses that keep the main gate true (the
-//! non-canonical sign of zero, a rescale off by one with a compensating remainder, the wrong
-//! branch of a max) are rejected by the range checks.
+//! Every chip: correct values, MockProver accepts, and no copy class of an assigned advice
+//! cell can move without MockProver rejecting. Then, for every constraint the chips emit, a
+//! consistent forgery (every copy of a changed value changed with it) that satisfies all the
+//! other constraints, and the assertion that exactly that constraint rejects it: the
+//! non-canonical sign of zero, one past either end of a signed range, a non-boolean sign bit,
+//! a rescale off by one with a compensating remainder, a wrapped rescale result, the wrong
+//! branch of a max, a shifted lincomb chain, a quotient or root off by one.
 
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 use zkinfer_circuits::chips::{Elem, QuantChip};
 use zkinfer_circuits::field::{fr, signed};
-use zkinfer_circuits::testing::{CellRef, MockCircuit};
+use zkinfer_circuits::testing::{CellRef, MockCircuit, Rejection};
 use zkinfer_circuits::CircuitError;
 use zkinfer_model::ExtremumKind;
 
@@ -53,38 +56,120 @@ fn sign_bit_values_and_every_cell_constrained() {
 
 #[test]
 fn sign_bit_rejects_out_of_range_honestly() {
-    for v in [128i128, -129, 1 << 40] {
-        MockCircuit::build(K, |ctx, range, _lc| {
-            let chip = QuantChip::new(range.clone());
-            let x = ctx.load_witness(fr(v));
-            let r = chip.sign_bit(ctx, x, 8, &here);
-            assert!(
-                matches!(r, Err(CircuitError::OutOfRange { value, bits: 8, .. }) if value == v)
-            );
-            ((), vec![])
-        });
+    // Exactly `bits` signed bits: [-2^(bits-1), 2^(bits-1)), whether or not the width is a
+    // whole number of lookup limbs (7 bits at K = 8).
+    for (bits, bad) in [(8u32, [128i128, -129, 1 << 40]), (5, [16, -17, 100])] {
+        for v in bad {
+            MockCircuit::build(K, |ctx, range, _lc| {
+                let chip = QuantChip::new(range.clone());
+                let x = ctx.load_witness(fr(v));
+                let r = chip.sign_bit(ctx, x, bits, &here);
+                assert!(
+                    matches!(r, Err(CircuitError::OutOfRange { value, bits: b, .. }) if value == v && b == bits),
+                    "{v} at {bits} bits: {r:?}"
+                );
+                ((), vec![])
+            });
+        }
+    }
+}
+
+/// The cells of one sign check, found from the negative bit it returned. `check` is the
+/// cell halo2-base adds when `bits - 1` is not a whole number of lookup limbs: `low` times
+/// `2^(limb - (bits - 1))`, looked up too (after the boolean check and a `mul` region).
+#[derive(Clone, Copy)]
+struct SignCells {
+    low: usize,
+    nb: usize,
+    check: Option<(usize, Fr)>,
+}
+
+impl SignCells {
+    fn of(nb: &AssignedValue<Fr>, bits: u32) -> Self {
+        let nb = nb.cell.unwrap().offset;
+        let low = nb - 1;
+        let limb = K - 1;
+        let rem = (bits - 1) % limb;
+        let check = (rem > 1 && bits - 1 < limb).then(|| (low + 11, fr(1i128 << (limb - rem))));
+        Self { low, nb, check }
+    }
+
+    /// The forgery of `low` (its check cell included).
+    fn low_to(&self, low: Fr) -> Vec<(CellRef, Fr)> {
+        let mut v = vec![(CellRef::Base(self.low), low)];
+        if let Some((at, mult)) = self.check {
+            v.push((CellRef::Base(at), low * mult));
+        }
+        v
+    }
+}
+
+/// A sign check of `v` at `bits`, with `x` public; returns its cells.
+fn sign_circuit(v: i128, bits: u32) -> MockCircuit<(usize, SignCells)> {
+    MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(v));
+        let nb = chip.sign_bit(ctx, x, bits, &here).unwrap();
+        ((offset_of(ctx, &x), SignCells::of(&nb, bits)), vec![x])
+    })
+}
+
+#[test]
+fn sign_low_range_is_exact_at_both_ends() {
+    // The largest and smallest values pass; one past either end, written consistently into
+    // x, low (and the partial-limb check cell), is refused by the range lookup alone. At
+    // 5 bits the old rounding to whole limbs accepted 16 and -17.
+    for bits in [5u32, 8] {
+        let half = 1i128 << (bits - 1);
+        let mut m = sign_circuit(half - 1, bits);
+        let (x, cells) = &m.result.clone();
+        let mut forged = vec![(CellRef::Base(*x), fr(half))];
+        forged.extend(cells.low_to(fr(half)));
+        m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
+
+        let mut m = sign_circuit(-half, bits);
+        let (x, cells) = &m.result.clone();
+        assert_eq!(m.value(CellRef::Base(cells.low)), fr(0));
+        let mut forged = vec![(CellRef::Base(*x), fr(-half - 1))];
+        forged.extend(cells.low_to(fr(-1)));
+        m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
     }
 }
 
 #[test]
 fn sign_of_zero_is_canonical() {
-    // x = 0 = low - nb·2^B also holds with nb = 1, low = 2^B: the range check must refuse it.
-    // B is the rounded width: 7 at K = 8 for both 8 and 5 requested bits.
+    // x = 0 = low - nb·2^B also holds with nb = 1, low = 2^B: the range check refuses it.
     for bits in [8u32, 5] {
-        let mut m = MockCircuit::build(K, |ctx, range, _lc| {
-            let chip = QuantChip::new(range.clone());
-            let x = ctx.load_witness(fr(0));
-            let nb = chip.sign_bit(ctx, x, bits, &here).unwrap();
-            let low_offset = offset_of(ctx, &nb) - 1;
-            ((low_offset, offset_of(ctx, &nb)), vec![x])
-        });
-        let (low, nb) = m.result;
-        assert!(m.satisfied());
-        assert!(
-            !m.accepts_tampered(&[(CellRef::Base(low), fr(128)), (CellRef::Base(nb), fr(1))]),
-            "bits = {bits}"
-        );
+        let half = 1i128 << (bits - 1);
+        let mut m = sign_circuit(0, bits);
+        let (_, cells) = &m.result.clone();
+        let mut forged = vec![(CellRef::Base(cells.nb), fr(1))];
+        forged.extend(cells.low_to(fr(half)));
+        m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
     }
+}
+
+#[test]
+fn sign_bit_must_be_boolean() {
+    // x = 3 + 5·2^B = low - nb·2^B with low = 3 in range and nb = -5: only the boolean
+    // check of nb refuses it (without it, x would be unbounded).
+    let (bits, half) = (8u32, 128i128);
+    let mut m = sign_circuit(3, bits);
+    let (x, cells) = &m.result.clone();
+    let forged = [
+        (CellRef::Base(*x), fr(3 + 5 * half)),
+        (CellRef::Base(cells.nb), fr(-5)),
+    ];
+    m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+}
+
+#[test]
+fn sign_gate_ties_low_and_nb_to_x() {
+    // nb flipped alone (still boolean, low still in range): only the sign gate objects.
+    let mut m = sign_circuit(5, 8);
+    let (_, cells) = &m.result.clone();
+    let forged = [(CellRef::Base(cells.nb), fr(1))];
+    m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
 }
 
 #[test]
@@ -194,8 +279,21 @@ fn lincomb_region_chains_several_dot_products() {
             .filter(|c| matches!(c, CellRef::LinComb(true, _)))
             .collect();
         for pair in accs.windows(2) {
-            assert!(!m.accepts_tampered(&[(pair[0], fr(1)), (pair[1], fr(-1))]));
+            let got = m.rejections(&[(pair[0], fr(1)), (pair[1], fr(-1))]);
+            assert!(
+                !got.is_empty() && !got.contains(&Rejection::Copy),
+                "{got:?}"
+            );
         }
+        // All three chains shifted by one together: every step holds, the ends object.
+        let shifted: Vec<(CellRef, Fr)> = accs
+            .iter()
+            .map(|&c| {
+                let v = m.value(c) + fr(1);
+                (c, v)
+            })
+            .collect();
+        m.assert_rejected_by(&shifted, &[Rejection::LinCombEnds]);
         let mut inst = m.instances().to_vec();
         inst[2] += Fr::from(1u64);
         assert!(!m.accepts_instances(inst));
@@ -227,42 +325,147 @@ fn dot_of_two_variables_rounds_half_up() {
     }
 }
 
+/// A rescaled dot product `floor(37·300 / 2^7)` with 8-bit outputs (whole lookup limbs, so a
+/// forgery only has to move copy classes), on halo2-base's gate (width 0) or the lincomb
+/// region. Returns `(y, r)` offsets and the sign cells of `y`; `x` and `y` are public.
+fn rescale_circuit(width: usize) -> MockCircuit<(usize, usize, SignCells)> {
+    MockCircuit::build_with(K, width, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(37));
+        let out = chip
+            .dot(
+                ctx,
+                lc,
+                &[(Elem::Cell(x), Elem::Const(300))],
+                0,
+                7,
+                8,
+                &here,
+            )
+            .unwrap();
+        let Elem::Cell(y) = out.out else {
+            panic!("expected a cell")
+        };
+        let y_off = offset_of(ctx, &y);
+        // halo2-base's gate: [y, -2^s, r]; lincomb: y and r are loaded one after the other.
+        let r_off = if width == 0 { y_off + 2 } else { y_off + 1 };
+        let sign = SignCells::of(&out.neg.unwrap(), 8);
+        ((y_off, r_off, sign), vec![x, y])
+    })
+}
+
 #[test]
-fn rescale_off_by_one_with_compensating_remainder_is_rejected() {
-    // y·2^s + r = acc still holds with (y + 1, r - 2^s): the remainder range check refuses it.
-    // In halo2-base's gate r sits two cells after y; with the lincomb region right after it.
-    for (width, r_after_y) in [(0usize, 2usize), (2, 1)] {
-        let mut m = MockCircuit::build_with(K, width, |ctx, range, lc| {
-            let chip = QuantChip::new(range.clone());
-            let x = ctx.load_witness(fr(37));
-            let out = chip
-                .dot(ctx, lc, &[(Elem::Cell(x), Elem::Const(3))], 0, 4, 16, &here)
-                .unwrap();
-            let Elem::Cell(y) = out.out else {
-                panic!("expected a cell")
-            };
-            let y_off = offset_of(ctx, &y);
-            ((y_off, val(&y)), vec![x, y])
-        });
-        let (y_off, y) = m.result;
-        assert_eq!(y, (37 * 3) >> 4);
-        let r = 37 * 3 - (y << 4);
-        assert!(m.satisfied());
-        assert_eq!(val_at(&mut m, y_off + r_after_y), r, "width {width}");
+fn rescale_remainder_is_range_checked() {
+    // y·2^s + r = acc also holds with (y + 1, r − 2^s): the remainder's range check refuses it.
+    let acc = 37 * 300;
+    let (y, r) = (acc >> 7, acc & 127);
+    for width in [0usize, 2] {
+        let mut m = rescale_circuit(width);
+        let (y_off, r_off, sign) = &m.result.clone();
+        assert_eq!(m.value(CellRef::Base(*y_off)), fr(y), "width {width}");
+        assert_eq!(m.value(CellRef::Base(*r_off)), fr(r), "width {width}");
         let forged = [
-            (CellRef::Base(y_off), fr(y + 1)),
-            (CellRef::Base(y_off + r_after_y), fr(r - 16)),
+            (CellRef::Base(*y_off), fr(y + 1)),
+            (CellRef::Base(*r_off), fr(r - 128)),
+            (CellRef::Base(sign.low), fr(y + 1)),
         ];
-        assert!(!m.accepts_tampered(&forged), "width {width}");
-        // And the public output alone cannot be changed either.
-        let mut inst = m.instances().to_vec();
-        inst[1] += Fr::from(1u64);
-        assert!(!m.accepts_instances(inst));
+        m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
     }
 }
 
-fn val_at<T>(m: &mut MockCircuit<T>, offset: usize) -> i128 {
-    signed(&m.base_cell(offset)).unwrap()
+#[test]
+fn rescale_result_is_range_checked() {
+    // Any r in range has a field solution y = (acc − r) / 2^s; all but the honest one are
+    // huge, and only the result's signed range check refuses them.
+    let acc = 37 * 300;
+    let r = acc & 127;
+    for width in [0usize, 2] {
+        let mut m = rescale_circuit(width);
+        let (y_off, r_off, sign) = &m.result.clone();
+        let y_wrapped = (fr(acc) - fr(r + 1)) * fr(128).invert().unwrap();
+        assert!(signed(&y_wrapped).is_none());
+        let forged = [
+            (CellRef::Base(*r_off), fr(r + 1)),
+            (CellRef::Base(*y_off), y_wrapped),
+            (CellRef::Base(sign.low), y_wrapped),
+        ];
+        m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
+    }
+}
+
+#[test]
+fn lincomb_step_and_end_gates() {
+    // One combination of three terms at width 1 (rows: 37·300, 5·-7, y and r ...).
+    let mut m = MockCircuit::build_with(K, 1, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let a = ctx.load_witness(fr(37));
+        let b = ctx.load_witness(fr(5));
+        let out = chip
+            .dot(
+                ctx,
+                lc,
+                &[
+                    (Elem::Cell(a), Elem::Const(300)),
+                    (Elem::Cell(b), Elem::Const(-7)),
+                ],
+                3,
+                0,
+                16,
+                &here,
+            )
+            .unwrap();
+        let Elem::Cell(y) = out.out else {
+            panic!("expected a cell")
+        };
+        ((), vec![a, b, y])
+    });
+    let accs: Vec<CellRef> = m
+        .lincomb_cells()
+        .into_iter()
+        .filter(|c| matches!(c, CellRef::LinComb(true, _)))
+        .collect();
+    // Terms a, b and the output: three rows, four accumulator values.
+    assert_eq!(accs.len(), 4);
+    // A middle accumulator moved alone breaks the steps around it.
+    let mid = accs[1];
+    let moved = m.value(mid) + fr(1);
+    m.assert_rejected_by(&[(mid, moved)], &[Rejection::LinCombStep]);
+    // The whole chain shifted by one keeps every step; only the end gate sees it.
+    let shifted: Vec<(CellRef, Fr)> = accs
+        .iter()
+        .map(|&c| {
+            let v = m.value(c) + fr(1);
+            (c, v)
+        })
+        .collect();
+    m.assert_rejected_by(&shifted, &[Rejection::LinCombEnds]);
+}
+
+#[test]
+fn dot_of_two_variables_chains_through_the_gate() {
+    // [bias, a0, b0, acc1, a1, b1, acc2, y, -2^s, r]: acc1 moved breaks the product gates.
+    let mut m = MockCircuit::build(K, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let ca: Vec<_> = [3i128, -2]
+            .iter()
+            .map(|&x| ctx.load_witness(fr(x)))
+            .collect();
+        let cb: Vec<_> = [5i128, 7]
+            .iter()
+            .map(|&x| ctx.load_witness(fr(x)))
+            .collect();
+        let start = ctx.advice.len();
+        let pairs: Vec<(Elem, Elem)> = ca
+            .iter()
+            .zip(&cb)
+            .map(|(x, y)| (Elem::Cell(*x), Elem::Cell(*y)))
+            .collect();
+        chip.dot(ctx, lc, &pairs, 4, 3, 16, &here).unwrap();
+        (start + 3, ca.into_iter().chain(cb).collect())
+    });
+    let acc1 = CellRef::Base(m.result);
+    assert_eq!(m.value(acc1), fr(4 + 15));
+    m.assert_rejected_by(&[(acc1, fr(4 + 16))], &[Rejection::BasicGate]);
 }
 
 #[test]
@@ -340,42 +543,65 @@ fn relu_reuses_a_proven_sign_bit() {
     }
 }
 
-#[test]
-fn max_with_the_wrong_branch_is_rejected() {
-    // max(2, 9) claimed as 2: flip the negative bit of d = -7 and fix `low` so the sign gate
-    // holds; `low` then falls outside its range.
-    let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+/// `max(2, 9)` or `min(2, 9)` of two public cells with the output public; returns the
+/// offsets of `d = a − b`, the sign cells of `d` and the output.
+fn extremum_circuit(kind: ExtremumKind) -> MockCircuit<(usize, SignCells, usize)> {
+    MockCircuit::build(K, |ctx, range, _lc| {
         let chip = QuantChip::new(range.clone());
         let a = ctx.load_witness(fr(2));
         let b = ctx.load_witness(fr(9));
         let start = ctx.advice.len();
         let out = chip
-            .extremum2(
-                ctx,
-                ExtremumKind::Max,
-                Elem::Cell(a),
-                Elem::Cell(b),
-                None,
-                8,
-                &here,
-            )
+            .extremum2(ctx, kind, Elem::Cell(a), Elem::Cell(b), None, 8, &here)
             .unwrap();
         let Elem::Cell(o) = out else {
             panic!("expected a cell")
         };
-        ((start, offset_of(ctx, &o)), vec![a, b, o])
-    });
-    assert!(m.satisfied());
-    let (start, out) = m.result;
-    // Layout: sub [d, b, 1, a] (4 cells), sign [low, nb, -128, d], bit check, range check, then out.
-    let low = start + 4;
-    let nb = start + 5;
+        // Layout: sub [d, b, 1, a], then the sign check of d: [low, nb, -2^7, d], ...
+        let d = start;
+        let nb = ctx.get(start as isize + 5);
+        (
+            (d, SignCells::of(&nb, 8), offset_of(ctx, &o)),
+            vec![a, b, o],
+        )
+    })
+}
+
+#[test]
+fn max_with_the_wrong_branch_is_rejected_by_the_range_of_d() {
+    // max(2, 9) claimed as 2: nb of d = -7 flipped to 0, low set to d so the sign gate
+    // holds, the max gate holds (2 + 0·d = 2): low = -7 then fails its range.
+    let mut m = extremum_circuit(ExtremumKind::Max);
+    let (_, sign, out) = &m.result.clone();
     let forged = [
-        (CellRef::Base(low), fr(-7)),
-        (CellRef::Base(nb), fr(0)),
-        (CellRef::Base(out), fr(2)),
+        (CellRef::Base(sign.low), fr(-7)),
+        (CellRef::Base(sign.nb), fr(0)),
+        (CellRef::Base(*out), fr(2)),
     ];
-    assert!(!m.accepts_tampered(&forged));
+    m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
+}
+
+#[test]
+fn extremum_gates_bind_the_output_and_the_difference() {
+    for (kind, honest) in [(ExtremumKind::Max, 9i128), (ExtremumKind::Min, 2)] {
+        let mut m = extremum_circuit(kind);
+        let (d, sign, out) = &m.result.clone();
+        assert_eq!(m.value(CellRef::Base(*out)), fr(honest));
+        // The output moved alone: only the max/min gate objects.
+        m.assert_rejected_by(&[(CellRef::Base(*out), fr(5))], &[Rejection::BasicGate]);
+        // d = -6 instead of -7, its sign check and the output made to agree with it: only
+        // the gate d = a − b objects (max = a − nb·d = 8, min = b + nb·d = 3).
+        let out_forged = match kind {
+            ExtremumKind::Max => 8,
+            ExtremumKind::Min => 3,
+        };
+        let forged = [
+            (CellRef::Base(*d), fr(-6)),
+            (CellRef::Base(sign.low), fr(-6 + 128)),
+            (CellRef::Base(*out), fr(out_forged)),
+        ];
+        m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+    }
 }
 
 #[test]
@@ -418,37 +644,76 @@ fn divide_refuses_non_positive_or_too_wide_divisors() {
     }
 }
 
-#[test]
-fn divide_quotient_off_by_one_is_rejected() {
-    // r + y·2b = num and d + r + 1 = 2b still hold with (y ± 1, r ∓ 2b, d ± 2b): one of r and d
-    // leaves its range.
-    let (a, b, shift) = (11i128, 5i128, 4u32);
-    let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+/// `round(11·2^4 / 5)` with a 6-bit divisor (r and d checked to 7 bits, one whole limb) and
+/// an 8-bit quotient; returns the offsets `[r, y, d]` and the sign cells of `y`.
+fn divide_circuit(a: i128, b: i128) -> MockCircuit<([usize; 3], SignCells)> {
+    MockCircuit::build(K, |ctx, range, _lc| {
         let chip = QuantChip::new(range.clone());
         let (ac, bc) = (ctx.load_witness(fr(a)), ctx.load_witness(fr(b)));
         let start = ctx.advice.len();
-        chip.divide(ctx, ac, bc, shift, 14, 20, &here).unwrap();
-        // The quotient stays private: no instance pins it, only the range checks can object.
-        (start, vec![ac, bc])
-    });
-    let start = m.result;
-    // Layout: [b, a, 2^(s+1), num] [b, b, 1, 2b] [r, y, 2b, num] [d, r, 1, d+r, 1, 1, 2b].
-    let (r_off, y_off, d_off, r2_off) = (start + 8, start + 9, start + 12, start + 13);
-    let y = signed(&m.base_cell(y_off)).unwrap();
-    let r = signed(&m.base_cell(r_off)).unwrap();
-    let d = signed(&m.base_cell(d_off)).unwrap();
-    assert_eq!(y, zkinfer_model::divide(a, b, shift).unwrap());
-    assert_eq!((r + d + 1, r + y * 2 * b), (2 * b, a * 32 + b));
-    assert!(m.satisfied());
+        let (y, nb) = chip.divide(ctx, ac, bc, 4, 6, 8, &here).unwrap();
+        // Layout: [b, a, 2^(s+1), num] [b, b, 1, 2b] [r, y, 2b, num] [d, r, 1, d+r, 1, 1, 2b].
+        let cells = [start + 8, start + 9, start + 12];
+        ((cells, SignCells::of(&nb, 8)), vec![ac, bc, y])
+    })
+}
+
+#[test]
+fn divide_remainder_and_slack_are_range_checked() {
+    // r + y·2b = num and d + r + 1 = 2b still hold with (y ± 1, r ∓ 2b, d ± 2b): with y + 1,
+    // r < 0 (d stays in range); with y − 1, d < 0 (r stays in range). Each direction is
+    // refused by one range check alone.
+    let (a, b) = (11i128, 5i128);
+    let mut m = divide_circuit(a, b);
+    let ([r_off, y_off, d_off], sign) = &m.result.clone();
+    let y = zkinfer_model::divide(a, b, 4).unwrap();
+    let r = a * 32 + b - y * 2 * b;
+    let d = 2 * b - 1 - r;
+    assert_eq!(m.value(CellRef::Base(*y_off)), fr(y));
+    assert_eq!(
+        (
+            m.value(CellRef::Base(*r_off)),
+            m.value(CellRef::Base(*d_off))
+        ),
+        (fr(r), fr(d))
+    );
     for dy in [1i128, -1] {
         let forged = [
-            (CellRef::Base(y_off), fr(y + dy)),
-            (CellRef::Base(r_off), fr(r - dy * 2 * b)),
-            (CellRef::Base(r2_off), fr(r - dy * 2 * b)),
-            (CellRef::Base(d_off), fr(d + dy * 2 * b)),
+            (CellRef::Base(*y_off), fr(y + dy)),
+            (CellRef::Base(sign.low), fr(y + dy)),
+            (CellRef::Base(*r_off), fr(r - dy * 2 * b)),
+            (CellRef::Base(*d_off), fr(d + dy * 2 * b)),
         ];
-        assert!(!m.accepts_tampered(&forged), "y {dy:+}");
+        m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
     }
+    // The quotient moved alone breaks r + y·2b = num.
+    let forged = [
+        (CellRef::Base(*y_off), fr(y + 1)),
+        (CellRef::Base(sign.low), fr(y + 1)),
+    ];
+    m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+}
+
+#[test]
+fn divide_by_zero_is_refused_by_the_ranges() {
+    // b = 0 makes 2b = 0, so d + r = -1: r and d cannot both be in range. The forgery keeps
+    // every gate true: num = a·2^(s+1), r = num (y = 0), d = -1 - num.
+    let (a, b) = (3i128, 1i128);
+    let mut m = divide_circuit(a, b);
+    let ([r_off, y_off, d_off], sign) = &m.result.clone();
+    let start = r_off - 8;
+    let num = a * 32;
+    let forged = [
+        (CellRef::Base(start), fr(0)), // b and its copies (a public input)
+        (CellRef::Base(start + 3), fr(num)), // num
+        (CellRef::Base(start + 7), fr(0)), // 2b
+        (CellRef::Base(*y_off), fr(0)),
+        (CellRef::Base(sign.low), fr(0)),
+        (CellRef::Base(*r_off), fr(num)),
+        (CellRef::Base(*d_off), fr(-1 - num)),
+        (CellRef::Base(start + 15), fr(-1)), // d + r
+    ];
+    m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
 }
 
 #[test]
@@ -493,41 +758,42 @@ fn sqrt_refuses_negative_or_too_wide_inputs() {
 }
 
 #[test]
-fn sqrt_off_by_one_roots_are_rejected() {
-    // u = 50: s = 7 (49 ≤ 50 < 64). Claiming 6 or 8 (or -7, -8) with slacks recomputed to keep
-    // both gates true leaves one slack negative.
+fn sqrt_slacks_are_range_checked() {
+    // u = 50: s = 7 (49 ≤ 50 < 64). Claiming 8, 6 or −7 with both slacks recomputed keeps
+    // every gate true and leaves one slack negative: its range check alone refuses it.
+    // in_bits 10 makes both slacks 7 bits wide, one whole lookup limb.
     let mut m = MockCircuit::build(K, |ctx, range, _lc| {
         let chip = QuantChip::new(range.clone());
         let vc = ctx.load_witness(fr(50));
         let start = ctx.advice.len();
-        chip.sqrt(ctx, vc, 0, 17, 20, &here).unwrap();
-        (start, vec![vc])
+        let (s, nb) = chip.sqrt(ctx, vc, 0, 10, 8, &here).unwrap();
+        ((start, SignCells::of(&nb, 8)), vec![vc, s])
     });
-    let start = m.result;
+    let (start, sign) = &m.result.clone();
     // Layout: [0, v, 1, u] [c1, s, s', u] [0, s, 2, 2s, s, s, t] [c2, u, 1, t].
-    let (c1, s, s2) = (start + 4, start + 5, start + 6);
-    let (s3, two_s, s4, s5, t, c2) = (
-        start + 9,
-        start + 11,
-        start + 12,
-        start + 13,
-        start + 14,
-        start + 15,
-    );
-    assert_eq!(signed(&m.base_cell(s)).unwrap(), 7);
-    assert!(m.satisfied());
-    for fake in [6i128, 8, -7, -8] {
-        let forged = [
+    let (c1, s, two_s, t, c2) = (start + 4, start + 5, start + 11, start + 14, start + 15);
+    assert_eq!(m.value(CellRef::Base(s)), fr(7));
+    let forge = |fake: i128| {
+        vec![
             (CellRef::Base(c1), fr(50 - fake * fake)),
             (CellRef::Base(s), fr(fake)),
-            (CellRef::Base(s2), fr(fake)),
-            (CellRef::Base(s3), fr(fake)),
             (CellRef::Base(two_s), fr(2 * fake)),
-            (CellRef::Base(s4), fr(fake)),
-            (CellRef::Base(s5), fr(fake)),
             (CellRef::Base(t), fr(2 * fake + fake * fake)),
             (CellRef::Base(c2), fr(2 * fake + fake * fake - 50)),
-        ];
-        assert!(!m.accepts_tampered(&forged), "s = {fake}");
+            (CellRef::Base(sign.low), fr(fake + 128 * (fake < 0) as i128)),
+            (CellRef::Base(sign.nb), fr((fake < 0) as i128)),
+        ]
+    };
+    for fake in [8i128, 6, -7] {
+        m.assert_rejected_by(&forge(fake), &[Rejection::RangeLookup]);
     }
+    // The root moved alone breaks c1 + s·s = u.
+    let forged = [(CellRef::Base(s), fr(8)), (CellRef::Base(sign.low), fr(8))];
+    m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+    // s·s' with s' ≠ s: s = 8, s' = 6 and c1 = 50 − 48 = 2 satisfy every gate and both
+    // ranges; only the copy constraint s = s' refuses it.
+    let mut forged = forge(8);
+    forged[0] = (CellRef::Base(c1), fr(2));
+    let got = m.rejections_with(&forged, &[(CellRef::Base(s + 1), fr(6))]);
+    assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![Rejection::Copy]);
 }

@@ -1,10 +1,13 @@
 //! The function-lookup chip: values equal `LookupTable::eval` (the reference semantics), every
-//! cell it assigns is constrained (halo2-base cells and lookup rows), and forged witnesses that
-//! keep every gate true are refused by the lookup or the range checks.
+//! cell it assigns is constrained (halo2-base cells and lookup rows), and consistent forgeries
+//! that keep every other constraint true are refused by the one under test: the table (a
+//! value not in it, another table's row, a step past its end), the range checks of both
+//! remainders, and the gate that binds the output.
 
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::chips::QuantChip;
 use zkinfer_circuits::field::{fr, signed};
-use zkinfer_circuits::testing::{CellRef, MockCircuit};
+use zkinfer_circuits::testing::{CellRef, MockCircuit, Rejection};
 use zkinfer_circuits::CircuitError;
 use zkinfer_model::LookupTable;
 
@@ -94,48 +97,171 @@ fn a_value_not_in_the_table_is_rejected_by_the_lookup() {
             .unwrap();
         (y.cell.unwrap().offset, vec![xc])
     });
-    let y_offset = m.result;
-    let y = table.eval(2).unwrap() as i128;
-    assert_eq!(signed(&m.base_cell(y_offset)).unwrap(), y);
-    assert!(m.satisfied());
-    let forged_y = fr(y + 1);
-    let changes = [
-        (CellRef::Base(y_offset), forged_y),
-        (CellRef::Function(0, 1), forged_y),
-    ];
-    assert!(!m.accepts_tampered(&changes));
-    // The same forgery with the honest value is accepted: the harness itself is sound.
-    let honest = [
-        (CellRef::Base(y_offset), fr(y)),
-        (CellRef::Function(0, 1), fr(y)),
-    ];
-    assert!(m.accepts_tampered(&honest));
+    let y = CellRef::Base(m.result);
+    let honest = table.eval(2).unwrap() as i128;
+    assert_eq!(m.value(y), fr(honest));
+    assert_eq!(m.value(CellRef::Function(0, 1)), fr(honest));
+    m.assert_rejected_by(&[(y, fr(honest + 1))], &[Rejection::FunctionLookup]);
+}
+
+/// Samples at t = -1, 0, 1 every 2^7: with K = 8 both remainders are one whole lookup limb
+/// and outputs fit 8 signed bits, so forgeries only move copy classes.
+fn coarse(values: [i64; 3]) -> LookupTable {
+    LookupTable {
+        shift: 7,
+        lo: -1,
+        values: values.to_vec(),
+    }
+}
+
+/// The cells of one interpolated lookup, from the offset of its output `y`.
+#[derive(Clone, Copy)]
+struct Cells {
+    x: usize,
+    r: usize,
+    t: usize,
+    y0: usize,
+    dy: usize,
+    p: usize,
+    q: usize,
+    r2: usize,
+    y: usize,
+    low: usize,
+    nb: usize,
+}
+
+impl Cells {
+    /// Layout: x, [r, t, 2^s, x], y0, dy, [half, y0, 2^s, p, dy, r, q], [r2, y, 2^s, q],
+    /// then y's sign check [low, nb, …].
+    fn at(y: usize) -> Self {
+        Self {
+            x: y - 15,
+            r: y - 14,
+            t: y - 13,
+            y0: y - 10,
+            dy: y - 9,
+            p: y - 5,
+            q: y - 2,
+            r2: y - 1,
+            y,
+            low: y + 3,
+            nb: y + 4,
+        }
+    }
+
+    /// A forgery writing every cell of the interpolation for `x = t·2^7 + r` and the row
+    /// `(t, y0, dy)`, whatever table it comes from.
+    fn forge(&self, x: i128, t: i128, y0: i128, dy: i128) -> Vec<(CellRef, Fr)> {
+        let r = x - t * 128;
+        let p = 64 + y0 * 128;
+        let q = p + dy * r;
+        let y = q.div_euclid(128);
+        let nb = (y < 0) as i128;
+        [
+            (self.x, x),
+            (self.r, r),
+            (self.t, t),
+            (self.y0, y0),
+            (self.dy, dy),
+            (self.p, p),
+            (self.q, q),
+            (self.r2, q - y * 128),
+            (self.y, y),
+            (self.low, y + 128 * nb),
+            (self.nb, nb),
+        ]
+        .into_iter()
+        .map(|(c, v)| (CellRef::Base(c), fr(v)))
+        .collect()
+    }
+}
+
+/// `table(x)` laid out with x and y public, after `other` is registered (so tags differ).
+fn lookup_circuit(x: i64, table: &LookupTable, other: &LookupTable) -> MockCircuit<Cells> {
+    MockCircuit::build_functions(K, |ctx, range, fns| {
+        let chip = QuantChip::new(range.clone());
+        fns.tag(other);
+        let tag = fns.tag(table);
+        let xc = ctx.load_witness(fr(x as i128));
+        let (y, _) = chip.lookup_fn(ctx, fns, xc, table, tag, 8, &here).unwrap();
+        (Cells::at(y.cell.unwrap().offset), vec![xc, y])
+    })
+}
+
+const A: [i64; 3] = [-60, 10, 90];
+const B: [i64; 3] = [-50, 30, 70];
+
+#[test]
+fn the_forgery_model_matches_the_chip() {
+    // Writing the honest values through `Cells::forge` changes nothing: the offsets and
+    // formulas the forgeries below rely on are the chip's own.
+    for x in [50i64, -78, 0, 127, -128] {
+        let (a, b) = (coarse(A), coarse(B));
+        let mut m = lookup_circuit(x, &a, &b);
+        let t = (x >> 7) as i128;
+        let i = (t + 1) as usize;
+        let honest = m
+            .result
+            .forge(x as i128, t, A[i] as i128, (A[i + 1] - A[i]) as i128);
+        for (c, v) in &honest {
+            assert_eq!(m.value(*c), *v, "x = {x}, {c:?}");
+        }
+        let y = CellRef::Base(m.result.y);
+        assert_eq!(m.value(y), fr(a.eval(x).unwrap() as i128));
+        assert!(m.rejections(&honest).is_empty(), "x = {x}");
+    }
 }
 
 #[test]
-fn the_step_split_cannot_shift_by_one() {
-    // x = t·2^s + r also holds with (t + 1, r − 2^s): the range check of r refuses it, and
-    // t + 1 would need its own row of the table anyway.
-    let table = cubic(3);
-    let mut m = MockCircuit::build_functions(K, |ctx, range, fns| {
-        let chip = QuantChip::new(range.clone());
-        let tag = fns.tag(&table);
-        let start = ctx.advice.len();
-        let xc = ctx.load_witness(fr(13));
-        chip.lookup_fn(ctx, fns, xc, &table, tag, ACT_BITS, &here)
-            .unwrap();
-        // Layout: x, then [r, t, 2^s, x].
-        (start + 1, vec![xc])
-    });
-    let r_off = m.result;
-    assert_eq!(signed(&m.base_cell(r_off)).unwrap(), 13 - 8);
-    assert!(m.satisfied());
+fn the_tag_binds_each_lookup_to_its_own_table() {
+    // Table A used at x = 50, with the row (t = 0, y0, dy) of table B, every gate recomputed:
+    // the row exists in the fixed table, but under B's tag, so the lookup refuses it.
+    let (a, b) = (coarse(A), coarse(B));
+    let mut m = lookup_circuit(50, &a, &b);
+    let forged = m.result.forge(50, 0, B[1] as i128, (B[2] - B[1]) as i128);
+    m.assert_rejected_by(&forged, &[Rejection::FunctionLookup]);
+}
+
+#[test]
+fn the_table_bounds_t() {
+    // x = 300 splits as t = 2, r = 44: every gate holds with any (y0, dy), but no row has
+    // t = 2 (the samples end at t = 1, the last row at t = 0).
+    let (a, b) = (coarse(A), coarse(B));
+    let mut m = lookup_circuit(50, &a, &b);
+    let forged = m.result.forge(300, 2, A[1] as i128, (A[2] - A[1]) as i128);
+    m.assert_rejected_by(&forged, &[Rejection::FunctionLookup]);
+}
+
+#[test]
+fn the_step_split_remainder_is_range_checked() {
+    // x = -78 is t = -1, r = 50; split as t = 0, r = -78 with table A's row for t = 0 and
+    // the interpolation recomputed: only the range check of r refuses it.
+    let (a, b) = (coarse(A), coarse(B));
+    let mut m = lookup_circuit(-78, &a, &b);
+    let forged = m.result.forge(-78, 0, A[1] as i128, (A[2] - A[1]) as i128);
+    m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
+}
+
+#[test]
+fn the_interpolation_remainder_is_range_checked_and_y_is_bound() {
+    // y·2^s + r2 = q also holds with (y + 1, r2 − 2^s): the range check of r2 refuses it.
+    let (a, b) = (coarse(A), coarse(B));
+    let mut m = lookup_circuit(50, &a, &b);
+    let (yc, r2c, low) = (m.result.y, m.result.r2, m.result.low);
+    let y = a.eval(50).unwrap() as i128;
+    let r2 = 64 + 10 * 128 + 80 * 50 - y * 128;
     let forged = [
-        (CellRef::Base(r_off), fr(13 - 16)),
-        (CellRef::Base(r_off + 1), fr(2)),
-        (CellRef::Function(0, 0), fr(2)),
+        (CellRef::Base(yc), fr(y + 1)),
+        (CellRef::Base(r2c), fr(r2 - 128)),
+        (CellRef::Base(low), fr(y + 1)),
     ];
-    assert!(!m.accepts_tampered(&forged));
+    m.assert_rejected_by(&forged, &[Rejection::RangeLookup]);
+    // y moved alone (its sign check with it): the gate y·2^s + r2 = q objects.
+    let forged = [
+        (CellRef::Base(yc), fr(y + 1)),
+        (CellRef::Base(low), fr(y + 1)),
+    ];
+    m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use zkinfer_circuits::{PlanLimits, Visibility};
 use zkinfer_model::QuantizeOptions;
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
+use zkinfer_verifier::VerifyOptions;
 
 #[derive(Parser)]
 #[command(
@@ -46,7 +47,8 @@ enum Command {
     Setup {
         /// A compiled model folder.
         dir: PathBuf,
-        /// An SRS file (from `gen-srs` or a ceremony), for k at least the circuit's.
+        /// A ceremony file (perpetual powers of tau in halo2's raw format, or a .ptau), for k
+        /// at least the circuit's; every point is checked.
         #[arg(long)]
         srs: Option<PathBuf>,
     },
@@ -75,6 +77,16 @@ enum Command {
         dir: PathBuf,
         /// The proof file.
         proof: PathBuf,
+        /// Require the folder to be this model (the 64-hex model id that setup printed).
+        #[arg(long, value_name = "HEX")]
+        model_id: Option<String>,
+        /// Require the folder's SRS points to be those of this ceremony file (.ptau or halo2
+        /// raw format, any k).
+        #[arg(long, value_name = "FILE")]
+        srs: Option<PathBuf>,
+        /// Require the proof to be of this input (EZKL format; public inputs only).
+        #[arg(long, value_name = "INPUT.json")]
+        input: Option<PathBuf>,
     },
     /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
     Inspect {
@@ -251,6 +263,8 @@ fn dispatch(command: Command) -> Result<()> {
                 r.pk_bytes,
                 r.vk_bytes
             );
+            println!("model id {}", r.model_id);
+            println!("SRS      {}", r.srs);
         }
         Command::Run { dir, input } => {
             let out = pipeline::run(&dir, &input)?;
@@ -266,9 +280,38 @@ fn dispatch(command: Command) -> Result<()> {
                 brief(&proof.outputs)
             );
         }
-        Command::Verify { dir, proof } => {
-            let v = zkinfer_verifier::verify_file(&dir, &proof)?;
-            println!("valid proof: outputs {}", brief(&v.outputs));
+        Command::Verify {
+            dir,
+            proof,
+            model_id,
+            srs,
+            input,
+        } => {
+            let opts = VerifyOptions {
+                model_id: model_id.as_deref(),
+                srs: srs.as_deref(),
+                input: input.as_deref(),
+            };
+            let v = zkinfer_verifier::verify_file(&dir, &proof, &opts)?;
+            println!("valid proof");
+            println!(
+                "model id {} ({})",
+                v.model_id,
+                if v.pinned {
+                    "pinned"
+                } else {
+                    "not pinned: pass --model-id to require it"
+                }
+            );
+            println!("SRS      {}", v.srs);
+            match (&v.inputs, &input) {
+                (Some(i), Some(path)) => {
+                    println!("inputs   {} (those of {})", brief(i), path.display())
+                }
+                (Some(i), None) => println!("inputs   {}", brief(i)),
+                (None, _) => println!("inputs   private"),
+            }
+            println!("outputs  {}", brief(&v.outputs));
         }
         Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
         Command::GenSrs { logrows, out } => {

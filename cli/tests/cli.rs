@@ -72,19 +72,30 @@ fn walk_through_and_tampering() {
     write(&bad_path, &bad);
     expect_failure(&["verify", p(&dir), p(&bad_path)], "do not match");
 
-    // A public input changed.
+    // A public input changed: alone, it no longer matches the proof file's inputs; with
+    // those edited to match, the proof refuses it.
     let mut bad = proof.clone();
     bad["instances"][0] = Value::String(format!("0x{}1", "0".repeat(63)));
     write(&bad_path, &bad);
+    expect_failure(
+        &["verify", p(&dir), p(&bad_path)],
+        "inputs in the proof file",
+    );
+    bad["inputs"][0][0] = serde_json::json!(1.0 / (1u64 << scale) as f64);
+    write(&bad_path, &bad);
     expect_failure(&["verify", p(&dir), p(&bad_path)], "invalid proof");
 
-    // The wrong verifying key: the same model set up again (another SRS, another key).
+    // The wrong verifying key: the same model set up again (another SRS, another key), so
+    // another model id; with the proof file's id edited to match, the proof itself fails.
     let dir2 = tmp.path().join("mlp2");
     compile_and_setup("1l_mlp", &dir2, &[]);
-    expect_failure(&["verify", p(&dir2), p(&proof_path)], "verifying key");
-    let vk2 = read_json(&dir2.join("keys.json"))["vk_sha256"].clone();
+    expect_failure(
+        &["verify", p(&dir2), p(&proof_path)],
+        "the proof is for model id",
+    );
+    let id2 = read_json(&dir2.join("keys.json"))["model_id"].clone();
     let mut bad = proof.clone();
-    bad["vk_sha256"] = vk2;
+    bad["model_id"] = id2;
     write(&bad_path, &bad);
     expect_failure(&["verify", p(&dir2), p(&bad_path)], "invalid proof");
 
@@ -93,7 +104,7 @@ fn walk_through_and_tampering() {
     compile_and_setup("1l_relu", &other, &[]);
     expect_failure(
         &["verify", p(&other), p(&proof_path)],
-        "the proof is for model",
+        "the proof is for model id",
     );
 
     // Keys from another model copied into a folder: prove refuses to use them.
@@ -166,14 +177,28 @@ fn private_input_and_external_srs() {
     );
     assert_eq!(proof["input_visibility"], "private");
 
+    // The inputs are private: a verifier cannot hold the proof to an input file.
+    expect_failure(
+        &[
+            "verify",
+            p(&dir),
+            p(&proof_path),
+            "--input",
+            p(&e.join("input.json")),
+        ],
+        "inputs are private",
+    );
+    let verified = expect_success(&["verify", p(&dir), p(&proof_path)]);
+    assert!(verified.contains("inputs   private"), "{verified}");
+
     let small = tmp.path().join("srs-k5.bin");
     expect_success(&["gen-srs", "--logrows", "5", "--out", p(&small)]);
     expect_failure(
         &["setup", p(&dir), "--srs", p(&small)],
-        "the SRS has k=5 but the circuit needs k=7",
+        "the file serves circuits up to k=5, this one needs k=7",
     );
     std::fs::write(&small, b"not an srs").unwrap();
-    expect_failure(&["setup", p(&dir), "--srs", p(&small)], "SRS");
+    expect_failure(&["setup", p(&dir), "--srs", p(&small)], "srs-k5.bin");
 }
 
 #[test]

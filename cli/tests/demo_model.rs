@@ -25,7 +25,7 @@ fn shipped_digits_mlp_proves_and_classifies() {
     let proof = pipeline::prove(&dir, &input).unwrap();
     let path = dir.join("proof.json");
     write_json(&path, &proof).unwrap();
-    let verified = zkinfer_verifier::verify_file(&dir, &path).unwrap();
+    let verified = zkinfer_verifier::verify_file(&dir, &path, &Default::default()).unwrap();
     let want = expected_outputs(&ex.join("expected.json")).unwrap();
     let label: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ex.join("expected.json")).unwrap()).unwrap();

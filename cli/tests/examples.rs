@@ -28,8 +28,18 @@ fn prove_verify_and_compare(name: &str, model: &Path, work: &Path) {
     assert!(settings.plan.proof_bytes <= 3072, "{name}");
     let proof_path = dir.join("proof.json");
     write_json(&proof_path, &proof).unwrap();
-    let verified = zkinfer_verifier::verify_file(&dir, &proof_path)
+    // Held to its own input and to the model id setup recorded.
+    let keys: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("keys.json")).unwrap()).unwrap();
+    let opts = zkinfer_verifier::VerifyOptions {
+        model_id: keys["model_id"].as_str(),
+        input: Some(&input),
+        ..Default::default()
+    };
+    let verified = zkinfer_verifier::verify_file(&dir, &proof_path, &opts)
         .unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert!(verified.pinned && verified.input_checked, "{name}");
+    assert_eq!(proof.inputs, verified.inputs, "{name}");
     // The proof proves exactly what the integer reference evaluator computes.
     let run = pipeline::run(&dir, &input).unwrap();
     assert_eq!(verified.outputs, run.outputs, "{name}");

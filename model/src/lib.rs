@@ -19,7 +19,9 @@ pub use error::ModelError;
 pub use graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn};
 pub use import::{load_onnx, load_onnx_bytes};
 pub use input::{parse_input_json, InputData};
-pub use qgraph::{dequantize, divide, isqrt_scaled, LookupTable, QGraph, QNode, QOp, Trace};
+pub use qgraph::{
+    dequantize, divide, isqrt_scaled, quantize_input, LookupTable, QGraph, QNode, QOp, Trace,
+};
 pub use quantize::{quantize, QuantizeOptions};
 pub use sparse::Rows;
 

@@ -214,6 +214,56 @@ pub fn divide(a: i128, b: i128, shift: u32) -> Option<i128> {
     Some(num.div_euclid(2 * b))
 }
 
+/// Float inputs → fixed point at `scale`, checked against the graph's input `shapes` (count
+/// and length), for NaN/Inf, and for the signed `act_bits` range every input is checked to.
+pub fn quantize_input(
+    data: &[Vec<f64>],
+    shapes: &[Vec<usize>],
+    scale: u32,
+    act_bits: u32,
+) -> Result<Vec<Vec<i64>>> {
+    if data.len() != shapes.len() {
+        return Err(ModelError::Input(format!(
+            "the model has {} input(s), the input file has {}",
+            shapes.len(),
+            data.len()
+        )));
+    }
+    let limit = 1i128 << (act_bits - 1);
+    data.iter()
+        .zip(shapes)
+        .enumerate()
+        .map(|(i, (xs, shape))| {
+            let want: usize = shape.iter().product();
+            if xs.len() != want {
+                return Err(ModelError::Input(format!(
+                    "input {i} has {} values, the model expects {want} (shape {shape:?})",
+                    xs.len()
+                )));
+            }
+            xs.iter()
+                .enumerate()
+                .map(|(j, &x)| {
+                    if !x.is_finite() {
+                        return Err(ModelError::Input(format!(
+                            "input {i}[{j}] is {x}: NaN and Inf are not accepted"
+                        )));
+                    }
+                    let q = (x * (1u64 << scale) as f64).round();
+                    if q.abs() >= limit as f64 {
+                        return Err(ModelError::OutOfRange {
+                            node: format!("input {i}[{j}]"),
+                            value: q as i128,
+                            bits: act_bits,
+                        });
+                    }
+                    Ok(q as i64)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// `bias + Σ a·b` without overflowing i128.
 fn checked_dot(bias: i128, mut terms: impl Iterator<Item = (i128, i128)>) -> Option<i128> {
     terms.try_fold(bias, |acc, (a, b)| acc.checked_add(a.checked_mul(b)?))
@@ -244,47 +294,7 @@ impl QGraph {
 
     /// Float → fixed point, with the checks a user input needs (count, NaN/Inf, range).
     pub fn quantize_input(&self, data: &[Vec<f64>]) -> Result<Vec<Vec<i64>>> {
-        let shapes = self.input_shapes();
-        if data.len() != shapes.len() {
-            return Err(ModelError::Input(format!(
-                "the model has {} input(s), the input file has {}",
-                shapes.len(),
-                data.len()
-            )));
-        }
-        let limit = 1i128 << (self.act_bits - 1);
-        data.iter()
-            .zip(&shapes)
-            .enumerate()
-            .map(|(i, (xs, shape))| {
-                let want: usize = shape.iter().product();
-                if xs.len() != want {
-                    return Err(ModelError::Input(format!(
-                        "input {i} has {} values, the model expects {want} (shape {shape:?})",
-                        xs.len()
-                    )));
-                }
-                xs.iter()
-                    .enumerate()
-                    .map(|(j, &x)| {
-                        if !x.is_finite() {
-                            return Err(ModelError::Input(format!(
-                                "input {i}[{j}] is {x}: NaN and Inf are not accepted"
-                            )));
-                        }
-                        let q = (x * (1u64 << self.scale) as f64).round();
-                        if q.abs() >= limit as f64 {
-                            return Err(ModelError::OutOfRange {
-                                node: format!("input {i}[{j}]"),
-                                value: q as i128,
-                                bits: self.act_bits,
-                            });
-                        }
-                        Ok(q as i64)
-                    })
-                    .collect()
-            })
-            .collect()
+        quantize_input(data, &self.input_shapes(), self.scale, self.act_bits)
     }
 
     /// Fixed point → float.

@@ -11,10 +11,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, read_json_hashed, vk_to_bytes, write_bytes, write_json,
-    write_kzg_verifier, KeysInfo, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
+    files, in_dir, read_bytes, read_json, read_json_hashed, srs_note, vk_to_bytes, write_bytes,
+    write_json, KeysInfo, KzgVerifierKey, ProofFile, Settings, SrsSource, Versioned,
+    FORMAT_VERSION,
 };
 use zkinfer_circuits::field::to_hex;
+use zkinfer_circuits::identity::{self, VerifierFolder};
 use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{
     load_onnx_bytes, parse_input_json, quantize, sha256_hex, ModelError, QGraph, QOp,
@@ -177,6 +179,8 @@ pub struct SetupReport {
     pub k: u32,
     /// Where the SRS came from.
     pub srs: SrsSource,
+    /// The model id of the folder.
+    pub model_id: String,
     /// Seconds spent on key generation.
     pub keygen_seconds: f64,
     /// Proving key bytes.
@@ -185,20 +189,19 @@ pub struct SetupReport {
     pub vk_bytes: usize,
 }
 
-/// Generates (or loads) the SRS and the keys of a compiled folder.
+/// Generates (or reads from a ceremony file) the SRS, then the keys of a compiled folder.
 pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
     let folder = open(dir)?;
     let plan = &folder.settings.plan;
     let t = Instant::now();
     let (params, source) = match srs_file {
         Some(p) => {
-            let loaded = srs::load(p)?;
-            let k0 = halo2_base::halo2_proofs::poly::commitment::Params::k(&loaded);
+            let (params, info) = srs::load_ceremony(p, plan.k)?;
             (
-                srs::downsize(loaded, plan.k)?,
+                params,
                 SrsSource::File {
                     path: p.display().to_string(),
-                    k: k0,
+                    info,
                 },
             )
         }
@@ -212,16 +215,19 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
     info!("keys generated in {keygen_seconds:.2}s");
     let vk_bytes = vk_to_bytes(pk.get_vk());
     let pk_bytes = keys::pk_to_bytes(&pk);
+    let kzg = KzgVerifierKey::of(&params);
+    let model_id = identity::model_id(&folder.settings, &vk_bytes, &kzg)?;
     write_bytes(&in_dir(dir, files::VK), &vk_bytes)?;
     write_bytes(&in_dir(dir, files::PK), &pk_bytes)?;
     srs::save_trusted(&in_dir(dir, files::SRS), &params)?;
-    write_kzg_verifier(&in_dir(dir, files::KZG_VERIFIER), &params)?;
+    kzg.write(&in_dir(dir, files::KZG_VERIFIER))?;
     write_json(
         &in_dir(dir, files::KEYS),
         &KeysInfo {
             format_version: FORMAT_VERSION,
             settings_sha256: folder.settings_sha256.clone(),
             vk_sha256: sha256_hex(&vk_bytes),
+            model_id: model_id.clone(),
             srs: source.clone(),
             break_points,
         },
@@ -229,6 +235,7 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
     Ok(SetupReport {
         k: plan.k,
         srs: source,
+        model_id,
         keygen_seconds,
         pk_bytes: pk_bytes.len(),
         vk_bytes: vk_bytes.len(),
@@ -295,7 +302,8 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
         ));
     }
     let pk = keys::pk_from_bytes(&read_bytes(&in_dir(dir, files::PK))?, plan)?;
-    if sha256_hex(&vk_to_bytes(pk.get_vk())) != keys_info.vk_sha256 {
+    let vk_bytes = vk_to_bytes(pk.get_vk());
+    if sha256_hex(&vk_bytes) != keys_info.vk_sha256 {
         return Err(ProverError::Folder(
             "pk.bin does not match keys.json: rerun `zkinfer setup`".into(),
         ));
@@ -315,15 +323,27 @@ pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
         "proof generated in {:.2?}",
         t.elapsed()
     );
+    let internal = || ProverError::Folder("internal: instances out of range".into());
     let outputs = folder
         .settings
         .outputs_from_instances(&instances)
-        .ok_or_else(|| ProverError::Folder("internal: output instances out of range".into()))?;
+        .ok_or_else(internal)?;
+    let inputs = match plan.visibility {
+        Visibility::Public => Some(
+            folder
+                .settings
+                .inputs_from_instances(&instances)
+                .ok_or_else(internal)?,
+        ),
+        Visibility::Private => None,
+    };
+    // The identity of what the proof was made with: these keys and these SRS points.
+    let model_id = identity::model_id(&folder.settings, &vk_bytes, &KzgVerifierKey::of(&params))?;
     Ok(ProofFile {
         format_version: FORMAT_VERSION,
-        model_sha256: folder.settings.model_sha256.clone(),
-        vk_sha256: keys_info.vk_sha256,
+        model_id,
         input_visibility: plan.visibility,
+        inputs,
         outputs,
         output_shapes: folder.settings.output_shapes.clone(),
         instances: instances.iter().map(to_hex).collect(),
@@ -392,16 +412,19 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);
-    let keys = in_dir(dir, files::KEYS).exists();
-    let _ = writeln!(
-        out,
-        "keys             {}",
-        if keys {
-            "present"
-        } else {
-            "none (run `zkinfer setup`)"
-        }
-    );
+    if in_dir(dir, files::KEYS).exists() {
+        let keys: KeysInfo = read_json(&in_dir(dir, files::KEYS))?;
+        let verifier = VerifierFolder::open(dir)?;
+        let _ = writeln!(out, "keys             present");
+        let _ = writeln!(out, "model id         {}", verifier.model_id);
+        let _ = writeln!(
+            out,
+            "SRS              {}",
+            srs_note(Some(&keys.srs), &verifier.kzg)
+        );
+    } else {
+        let _ = writeln!(out, "keys             none (run `zkinfer setup`)");
+    }
     let _ = writeln!(
         out,
         "\n{:>4}  {:<10} {:<28} {:<18} {:>9} {:>6}  name",

@@ -1,17 +1,17 @@
-//! Structured reference strings: generate, save, load, check, downsize.
+//! Structured reference strings: a local development SRS, or a ceremony file read with every
+//! point checked (see [`zkinfer_circuits::srs_file`]) and cut to the circuit's k.
 
 use std::path::Path;
 
-use halo2_base::halo2_proofs::halo2curves::bn256::Bn256;
-use halo2_base::halo2_proofs::halo2curves::pairing::Engine;
-use halo2_base::halo2_proofs::poly::commitment::{Params, ParamsProver};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_base::halo2_proofs::SerdeFormat;
 use zkinfer_circuits::artifacts::{read_bytes, write_with};
+use zkinfer_circuits::srs_file::{self, SrsFileInfo};
+use zkinfer_circuits::Bn256;
 
 use crate::error::ProverError;
 
-/// Largest k we generate or accept.
+/// Largest k we generate.
 pub const MAX_SRS_K: u32 = 26;
 
 /// A fresh SRS from OS randomness. The toxic waste is dropped with the RNG state, but one
@@ -25,32 +25,27 @@ pub fn generate(k: u32) -> Result<ParamsKZG<Bn256>, ProverError> {
     Ok(ParamsKZG::<Bn256>::setup(k, rand::rngs::OsRng))
 }
 
-/// Saves an SRS (halo2's raw format with on-curve checks on load).
+/// Saves an SRS in halo2's raw format (the format of the perpetual powers of tau files).
 pub fn save(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), ProverError> {
     write_with(path, |w| params.write_custom(w, SerdeFormat::RawBytes))?;
     Ok(())
 }
 
-/// Loads an SRS written by [`save`] (or halo2's `write_custom` with `RawBytes`) and checks it.
-pub fn load(path: &Path) -> Result<ParamsKZG<Bn256>, ProverError> {
-    let bytes = read_bytes(path)?;
-    if bytes.len() < 4 {
+/// Reads the powers a circuit of size `2^k` needs from a ceremony file (halo2 raw or
+/// `.ptau`), checks that they are consecutive powers of one secret, and returns them as
+/// prover parameters with what the file is.
+pub fn load_ceremony(path: &Path, k: u32) -> Result<(ParamsKZG<Bn256>, SrsFileInfo), ProverError> {
+    let (info, points) = srs_file::read(path, Some(k))?;
+    if !srs_file::check_powers(&points) {
         return Err(ProverError::Srs(format!(
-            "{}: not an SRS file",
+            "{}: its G1 points are not consecutive powers of the secret behind s·g2",
             path.display()
         )));
     }
-    let k = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if !(1..=MAX_SRS_K).contains(&k) {
-        return Err(ProverError::Srs(format!(
-            "{}: k={k} is out of range",
-            path.display()
-        )));
-    }
-    let params = ParamsKZG::<Bn256>::read_custom(&mut bytes.as_slice(), SerdeFormat::RawBytes)
-        .map_err(|e| ProverError::Srs(format!("{}: {e}", path.display())))?;
-    check(&params)?;
-    Ok(params)
+    // The Lagrange basis is recomputed from g rather than read: the file's copy is not checked.
+    let seed = ParamsKZG::<Bn256>::setup(1, rand::rngs::OsRng);
+    let params = seed.from_parts(k, points.g, None, points.g2, points.s_g2);
+    Ok((params, info))
 }
 
 /// Loads the internal copy in a model folder (written by us, so unchecked and fast).
@@ -66,35 +61,4 @@ pub fn save_trusted(path: &Path, params: &ParamsKZG<Bn256>) -> Result<(), Prover
         params.write_custom(w, SerdeFormat::RawBytesUnchecked)
     })?;
     Ok(())
-}
-
-/// Checks that `g[1] = s·g[0]` against `s·g2` with one pairing equation, so a corrupted or
-/// mismatched file is caught before it makes unverifiable keys.
-pub fn check(params: &ParamsKZG<Bn256>) -> Result<(), ProverError> {
-    let g = params.get_g();
-    if g.len() < 2 {
-        return Ok(());
-    }
-    let lhs = Bn256::pairing(&g[1], &params.g2());
-    let rhs = Bn256::pairing(&g[0], &params.s_g2());
-    if lhs != rhs {
-        return Err(ProverError::Srs(
-            "inconsistent SRS: g[1] is not s·g[0]".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Downsizes `params` to `k` (an SRS for a larger k serves any smaller circuit).
-pub fn downsize(mut params: ParamsKZG<Bn256>, k: u32) -> Result<ParamsKZG<Bn256>, ProverError> {
-    if params.k() < k {
-        return Err(ProverError::Srs(format!(
-            "the SRS has k={} but the circuit needs k={k}",
-            params.k()
-        )));
-    }
-    if params.k() > k {
-        params.downsize(k);
-    }
-    Ok(params)
 }

@@ -1,5 +1,7 @@
-//! Native verification of zkinfer proofs. It reads only a model folder's verifying key,
-//! settings and the verifier's SRS points — never the model, the proving key or the prover.
+//! Native verification of zkinfer proofs. It reads only a model folder's settings, verifying
+//! key and the verifier's SRS points — never the model, the proving key or the prover — and
+//! trusts none of them: their model id is recomputed and can be pinned, the SRS points can be
+//! checked against a ceremony file, and the proven input against an input file.
 #![warn(missing_docs)]
 
 use std::path::Path;
@@ -14,10 +16,11 @@ use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::EvmTrans
 use snark_verifier_sdk::NativeLoader;
 use thiserror::Error;
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, read_kzg_verifier, vk_from_bytes, ArtifactError,
-    ProofFile, Settings,
+    files, in_dir, read_json, srs_note, ArtifactError, KeysInfo, KzgVerifierKey, ProofFile,
 };
-use zkinfer_circuits::field::from_hex;
+use zkinfer_circuits::field::{fr, from_hex};
+use zkinfer_circuits::identity::VerifierFolder;
+use zkinfer_circuits::srs_file::{self, SrsFileInfo};
 
 /// Why a proof was not accepted.
 #[derive(Debug, Error)]
@@ -28,12 +31,39 @@ pub enum VerifyError {
     /// The proof file is not well-formed.
     #[error("malformed proof file: {0}")]
     Malformed(String),
-    /// The proof was made for another model or key than the folder holds.
-    #[error("{0}")]
-    WrongModel(String),
-    /// The `outputs` in the proof file are not what the proven instances say.
-    #[error("the outputs in the proof file do not match its proven public instances")]
-    OutputsMismatch,
+    /// The proof was made for another model id than the folder's.
+    #[error("the proof is for model id {proof}, the folder is model id {folder}")]
+    WrongModel {
+        /// The id the proof file names.
+        proof: String,
+        /// The id recomputed from the folder.
+        folder: String,
+    },
+    /// The folder is not the model the verifier pinned.
+    #[error("the folder is model id {folder}, not the pinned model id {pinned}")]
+    NotPinned {
+        /// The id given with `--model-id`.
+        pinned: String,
+        /// The id recomputed from the folder.
+        folder: String,
+    },
+    /// The folder's SRS points are not the ceremony file's, or the file cannot be used.
+    #[error("SRS: {0}")]
+    Srs(String),
+    /// The input file cannot be read or quantized.
+    #[error("input: {0}")]
+    Input(String),
+    /// The proof was made on another input than the one given.
+    #[error("the proof was made on another input: {0}")]
+    InputMismatch(String),
+    /// The inputs are private, so a proof cannot show them.
+    #[error(
+        "the model's inputs are private (compiled with --input-visibility private): a proof does not show them"
+    )]
+    InputsPrivate,
+    /// The `inputs` or `outputs` in the proof file are not what the proven instances say.
+    #[error("the {0} in the proof file do not match its proven public instances")]
+    ValuesMismatch(&'static str),
     /// The cryptographic check failed.
     #[error("invalid proof: the verifier rejected it for these public instances")]
     Invalid,
@@ -63,35 +93,99 @@ pub fn verify_proof_bytes(
     }
 }
 
+/// What the verifier is asked to hold the proof to, beyond the proof itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VerifyOptions<'a> {
+    /// The model id the folder must have (64 hex digits).
+    pub model_id: Option<&'a str>,
+    /// The verifier's own copy of a ceremony file: the folder's SRS points must be its.
+    pub srs: Option<&'a Path>,
+    /// An EZKL-format input file: the proof's public inputs must be it, quantized.
+    pub input: Option<&'a Path>,
+}
+
+/// What is known of the SRS a proof was checked with.
+#[derive(Clone, Debug)]
+pub enum SrsCheck {
+    /// The folder's points are this ceremony file's.
+    Matches {
+        /// The file given.
+        path: String,
+        /// What it is.
+        info: SrsFileInfo,
+    },
+    /// Not checked against a file: what is known without one.
+    Unchecked(String),
+}
+
+impl std::fmt::Display for SrsCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SrsCheck::Matches { path, info } => {
+                write!(f, "matches {path} (sha256 {}", info.sha256)?;
+                match &info.recognised {
+                    Some(name) => write!(f, ", recognised as {name})"),
+                    None => write!(f, ", not a ceremony file zkinfer knows)"),
+                }
+            }
+            SrsCheck::Unchecked(note) => f.write_str(note),
+        }
+    }
+}
+
 /// What a successful verification established.
 #[derive(Clone, Debug)]
 pub struct Verified {
+    /// The model id recomputed from the folder.
+    pub model_id: String,
+    /// Whether it was required to equal `--model-id`.
+    pub pinned: bool,
+    /// What is known of the SRS.
+    pub srs: SrsCheck,
+    /// The proven inputs (dequantized), when public.
+    pub inputs: Option<Vec<Vec<f64>>>,
+    /// Whether they were required to equal an input file.
+    pub input_checked: bool,
     /// The proven outputs (dequantized).
     pub outputs: Vec<Vec<f64>>,
 }
 
 /// Verifies `PROOF.json` against the model folder `dir`.
-pub fn verify_file(dir: &Path, proof_path: &Path) -> Result<Verified, VerifyError> {
-    let settings: Settings = read_json(&in_dir(dir, files::SETTINGS))?;
+pub fn verify_file(
+    dir: &Path,
+    proof_path: &Path,
+    opts: &VerifyOptions<'_>,
+) -> Result<Verified, VerifyError> {
+    let folder = VerifierFolder::open(dir)?;
+    if let Some(pinned) = opts.model_id {
+        let pinned = pinned.trim().to_ascii_lowercase();
+        if pinned.len() != 64 || !pinned.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(VerifyError::Malformed(
+                "--model-id must be 64 hex digits".into(),
+            ));
+        }
+        if pinned != folder.model_id {
+            return Err(VerifyError::NotPinned {
+                pinned,
+                folder: folder.model_id,
+            });
+        }
+    }
     let proof: ProofFile = read_json(proof_path)?;
-    if proof.model_sha256 != settings.model_sha256 {
-        return Err(VerifyError::WrongModel(format!(
-            "the proof is for model {}, the folder holds model {}",
-            short(&proof.model_sha256),
-            short(&settings.model_sha256)
-        )));
+    if proof.model_id != folder.model_id {
+        return Err(VerifyError::WrongModel {
+            proof: proof.model_id,
+            folder: folder.model_id,
+        });
     }
-    let vk_path = in_dir(dir, files::VK);
-    let vk_bytes = read_bytes(&vk_path)?;
-    if zkinfer_model::sha256_hex(&vk_bytes) != proof.vk_sha256 {
-        return Err(VerifyError::WrongModel(format!(
-            "the proof was made with verifying key {}, the folder holds {}",
-            short(&proof.vk_sha256),
-            short(&zkinfer_model::sha256_hex(&vk_bytes))
-        )));
-    }
-    let vk = vk_from_bytes(&vk_bytes, &settings.plan, &vk_path)?;
-    let params = read_kzg_verifier(&in_dir(dir, files::KZG_VERIFIER))?;
+    let srs = match opts.srs {
+        Some(path) => check_srs(path, &folder.kzg)?,
+        None => {
+            let recorded: Option<KeysInfo> = read_json(&in_dir(dir, files::KEYS)).ok();
+            SrsCheck::Unchecked(srs_note(recorded.as_ref().map(|k| &k.srs), &folder.kzg))
+        }
+    };
+    let settings = &folder.settings;
     let instances: Vec<Fr> = proof
         .instances
         .iter()
@@ -118,14 +212,78 @@ pub fn verify_file(dir: &Path, proof_path: &Path) -> Result<Verified, VerifyErro
         .ok_or_else(|| VerifyError::Malformed("\"proof\" is not 0x-hex".into()))?;
     let outputs = settings
         .outputs_from_instances(&instances)
-        .ok_or(VerifyError::OutputsMismatch)?;
+        .ok_or(VerifyError::ValuesMismatch("outputs"))?;
     if outputs != proof.outputs {
-        return Err(VerifyError::OutputsMismatch);
+        return Err(VerifyError::ValuesMismatch("outputs"));
     }
-    verify_proof_bytes(&params, &vk, &instances, &bytes)?;
-    Ok(Verified { outputs })
+    let inputs = settings.inputs_from_instances(&instances);
+    if inputs != proof.inputs {
+        return Err(VerifyError::ValuesMismatch("inputs"));
+    }
+    if let Some(path) = opts.input {
+        check_input(path, &folder, &instances)?;
+    }
+    verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, &bytes)?;
+    Ok(Verified {
+        model_id: folder.model_id,
+        pinned: opts.model_id.is_some(),
+        srs,
+        inputs,
+        input_checked: opts.input.is_some(),
+        outputs,
+    })
 }
 
-fn short(h: &str) -> &str {
-    &h[..h.len().min(12)]
+/// The folder's SRS points must be the ceremony file's (any k: every file of one ceremony
+/// has the same g, g2 and s·g2).
+fn check_srs(path: &Path, kzg: &KzgVerifierKey) -> Result<SrsCheck, VerifyError> {
+    let (info, points) = srs_file::read(path, None)?;
+    if (points.g[0], points.g2, points.s_g2) != (kzg.g, kzg.g2, kzg.s_g2) {
+        return Err(VerifyError::Srs(format!(
+            "the folder's SRS points are not those of {} (its s·g2 differs): the proof rests on another setup",
+            path.display()
+        )));
+    }
+    Ok(SrsCheck::Matches {
+        path: path.display().to_string(),
+        info,
+    })
+}
+
+/// The proof's public inputs must be the input file, quantized as the prover quantizes it.
+fn check_input(path: &Path, folder: &VerifierFolder, instances: &[Fr]) -> Result<(), VerifyError> {
+    let settings = &folder.settings;
+    if settings.num_input_instances() == 0 {
+        return Err(VerifyError::InputsPrivate);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    let data = zkinfer_model::parse_input_json(&text)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    let want = settings
+        .quantize_input(&data)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    let mut at = 0;
+    for (i, values) in want.iter().enumerate() {
+        for (j, &v) in values.iter().enumerate() {
+            let proven = instances[at];
+            if proven != fr(v as i128) {
+                let shown = zkinfer_circuits::field::signed(&proven)
+                    .map(|p| {
+                        format!(
+                            "{} (fixed point {p})",
+                            zkinfer_model::dequantize(p, settings.scale)
+                        )
+                    })
+                    .unwrap_or_else(|| "a value outside the input range".into());
+                return Err(VerifyError::InputMismatch(format!(
+                    "input {i} element {j}: {} gives {} (fixed point {v}), the proof is of {shown}",
+                    path.display(),
+                    data[i][j]
+                )));
+            }
+            at += 1;
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! Signed range check with sign bit.
 //!
-//! For `x` and a width `B` (at least `bits - 1`), witness `nb ∈ {0,1}` and `low ∈ [0, 2^B)`
-//! with `x = low - nb · 2^B`. This proves `-2^B <= x < 2^B` and makes `nb` the (unique)
-//! "x is negative" bit: zero has only `nb = 0`, since `low = 2^B` is out of range. One gate,
-//! one boolean check, and a lookup range check of `low`.
+//! For `x` and `B = bits - 1`, witness `nb ∈ {0,1}` and `low ∈ [0, 2^B)` with
+//! `x = low - nb · 2^B`. This proves `-2^B <= x < 2^B`, exactly the range the integer
+//! reference (`QGraph::eval`) accepts, and makes `nb` the (unique) "x is negative" bit: zero
+//! has only `nb = 0`, since `low = 2^B` is out of range. One gate, one boolean check, and a
+//! lookup range check of `low` (halo2-base adds one more lookup when `B` is not a whole
+//! number of lookup limbs, so the bound is exact rather than rounded up).
 
 use halo2_base::gates::{GateInstructions, RangeInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -15,11 +17,8 @@ use crate::error::CircuitError;
 use crate::field::{fr, signed};
 
 impl QuantChip {
-    /// Constrains `x` to at least `bits` signed bits and returns its negative bit.
-    ///
-    /// The width of `low` is rounded up to whole lookup limbs: a looser bound costs nothing
-    /// in soundness (any width far below the field keeps the decomposition unique) and saves
-    /// the extra check halo2-base makes on a partial last limb.
+    /// Constrains `x` to exactly `bits` signed bits (`-2^(bits-1) <= x < 2^(bits-1)`) and
+    /// returns its negative bit.
     pub fn sign_bit(
         &self,
         ctx: &mut Context<Fr>,
@@ -27,9 +26,8 @@ impl QuantChip {
         bits: u32,
         place: &dyn Fn() -> String,
     ) -> Result<AssignedValue<Fr>, CircuitError> {
-        let limb = self.range.lookup_bits() as u32;
-        let low_bits = (bits.saturating_sub(1)).max(1).div_ceil(limb) * limb;
-        if !(2..=120).contains(&bits) || low_bits > 120 {
+        let low_bits = bits.saturating_sub(1);
+        if !(2..=120).contains(&bits) {
             return Err(CircuitError::TooLarge(format!(
                 "a {bits}-bit signed range check at {}",
                 place()

@@ -1,0 +1,172 @@
+//! The model identity: one sha256 over everything a verifier reads, so that holding 32 bytes
+//! pins the settings, the verifying key and the SRS points a proof is checked with.
+//!
+//! The preimage is a packed big-endian encoding (Solidity's `abi.encodePacked` of the same
+//! fixed-size fields gives the same bytes), documented field by field in the README:
+//!
+//! ```text
+//! bytes19  "zkinfer model id v1"
+//! uint32   format version of the folder (3)
+//! bytes32  sha256 of the ONNX file          bytes32  sha256 of qgraph.json
+//! uint32   scale    uint32 act_bits         uint8    input visibility (0 public, 1 private)
+//! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
+//! uint32   number of outputs, then the same per output
+//! uint32   number of public instances
+//! uint32   k, lookup_bits, instance columns, fixed columns
+//! uint32   phases, then advice columns per phase; uint32 phases, then lookup columns per phase
+//! uint32   lincomb width          uint8  function tables (0 or 1)
+//! bytes32  sha256 of vk.bin
+//! uint32   k of kzg-verifier.bin  bytes64 g   bytes128 g2   bytes128 s·g2
+//! ```
+//!
+//! G1 points are `x ‖ y` and G2 points `x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0` (EIP-197), 32-byte
+//! big-endian words.
+
+use std::path::Path;
+
+use halo2_base::halo2_proofs::halo2curves::bn256::G1Affine;
+use halo2_base::halo2_proofs::plonk::VerifyingKey;
+use sha2::{Digest, Sha256};
+
+use crate::artifacts::{
+    files, in_dir, read_bytes, read_json, vk_from_bytes, ArtifactError, KzgVerifierKey, Settings,
+    FORMAT_VERSION,
+};
+use crate::curve::{g1_evm, g2_evm};
+use crate::Visibility;
+
+/// The domain separator that opens every preimage.
+pub const DOMAIN: &[u8] = b"zkinfer model id v1";
+
+fn hex32(path: &str, what: &str, h: &str) -> Result<[u8; 32], ArtifactError> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(h, &mut out).map_err(|_| ArtifactError::Invalid {
+        path: path.to_string(),
+        message: format!("{what} is not a 64-digit hex sha256"),
+    })?;
+    Ok(out)
+}
+
+fn u32_be(out: &mut Vec<u8>, v: usize) -> Result<(), ArtifactError> {
+    let v = u32::try_from(v).map_err(|_| ArtifactError::Invalid {
+        path: files::SETTINGS.into(),
+        message: format!("{v} does not fit the model id's 32-bit fields"),
+    })?;
+    out.extend(v.to_be_bytes());
+    Ok(())
+}
+
+fn shapes(out: &mut Vec<u8>, shapes: &[Vec<usize>]) -> Result<(), ArtifactError> {
+    u32_be(out, shapes.len())?;
+    for s in shapes {
+        u32_be(out, s.len())?;
+        for &d in s {
+            u32_be(out, d)?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes the model id hashes (see the module documentation).
+pub fn preimage(
+    settings: &Settings,
+    vk_bytes: &[u8],
+    kzg: &KzgVerifierKey,
+) -> Result<Vec<u8>, ArtifactError> {
+    let mut out = DOMAIN.to_vec();
+    out.extend(settings.format_version.to_be_bytes());
+    out.extend(hex32(
+        files::SETTINGS,
+        "model_sha256",
+        &settings.model_sha256,
+    )?);
+    out.extend(hex32(
+        files::SETTINGS,
+        "qgraph_sha256",
+        &settings.qgraph_sha256,
+    )?);
+    out.extend(settings.scale.to_be_bytes());
+    out.extend(settings.act_bits.to_be_bytes());
+    let plan = &settings.plan;
+    out.push(match plan.visibility {
+        Visibility::Public => 0,
+        Visibility::Private => 1,
+    });
+    shapes(&mut out, &settings.input_shapes)?;
+    shapes(&mut out, &settings.output_shapes)?;
+    u32_be(&mut out, plan.num_instances)?;
+    let base = &plan.params.base;
+    u32_be(&mut out, base.k)?;
+    u32_be(&mut out, base.lookup_bits.unwrap_or(0))?;
+    u32_be(&mut out, base.num_instance_columns)?;
+    u32_be(&mut out, base.num_fixed)?;
+    for per_phase in [
+        &base.num_advice_per_phase,
+        &base.num_lookup_advice_per_phase,
+    ] {
+        u32_be(&mut out, per_phase.len())?;
+        for &n in per_phase {
+            u32_be(&mut out, n)?;
+        }
+    }
+    u32_be(&mut out, plan.params.lincomb_width)?;
+    out.push(plan.params.functions as u8);
+    out.extend(Sha256::digest(vk_bytes));
+    out.extend(kzg.k.to_be_bytes());
+    out.extend(g1_evm(&kzg.g));
+    out.extend(g2_evm(&kzg.g2));
+    out.extend(g2_evm(&kzg.s_g2));
+    Ok(out)
+}
+
+/// The model id: sha256 of [`preimage`], as 64 hex digits.
+pub fn model_id(
+    settings: &Settings,
+    vk_bytes: &[u8],
+    kzg: &KzgVerifierKey,
+) -> Result<String, ArtifactError> {
+    Ok(hex::encode(Sha256::digest(preimage(
+        settings, vk_bytes, kzg,
+    )?)))
+}
+
+/// Exactly what a verifier reads of a model folder, each file checked, and its model id.
+pub struct VerifierFolder {
+    /// `settings.json`.
+    pub settings: Settings,
+    /// `vk.bin`, parsed (every point on the curve, the encoding canonical).
+    pub vk: VerifyingKey<G1Affine>,
+    /// `kzg-verifier.bin` (every point checked, standard generators).
+    pub kzg: KzgVerifierKey,
+    /// The model id of these three.
+    pub model_id: String,
+}
+
+impl VerifierFolder {
+    /// Reads and checks `settings.json`, `vk.bin` and `kzg-verifier.bin` of `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ArtifactError> {
+        let settings_path = in_dir(dir, files::SETTINGS);
+        let settings: Settings = read_json(&settings_path)?;
+        let vk_path = in_dir(dir, files::VK);
+        let vk_bytes = read_bytes(&vk_path)?;
+        let vk = vk_from_bytes(&vk_bytes, &settings.plan, &vk_path)?;
+        let kzg = KzgVerifierKey::read(&in_dir(dir, files::KZG_VERIFIER))?;
+        if kzg.k != settings.plan.k {
+            return Err(ArtifactError::Invalid {
+                path: in_dir(dir, files::KZG_VERIFIER).display().to_string(),
+                message: format!(
+                    "SRS points for k={}, the circuit has k={}",
+                    kzg.k, settings.plan.k
+                ),
+            });
+        }
+        debug_assert_eq!(settings.format_version, FORMAT_VERSION);
+        let model_id = model_id(&settings, &vk_bytes, &kzg)?;
+        Ok(Self {
+            settings,
+            vk,
+            kzg,
+            model_id,
+        })
+    }
+}

@@ -10,6 +10,8 @@ out="${1:-$CARGO_TARGET_DIR/demo/digits_mlp}"
 rm -rf "$out"
 "$zk" compile "$model/network.onnx" --calibration "$model/input.json" --out "$out"
 "$zk" inspect "$out"
-"$zk" setup "$out"
+"$zk" setup "$out" | tee "$out/setup.txt"
+id=$(sed -n 's/^model id //p' "$out/setup.txt")
 "$zk" prove "$out" --input "$model/input.json" --out "$out/proof.json"
-"$zk" verify "$out" "$out/proof.json"
+# A verifier holds the model id (from the model owner) and checks what was proven on what.
+"$zk" verify "$out" "$out/proof.json" --model-id "$id" --input "$model/input.json"

@@ -8,6 +8,11 @@
 #   scripts/mutants.sh                          # every chip, the lincomb gate, the function tables
 #   scripts/mutants.sh circuits/src/chips/sign.rs [more files]
 #   MUTANTS_RE='sign_bit' scripts/mutants.sh circuits/src/chips/sign.rs   # only matching mutants
+#   scripts/mutants.sh --deletions [FILE...]   # delete each emitted constraint instead
+#
+# cargo-mutants never deletes a statement, and most constraints are statements (a range check,
+# a copy, the gate offsets of a region, a selector): --deletions removes each of them in turn
+# (scripts/delete_constraints.py) and runs the same tests.
 #
 # Each mutant costs an incremental rebuild of the circuits crate and its test binaries (about a
 # minute on 2 cores): scope runs to a file or a regex. The working tree must be committed: the
@@ -21,6 +26,10 @@ if [ ! -x "$tools/bin/cargo-mutants" ]; then
   cargo install cargo-mutants --locked --version 27.1.0 --root "$tools"
 fi
 export PATH="$tools/bin:$PATH"
+if [ "${1:-}" = "--deletions" ]; then
+  shift
+  exec python3 scripts/delete_constraints.py "$@"
+fi
 
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then

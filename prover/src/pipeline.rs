@@ -414,14 +414,21 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     let _ = writeln!(out, "instances        {}", p.num_instances);
     if in_dir(dir, files::KEYS).exists() {
         let keys: KeysInfo = read_json(&in_dir(dir, files::KEYS))?;
-        let verifier = VerifierFolder::open(dir)?;
         let _ = writeln!(out, "keys             present");
-        let _ = writeln!(out, "model id         {}", verifier.model_id);
-        let _ = writeln!(
-            out,
-            "SRS              {}",
-            srs_note(Some(&keys.srs), &verifier.kzg)
-        );
+        // A damaged key file is reported, not fatal: the rest describes the compilation.
+        match VerifierFolder::open(dir) {
+            Ok(verifier) => {
+                let _ = writeln!(out, "model id         {}", verifier.model_id);
+                let _ = writeln!(
+                    out,
+                    "SRS              {}",
+                    srs_note(Some(&keys.srs), &verifier.kzg)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "model id         unavailable: {e}");
+            }
+        }
     } else {
         let _ = writeln!(out, "keys             none (run `zkinfer setup`)");
     }

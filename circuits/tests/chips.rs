@@ -10,6 +10,7 @@ use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 use zkinfer_circuits::chips::{Elem, QuantChip};
 use zkinfer_circuits::field::{fr, signed};
+use zkinfer_circuits::lincomb::LinCombRegion;
 use zkinfer_circuits::testing::{CellRef, MockCircuit, Rejection};
 use zkinfer_circuits::CircuitError;
 use zkinfer_model::ExtremumKind;
@@ -514,6 +515,89 @@ fn extremum_of_cells_and_constants() {
 }
 
 #[test]
+fn extremum_of_two_constants_or_a_constant_first() {
+    // Two constants: a constant, no cell. A constant first: the operands are swapped, so
+    // max(5, x) is laid out as max(x, 5).
+    let m = MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let both = chip
+            .extremum2(
+                ctx,
+                ExtremumKind::Max,
+                Elem::Const(3),
+                Elem::Const(5),
+                None,
+                8,
+                &here,
+            )
+            .unwrap();
+        let x = ctx.load_witness(fr(2));
+        let first = chip
+            .extremum2(
+                ctx,
+                ExtremumKind::Max,
+                Elem::Const(5),
+                Elem::Cell(x),
+                None,
+                8,
+                &here,
+            )
+            .unwrap();
+        let min = chip
+            .extremum2(
+                ctx,
+                ExtremumKind::Min,
+                Elem::Const(5),
+                Elem::Cell(x),
+                None,
+                8,
+                &here,
+            )
+            .unwrap();
+        let public = [first, min]
+            .iter()
+            .map(|e| match e {
+                Elem::Cell(c) => *c,
+                Elem::Const(_) => panic!("expected a cell"),
+            })
+            .collect();
+        ((both, first.value(), min.value()), public)
+    });
+    assert!(matches!(m.result.0, Elem::Const(5)));
+    assert_eq!((m.result.1, m.result.2), (5, 2));
+    assert!(m.satisfied());
+}
+
+#[test]
+fn relu_without_a_known_sign_checks_x_itself() {
+    // max(x, 0) with no sign bit at hand: the sign check of x and the max gate, no
+    // subtraction (d = x − 0 is x).
+    let m = MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(-9));
+        let before = ctx.advice.len();
+        let out = chip
+            .extremum2(
+                ctx,
+                ExtremumKind::Max,
+                Elem::Cell(x),
+                Elem::Const(0),
+                None,
+                8,
+                &here,
+            )
+            .unwrap();
+        let Elem::Cell(o) = out else {
+            panic!("expected a cell")
+        };
+        ((val(&o), ctx.advice.len() - before), vec![x, o])
+    });
+    // Sign check: 4 cells and 4 for the boolean check (7 bits, one whole limb); max: 4.
+    assert_eq!(m.result, (0, 12));
+    assert!(m.satisfied());
+}
+
+#[test]
 fn relu_reuses_a_proven_sign_bit() {
     for a in [-9i128, 0, 9] {
         let mut m = MockCircuit::build(K, |ctx, range, _lc| {
@@ -742,6 +826,26 @@ fn sqrt_is_the_floor_root_and_every_cell_is_constrained() {
 }
 
 #[test]
+fn sqrt_slacks_reach_their_bound() {
+    // At the top of a 10-bit domain with shift 4 the slacks come near 2s: c1 = 239 for
+    // v = 1023, c2 = 248 for v = 961 (u = 124² exactly). Their range is sized for that.
+    for (v, c1, c2) in [(1023i128, 239i128, 15), (961, 0, 248)] {
+        let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+            let chip = QuantChip::new(range.clone());
+            let vc = ctx.load_witness(fr(v));
+            let start = ctx.advice.len();
+            let (s, _) = chip.sqrt(ctx, vc, 4, 10, 9, &here).unwrap();
+            ((start, val(&s)), vec![vc, s])
+        });
+        let (start, s) = m.result;
+        assert_eq!(s, zkinfer_model::isqrt_scaled(v, 4).unwrap());
+        assert_eq!(m.value(CellRef::Base(start + 4)), fr(c1), "v = {v}");
+        assert_eq!(m.value(CellRef::Base(start + 15)), fr(c2), "v = {v}");
+        assert!(m.satisfied(), "v = {v}");
+    }
+}
+
+#[test]
 fn sqrt_refuses_negative_or_too_wide_inputs() {
     for v in [-1i128, 1 << 17] {
         MockCircuit::build(K, |ctx, range, _lc| {
@@ -796,4 +900,94 @@ fn sqrt_slacks_are_range_checked() {
     forged[0] = (CellRef::Base(c1), fr(2));
     let got = m.rejections_with(&forged, &[(CellRef::Base(s + 1), fr(6))]);
     assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![Rejection::Copy]);
+}
+
+#[test]
+fn dot_shortcuts_keep_exact_values() {
+    // Products of two constants fold into the bias, a constant first operand is swapped, a
+    // lone weight-1 term with nothing to add or shift is the input cell itself, and an output
+    // with no variable is a constant: each exactly the value `QGraph::eval` computes.
+    let x = 37i128;
+    let cases: &[(&str, &[(Option<i128>, i128)], i128, u32, i128)] = &[
+        // (case, [(constant a or the cell x, b)], bias, shift, want)
+        ("x·1", &[(None, 1)], 0, 0, x),
+        ("(x·1) >> 3", &[(None, 1)], 0, 3, x >> 3),
+        ("x·1 + 5", &[(None, 1)], 5, 0, x + 5),
+        ("x·1 + x·2", &[(None, 1), (None, 2)], 0, 0, 3 * x),
+        ("3·4 + x·5", &[(Some(3), 4), (None, 5)], 1, 0, 13 + 5 * x),
+        (
+            "(3·4 + x·5) >> 2",
+            &[(Some(3), 4), (None, 5)],
+            1,
+            2,
+            (13 + 5 * x) >> 2,
+        ),
+        ("5·x (constant first)", &[(Some(-5), 0)], 0, 0, -5 * x),
+        (
+            "3·4 + 5·6 >> 2",
+            &[(Some(3), 4), (Some(5), 6)],
+            1,
+            2,
+            43 >> 2,
+        ),
+    ];
+    for width in [0usize, 2] {
+        for &(case, pairs, bias, shift, want) in cases {
+            let m = MockCircuit::build_with(K, width, |ctx, range, lc| {
+                let chip = QuantChip::new(range.clone());
+                let xc = ctx.load_witness(fr(x));
+                let cell = Elem::Cell(xc);
+                let pairs: Vec<(Elem, Elem)> = pairs
+                    .iter()
+                    .map(|&(a, b)| match (a, case.contains("constant first")) {
+                        (Some(a), true) => (Elem::Const(a), cell),
+                        (Some(a), false) => (Elem::Const(a), Elem::Const(b)),
+                        (None, _) => (cell, Elem::Const(b)),
+                    })
+                    .collect();
+                let out = chip.dot(ctx, lc, &pairs, bias, shift, 16, &here).unwrap();
+                let same_cell = matches!(out.out, Elem::Cell(c) if c.cell == xc.cell);
+                let public = match out.out {
+                    Elem::Cell(c) => vec![c],
+                    Elem::Const(_) => vec![],
+                };
+                ((out.out.value(), same_cell), public)
+            });
+            let case = format!("{case} at width {width}");
+            assert_eq!(m.result.0, want, "{case}");
+            assert_eq!(m.result.1, case.starts_with("x·1 at"), "{case}");
+            assert!(m.satisfied(), "{case}");
+        }
+    }
+}
+
+#[test]
+fn lincomb_rows_at_each_width() {
+    // Two combinations: 2 inputs + the output (3 terms), 4 inputs + the output (5 terms).
+    let m = MockCircuit::build_with(K, 2, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let xs: Vec<_> = (1..=4).map(|v| ctx.load_witness(fr(v))).collect();
+        let mut outs = vec![];
+        for n in [2usize, 4] {
+            let pairs: Vec<(Elem, Elem)> = xs[..n]
+                .iter()
+                .map(|c| (Elem::Cell(*c), Elem::Const(3)))
+                .collect();
+            let out = chip.dot(ctx, lc, &pairs, 0, 0, 16, &here).unwrap();
+            let Elem::Cell(o) = out.out else {
+                panic!("expected a cell")
+            };
+            outs.push(o);
+        }
+        ((), outs)
+    });
+    let lc = &m.circuit().lincomb;
+    assert_eq!(lc.sizes(), &[3, 5]);
+    // Width 2: 2 + 3 rows, and the closing row.
+    assert_eq!(lc.rows(), 6);
+    assert_eq!(LinCombRegion::rows_at(lc.sizes(), 1), 9);
+    assert_eq!(LinCombRegion::rows_at(lc.sizes(), 4), 4);
+    assert_eq!(LinCombRegion::rows_at(lc.sizes(), 0), 0);
+    assert_eq!(LinCombRegion::rows_at(&[], 3), 0);
+    assert!(m.satisfied());
 }

@@ -278,10 +278,10 @@ fn one_table_serves_repeated_uses_and_two_tables_get_two_tags() {
                 .unwrap();
             outs.push(y);
         }
-        (fns.table_rows(), outs)
+        ((fns.table_rows(), fns.rows(), fns.column_rows()), outs)
     });
-    // One zero row plus 12 rows per table (13 samples each).
-    assert_eq!(m.result, 1 + 12 + 12);
+    // One zero row plus 12 rows per table (13 samples each); three lookups of three cells.
+    assert_eq!(m.result, (1 + 12 + 12, 3, 9));
     assert!(m.satisfied());
     assert_eq!(
         m.instances().to_vec(),

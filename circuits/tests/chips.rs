@@ -956,6 +956,15 @@ fn dot_shortcuts_keep_exact_values() {
             let case = format!("{case} at width {width}");
             assert_eq!(m.result.0, want, "{case}");
             assert_eq!(m.result.1, case.starts_with("x·1 at"), "{case}");
+            // With a lincomb region, any product of a cell and a constant goes there, the
+            // constant-first one too (swapped); a pass-through or a constant lays out nothing.
+            let lays_out = !case.starts_with("x·1 at") && pairs.iter().any(|p| p.0.is_none());
+            let swapped = case.contains("constant first");
+            assert_eq!(
+                !m.lincomb_cells().is_empty(),
+                width > 0 && (lays_out || swapped),
+                "{case}"
+            );
             assert!(m.satisfied(), "{case}");
         }
     }

@@ -1000,3 +1000,122 @@ fn lincomb_rows_at_each_width() {
     assert_eq!(LinCombRegion::rows_at(&[], 3), 0);
     assert!(m.satisfied());
 }
+
+#[test]
+fn rescale_gate_binds_the_result() {
+    // y moved alone (its sign check with it, r unchanged): on halo2-base's gate only the
+    // rescale gate r = acc − 2^s·y objects; on the lincomb region only the end of the chain.
+    for (width, by) in [(0usize, Rejection::BasicGate), (2, Rejection::LinCombEnds)] {
+        let mut m = rescale_circuit(width);
+        let (y_off, _, sign) = m.result;
+        let y = (37 * 300) >> 7;
+        let forged = [
+            (CellRef::Base(y_off), fr(y + 1)),
+            (CellRef::Base(sign.low), fr(y + 1)),
+        ];
+        m.assert_rejected_by(&forged, &[by]);
+    }
+}
+
+#[test]
+fn lincomb_junctions_pin_each_chain() {
+    // Two combinations back to back, y1 = 3x and y2 = 5z: y1 + 1 and y2 − 1 leave the first
+    // chain one short and the second one over, so the last accumulator is still zero; only
+    // the end gate at the junction (the second chain's first row) sees it.
+    let mut m = MockCircuit::build_with(K, 1, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let mut outs = vec![];
+        for (v, w) in [(7i128, 3i128), (4, 5)] {
+            let x = ctx.load_witness(fr(v));
+            let out = chip
+                .dot(ctx, lc, &[(Elem::Cell(x), Elem::Const(w))], 0, 0, 16, &here)
+                .unwrap();
+            let Elem::Cell(o) = out.out else {
+                panic!("expected a cell")
+            };
+            outs.push(o);
+        }
+        let offsets = [offset_of(ctx, &outs[0]), offset_of(ctx, &outs[1])];
+        (offsets, outs)
+    });
+    let [y1, y2] = m.result;
+    let forged = [
+        (CellRef::Base(y1), fr(21 + 1)),
+        (CellRef::Base(y2), fr(20 - 1)),
+    ];
+    m.assert_rejected_by(&forged, &[Rejection::LinCombEnds]);
+}
+
+#[test]
+fn divide_gates_each_bind() {
+    let (a, b) = (11i128, 5i128);
+    let mut m = divide_circuit(a, b);
+    let ([r_off, y_off, d_off], sign) = m.result;
+    let start = r_off - 8;
+    let (b2, dr) = (start + 7, start + 15);
+    let y = zkinfer_model::divide(a, b, 4).unwrap();
+    let num = a * 32 + b;
+    let r = num - y * 2 * b;
+    // 2b claimed as 12: y = 29, r = 9, d = 2 satisfy r + y·2b = num and d + r + 1 = 2b with
+    // both in range; only the gate 2b = b + b·1 objects (without it any quotient passes).
+    let forged = [
+        (CellRef::Base(b2), fr(12)),
+        (CellRef::Base(y_off), fr(29)),
+        (CellRef::Base(sign.low), fr(29)),
+        (CellRef::Base(r_off), fr(9)),
+        (CellRef::Base(d_off), fr(2)),
+        (CellRef::Base(dr), fr(11)),
+    ];
+    assert_eq!((29 * 12 + 9, 2 + 9 + 1), (num, 12));
+    m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+    // y − 1 with r + 2b (in range, so r < 2b is all that refuses it): d + r + 1 = 2b is two
+    // gates through the cell d + r, and breaking either one alone is refused.
+    for d_plus_r in [2 * b - 1, 2 + r + 2 * b] {
+        let forged = [
+            (CellRef::Base(y_off), fr(y - 1)),
+            (CellRef::Base(sign.low), fr(y - 1)),
+            (CellRef::Base(r_off), fr(r + 2 * b)),
+            (CellRef::Base(dr), fr(d_plus_r)),
+        ];
+        m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+    }
+}
+
+#[test]
+fn sqrt_gates_each_bind() {
+    // u = 50, honest root 7. Each forgery keeps both slacks in range and every gate but one
+    // true; without that gate the wrong root (8 or 6) would pass.
+    let mut m = MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let vc = ctx.load_witness(fr(50));
+        let start = ctx.advice.len();
+        let (s, nb) = chip.sqrt(ctx, vc, 0, 10, 8, &here).unwrap();
+        ((start, SignCells::of(&nb, 8)), vec![vc, s])
+    });
+    let (start, sign) = m.result;
+    // Layout: [0, v, 1, u] [c1, s, s', u] [0, s, 2, 2s, s, s, t] [c2, u, 1, t].
+    let (c1, s, two_s, t, c2) = (start + 4, start + 5, start + 11, start + 14, start + 15);
+    let cases: [(&str, [i128; 5]); 4] = [
+        // [s, c1, 2s, t, c2]
+        ("c1 + s·s = u", [8, 0, 16, 80, 30]),
+        ("2s = s·2", [6, 14, 20, 56, 6]),
+        ("t = 2s + s·s", [6, 14, 12, 64, 14]),
+        ("c2 + u = t", [6, 14, 12, 48, 5]),
+    ];
+    for (gate, [sv, c1v, two_sv, tv, c2v]) in cases {
+        let forged = [
+            (CellRef::Base(s), fr(sv)),
+            (CellRef::Base(sign.low), fr(sv)),
+            (CellRef::Base(c1), fr(c1v)),
+            (CellRef::Base(two_s), fr(two_sv)),
+            (CellRef::Base(t), fr(tv)),
+            (CellRef::Base(c2), fr(c2v)),
+        ];
+        let got = m.rejections(&forged);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![Rejection::BasicGate],
+            "{gate}"
+        );
+    }
+}

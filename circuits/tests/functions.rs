@@ -292,3 +292,21 @@ fn one_table_serves_repeated_uses_and_two_tables_get_two_tags() {
         ]
     );
 }
+
+#[test]
+fn the_interpolation_gates_each_bind() {
+    // x = 50 on table A: p = 2^6 + y0·2^7 = 1344, q = p + dy·r = 5344, y = 41. Moving p (and
+    // q, y after it) breaks only p's gate; moving q (and y) only q's gate.
+    let (a, b) = (coarse(A), coarse(B));
+    let mut m = lookup_circuit(50, &a, &b);
+    let c = m.result;
+    for (p, q) in [(1344 + 128, 5344 + 128), (1344, 5344 + 128)] {
+        let forged = [
+            (CellRef::Base(c.p), fr(p)),
+            (CellRef::Base(c.q), fr(q)),
+            (CellRef::Base(c.y), fr(42)),
+            (CellRef::Base(c.low), fr(42)),
+        ];
+        m.assert_rejected_by(&forged, &[Rejection::BasicGate]);
+    }
+}

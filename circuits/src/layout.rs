@@ -164,8 +164,10 @@ pub fn lay_out(
             QOp::Input { index } => {
                 for (i, &v) in inputs[*index].iter().enumerate() {
                     let cell = ctx.load_witness(fr(v as i128));
-                    let neg = chip.sign_bit(ctx, cell, q.act_bits, &place(i))?;
-                    out.push(memo.fresh(Elem::Cell(cell), Some(neg)));
+                    // Inputs rarely feed a ReLU directly: no sign bit (an extremum proves one
+                    // of its own where it needs it).
+                    chip.signed_range(ctx, cell, q.act_bits, &place(i))?;
+                    out.push(memo.fresh(Elem::Cell(cell), None));
                 }
             }
             QOp::Linear { terms, bias, shift } => {

@@ -908,7 +908,8 @@ fn dot_shortcuts_keep_exact_values() {
     // lone weight-1 term with nothing to add or shift is the input cell itself, and an output
     // with no variable is a constant: each exactly the value `QGraph::eval` computes.
     let x = 37i128;
-    let cases: &[(&str, &[(Option<i128>, i128)], i128, u32, i128)] = &[
+    type Case<'a> = (&'a str, &'a [(Option<i128>, i128)], i128, u32, i128);
+    let cases: &[Case] = &[
         // (case, [(constant a or the cell x, b)], bias, shift, want)
         ("x·1", &[(None, 1)], 0, 0, x),
         ("(x·1) >> 3", &[(None, 1)], 0, 3, x >> 3),
@@ -1117,5 +1118,83 @@ fn sqrt_gates_each_bind() {
             vec![Rejection::BasicGate],
             "{gate}"
         );
+    }
+}
+
+/// `signed_range` of `v` at `bits`, with `x` public; returns the offsets of `x`, of the
+/// shifted value `x + 2^(bits-1)` and, when `bits` is not a whole number of lookup limbs, of
+/// the partial-limb check cell (the shifted value times `2^(limb - bits)`).
+/// Offsets of `x`, of `x + 2^(bits-1)`, and of the partial-limb check cell with its factor.
+type RangeCells = (usize, usize, Option<(usize, Fr)>);
+
+fn signed_range_circuit(v: i128, bits: u32) -> MockCircuit<RangeCells> {
+    MockCircuit::build(K, |ctx, range, _lc| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(v));
+        chip.signed_range(ctx, x, bits, &here).unwrap();
+        let xo = offset_of(ctx, &x);
+        // Layout: x, then add [x, 2^(bits-1), 1, shifted], then (one limb) the partial check
+        // [0, shifted, 2^(limb - bits), check].
+        let limb = K - 1;
+        let check = (bits < limb && bits > 1).then(|| (xo + 8, fr(1i128 << (limb - bits))));
+        ((xo, xo + 4, check), vec![x])
+    })
+}
+
+#[test]
+fn signed_range_values_and_refusals() {
+    for bits in [5u32, 7] {
+        let half = 1i128 << (bits - 1);
+        for v in [-half, -1, 0, 1, half - 1] {
+            let mut m = signed_range_circuit(v, bits);
+            assert!(m.satisfied(), "{v} at {bits} bits");
+            assert_eq!(
+                m.unconstrained_cells(),
+                Vec::<CellRef>::new(),
+                "{v} at {bits} bits"
+            );
+        }
+        for v in [-half - 1, half, 1 << 40] {
+            MockCircuit::build(K, |ctx, range, _lc| {
+                let chip = QuantChip::new(range.clone());
+                let x = ctx.load_witness(fr(v));
+                let r = chip.signed_range(ctx, x, bits, &here);
+                assert!(
+                    matches!(r, Err(CircuitError::OutOfRange { value, .. }) if value == v),
+                    "{v} at {bits} bits: {r:?}"
+                );
+                ((), vec![])
+            });
+        }
+    }
+}
+
+#[test]
+fn signed_range_is_exact_at_both_ends() {
+    // One past either end, written into x, the shifted value (and the partial-limb check
+    // cell): the range lookup alone refuses it. The add gate alone refuses a shifted value
+    // that is not x + 2^(bits-1).
+    for bits in [5u32, 7] {
+        let half = 1i128 << (bits - 1);
+        for (honest, forged) in [(half - 1, half), (-half, -half - 1)] {
+            let mut m = signed_range_circuit(honest, bits);
+            let (x, shifted, check) = m.result;
+            assert_eq!(m.value(CellRef::Base(shifted)), fr(honest + half));
+            let mut changes = vec![
+                (CellRef::Base(x), fr(forged)),
+                (CellRef::Base(shifted), fr(forged + half)),
+            ];
+            if let Some((at, mult)) = check {
+                changes.push((CellRef::Base(at), fr(forged + half) * mult));
+            }
+            m.assert_rejected_by(&changes, &[Rejection::RangeLookup]);
+        }
+        let mut m = signed_range_circuit(3, bits);
+        let (_, shifted, check) = m.result;
+        let mut changes = vec![(CellRef::Base(shifted), fr(3 + half + 1))];
+        if let Some((at, mult)) = check {
+            changes.push((CellRef::Base(at), fr(3 + half + 1) * mult));
+        }
+        m.assert_rejected_by(&changes, &[Rejection::BasicGate]);
     }
 }

@@ -1,4 +1,5 @@
-//! Signed range check with sign bit.
+//! Signed range checks: with a sign bit ([`QuantChip::sign_bit`]), or without one
+//! ([`QuantChip::signed_range`]).
 //!
 //! For `x` and `B = bits - 1`, witness `nb ∈ {0,1}` and `low ∈ [0, 2^B)` with
 //! `x = low - nb · 2^B`. This proves `-2^B <= x < 2^B`, exactly the range the integer
@@ -58,5 +59,35 @@ impl QuantChip {
         self.gate().assert_bit(ctx, nb);
         self.range.range_check(ctx, low, low_bits as usize);
         Ok(nb)
+    }
+
+    /// Constrains `x` to exactly `bits` signed bits without a sign bit: `x + 2^(bits-1)` is
+    /// range-checked to `[0, 2^bits)`. Where nothing needs the sign (model inputs), this costs
+    /// one gate instead of the sign gate and the boolean check of [`Self::sign_bit`].
+    pub fn signed_range(
+        &self,
+        ctx: &mut Context<Fr>,
+        x: AssignedValue<Fr>,
+        bits: u32,
+        place: &dyn Fn() -> String,
+    ) -> Result<(), CircuitError> {
+        if !(2..=120).contains(&bits) {
+            return Err(CircuitError::TooLarge(format!(
+                "a {bits}-bit signed range check at {}",
+                place()
+            )));
+        }
+        let half = 1i128 << (bits - 1);
+        let v = signed(x.value()).unwrap_or(i128::MAX);
+        if v < -half || v >= half {
+            return Err(CircuitError::OutOfRange {
+                place: place(),
+                value: v,
+                bits,
+            });
+        }
+        let shifted = self.gate().add(ctx, x, Constant(fr(half)));
+        self.range.range_check(ctx, shifted, bits as usize);
+        Ok(())
     }
 }

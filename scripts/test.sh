@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: unit, chip soundness (MockProver tampering), and end-to-end tests on the
 # EZKL example corpus expected at ../shared/ezkl-examples, plus the shipped example model, and
-# ceremony-file tests on a public .ptau that scripts/fetch-ptau.sh fetches.
+# ceremony-file tests on a public .ptau that scripts/fetch-ptau.sh fetches, and Solidity
+# verifiers compiled by solcjs (scripts/install-solc.sh) and run in an in-process EVM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -12,4 +13,7 @@ fi
 # The public ceremony file the SRS tests read (fetched once through cargo's registry access).
 ZKINFER_PTAU="$(scripts/fetch-ptau.sh)"
 export ZKINFER_PTAU
+# solcjs, the Solidity compiler the EVM tests use (from npm, once).
+ZKINFER_SOLC_DIR="$(scripts/install-solc.sh)"
+export ZKINFER_SOLC_DIR
 cargo test --workspace

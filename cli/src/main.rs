@@ -11,11 +11,12 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use zkinfer_circuits::artifacts::write_json;
+use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::{PlanLimits, Visibility};
 use zkinfer_model::QuantizeOptions;
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
-use zkinfer_verifier::VerifyOptions;
+use zkinfer_verifier::{solidity, VerifyOptions};
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +88,34 @@ enum Command {
         /// Require the proof to be of this input (EZKL format; public inputs only).
         #[arg(long, value_name = "INPUT.json")]
         input: Option<PathBuf>,
+    },
+    /// Write the folder's Solidity verifier (OUT.sol), its creation bytecode (OUT.bin, hex)
+    /// and ABI (OUT.abi.json); refuses one over EIP-170's code limit.
+    EvmVerifier {
+        /// A model folder with keys.
+        dir: PathBuf,
+        /// The Solidity file to write (default DIR/Verifier.sol); .bin and .abi.json go beside it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the calldata the Solidity verifier takes for a proof (0x-hex).
+    EvmCalldata {
+        /// The model folder.
+        dir: PathBuf,
+        /// The proof file.
+        proof: PathBuf,
+    },
+    /// Deploy the folder's Solidity verifier in an in-process EVM and call it with a proof:
+    /// prints valid (exit 0) or invalid (exit 1), the transaction gas and the code size.
+    EvmVerify {
+        /// The model folder.
+        dir: PathBuf,
+        /// The proof file.
+        proof: PathBuf,
+        /// Deploy this creation bytecode (hex, as evm-verifier wrote it) instead of generating
+        /// the folder's verifier anew.
+        #[arg(long, value_name = "FILE.bin")]
+        bytecode: Option<PathBuf>,
     },
     /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
     Inspect {
@@ -313,6 +342,77 @@ fn dispatch(command: Command) -> Result<()> {
             }
             println!("outputs  {}", brief(&v.outputs));
         }
+        Command::EvmVerifier { dir, out } => {
+            let folder = VerifierFolder::open(&dir)?;
+            let v = step("generate and compile the Solidity verifier", || {
+                Ok(solidity::build(&folder)?)
+            })?;
+            let sol = out.unwrap_or_else(|| dir.join("Verifier.sol"));
+            let bin = sol.with_extension("bin");
+            let abi = sol.with_extension("abi.json");
+            write_file(&sol, v.source.as_bytes())?;
+            write_file(
+                &bin,
+                format!("{}\n", hex::encode(&v.compiled.bytecode)).as_bytes(),
+            )?;
+            write_file(
+                &abi,
+                serde_json::to_string_pretty(&v.compiled.abi)?.as_bytes(),
+            )?;
+            let inputs = folder.settings.num_input_instances();
+            println!(
+                "verifier written to {} ({}, {}): code {} bytes, {} public values ({} inputs, {} outputs)",
+                sol.display(),
+                bin.display(),
+                abi.display(),
+                thousands(v.compiled.deployed.len() as u64),
+                v.num_instances,
+                inputs,
+                v.num_instances - inputs
+            );
+            println!("model id {}", folder.model_id);
+            println!(
+                "SRS      {}",
+                zkinfer_verifier::srs_check(&dir, &folder, None)?
+            );
+        }
+        Command::EvmCalldata { dir, proof } => {
+            let folder = VerifierFolder::open(&dir)?;
+            let data = solidity::calldata_of_file(&folder, &proof)?;
+            println!("0x{}", hex::encode(data));
+        }
+        Command::EvmVerify {
+            dir,
+            proof,
+            bytecode,
+        } => {
+            let folder = VerifierFolder::open(&dir)?;
+            let data = solidity::calldata_of_file(&folder, &proof)?;
+            let creation = match &bytecode {
+                Some(path) => read_hex_file(path)?,
+                None => {
+                    step("generate and compile the Solidity verifier", || {
+                        Ok(solidity::build(&folder)?)
+                    })?
+                    .compiled
+                    .bytecode
+                }
+            };
+            let verdict = solidity::evm_verify(&creation, &data)?;
+            println!("{}", if verdict.accepted { "valid" } else { "invalid" });
+            println!("gas {}", thousands(verdict.gas_used));
+            println!("code {} bytes", thousands(verdict.code_size as u64));
+            println!("model id {}", folder.model_id);
+            if !verdict.accepted {
+                anyhow::bail!(
+                    "the Solidity verifier rejected the proof{}",
+                    verdict
+                        .halted
+                        .map(|h| format!(" (halted: {h})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
         Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
         Command::GenSrs { logrows, out } => {
             let params = step(&format!("generate SRS k={logrows}"), || {
@@ -326,6 +426,31 @@ fn dispatch(command: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_hex_file(path: &Path) -> Result<Vec<u8>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let t = text.trim();
+    hex::decode(t.strip_prefix("0x").unwrap_or(t))
+        .with_context(|| format!("{} is not hex bytecode", path.display()))
 }
 
 fn save_srs(

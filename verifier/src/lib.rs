@@ -4,6 +4,10 @@
 //! checked against a ceremony file, and the proven input against an input file.
 #![warn(missing_docs)]
 
+pub mod evm;
+pub mod solc;
+pub mod solidity;
+
 use std::path::Path;
 
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
@@ -171,45 +175,13 @@ pub fn verify_file(
             });
         }
     }
-    let proof: ProofFile = read_json(proof_path)?;
-    if proof.model_id != folder.model_id {
-        return Err(VerifyError::WrongModel {
-            proof: proof.model_id,
-            folder: folder.model_id,
-        });
-    }
-    let srs = match opts.srs {
-        Some(path) => check_srs(path, &folder.kzg)?,
-        None => {
-            let recorded: Option<KeysInfo> = read_json(&in_dir(dir, files::KEYS)).ok();
-            SrsCheck::Unchecked(srs_note(recorded.as_ref().map(|k| &k.srs), &folder.kzg))
-        }
-    };
+    let LoadedProof {
+        file: proof,
+        instances,
+        bytes,
+    } = load_proof(&folder, proof_path)?;
+    let srs = srs_check(dir, &folder, opts.srs)?;
     let settings = &folder.settings;
-    let instances: Vec<Fr> = proof
-        .instances
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            from_hex(h).ok_or_else(|| {
-                VerifyError::Malformed(format!(
-                    "instance {i} is not a canonical 32-byte field element"
-                ))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    if instances.len() != settings.plan.num_instances {
-        return Err(VerifyError::Malformed(format!(
-            "{} instances, the circuit has {}",
-            instances.len(),
-            settings.plan.num_instances
-        )));
-    }
-    let bytes = proof
-        .proof
-        .strip_prefix("0x")
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| VerifyError::Malformed("\"proof\" is not 0x-hex".into()))?;
     let outputs = settings
         .outputs_from_instances(&instances)
         .ok_or(VerifyError::ValuesMismatch("outputs"))?;
@@ -232,6 +204,75 @@ pub fn verify_file(
         input_checked: opts.input.is_some(),
         outputs,
     })
+}
+
+/// A proof file read against a folder: its model id checked, its instances parsed and counted.
+pub struct LoadedProof {
+    /// The file as read.
+    pub file: ProofFile,
+    /// The public instances, canonical field elements.
+    pub instances: Vec<Fr>,
+    /// The proof bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads `PROOF.json` for the folder: same model id, canonical instances of the circuit's count.
+pub fn load_proof(folder: &VerifierFolder, proof_path: &Path) -> Result<LoadedProof, VerifyError> {
+    let file: ProofFile = read_json(proof_path)?;
+    if file.model_id != folder.model_id {
+        return Err(VerifyError::WrongModel {
+            proof: file.model_id,
+            folder: folder.model_id.clone(),
+        });
+    }
+    let instances: Vec<Fr> = file
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            from_hex(h).ok_or_else(|| {
+                VerifyError::Malformed(format!(
+                    "instance {i} is not a canonical 32-byte field element"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if instances.len() != folder.settings.plan.num_instances {
+        return Err(VerifyError::Malformed(format!(
+            "{} instances, the circuit has {}",
+            instances.len(),
+            folder.settings.plan.num_instances
+        )));
+    }
+    let bytes = file
+        .proof
+        .strip_prefix("0x")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| VerifyError::Malformed("\"proof\" is not 0x-hex".into()))?;
+    Ok(LoadedProof {
+        file,
+        instances,
+        bytes,
+    })
+}
+
+/// What is known of the folder's SRS: checked against a ceremony file when one is given
+/// (an error if they differ), else what the folder's keys record.
+pub fn srs_check(
+    dir: &Path,
+    folder: &VerifierFolder,
+    ceremony: Option<&Path>,
+) -> Result<SrsCheck, VerifyError> {
+    match ceremony {
+        Some(path) => check_srs(path, &folder.kzg),
+        None => {
+            let recorded: Option<KeysInfo> = read_json(&in_dir(dir, files::KEYS)).ok();
+            Ok(SrsCheck::Unchecked(srs_note(
+                recorded.as_ref().map(|k| &k.srs),
+                &folder.kzg,
+            )))
+        }
+    }
 }
 
 /// The folder's SRS points must be the ceremony file's (any k: every file of one ceremony

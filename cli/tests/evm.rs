@@ -1,0 +1,232 @@
+//! Solidity verifiers: generated from a folder, compiled by solcjs, deployed in revm. Each must
+//! accept the real proof and reject a flipped proof byte, an output moved by one, the
+//! non-canonical twin `x + r` of an output and a truncated proof; one that would not fit
+//! EIP-170 is refused. The test script installs solcjs (scripts/install-solc.sh).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{compile_and_setup, example, expect_failure, expect_success, p, zkinfer};
+use zkinfer_circuits::artifacts::write_json;
+use zkinfer_circuits::identity::VerifierFolder;
+use zkinfer_circuits::Visibility;
+use zkinfer_prover::pipeline::{self, CompileOptions};
+use zkinfer_verifier::evm::MAX_CODE_SIZE;
+use zkinfer_verifier::solidity::{self, calldata, evm_verify, tampered_calldata};
+use zkinfer_verifier::{load_proof, LoadedProof};
+
+/// `name` compiled with `visibility`, set up and proven on its own input in `tmp/<name>`.
+fn proven(tmp: &Path, name: &str, visibility: Visibility) -> (PathBuf, PathBuf) {
+    let e = example(name);
+    let input = e.join("input.json");
+    let dir = tmp.join(name);
+    let opts = CompileOptions {
+        visibility,
+        ..Default::default()
+    };
+    pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts).unwrap();
+    pipeline::setup(&dir, None).unwrap();
+    let proof = pipeline::prove(&dir, &input).unwrap();
+    let path = dir.join("proof.json");
+    write_json(&path, &proof).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn verifiers_accept_real_proofs_and_reject_tampered_calldata() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Public and private inputs; the gate alone, a function lookup, the dot-product columns.
+    for (name, visibility, public_values) in [
+        ("1l_mlp", Visibility::Public, 7),
+        ("1l_sigmoid", Visibility::Private, 3),
+        ("4l_relu_conv_fc", Visibility::Private, 10),
+    ] {
+        let (dir, proof) = proven(tmp.path(), name, visibility);
+        let folder = VerifierFolder::open(&dir).unwrap();
+        let verifier = solidity::build(&folder).unwrap();
+        assert_eq!(verifier.num_instances, public_values, "{name}");
+        assert!(verifier.compiled.deployed.len() <= MAX_CODE_SIZE, "{name}");
+        let LoadedProof {
+            instances, bytes, ..
+        } = load_proof(&folder, &proof).unwrap();
+        let honest =
+            evm_verify(&verifier.compiled.bytecode, &calldata(&instances, &bytes)).unwrap();
+        assert!(honest.accepted, "{name}: the real proof is rejected");
+        assert_eq!(honest.code_size, verifier.compiled.deployed.len(), "{name}");
+        let cases = tampered_calldata(&instances, &bytes);
+        assert_eq!(cases.len(), 4);
+        for (what, data) in cases {
+            let verdict = evm_verify(&verifier.compiled.bytecode, &data).unwrap();
+            assert!(!verdict.accepted, "{name}: {what} accepted");
+        }
+    }
+}
+
+/// The generator alone reduces public values mod r: without zkinfer's guard, `x + r` passes
+/// as `x`. With it, the same calldata is refused.
+#[test]
+fn the_canonical_guard_is_what_rejects_x_plus_r() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, proof) = proven(tmp.path(), "1l_relu", Visibility::Public);
+    let folder = VerifierFolder::open(&dir).unwrap();
+    let LoadedProof {
+        instances, bytes, ..
+    } = load_proof(&folder, &proof).unwrap();
+    let (_, non_canonical) = tampered_calldata(&instances, &bytes)
+        .into_iter()
+        .find(|(what, _)| what.contains("non-canonical"))
+        .unwrap();
+    let guarded = solidity::build(&folder).unwrap();
+    let raw_source = snark_verifier_sdk::evm::gen_evm_verifier_sol_code::<
+        zkinfer_circuits::halo2_base::gates::circuit::builder::BaseCircuitBuilder<
+            zkinfer_circuits::halo2_base::halo2_proofs::halo2curves::bn256::Fr,
+        >,
+        snark_verifier_sdk::SHPLONK,
+    >(&folder.kzg.params(), &folder.vk, vec![instances.len()]);
+    let raw =
+        zkinfer_verifier::solc::compile_one("Raw.sol", &raw_source, solidity::CONTRACT, false)
+            .unwrap();
+    let honest = calldata(&instances, &bytes);
+    for code in [&raw.bytecode, &guarded.compiled.bytecode] {
+        assert!(evm_verify(code, &honest).unwrap().accepted);
+    }
+    assert!(
+        evm_verify(&raw.bytecode, &non_canonical).unwrap().accepted,
+        "snark-verifier's own verifier reduces x + r to x"
+    );
+    assert!(
+        !evm_verify(&guarded.compiled.bytecode, &non_canonical)
+            .unwrap()
+            .accepted
+    );
+}
+
+#[test]
+fn cli_writes_the_verifier_and_verifies_on_the_evm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    compile_and_setup("1l_mlp", &dir, &[]);
+    let input = example("1l_mlp").join("input.json");
+    let proof = tmp.path().join("proof.json");
+    expect_success(&["prove", p(&dir), "--input", p(&input), "--out", p(&proof)]);
+    let id = VerifierFolder::open(&dir).unwrap().model_id;
+
+    let sol = tmp.path().join("out/Verifier.sol");
+    std::fs::create_dir_all(sol.parent().unwrap()).unwrap();
+    let out = expect_success(&["evm-verifier", p(&dir), "--out", p(&sol)]);
+    assert!(
+        out.contains("7 public values (3 inputs, 4 outputs)"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("model id {id}")), "{out}");
+    assert!(out.contains("SRS      development SRS"), "{out}");
+    let bin = tmp.path().join("out/Verifier.bin");
+    let creation = hex::decode(std::fs::read_to_string(&bin).unwrap().trim()).unwrap();
+    let abi: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("out/Verifier.abi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(abi[0]["type"], "fallback");
+    // The file is the folder's verifier, byte for byte.
+    let folder = VerifierFolder::open(&dir).unwrap();
+    assert_eq!(
+        creation,
+        solidity::build(&folder).unwrap().compiled.bytecode
+    );
+    assert!(std::fs::read_to_string(&sol)
+        .unwrap()
+        .contains("every public value must be canonical"));
+
+    // Calldata: the instances as 32-byte words, then the proof.
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&proof).unwrap()).unwrap();
+    let mut want = String::from("0x");
+    for i in file["instances"].as_array().unwrap() {
+        want.push_str(i.as_str().unwrap().strip_prefix("0x").unwrap());
+    }
+    want.push_str(file["proof"].as_str().unwrap().strip_prefix("0x").unwrap());
+    assert_eq!(
+        expect_success(&["evm-calldata", p(&dir), p(&proof)]).trim(),
+        want
+    );
+
+    for extra in [vec![], vec!["--bytecode", p(&bin)]] {
+        let mut args = vec!["evm-verify", p(&dir), p(&proof)];
+        args.extend_from_slice(&extra);
+        let out = expect_success(&args);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "valid", "{out}");
+        let gas: u64 = lines[1]
+            .strip_prefix("gas ")
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        // A transaction's gas: at least the intrinsic 21,000, the pairing precompile (113,000
+        // for two pairs) and the calldata; well below the cap.
+        assert!((150_000..1_000_000).contains(&gas), "{out}");
+        let code: usize = lines[2]
+            .strip_prefix("code ")
+            .and_then(|l| l.strip_suffix(" bytes"))
+            .unwrap()
+            .replace(',', "")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            code,
+            solidity::build(&folder).unwrap().compiled.deployed.len()
+        );
+    }
+
+    // A proof with one byte flipped: invalid, exit 1.
+    let mut bad = file.clone();
+    let hex = bad["proof"].as_str().unwrap().to_string();
+    let flip = if &hex[100..101] == "0" { "1" } else { "0" };
+    bad["proof"] = format!("{}{flip}{}", &hex[..100], &hex[101..]).into();
+    let bad_path = tmp.path().join("bad.json");
+    std::fs::write(&bad_path, serde_json::to_string(&bad).unwrap()).unwrap();
+    let out = zkinfer(&["evm-verify", p(&dir), p(&bad_path)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("invalid\n"));
+    expect_failure(
+        &["evm-verify", p(&dir), p(&bad_path)],
+        "the Solidity verifier rejected the proof",
+    );
+    // Another folder's proof is refused before the EVM: its model id differs.
+    let other = tmp.path().join("other");
+    compile_and_setup("1l_mlp", &other, &[]);
+    expect_failure(
+        &["evm-verify", p(&other), p(&proof)],
+        "the proof is for model id",
+    );
+}
+
+#[test]
+fn a_verifier_over_eip170_is_refused_with_the_ways_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    compile_and_setup("4l_relu_conv_fc", &dir, &[]);
+    expect_failure(
+        &["evm-verifier", p(&dir)],
+        "over EIP-170's 24576: the circuit has 794 public values (784 inputs, 10 outputs)",
+    );
+    expect_failure(&["evm-verifier", p(&dir)], "--input-visibility private");
+    assert!(!dir.join("Verifier.sol").exists());
+}
+
+#[test]
+fn a_missing_solc_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    compile_and_setup("1l_linear", &dir, &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(["evm-verifier", p(&dir)])
+        .env("ZKINFER_SOLC_DIR", tmp.path().join("nowhere"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("solcjs not found under"), "{err}");
+    assert!(err.contains("run scripts/install-solc.sh"), "{err}");
+}

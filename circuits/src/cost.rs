@@ -1,5 +1,5 @@
-//! What a circuit shape costs: its proof's size in bytes, and a proving-work estimate used to
-//! choose between shapes.
+//! What a circuit shape costs: its proof's size in bytes, a proving-work estimate and an EVM
+//! verification-gas estimate, used to choose between shapes.
 //!
 //! Both read a configured [`ConstraintSystem`], so they follow the columns, queries, lookups
 //! and permutation exactly as halo2 will build them.
@@ -63,4 +63,34 @@ pub fn prove_cost(cs: &ConstraintSystem<Fr>, k: u32) -> u64 {
     let p = proof_parts(cs);
     let committed = p.points - 2;
     (committed as u64) << k
+}
+
+/// Gas of a transaction before it runs anything.
+const TX_BASE_GAS: u64 = 21_000;
+/// The pairing check (EIP-1108: 45,000 + 34,000 per pair, two pairs).
+const PAIRING_GAS: u64 = 113_000;
+/// One scalar multiplication and addition in the verifier's MSM (EIP-1108: 6,000 + 150).
+const EC_MUL_ADD_GAS: u64 = 6_150;
+/// Calldata, per byte (EIP-2028, non-zero bytes; proofs are nearly all non-zero).
+const CALLDATA_GAS_PER_BYTE: u64 = 16;
+/// Field arithmetic per evaluation in the proof (the linearisation and SHPLONK's sums).
+const EVALUATION_GAS: u64 = 600;
+/// The Lagrange evaluation of each public value.
+const INSTANCE_GAS: u64 = 450;
+
+/// Estimated gas of verifying a proof over `cs` with `num_instances` public values in the
+/// Solidity verifier: the pairing, one MSM term per commitment (the proof's and the verifying
+/// key's: fixed columns, selectors, permutation), calldata and field arithmetic. It ranks
+/// shapes; `zkinfer evm-verify` measures.
+pub fn verify_gas(cs: &ConstraintSystem<Fr>, num_instances: usize) -> u64 {
+    let p = proof_parts(cs);
+    let vk_points =
+        cs.num_fixed_columns() + cs.num_selectors() + cs.permutation().get_columns().len();
+    let calldata = (p.points * G1_BYTES + (p.scalars + num_instances) * FR_BYTES) as u64;
+    TX_BASE_GAS
+        + PAIRING_GAS
+        + EC_MUL_ADD_GAS * (p.points + vk_points) as u64
+        + CALLDATA_GAS_PER_BYTE * calldata
+        + EVALUATION_GAS * p.scalars as u64
+        + INSTANCE_GAS * num_instances as u64
 }

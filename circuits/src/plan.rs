@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use zkinfer_model::QGraph;
 
 use crate::circuit::{CircuitParams, ModelCircuit};
-use crate::cost::{constraint_system, proof_bytes, prove_cost};
+use crate::cost::{constraint_system, proof_bytes, prove_cost, verify_gas};
 use crate::error::CircuitError;
 use crate::layout::{lay_out, Visibility};
 use crate::lincomb::LinCombRegion;
@@ -64,6 +64,19 @@ pub struct PlanLimits {
     pub max_proof_bytes: usize,
     /// Use exactly this k (benchmarks, or to match another circuit's SRS).
     pub k: Option<u32>,
+    /// What the chosen shape makes least.
+    pub objective: Objective,
+}
+
+/// What the planner minimises among the shapes that fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Objective {
+    /// Proving work: more columns at a smaller k.
+    #[default]
+    ProveTime,
+    /// Verification gas of the Solidity verifier: fewest committed columns (each costs an
+    /// elliptic-curve multiplication on chain), at whatever k they need; then proving work.
+    EvmGas,
 }
 
 impl Default for PlanLimits {
@@ -72,6 +85,7 @@ impl Default for PlanLimits {
             max_k: 24,
             max_proof_bytes: 3072,
             k: None,
+            objective: Objective::ProveTime,
         }
     }
 }
@@ -135,7 +149,12 @@ fn lay_out_at(
 }
 
 /// The shapes `layout` allows at its `k`, as plans with their work estimates.
-fn shapes(layout: &Layout, k: u32, visibility: Visibility) -> Vec<(u64, CircuitPlan)> {
+fn shapes(
+    layout: &Layout,
+    k: u32,
+    visibility: Visibility,
+    objective: Objective,
+) -> Vec<((u64, u64), CircuitPlan)> {
     let widths: Vec<usize> = if layout.lincomb_sizes.is_empty() {
         vec![0]
     } else {
@@ -173,13 +192,19 @@ fn shapes(layout: &Layout, k: u32, visibility: Visibility) -> Vec<(u64, CircuitP
             proof_bytes: proof_bytes(&cs),
             params,
         };
-        out.push((prove_cost(&cs, k), plan));
+        let work = prove_cost(&cs, k);
+        let key = match objective {
+            Objective::ProveTime => (work, 0),
+            Objective::EvmGas => (verify_gas(&cs, layout.num_instances), work),
+        };
+        out.push((key, plan));
     }
     out
 }
 
-/// Chooses the shape for `q`: over `k` and lincomb widths, the least proving work whose
-/// proof fits `limits.max_proof_bytes`.
+/// Chooses the shape for `q`: over `k` and lincomb widths, the least proving work (or, for
+/// [`Objective::EvmGas`], the least estimated verifier gas) whose proof fits
+/// `limits.max_proof_bytes`.
 pub fn plan_circuit(
     q: &QGraph,
     inputs: &[Vec<i64>],
@@ -199,14 +224,21 @@ pub fn plan_circuit(
             (k..=limits.max_k).collect()
         }
     };
-    let mut best: Option<(u64, CircuitPlan)> = None;
+    let mut best: Option<((u64, u64), CircuitPlan)> = None;
     let mut smallest_proof = usize::MAX;
     let mut last_k = ks[0];
     for &k in &ks {
         last_k = k;
         if let Some((_, plan)) = &best {
-            // Every later k costs at least twice as much per column.
-            if k > plan.k + 1 {
+            let done = match limits.objective {
+                // Every later k costs at least twice as much per column.
+                Objective::ProveTime => k > plan.k + 1,
+                // One gate column, no dot-product columns: a larger k has no fewer commitments.
+                Objective::EvmGas => {
+                    plan.params.base.num_advice_per_phase[0] <= 1 && plan.params.lincomb_width == 0
+                }
+            };
+            if done {
                 break;
             }
         }
@@ -216,7 +248,7 @@ pub fn plan_circuit(
             let layout = lay_out_at(q, inputs, visibility, k, lincomb)?;
             narrowest &= layout.base.num_advice_per_phase[0] <= 1
                 && layout.base.num_lookup_advice_per_phase[0] <= 1;
-            for (cost, plan) in shapes(&layout, k, visibility) {
+            for (cost, plan) in shapes(&layout, k, visibility, limits.objective) {
                 any_shape = true;
                 smallest_proof = smallest_proof.min(plan.proof_bytes);
                 if plan.proof_bytes > limits.max_proof_bytes {

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_circuits::identity::VerifierFolder;
-use zkinfer_circuits::{PlanLimits, Visibility};
+use zkinfer_circuits::{Objective, PlanLimits, Visibility};
 use zkinfer_model::QuantizeOptions;
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
@@ -155,6 +155,16 @@ struct CompileArgs {
     /// Use exactly 2^K rows instead of choosing (the proof-size limit still applies).
     #[arg(long, value_name = "K")]
     logrows: Option<u32>,
+    /// What the chosen circuit shape makes least: proving time (more columns, smaller k) or
+    /// the Solidity verifier's gas (fewest columns, larger k) for proofs checked on chain.
+    #[arg(long, value_enum, default_value_t = Optimize::ProveTime)]
+    optimize: Optimize,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Optimize {
+    ProveTime,
+    EvmGas,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -180,6 +190,10 @@ impl CompileArgs {
             limits: PlanLimits {
                 max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
                 k: self.logrows,
+                objective: match self.optimize {
+                    Optimize::ProveTime => Objective::ProveTime,
+                    Optimize::EvmGas => Objective::EvmGas,
+                },
                 ..l
             },
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use common::{compile_and_setup, example, expect_failure, expect_success, p, zkinfer};
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_circuits::identity::VerifierFolder;
-use zkinfer_circuits::Visibility;
+use zkinfer_circuits::{Objective, Visibility};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_verifier::evm::MAX_CODE_SIZE;
 use zkinfer_verifier::solidity::{self, calldata, evm_verify, tampered_calldata};
@@ -18,13 +18,23 @@ use zkinfer_verifier::{load_proof, LoadedProof};
 
 /// `name` compiled with `visibility`, set up and proven on its own input in `tmp/<name>`.
 fn proven(tmp: &Path, name: &str, visibility: Visibility) -> (PathBuf, PathBuf) {
+    proven_with(tmp, name, visibility, Objective::ProveTime)
+}
+
+fn proven_with(
+    tmp: &Path,
+    name: &str,
+    visibility: Visibility,
+    objective: Objective,
+) -> (PathBuf, PathBuf) {
     let e = example(name);
     let input = e.join("input.json");
-    let dir = tmp.join(name);
-    let opts = CompileOptions {
+    let dir = tmp.join(format!("{name}-{objective:?}"));
+    let mut opts = CompileOptions {
         visibility,
         ..Default::default()
     };
+    opts.limits.objective = objective;
     pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts).unwrap();
     pipeline::setup(&dir, None).unwrap();
     let proof = pipeline::prove(&dir, &input).unwrap();
@@ -60,6 +70,38 @@ fn verifiers_accept_real_proofs_and_reject_tampered_calldata() {
             let verdict = evm_verify(&verifier.compiled.bytecode, &data).unwrap();
             assert!(!verdict.accepted, "{name}: {what} accepted");
         }
+    }
+}
+
+/// `--optimize evm-gas` takes one gate column and no dot-product columns (at a larger k): the
+/// verifier has fewer commitments to multiply, and costs less gas than the default shape.
+#[test]
+fn optimizing_for_gas_takes_fewer_columns_and_less_gas() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["1l_mlp", "1l_average"] {
+        let mut gas = Vec::new();
+        for objective in [Objective::ProveTime, Objective::EvmGas] {
+            let (dir, proof) = proven_with(tmp.path(), name, Visibility::Private, objective);
+            let folder = VerifierFolder::open(&dir).unwrap();
+            let plan = &folder.settings.plan;
+            let narrow =
+                plan.params.base.num_advice_per_phase[0] == 1 && plan.params.lincomb_width == 0;
+            assert_eq!(
+                narrow,
+                objective == Objective::EvmGas,
+                "{name} {objective:?}"
+            );
+            let verifier = solidity::build(&folder).unwrap();
+            let p = load_proof(&folder, &proof).unwrap();
+            let verdict = evm_verify(
+                &verifier.compiled.bytecode,
+                &calldata(&p.instances, &p.bytes),
+            )
+            .unwrap();
+            assert!(verdict.accepted, "{name} {objective:?}");
+            gas.push(verdict.gas_used);
+        }
+        assert!(gas[1] < gas[0], "{name}: {gas:?}");
     }
 }
 

@@ -1,0 +1,170 @@
+//! The Solidity verifier of each example model, with private and with public inputs:
+//! compile, setup, prove, generate and compile the verifier, deploy it in revm, verify the
+//! real proof, and check that tampered calldata is rejected. Prints one markdown row per case.
+//!
+//!   cargo run -p zkinfer-benches --bin evm_table [--optimize evm-gas] [--private-only] [MODEL...]
+//!
+//! Needs solcjs (scripts/install-solc.sh). Default models: those the test suite proves.
+//! `--optimize evm-gas` compiles as `zkinfer compile --optimize evm-gas` does.
+
+use std::path::Path;
+use std::time::Instant;
+
+use zkinfer_circuits::artifacts::{write_json, Settings};
+use zkinfer_circuits::identity::VerifierFolder;
+use zkinfer_circuits::{Objective, Visibility};
+use zkinfer_model::corpus::example_dir;
+use zkinfer_prover::pipeline::{self, CompileOptions};
+use zkinfer_verifier::load_proof;
+use zkinfer_verifier::solidity::{self, calldata, evm_verify, tampered_calldata, EvmVerifierError};
+
+const DEFAULT_MODELS: &[&str] = &[
+    "1l_linear",
+    "1l_mlp",
+    "2l_relu_fc",
+    "1l_relu",
+    "1l_conv",
+    "1l_batch_norm",
+    "1l_reshape",
+    "1l_max_pool",
+    "1l_average",
+    "1l_pad",
+    "1l_concat",
+    "1l_slice",
+    "1l_mean",
+    "1l_sqrt",
+    "1l_leakyrelu",
+    "1l_softmax",
+    "1l_sigmoid",
+    "1l_tanh",
+    "exp",
+    "1l_gelu_noappx",
+    "layernorm",
+    "lstm",
+    "rnn",
+    "ltsf",
+    "accuracy",
+    "2l_relu_sigmoid_conv",
+    "4l_relu_conv_fc",
+    "3l_relu_conv_fc",
+    "variable_cnn",
+    "large_mlp",
+];
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut objective = Objective::ProveTime;
+    let mut visibilities = vec![Visibility::Private, Visibility::Public];
+    if let Some(i) = args.iter().position(|a| a == "--optimize") {
+        objective = match args.get(i + 1).map(String::as_str) {
+            Some("evm-gas") => Objective::EvmGas,
+            Some("prove-time") => Objective::ProveTime,
+            other => panic!("--optimize prove-time|evm-gas, not {other:?}"),
+        };
+        args.drain(i..i + 2);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--private-only") {
+        visibilities = vec![Visibility::Private];
+        args.remove(i);
+    }
+    let models: Vec<&str> = if args.is_empty() {
+        DEFAULT_MODELS.to_vec()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    let work = tempfile_dir();
+    println!("| model | inputs | public values | advice columns (gate + dot + lookup) | k | code bytes | verify gas | real proof | tampered (4 cases) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for name in models {
+        for &visibility in &visibilities {
+            let t = Instant::now();
+            let dir = work.join(format!("{name}-{visibility:?}"));
+            let row = case(name, visibility, objective, &dir);
+            println!("{row}");
+            let _ = std::fs::remove_dir_all(&dir);
+            eprintln!("{name} {visibility:?}: {:.1}s", t.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("zkinfer-evm-table-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn case(name: &str, visibility: Visibility, objective: Objective, dir: &Path) -> String {
+    let vis = match visibility {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
+    };
+    let e = example_dir(name);
+    let input = e.join("input.json");
+    let mut opts = CompileOptions {
+        visibility,
+        ..Default::default()
+    };
+    opts.limits.objective = objective;
+    let settings: Settings = match pipeline::compile(&e.join("network.onnx"), &input, dir, &opts) {
+        Ok(s) => s,
+        Err(err) => {
+            return format!("| {name} | {vis} | — | — | — | — | — | not compiled: {err} | |")
+        }
+    };
+    let p = &settings.plan;
+    let columns = format!(
+        "{} + {} + {}",
+        p.params.base.num_advice_per_phase[0],
+        p.params.lincomb_width + (p.params.lincomb_width > 0) as usize,
+        p.params
+            .base
+            .num_lookup_advice_per_phase
+            .first()
+            .copied()
+            .unwrap_or(0)
+    );
+    let head = format!(
+        "| {name} | {vis} | {} | {columns} | {} |",
+        p.num_instances, p.k
+    );
+    if let Err(err) = pipeline::setup(dir, None) {
+        return format!("{head} — | — | setup failed: {err} | |");
+    }
+    let folder = VerifierFolder::open(dir).expect("the folder setup wrote");
+    let verifier = match solidity::build(&folder) {
+        Ok(v) => v,
+        Err(EvmVerifierError::TooLarge { code_size, .. }) => {
+            return format!("{head} {code_size} | — | refused: over EIP-170 | |")
+        }
+        Err(err) => return format!("{head} — | — | {err} | |"),
+    };
+    let proof = pipeline::prove(dir, &input).expect("proves");
+    let path = dir.join("proof.json");
+    write_json(&path, &proof).expect("writes");
+    let loaded = load_proof(&folder, &path).expect("reads");
+    let honest = evm_verify(
+        &verifier.compiled.bytecode,
+        &calldata(&loaded.instances, &loaded.bytes),
+    )
+    .expect("deploys");
+    let cases = tampered_calldata(&loaded.instances, &loaded.bytes);
+    let rejected = cases
+        .iter()
+        .filter(|(_, data)| {
+            !evm_verify(&verifier.compiled.bytecode, data)
+                .expect("deploys")
+                .accepted
+        })
+        .count();
+    format!(
+        "{head} {} | {} | {} | {rejected}/{} rejected |",
+        verifier.compiled.deployed.len(),
+        honest.gas_used,
+        if honest.accepted {
+            "accepted"
+        } else {
+            "REJECTED"
+        },
+        cases.len()
+    )
+}

@@ -117,6 +117,13 @@ enum Command {
         #[arg(long, value_name = "FILE.bin")]
         bytecode: Option<PathBuf>,
     },
+    /// Write the bytecode (NAME.bin, hex) and ABI (NAME.abi.json) of the contracts in
+    /// contracts/: ModelRegistry, ERC7007Adapter, OracleConsumer.
+    EvmContracts {
+        /// The folder to write them to.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
     Inspect {
         /// A compiled model folder.
@@ -425,6 +432,30 @@ fn dispatch(command: Command) -> Result<()> {
                         .map(|h| format!(" (halted: {h})"))
                         .unwrap_or_default()
                 );
+            }
+        }
+        Command::EvmContracts { out } => {
+            let compiled = step("compile the contracts", || {
+                Ok(zkinfer_verifier::contracts::compile()?)
+            })?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for (name, c) in &compiled {
+                write_file(
+                    &out.join(format!("{name}.bin")),
+                    format!("{}\n", hex::encode(&c.bytecode)).as_bytes(),
+                )?;
+                write_file(
+                    &out.join(format!("{name}.abi.json")),
+                    serde_json::to_string_pretty(&c.abi)?.as_bytes(),
+                )?;
+                println!(
+                    "{name}: {}/{name}.bin, {name}.abi.json (code {} bytes)",
+                    out.display(),
+                    thousands(c.deployed.len() as u64)
+                );
+            }
+            for (file, text) in zkinfer_verifier::contracts::SOURCES {
+                write_file(&out.join(file), text.as_bytes())?;
             }
         }
         Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),

@@ -85,19 +85,6 @@ fn proven(tmp: &Path, name: &str) -> Proven {
     }
 }
 
-fn contracts() -> BTreeMap<String, solc::Compiled> {
-    let dir = zkinfer_model::corpus::manifest_dir().join("../contracts");
-    let mut sources = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "sol") {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            sources.insert(name, std::fs::read_to_string(&path).unwrap());
-        }
-    }
-    solc::compile(&sources, true).unwrap()
-}
-
 /// A chain with the registry deployed by `owner` and model `a` registered.
 struct Chain {
     evm: Evm,
@@ -108,7 +95,7 @@ struct Chain {
 
 impl Chain {
     fn new() -> Self {
-        let contracts = contracts();
+        let contracts = zkinfer_verifier::contracts::compile().unwrap();
         let mut evm = Evm::new();
         let owner = account(1);
         let registry = deploy(

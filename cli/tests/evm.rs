@@ -272,3 +272,19 @@ fn a_missing_solc_is_a_clear_error() {
     assert!(err.contains("solcjs not found under"), "{err}");
     assert!(err.contains("run scripts/install-solc.sh"), "{err}");
 }
+
+#[test]
+fn evm_contracts_writes_bytecode_abi_and_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = expect_success(&["evm-contracts", "--out", p(tmp.path())]);
+    for name in ["ModelRegistry", "ERC7007Adapter", "OracleConsumer"] {
+        assert!(out.contains(&format!("{name}: ")), "{out}");
+        let bin = std::fs::read_to_string(tmp.path().join(format!("{name}.bin"))).unwrap();
+        assert!(!hex::decode(bin.trim()).unwrap().is_empty());
+        assert!(tmp.path().join(format!("{name}.sol")).exists());
+    }
+    let abi = std::fs::read_to_string(tmp.path().join("ModelRegistry.abi.json")).unwrap();
+    assert!(abi.contains("\"verifyInference\"") && abi.contains("\"InferenceVerified\""));
+    let abi = std::fs::read_to_string(tmp.path().join("ERC7007Adapter.abi.json")).unwrap();
+    assert!(abi.contains("\"verify\""));
+}

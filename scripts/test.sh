@@ -2,7 +2,8 @@
 # The test suite: unit, chip soundness (MockProver tampering), and end-to-end tests on the
 # EZKL example corpus expected at ../shared/ezkl-examples, plus the shipped example model, and
 # ceremony-file tests on a public .ptau that scripts/fetch-ptau.sh fetches, and Solidity
-# verifiers compiled by solcjs (scripts/install-solc.sh) and run in an in-process EVM.
+# verifiers compiled by solcjs (scripts/install-solc.sh) and run in an in-process EVM, and the
+# service's queue on SQLite and on PostgreSQL (scripts/postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -16,4 +17,8 @@ export ZKINFER_PTAU
 # solcjs, the Solidity compiler the EVM tests use (from npm, once).
 ZKINFER_SOLC_DIR="$(scripts/install-solc.sh)"
 export ZKINFER_SOLC_DIR
+# A real PostgreSQL for the service's storage tests (installed and started if needed; a server
+# that cannot be started fails the run).
+ZKINFER_TEST_POSTGRES="$(scripts/postgres.sh)"
+export ZKINFER_TEST_POSTGRES
 cargo test --workspace

@@ -1,0 +1,12 @@
+//! The HTTP proving service's core: storage on PostgreSQL or an embedded SQLite file, tenants
+//! and API keys, and the job queue that workers on any number of machines share.
+#![warn(missing_docs)]
+
+pub mod db;
+pub mod error;
+pub mod models;
+pub mod queue;
+pub mod tenants;
+
+pub use db::{Backend, Db};
+pub use error::{Error, Result};

@@ -1,0 +1,291 @@
+//! The job queue. A worker claims the oldest queued job atomically (PostgreSQL: `FOR UPDATE
+//! SKIP LOCKED`, so concurrent workers never wait on each other; SQLite: one `UPDATE …
+//! RETURNING` under its single writer lock) and holds it under a lease it renews while it works.
+//! Every later write names the worker, so a worker whose lease expired (and whose job another
+//! took over) cannot finish it: each job completes exactly once.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::db::{new_id, now_ms, Backend, Db};
+use crate::error::{Error, Result};
+
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Compile and set up a model.
+    Setup,
+    /// Prove one inference.
+    Prove,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Setup => "setup",
+            JobKind::Prove => "prove",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "setup" => Some(JobKind::Setup),
+            "prove" => Some(JobKind::Prove),
+            _ => None,
+        }
+    }
+}
+
+/// A job to enqueue.
+#[derive(Clone, Debug)]
+pub struct NewJob<'a> {
+    /// The tenant.
+    pub tenant_id: &'a str,
+    /// The model.
+    pub model_id: &'a str,
+    /// What it does.
+    pub kind: JobKind,
+    /// Its parameters (the input, for a proof).
+    pub payload: &'a Value,
+    /// Attempts before it fails for good (a worker that dies uses one).
+    pub max_attempts: i64,
+    /// The client's `Idempotency-Key`, with the sha256 of the request it came with.
+    pub idempotency: Option<(&'a str, &'a str)>,
+    /// Where to POST the job when it ends.
+    pub callback_url: Option<&'a str>,
+}
+
+/// The result of enqueueing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new job.
+    New(String),
+    /// The job an earlier request with the same idempotency key and body made.
+    Existing(String),
+}
+
+/// Enqueues `job`. A repeated idempotency key returns the first job if the request is the
+/// same, and is a conflict if it is not.
+pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued> {
+    let id = new_id("jb");
+    let (key, hash) = job.idempotency.unzip();
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, \
+         idempotency_key, request_hash, callback_url, created_ms) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&id)
+    .bind(job.tenant_id)
+    .bind(job.model_id)
+    .bind(job.kind.as_str())
+    .bind(job.payload.to_string())
+    .bind(job.max_attempts)
+    .bind(key)
+    .bind(hash)
+    .bind(job.callback_url)
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await;
+    match inserted {
+        Ok(_) => Ok(Enqueued::New(id)),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() && key.is_some() => {
+            let row = sqlx::query(
+                "SELECT id, request_hash FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(job.tenant_id)
+            .bind(key)
+            .fetch_one(&db.pool)
+            .await?;
+            let (existing, existing_hash): (String, Option<String>) =
+                (row.try_get(0)?, row.try_get(1)?);
+            if existing_hash.as_deref() == hash {
+                Ok(Enqueued::Existing(existing))
+            } else {
+                Err(Error::Conflict(format!(
+                    "idempotency key {:?} (with another request)",
+                    key.unwrap_or_default()
+                )))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A job a worker holds.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its model.
+    pub model_id: String,
+    /// What it does.
+    pub kind: JobKind,
+    /// Its parameters.
+    pub payload: Value,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+}
+
+fn claimed(row: &AnyRow) -> Result<Claimed> {
+    let kind: String = row.try_get(3)?;
+    let payload: String = row.try_get(4)?;
+    Ok(Claimed {
+        id: row.try_get(0)?,
+        tenant_id: row.try_get(1)?,
+        model_id: row.try_get(2)?,
+        kind: JobKind::parse(&kind).ok_or_else(|| Error::NotFound(format!("job kind {kind}")))?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        attempt: row.try_get(5)?,
+    })
+}
+
+/// Claims the oldest queued job for `worker`, leased for `lease_ms`.
+pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> Result<Option<Claimed>> {
+    // Two literal statements (sqlx refuses SQL built at run time): they differ only in how
+    // the oldest queued row is locked.
+    let sql = match db.backend {
+        Backend::Postgres => {
+            "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
+             attempts = attempts + 1, started_ms = COALESCE(started_ms, $3) \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_ms, id \
+             FOR UPDATE SKIP LOCKED LIMIT 1) AND status = 'queued' \
+             RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT)"
+        }
+        Backend::Sqlite => {
+            "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
+             attempts = attempts + 1, started_ms = COALESCE(started_ms, $3) \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_ms, id \
+             LIMIT 1) AND status = 'queued' \
+             RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT)"
+        }
+    };
+    let now = now_ms();
+    let row = sqlx::query(sql)
+        .bind(worker)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(claimed).transpose()
+}
+
+/// Extends `worker`'s lease on job `id`; false if it no longer holds it.
+pub async fn renew(db: &Db, id: &str, worker: &str, lease_ms: i64) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET lease_until_ms = $1 WHERE id = $2 AND worker = $3 AND status = 'running'",
+    )
+    .bind(now_ms() + lease_ms)
+    .bind(id)
+    .bind(worker)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// How a job ended.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// It succeeded with this result.
+    Succeeded(Value),
+    /// It failed: an error code and a message.
+    Failed(String, String),
+}
+
+/// Records the end of job `id` by `worker`; false (nothing written) if the worker no longer
+/// holds it.
+pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Result<bool> {
+    let (status, result, code, message) = match outcome {
+        Outcome::Succeeded(v) => ("succeeded", Some(v.to_string()), None, None),
+        Outcome::Failed(c, m) => ("failed", None, Some(c.as_str()), Some(m.as_str())),
+    };
+    let r = sqlx::query(
+        "UPDATE jobs SET status = $1, result = $2, error_code = $3, error = $4, finished_ms = $5, \
+         worker = NULL, lease_until_ms = NULL \
+         WHERE id = $6 AND worker = $7 AND status = 'running'",
+    )
+    .bind(status)
+    .bind(result)
+    .bind(code)
+    .bind(message)
+    .bind(now_ms())
+    .bind(id)
+    .bind(worker)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Jobs whose lease expired go back to the queue, or fail once they have used their attempts.
+/// Returns (requeued, failed).
+pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
+    let now = now_ms();
+    let failed = sqlx::query(
+        "UPDATE jobs SET status = 'failed', error_code = 'worker_lost', \
+         error = 'the worker holding the job stopped renewing its lease, on every attempt', \
+         finished_ms = $1, worker = NULL, lease_until_ms = NULL \
+         WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= max_attempts",
+    )
+    .bind(now)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    let requeued = sqlx::query(
+        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL \
+         WHERE status = 'running' AND lease_until_ms < $1",
+    )
+    .bind(now)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok((requeued, failed))
+}
+
+/// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs).
+pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_ms = $1 \
+         WHERE id = $2 AND tenant_id = $3 AND status = 'queued'",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .bind(tenant_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// A job's state as stored.
+#[derive(Clone, Debug)]
+pub struct JobRow {
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The result, when it succeeded.
+    pub result: Option<Value>,
+    /// The error code, when it failed.
+    pub error_code: Option<String>,
+}
+
+/// Job `id` of `tenant_id` (another tenant's job is not found).
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
+    let row = sqlx::query(
+        "SELECT status, CAST(attempts AS BIGINT), result, error_code FROM jobs \
+         WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let result: Option<String> = row.try_get(2)?;
+    Ok(Some(JobRow {
+        status: row.try_get(0)?,
+        attempts: row.try_get(1)?,
+        result: result.and_then(|r| serde_json::from_str(&r).ok()),
+        error_code: row.try_get(3)?,
+    }))
+}

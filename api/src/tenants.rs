@@ -1,0 +1,75 @@
+//! Tenants and their API keys. A key is shown once, when made; the database holds only its
+//! sha256 (keys are 256-bit random strings, so a plain hash suffices: there is nothing to
+//! guess that a slow hash would protect).
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::db::{new_id, now_ms, Db};
+use crate::error::Result;
+
+/// A new key for a tenant.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    /// The tenant's id.
+    pub tenant_id: String,
+    /// The tenant's secret for signing callbacks (HMAC-SHA256).
+    pub callback_secret: String,
+    /// The API key, `zk_` and 64 hex digits: shown once.
+    pub key: String,
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Makes a key for tenant `name`, creating the tenant (and its callback secret) if it is new.
+pub async fn create_key(db: &Db, name: &str) -> Result<NewKey> {
+    let mut tx = db.pool.begin().await?;
+    let existing = sqlx::query("SELECT id, callback_secret FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (tenant_id, callback_secret) = match existing {
+        Some(row) => (row.try_get(0)?, row.try_get(1)?),
+        None => {
+            let id = new_id("tn");
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            sqlx::query(
+                "INSERT INTO tenants (id, name, callback_secret, created_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(name)
+            .bind(&secret)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            (id, secret)
+        }
+    };
+    let key = format!("zk_{}", hex::encode(rand::random::<[u8; 32]>()));
+    sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, created_ms) VALUES ($1, $2, $3)")
+        .bind(key_hash(&key))
+        .bind(&tenant_id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(NewKey {
+        tenant_id,
+        callback_secret,
+        key,
+    })
+}
+
+/// The tenant a key belongs to, if any.
+pub async fn authenticate(db: &Db, key: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT tenant_id FROM api_keys WHERE key_hash = $1")
+        .bind(key_hash(key))
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get(0)?),
+        None => None,
+    })
+}

@@ -1,0 +1,235 @@
+//! The queue and tenants on SQLite and on a real PostgreSQL (`scripts/postgres.sh` starts one;
+//! `scripts/test.sh` passes its URL in `ZKINFER_TEST_POSTGRES`). Each test gets fresh databases.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::Mutex;
+use zkinfer_api::queue::{self, Enqueued, JobKind, NewJob, Outcome};
+use zkinfer_api::{models, tenants, Backend, Db, Error};
+
+/// A fresh SQLite file and a fresh PostgreSQL database. Without `ZKINFER_TEST_POSTGRES` the
+/// tests fail rather than skip PostgreSQL.
+async fn databases(tmp: &std::path::Path) -> Vec<String> {
+    let sqlite = format!("sqlite:{}", tmp.join("zkinfer.db").display());
+    let scratch = std::env::var("ZKINFER_TEST_POSTGRES").expect(
+        "ZKINFER_TEST_POSTGRES is not set: run scripts/test.sh (it starts PostgreSQL with scripts/postgres.sh)",
+    );
+    let name = format!("zkinfer_t_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let admin = Db::connect(&scratch)
+        .await
+        .expect("the scratch PostgreSQL database");
+    // The name is ours: 16 hex digits after a fixed prefix.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin.pool)
+        .await
+        .unwrap();
+    let base = scratch.rsplit_once('/').unwrap().0;
+    vec![sqlite, format!("{base}/{name}")]
+}
+
+async fn tenant_and_model(db: &Db, name: &str) -> (String, String) {
+    let key = tenants::create_key(db, name).await.unwrap();
+    let model = models::create(db, &key.tenant_id).await.unwrap();
+    (key.tenant_id, model)
+}
+
+fn prove_job<'a>(tenant: &'a str, model: &'a str, payload: &'a serde_json::Value) -> NewJob<'a> {
+    NewJob {
+        tenant_id: tenant,
+        model_id: model,
+        kind: JobKind::Prove,
+        payload,
+        max_attempts: 3,
+        idempotency: None,
+        callback_url: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_job_is_claimed_and_finished_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        // Three pools stand for three machines sharing the database.
+        let pools = [
+            Db::connect(&url).await.unwrap(),
+            Db::connect(&url).await.unwrap(),
+            Db::connect(&url).await.unwrap(),
+        ];
+        let (tenant, model) = tenant_and_model(&pools[0], "t").await;
+        for i in 0..200 {
+            let payload = json!({ "n": i });
+            let r = queue::enqueue(&pools[0], &prove_job(&tenant, &model, &payload))
+                .await
+                .unwrap();
+            assert!(matches!(r, Enqueued::New(_)));
+        }
+        let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let mut tasks = Vec::new();
+        for w in 0..9 {
+            let db = pools[w % 3].clone();
+            let seen = seen.clone();
+            tasks.push(tokio::spawn(async move {
+                let worker = format!("w{w}");
+                while let Some(job) = queue::claim(&db, &worker, 60_000).await.unwrap() {
+                    *seen.lock().await.entry(job.id.clone()).or_default() += 1;
+                    let out = Outcome::Succeeded(json!({ "by": worker, "n": job.payload["n"] }));
+                    assert!(queue::finish(&db, &job.id, &worker, &out).await.unwrap());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let seen = seen.lock().await;
+        assert_eq!(seen.len(), 200, "{url}");
+        assert!(
+            seen.values().all(|&n| n == 1),
+            "{url}: a job was claimed twice"
+        );
+        let done: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE status = 'succeeded' AND CAST(attempts AS BIGINT) = 1",
+        )
+        .fetch_one(&pools[0].pool)
+        .await
+        .unwrap();
+        assert_eq!(done, 200, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_requeues_the_job_and_the_lost_worker_cannot_finish_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let (tenant, model) = tenant_and_model(&db, "t").await;
+        let payload = json!({});
+        let mut job = prove_job(&tenant, &model, &payload);
+        job.max_attempts = 2;
+        let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
+            panic!()
+        };
+
+        // Worker a claims with a lease that runs out (it died, or stalled).
+        let a = queue::claim(&db, "a", 1).await.unwrap().unwrap();
+        assert_eq!((a.id.as_str(), a.attempt), (id.as_str(), 1));
+        assert!(
+            queue::claim(&db, "b", 60_000).await.unwrap().is_none(),
+            "held jobs are not claimed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(queue::expire_leases(&db).await.unwrap(), (1, 0));
+        assert_eq!(
+            queue::get(&db, &tenant, &id).await.unwrap().unwrap().status,
+            "queued"
+        );
+
+        // Worker b takes it over; a's late writes change nothing.
+        let b = queue::claim(&db, "b", 60_000).await.unwrap().unwrap();
+        assert_eq!((b.id.as_str(), b.attempt), (id.as_str(), 2));
+        assert!(!queue::renew(&db, &id, "a", 60_000).await.unwrap());
+        let late = Outcome::Succeeded(json!({ "by": "a" }));
+        assert!(!queue::finish(&db, &id, "a", &late).await.unwrap());
+        assert!(queue::renew(&db, &id, "b", 60_000).await.unwrap());
+        assert!(
+            queue::finish(&db, &id, "b", &Outcome::Succeeded(json!({ "by": "b" })))
+                .await
+                .unwrap()
+        );
+        let row = queue::get(&db, &tenant, &id).await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.attempts), ("succeeded", 2));
+        assert_eq!(row.result.unwrap()["by"], "b");
+        assert!(
+            !queue::finish(&db, &id, "b", &late).await.unwrap(),
+            "finished once"
+        );
+
+        // A job whose every attempt's worker dies fails with the reason.
+        let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
+            panic!()
+        };
+        for expected in [(1, 0), (0, 1)] {
+            queue::claim(&db, "c", 1).await.unwrap().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert_eq!(queue::expire_leases(&db).await.unwrap(), expected);
+        }
+        let row = queue::get(&db, &tenant, &id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.error_code.as_deref()),
+            ("failed", Some("worker_lost"))
+        );
+        assert!(queue::claim(&db, "c", 60_000).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_tenants_and_cancellation() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        assert_eq!(db.backend, Backend::of(&url).unwrap());
+        let (t1, m1) = tenant_and_model(&db, "one").await;
+        let (t2, m2) = tenant_and_model(&db, "two").await;
+        let payload = json!({ "input_data": [[1.0]] });
+        let mut job = prove_job(&t1, &m1, &payload);
+        job.idempotency = Some(("k1", "hash-a"));
+        let Enqueued::New(first) = queue::enqueue(&db, &job).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            queue::enqueue(&db, &job).await.unwrap(),
+            Enqueued::Existing(first.clone())
+        );
+        job.idempotency = Some(("k1", "hash-b"));
+        assert!(matches!(
+            queue::enqueue(&db, &job).await,
+            Err(Error::Conflict(_))
+        ));
+        // The same key is another tenant's own.
+        let mut other = prove_job(&t2, &m2, &payload);
+        other.idempotency = Some(("k1", "hash-b"));
+        assert!(matches!(
+            queue::enqueue(&db, &other).await.unwrap(),
+            Enqueued::New(_)
+        ));
+
+        // A tenant sees only its own jobs and models, and cancels only its own queued jobs.
+        assert!(queue::get(&db, &t2, &first).await.unwrap().is_none());
+        assert!(models::status(&db, &t2, &m1).await.unwrap().is_none());
+        assert_eq!(
+            models::status(&db, &t1, &m1).await.unwrap().as_deref(),
+            Some("queued")
+        );
+        assert!(!queue::cancel(&db, &t2, &first).await.unwrap());
+        assert!(queue::cancel(&db, &t1, &first).await.unwrap());
+        assert_eq!(
+            queue::get(&db, &t1, &first).await.unwrap().unwrap().status,
+            "cancelled"
+        );
+        assert!(
+            !queue::cancel(&db, &t1, &first).await.unwrap(),
+            "only queued jobs"
+        );
+
+        // Keys: each authenticates its tenant; a second key for a tenant keeps its secret.
+        let k = tenants::create_key(&db, "one").await.unwrap();
+        let k2 = tenants::create_key(&db, "one").await.unwrap();
+        assert_eq!(k.tenant_id, t1);
+        assert_eq!(k.callback_secret, k2.callback_secret);
+        assert_ne!(k.key, k2.key);
+        assert!(k.key.starts_with("zk_") && k.key.len() == 67);
+        assert_eq!(
+            tenants::authenticate(&db, &k.key).await.unwrap(),
+            Some(t1.clone())
+        );
+        assert_eq!(tenants::authenticate(&db, "zk_00").await.unwrap(), None);
+        let stored: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM api_keys WHERE key_hash = $1")
+                .bind(&k.key)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(stored, 0, "keys are stored hashed");
+    }
+}

@@ -29,4 +29,8 @@ db=zkinfer_scratch
 if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
   psql_admin -c "CREATE DATABASE $db OWNER zkinfer" >&2
 fi
+# Each test run makes databases named zkinfer_t_*: drop those of earlier runs.
+for old in $(psql_admin -c "SELECT datname FROM pg_database WHERE datname LIKE 'zkinfer_t_%'"); do
+  psql_admin -c "DROP DATABASE IF EXISTS $old" >&2
+done
 echo "postgres://zkinfer:zkinfer@127.0.0.1:$port/$db"

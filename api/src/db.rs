@@ -2,12 +2,10 @@
 //! (the default of one machine). Queries are runtime queries through sqlx's `Any` driver, so
 //! one code path serves both; the few statements that differ are chosen by [`Backend`].
 
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::AnyPool;
 
 use crate::error::{Error, Result};
 
@@ -50,20 +48,31 @@ impl Db {
         let backend = Backend::of(url)?;
         let url = match backend {
             Backend::Postgres => url.to_string(),
-            Backend::Sqlite => {
-                // WAL lets readers run beside the one writer; the busy timeout makes writers
-                // wait for each other instead of failing.
-                let opts = SqliteConnectOptions::from_str(url)?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(std::time::Duration::from_secs(30));
-                opts.to_url_lossy().to_string()
-            }
+            Backend::Sqlite if url.contains('?') => url.to_string(),
+            Backend::Sqlite => format!("{url}?mode=rwc"),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Postgres => 16,
                 Backend::Sqlite => 8,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // writers wait for each other instead of failing.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 30000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
             })
             .connect(&url)
             .await?;

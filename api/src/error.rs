@@ -20,6 +20,15 @@ pub enum Error {
     /// A row that was expected is missing.
     #[error("{0} not found")]
     NotFound(String),
+    /// The artifact store failed.
+    #[error("artifact store: {0}")]
+    Store(#[from] object_store::Error),
+    /// A stored blob does not hash to its key.
+    #[error("artifact {0} is corrupt (its bytes do not hash to its key)")]
+    Corrupt(String),
+    /// A setting of the service is unusable.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Results of this crate.

@@ -4,9 +4,12 @@
 
 pub mod db;
 pub mod error;
+pub mod http;
 pub mod models;
 pub mod queue;
+pub mod store;
 pub mod tenants;
+pub mod worker;
 
 pub use db::{Backend, Db};
 pub use error::{Error, Result};

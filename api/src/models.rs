@@ -1,34 +1,143 @@
-//! Model rows: a model is uploaded, then compiled and set up by a job.
+//! Model rows: a model is uploaded (its files go to the store), then compiled and set up by a
+//! job; once ready it carries a summary (k, shapes, model id, SRS) and the store keys of its
+//! compiled folder.
 
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::db::{new_id, now_ms, Db};
 use crate::error::Result;
 
-/// Inserts a model of `tenant_id` in state `queued`; returns its id.
+/// A model as stored.
+#[derive(Clone, Debug)]
+pub struct ModelRow {
+    /// Its id.
+    pub id: String,
+    /// `queued`, `running`, `ready` or `failed`.
+    pub status: String,
+    /// Why it failed: a code and a message.
+    pub error: Option<(String, String)>,
+    /// What setup found (k, shapes, model id, SRS), once ready.
+    pub summary: Option<Value>,
+    /// File name → store key of the compiled folder, once ready.
+    pub artifacts: Option<Value>,
+    /// When it was uploaded (ms since the epoch).
+    pub created_ms: i64,
+}
+
+/// Inserts a model of `tenant_id` in state `queued` (tests and the upload route); returns its id.
 pub async fn create(db: &Db, tenant_id: &str) -> Result<String> {
+    create_with_setup(db, tenant_id, &Value::Null, 0).await
+}
+
+/// Inserts a model with its upload record and, in the same transaction, the job that compiles
+/// and sets it up (`max_attempts` > 0), so neither exists without the other.
+pub async fn create_with_setup(
+    db: &Db,
+    tenant_id: &str,
+    upload: &Value,
+    max_attempts: i64,
+) -> Result<String> {
     let id = new_id("md");
     let now = now_ms();
+    let mut tx = db.pool.begin().await?;
     sqlx::query(
-        "INSERT INTO models (id, tenant_id, status, created_ms, updated_ms) VALUES ($1, $2, 'queued', $3, $3)",
+        "INSERT INTO models (id, tenant_id, status, upload, created_ms, updated_ms) \
+         VALUES ($1, $2, 'queued', $3, $4, $4)",
     )
     .bind(&id)
     .bind(tenant_id)
+    .bind(upload.to_string())
     .bind(now)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
+    if max_attempts > 0 {
+        sqlx::query(
+            "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, created_ms) \
+             VALUES ($1, $2, $3, 'setup', 'queued', $4, $5, $6)",
+        )
+        .bind(new_id("jb"))
+        .bind(tenant_id)
+        .bind(&id)
+        .bind(upload.to_string())
+        .bind(max_attempts)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
     Ok(id)
 }
 
-/// The status of model `id` of `tenant_id` (another tenant's model is not found).
-pub async fn status(db: &Db, tenant_id: &str, id: &str) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT status FROM models WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(tenant_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get(0)?),
-        None => None,
+fn row_to_model(row: &sqlx::any::AnyRow) -> Result<ModelRow> {
+    let code: Option<String> = row.try_get(2)?;
+    let message: Option<String> = row.try_get(3)?;
+    let json = |i: usize| -> Result<Option<Value>> {
+        let text: Option<String> = row.try_get(i)?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    Ok(ModelRow {
+        id: row.try_get(0)?,
+        status: row.try_get(1)?,
+        error: code.map(|c| (c, message.unwrap_or_default())),
+        summary: json(4)?,
+        artifacts: json(5)?,
+        created_ms: row.try_get(6)?,
     })
+}
+
+/// Model `id` of `tenant_id` (another tenant's model is not found).
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<ModelRow>> {
+    let row = sqlx::query(
+        "SELECT id, status, error_code, error, summary, artifacts, created_ms FROM models \
+         WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(row_to_model).transpose()
+}
+
+/// The status of model `id` of `tenant_id`.
+pub async fn status(db: &Db, tenant_id: &str, id: &str) -> Result<Option<String>> {
+    Ok(get(db, tenant_id, id).await?.map(|m| m.status))
+}
+
+/// The models of `tenant_id`, newest first.
+pub async fn list(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>> {
+    let rows = sqlx::query(
+        "SELECT id, status, error_code, error, summary, artifacts, created_ms FROM models \
+         WHERE tenant_id = $1 ORDER BY created_ms DESC, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(row_to_model).collect()
+}
+
+/// Marks a model running, ready (with its summary and artifacts) or failed.
+pub async fn set_state(
+    db: &Db,
+    id: &str,
+    status: &str,
+    summary: Option<&Value>,
+    artifacts: Option<&Value>,
+    error: Option<(&str, &str)>,
+) -> Result<()> {
+    let (code, message) = error.unzip();
+    sqlx::query(
+        "UPDATE models SET status = $1, summary = $2, artifacts = $3, error_code = $4, error = $5, \
+         updated_ms = $6 WHERE id = $7",
+    )
+    .bind(status)
+    .bind(summary.map(Value::to_string))
+    .bind(artifacts.map(Value::to_string))
+    .bind(code)
+    .bind(message)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
 }

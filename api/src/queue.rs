@@ -260,6 +260,12 @@ pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
 /// A job's state as stored.
 #[derive(Clone, Debug)]
 pub struct JobRow {
+    /// Its id.
+    pub id: String,
+    /// Its model.
+    pub model_id: String,
+    /// What it does.
+    pub kind: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// Attempts so far.
@@ -268,24 +274,43 @@ pub struct JobRow {
     pub result: Option<Value>,
     /// The error code, when it failed.
     pub error_code: Option<String>,
+    /// The error message, when it failed.
+    pub error: Option<String>,
+    /// When it was queued, started (first attempt) and ended, in ms since the epoch.
+    pub times: (i64, Option<i64>, Option<i64>),
 }
 
 /// Job `id` of `tenant_id` (another tenant's job is not found).
 pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
     let row = sqlx::query(
-        "SELECT status, CAST(attempts AS BIGINT), result, error_code FROM jobs \
-         WHERE id = $1 AND tenant_id = $2",
+        "SELECT id, model_id, kind, status, CAST(attempts AS BIGINT), result, error_code, error, \
+         created_ms, started_ms, finished_ms FROM jobs WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
     .bind(tenant_id)
     .fetch_optional(&db.pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let result: Option<String> = row.try_get(2)?;
+    let result: Option<String> = row.try_get(5)?;
     Ok(Some(JobRow {
-        status: row.try_get(0)?,
-        attempts: row.try_get(1)?,
+        id: row.try_get(0)?,
+        model_id: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        status: row.try_get(3)?,
+        attempts: row.try_get(4)?,
         result: result.and_then(|r| serde_json::from_str(&r).ok()),
-        error_code: row.try_get(3)?,
+        error_code: row.try_get(6)?,
+        error: row.try_get(7)?,
+        times: (row.try_get(8)?, row.try_get(9)?, row.try_get(10)?),
     }))
+}
+
+/// Jobs of `tenant_id` not yet ended (queued or running).
+pub async fn open_jobs(db: &Db, tenant_id: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(tenant_id)
+    .fetch_one(&db.pool)
+    .await?)
 }

@@ -25,36 +25,30 @@ fn key_hash(key: &str) -> String {
 
 /// Makes a key for tenant `name`, creating the tenant (and its callback secret) if it is new.
 pub async fn create_key(db: &Db, name: &str) -> Result<NewKey> {
-    let mut tx = db.pool.begin().await?;
-    let existing = sqlx::query("SELECT id, callback_secret FROM tenants WHERE name = $1")
+    // Insert-if-absent first, then read: no read-then-write transaction, which SQLite would
+    // refuse (busy) when another connection writes in between.
+    sqlx::query(
+        "INSERT INTO tenants (id, name, callback_secret, created_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(new_id("tn"))
+    .bind(name)
+    .bind(hex::encode(rand::random::<[u8; 32]>()))
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await?;
+    let row = sqlx::query("SELECT id, callback_secret FROM tenants WHERE name = $1")
         .bind(name)
-        .fetch_optional(&mut *tx)
+        .fetch_one(&db.pool)
         .await?;
-    let (tenant_id, callback_secret) = match existing {
-        Some(row) => (row.try_get(0)?, row.try_get(1)?),
-        None => {
-            let id = new_id("tn");
-            let secret = hex::encode(rand::random::<[u8; 32]>());
-            sqlx::query(
-                "INSERT INTO tenants (id, name, callback_secret, created_ms) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&id)
-            .bind(name)
-            .bind(&secret)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            (id, secret)
-        }
-    };
+    let (tenant_id, callback_secret): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     let key = format!("zk_{}", hex::encode(rand::random::<[u8; 32]>()));
     sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, created_ms) VALUES ($1, $2, $3)")
         .bind(key_hash(&key))
         .bind(&tenant_id)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&db.pool)
         .await?;
-    tx.commit().await?;
     Ok(NewKey {
         tenant_id,
         callback_secret,

@@ -1,33 +1,16 @@
 //! The queue and tenants on SQLite and on a real PostgreSQL (`scripts/postgres.sh` starts one;
 //! `scripts/test.sh` passes its URL in `ZKINFER_TEST_POSTGRES`). Each test gets fresh databases.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use common::databases;
 use serde_json::json;
 use tokio::sync::Mutex;
 use zkinfer_api::queue::{self, Enqueued, JobKind, NewJob, Outcome};
 use zkinfer_api::{models, tenants, Backend, Db, Error};
-
-/// A fresh SQLite file and a fresh PostgreSQL database. Without `ZKINFER_TEST_POSTGRES` the
-/// tests fail rather than skip PostgreSQL.
-async fn databases(tmp: &std::path::Path) -> Vec<String> {
-    let sqlite = format!("sqlite:{}", tmp.join("zkinfer.db").display());
-    let scratch = std::env::var("ZKINFER_TEST_POSTGRES").expect(
-        "ZKINFER_TEST_POSTGRES is not set: run scripts/test.sh (it starts PostgreSQL with scripts/postgres.sh)",
-    );
-    let name = format!("zkinfer_t_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let admin = Db::connect(&scratch)
-        .await
-        .expect("the scratch PostgreSQL database");
-    // The name is ours: 16 hex digits after a fixed prefix.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin.pool)
-        .await
-        .unwrap();
-    let base = scratch.rsplit_once('/').unwrap().0;
-    vec![sqlite, format!("{base}/{name}")]
-}
 
 async fn tenant_and_model(db: &Db, name: &str) -> (String, String) {
     let key = tenants::create_key(db, name).await.unwrap();

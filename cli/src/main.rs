@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_circuits::identity::VerifierFolder;
-use zkinfer_circuits::{Objective, PlanLimits, Visibility};
-use zkinfer_model::QuantizeOptions;
+use zkinfer_circuits::Visibility;
+use zkinfer_prover::options::{self, ModelOptions};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
 use zkinfer_verifier::{solidity, VerifyOptions};
@@ -169,41 +169,35 @@ struct CompileArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Optimize {
-    ProveTime,
-    EvmGas,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum InputVisibility {
     Public,
     Private,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Optimize {
+    ProveTime,
+    EvmGas,
+}
+
 impl CompileArgs {
     fn options(&self) -> CompileOptions {
-        let d = QuantizeOptions::default();
-        let l = PlanLimits::default();
-        CompileOptions {
-            quantize: QuantizeOptions {
-                scale: self.scale.unwrap_or(d.scale),
-                param_scale: self.param_scale.unwrap_or(d.param_scale),
-                range_headroom_bits: self.range_headroom_bits.unwrap_or(d.range_headroom_bits),
-            },
-            visibility: match self.input_visibility {
+        ModelOptions {
+            input_visibility: Some(match self.input_visibility {
                 InputVisibility::Public => Visibility::Public,
                 InputVisibility::Private => Visibility::Private,
-            },
-            limits: PlanLimits {
-                max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
-                k: self.logrows,
-                objective: match self.optimize {
-                    Optimize::ProveTime => Objective::ProveTime,
-                    Optimize::EvmGas => Objective::EvmGas,
-                },
-                ..l
-            },
+            }),
+            scale: self.scale,
+            param_scale: self.param_scale,
+            range_headroom_bits: self.range_headroom_bits,
+            max_proof_bytes: self.max_proof_bytes,
+            logrows: self.logrows,
+            optimize: Some(match self.optimize {
+                Optimize::ProveTime => options::Optimize::ProveTime,
+                Optimize::EvmGas => options::Optimize::EvmGas,
+            }),
         }
+        .compile_options()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod error;
 pub mod keys;
+pub mod options;
 pub mod pipeline;
 pub mod proving;
 pub mod srs;

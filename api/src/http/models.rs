@@ -1,0 +1,134 @@
+//! `/v1/models`: upload (parsed at once, compiled and set up by a job), list, show.
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use zkinfer_model::ModelError;
+use zkinfer_prover::options::ModelOptions;
+
+use super::{ApiError, ApiResult, AppState, Tenant};
+use crate::models::{self, ModelRow};
+use crate::worker::Upload;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/models", get(list).post(upload))
+        .route("/v1/models/{id}", get(show))
+}
+
+/// The JSON of a model.
+pub fn model_json(m: &ModelRow) -> Value {
+    let mut v = json!({ "id": m.id, "status": m.status, "created_ms": m.created_ms });
+    if let Some((code, message)) = &m.error {
+        v["error"] = json!({ "code": code, "message": message });
+    }
+    if let Some(Value::Object(summary)) = &m.summary {
+        for (k, x) in summary {
+            v[k] = x.clone();
+        }
+    }
+    v
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.body_text(),
+        )
+    } else {
+        bad("invalid_multipart", e.body_text())
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    mut form: Multipart,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (mut onnx, mut calibration, mut settings) = (None, None, None);
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field.bytes().await.map_err(multipart_error)?.to_vec();
+        match name.as_str() {
+            "model" => onnx = Some(bytes),
+            "calibration" => calibration = Some(bytes),
+            "settings" => settings = Some(bytes),
+            other => return Err(bad("invalid_multipart", format!("unknown field {other:?}"))),
+        }
+    }
+    let onnx =
+        onnx.ok_or_else(|| bad("missing_field", "the form has no \"model\" (the ONNX file)"))?;
+    let calibration = calibration.ok_or_else(|| {
+        bad(
+            "missing_field",
+            "the form has no \"calibration\" (an input.json)",
+        )
+    })?;
+    let options: ModelOptions = match &settings {
+        Some(b) => serde_json::from_slice(b).map_err(|e| bad("invalid_settings", e.to_string()))?,
+        None => ModelOptions::default(),
+    };
+    let text = std::str::from_utf8(&calibration)
+        .map_err(|_| bad("invalid_input", "calibration is not UTF-8 JSON"))?;
+    zkinfer_model::parse_input_json(text).map_err(|e| bad("invalid_input", e.to_string()))?;
+    // Parsing the ONNX graph is cheap next to compiling it; it runs off the async threads.
+    let graph = {
+        let onnx = onnx.clone();
+        tokio::task::spawn_blocking(move || zkinfer_model::load_onnx_bytes(&onnx))
+            .await
+            .map_err(|e| ApiError::from(crate::Error::Config(format!("parse task: {e}"))))?
+    };
+    if let Err(e) = graph {
+        return Err(match e {
+            ModelError::UnsupportedOp { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_op",
+                e.to_string(),
+            ),
+            ModelError::Malformed(_) => bad("invalid_model", e.to_string()),
+            other => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_model",
+                other.to_string(),
+            ),
+        });
+    }
+    let upload = Upload {
+        onnx: state.store.put(onnx).await?,
+        calibration: state.store.put(calibration).await?,
+        options,
+    };
+    let upload = serde_json::to_value(&upload).expect("serializable");
+    let id =
+        models::create_with_setup(&state.db, &tenant, &upload, state.limits.max_attempts).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "status": "queued" })),
+    ))
+}
+
+async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    let models = models::list(&state.db, &tenant).await?;
+    Ok(Json(
+        json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let m = models::get(&state.db, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("model", &id))?;
+    Ok(Json(model_json(&m)))
+}

@@ -1,0 +1,78 @@
+//! The artifact store: content-addressed blobs (ONNX files, compiled folders, keys, proofs)
+//! behind the `object_store` crate, so a local directory and a bucket shared by several
+//! machines are the same code. A blob's key is `sha256/<hex of its bytes>`, checked on read.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A content-addressed store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// Where it is, for messages.
+    pub location: String,
+}
+
+impl Store {
+    /// The store at `url` (`file:///abs/path`), or `DATA_DIR/store` without one.
+    pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Self> {
+        let dir = match url {
+            None => data_dir.join("store"),
+            Some(u) => match u.strip_prefix("file://") {
+                Some(path) if path.starts_with('/') => path.into(),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "unsupported store URL {u:?}: use file:///absolute/path"
+                    )))
+                }
+            },
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(&dir)?;
+        Ok(Self {
+            inner: Arc::new(fs),
+            location: format!("file://{}", dir.display()),
+        })
+    }
+
+    /// Stores `bytes`; returns their key.
+    pub async fn put(&self, bytes: Vec<u8>) -> Result<String> {
+        let key = format!("sha256/{}", hex::encode(Sha256::digest(&bytes)));
+        let path = ObjectPath::from(key.as_str());
+        // Same key, same bytes: an existing blob is left as it is.
+        if self.inner.head(&path).await.is_err() {
+            self.inner.put(&path, bytes.into()).await?;
+        }
+        Ok(key)
+    }
+
+    /// The bytes stored under `key`, checked against it.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let bytes = self
+            .inner
+            .get(&ObjectPath::from(key))
+            .await?
+            .bytes()
+            .await?
+            .to_vec();
+        if key != format!("sha256/{}", hex::encode(Sha256::digest(&bytes))) {
+            return Err(Error::Corrupt(key.to_string()));
+        }
+        Ok(bytes)
+    }
+
+    /// Every key in the store (tests and maintenance).
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        use futures_util::TryStreamExt;
+        let list: Vec<_> = self.inner.list(None).try_collect().await?;
+        Ok(list.into_iter().map(|m| m.location.to_string()).collect())
+    }
+}

@@ -1,0 +1,404 @@
+//! The HTTP API end to end, in process (`Router` driven with `oneshot`, a worker task beside
+//! it), on SQLite and on PostgreSQL: upload 1l_mlp, wait for setup, request a proof, poll it,
+//! fetch proof.json and verify it as `zkinfer verify` does; and the bad requests, each with its
+//! status and code, leaving nothing half-written in the database or the store.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Mutex};
+use tower::ServiceExt;
+use zkinfer_api::http::{router, AppState, Limits};
+use zkinfer_api::store::Store;
+use zkinfer_api::worker::{self, WorkerConfig};
+use zkinfer_api::{tenants, Db};
+
+const BOUNDARY: &str = "zkinfer-test-boundary";
+
+fn multipart(fields: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, bytes) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+struct Client {
+    app: Router,
+    key: String,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: Body,
+        ctype: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        if let Some(c) = ctype {
+            req = req.header("content-type", c);
+        }
+        for (h, v) in extra {
+            req = req.header(*h, *v);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.send("GET", uri, Some(&self.key), Body::empty(), None, &[])
+            .await
+    }
+
+    async fn post_json(&self, uri: &str, v: &Value, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+        self.send(
+            "POST",
+            uri,
+            Some(&self.key),
+            Body::from(v.to_string()),
+            Some("application/json".into()),
+            extra,
+        )
+        .await
+    }
+
+    async fn upload(&self, fields: &[(&str, &[u8])]) -> (StatusCode, Value) {
+        let ctype = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.send(
+            "POST",
+            "/v1/models",
+            Some(&self.key),
+            Body::from(multipart(fields)),
+            Some(ctype),
+            &[],
+        )
+        .await
+    }
+
+    /// Polls `uri` until its status is no longer queued or running.
+    async fn wait(&self, uri: &str) -> Value {
+        for _ in 0..600 {
+            let (s, v) = self.get(uri).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if !matches!(v["status"].as_str(), Some("queued" | "running")) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{uri} did not finish");
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn counts(db: &Db, store: &Store) -> (i64, i64, usize) {
+    let models: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM models")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let jobs: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM jobs")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    (models, jobs, store.keys().await.unwrap().len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_prove_poll_and_verify_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = zkinfer_model::corpus::example_dir("1l_mlp");
+    let onnx = std::fs::read(example.join("network.onnx")).unwrap();
+    let input = std::fs::read(example.join("input.json")).unwrap();
+    let input_json: Value = serde_json::from_slice(&input).unwrap();
+    for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
+        let data_dir = tmp.path().join(format!("data{n}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        let store = Store::open(None, &data_dir).unwrap();
+        let state = AppState {
+            db: db.clone(),
+            store: store.clone(),
+            data_dir: data_dir.clone(),
+            limits: Limits {
+                max_upload_bytes: 1 << 20,
+                ..Limits::default()
+            },
+            cache_lock: Arc::new(Mutex::new(())),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let cfg = WorkerConfig {
+            name: "w0".into(),
+            data_dir: data_dir.join("worker"),
+            srs: None,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(50),
+        };
+        std::fs::create_dir_all(&cfg.data_dir).unwrap();
+        let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
+        let alice = Client {
+            app: router(state.clone()),
+            key: tenants::create_key(&db, "alice").await.unwrap().key,
+        };
+        let bob = Client {
+            app: router(state),
+            key: tenants::create_key(&db, "bob").await.unwrap().key,
+        };
+
+        // Authentication.
+        let (s, v) = alice
+            .send("GET", "/v1/models", None, Body::empty(), None, &[])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
+        let (s, _) = alice
+            .send(
+                "GET",
+                "/v1/models",
+                Some("zk_wrong"),
+                Body::empty(),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+        // Bad uploads leave nothing behind.
+        let before = counts(&db, &store).await;
+        let (s, v) = alice
+            .upload(&[("model", b"not onnx"), ("calibration", &input)])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_model"),
+            "{v}"
+        );
+        let (s, v) = alice.upload(&[("model", &onnx)]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "missing_field"),
+            "{v}"
+        );
+        let (s, v) = alice
+            .upload(&[("model", &onnx), ("calibration", b"{")])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{v}"
+        );
+        let (s, v) = alice
+            .upload(&[
+                ("model", &onnx),
+                ("calibration", &input),
+                ("settings", br#"{"scale": "x"}"#),
+            ])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_settings"),
+            "{v}"
+        );
+        let big = vec![7u8; 2 << 20];
+        let (s, v) = alice
+            .upload(&[("model", &big), ("calibration", &input)])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            "{v}"
+        );
+        let ctype = Some("multipart/form-data; boundary=zz".to_string());
+        let (s, v) = alice
+            .send(
+                "POST",
+                "/v1/models",
+                Some(&alice.key),
+                Body::from("garbage"),
+                ctype,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_multipart"),
+            "{v}"
+        );
+        assert_eq!(counts(&db, &store).await, before);
+
+        // Upload, set up by the worker.
+        let (s, v) = alice
+            .upload(&[("model", &onnx), ("calibration", &input)])
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let model_id = v["id"].as_str().unwrap().to_string();
+        let model = alice.wait(&format!("/v1/models/{model_id}")).await;
+        assert_eq!(model["status"], "ready", "{model}");
+        assert_eq!(model["k"], 7);
+        assert_eq!(model["public_values"], 7);
+        assert!(
+            model["srs"].as_str().unwrap().contains("development SRS"),
+            "{model}"
+        );
+        let (s, v) = bob.get(&format!("/v1/models/{model_id}")).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "model_not_found")
+        );
+        let (_, list) = alice.get("/v1/models").await;
+        assert_eq!(list["models"].as_array().unwrap().len(), 1);
+
+        // Bad proof requests.
+        let uri = format!("/v1/models/{model_id}/proofs");
+        let (s, v) = alice
+            .post_json(&uri, &json!({ "input_data": [[1.0, 2.0]] }), &[])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            "{v}"
+        );
+        let (s, v) = alice.post_json(&uri, &json!({ "input": 1 }), &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_json"),
+            "{v}"
+        );
+        let (s, v) = bob.post_json(&uri, &input_json, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "model_not_found"),
+            "{v}"
+        );
+        let (s, v) = alice.get("/v1/jobs/jb_missing").await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "job_not_found")
+        );
+
+        // A proof, idempotently requested.
+        let idem = [("idempotency-key", "req-1")];
+        let (s, v) = alice.post_json(&uri, &input_json, &idem).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let job_id = v["job_id"].as_str().unwrap().to_string();
+        let (s, again) = alice.post_json(&uri, &input_json, &idem).await;
+        assert_eq!(
+            (s, again["job_id"].as_str()),
+            (StatusCode::OK, Some(job_id.as_str()))
+        );
+        let other = json!({ "input_data": [[0.5, 0.25, 0.125]] });
+        let (s, v) = alice.post_json(&uri, &other, &idem).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::CONFLICT, "idempotency_key_reused"),
+            "{v}"
+        );
+        let job = alice.wait(&format!("/v1/jobs/{job_id}")).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["instances"].as_array().unwrap().len(), 7);
+        let (s, v) = bob.get(&format!("/v1/jobs/{job_id}")).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "job_not_found")
+        );
+        let (s, v) = alice
+            .send(
+                "DELETE",
+                &format!("/v1/jobs/{job_id}"),
+                Some(&alice.key),
+                Body::empty(),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::CONFLICT, "not_cancellable")
+        );
+
+        // proof.json is what `zkinfer verify` reads: verified against the model's folder.
+        let (s, proof) = alice.get(&format!("/v1/jobs/{job_id}/proof.json")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(proof["outputs"], job["outputs"]);
+        let proof_path = tmp.path().join(format!("proof{n}.json"));
+        std::fs::write(&proof_path, proof.to_string()).unwrap();
+        let row = zkinfer_api::models::get(
+            &db,
+            &tenants::authenticate(&db, &alice.key)
+                .await
+                .unwrap()
+                .unwrap(),
+            &model_id,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let folder = worker::materialize(
+            &store,
+            &data_dir.join("verify"),
+            &Mutex::new(()),
+            &model_id,
+            row.artifacts.as_ref().unwrap(),
+        )
+        .await
+        .unwrap();
+        let opts = zkinfer_verifier::VerifyOptions {
+            model_id: model["model_id"].as_str(),
+            input: Some(&example.join("input.json")),
+            ..Default::default()
+        };
+        let verified = zkinfer_verifier::verify_file(&folder, &proof_path, &opts).unwrap();
+        assert!(verified.pinned && verified.input_checked);
+        assert_eq!(
+            serde_json::to_value(&verified.outputs).unwrap(),
+            job["outputs"]
+        );
+
+        stop.send(true).unwrap();
+        worker.await.unwrap();
+        check_folder(&folder);
+    }
+}
+
+fn check_folder(dir: &Path) {
+    for f in ["settings.json", "vk.bin", "kzg-verifier.bin", "pk.bin"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Compile options as users give them (CLI flags, the service's `settings` JSON): each one
+//! optional, the defaults applied in one place, [`ModelOptions::compile_options`].
+
+use serde::{Deserialize, Serialize};
+use zkinfer_circuits::{Objective, PlanLimits, Visibility};
+use zkinfer_model::QuantizeOptions;
+
+use crate::pipeline::CompileOptions;
+
+/// What the circuit shape makes least.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimize {
+    /// Proving time (more columns at a smaller k).
+    #[default]
+    ProveTime,
+    /// The Solidity verifier's gas (fewest columns).
+    EvmGas,
+}
+
+/// Compile options, each optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOptions {
+    /// `public` (default) or `private` inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_visibility: Option<Visibility>,
+    /// Fractional bits of activations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// Fractional bits of non-integer coefficients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_scale: Option<u32>,
+    /// Signed bits of range above the calibration maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_headroom_bits: Option<u32>,
+    /// Largest proof, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_proof_bytes: Option<usize>,
+    /// Exactly this k.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logrows: Option<u32>,
+    /// What the shape makes least.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimize: Option<Optimize>,
+}
+
+impl ModelOptions {
+    /// The options with every default applied.
+    pub fn compile_options(&self) -> CompileOptions {
+        let d = QuantizeOptions::default();
+        let l = PlanLimits::default();
+        CompileOptions {
+            quantize: QuantizeOptions {
+                scale: self.scale.unwrap_or(d.scale),
+                param_scale: self.param_scale.unwrap_or(d.param_scale),
+                range_headroom_bits: self.range_headroom_bits.unwrap_or(d.range_headroom_bits),
+            },
+            visibility: self.input_visibility.unwrap_or(Visibility::Public),
+            limits: PlanLimits {
+                max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
+                k: self.logrows,
+                objective: match self.optimize.unwrap_or_default() {
+                    Optimize::ProveTime => Objective::ProveTime,
+                    Optimize::EvmGas => Objective::EvmGas,
+                },
+                ..l
+            },
+        }
+    }
+}

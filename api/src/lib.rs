@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod models;
 pub mod queue;
+pub mod service;
 pub mod store;
 pub mod tenants;
 pub mod worker;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use zkinfer_api::service::ServiceConfig;
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::Visibility;
@@ -124,6 +125,30 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run the HTTP proving service (and, unless --workers 0, proving workers in process).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// Worker loops in this process (0: none; run `zkinfer worker` elsewhere).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// Run proving workers on a shared database and store (no HTTP).
+    Worker {
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// Worker loops in this process.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// API keys of the service.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
     Inspect {
         /// A compiled model folder.
@@ -138,6 +163,59 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make an API key for a tenant (created if new): prints its callback-signing secret, then
+    /// the key as the last word.
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The service's data dir (its embedded database), when no --database-url is given.
+        #[arg(long, default_value = "zkinfer-data")]
+        data_dir: PathBuf,
+        /// The service's database.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+/// Where the service keeps its state.
+#[derive(Args)]
+struct ServiceArgs {
+    /// `postgres://…` or `sqlite:PATH`; default: an embedded SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The data dir: the embedded database, the default artifact store, caches.
+    #[arg(long, default_value = "zkinfer-data")]
+    data_dir: PathBuf,
+    /// The artifact store (`file:///absolute/path`); default: DATA_DIR/store.
+    #[arg(long)]
+    store: Option<String>,
+    /// The ceremony file every model's setup uses (a development SRS without one).
+    #[arg(long)]
+    srs: Option<PathBuf>,
+}
+
+impl ServiceArgs {
+    fn config(self, workers: usize) -> ServiceConfig {
+        ServiceConfig {
+            database_url: self.database_url,
+            data_dir: self.data_dir,
+            store: self.store,
+            srs: self.srs,
+            workers,
+            limits: Default::default(),
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Compile options; defaults live in `QuantizeOptions` and `PlanLimits`.
@@ -451,6 +529,50 @@ fn dispatch(command: Command) -> Result<()> {
             for (file, text) in zkinfer_verifier::contracts::SOURCES {
                 write_file(&out.join(file), text.as_bytes())?;
             }
+        }
+        Command::Serve {
+            bind,
+            service,
+            workers,
+        } => {
+            let cfg = service.config(workers);
+            if cfg.srs.is_none() {
+                eprintln!(
+                    "note: no --srs given: models are set up on a development SRS, and say so"
+                );
+            }
+            let db = cfg.database_url();
+            runtime()?.block_on(zkinfer_api::service::serve(&cfg, &bind, |addr| {
+                println!("listening on http://{addr} (database {db}, {workers} workers)");
+            }))?;
+        }
+        Command::Worker { service, workers } => {
+            let cfg = service.config(workers);
+            eprintln!("{workers} workers on {}", cfg.database_url());
+            runtime()?.block_on(zkinfer_api::service::work(&cfg))?;
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Create {
+                    tenant,
+                    data_dir,
+                    database_url,
+                },
+        } => {
+            let cfg = ServiceArgs {
+                database_url,
+                data_dir,
+                store: None,
+                srs: None,
+            }
+            .config(0);
+            let key = runtime()?.block_on(async {
+                let (db, _) = cfg.open().await?;
+                zkinfer_api::tenants::create_key(&db, &tenant).await
+            })?;
+            println!("tenant {tenant} ({})", key.tenant_id);
+            println!("callback secret {}", key.callback_secret);
+            println!("key {}", key.key);
         }
         Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
         Command::GenSrs { logrows, out } => {

@@ -391,6 +391,50 @@ async fn upload_prove_poll_and_verify_over_http() {
             job["outputs"]
         );
 
+        // The verify route: valid, the outputs; tampered, not valid; another input, refused.
+        let vuri = format!("/v1/models/{model_id}/verify");
+        let body = json!({ "proof": proof["proof"], "instances": proof["instances"], "input_data": input_json["input_data"] });
+        let (s, v) = alice.post_json(&vuri, &body, &[]).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            (v["valid"].as_bool(), &v["outputs"]),
+            (Some(true), &job["outputs"])
+        );
+        let mut forged = body.clone();
+        let last = forged["instances"].as_array().unwrap().len() - 1;
+        forged["instances"][last] = json!(format!("0x{:064x}", 12345));
+        let (s, v) = alice.post_json(&vuri, &forged, &[]).await;
+        assert_eq!(
+            (s, v["valid"].as_bool()),
+            (StatusCode::OK, Some(false)),
+            "{v}"
+        );
+        let mut other_input = body.clone();
+        other_input["input_data"] = json!([[0.5, 0.25, 0.125]]);
+        let (s, v) = alice.post_json(&vuri, &other_input, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "input_mismatch"),
+            "{v}"
+        );
+        let (s, v) = bob.post_json(&vuri, &body, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "model_not_found"),
+            "{v}"
+        );
+
+        // The Solidity verifier of the model.
+        let req = Request::get(format!("/v1/models/{model_id}/verifier.sol"))
+            .header("authorization", format!("Bearer {}", alice.key))
+            .body(Body::empty())
+            .unwrap();
+        let resp = alice.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let sol = resp.into_body().collect().await.unwrap().to_bytes();
+        let sol = String::from_utf8(sol.to_vec()).unwrap();
+        assert!(sol.contains("contract Halo2Verifier") && sol.contains("lt(i, 7)"), "{sol:.200}");
+
         stop.send(true).unwrap();
         worker.await.unwrap();
         check_folder(&folder);

@@ -226,8 +226,21 @@ pub fn load_proof(folder: &VerifierFolder, proof_path: &Path) -> Result<LoadedPr
             folder: folder.model_id.clone(),
         });
     }
-    let instances: Vec<Fr> = file
-        .instances
+    let (instances, bytes) = parse_values(folder, &file.instances, &file.proof)?;
+    Ok(LoadedProof {
+        file,
+        instances,
+        bytes,
+    })
+}
+
+/// Parses public instances (0x-hex, canonical) and a proof (0x-hex) for the folder's circuit.
+pub fn parse_values(
+    folder: &VerifierFolder,
+    instances: &[String],
+    proof: &str,
+) -> Result<(Vec<Fr>, Vec<u8>), VerifyError> {
+    let parsed: Vec<Fr> = instances
         .iter()
         .enumerate()
         .map(|(i, h)| {
@@ -238,23 +251,41 @@ pub fn load_proof(folder: &VerifierFolder, proof_path: &Path) -> Result<LoadedPr
             })
         })
         .collect::<Result<_, _>>()?;
-    if instances.len() != folder.settings.plan.num_instances {
+    if parsed.len() != folder.settings.plan.num_instances {
         return Err(VerifyError::Malformed(format!(
             "{} instances, the circuit has {}",
-            instances.len(),
+            parsed.len(),
             folder.settings.plan.num_instances
         )));
     }
-    let bytes = file
-        .proof
+    let bytes = proof
         .strip_prefix("0x")
         .and_then(|h| hex::decode(h).ok())
         .ok_or_else(|| VerifyError::Malformed("\"proof\" is not 0x-hex".into()))?;
-    Ok(LoadedProof {
-        file,
-        instances,
-        bytes,
-    })
+    Ok((parsed, bytes))
+}
+
+/// What a proof shows, once verified: the inputs (when public) and the outputs, dequantized.
+pub type ProvenValues = (Option<Vec<Vec<f64>>>, Vec<Vec<f64>>);
+
+/// Verifies instances and a proof (as in `proof.json`) against an opened folder; with `input`
+/// (EZKL format, parsed), the proven inputs must be it, quantized as the prover does.
+pub fn verify_values(
+    folder: &VerifierFolder,
+    instances: &[String],
+    proof: &str,
+    input: Option<&[Vec<f64>]>,
+) -> Result<ProvenValues, VerifyError> {
+    let (instances, bytes) = parse_values(folder, instances, proof)?;
+    if let Some(data) = input {
+        check_input_data("the given input", data, folder, &instances)?;
+    }
+    verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, &bytes)?;
+    let outputs = folder
+        .settings
+        .outputs_from_instances(&instances)
+        .ok_or(VerifyError::ValuesMismatch("outputs"))?;
+    Ok((folder.settings.inputs_from_instances(&instances), outputs))
 }
 
 /// What is known of the folder's SRS: checked against a ceremony file when one is given
@@ -294,17 +325,27 @@ fn check_srs(path: &Path, kzg: &KzgVerifierKey) -> Result<SrsCheck, VerifyError>
 
 /// The proof's public inputs must be the input file, quantized as the prover quantizes it.
 fn check_input(path: &Path, folder: &VerifierFolder, instances: &[Fr]) -> Result<(), VerifyError> {
-    let settings = &folder.settings;
-    if settings.num_input_instances() == 0 {
-        return Err(VerifyError::InputsPrivate);
-    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
     let data = zkinfer_model::parse_input_json(&text)
         .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    check_input_data(&path.display().to_string(), &data, folder, instances)
+}
+
+/// The proof's public inputs must be `data`, quantized; `what` names it in messages.
+fn check_input_data(
+    what: &str,
+    data: &[Vec<f64>],
+    folder: &VerifierFolder,
+    instances: &[Fr],
+) -> Result<(), VerifyError> {
+    let settings = &folder.settings;
+    if settings.num_input_instances() == 0 {
+        return Err(VerifyError::InputsPrivate);
+    }
     let want = settings
-        .quantize_input(&data)
-        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+        .quantize_input(data)
+        .map_err(|e| VerifyError::Input(format!("{what}: {e}")))?;
     let mut at = 0;
     for (i, values) in want.iter().enumerate() {
         for (j, &v) in values.iter().enumerate() {
@@ -319,8 +360,7 @@ fn check_input(path: &Path, folder: &VerifierFolder, instances: &[Fr]) -> Result
                     })
                     .unwrap_or_else(|| "a value outside the input range".into());
                 return Err(VerifyError::InputMismatch(format!(
-                    "input {i} element {j}: {} gives {} (fixed point {v}), the proof is of {shown}",
-                    path.display(),
+                    "input {i} element {j}: {what} gives {} (fixed point {v}), the proof is of {shown}",
                     data[i][j]
                 )));
             }

@@ -10,12 +10,124 @@ use zkinfer_prover::options::ModelOptions;
 
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::models::{self, ModelRow};
-use crate::worker::Upload;
+use crate::worker::{materialize, Upload};
+use zkinfer_circuits::identity::VerifierFolder;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/models", get(list).post(upload))
         .route("/v1/models/{id}", get(show))
+        .route("/v1/models/{id}/verify", axum::routing::post(verify))
+        .route("/v1/models/{id}/verifier.sol", get(verifier_sol))
+}
+
+/// A ready model's compiled folder, fetched into the server's cache.
+async fn folder(state: &AppState, tenant: &str, id: &str) -> ApiResult<VerifierFolder> {
+    let m = models::get(&state.db, tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("model", id))?;
+    let artifacts = match (m.status.as_str(), &m.artifacts) {
+        ("ready", Some(a)) => a.clone(),
+        (status, _) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "model_not_ready",
+                format!("model {id} is {status}"),
+            ))
+        }
+    };
+    let dir = materialize(
+        &state.store,
+        &state.data_dir,
+        &state.cache_lock,
+        id,
+        &artifacts,
+    )
+    .await?;
+    tokio::task::spawn_blocking(move || VerifierFolder::open(&dir))
+        .await
+        .map_err(|e| ApiError::from(crate::Error::Config(format!("open task: {e}"))))?
+        .map_err(|e| ApiError::from(crate::Error::Config(format!("stored folder: {e}"))))
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyRequest {
+    proof: String,
+    instances: Vec<String>,
+    #[serde(default)]
+    input_data: Option<Vec<Vec<f64>>>,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let req: VerifyRequest =
+        serde_json::from_slice(&body).map_err(|e| bad("invalid_json", e.to_string()))?;
+    let folder = folder(&state, &tenant, &id).await?;
+    let model_id = folder.model_id.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        zkinfer_verifier::verify_values(
+            &folder,
+            &req.instances,
+            &req.proof,
+            req.input_data.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::from(crate::Error::Config(format!("verify task: {e}"))))?;
+    use zkinfer_verifier::VerifyError as V;
+    match result {
+        Ok((inputs, outputs)) => Ok(Json(json!({
+            "valid": true, "model_id": model_id, "inputs": inputs, "outputs": outputs,
+        }))),
+        Err(V::Invalid) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
+        Err(e @ (V::Malformed(_) | V::ValuesMismatch(_))) => {
+            Err(bad("invalid_proof_format", e.to_string()))
+        }
+        Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "input_mismatch",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::from(crate::Error::Config(e.to_string()))),
+    }
+}
+
+async fn verifier_sol(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let folder = folder(&state, &tenant, &id).await?;
+    let built = tokio::task::spawn_blocking(move || zkinfer_verifier::solidity::build(&folder))
+        .await
+        .map_err(|e| ApiError::from(crate::Error::Config(format!("solidity task: {e}"))))?;
+    match built {
+        Ok(v) => Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            v.source,
+        )
+            .into_response()),
+        Err(e @ zkinfer_verifier::solidity::EvmVerifierError::TooLarge { .. }) => {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "verifier_too_large",
+                e.to_string(),
+            ))
+        }
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "solidity_unavailable",
+            e.to_string(),
+        )),
+    }
 }
 
 /// The JSON of a model.

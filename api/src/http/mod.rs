@@ -64,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(models::router())
         .merge(jobs::router())
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route")
+        })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

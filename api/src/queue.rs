@@ -194,8 +194,8 @@ pub enum Outcome {
     Failed(String, String),
 }
 
-/// Records the end of job `id` by `worker`; false (nothing written) if the worker no longer
-/// holds it.
+/// Records the end of job `id` by `worker` (which stays recorded as the one that finished
+/// it); false (nothing written) if the worker no longer holds it.
 pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Result<bool> {
     let (status, result, code, message) = match outcome {
         Outcome::Succeeded(v) => ("succeeded", Some(v.to_string()), None, None),
@@ -203,7 +203,7 @@ pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Resul
     };
     let r = sqlx::query(
         "UPDATE jobs SET status = $1, result = $2, error_code = $3, error = $4, finished_ms = $5, \
-         worker = NULL, lease_until_ms = NULL \
+         lease_until_ms = NULL \
          WHERE id = $6 AND worker = $7 AND status = 'running'",
     )
     .bind(status)

@@ -28,6 +28,8 @@ pub struct ServiceConfig {
     pub workers: usize,
     /// Request limits.
     pub limits: Limits,
+    /// How long a worker's claim holds without renewal (it renews every third of it).
+    pub lease: Duration,
 }
 
 impl ServiceConfig {
@@ -53,20 +55,24 @@ impl ServiceConfig {
         db: &Db,
         store: &Store,
         stop: &watch::Receiver<bool>,
-    ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    ) -> Result<Vec<(String, tokio::task::JoinHandle<()>)>> {
         let cache = self.data_dir.join("worker");
         std::fs::create_dir_all(&cache)
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", cache.display())))?;
         Ok((0..self.workers)
             .map(|_| {
+                let name = new_id("wk");
                 let cfg = WorkerConfig {
-                    name: new_id("wk"),
+                    name: name.clone(),
                     data_dir: cache.clone(),
                     srs: self.srs.clone(),
-                    lease: Duration::from_secs(30),
+                    lease: self.lease,
                     poll: Duration::from_millis(250),
                 };
-                tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stop.clone()))
+                (
+                    name,
+                    tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stop.clone())),
+                )
             })
             .collect())
     }
@@ -119,20 +125,22 @@ pub async fn serve(
         .await
         .map_err(|e| Error::Config(format!("server: {e}")))?;
     let _ = stop_tx.send(true);
-    for w in workers {
+    for (_, w) in workers {
         let _ = w.await;
     }
     Ok(())
 }
 
 /// Runs `cfg.workers` worker loops until Ctrl-C or SIGTERM, then finishes the jobs in hand.
-pub async fn work(cfg: &ServiceConfig) -> Result<()> {
+/// `on_start` is told the workers' names (as the queue records them).
+pub async fn work(cfg: &ServiceConfig, on_start: impl FnOnce(&[String])) -> Result<()> {
     let (db, store) = cfg.open().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = cfg.spawn_workers(&db, &store, &stop_rx)?;
+    on_start(&workers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    for w in workers {
+    for (_, w) in workers {
         let _ = w.await;
     }
     Ok(())

@@ -433,7 +433,10 @@ async fn upload_prove_poll_and_verify_over_http() {
         assert_eq!(resp.status(), StatusCode::OK);
         let sol = resp.into_body().collect().await.unwrap().to_bytes();
         let sol = String::from_utf8(sol.to_vec()).unwrap();
-        assert!(sol.contains("contract Halo2Verifier") && sol.contains("lt(i, 7)"), "{sol:.200}");
+        assert!(
+            sol.contains("contract Halo2Verifier") && sol.contains("lt(i, 7)"),
+            "{sol:.200}"
+        );
 
         stop.send(true).unwrap();
         worker.await.unwrap();

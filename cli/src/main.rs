@@ -197,6 +197,10 @@ struct ServiceArgs {
     /// The ceremony file every model's setup uses (a development SRS without one).
     #[arg(long)]
     srs: Option<PathBuf>,
+    /// Seconds a worker's claim on a job holds without renewal: after a worker dies, its job
+    /// waits this long before another takes it.
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u64,
 }
 
 impl ServiceArgs {
@@ -208,6 +212,7 @@ impl ServiceArgs {
             srs: self.srs,
             workers,
             limits: Default::default(),
+            lease: std::time::Duration::from_secs(self.lease_secs.max(1)),
         }
     }
 }
@@ -548,8 +553,12 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Worker { service, workers } => {
             let cfg = service.config(workers);
-            eprintln!("{workers} workers on {}", cfg.database_url());
-            runtime()?.block_on(zkinfer_api::service::work(&cfg))?;
+            let db = cfg.database_url();
+            runtime()?.block_on(zkinfer_api::service::work(&cfg, |names| {
+                for name in names {
+                    println!("worker {name} on {db}");
+                }
+            }))?;
         }
         Command::Keys {
             command:
@@ -564,6 +573,7 @@ fn dispatch(command: Command) -> Result<()> {
                 data_dir,
                 store: None,
                 srs: None,
+                lease_secs: 30,
             }
             .config(0);
             let key = runtime()?.block_on(async {

@@ -1,0 +1,229 @@
+//! Many machines, simulated: three `zkinfer worker` processes with their own data dirs share
+//! one PostgreSQL queue and one `file://` artifact store. 200 proof jobs are each done exactly
+//! once; a worker killed with SIGKILL in the middle of a proof loses its job to another after
+//! the lease, which completes it once.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{example, p};
+use serde_json::json;
+use zkinfer_api::queue::{self, Enqueued, JobKind, NewJob};
+use zkinfer_api::store::Store;
+use zkinfer_api::worker::Upload;
+use zkinfer_api::{models, tenants, Db};
+
+const LEASE_SECS: &str = "3";
+
+/// A fresh PostgreSQL database (scripts/test.sh starts the server).
+async fn fresh_postgres() -> String {
+    let scratch = std::env::var("ZKINFER_TEST_POSTGRES")
+        .expect("ZKINFER_TEST_POSTGRES is not set: run scripts/test.sh");
+    let name = format!("zkinfer_t_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let admin = Db::connect(&scratch).await.unwrap();
+    // The name is ours: 16 hex digits after a fixed prefix.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin.pool)
+        .await
+        .unwrap();
+    format!("{}/{name}", scratch.rsplit_once('/').unwrap().0)
+}
+
+/// Starts `zkinfer worker`; returns the process and its worker's name.
+fn start_worker(url: &str, store: &str, data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args([
+            "worker",
+            "--database-url",
+            url,
+            "--store",
+            store,
+            "--data-dir",
+            p(data_dir),
+        ])
+        .args(["--workers", "1", "--lease-secs", LEASE_SECS])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let name = line
+        .strip_prefix("worker ")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    (child, name)
+}
+
+async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
+    let e = example(name);
+    let up = Upload {
+        onnx: store
+            .put(std::fs::read(e.join("network.onnx")).unwrap())
+            .await
+            .unwrap(),
+        calibration: store
+            .put(std::fs::read(e.join("input.json")).unwrap())
+            .await
+            .unwrap(),
+        options: Default::default(),
+    };
+    models::create_with_setup(db, tenant, &serde_json::to_value(up).unwrap(), 3)
+        .await
+        .unwrap()
+}
+
+async fn wait_until<F, Fut>(what: &str, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = Instant::now();
+    while !done().await {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn scalar(db: &Db, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = fresh_postgres().await;
+    let store_url = format!("file://{}", tmp.path().join("bucket").display());
+    let db = Db::connect(&url).await.unwrap();
+    let store = Store::open(Some(&store_url), tmp.path()).unwrap();
+    let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+    let mut workers: Vec<(Child, String)> = (0..3)
+        .map(|i| start_worker(&url, &store_url, &tmp.path().join(format!("machine{i}"))))
+        .collect();
+
+    let small = upload(&db, &store, &tenant, "1l_linear").await;
+    let slow = upload(&db, &store, &tenant, "lstm").await;
+    for m in [&small, &slow] {
+        wait_until("setup", Duration::from_secs(240), || async {
+            models::status(&db, &tenant, m).await.unwrap().as_deref() == Some("ready")
+        })
+        .await;
+    }
+
+    // 200 jobs of the small model.
+    let input: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example("1l_linear").join("input.json")).unwrap())
+            .unwrap();
+    let payload = json!({ "input_data": input["input_data"] });
+    for _ in 0..200 {
+        let job = NewJob {
+            tenant_id: &tenant,
+            model_id: &small,
+            kind: JobKind::Prove,
+            payload: &payload,
+            max_attempts: 3,
+            idempotency: None,
+            callback_url: None,
+        };
+        assert!(matches!(
+            queue::enqueue(&db, &job).await.unwrap(),
+            Enqueued::New(_)
+        ));
+    }
+    wait_until("200 proofs", Duration::from_secs(300), || async {
+        scalar(&db, "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE kind = 'prove' AND status IN ('queued', 'running')").await == 0
+    })
+    .await;
+    assert_eq!(
+        scalar(&db, "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE kind = 'prove' AND status = 'succeeded' AND attempts = 1").await,
+        200,
+        "each job done once, on its first attempt"
+    );
+    let finishers = scalar(
+        &db,
+        "SELECT CAST(COUNT(DISTINCT worker) AS BIGINT) FROM jobs WHERE kind = 'prove'",
+    )
+    .await;
+    assert!(finishers >= 2, "the jobs were shared: {finishers} workers");
+
+    // A slow proof; its worker is killed mid-proof.
+    let payload = json!({ "input_data": serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(example("lstm").join("input.json")).unwrap()).unwrap()["input_data"] });
+    let job = NewJob {
+        tenant_id: &tenant,
+        model_id: &slow,
+        kind: JobKind::Prove,
+        payload: &payload,
+        max_attempts: 3,
+        idempotency: None,
+        callback_url: None,
+    };
+    let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
+        panic!()
+    };
+    let t = Instant::now();
+    let holder = loop {
+        let (status, worker): (String, Option<String>) =
+            sqlx::query_as("SELECT status, worker FROM jobs WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if status == "running" {
+            break worker.unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the slow job did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let victim = workers
+        .iter()
+        .position(|(_, n)| *n == holder)
+        .expect("a worker of ours");
+    let (mut child, _) = workers.remove(victim);
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    wait_until(
+        "the job to be completed by another",
+        Duration::from_secs(120),
+        || {
+            let (db, id) = (db.clone(), id.clone());
+            async move {
+                let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+                s == "succeeded"
+            }
+        },
+    )
+    .await;
+    let (attempts, finisher): (i64, String) =
+        sqlx::query_as("SELECT CAST(attempts AS BIGINT), worker FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2);
+    assert_ne!(finisher, holder);
+
+    for (mut child, _) in workers {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "graceful stop");
+    }
+}

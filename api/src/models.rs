@@ -90,7 +90,7 @@ fn row_to_model(row: &sqlx::any::AnyRow) -> Result<ModelRow> {
 pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<ModelRow>> {
     let row = sqlx::query(
         "SELECT id, status, error_code, error, summary, artifacts, created_ms FROM models \
-         WHERE id = $1 AND tenant_id = $2",
+         WHERE id = $1 AND tenant_id = $2 AND status <> 'deleted'",
     )
     .bind(id)
     .bind(tenant_id)
@@ -108,7 +108,7 @@ pub async fn status(db: &Db, tenant_id: &str, id: &str) -> Result<Option<String>
 pub async fn list(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>> {
     let rows = sqlx::query(
         "SELECT id, status, error_code, error, summary, artifacts, created_ms FROM models \
-         WHERE tenant_id = $1 ORDER BY created_ms DESC, id",
+         WHERE tenant_id = $1 AND status <> 'deleted' ORDER BY created_ms DESC, id",
     )
     .bind(tenant_id)
     .fetch_all(&db.pool)
@@ -140,4 +140,32 @@ pub async fn set_state(
     .execute(&db.pool)
     .await?;
     Ok(())
+}
+
+/// Deletes model `id` of `tenant_id`: it is no longer shown or proven, and its queued jobs
+/// are cancelled; jobs already running finish. False if there is no such model.
+pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
+    let now = now_ms();
+    let mut tx = db.pool.begin().await?;
+    let r = sqlx::query(
+        "UPDATE models SET status = 'deleted', updated_ms = $1 \
+         WHERE id = $2 AND tenant_id = $3 AND status <> 'deleted'",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await?;
+    if r.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', finished_ms = $1 \
+             WHERE model_id = $2 AND status = 'queued'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(r.rows_affected() == 1)
 }

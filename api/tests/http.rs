@@ -171,6 +171,7 @@ async fn upload_prove_poll_and_verify_over_http() {
         };
         std::fs::create_dir_all(&cfg.data_dir).unwrap();
         let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
+        let state_copy = state.clone();
         let alice = Client {
             app: router(state.clone()),
             key: tenants::create_key(&db, "alice").await.unwrap().key,
@@ -438,8 +439,89 @@ async fn upload_prove_poll_and_verify_over_http() {
             "{sol:.200}"
         );
 
+        // The bundle: exactly what `zkinfer verify` reads; verified from it alone.
+        let req = Request::get(format!("/v1/models/{model_id}/bundle"))
+            .header("authorization", format!("Bearer {}", alice.key))
+            .body(Body::empty())
+            .unwrap();
+        let resp = alice.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let tarball = resp.into_body().collect().await.unwrap().to_bytes();
+        let unpacked = tmp.path().join(format!("bundle{n}"));
+        tar::Archive::new(tarball.as_ref())
+            .unpack(&unpacked)
+            .unwrap();
+        let names: Vec<String> = std::fs::read_dir(unpacked.join(&model_id))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        let v =
+            zkinfer_verifier::verify_file(&unpacked.join(&model_id), &proof_path, &opts).unwrap();
+        assert_eq!(v.model_id, model["model_id"].as_str().unwrap());
+
+        // Too many open jobs: 429, with the worker stopped so they stay queued.
         stop.send(true).unwrap();
         worker.await.unwrap();
+        let strict = Client {
+            app: router(AppState {
+                limits: Limits {
+                    max_queued_jobs: 1,
+                    ..Limits::default()
+                },
+                ..state_copy.clone()
+            }),
+            key: alice.key.clone(),
+        };
+        let (s, v) = strict.post_json(&uri, &input_json, &[]).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let queued = v["job_id"].as_str().unwrap().to_string();
+        let (s, v) = strict.post_json(&uri, &input_json, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
+            "{v}"
+        );
+
+        // Deleting the model cancels its queued job and hides it.
+        let (s, _) = bob
+            .send(
+                "DELETE",
+                &format!("/v1/models/{model_id}"),
+                Some(&bob.key),
+                Body::empty(),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, v) = alice
+            .send(
+                "DELETE",
+                &format!("/v1/models/{model_id}"),
+                Some(&alice.key),
+                Body::empty(),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (StatusCode::OK, Some("deleted")),
+            "{v}"
+        );
+        let (s, _) = alice.get(&format!("/v1/models/{model_id}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(
+            alice.get(&format!("/v1/jobs/{queued}")).await.1["status"],
+            "cancelled"
+        );
+        let (s, v) = alice.post_json(&uri, &input_json, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "model_not_found"),
+            "{v}"
+        );
         check_folder(&folder);
     }
 }

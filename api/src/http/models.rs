@@ -16,7 +16,8 @@ use zkinfer_circuits::identity::VerifierFolder;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/models", get(list).post(upload))
-        .route("/v1/models/{id}", get(show))
+        .route("/v1/models/{id}", get(show).delete(delete))
+        .route("/v1/models/{id}/bundle", get(bundle))
         .route("/v1/models/{id}/verify", axum::routing::post(verify))
         .route("/v1/models/{id}/verifier.sol", get(verifier_sol))
 }
@@ -243,4 +244,66 @@ async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found("model", &id))?;
     Ok(Json(model_json(&m)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if models::delete(&state.db, &tenant, &id).await? {
+        Ok(Json(json!({ "id": id, "status": "deleted" })))
+    } else {
+        Err(ApiError::not_found("model", &id))
+    }
+}
+
+/// The files `zkinfer verify` reads, as a tar archive: untar it and run
+/// `zkinfer verify DIR proof.json --model-id …` offline.
+async fn bundle(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use zkinfer_circuits::artifacts::files;
+    let m = models::get(&state.db, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("model", &id))?;
+    let Some(artifacts) = m.artifacts.filter(|_| m.status == "ready") else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "model_not_ready",
+            format!("model {id} is {}", m.status),
+        ));
+    };
+    let mut archive = tar::Builder::new(Vec::new());
+    for name in [files::SETTINGS, files::VK, files::KZG_VERIFIER, files::KEYS] {
+        let key = artifacts[name].as_str().unwrap_or_default();
+        let bytes = state.store.get(key).await?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, format!("{id}/{name}"), bytes.as_slice())
+            .map_err(|e| ApiError::from(crate::Error::Config(format!("bundle: {e}"))))?;
+    }
+    let bytes = archive
+        .into_inner()
+        .map_err(|e| ApiError::from(crate::Error::Config(format!("bundle: {e}"))))?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/x-tar".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.tar\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -218,6 +218,17 @@ pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Resul
     Ok(r.rows_affected() == 1)
 }
 
+/// Records how long the attempt that finished job `id` ran (for `/metrics`).
+pub async fn record_run_ms(db: &Db, id: &str, worker: &str, run_ms: i64) -> Result<()> {
+    sqlx::query("UPDATE jobs SET run_ms = $1 WHERE id = $2 AND worker = $3")
+        .bind(run_ms)
+        .bind(id)
+        .bind(worker)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
 /// Jobs whose lease expired go back to the queue, or fail once they have used their attempts.
 /// Returns (requeued, failed).
 pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {

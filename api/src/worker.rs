@@ -105,6 +105,10 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut shutdown: watch::R
         renewer.abort();
         match queue::finish(&db, &job.id, &cfg.name, &outcome).await {
             Ok(true) => {
+                let ms = t.elapsed().as_millis() as i64;
+                if let Err(e) = queue::record_run_ms(&db, &job.id, &cfg.name, ms).await {
+                    tracing::warn!(job = %job.id, "recording the run time: {e}");
+                }
                 if job.kind == JobKind::Setup {
                     let r = match &outcome {
                         Outcome::Succeeded(v) => {

@@ -460,6 +460,33 @@ async fn upload_prove_poll_and_verify_over_http() {
             zkinfer_verifier::verify_file(&unpacked.join(&model_id), &proof_path, &opts).unwrap();
         assert_eq!(v.model_id, model["model_id"].as_str().unwrap());
 
+        // Metrics: the succeeded proof and the setup, one run-time sample.
+        let resp = alice
+            .app
+            .clone()
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let text = String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        for line in [
+            "zkinfer_jobs{kind=\"prove\",state=\"succeeded\"} 1",
+            "zkinfer_jobs{kind=\"setup\",state=\"succeeded\"} 1",
+            "zkinfer_queue_depth 0",
+            "zkinfer_lease_expiries_total 0",
+            "zkinfer_prove_seconds_count 1",
+            "zkinfer_prove_seconds_bucket{le=\"+Inf\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+
         // Too many open jobs: 429, with the worker stopped so they stay queued.
         stop.send(true).unwrap();
         worker.await.unwrap();

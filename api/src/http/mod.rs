@@ -2,6 +2,7 @@
 
 mod error;
 mod jobs;
+mod metrics;
 mod models;
 
 use std::path::PathBuf;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(models::router())
         .merge(jobs::router())
+        .merge(metrics::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route")
         })

@@ -79,6 +79,11 @@ impl Client {
         )
     }
 
+    async fn delete(&self, uri: &str) -> (StatusCode, Value) {
+        self.send("DELETE", uri, Some(&self.key), Body::empty(), None, &[])
+            .await
+    }
+
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.send("GET", uri, Some(&self.key), Body::empty(), None, &[])
             .await
@@ -339,16 +344,7 @@ async fn upload_prove_poll_and_verify_over_http() {
             (s, error_code(&v)),
             (StatusCode::NOT_FOUND, "job_not_found")
         );
-        let (s, v) = alice
-            .send(
-                "DELETE",
-                &format!("/v1/jobs/{job_id}"),
-                Some(&alice.key),
-                Body::empty(),
-                None,
-                &[],
-            )
-            .await;
+        let (s, v) = alice.delete(&format!("/v1/jobs/{job_id}")).await;
         assert_eq!(
             (s, error_code(&v)),
             (StatusCode::CONFLICT, "not_cancellable")
@@ -511,27 +507,9 @@ async fn upload_prove_poll_and_verify_over_http() {
         );
 
         // Deleting the model cancels its queued job and hides it.
-        let (s, _) = bob
-            .send(
-                "DELETE",
-                &format!("/v1/models/{model_id}"),
-                Some(&bob.key),
-                Body::empty(),
-                None,
-                &[],
-            )
-            .await;
+        let (s, _) = bob.delete(&format!("/v1/models/{model_id}")).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        let (s, v) = alice
-            .send(
-                "DELETE",
-                &format!("/v1/models/{model_id}"),
-                Some(&alice.key),
-                Body::empty(),
-                None,
-                &[],
-            )
-            .await;
+        let (s, v) = alice.delete(&format!("/v1/models/{model_id}")).await;
         assert_eq!(
             (s, v["status"].as_str()),
             (StatusCode::OK, Some("deleted")),

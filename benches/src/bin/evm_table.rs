@@ -13,25 +13,13 @@ use std::time::Instant;
 use zkinfer_circuits::artifacts::{write_json, Settings};
 use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::{Objective, Visibility};
-use zkinfer_model::corpus::example_dir;
+use zkinfer_model::corpus::{example_dir, PROVING_SLICE_MODELS};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_verifier::load_proof;
 use zkinfer_verifier::solidity::{self, calldata, evm_verify, tampered_calldata, EvmVerifierError};
 
-const DEFAULT_MODELS: &[&str] = &[
-    "1l_linear",
-    "1l_mlp",
-    "2l_relu_fc",
-    "1l_relu",
-    "1l_conv",
-    "1l_batch_norm",
-    "1l_reshape",
-    "1l_max_pool",
-    "1l_average",
-    "1l_pad",
-    "1l_concat",
-    "1l_slice",
-    "1l_mean",
+/// Proven by the test suite beyond the proving slice (function tables, norms, RNNs, larger).
+const MORE_MODELS: &[&str] = &[
     "1l_sqrt",
     "1l_leakyrelu",
     "1l_softmax",
@@ -43,10 +31,7 @@ const DEFAULT_MODELS: &[&str] = &[
     "lstm",
     "rnn",
     "ltsf",
-    "accuracy",
     "2l_relu_sigmoid_conv",
-    "4l_relu_conv_fc",
-    "3l_relu_conv_fc",
     "variable_cnn",
     "large_mlp",
 ];
@@ -68,7 +53,11 @@ fn main() {
         args.remove(i);
     }
     let models: Vec<&str> = if args.is_empty() {
-        DEFAULT_MODELS.to_vec()
+        PROVING_SLICE_MODELS
+            .iter()
+            .chain(MORE_MODELS)
+            .copied()
+            .collect()
     } else {
         args.iter().map(String::as_str).collect()
     };

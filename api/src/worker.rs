@@ -149,9 +149,20 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut shutdown: watch::R
 /// A job's failure: an error code and a message for the client.
 struct JobError(String, String);
 
+impl JobError {
+    fn internal(message: String) -> Self {
+        JobError("internal".into(), message)
+    }
+}
+
+/// A scratch folder for one job, in the worker's data dir (removed when dropped).
+fn scratch(cfg: &WorkerConfig) -> std::result::Result<tempfile::TempDir, JobError> {
+    tempfile::tempdir_in(&cfg.data_dir).map_err(|e| JobError::internal(format!("scratch dir: {e}")))
+}
+
 impl From<Error> for JobError {
     fn from(e: Error) -> Self {
-        JobError("internal".into(), e.to_string())
+        JobError::internal(e.to_string())
     }
 }
 
@@ -186,9 +197,8 @@ async fn setup(
     job: &Claimed,
 ) -> std::result::Result<Value, JobError> {
     let upload: Upload = serde_json::from_value(job.payload.clone())
-        .map_err(|e| JobError("internal".into(), format!("setup job payload: {e}")))?;
-    let work = tempfile::tempdir_in(&cfg.data_dir)
-        .map_err(|e| JobError("internal".into(), format!("scratch dir: {e}")))?;
+        .map_err(|e| JobError::internal(format!("setup job payload: {e}")))?;
+    let work = scratch(cfg)?;
     let onnx = work.path().join("network.onnx");
     let calibration = work.path().join("calibration-input.json");
     write(&onnx, &store.get(&upload.onnx).await?)?;
@@ -204,13 +214,13 @@ async fn setup(
         Ok::<_, ProverError>((settings, report))
     })
     .await
-    .map_err(|e| JobError("internal".into(), format!("setup task: {e}")))?
+    .map_err(|e| JobError::internal(format!("setup task: {e}")))?
     .map_err(prover_error)?;
     let setup_ms = t.elapsed().as_millis() as u64;
     let mut artifacts = BTreeMap::new();
     for name in FOLDER_FILES {
         let bytes = std::fs::read(dir.join(name))
-            .map_err(|e| JobError("internal".into(), format!("reading {name}: {e}")))?;
+            .map_err(|e| JobError::internal(format!("reading {name}: {e}")))?;
         artifacts.insert(name.to_string(), store.put(bytes).await?);
     }
     let p = &settings.plan;
@@ -274,8 +284,7 @@ async fn prove(
         .artifacts
         .ok_or_else(|| JobError("model_not_ready".into(), "the model is not set up".into()))?;
     let dir = materialize(store, &cfg.data_dir, cache_lock, &job.model_id, &artifacts).await?;
-    let work = tempfile::tempdir_in(&cfg.data_dir)
-        .map_err(|e| JobError("internal".into(), format!("scratch dir: {e}")))?;
+    let work = scratch(cfg)?;
     let input = work.path().join("input.json");
     write(
         &input,
@@ -286,12 +295,11 @@ async fn prove(
     let t = Instant::now();
     let proof = tokio::task::spawn_blocking(move || pipeline::prove(&dir, &input))
         .await
-        .map_err(|e| JobError("internal".into(), format!("prove task: {e}")))?
+        .map_err(|e| JobError::internal(format!("prove task: {e}")))?
         .map_err(prover_error)?;
     Ok(json!({ "proof_file": proof, "prove_ms": t.elapsed().as_millis() as u64 }))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::result::Result<(), JobError> {
-    std::fs::write(path, bytes)
-        .map_err(|e| JobError("internal".into(), format!("{}: {e}", path.display())))
+    std::fs::write(path, bytes).map_err(|e| JobError::internal(format!("{}: {e}", path.display())))
 }

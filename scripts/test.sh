@@ -20,5 +20,8 @@ export ZKINFER_SOLC_DIR
 # A real PostgreSQL for the service's storage tests (installed and started if needed; a server
 # that cannot be started fails the run).
 ZKINFER_TEST_POSTGRES="$(scripts/postgres.sh)"
+# An S3-compatible server (moto, from PyPI) for the bucket-store test.
+ZKINFER_TEST_S3="$(scripts/s3.sh)"
+export ZKINFER_TEST_S3
 export ZKINFER_TEST_POSTGRES
 cargo test --workspace

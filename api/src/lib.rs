@@ -2,6 +2,7 @@
 //! and API keys, and the job queue that workers on any number of machines share.
 #![warn(missing_docs)]
 
+pub mod callbacks;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -128,7 +128,7 @@ pub async fn set_state(
     let (code, message) = error.unzip();
     sqlx::query(
         "UPDATE models SET status = $1, summary = $2, artifacts = $3, error_code = $4, error = $5, \
-         updated_ms = $6 WHERE id = $7",
+         updated_ms = $6 WHERE id = $7 AND status <> 'deleted'",
     )
     .bind(status)
     .bind(summary.map(Value::to_string))
@@ -158,7 +158,9 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     .await?;
     if r.rows_affected() == 1 {
         sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', finished_ms = $1 \
+            "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
+             callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+             callback_next_ms = $1 \
              WHERE model_id = $2 AND status = 'queued'",
         )
         .bind(now)

@@ -4,7 +4,7 @@
 //! Every later write names the worker, so a worker whose lease expired (and whose job another
 //! took over) cannot finish it: each job completes exactly once.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -185,6 +185,20 @@ pub async fn renew(db: &Db, id: &str, worker: &str, lease_ms: i64) -> Result<boo
     Ok(r.rows_affected() == 1)
 }
 
+/// Gives job `id` back to the queue unfinished (its worker is shutting down); the attempt
+/// is not counted against the job. False if `worker` no longer holds it.
+pub async fn release(db: &Db, id: &str, worker: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, \
+         attempts = attempts - 1 WHERE id = $1 AND worker = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// How a job ended.
 #[derive(Clone, Debug)]
 pub enum Outcome {
@@ -203,7 +217,9 @@ pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Resul
     };
     let r = sqlx::query(
         "UPDATE jobs SET status = $1, result = $2, error_code = $3, error = $4, finished_ms = $5, \
-         lease_until_ms = NULL \
+         lease_until_ms = NULL, \
+         callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+         callback_next_ms = $5 \
          WHERE id = $6 AND worker = $7 AND status = 'running'",
     )
     .bind(status)
@@ -236,7 +252,9 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
     let failed = sqlx::query(
         "UPDATE jobs SET status = 'failed', error_code = 'worker_lost', \
          error = 'the worker holding the job stopped renewing its lease, on every attempt', \
-         finished_ms = $1, worker = NULL, lease_until_ms = NULL \
+         finished_ms = $1, worker = NULL, lease_until_ms = NULL, \
+         callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+         callback_next_ms = $1 \
          WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= max_attempts",
     )
     .bind(now)
@@ -257,7 +275,9 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
 /// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs).
 pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     let r = sqlx::query(
-        "UPDATE jobs SET status = 'cancelled', finished_ms = $1 \
+        "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
+         callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+         callback_next_ms = $1 \
          WHERE id = $2 AND tenant_id = $3 AND status = 'queued'",
     )
     .bind(now_ms())
@@ -289,21 +309,60 @@ pub struct JobRow {
     pub error: Option<String>,
     /// When it was queued, started (first attempt) and ended, in ms since the epoch.
     pub times: (i64, Option<i64>, Option<i64>),
+    /// Where its end is POSTed, with the delivery's state (`pending`, `delivered`, `failed`).
+    pub callback: Option<(String, Option<String>)>,
+    /// What it is doing (or last did): `compiling`, `keygen`, `storing`, `loading_keys`,
+    /// `proving`.
+    pub phase: Option<String>,
 }
 
-/// Job `id` of `tenant_id` (another tenant's job is not found).
-pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
-    let row = sqlx::query(
-        "SELECT id, model_id, kind, status, CAST(attempts AS BIGINT), result, error_code, error, \
-         created_ms, started_ms, finished_ms FROM jobs WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(id)
-    .bind(tenant_id)
-    .fetch_optional(&db.pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
+impl JobRow {
+    /// The job as clients see it (`GET /v1/jobs/{id}`, and the body of its callback).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "model_id": self.model_id,
+            "kind": self.kind,
+            "status": self.status,
+            "phase": self.phase,
+            "attempts": self.attempts,
+            "timings": {
+                "queued_ms": self.times.0,
+                "started_ms": self.times.1,
+                "finished_ms": self.times.2,
+            },
+        });
+        if let Some(code) = &self.error_code {
+            v["error"] = json!({ "code": code, "message": self.error.clone().unwrap_or_default() });
+        }
+        if let Some(r) = &self.result {
+            let p = &r["proof_file"];
+            for field in ["outputs", "inputs", "instances", "proof", "model_id"] {
+                if !p[field].is_null() {
+                    v[field] = p[field].clone();
+                }
+            }
+            for timing in ["prove_ms", "load_ms", "keys_from"] {
+                if !r[timing].is_null() {
+                    v["timings"][timing] = r[timing].clone();
+                }
+            }
+        }
+        v
+    }
+}
+
+/// The columns [`job_row`] reads.
+macro_rules! job_columns {
+    () => {
+        "id, model_id, kind, status, CAST(attempts AS BIGINT), result, error_code, error, \
+         created_ms, started_ms, finished_ms, callback_url, callback_state, phase"
+    };
+}
+
+fn job_row(row: &AnyRow) -> Result<JobRow> {
     let result: Option<String> = row.try_get(5)?;
-    Ok(Some(JobRow {
+    Ok(JobRow {
         id: row.try_get(0)?,
         model_id: row.try_get(1)?,
         kind: row.try_get(2)?,
@@ -313,7 +372,70 @@ pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
         error_code: row.try_get(6)?,
         error: row.try_get(7)?,
         times: (row.try_get(8)?, row.try_get(9)?, row.try_get(10)?),
-    }))
+        callback: row
+            .try_get::<Option<String>, _>(11)?
+            .map(|url| Ok::<_, Error>((url, row.try_get(12)?)))
+            .transpose()?,
+        phase: row.try_get(13)?,
+    })
+}
+
+/// Job `id` of `tenant_id` (another tenant's job is not found).
+pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(job_row).transpose()
+}
+
+/// Which jobs [`list`] returns.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    /// Only this model's.
+    pub model_id: Option<String>,
+    /// Only in this state.
+    pub status: Option<String>,
+    /// Only those older than this (created ms, id): the last of the previous page.
+    pub before: Option<(i64, String)>,
+}
+
+/// Jobs of `tenant_id`, newest first, at most `limit`.
+pub async fn list(db: &Db, tenant_id: &str, f: &JobFilter, limit: i64) -> Result<Vec<JobRow>> {
+    let (before_ms, before_id) = f.before.clone().unzip();
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR model_id = $2) \
+         AND ($3 IS NULL OR status = $3) \
+         AND ($4 IS NULL OR created_ms < $4 OR (created_ms = $4 AND id < $5)) \
+         ORDER BY created_ms DESC, id DESC LIMIT $6"
+    ))
+    .bind(tenant_id)
+    .bind(f.model_id.as_deref())
+    .bind(f.status.as_deref())
+    .bind(before_ms)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(job_row).collect()
+}
+
+/// Records what job `id` is doing (shown while it runs); a no-op if `worker` lost it.
+pub async fn set_phase(db: &Db, id: &str, worker: &str, phase: &str) -> Result<()> {
+    sqlx::query("UPDATE jobs SET phase = $1 WHERE id = $2 AND worker = $3 AND status = 'running'")
+        .bind(phase)
+        .bind(id)
+        .bind(worker)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }
 
 /// Jobs of `tenant_id` not yet ended (queued or running).

@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
 
+use crate::callbacks::{self, CallbackPolicy};
 use crate::db::{new_id, Db};
 use crate::error::{Error, Result};
 use crate::http::{router, AppState, Limits};
 use crate::store::Store;
-use crate::worker::{self, WorkerConfig};
+use crate::worker::{self, KeyCache, Stop, WorkerConfig};
 
 /// Where the service keeps its state.
 #[derive(Clone, Debug)]
@@ -30,6 +33,68 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// How long a worker's claim holds without renewal (it renews every third of it).
     pub lease: Duration,
+    /// How callbacks are delivered (and whether private targets are allowed).
+    pub callbacks: CallbackPolicy,
+    /// Bytes of proving keys this process keeps loaded in memory.
+    pub key_cache_bytes: usize,
+    /// After a shutdown signal, how long workers may finish their jobs before releasing them
+    /// to the queue (a second signal releases them at once).
+    pub shutdown_grace: Duration,
+    /// The largest circuit, 2^max_k rows, a model may need.
+    pub max_k: u32,
+}
+
+impl ServiceConfig {
+    /// A configuration with the defaults of `zkinfer serve` on `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            database_url: None,
+            data_dir,
+            store: None,
+            srs: None,
+            workers: 1,
+            limits: Limits::default(),
+            lease: Duration::from_secs(30),
+            callbacks: CallbackPolicy::default(),
+            key_cache_bytes: 2 << 30,
+            shutdown_grace: Duration::from_secs(30),
+            max_k: 24,
+        }
+    }
+}
+
+/// What runs in a process beside the HTTP server: worker loops and a callback dispatcher.
+struct Background {
+    workers: Vec<(String, JoinHandle<()>)>,
+    stop: watch::Sender<Stop>,
+    dispatcher: JoinHandle<()>,
+    stop_dispatcher: watch::Sender<bool>,
+}
+
+impl Background {
+    /// Drains: workers finish their jobs for up to `grace` (or until `second_signal`), then
+    /// release what they hold; then the dispatcher stops.
+    async fn shutdown(self, grace: Duration, second_signal: impl std::future::Future<Output = ()>) {
+        let _ = self.stop.send(Stop::Drain);
+        let handles: Vec<_> = self.workers.into_iter().map(|(_, h)| h).collect();
+        let drained = join_all(handles);
+        tokio::pin!(drained);
+        tokio::select! {
+            _ = &mut drained => {}
+            _ = async {
+                tokio::select! {
+                    _ = tokio::time::sleep(grace) => {}
+                    _ = second_signal => {}
+                }
+            } => {
+                tracing::info!("releasing the jobs in hand");
+                let _ = self.stop.send(Stop::Release);
+                drained.await;
+            }
+        }
+        let _ = self.stop_dispatcher.send(true);
+        let _ = self.dispatcher.await;
+    }
 }
 
 impl ServiceConfig {
@@ -50,16 +115,13 @@ impl ServiceConfig {
         Ok((db, store))
     }
 
-    fn spawn_workers(
-        &self,
-        db: &Db,
-        store: &Store,
-        stop: &watch::Receiver<bool>,
-    ) -> Result<Vec<(String, tokio::task::JoinHandle<()>)>> {
+    fn spawn_background(&self, db: &Db, store: &Store) -> Result<Background> {
         let cache = self.data_dir.join("worker");
         std::fs::create_dir_all(&cache)
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", cache.display())))?;
-        Ok((0..self.workers)
+        let (stop, stop_rx) = watch::channel(Stop::Run);
+        let keys = Arc::new(KeyCache::new(self.key_cache_bytes));
+        let workers = (0..self.workers)
             .map(|_| {
                 let name = new_id("wk");
                 let cfg = WorkerConfig {
@@ -68,13 +130,26 @@ impl ServiceConfig {
                     srs: self.srs.clone(),
                     lease: self.lease,
                     poll: Duration::from_millis(250),
+                    keys: keys.clone(),
+                    max_k: self.max_k,
                 };
-                (
-                    name,
-                    tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stop.clone())),
-                )
+                let run = worker::run(db.clone(), store.clone(), cfg, stop_rx.clone());
+                (name, tokio::spawn(run))
             })
-            .collect())
+            .collect();
+        let (stop_dispatcher, dispatcher_rx) = watch::channel(false);
+        let dispatcher = tokio::spawn(callbacks::run(
+            db.clone(),
+            new_id("cb"),
+            self.callbacks.clone(),
+            dispatcher_rx,
+        ));
+        Ok(Background {
+            workers,
+            stop,
+            dispatcher,
+            stop_dispatcher,
+        })
     }
 }
 
@@ -96,21 +171,21 @@ async fn shutdown_signal() {
 }
 
 /// Serves the API on `bind` until Ctrl-C or SIGTERM; then stops taking requests and lets the
-/// workers finish the jobs they hold. `on_listen` is told the bound address.
+/// workers finish or release the jobs they hold. `on_listen` is told the bound address.
 pub async fn serve(
     cfg: &ServiceConfig,
     bind: &str,
     on_listen: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
     let (db, store) = cfg.open().await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = cfg.spawn_workers(&db, &store, &stop_rx)?;
+    let background = cfg.spawn_background(&db, &store)?;
     let state = AppState {
         db,
         store,
         data_dir: cfg.data_dir.join("server"),
         limits: cfg.limits,
         cache_lock: Arc::new(Mutex::new(())),
+        allow_private_callbacks: cfg.callbacks.allow_private,
     };
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -124,24 +199,28 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Error::Config(format!("server: {e}")))?;
-    let _ = stop_tx.send(true);
-    for (_, w) in workers {
-        let _ = w.await;
-    }
+    background
+        .shutdown(cfg.shutdown_grace, shutdown_signal())
+        .await;
     Ok(())
 }
 
-/// Runs `cfg.workers` worker loops until Ctrl-C or SIGTERM, then finishes the jobs in hand.
-/// `on_start` is told the workers' names (as the queue records them).
+/// Runs `cfg.workers` worker loops (and a callback dispatcher) until Ctrl-C or SIGTERM, then
+/// finishes or releases the jobs in hand. `on_start` is told the workers' names (as the queue
+/// records them).
 pub async fn work(cfg: &ServiceConfig, on_start: impl FnOnce(&[String])) -> Result<()> {
     let (db, store) = cfg.open().await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = cfg.spawn_workers(&db, &store, &stop_rx)?;
-    on_start(&workers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+    let background = cfg.spawn_background(&db, &store)?;
+    on_start(
+        &background
+            .workers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
+    );
     shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    for (_, w) in workers {
-        let _ = w.await;
-    }
+    background
+        .shutdown(cfg.shutdown_grace, shutdown_signal())
+        .await;
     Ok(())
 }

@@ -5,8 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
@@ -21,17 +23,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// The store at `url` (`file:///abs/path`), or `DATA_DIR/store` without one.
+    /// The store at `url` (`file:///abs/path`, or `s3://bucket[/prefix]` configured by the
+    /// process's `AWS_*` variables), or `DATA_DIR/store` without one.
     pub fn open(url: Option<&str>, data_dir: &Path) -> Result<Self> {
         let dir = match url {
             None => data_dir.join("store"),
+            Some(u) if u.starts_with("s3://") => return Self::s3(u, std::env::vars()),
             Some(u) => match u.strip_prefix("file://") {
                 Some(path) if path.starts_with('/') => path.into(),
-                _ => {
-                    return Err(Error::Config(format!(
-                        "unsupported store URL {u:?}: use file:///absolute/path"
-                    )))
-                }
+                _ => return Err(Error::Config(format!(
+                    "unsupported store URL {u:?}: use file:///absolute/path or s3://bucket/prefix"
+                ))),
             },
         };
         std::fs::create_dir_all(&dir)
@@ -40,6 +42,36 @@ impl Store {
         Ok(Self {
             inner: Arc::new(fs),
             location: format!("file://{}", dir.display()),
+        })
+    }
+
+    /// An S3-compatible bucket: `s3://bucket[/prefix]`, configured by the `AWS_*` entries of
+    /// `env` (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for
+    /// MinIO and the like, `AWS_ALLOW_HTTP`), as the AWS tools read them.
+    pub fn s3(url: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let rest = url.strip_prefix("s3://").unwrap_or_default();
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Config(format!("store URL {url:?} names no bucket")));
+        }
+        let mut b = AmazonS3Builder::new().with_bucket_name(bucket);
+        for (k, v) in env {
+            if k.starts_with("AWS_") {
+                if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
+        }
+        let s3 = b.build()?;
+        let prefix = prefix.trim_matches('/');
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self {
+            inner,
+            location: url.to_string(),
         })
     }
 

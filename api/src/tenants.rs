@@ -67,3 +67,13 @@ pub async fn authenticate(db: &Db, key: &str) -> Result<Option<String>> {
         None => None,
     })
 }
+
+/// The secret that signs tenant `tenant_id`'s callbacks.
+pub async fn callback_secret(db: &Db, tenant_id: &str) -> Result<String> {
+    Ok(
+        sqlx::query_scalar("SELECT callback_secret FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_one(&db.pool)
+            .await?,
+    )
+}

@@ -2,7 +2,7 @@
 //! prove) off the async runtime, renews its lease while it works, and records the result.
 //! It keeps nothing but caches: compiled folders under its data dir, fetched from the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Mutex};
 use zkinfer_circuits::artifacts::files;
-use zkinfer_prover::pipeline::{self, CompileOptions};
+use zkinfer_prover::pipeline::{self, CompileOptions, Prover};
 use zkinfer_prover::ProverError;
 
 use crate::db::Db;
@@ -44,6 +44,71 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How long to wait when the queue is empty.
     pub poll: Duration,
+    /// Proving keys held in memory, shared by the worker loops of one process.
+    pub keys: Arc<KeyCache>,
+    /// The largest circuit (2^max_k rows) this service sets up: a model that needs more
+    /// fails its setup job with `model_too_large`.
+    pub max_k: u32,
+}
+
+/// Loaded provers (proving key and SRS) per model, most recently used last, within a budget
+/// of proving-key bytes; the newest is kept even if it alone exceeds the budget. Behind it,
+/// each worker's disk cache of compiled folders, and behind that the store.
+pub struct KeyCache {
+    budget: usize,
+    entries: std::sync::Mutex<VecDeque<(String, Arc<Prover>)>>,
+    /// One load at a time, so two loops missing the same model load it once.
+    loading: Mutex<()>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let models: Vec<String> = self.lock().iter().map(|(m, _)| m.clone()).collect();
+        f.debug_struct("KeyCache")
+            .field("budget", &self.budget)
+            .field("models", &models)
+            .finish()
+    }
+}
+
+impl KeyCache {
+    /// A cache holding up to `budget` bytes of proving keys.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            entries: Default::default(),
+            loading: Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<Prover>)>> {
+        // A panic while holding this lock leaves the list consistent: keep using it.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The prover of `model_id`, if loaded.
+    pub fn get(&self, model_id: &str) -> Option<Arc<Prover>> {
+        let mut e = self.lock();
+        let i = e.iter().position(|(m, _)| m == model_id)?;
+        let entry = e.remove(i)?;
+        let p = entry.1.clone();
+        e.push_back(entry);
+        Some(p)
+    }
+
+    fn insert(&self, model_id: &str, p: Arc<Prover>) {
+        let mut e = self.lock();
+        e.retain(|(m, _)| m != model_id);
+        e.push_back((model_id.to_string(), p));
+        while e.len() > 1 && e.iter().map(|(_, p)| p.pk_bytes()).sum::<usize>() > self.budget {
+            e.pop_front();
+        }
+    }
+
+    /// Models loaded, least recently used first.
+    pub fn models(&self) -> Vec<String> {
+        self.lock().iter().map(|(m, _)| m.clone()).collect()
+    }
 }
 
 /// The folder files a verifier or prover needs, in the order they are stored.
@@ -58,12 +123,26 @@ const FOLDER_FILES: &[&str] = &[
     files::KZG_VERIFIER,
 ];
 
-/// Runs jobs until `shutdown` turns true; a job in hand is finished first.
-pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
+/// How a worker should go on: the service's shutdown moves it from `Run` to `Drain` (take
+/// no new job, finish the one in hand) and, after a grace period or a second signal, to
+/// `Release` (give the job in hand back to the queue and stop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Claim and run jobs.
+    Run,
+    /// Finish the job in hand, claim no more.
+    Drain,
+    /// Release the job in hand at once.
+    Release,
+}
+
+/// Runs jobs until `stop` leaves [`Stop::Run`]; see [`Stop`] for what happens to the job in
+/// hand then.
+pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Receiver<Stop>) {
     let cache_lock = Arc::new(Mutex::new(()));
     let lease_ms = cfg.lease.as_millis() as i64;
     loop {
-        if *shutdown.borrow() {
+        if *stop.borrow() != Stop::Run {
             return;
         }
         if let Err(e) = queue::expire_leases(&db).await {
@@ -74,7 +153,7 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut shutdown: watch::R
             Ok(None) => {
                 tokio::select! {
                     _ = tokio::time::sleep(cfg.poll) => {}
-                    _ = shutdown.changed() => {}
+                    _ = stop.changed() => {}
                 }
                 continue;
             }
@@ -98,51 +177,76 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut shutdown: watch::R
             })
         };
         let t = Instant::now();
-        let outcome = match run_job(&db, &store, &cfg, &cache_lock, &job).await {
-            Ok(v) => Outcome::Succeeded(v),
-            Err(JobError(code, message)) => Outcome::Failed(code, message),
+        let released = {
+            let mut stop = stop.clone();
+            async move {
+                // An error means the service is gone: nothing to wait for.
+                let _ = stop.wait_for(|s| *s == Stop::Release).await;
+            }
+        };
+        let outcome = tokio::select! {
+            r = run_job(&db, &store, &cfg, &cache_lock, &job) => match r {
+                Ok(v) => Outcome::Succeeded(v),
+                Err(JobError(code, message)) => Outcome::Failed(code, message),
+            },
+            _ = released => {
+                renewer.abort();
+                // The proving thread, if any, is abandoned: the process is stopping.
+                match queue::release(&db, &job.id, &cfg.name).await {
+                    Ok(true) => {
+                        tracing::info!(job = %job.id, "released to the queue");
+                        if job.kind == JobKind::Setup {
+                            let r = models::set_state(&db, &job.model_id, "queued", None, None, None);
+                            if let Err(e) = r.await {
+                                tracing::warn!(job = %job.id, "recording the model's state: {e}");
+                            }
+                        }
+                    }
+                    Ok(false) => tracing::warn!(job = %job.id, "lease already lost"),
+                    Err(e) => tracing::warn!(job = %job.id, "releasing: {e} (its lease will expire)"),
+                }
+                return;
+            }
         };
         renewer.abort();
-        match queue::finish(&db, &job.id, &cfg.name, &outcome).await {
-            Ok(true) => {
-                let ms = t.elapsed().as_millis() as i64;
-                if let Err(e) = queue::record_run_ms(&db, &job.id, &cfg.name, ms).await {
-                    tracing::warn!(job = %job.id, "recording the run time: {e}");
-                }
-                if job.kind == JobKind::Setup {
-                    let r = match &outcome {
-                        Outcome::Succeeded(v) => {
-                            models::set_state(
-                                &db,
-                                &job.model_id,
-                                "ready",
-                                Some(&v["summary"]),
-                                Some(&v["artifacts"]),
-                                None,
-                            )
-                            .await
-                        }
-                        Outcome::Failed(c, m) => {
-                            models::set_state(
-                                &db,
-                                &job.model_id,
-                                "failed",
-                                None,
-                                None,
-                                Some((c, m)),
-                            )
-                            .await
-                        }
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!(job = %job.id, "recording the model's state: {e}");
-                    }
-                }
-                tracing::info!(job = %job.id, "done in {:.2?}", t.elapsed());
+        record(&db, &cfg, &job, &outcome, t).await;
+    }
+}
+
+/// Records a job's outcome (and, for a setup job, its model's state).
+async fn record(db: &Db, cfg: &WorkerConfig, job: &Claimed, outcome: &Outcome, t: Instant) {
+    match queue::finish(db, &job.id, &cfg.name, outcome).await {
+        Ok(true) => {
+            let ms = t.elapsed().as_millis() as i64;
+            if let Err(e) = queue::record_run_ms(db, &job.id, &cfg.name, ms).await {
+                tracing::warn!(job = %job.id, "recording the run time: {e}");
             }
-            Ok(false) => tracing::warn!(job = %job.id, "lease lost: another worker has the job"),
-            Err(e) => tracing::warn!(job = %job.id, "recording the result: {e}"),
+            if job.kind == JobKind::Setup {
+                let r = match outcome {
+                    Outcome::Succeeded(v) => {
+                        models::set_state(
+                            db,
+                            &job.model_id,
+                            "ready",
+                            Some(&v["summary"]),
+                            Some(&v["artifacts"]),
+                            None,
+                        )
+                        .await
+                    }
+                    Outcome::Failed(c, m) => {
+                        models::set_state(db, &job.model_id, "failed", None, None, Some((c, m)))
+                            .await
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::warn!(job = %job.id, "recording the model's state: {e}");
+                }
+            }
+            tracing::info!(job = %job.id, "done in {:.2?}", t.elapsed());
         }
+        Ok(false) => tracing::warn!(job = %job.id, "lease lost: another worker has the job"),
+        Err(e) => tracing::warn!(job = %job.id, "recording the result: {e}"),
     }
 }
 
@@ -185,13 +289,21 @@ async fn run_job(
     match job.kind {
         JobKind::Setup => {
             models::set_state(db, &job.model_id, "running", None, None, None).await?;
-            setup(store, cfg, job).await
+            setup(db, store, cfg, job).await
         }
         JobKind::Prove => prove(db, store, cfg, cache_lock, job).await,
     }
 }
 
+/// Records the phase job `job` is in; a failure to record it does not stop the job.
+async fn phase(db: &Db, cfg: &WorkerConfig, job: &Claimed, phase: &str) {
+    if let Err(e) = queue::set_phase(db, &job.id, &cfg.name, phase).await {
+        tracing::warn!(job = %job.id, "recording phase {phase}: {e}");
+    }
+}
+
 async fn setup(
+    db: &Db,
     store: &Store,
     cfg: &WorkerConfig,
     job: &Claimed,
@@ -204,19 +316,25 @@ async fn setup(
     write(&onnx, &store.get(&upload.onnx).await?)?;
     write(&calibration, &store.get(&upload.calibration).await?)?;
     let dir = work.path().join("model");
-    let opts: CompileOptions = upload.options.compile_options();
+    let mut opts: CompileOptions = upload.options.compile_options();
+    opts.limits.max_k = opts.limits.max_k.min(cfg.max_k);
     let srs = cfg.srs.clone();
-    let dir2 = dir.clone();
     let t = Instant::now();
-    let (settings, report) = tokio::task::spawn_blocking(move || {
-        let settings = pipeline::compile(&onnx, &calibration, &dir2, &opts)?;
-        let report = pipeline::setup(&dir2, srs.as_deref())?;
-        Ok::<_, ProverError>((settings, report))
-    })
-    .await
-    .map_err(|e| JobError::internal(format!("setup task: {e}")))?
-    .map_err(prover_error)?;
+    phase(db, cfg, job, "compiling").await;
+    let d = dir.clone();
+    let settings =
+        tokio::task::spawn_blocking(move || pipeline::compile(&onnx, &calibration, &d, &opts))
+            .await
+            .map_err(|e| JobError::internal(format!("compile task: {e}")))?
+            .map_err(prover_error)?;
+    phase(db, cfg, job, "keygen").await;
+    let d = dir.clone();
+    let report = tokio::task::spawn_blocking(move || pipeline::setup(&d, srs.as_deref()))
+        .await
+        .map_err(|e| JobError::internal(format!("setup task: {e}")))?
+        .map_err(prover_error)?;
     let setup_ms = t.elapsed().as_millis() as u64;
+    phase(db, cfg, job, "storing").await;
     let mut artifacts = BTreeMap::new();
     for name in FOLDER_FILES {
         let bytes = std::fs::read(dir.join(name))
@@ -241,18 +359,19 @@ async fn setup(
     }))
 }
 
-/// The model's compiled folder in this worker's cache, fetched from the store if missing.
+/// The model's compiled folder in this process's disk cache, fetched from the store if
+/// missing (then the flag is true).
 pub async fn materialize(
     store: &Store,
     data_dir: &Path,
     cache_lock: &Mutex<()>,
     model_id: &str,
     artifacts: &Value,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, bool)> {
     let dir = data_dir.join("models").join(model_id);
     let _guard = cache_lock.lock().await;
     if dir.join(files::SETTINGS).exists() {
-        return Ok(dir);
+        return Ok((dir, false));
     }
     // Fetched into a scratch folder and renamed, so a half-fetched folder is never used.
     std::fs::create_dir_all(data_dir.join("models"))
@@ -267,7 +386,7 @@ pub async fn materialize(
             .map_err(|e| Error::Config(format!("cache write: {e}")))?;
     }
     std::fs::rename(tmp.keep(), &dir).map_err(|e| Error::Config(format!("cache rename: {e}")))?;
-    Ok(dir)
+    Ok((dir, true))
 }
 
 async fn prove(
@@ -277,27 +396,58 @@ async fn prove(
     cache_lock: &Mutex<()>,
     job: &Claimed,
 ) -> std::result::Result<Value, JobError> {
+    let text = json!({ "input_data": job.payload["input_data"] }).to_string();
+    let data = zkinfer_model::parse_input_json(&text)
+        .map_err(|e| JobError("invalid_input".into(), e.to_string()))?;
+    let (prover, source, load_ms) = loaded(db, store, cfg, cache_lock, job).await?;
+    phase(db, cfg, job, "proving").await;
+    let t = Instant::now();
+    let proof = tokio::task::spawn_blocking(move || prover.prove(&data))
+        .await
+        .map_err(|e| JobError::internal(format!("prove task: {e}")))?
+        .map_err(prover_error)?;
+    Ok(json!({
+        "proof_file": proof,
+        "prove_ms": t.elapsed().as_millis() as u64,
+        "load_ms": load_ms,
+        "keys_from": source,
+    }))
+}
+
+/// The job's model loaded for proving, and where its keys came from: `memory`, this worker's
+/// `disk` cache, or the `store`; with the milliseconds loading took.
+async fn loaded(
+    db: &Db,
+    store: &Store,
+    cfg: &WorkerConfig,
+    cache_lock: &Mutex<()>,
+    job: &Claimed,
+) -> std::result::Result<(Arc<Prover>, &'static str, u64), JobError> {
+    if let Some(p) = cfg.keys.get(&job.model_id) {
+        return Ok((p, "memory", 0));
+    }
+    let _loading = cfg.keys.loading.lock().await;
+    if let Some(p) = cfg.keys.get(&job.model_id) {
+        return Ok((p, "memory", 0));
+    }
     let model = models::get(db, &job.tenant_id, &job.model_id)
         .await?
         .ok_or_else(|| JobError("model_not_found".into(), "the model was deleted".into()))?;
     let artifacts = model
         .artifacts
         .ok_or_else(|| JobError("model_not_ready".into(), "the model is not set up".into()))?;
-    let dir = materialize(store, &cfg.data_dir, cache_lock, &job.model_id, &artifacts).await?;
-    let work = scratch(cfg)?;
-    let input = work.path().join("input.json");
-    write(
-        &input,
-        json!({ "input_data": job.payload["input_data"] })
-            .to_string()
-            .as_bytes(),
-    )?;
+    phase(db, cfg, job, "loading_keys").await;
     let t = Instant::now();
-    let proof = tokio::task::spawn_blocking(move || pipeline::prove(&dir, &input))
+    let (dir, fetched) =
+        materialize(store, &cfg.data_dir, cache_lock, &job.model_id, &artifacts).await?;
+    let prover = tokio::task::spawn_blocking(move || Prover::load(&dir))
         .await
-        .map_err(|e| JobError::internal(format!("prove task: {e}")))?
+        .map_err(|e| JobError::internal(format!("load task: {e}")))?
         .map_err(prover_error)?;
-    Ok(json!({ "proof_file": proof, "prove_ms": t.elapsed().as_millis() as u64 }))
+    let prover = Arc::new(prover);
+    cfg.keys.insert(&job.model_id, prover.clone());
+    let source = if fetched { "store" } else { "disk" };
+    Ok((prover, source, t.elapsed().as_millis() as u64))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> std::result::Result<(), JobError> {

@@ -18,7 +18,7 @@ use tokio::sync::{watch, Mutex};
 use tower::ServiceExt;
 use zkinfer_api::http::{router, AppState, Limits};
 use zkinfer_api::store::Store;
-use zkinfer_api::worker::{self, WorkerConfig};
+use zkinfer_api::worker::{self, KeyCache, Stop, WorkerConfig};
 use zkinfer_api::{tenants, Db};
 
 const BOUNDARY: &str = "zkinfer-test-boundary";
@@ -128,6 +128,22 @@ impl Client {
     }
 }
 
+/// `v` has every field schema `name` of the OpenAPI document requires, and no other field
+/// than those it documents.
+fn conforms(doc: &Value, name: &str, v: &Value) {
+    let schema = &doc["components"]["schemas"][name];
+    let props = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {name} in the document"));
+    for field in v.as_object().unwrap().keys() {
+        assert!(props.contains_key(field), "{name} documents {field:?}: {v}");
+    }
+    for field in schema["required"].as_array().into_iter().flatten() {
+        let field = field.as_str().unwrap();
+        assert!(v.get(field).is_some(), "{name} requires {field:?}: {v}");
+    }
+}
+
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("")
 }
@@ -165,14 +181,17 @@ async fn upload_prove_poll_and_verify_over_http() {
                 ..Limits::default()
             },
             cache_lock: Arc::new(Mutex::new(())),
+            allow_private_callbacks: false,
         };
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(Stop::Run);
         let cfg = WorkerConfig {
             name: "w0".into(),
             data_dir: data_dir.join("worker"),
             srs: None,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(50),
+            keys: Arc::new(KeyCache::new(1 << 30)),
+            max_k: 24,
         };
         std::fs::create_dir_all(&cfg.data_dir).unwrap();
         let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
@@ -313,6 +332,22 @@ async fn upload_prove_poll_and_verify_over_http() {
             (StatusCode::NOT_FOUND, "model_not_found"),
             "{v}"
         );
+        let before = counts(&db, &store).await;
+        for hook in [
+            "http://127.0.0.1:9/hook",
+            "http://localhost:9/hook",
+            "file:///etc/passwd",
+        ] {
+            let mut req = input_json.clone();
+            req["callback_url"] = json!(hook);
+            let (s, v) = alice.post_json(&uri, &req, &[]).await;
+            assert_eq!(
+                (s, error_code(&v)),
+                (StatusCode::UNPROCESSABLE_ENTITY, "callback_refused"),
+                "{hook}: {v}"
+            );
+        }
+        assert_eq!(counts(&db, &store).await, before);
         let (s, v) = alice.get("/v1/jobs/jb_missing").await;
         assert_eq!(
             (s, error_code(&v)),
@@ -338,6 +373,139 @@ async fn upload_prove_poll_and_verify_over_http() {
         );
         let job = alice.wait(&format!("/v1/jobs/{job_id}")).await;
         assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["phase"], "proving", "{job}");
+        assert_eq!(job["timings"]["keys_from"], "store", "{job}");
+        // The second proof finds the proving key in the worker's memory.
+        let (s, v) = alice.post_json(&uri, &other, &[]).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let second_id = v["job_id"].as_str().unwrap().to_string();
+        let second = alice.wait(&format!("/v1/jobs/{second_id}")).await;
+        assert_eq!(second["status"], "succeeded", "{second}");
+        assert_eq!(
+            (
+                &second["timings"]["keys_from"],
+                &second["timings"]["load_ms"]
+            ),
+            (&json!("memory"), &json!(0)),
+            "{second}"
+        );
+        assert_ne!(second["outputs"], job["outputs"]);
+
+        // Listing: newest first, by model and status, a page at a time.
+        let (s, page) = alice
+            .get(&format!(
+                "/v1/jobs?model_id={model_id}&status=succeeded&limit=2"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let ids = |page: &Value| -> Vec<String> {
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(&page), [second_id.clone(), job_id.clone()]);
+        let cursor = page["next_cursor"].as_str().unwrap().to_string();
+        let (_, page) = alice
+            .get(&format!(
+                "/v1/jobs?model_id={model_id}&status=succeeded&limit=2&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(page["jobs"][0]["kind"], "setup");
+        assert!(page.get("next_cursor").is_none(), "{page}");
+        let (_, page) = alice.get("/v1/jobs").await;
+        assert_eq!(
+            page["jobs"].as_array().unwrap().len(),
+            3,
+            "two proofs and the setup"
+        );
+        let (_, page) = alice.get("/v1/jobs?status=queued").await;
+        assert_eq!(page["jobs"], json!([]));
+        let (_, page) = bob.get("/v1/jobs").await;
+        assert_eq!(
+            page["jobs"],
+            json!([]),
+            "another tenant's jobs are not listed"
+        );
+        for bad in [
+            "/v1/jobs?status=done",
+            "/v1/jobs?limit=0",
+            "/v1/jobs?limit=x",
+            "/v1/jobs?cursor=zz",
+        ] {
+            let (s, v) = alice.get(bad).await;
+            assert_eq!(
+                (s, error_code(&v)),
+                (StatusCode::BAD_REQUEST, "invalid_query"),
+                "{bad}: {v}"
+            );
+        }
+
+        // The OpenAPI document: every route, and the responses as documented.
+        let (s, doc) = alice
+            .send("GET", "/openapi.json", None, Body::empty(), None, &[])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut routes: Vec<String> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| format!("{} {path}", m.to_uppercase()))
+            })
+            .collect();
+        routes.sort();
+        assert_eq!(
+            routes,
+            [
+                "DELETE /v1/jobs/{id}",
+                "DELETE /v1/models/{id}",
+                "GET /healthz",
+                "GET /metrics",
+                "GET /openapi.json",
+                "GET /v1/jobs",
+                "GET /v1/jobs/{id}",
+                "GET /v1/jobs/{id}/proof.json",
+                "GET /v1/models",
+                "GET /v1/models/{id}",
+                "GET /v1/models/{id}/bundle",
+                "GET /v1/models/{id}/verifier.sol",
+                "POST /v1/models",
+                "POST /v1/models/{id}/proofs",
+                "POST /v1/models/{id}/verify",
+            ]
+        );
+        // Each documented route is one the router serves.
+        for route in &routes {
+            let (method, path) = route.split_once(' ').unwrap();
+            let path = path.replace(
+                "{id}",
+                if path.starts_with("/v1/jobs") {
+                    "jb_none"
+                } else {
+                    "md_none"
+                },
+            );
+            let (s, v) = alice
+                .send(method, &path, Some(&alice.key), Body::empty(), None, &[])
+                .await;
+            assert_ne!(error_code(&v), "no_such_route", "{route}");
+            assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{route}");
+        }
+        conforms(&doc, "Model", &model);
+        conforms(&doc, "Job", &job);
+        conforms(&doc, "Job", &second);
+        let (_, proof_file) = alice.get(&format!("/v1/jobs/{job_id}/proof.json")).await;
+        conforms(&doc, "ProofFile", &proof_file);
+        conforms(&doc, "ErrorBody", &alice.get("/v1/jobs/jb_missing").await.1);
+
         assert_eq!(job["instances"].as_array().unwrap().len(), 7);
         let (s, v) = bob.get(&format!("/v1/jobs/{job_id}")).await;
         assert_eq!(
@@ -367,7 +535,7 @@ async fn upload_prove_poll_and_verify_over_http() {
         .await
         .unwrap()
         .unwrap();
-        let folder = worker::materialize(
+        let (folder, _) = worker::materialize(
             &store,
             &data_dir.join("verify"),
             &Mutex::new(()),
@@ -456,7 +624,7 @@ async fn upload_prove_poll_and_verify_over_http() {
             zkinfer_verifier::verify_file(&unpacked.join(&model_id), &proof_path, &opts).unwrap();
         assert_eq!(v.model_id, model["model_id"].as_str().unwrap());
 
-        // Metrics: the succeeded proof and the setup, one run-time sample.
+        // Metrics: the two succeeded proofs and the setup, two run-time samples.
         let resp = alice
             .app
             .clone()
@@ -473,18 +641,18 @@ async fn upload_prove_poll_and_verify_over_http() {
         )
         .unwrap();
         for line in [
-            "zkinfer_jobs{kind=\"prove\",state=\"succeeded\"} 1",
+            "zkinfer_jobs{kind=\"prove\",state=\"succeeded\"} 2",
             "zkinfer_jobs{kind=\"setup\",state=\"succeeded\"} 1",
             "zkinfer_queue_depth 0",
             "zkinfer_lease_expiries_total 0",
-            "zkinfer_prove_seconds_count 1",
-            "zkinfer_prove_seconds_bucket{le=\"+Inf\"} 1",
+            "zkinfer_prove_seconds_count 2",
+            "zkinfer_prove_seconds_bucket{le=\"+Inf\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
 
         // Too many open jobs: 429, with the worker stopped so they stay queued.
-        stop.send(true).unwrap();
+        stop.send(Stop::Drain).unwrap();
         worker.await.unwrap();
         let strict = Client {
             app: router(AppState {
@@ -535,4 +703,54 @@ fn check_folder(dir: &Path) {
     for f in ["settings.json", "vk.bin", "kzg-verifier.bin", "pk.bin"] {
         assert!(dir.join(f).exists(), "{f}");
     }
+}
+
+/// A model whose circuit needs more rows than the service sets up (`--max-k`) fails its
+/// setup job with `model_too_large`, and the model says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_beyond_the_service_limit_fails_with_model_too_large() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = zkinfer_model::corpus::example_dir("1l_mlp");
+    let db = Db::connect(&format!("sqlite:{}", tmp.path().join("z.db").display()))
+        .await
+        .unwrap();
+    let store = Store::open(None, tmp.path()).unwrap();
+    let state = AppState {
+        db: db.clone(),
+        store: store.clone(),
+        data_dir: tmp.path().join("server"),
+        limits: Limits::default(),
+        cache_lock: Arc::new(Mutex::new(())),
+        allow_private_callbacks: false,
+    };
+    let (stop, stopped) = watch::channel(Stop::Run);
+    // 1l_mlp needs k = 7.
+    let cfg = WorkerConfig {
+        name: "w0".into(),
+        data_dir: tmp.path().join("worker"),
+        srs: None,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(50),
+        keys: Arc::new(KeyCache::new(1 << 30)),
+        max_k: 6,
+    };
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
+    let alice = Client {
+        app: router(state),
+        key: tenants::create_key(&db, "alice").await.unwrap().key,
+    };
+    let onnx = std::fs::read(example.join("network.onnx")).unwrap();
+    let input = std::fs::read(example.join("input.json")).unwrap();
+    let (s, v) = alice
+        .upload(&[("model", &onnx), ("calibration", &input)])
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let model = alice
+        .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(model["status"], "failed", "{model}");
+    assert_eq!(error_code(&model), "model_too_large", "{model}");
+    stop.send(Stop::Drain).unwrap();
+    worker.await.unwrap();
 }

@@ -191,7 +191,8 @@ struct ServiceArgs {
     /// The data dir: the embedded database, the default artifact store, caches.
     #[arg(long, default_value = "zkinfer-data")]
     data_dir: PathBuf,
-    /// The artifact store (`file:///absolute/path`); default: DATA_DIR/store.
+    /// The artifact store: `file:///absolute/path`, or `s3://BUCKET[/PREFIX]` (credentials,
+    /// region and endpoint from the standard AWS_* variables); default: DATA_DIR/store.
     #[arg(long)]
     store: Option<String>,
     /// The ceremony file every model's setup uses (a development SRS without one).
@@ -201,19 +202,39 @@ struct ServiceArgs {
     /// waits this long before another takes it.
     #[arg(long, default_value_t = 30)]
     lease_secs: u64,
+    /// Allow callbacks to loopback and private addresses (refused by default).
+    #[arg(long)]
+    allow_private_callbacks: bool,
+    /// Deliveries of a callback tried before giving up (backoff from 1 s, doubling).
+    #[arg(long, default_value_t = 8)]
+    callback_attempts: u32,
+    /// MiB of proving keys kept loaded in memory (per process), beyond the disk cache.
+    #[arg(long, default_value_t = 2048)]
+    key_cache_mb: usize,
+    /// After Ctrl-C or SIGTERM, seconds workers may finish their jobs before releasing them
+    /// to the queue (a second signal releases them at once).
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace_secs: u64,
+    /// The largest circuit a model may need, 2^K rows: beyond it, its setup job fails with
+    /// model_too_large.
+    #[arg(long, default_value_t = 24)]
+    max_k: u32,
 }
 
 impl ServiceArgs {
     fn config(self, workers: usize) -> ServiceConfig {
-        ServiceConfig {
-            database_url: self.database_url,
-            data_dir: self.data_dir,
-            store: self.store,
-            srs: self.srs,
-            workers,
-            limits: Default::default(),
-            lease: std::time::Duration::from_secs(self.lease_secs.max(1)),
-        }
+        let mut cfg = ServiceConfig::new(self.data_dir);
+        cfg.database_url = self.database_url;
+        cfg.store = self.store;
+        cfg.srs = self.srs;
+        cfg.workers = workers;
+        cfg.lease = Duration::from_secs(self.lease_secs.max(1));
+        cfg.callbacks.allow_private = self.allow_private_callbacks;
+        cfg.callbacks.max_attempts = i64::from(self.callback_attempts.max(1));
+        cfg.key_cache_bytes = self.key_cache_mb << 20;
+        cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        cfg.max_k = self.max_k;
+        cfg
     }
 }
 
@@ -547,18 +568,26 @@ fn dispatch(command: Command) -> Result<()> {
                 );
             }
             let db = cfg.database_url();
-            runtime()?.block_on(zkinfer_api::service::serve(&cfg, &bind, |addr| {
+            let rt = runtime()?;
+            let served = rt.block_on(zkinfer_api::service::serve(&cfg, &bind, |addr| {
                 println!("listening on http://{addr} (database {db}, {workers} workers)");
-            }))?;
+            }));
+            // A released job's proving thread may still run: do not wait for it.
+            rt.shutdown_timeout(Duration::from_millis(100));
+            served?;
         }
         Command::Worker { service, workers } => {
             let cfg = service.config(workers);
             let db = cfg.database_url();
-            runtime()?.block_on(zkinfer_api::service::work(&cfg, |names| {
+            let rt = runtime()?;
+            let worked = rt.block_on(zkinfer_api::service::work(&cfg, |names| {
                 for name in names {
                     println!("worker {name} on {db}");
                 }
-            }))?;
+            }));
+            // A released job's proving thread may still run: do not wait for it.
+            rt.shutdown_timeout(Duration::from_millis(100));
+            worked?;
         }
         Command::Keys {
             command:
@@ -568,14 +597,9 @@ fn dispatch(command: Command) -> Result<()> {
                     database_url,
                 },
         } => {
-            let cfg = ServiceArgs {
-                database_url,
-                data_dir,
-                store: None,
-                srs: None,
-                lease_secs: 30,
-            }
-            .config(0);
+            let mut cfg = ServiceConfig::new(data_dir);
+            cfg.database_url = database_url;
+            cfg.workers = 0;
             let key = runtime()?.block_on(async {
                 let (db, _) = cfg.open().await?;
                 zkinfer_api::tenants::create_key(&db, &tenant).await

@@ -1,12 +1,15 @@
 //! Many machines, simulated: three `zkinfer worker` processes with their own data dirs share
 //! one PostgreSQL queue and one `file://` artifact store. 200 proof jobs are each done exactly
 //! once; a worker killed with SIGKILL in the middle of a proof loses its job to another after
-//! the lease, which completes it once.
+//! the lease, which completes it once, and its callback is delivered once, signed. A worker
+//! stopped with two SIGTERMs mid-proof releases its job to the queue, and another completes
+//! it. A worker on an S3 store (moto's server, `scripts/s3.sh`) sets up and proves a model.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{example, p};
@@ -34,6 +37,16 @@ async fn fresh_postgres() -> String {
 
 /// Starts `zkinfer worker`; returns the process and its worker's name.
 fn start_worker(url: &str, store: &str, data_dir: &std::path::Path) -> (Child, String) {
+    start_worker_with(url, store, data_dir, &[])
+}
+
+/// Starts `zkinfer worker` with these environment variables.
+fn start_worker_with(
+    url: &str,
+    store: &str,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
         .args([
             "worker",
@@ -45,6 +58,8 @@ fn start_worker(url: &str, store: &str, data_dir: &std::path::Path) -> (Child, S
             p(data_dir),
         ])
         .args(["--workers", "1", "--lease-secs", LEASE_SECS])
+        .arg("--allow-private-callbacks")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -95,6 +110,56 @@ async fn scalar(db: &Db, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
 }
 
+/// The worker holding job `id` once it runs.
+async fn holder_once_running(db: &Db, id: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let (status, worker): (String, Option<String>) =
+            sqlx::query_as("SELECT status, worker FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if status == "running" {
+            return worker.unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the slow job did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Callback deliveries seen: (signature, body).
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A callback receiver on 127.0.0.1: its URL and what it saw.
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let log = log.clone();
+                async move {
+                    let sig = headers
+                        .get("x-zkinfer-signature")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    log.lock().unwrap().push((sig, body.to_vec()));
+                    "ok"
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
@@ -102,7 +167,8 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
     let store_url = format!("file://{}", tmp.path().join("bucket").display());
     let db = Db::connect(&url).await.unwrap();
     let store = Store::open(Some(&store_url), tmp.path()).unwrap();
-    let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+    let key = tenants::create_key(&db, "t").await.unwrap();
+    let tenant = key.tenant_id.clone();
     let mut workers: Vec<(Child, String)> = (0..3)
         .map(|i| start_worker(&url, &store_url, &tmp.path().join(format!("machine{i}"))))
         .collect();
@@ -153,6 +219,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
     assert!(finishers >= 2, "the jobs were shared: {finishers} workers");
 
     // A slow proof; its worker is killed mid-proof.
+    let (hook, seen) = receiver().await;
     let payload = json!({ "input_data": serde_json::from_slice::<serde_json::Value>(
         &std::fs::read(example("lstm").join("input.json")).unwrap()).unwrap()["input_data"] });
     let job = NewJob {
@@ -162,28 +229,12 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
         payload: &payload,
         max_attempts: 3,
         idempotency: None,
-        callback_url: None,
+        callback_url: Some(&hook),
     };
     let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
         panic!()
     };
-    let t = Instant::now();
-    let holder = loop {
-        let (status, worker): (String, Option<String>) =
-            sqlx::query_as("SELECT status, worker FROM jobs WHERE id = $1")
-                .bind(&id)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        if status == "running" {
-            break worker.unwrap();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the slow job did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let holder = holder_once_running(&db, &id).await;
     let victim = workers
         .iter()
         .position(|(_, n)| *n == holder)
@@ -218,6 +269,72 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
             .unwrap();
     assert_eq!(attempts, 2);
     assert_ne!(finisher, holder);
+    // Its callback: delivered once, signed with the tenant's secret.
+    wait_until("the callback", Duration::from_secs(30), || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deliveries = seen.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 1, "one delivery");
+    let (sig, body) = &deliveries[0];
+    assert_eq!(
+        sig,
+        &zkinfer_api::callbacks::signature(&key.callback_secret, body)
+    );
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["status"].as_str()),
+        (Some(id.as_str()), Some("succeeded"))
+    );
+
+    // Two SIGTERMs mid-proof: the first drains, the second releases the job to the queue;
+    // another worker proves it, and the released attempt is not counted.
+    let Enqueued::New(id) = queue::enqueue(
+        &db,
+        &NewJob {
+            callback_url: None,
+            ..job.clone()
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    let holder = holder_once_running(&db, &id).await;
+    let victim = workers
+        .iter()
+        .position(|(_, n)| *n == holder)
+        .expect("a worker of ours");
+    let (mut child, _) = workers.remove(victim);
+    for _ in 0..2 {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(child.wait().unwrap().success(), "a clean stop");
+    wait_until("the released job", Duration::from_secs(120), || {
+        let (db, id) = (db.clone(), id.clone());
+        async move {
+            let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            s == "succeeded"
+        }
+    })
+    .await;
+    let (attempts, finisher): (i64, String) =
+        sqlx::query_as("SELECT CAST(attempts AS BIGINT), worker FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "the released attempt is given back");
+    assert_ne!(finisher, holder);
 
     for (mut child, _) in workers {
         Command::new("kill")
@@ -226,4 +343,82 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
             .unwrap();
         assert!(child.wait().unwrap().success(), "graceful stop");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_an_s3_store_sets_up_and_proves() {
+    let endpoint = std::env::var("ZKINFER_TEST_S3")
+        .expect("ZKINFER_TEST_S3 is not set: run scripts/test.sh (it starts scripts/s3.sh)");
+    let tmp = tempfile::tempdir().unwrap();
+    let url = fresh_postgres().await;
+    let db = Db::connect(&url).await.unwrap();
+    // A fresh prefix in the test bucket, so runs never share blobs.
+    let prefix = hex::encode(rand::random::<[u8; 8]>());
+    let store_url = format!("s3://zkinfer-test/{prefix}");
+    let env = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let store = Store::s3(
+        &store_url,
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap();
+    let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+    let (mut child, _) = start_worker_with(&url, &store_url, &tmp.path().join("m"), &env);
+    let model = upload(&db, &store, &tenant, "1l_linear").await;
+    wait_until("setup", Duration::from_secs(120), || async {
+        models::status(&db, &tenant, &model)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("ready")
+    })
+    .await;
+    let input: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example("1l_linear").join("input.json")).unwrap())
+            .unwrap();
+    let payload = json!({ "input_data": input["input_data"] });
+    let job = NewJob {
+        tenant_id: &tenant,
+        model_id: &model,
+        kind: JobKind::Prove,
+        payload: &payload,
+        max_attempts: 3,
+        idempotency: None,
+        callback_url: None,
+    };
+    let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
+        panic!()
+    };
+    wait_until("the proof", Duration::from_secs(60), || async {
+        let j = queue::get(&db, &tenant, &id).await.unwrap().unwrap();
+        j.status == "succeeded"
+    })
+    .await;
+    // The compiled folder is in the bucket, under its content hashes, and reads back intact.
+    let row = models::get(&db, &tenant, &model).await.unwrap().unwrap();
+    let artifacts = row.artifacts.unwrap();
+    let keys = store.keys().await.unwrap();
+    for (name, key) in artifacts.as_object().unwrap() {
+        let key = key.as_str().unwrap();
+        assert!(
+            keys.iter().any(|k| k == key),
+            "{name} ({key}) in the bucket"
+        );
+        store.get(key).await.unwrap();
+    }
+    assert_eq!(
+        keys.len(),
+        artifacts.as_object().unwrap().len() + 2,
+        "folder, ONNX, calibration"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "graceful stop");
 }

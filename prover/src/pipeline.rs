@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_base::halo2_proofs::plonk::ProvingKey;
+use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use zkinfer_circuits::artifacts::{
@@ -276,79 +279,138 @@ pub fn run(dir: &Path, input: &Path) -> Result<RunOutput, ProverError> {
 /// Proves the model on one input; returns the proof file contents.
 pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
     let folder = open(dir)?;
-    let keys_path = in_dir(dir, files::KEYS);
-    if !keys_path.exists() {
-        return Err(ProverError::Folder(format!(
-            "no keys in {}: run `zkinfer setup` first",
-            dir.display()
-        )));
-    }
-    let keys_info: KeysInfo = read_json(&keys_path)?;
-    if keys_info.settings_sha256 != folder.settings_sha256 {
-        return Err(ProverError::Folder(
-            "the keys were made for another compilation of this folder: rerun `zkinfer setup`"
-                .into(),
-        ));
-    }
-    let plan = &folder.settings.plan;
-    let qin = folder.q.quantize_input(&read_input(input)?)?;
-    // Catch out-of-range inputs with a clear error before the slower key loading.
+    // Catch a bad input with a clear error before the slower key loading.
+    let qin = check_input(&folder, &read_input(input)?)?;
+    Prover::with_folder(dir, folder)?.prove_quantized(&qin)
+}
+
+/// Quantizes an input and runs the reference evaluator on it (range and shape errors).
+fn check_input(folder: &Folder, data: &[Vec<f64>]) -> Result<Vec<Vec<i64>>, ProverError> {
+    let qin = folder.q.quantize_input(data)?;
     folder.q.eval(&qin)?;
-    let t = Instant::now();
-    let params = srs::load_trusted(&in_dir(dir, files::SRS))?;
-    if halo2_base::halo2_proofs::poly::commitment::Params::k(&params) != plan.k {
-        return Err(ProverError::Folder(
-            "the SRS in the folder does not match the circuit's k".into(),
-        ));
+    Ok(qin)
+}
+
+/// A model folder with its proving key and SRS loaded: proves any number of inputs without
+/// reading the keys again (the service keeps one per model in memory).
+pub struct Prover {
+    folder: Folder,
+    keys_info: KeysInfo,
+    params: ParamsKZG<Bn256>,
+    pk: ProvingKey<G1Affine>,
+    model_id: String,
+    pk_bytes: usize,
+}
+
+impl Prover {
+    /// Loads the folder, its keys and SRS, checking each against the others.
+    pub fn load(dir: &Path) -> Result<Self, ProverError> {
+        Self::with_folder(dir, open(dir)?)
     }
-    let pk = keys::pk_from_bytes(&read_bytes(&in_dir(dir, files::PK))?, plan)?;
-    let vk_bytes = vk_to_bytes(pk.get_vk());
-    if sha256_hex(&vk_bytes) != keys_info.vk_sha256 {
-        return Err(ProverError::Folder(
-            "pk.bin does not match keys.json: rerun `zkinfer setup`".into(),
-        ));
+
+    fn with_folder(dir: &Path, folder: Folder) -> Result<Self, ProverError> {
+        let keys_path = in_dir(dir, files::KEYS);
+        if !keys_path.exists() {
+            return Err(ProverError::Folder(format!(
+                "no keys in {}: run `zkinfer setup` first",
+                dir.display()
+            )));
+        }
+        let keys_info: KeysInfo = read_json(&keys_path)?;
+        if keys_info.settings_sha256 != folder.settings_sha256 {
+            return Err(ProverError::Folder(
+                "the keys were made for another compilation of this folder: rerun `zkinfer setup`"
+                    .into(),
+            ));
+        }
+        let plan = &folder.settings.plan;
+        let t = Instant::now();
+        let params = srs::load_trusted(&in_dir(dir, files::SRS))?;
+        if halo2_base::halo2_proofs::poly::commitment::Params::k(&params) != plan.k {
+            return Err(ProverError::Folder(
+                "the SRS in the folder does not match the circuit's k".into(),
+            ));
+        }
+        let pk_file = read_bytes(&in_dir(dir, files::PK))?;
+        let pk = keys::pk_from_bytes(&pk_file, plan)?;
+        let vk_bytes = vk_to_bytes(pk.get_vk());
+        if sha256_hex(&vk_bytes) != keys_info.vk_sha256 {
+            return Err(ProverError::Folder(
+                "pk.bin does not match keys.json: rerun `zkinfer setup`".into(),
+            ));
+        }
+        // The identity of what proofs are made with: these keys and these SRS points.
+        let model_id =
+            identity::model_id(&folder.settings, &vk_bytes, &KzgVerifierKey::of(&params))?;
+        info!("proving key loaded in {:.2?}", t.elapsed());
+        Ok(Self {
+            folder,
+            keys_info,
+            params,
+            pk,
+            model_id,
+            pk_bytes: pk_file.len(),
+        })
     }
-    info!("proving key loaded in {:.2?}", t.elapsed());
-    let t = Instant::now();
-    let (proof, instances) = proving::prove(
-        &params,
-        &pk,
-        plan,
-        keys_info.break_points.clone(),
-        &folder.q,
-        &qin,
-    )?;
-    info!(
-        bytes = proof.len(),
-        "proof generated in {:.2?}",
-        t.elapsed()
-    );
-    let internal = || ProverError::Folder("internal: instances out of range".into());
-    let outputs = folder
-        .settings
-        .outputs_from_instances(&instances)
-        .ok_or_else(internal)?;
-    let inputs = match plan.visibility {
-        Visibility::Public => Some(
-            folder
-                .settings
-                .inputs_from_instances(&instances)
-                .ok_or_else(internal)?,
-        ),
-        Visibility::Private => None,
-    };
-    // The identity of what the proof was made with: these keys and these SRS points.
-    let model_id = identity::model_id(&folder.settings, &vk_bytes, &KzgVerifierKey::of(&params))?;
-    Ok(ProofFile {
-        format_version: FORMAT_VERSION,
-        model_id,
-        input_visibility: plan.visibility,
-        inputs,
-        outputs,
-        output_shapes: folder.settings.output_shapes.clone(),
-        instances: instances.iter().map(to_hex).collect(),
-        proof: format!("0x{}", hex::encode(&proof)),
-    })
+
+    /// The model id of the loaded folder.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Size of the proving key file, a measure of what this holds in memory.
+    pub fn pk_bytes(&self) -> usize {
+        self.pk_bytes
+    }
+
+    /// Proves one input (EZKL's `input_data`: one flat list per model input).
+    pub fn prove(&self, data: &[Vec<f64>]) -> Result<ProofFile, ProverError> {
+        let qin = check_input(&self.folder, data)?;
+        self.prove_quantized(&qin)
+    }
+
+    fn prove_quantized(&self, qin: &[Vec<i64>]) -> Result<ProofFile, ProverError> {
+        let folder = &self.folder;
+        let plan = &folder.settings.plan;
+        let t = Instant::now();
+        let (proof, instances) = proving::prove(
+            &self.params,
+            &self.pk,
+            plan,
+            self.keys_info.break_points.clone(),
+            &folder.q,
+            qin,
+        )?;
+        info!(
+            bytes = proof.len(),
+            "proof generated in {:.2?}",
+            t.elapsed()
+        );
+        let internal = || ProverError::Folder("internal: instances out of range".into());
+        let outputs = folder
+            .settings
+            .outputs_from_instances(&instances)
+            .ok_or_else(internal)?;
+        let inputs = match plan.visibility {
+            Visibility::Public => Some(
+                folder
+                    .settings
+                    .inputs_from_instances(&instances)
+                    .ok_or_else(internal)?,
+            ),
+            Visibility::Private => None,
+        };
+        Ok(ProofFile {
+            format_version: FORMAT_VERSION,
+            model_id: self.model_id.clone(),
+            input_visibility: plan.visibility,
+            inputs,
+            outputs,
+            output_shapes: folder.settings.output_shapes.clone(),
+            instances: instances.iter().map(to_hex).collect(),
+            proof: format!("0x{}", hex::encode(&proof)),
+        })
+    }
 }
 
 /// A human-readable description of a compiled folder.

@@ -9,13 +9,17 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use zkinfer_circuits::artifacts::Settings;
 
+use super::openapi::{
+    Ended, ErrorBody, Job, JobAccepted, JobList, ProofFile, ProofRequest as ProofRequestDoc,
+};
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::models;
-use crate::queue::{self, Enqueued, JobKind, JobRow, NewJob};
+use crate::queue::{self, Enqueued, JobFilter, JobKind, JobRow, NewJob};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/models/{id}/proofs", post(request_proof))
+        .route("/v1/jobs", get(list))
         .route("/v1/jobs/{id}", get(show).delete(cancel))
         .route("/v1/jobs/{id}/proof.json", get(proof_file))
 }
@@ -33,7 +37,16 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
-async fn request_proof(
+/// Requests a proof of the model on an input; the job runs on a worker.
+#[utoipa::path(post, path = "/v1/models/{id}/proofs", params(("id" = String, Path, description = "model id")), tag = "jobs",
+    request_body = ProofRequestDoc,
+    responses((status = 202, body = JobAccepted),
+        (status = 200, description = "the job an earlier request with this Idempotency-Key made", body = JobAccepted),
+        (status = 400, description = "invalid_json", body = ErrorBody), (status = 404, description = "no such model (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "model_not_ready, idempotency_key_reused", body = ErrorBody),
+        (status = 422, description = "invalid_input, callback_refused", body = ErrorBody),
+        (status = 429, description = "too_many_jobs", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn request_proof(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(model_id): Path<String>,
@@ -78,6 +91,11 @@ async fn request_proof(
             ),
         ));
     }
+    if let Some(url) = &req.callback_url {
+        crate::callbacks::check_target(url, state.allow_private_callbacks)
+            .await
+            .map_err(|e| unprocessable("callback_refused", e.to_string()))?;
+    }
     let payload = json!({ "input_data": req.input_data });
     let key = headers
         .get("idempotency-key")
@@ -112,29 +130,67 @@ async fn request_proof(
     Ok((status, Json(json!({ "job_id": id }))))
 }
 
-/// The JSON of a job.
-pub fn job_json(j: &JobRow) -> Value {
-    let mut v = json!({
-        "id": j.id,
-        "model_id": j.model_id,
-        "kind": j.kind,
-        "status": j.status,
-        "attempts": j.attempts,
-        "timings": { "queued_ms": j.times.0, "started_ms": j.times.1, "finished_ms": j.times.2 },
-    });
-    if let Some(code) = &j.error_code {
-        v["error"] = json!({ "code": code, "message": j.error.clone().unwrap_or_default() });
+/// The query of `GET /v1/jobs`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only this model's jobs.
+    model_id: Option<String>,
+    /// Only jobs in this state.
+    status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+const STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled"];
+
+/// The tenant's jobs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery), tag = "jobs",
+    responses((status = 200, body = JobList),
+        (status = 400, description = "invalid_query", body = ErrorBody),
+        (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m);
+    let axum::extract::Query(q) = query.map_err(|e| bad(e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad(format!("limit {limit}: use 1 to 200")));
     }
-    if let Some(r) = &j.result {
-        let p = &r["proof_file"];
-        for field in ["outputs", "inputs", "instances", "proof", "model_id"] {
-            if !p[field].is_null() {
-                v[field] = p[field].clone();
-            }
-        }
-        v["timings"]["prove_ms"] = r["prove_ms"].clone();
+    if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(bad(format!("status {s:?}: one of {}", STATUSES.join(", "))));
     }
-    v
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| bad(format!("cursor {c:?} is not one this API gave")))?,
+        ),
+    };
+    let filter = JobFilter {
+        model_id: q.model_id,
+        status: q.status,
+        before,
+    };
+    // One more than the page, to know whether another follows.
+    let mut rows = queue::list(&state.db, &tenant, &filter, limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|j| format!("{}.{}", j.times.0, j.id))
+    } else {
+        None
+    };
+    let mut v = json!({ "jobs": rows.iter().map(JobRow::to_json).collect::<Vec<_>>() });
+    if let Some(n) = next {
+        v["next_cursor"] = json!(n);
+    }
+    Ok(Json(v))
 }
 
 async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<JobRow> {
@@ -143,15 +199,28 @@ async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<JobRow> {
         .ok_or_else(|| ApiError::not_found("job", id))
 }
 
-async fn show(
+/// A job: status, phase, outputs, proof, timings, callback deliveries.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "job id")), tag = "jobs",
+    responses((status = 200, body = Job), (status = 404, description = "no such job (or another tenant's)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn show(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(job_json(&load(&state, &tenant, &id).await?)))
+    let job = load(&state, &tenant, &id).await?;
+    let mut v = job.to_json();
+    if let Some((url, cb_state)) = &job.callback {
+        v["callback"] =
+            crate::callbacks::describe(&state.db, &id, url, cb_state.as_deref()).await?;
+    }
+    Ok(Json(v))
 }
 
-async fn proof_file(
+/// The proof file `zkinfer verify` reads.
+#[utoipa::path(get, path = "/v1/jobs/{id}/proof.json", params(("id" = String, Path, description = "job id")), tag = "jobs",
+    responses((status = 200, body = ProofFile), (status = 404, description = "no such job (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "no_proof (the job has not succeeded)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn proof_file(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
@@ -167,7 +236,11 @@ async fn proof_file(
     }
 }
 
-async fn cancel(
+/// Cancels a queued job.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "job id")), tag = "jobs",
+    responses((status = 200, body = Ended), (status = 404, description = "no such job (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "not_cancellable (not queued)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn cancel(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,

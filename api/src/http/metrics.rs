@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
-async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", security(()), tag = "service",
+    responses((status = 200, description = "Prometheus text: jobs by state, prove seconds, queue depth, lease expiries", content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let pool = &state.db.pool;
     let mut out = String::new();
     let rows = sqlx::query(

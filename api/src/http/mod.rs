@@ -4,6 +4,7 @@ mod error;
 mod jobs;
 mod metrics;
 mod models;
+mod openapi;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 pub use error::{ApiError, ApiResult};
+pub use openapi::document as openapi_document;
 
 use crate::db::Db;
 use crate::store::Store;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Serialises fetching folders into the cache.
     pub cache_lock: Arc<Mutex<()>>,
+    /// Whether callbacks may target loopback and private addresses.
+    pub allow_private_callbacks: bool,
 }
 
 /// The router of the whole API.
@@ -66,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(models::router())
         .merge(jobs::router())
         .merge(metrics::router())
+        .merge(openapi::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route")
         })
@@ -73,6 +78,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", security(()), tag = "service",
+    responses((status = 200, body = openapi::Health), (status = 500, body = openapi::ErrorBody)))]
 async fn healthz(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> ApiResult<Json<serde_json::Value>> {

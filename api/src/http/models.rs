@@ -8,6 +8,10 @@ use serde_json::{json, Value};
 use zkinfer_model::ModelError;
 use zkinfer_prover::options::ModelOptions;
 
+use super::openapi::{
+    Ended, ErrorBody, Model, ModelAccepted, ModelList, ModelUpload, VerifyRequest as VerifyDoc,
+    VerifyResult,
+};
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::models::{self, ModelRow};
 use crate::worker::{materialize, Upload};
@@ -37,7 +41,7 @@ async fn folder(state: &AppState, tenant: &str, id: &str) -> ApiResult<VerifierF
             ))
         }
     };
-    let dir = materialize(
+    let (dir, _) = materialize(
         &state.store,
         &state.data_dir,
         &state.cache_lock,
@@ -59,7 +63,14 @@ struct VerifyRequest {
     input_data: Option<Vec<Vec<f64>>>,
 }
 
-async fn verify(
+/// Verifies a proof against the model (and, with `input_data`, its proven inputs).
+#[utoipa::path(post, path = "/v1/models/{id}/verify", params(("id" = String, Path, description = "model id")), tag = "models",
+    request_body = VerifyDoc,
+    responses((status = 200, body = VerifyResult),
+        (status = 400, description = "malformed proof or instances", body = ErrorBody),
+        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
+        (status = 422, description = "input_mismatch", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn verify(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
@@ -97,7 +108,12 @@ async fn verify(
     }
 }
 
-async fn verifier_sol(
+/// The model's Solidity verifier.
+#[utoipa::path(get, path = "/v1/models/{id}/verifier.sol", params(("id" = String, Path, description = "model id")), tag = "models",
+    responses((status = 200, description = "Solidity source", content_type = "text/plain"),
+        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
+        (status = 422, description = "verifier_too_large (EIP-170)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn verifier_sol(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
@@ -161,7 +177,14 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
-async fn upload(
+/// Uploads a model; compile and setup run as a job.
+#[utoipa::path(post, path = "/v1/models", tag = "models",
+    request_body(content = ModelUpload, content_type = "multipart/form-data"),
+    responses((status = 202, body = ModelAccepted),
+        (status = 400, description = "invalid_model, invalid_multipart, missing_field, invalid_settings, invalid_input", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 422, description = "unsupported_op (naming the node)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn upload(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     mut form: Multipart,
@@ -228,14 +251,23 @@ async fn upload(
     ))
 }
 
-async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+/// The tenant's models, newest first.
+#[utoipa::path(get, path = "/v1/models", tag = "models",
+    responses((status = 200, body = ModelList), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> ApiResult<Json<Value>> {
     let models = models::list(&state.db, &tenant).await?;
     Ok(Json(
         json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() }),
     ))
 }
 
-async fn show(
+/// A model's state: status, error, k, shapes, scale, model identity, SRS.
+#[utoipa::path(get, path = "/v1/models/{id}", params(("id" = String, Path, description = "model id")), tag = "models",
+    responses((status = 200, body = Model), (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn show(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
@@ -246,7 +278,10 @@ async fn show(
     Ok(Json(model_json(&m)))
 }
 
-async fn delete(
+/// Deletes a model; its queued jobs are cancelled.
+#[utoipa::path(delete, path = "/v1/models/{id}", params(("id" = String, Path, description = "model id")), tag = "models",
+    responses((status = 200, body = Ended), (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn delete(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
@@ -260,7 +295,10 @@ async fn delete(
 
 /// The files `zkinfer verify` reads, as a tar archive: untar it and run
 /// `zkinfer verify DIR proof.json --model-id …` offline.
-async fn bundle(
+#[utoipa::path(get, path = "/v1/models/{id}/bundle", params(("id" = String, Path, description = "model id")), tag = "models",
+    responses((status = 200, description = "tar of settings.json, vk.bin, kzg-verifier.bin, keys.json", content_type = "application/x-tar"),
+        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+pub(super) async fn bundle(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,

@@ -1,0 +1,520 @@
+//! Callbacks: when a job with a `callback_url` ends, its JSON is POSTed there, signed with
+//! the tenant's secret (`X-Zkinfer-Signature: sha256=HEX`, HMAC-SHA256 over the body).
+//!
+//! Deliveries are durable: a job's end marks its callback due in the database; a dispatcher in
+//! any process (`serve` or `worker`) claims a due delivery under a lease, POSTs it, records
+//! the attempt, and on failure schedules the next one with exponential backoff until the
+//! attempts are used up. Delivery is at least once: a receiver deduplicates by job id.
+//!
+//! A callback URL is a request the server makes on a client's behalf, so loopback, private,
+//! link-local (cloud metadata) and other non-public addresses are refused unless the service
+//! runs with `--allow-private-callbacks`: at submission (a clear 422) and again when
+//! connecting (a name is resolved by a resolver that drops such addresses, so a name that
+//! changes its address between the two checks still cannot reach them). Redirects are not
+//! followed.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::Url;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::Row;
+use tokio::sync::watch;
+
+use crate::db::{now_ms, Backend, Db};
+use crate::error::{Error, Result};
+use crate::queue;
+use crate::tenants;
+
+/// The header that carries the signature.
+pub const SIGNATURE_HEADER: &str = "x-zkinfer-signature";
+
+/// How callbacks are delivered.
+#[derive(Clone, Debug)]
+pub struct CallbackPolicy {
+    /// Whether loopback and private addresses may be targets (tests, closed networks).
+    pub allow_private: bool,
+    /// Deliveries tried before giving up.
+    pub max_attempts: i64,
+    /// The wait after the first failed attempt; it doubles after each, up to `max_backoff`.
+    pub backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+    /// How long one POST may take.
+    pub timeout: Duration,
+}
+
+impl Default for CallbackPolicy {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            max_attempts: 8,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(600),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CallbackPolicy {
+    /// The wait after failed attempt `n` (from 1).
+    pub fn delay(&self, n: i64) -> Duration {
+        let factor = 1u32 << (n - 1).clamp(0, 20);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// `sha256=HEX`: the HMAC-SHA256 of `body` keyed by `secret` (the secret as `keys create`
+/// prints it, its ASCII bytes).
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Whether `ip` is a public unicast address: not loopback, private, link-local, shared
+/// (CGNAT), documentation, benchmarking, multicast, reserved or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let s = v6.segments();
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public_v4(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || s[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || o[0] == 0 // "this network"
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space (CGNAT)
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
+        || o[0] >= 240) // reserved
+}
+
+/// Why a callback URL is refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Checks a callback URL at submission: http(s), a host, and (unless private targets are
+/// allowed) only public addresses.
+pub async fn check_target(url: &str, allow_private: bool) -> std::result::Result<Url, Refused> {
+    let parsed = Url::parse(url).map_err(|e| Refused(format!("callback_url {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Refused(format!(
+            "callback_url {url:?}: only http and https are allowed"
+        )));
+    }
+    let host = match parsed.host() {
+        Some(h) => h.to_owned(),
+        None => return Err(Refused(format!("callback_url {url:?} has no host"))),
+    };
+    if allow_private {
+        return Ok(parsed);
+    }
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<IpAddr> = match host {
+        url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
+        url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
+        url::Host::Domain(name) => {
+            let lookup = tokio::net::lookup_host((name.as_str(), port));
+            match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+                Ok(Ok(a)) => a.map(|a| a.ip()).collect(),
+                _ => {
+                    return Err(Refused(format!(
+                        "callback_url {url:?}: {name} does not resolve"
+                    )))
+                }
+            }
+        }
+    };
+    if let Some(ip) = addrs.iter().find(|ip| !is_public(**ip)) {
+        return Err(Refused(format!(
+            "callback_url {url:?} reaches {ip}, a loopback or private address \
+             (the server refuses those unless run with --allow-private-callbacks)"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// A resolver that drops non-public addresses, so a delivery never connects to one.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<SocketAddr> = all.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let e: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} resolves to no public address").into();
+                return Err(e);
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The HTTP client deliveries use.
+pub fn client(policy: &CallbackPolicy) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(policy.timeout)
+        .user_agent(concat!("zkinfer/", env!("CARGO_PKG_VERSION")));
+    if !policy.allow_private {
+        b = b.dns_resolver(Arc::new(PublicOnly));
+    }
+    b.build()
+        .map_err(|e| Error::Config(format!("callback client: {e}")))
+}
+
+/// A delivery a dispatcher holds.
+#[derive(Clone, Debug)]
+struct Due {
+    job_id: String,
+    tenant_id: String,
+    url: String,
+    /// Attempts made before this one.
+    attempts: i64,
+}
+
+/// Claims the delivery due longest, leased to `holder` for `lease_ms`.
+async fn claim(db: &Db, holder: &str, lease_ms: i64) -> Result<Option<Due>> {
+    let sql = match db.backend {
+        Backend::Postgres => {
+            "UPDATE jobs SET callback_holder = $1, callback_lease_until_ms = $2 \
+             WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
+             AND callback_next_ms <= $3 \
+             AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
+             ORDER BY callback_next_ms, id FOR UPDATE SKIP LOCKED LIMIT 1) \
+             RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)"
+        }
+        Backend::Sqlite => {
+            "UPDATE jobs SET callback_holder = $1, callback_lease_until_ms = $2 \
+             WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
+             AND callback_next_ms <= $3 \
+             AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
+             ORDER BY callback_next_ms, id LIMIT 1) \
+             RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)"
+        }
+    };
+    let now = now_ms();
+    let row = sqlx::query(sql)
+        .bind(holder)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok(Due {
+            job_id: r.try_get(0)?,
+            tenant_id: r.try_get(1)?,
+            url: r.try_get(2)?,
+            attempts: r.try_get(3)?,
+        })
+    })
+    .transpose()
+}
+
+/// Records attempt `due.attempts + 1` and what follows: delivered, retried later, or failed.
+async fn record(
+    db: &Db,
+    holder: &str,
+    due: &Due,
+    policy: &CallbackPolicy,
+    status_code: Option<u16>,
+    error: Option<&str>,
+) -> Result<()> {
+    let attempt = due.attempts + 1;
+    let now = now_ms();
+    let delivered = error.is_none();
+    let (state, next) = if delivered {
+        ("delivered", None)
+    } else if attempt >= policy.max_attempts {
+        ("failed", None)
+    } else {
+        (
+            "pending",
+            Some(now + policy.delay(attempt).as_millis() as i64),
+        )
+    };
+    let updated = sqlx::query(
+        "UPDATE jobs SET callback_state = $1, callback_attempts = $2, callback_next_ms = $3, \
+         callback_holder = NULL, callback_lease_until_ms = NULL \
+         WHERE id = $4 AND callback_holder = $5",
+    )
+    .bind(state)
+    .bind(attempt)
+    .bind(next)
+    .bind(&due.job_id)
+    .bind(holder)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    if updated == 1 {
+        sqlx::query(
+            "INSERT INTO callback_attempts (job_id, attempt, at_ms, status_code, error) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&due.job_id)
+        .bind(attempt)
+        .bind(now)
+        .bind(status_code.map(i64::from))
+        .bind(error)
+        .execute(&db.pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The callback of job `id` as clients see it: its URL, state and every attempt.
+pub async fn describe(db: &Db, id: &str, url: &str, state: Option<&str>) -> Result<Value> {
+    let rows = sqlx::query(
+        "SELECT CAST(attempt AS BIGINT), at_ms, CAST(status_code AS BIGINT), error \
+         FROM callback_attempts WHERE job_id = $1 ORDER BY attempt",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?;
+    let attempts = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "attempt": r.try_get::<i64, _>(0)?,
+                "at_ms": r.try_get::<i64, _>(1)?,
+                "status_code": r.try_get::<Option<i64>, _>(2)?,
+                "error": r.try_get::<Option<String>, _>(3)?,
+            }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({ "url": url, "state": state, "attempts": attempts }))
+}
+
+/// POSTs `body` to `url`; the HTTP status, or why nothing came back.
+async fn post(
+    client: &reqwest::Client,
+    policy: &CallbackPolicy,
+    due: &Due,
+    body: Vec<u8>,
+    signature: String,
+) -> (Option<u16>, Option<String>) {
+    // A literal address never reaches the resolver: check it here.
+    if !policy.allow_private {
+        if let Err(Refused(why)) = check_literal(&due.url) {
+            return (None, Some(why));
+        }
+    }
+    let sent = client
+        .post(&due.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signature)
+        .header("x-zkinfer-job", &due.job_id)
+        .header("x-zkinfer-attempt", (due.attempts + 1).to_string())
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
+        Ok(r) => (
+            Some(r.status().as_u16()),
+            Some(format!("answered {}", r.status())),
+        ),
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
+            (None, Some(msg))
+        }
+    }
+}
+
+fn check_literal(url: &str) -> std::result::Result<(), Refused> {
+    let parsed = Url::parse(url).map_err(|e| Refused(e.to_string()))?;
+    let ip = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    if is_public(ip) {
+        Ok(())
+    } else {
+        Err(Refused(format!("{ip} is not a public address")))
+    }
+}
+
+/// Makes one due delivery, if any; true if there was one.
+pub async fn deliver_one(
+    db: &Db,
+    client: &reqwest::Client,
+    holder: &str,
+    policy: &CallbackPolicy,
+) -> Result<bool> {
+    let lease_ms = (policy.timeout.as_millis() as i64) * 3;
+    let Some(due) = claim(db, holder, lease_ms).await? else {
+        return Ok(false);
+    };
+    let job = queue::get(db, &due.tenant_id, &due.job_id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {}", due.job_id)))?;
+    let body = serde_json::to_vec(&job.to_json()).expect("JSON values serialise");
+    let secret = tenants::callback_secret(db, &due.tenant_id).await?;
+    let sig = signature(&secret, &body);
+    let (status, error) = post(client, policy, &due, body, sig).await;
+    match &error {
+        None => tracing::info!(job = %due.job_id, "callback delivered"),
+        Some(e) => tracing::warn!(job = %due.job_id, attempt = due.attempts + 1, "callback: {e}"),
+    }
+    record(db, holder, &due, policy, status, error.as_deref()).await?;
+    Ok(true)
+}
+
+/// Delivers due callbacks until `stop` turns true.
+pub async fn run(db: Db, holder: String, policy: CallbackPolicy, mut stop: watch::Receiver<bool>) {
+    let client = match client(&policy) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("callbacks disabled: {e}");
+            return;
+        }
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match deliver_one(&db, &client, &holder, &policy).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("callbacks: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        let public = [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ];
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "192.0.2.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "::127.0.0.1",
+        ];
+        for a in public {
+            assert!(is_public(a.parse().unwrap()), "{a} is public");
+        }
+        for a in private {
+            assert!(!is_public(a.parse().unwrap()), "{a} is not public");
+        }
+        // The edges of the ranges.
+        assert!(is_public("172.32.0.1".parse().unwrap()));
+        assert!(is_public("100.128.0.1".parse().unwrap()));
+        assert!(is_public("198.20.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let p = CallbackPolicy {
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let d: Vec<u128> = (1..=5).map(|n| p.delay(n).as_millis()).collect();
+        assert_eq!(d, [100, 200, 400, 500, 500]);
+    }
+
+    #[tokio::test]
+    async fn targets() {
+        for bad in [
+            "http://127.0.0.1:9/x",
+            "http://localhost:9/x",
+            "http://[::1]/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/",
+            "ftp://example.com/",
+            "not a url",
+            "http://",
+            "mailto:ops@example.com",
+        ] {
+            assert!(check_target(bad, false).await.is_err(), "{bad} refused");
+        }
+        assert!(check_target("http://8.8.8.8/hook", false).await.is_ok());
+        assert!(check_target("http://127.0.0.1:9/x", true).await.is_ok());
+        assert!(check_target("ftp://127.0.0.1/", true).await.is_err());
+    }
+}

@@ -101,5 +101,20 @@ def main(out):
     ], [("x", [1, 3, 6])], ["mean", "mx"], {}), [x(1, 3, 6)])
 
 
+def unsupported(out):
+    """A model no circuit can prove: its output depends on fresh randomness
+    (RandomNormal), so the importer must refuse it, naming the node."""
+    d = out / "unsupported_random"
+    d.mkdir(parents=True, exist_ok=True)
+    m = model("ur", [
+        helper.make_node("RandomNormal", [], ["noise"], name="add_noise", shape=[1, 4]),
+        helper.make_node("Add", ["x", "noise"], ["y"]),
+    ], [("x", [1, 4])], ["y"], {})
+    onnx.save(m, d / "network.onnx")
+    (d / "input.json").write_text(json.dumps({"input_data": [[0.1, 0.2, 0.3, 0.4]]}) + "\n")
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    if len(sys.argv) > 2:
+        unsupported(Path(sys.argv[2]))

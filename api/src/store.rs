@@ -31,9 +31,11 @@ impl Store {
             Some(u) if u.starts_with("s3://") => return Self::s3(u, std::env::vars()),
             Some(u) => match u.strip_prefix("file://") {
                 Some(path) if path.starts_with('/') => path.into(),
-                _ => return Err(Error::Config(format!(
+                _ => {
+                    return Err(Error::Config(format!(
                     "unsupported store URL {u:?}: use file:///absolute/path or s3://bucket/prefix"
-                ))),
+                )))
+                }
             },
         };
         std::fs::create_dir_all(&dir)

@@ -235,6 +235,31 @@ async fn upload_prove_poll_and_verify_over_http() {
             (StatusCode::BAD_REQUEST, "invalid_model"),
             "{v}"
         );
+        // A model whose output is fresh randomness: refused, naming the node.
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unsupported_random");
+        let random = std::fs::read(fixture.join("network.onnx")).unwrap();
+        let (s, v) = alice
+            .upload(&[
+                ("model", &random),
+                (
+                    "calibration",
+                    &std::fs::read(fixture.join("input.json")).unwrap(),
+                ),
+            ])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_op"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("add_noise"),
+            "{v}"
+        );
         let (s, v) = alice.upload(&[("model", &onnx)]).await;
         assert_eq!(
             (s, error_code(&v)),
@@ -318,6 +343,33 @@ async fn upload_prove_poll_and_verify_over_http() {
         assert_eq!(
             (s, error_code(&v)),
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            "{v}"
+        );
+        let (s, v) = alice
+            .post_json(&uri, &json!({ "input_data": [["NaN", 1.0, 2.0]] }), &[])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("NaN"),
+            "{v}"
+        );
+        let (s, v) = alice
+            .send(
+                "POST",
+                &uri,
+                Some(&alice.key),
+                Body::from(r#"{"input_data": [[NaN, 1.0, 2.0]]}"#),
+                Some("application/json".into()),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_json"),
             "{v}"
         );
         let (s, v) = alice.post_json(&uri, &json!({ "input": 1 }), &[]).await;

@@ -335,7 +335,8 @@ async fn upload_prove_poll_and_verify_over_http() {
         let (_, list) = alice.get("/v1/models").await;
         assert_eq!(list["models"].as_array().unwrap().len(), 1);
 
-        // Bad proof requests.
+        // Bad proof requests: none leaves a job or a blob behind.
+        let before = counts(&db, &store).await;
         let uri = format!("/v1/models/{model_id}/proofs");
         let (s, v) = alice
             .post_json(&uri, &json!({ "input_data": [[1.0, 2.0]] }), &[])
@@ -384,7 +385,6 @@ async fn upload_prove_poll_and_verify_over_http() {
             (StatusCode::NOT_FOUND, "model_not_found"),
             "{v}"
         );
-        let before = counts(&db, &store).await;
         for hook in [
             "http://127.0.0.1:9/hook",
             "http://localhost:9/hook",
@@ -422,6 +422,12 @@ async fn upload_prove_poll_and_verify_over_http() {
             (s, error_code(&v)),
             (StatusCode::CONFLICT, "idempotency_key_reused"),
             "{v}"
+        );
+        let (models_now, jobs_now, blobs_now) = counts(&db, &store).await;
+        assert_eq!(
+            (models_now, jobs_now, blobs_now),
+            (before.0, before.1 + 1, before.2),
+            "one job for the key, none for the conflicting request"
         );
         let job = alice.wait(&format!("/v1/jobs/{job_id}")).await;
         assert_eq!(job["status"], "succeeded", "{job}");

@@ -128,6 +128,29 @@ impl Client {
     }
 }
 
+/// A worker task on `db` and `store` (caches under `data_dir/worker`), setting up circuits of
+/// at most 2^max_k rows; the sender stops it.
+fn start_worker(
+    db: &Db,
+    store: &Store,
+    data_dir: &Path,
+    max_k: u32,
+) -> (watch::Sender<Stop>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = watch::channel(Stop::Run);
+    let cfg = WorkerConfig {
+        name: "w0".into(),
+        data_dir: data_dir.join("worker"),
+        srs: None,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_millis(50),
+        keys: Arc::new(KeyCache::new(1 << 30)),
+        max_k,
+    };
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
+    (stop, worker)
+}
+
 /// `v` has every field schema `name` of the OpenAPI document requires, and no other field
 /// than those it documents.
 fn conforms(doc: &Value, name: &str, v: &Value) {
@@ -183,18 +206,7 @@ async fn upload_prove_poll_and_verify_over_http() {
             cache_lock: Arc::new(Mutex::new(())),
             allow_private_callbacks: false,
         };
-        let (stop, stopped) = watch::channel(Stop::Run);
-        let cfg = WorkerConfig {
-            name: "w0".into(),
-            data_dir: data_dir.join("worker"),
-            srs: None,
-            lease: Duration::from_secs(30),
-            poll: Duration::from_millis(50),
-            keys: Arc::new(KeyCache::new(1 << 30)),
-            max_k: 24,
-        };
-        std::fs::create_dir_all(&cfg.data_dir).unwrap();
-        let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
+        let (stop, worker) = start_worker(&db, &store, &data_dir, 24);
         let state_copy = state.clone();
         let alice = Client {
             app: router(state.clone()),
@@ -781,19 +793,8 @@ async fn a_model_beyond_the_service_limit_fails_with_model_too_large() {
         cache_lock: Arc::new(Mutex::new(())),
         allow_private_callbacks: false,
     };
-    let (stop, stopped) = watch::channel(Stop::Run);
     // 1l_mlp needs k = 7.
-    let cfg = WorkerConfig {
-        name: "w0".into(),
-        data_dir: tmp.path().join("worker"),
-        srs: None,
-        lease: Duration::from_secs(30),
-        poll: Duration::from_millis(50),
-        keys: Arc::new(KeyCache::new(1 << 30)),
-        max_k: 6,
-    };
-    std::fs::create_dir_all(&cfg.data_dir).unwrap();
-    let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
+    let (stop, worker) = start_worker(&db, &store, tmp.path(), 6);
     let alice = Client {
         app: router(state),
         key: tenants::create_key(&db, "alice").await.unwrap().key,

@@ -110,8 +110,30 @@ async fn scalar(db: &Db, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
 }
 
-/// The worker holding job `id` once it runs.
-async fn holder_once_running(db: &Db, id: &str) -> String {
+/// Waits for job `id` to succeed; its attempts and the worker that finished it.
+async fn completed(db: &Db, id: &str) -> (i64, String) {
+    wait_until("the job to succeed", Duration::from_secs(120), || async {
+        let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        s == "succeeded"
+    })
+    .await;
+    sqlx::query_as("SELECT CAST(attempts AS BIGINT), worker FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// The worker process holding job `id` once it runs, taken out of `workers`.
+async fn holder_once_running(
+    db: &Db,
+    id: &str,
+    workers: &mut Vec<(Child, String)>,
+) -> (Child, String) {
     let t = Instant::now();
     loop {
         let (status, worker): (String, Option<String>) =
@@ -121,7 +143,12 @@ async fn holder_once_running(db: &Db, id: &str) -> String {
                 .await
                 .unwrap();
         if status == "running" {
-            return worker.unwrap();
+            let holder = worker.unwrap();
+            let i = workers
+                .iter()
+                .position(|(_, n)| *n == holder)
+                .expect("a worker of ours");
+            return workers.remove(i);
         }
         assert!(
             t.elapsed() < Duration::from_secs(60),
@@ -234,39 +261,13 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
     let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
         panic!()
     };
-    let holder = holder_once_running(&db, &id).await;
-    let victim = workers
-        .iter()
-        .position(|(_, n)| *n == holder)
-        .expect("a worker of ours");
-    let (mut child, _) = workers.remove(victim);
+    let (mut child, holder) = holder_once_running(&db, &id, &mut workers).await;
     Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status()
         .unwrap();
     child.wait().unwrap();
-    wait_until(
-        "the job to be completed by another",
-        Duration::from_secs(120),
-        || {
-            let (db, id) = (db.clone(), id.clone());
-            async move {
-                let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                    .bind(&id)
-                    .fetch_one(&db.pool)
-                    .await
-                    .unwrap();
-                s == "succeeded"
-            }
-        },
-    )
-    .await;
-    let (attempts, finisher): (i64, String) =
-        sqlx::query_as("SELECT CAST(attempts AS BIGINT), worker FROM jobs WHERE id = $1")
-            .bind(&id)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (attempts, finisher) = completed(&db, &id).await;
     assert_eq!(attempts, 2);
     assert_ne!(finisher, holder);
     // Its callback: delivered once, signed with the tenant's secret.
@@ -301,12 +302,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
     .unwrap() else {
         panic!()
     };
-    let holder = holder_once_running(&db, &id).await;
-    let victim = workers
-        .iter()
-        .position(|(_, n)| *n == holder)
-        .expect("a worker of ours");
-    let (mut child, _) = workers.remove(victim);
+    let (mut child, holder) = holder_once_running(&db, &id, &mut workers).await;
     for _ in 0..2 {
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -315,24 +311,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(child.wait().unwrap().success(), "a clean stop");
-    wait_until("the released job", Duration::from_secs(120), || {
-        let (db, id) = (db.clone(), id.clone());
-        async move {
-            let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
-                .bind(&id)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-            s == "succeeded"
-        }
-    })
-    .await;
-    let (attempts, finisher): (i64, String) =
-        sqlx::query_as("SELECT CAST(attempts AS BIGINT), worker FROM jobs WHERE id = $1")
-            .bind(&id)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (attempts, finisher) = completed(&db, &id).await;
     assert_eq!(attempts, 1, "the released attempt is given back");
     assert_ne!(finisher, holder);
 

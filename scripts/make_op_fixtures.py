@@ -102,9 +102,10 @@ def main(out):
 
 
 def unsupported(out):
-    """A model no circuit can prove: its output depends on fresh randomness
-    (RandomNormal), so the importer must refuse it, naming the node."""
-    d = out / "unsupported_random"
+    """Models the importer must refuse, naming the ONNX node: one whose output is fresh
+    randomness (RandomNormal: no circuit can prove it), and a Hardmax, which tract rewrites
+    into nodes of its own (the error still names the node as the file does)."""
+    d = out / "random_normal"
     d.mkdir(parents=True, exist_ok=True)
     m = model("ur", [
         helper.make_node("RandomNormal", [], ["noise"], name="add_noise", shape=[1, 4]),
@@ -112,6 +113,11 @@ def unsupported(out):
     ], [("x", [1, 4])], ["y"], {})
     onnx.save(m, d / "network.onnx")
     (d / "input.json").write_text(json.dumps({"input_data": [[0.1, 0.2, 0.3, 0.4]]}) + "\n")
+    d = out / "hardmax"
+    d.mkdir(parents=True, exist_ok=True)
+    m = model("hm", [helper.make_node("Hardmax", ["x"], ["y"], name="pick", axis=-1)], [("x", [1, 4])], ["y"], {})
+    onnx.save(m, d / "network.onnx")
+    (d / "input.json").write_text(json.dumps({"input_data": [[0.1, 0.4, 0.3, 0.2]]}) + "\n")
 
 
 if __name__ == "__main__":

@@ -232,17 +232,17 @@ fn bad_input_is_a_clear_error() {
         ],
         "malformed ONNX",
     );
-    let log = example("log");
+    let random = zkinfer_model::corpus::manifest_dir().join("tests/refused/random_normal");
     expect_failure(
         &[
             "compile",
-            p(&log.join("network.onnx")),
+            p(&random.join("network.onnx")),
             "--calibration",
-            p(&log.join("input.json")),
+            p(&random.join("input.json")),
             "--out",
             p(&out),
         ],
-        "unsupported op Ln at node",
+        "unsupported op RandomNormal at ONNX node \"add_noise\"",
     );
     // A proof budget no circuit shape can meet, and a k too small for a 4,097-row table.
     expect_failure(

@@ -15,7 +15,7 @@ pub enum ModelError {
     #[error("malformed ONNX model: {0}")]
     Malformed(String),
     /// A node uses an op the quantized pipeline does not support.
-    #[error("unsupported op {op} at node #{node_id} \"{node}\"{detail}")]
+    #[error("{}", unsupported_message(.node, *.node_id, .op, .onnx.as_ref(), .detail))]
     UnsupportedOp {
         /// Node name in the (decluttered) graph.
         node: String,
@@ -23,6 +23,8 @@ pub enum ModelError {
         node_id: usize,
         /// The op, as tract names it after decluttering.
         op: String,
+        /// The ONNX node it comes from, as the file names it: (name, op type).
+        onnx: Option<(String, String)>,
         /// Extra detail (starting with ": "), or empty.
         detail: String,
     },
@@ -57,3 +59,20 @@ pub enum ModelError {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// "unsupported op Hardmax at ONNX node \"y\" (tract: Reduce<ArgMax(false)> at #3
+/// \"y.argmax\")": the user's names first, tract's after them.
+fn unsupported_message(
+    node: &str,
+    node_id: usize,
+    op: &str,
+    onnx: Option<&(String, String)>,
+    detail: &str,
+) -> String {
+    match onnx {
+        Some((name, op_type)) => format!(
+            "unsupported op {op_type} at ONNX node \"{name}\" (tract: {op} at #{node_id} \"{node}\"){detail}"
+        ),
+        None => format!("unsupported op {op} at node #{node_id} \"{node}\"{detail}"),
+    }
+}

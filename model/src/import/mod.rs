@@ -36,8 +36,57 @@ pub fn load_onnx(path: &Path) -> Result<Graph> {
 
 /// Loads ONNX bytes and lowers them (dynamic dims such as `batch_size` become 1).
 pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
-    let typed = typed_model(bytes)?;
-    Lowering::new(&typed).run()
+    let onnx = tract_onnx::onnx();
+    let proto = onnx
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(malformed)?;
+    let nodes: Vec<(String, String)> = proto
+        .graph
+        .iter()
+        .flat_map(|g| g.node.iter())
+        .map(|n| (n.name.clone(), n.op_type.clone()))
+        .collect();
+    let inference = onnx.model_for_proto_model(&proto).map_err(malformed)?;
+    let typed = typed_model(inference)?;
+    Lowering::new(&typed)
+        .run()
+        .map_err(|e| with_onnx_origin(e, &nodes))
+}
+
+/// Names the ONNX node (as the file names it, with its op type) that an unsupported tract
+/// node comes from. tract keeps an ONNX node's name for the node it becomes and names the
+/// nodes it splits it into `NAME.suffix`, so the origin is the longest ONNX name that is the
+/// tract name or a dotted prefix of it.
+fn with_onnx_origin(e: ModelError, onnx_nodes: &[(String, String)]) -> ModelError {
+    match e {
+        ModelError::UnsupportedOp {
+            node,
+            node_id,
+            op,
+            onnx: None,
+            detail,
+        } => {
+            let origin = onnx_nodes
+                .iter()
+                .filter(|(name, _)| {
+                    !name.is_empty()
+                        && (node == *name
+                            || node
+                                .strip_prefix(name.as_str())
+                                .is_some_and(|rest| rest.starts_with('.')))
+                })
+                .max_by_key(|(name, _)| name.len())
+                .cloned();
+            ModelError::UnsupportedOp {
+                node,
+                node_id,
+                op,
+                onnx: origin,
+                detail,
+            }
+        }
+        other => other,
+    }
 }
 
 fn malformed(e: impl std::fmt::Display) -> ModelError {
@@ -46,10 +95,7 @@ fn malformed(e: impl std::fmt::Display) -> ModelError {
 
 /// Types and declutters, fixing every symbolic dim to 1. Some graphs (a Tile over the batch
 /// dim) only declutter while the batch is still symbolic, so that order is the fallback.
-fn typed_model(bytes: &[u8]) -> Result<TypedModel> {
-    let inference = tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .map_err(malformed)?;
+fn typed_model(inference: InferenceModel) -> Result<TypedModel> {
     let typed = inference.into_typed().map_err(malformed)?;
     let concretize = |m: &TypedModel| -> TractResult<TypedModel> {
         let subs: HashMap<Symbol, TDim> = m
@@ -124,6 +170,7 @@ impl Ctx<'_> {
             node: self.name.to_string(),
             node_id: self.id,
             op: self.op.clone(),
+            onnx: None,
             detail: if d.is_empty() { d } else { format!(": {d}") },
         }
     }
@@ -344,6 +391,7 @@ impl<'m> Lowering<'m> {
             node: node.name.clone(),
             node_id: id,
             op: node.op.name().to_string(),
+            onnx: None,
             detail: format!(": {detail}"),
         }
     }

@@ -248,7 +248,7 @@ async fn upload_prove_poll_and_verify_over_http() {
             "{v}"
         );
         // A model whose output is fresh randomness: refused, naming the node.
-        let fixture = zkinfer_model::corpus::manifest_dir().join("tests/refused/random_normal");
+        let fixture = zkinfer_model::corpus::refused_dir("random_normal");
         let random = std::fs::read(fixture.join("network.onnx")).unwrap();
         let (s, v) = alice
             .upload(&[

@@ -232,7 +232,7 @@ fn bad_input_is_a_clear_error() {
         ],
         "malformed ONNX",
     );
-    let random = zkinfer_model::corpus::manifest_dir().join("tests/refused/random_normal");
+    let random = zkinfer_model::corpus::refused_dir("random_normal");
     expect_failure(
         &[
             "compile",

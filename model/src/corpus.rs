@@ -32,6 +32,11 @@ pub fn manifest_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// A model the importer must refuse, `model/tests/refused/NAME` (from any workspace member).
+pub fn refused_dir(name: &str) -> PathBuf {
+    manifest_dir().join("../model/tests/refused").join(name)
+}
+
 /// `../shared/ezkl-examples/NAME`, relative to the repository root (every workspace member
 /// sits one level below it).
 pub fn example_dir(name: &str) -> PathBuf {

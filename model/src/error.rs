@@ -15,7 +15,7 @@ pub enum ModelError {
     #[error("malformed ONNX model: {0}")]
     Malformed(String),
     /// A node uses an op the quantized pipeline does not support.
-    #[error("{}", unsupported_message(.node, *.node_id, .op, .onnx.as_ref(), .detail))]
+    #[error("{}", unsupported_message(.node, *.node_id, .op, .onnx.as_deref(), .detail))]
     UnsupportedOp {
         /// Node name in the (decluttered) graph.
         node: String,
@@ -24,7 +24,7 @@ pub enum ModelError {
         /// The op, as tract names it after decluttering.
         op: String,
         /// The ONNX node it comes from, as the file names it: (name, op type).
-        onnx: Option<(String, String)>,
+        onnx: Option<Box<(String, String)>>,
         /// Extra detail (starting with ": "), or empty.
         detail: String,
     },

@@ -1,13 +1,10 @@
 //! Models the importer refuses (`tests/refused`, made by scripts/make-op-fixtures.sh): the
 //! error names the node as the ONNX file does, with its op type, and tract's node after it.
 
-use zkinfer_model::{corpus::manifest_dir, load_onnx, ModelError};
+use zkinfer_model::{corpus::refused_dir, load_onnx, ModelError};
 
 fn refusal(name: &str) -> ModelError {
-    let path = manifest_dir()
-        .join("tests/refused")
-        .join(name)
-        .join("network.onnx");
+    let path = refused_dir(name).join("network.onnx");
     match load_onnx(&path) {
         Ok(_) => panic!("{name} loaded"),
         Err(e) => e,
@@ -21,7 +18,7 @@ fn a_random_node_is_named_as_the_file_names_it() {
         panic!("{e}")
     };
     assert_eq!(
-        onnx.as_ref(),
+        onnx.as_deref(),
         Some(&("add_noise".to_string(), "RandomNormal".to_string())),
         "{e}"
     );
@@ -39,7 +36,7 @@ fn a_node_tract_rewrites_is_still_named_as_the_file_names_it() {
         panic!("{e}")
     };
     assert_eq!(
-        onnx.as_ref(),
+        onnx.as_deref(),
         Some(&("pick".to_string(), "Hardmax".to_string())),
         "{e}"
     );

@@ -76,7 +76,8 @@ fn with_onnx_origin(e: ModelError, onnx_nodes: &[(String, String)]) -> ModelErro
                                 .is_some_and(|rest| rest.starts_with('.')))
                 })
                 .max_by_key(|(name, _)| name.len())
-                .cloned();
+                .cloned()
+                .map(Box::new);
             ModelError::UnsupportedOp {
                 node,
                 node_id,

@@ -92,6 +92,9 @@ pub enum UnaryFn {
     Erf,
     /// `x · Φ(x)`, the exact GELU.
     Gelu,
+    /// `8·ln x`, on `x > 0` only: the last step of `ln x = 8·ln x^(1/8)` (Log is lowered as
+    /// three square roots and this).
+    Ln8,
 }
 
 impl UnaryFn {
@@ -115,6 +118,7 @@ impl UnaryFn {
             UnaryFn::Exp => x.exp(),
             UnaryFn::Erf => libm::erf(x),
             UnaryFn::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            UnaryFn::Ln8 => 8.0 * x.ln(),
         }
     }
 }

@@ -157,6 +157,9 @@ pub const LOOKUP_TABLE_BITS: u32 = 12;
 /// `2^LOOKUP_TABLE_BITS` steps, keeping the contiguous run around zero whose values fit the
 /// activation range (so `e^x` stops where it would overflow: larger inputs are out of range).
 fn lookup_table(func: UnaryFn, scale: u32, act_bits: u32, node: &str) -> Result<LookupTable> {
+    if func == UnaryFn::Ln8 {
+        return root_log_table(scale, act_bits, node);
+    }
     let shift = act_bits.saturating_sub(LOOKUP_TABLE_BITS);
     let half_steps = 1i64 << (act_bits - 1 - shift);
     let limit = 1i128 << (act_bits - 1);
@@ -181,6 +184,39 @@ fn lookup_table(func: UnaryFn, scale: u32, act_bits: u32, node: &str) -> Result<
     let values = (lo..=hi)
         .map(|t| sample(t).expect("checked above"))
         .collect();
+    Ok(LookupTable { shift, lo, values })
+}
+
+/// `8·ln y` for `y` the eighth root of an activation (see the Log lowering): `y` is at most
+/// `(2^(act_bits−1) / 2^scale)^(1/8)`, so `2^LOOKUP_TABLE_BITS` samples spread over `(0, that]`
+/// rather than over the whole activation range. The table starts at the first sample that
+/// fits the activation range (`8·ln y` falls without bound as `y → 0`); smaller inputs, and
+/// `y = 0` (`ln 0`), are out of range.
+fn root_log_table(scale: u32, act_bits: u32, node: &str) -> Result<LookupTable> {
+    let func = UnaryFn::Ln8;
+    let unit = (1u64 << scale) as f64;
+    let limit = 1i128 << (act_bits - 1);
+    let max_in = ((limit as f64 / unit).powf(0.125) * unit).ceil() as i64 + 1;
+    let shift = (64 - (max_in as u64).leading_zeros()).saturating_sub(LOOKUP_TABLE_BITS);
+    let hi = (max_in >> shift) + 1;
+    let sample = |t: i64| -> Option<i64> {
+        let y = (func.apply((t << shift) as f64 / unit) * unit).round();
+        (y.is_finite() && (y as i128).abs() < limit).then_some(y as i64)
+    };
+    let lo = (1..=hi).find(|&t| sample(t).is_some()).ok_or_else(|| {
+        ModelError::TooLarge(format!(
+            "Log at node \"{node}\" does not fit the activation range: raise --scale"
+        ))
+    })?;
+    let values = (lo..=hi)
+        .map(|t| {
+            sample(t).ok_or_else(|| {
+                ModelError::TooLarge(format!(
+                    "Log at node \"{node}\" does not fit the activation range"
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok(LookupTable { shift, lo, values })
 }
 
@@ -558,6 +594,65 @@ mod tests {
             q.eval(&[vec![0, 0, 1 << 19]]),
             Err(ModelError::OutOfRange { .. })
         ));
+    }
+
+    /// Log as the importer lowers it: three square roots, then `8·ln y`.
+    fn log_graph() -> Graph {
+        Graph {
+            nodes: vec![
+                node(Op::Input { index: 0 }, vec![], vec![4]),
+                node(Op::Sqrt, vec![0], vec![4]),
+                node(Op::Sqrt, vec![1], vec![4]),
+                node(Op::Sqrt, vec![2], vec![4]),
+                node(Op::Unary { func: UnaryFn::Ln8 }, vec![3], vec![4]),
+            ],
+            inputs: vec![0],
+            outputs: vec![4],
+        }
+    }
+
+    #[test]
+    fn log_is_accurate_from_one_unit_up_and_refuses_zero_and_negatives() {
+        let opts = QuantizeOptions::default();
+        let q = quantize(&log_graph(), &[vec![0.01, 0.5, 2.0, 9.0]], &opts).unwrap();
+        let QOp::Lookup { table, .. } = &q.nodes[4].op else {
+            panic!("a lookup")
+        };
+        // The samples cover the eighth roots only: (2^(b-1) / 2^s)^(1/8) at most.
+        let unit = (1u64 << q.scale) as f64;
+        let max_root = (((1u64 << (q.act_bits - 1)) as f64 / unit).powf(0.125) * unit) as i64;
+        let last = table.lo + table.values.len() as i64 - 1;
+        assert!(
+            (last << table.shift) > max_root,
+            "the table reaches the largest root"
+        );
+        assert!(table.values.len() <= (1 << LOOKUP_TABLE_BITS) + 2);
+        // From one unit to the top of the range, within 1 % of the output range's unit scale.
+        let top = (1i64 << (q.act_bits - 1)) - 1;
+        let mut worst = 0f64;
+        let mut x = 1i64;
+        while x < top {
+            let xs = vec![x, (x + 1).min(top), x / 2 + 1, (3 * x / 2).min(top)];
+            let trace = q.eval(std::slice::from_ref(&xs)).unwrap();
+            for (i, &xi) in xs.iter().enumerate() {
+                let want = (xi as f64 / unit).ln();
+                let got = trace.values[4][i] as f64 / unit;
+                worst = worst.max((got - want).abs());
+            }
+            x = x * 5 / 4 + 1;
+        }
+        println!("log: worst |error| {worst:.2e} at scale {}", q.scale);
+        assert!(worst < 5e-3, "worst |error| {worst}");
+        // ln 0 and the log of a negative have no value: out of range, not a wrong number.
+        for bad in [0i64, -1, -12_345] {
+            assert!(
+                matches!(
+                    q.eval(&[vec![bad, 1, 1, 1]]),
+                    Err(ModelError::OutOfRange { .. })
+                ),
+                "x = {bad}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ const MORE: &[&str] = &[
     "max",
     "ltsf",
     "lenet_5",
+    "log",
 ];
 
 #[test]

@@ -308,6 +308,10 @@ impl<'m> Lowering<'m> {
                 self.lower_lstm_epilogue(id, &ins, op.hidden)?;
                 continue;
             }
+            if node.op.name() == "Ln" {
+                self.lower_ln(id, &ins)?;
+                continue;
+            }
             self.lower_node(id, &ins)?;
         }
         // Graph inputs must come out in declaration order.
@@ -523,6 +527,34 @@ impl<'m> Lowering<'m> {
         };
         let y = self.push(name, src, div, vec![x, rms], shape);
         self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+        Ok(())
+    }
+
+    /// Ln as `8·ln(x^(1/8))`: three square roots, then a table of `8·ln y`. A table of `ln x`
+    /// sampled evenly over the activation range interpolates badly near 0, where `ln` bends
+    /// hardest; the roots bring every positive input into `[2^(−s/8), 2^((b−s)/8)]` (about
+    /// 0.3 to 2), where a finely sampled table is accurate. The roots are exact integer square
+    /// roots with their own constraints; `x ≤ 0` has no logarithm and is refused as out of
+    /// range (the table starts above 0).
+    fn lower_ln(&mut self, id: usize, ins: &[Val]) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let x = self.variable_input(id, ins)?;
+        let shape = self.concrete_shape(node.inputs[0])?;
+        let src = "Log".to_string();
+        let mut y = x;
+        for i in 1..=3 {
+            y = self.push(
+                format!("{name}.root{i}"),
+                src.clone(),
+                Op::Sqrt,
+                vec![y],
+                shape.clone(),
+            );
+        }
+        let ln = Op::Unary { func: UnaryFn::Ln8 };
+        let out = self.push(name, src, ln, vec![y], shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(out));
         Ok(())
     }
 

@@ -101,6 +101,22 @@ def main(out):
     ], [("x", [1, 3, 6])], ["mean", "mx"], {}), [x(1, 3, 6)])
 
 
+def selects(out):
+    """Where with a constant condition (an attention mask): a variable branch against a
+    constant one, and two variable branches, broadcast. Its own generator, so the fixture is
+    the same whether made alone or with the rest."""
+    g = np.random.default_rng(11)
+    mask = np.array([[True, False, True, True], [False, True, False, True], [True, True, False, False]])
+    x = g.uniform(-1, 1, (1, 3, 4)).astype(np.float32)
+    m = model("wh", [
+        helper.make_node("Where", ["mask", "x", "neg"], ["masked"]),
+        helper.make_node("Mul", ["x", "x"], ["sq"]),
+        helper.make_node("Where", ["mask", "sq", "masked"], ["y"]),
+    ], [("x", [1, 3, 4])], ["y"], {"neg": np.array([-2.5], dtype=np.float32)})
+    m.graph.initializer.append(numpy_helper.from_array(mask, "mask"))
+    save(out, "where_const_mask", m, [x])
+
+
 def unsupported(out):
     """Models the importer must refuse, naming the ONNX node: one whose output is fresh
     randomness (RandomNormal: no circuit can prove it), and a Hardmax, which tract rewrites
@@ -113,6 +129,14 @@ def unsupported(out):
     ], [("x", [1, 4])], ["y"], {})
     onnx.save(m, d / "network.onnx")
     (d / "input.json").write_text(json.dumps({"input_data": [[0.1, 0.2, 0.3, 0.4]]}) + "\n")
+    d = out / "where_variable"
+    d.mkdir(parents=True, exist_ok=True)
+    m = model("wv", [
+        helper.make_node("Greater", ["x", "zero"], ["pos"]),
+        helper.make_node("Where", ["pos", "x", "zero"], ["y"], name="keep_positive"),
+    ], [("x", [1, 4])], ["y"], {"zero": np.array([0.0], dtype=np.float32)})
+    onnx.save(m, d / "network.onnx")
+    (d / "input.json").write_text(json.dumps({"input_data": [[0.1, -0.4, 0.3, -0.2]]}) + "\n")
     d = out / "hardmax"
     d.mkdir(parents=True, exist_ok=True)
     m = model("hm", [helper.make_node("Hardmax", ["x"], ["y"], name="pick", axis=-1)], [("x", [1, 4])], ["y"], {})
@@ -122,5 +146,6 @@ def unsupported(out):
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    selects(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         unsupported(Path(sys.argv[2]))

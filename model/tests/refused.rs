@@ -50,3 +50,18 @@ fn a_node_tract_rewrites_is_still_named_as_the_file_names_it() {
         "{e}"
     );
 }
+
+#[test]
+fn a_comparison_on_the_input_is_refused_naming_an_unnamed_node_by_its_output() {
+    let e = refusal("where_variable");
+    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
+        panic!("{e}")
+    };
+    // The comparison feeding the select is refused first; it has no name in the file.
+    assert_eq!(
+        onnx.as_deref(),
+        Some(&("unnamed, output pos".to_string(), "Greater".to_string())),
+        "{e}"
+    );
+    assert!(!detail.is_empty(), "a reason: {e}");
+}

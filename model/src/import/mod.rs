@@ -40,11 +40,25 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
     let proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(malformed)?;
-    let nodes: Vec<(String, String)> = proto
+    // tract names a node as the file does, or after its first output when it has no name.
+    let nodes: Vec<OnnxNode> = proto
         .graph
         .iter()
         .flat_map(|g| g.node.iter())
-        .map(|n| (n.name.clone(), n.op_type.clone()))
+        .filter_map(|n| {
+            let first_output = n.output.first().filter(|o| !o.is_empty());
+            let (key, shown) = if !n.name.is_empty() {
+                (n.name.clone(), n.name.clone())
+            } else {
+                let out = first_output?;
+                (out.clone(), format!("unnamed, output {out}"))
+            };
+            Some(OnnxNode {
+                key,
+                shown,
+                op_type: n.op_type.clone(),
+            })
+        })
         .collect();
     let inference = onnx.model_for_proto_model(&proto).map_err(malformed)?;
     let typed = typed_model(inference)?;
@@ -53,11 +67,18 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
         .map_err(|e| with_onnx_origin(e, &nodes))
 }
 
+/// An ONNX node: the name tract gives it, the name to show, its op type.
+struct OnnxNode {
+    key: String,
+    shown: String,
+    op_type: String,
+}
+
 /// Names the ONNX node (as the file names it, with its op type) that an unsupported tract
 /// node comes from. tract keeps an ONNX node's name for the node it becomes and names the
 /// nodes it splits it into `NAME.suffix`, so the origin is the longest ONNX name that is the
 /// tract name or a dotted prefix of it.
-fn with_onnx_origin(e: ModelError, onnx_nodes: &[(String, String)]) -> ModelError {
+fn with_onnx_origin(e: ModelError, onnx_nodes: &[OnnxNode]) -> ModelError {
     match e {
         ModelError::UnsupportedOp {
             node,
@@ -68,16 +89,14 @@ fn with_onnx_origin(e: ModelError, onnx_nodes: &[(String, String)]) -> ModelErro
         } => {
             let origin = onnx_nodes
                 .iter()
-                .filter(|(name, _)| {
-                    !name.is_empty()
-                        && (node == *name
-                            || node
-                                .strip_prefix(name.as_str())
-                                .is_some_and(|rest| rest.starts_with('.')))
+                .filter(|n| {
+                    node == n.key
+                        || node
+                            .strip_prefix(n.key.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
                 })
-                .max_by_key(|(name, _)| name.len())
-                .cloned()
-                .map(Box::new);
+                .max_by_key(|n| n.key.len())
+                .map(|n| Box::new((n.shown.clone(), n.op_type.clone())));
             ModelError::UnsupportedOp {
                 node,
                 node_id,
@@ -779,6 +798,8 @@ impl<'m> Lowering<'m> {
                 op: Op::Unary { func },
                 slots: vec![0],
             }
+        } else if ctx.op == "Iff" {
+            movement::select(&ctx)?
         } else if movement::is_movement(node.op.as_ref()) {
             movement::lower(&ctx, node.op.as_ref())?
         } else {

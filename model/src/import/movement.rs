@@ -131,3 +131,62 @@ pub(crate) fn lower(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
         slots,
     })
 }
+
+/// `Where(cond, a, b)` (tract's Iff) with a constant condition: each output element is one
+/// of `a`'s or `b`'s (or a constant), chosen when the model is compiled. Attention masks are
+/// made this way. A condition computed from the input needs a comparison in the circuit,
+/// which this does not provide: it is refused.
+pub(crate) fn select(ctx: &Ctx) -> Result<Lowered> {
+    if !ctx.is_const(0) {
+        return Err(ctx.unsupported("the condition depends on the input"));
+    }
+    let cond = ctx.const_f32(0)?;
+    let out_len = ctx.out_len();
+    if out_len > MAX_TENSOR_ELEMENTS {
+        return Err(ctx.shape_err(format!("{out_len} elements")));
+    }
+    let src_idx = |slot: usize| -> Vec<usize> {
+        let st = super::shape::strides(&ctx.in_shapes[slot]);
+        (0..out_len)
+            .map(|o| {
+                super::shape::broadcast_source(
+                    &super::shape::unravel(o, &ctx.out_shape),
+                    &ctx.in_shapes[slot],
+                    &st,
+                )
+            })
+            .collect()
+    };
+    let (ci, ai, bi) = (src_idx(0), src_idx(1), src_idx(2));
+    // The variable branches become the op's slots, in order.
+    let mut slots = Vec::new();
+    let mut branch = |slot: usize| -> Result<Result<u32, Vec<f32>>> {
+        if ctx.is_const(slot) {
+            Ok(Err(ctx.const_f32(slot)?))
+        } else {
+            slots.push(slot);
+            Ok(Ok(slots.len() as u32 - 1))
+        }
+    };
+    let (a, b) = (branch(1)?, branch(2)?);
+    let pick = |side: &Result<u32, Vec<f32>>, idx: usize| match side {
+        Ok(slot) => Src::Elem {
+            slot: *slot,
+            idx: idx as u32,
+        },
+        Err(values) => Src::Const(values[idx]),
+    };
+    let srcs = (0..out_len)
+        .map(|o| {
+            if cond[ci[o]] != 0.0 {
+                pick(&a, ai[o])
+            } else {
+                pick(&b, bi[o])
+            }
+        })
+        .collect();
+    Ok(Lowered {
+        op: Op::Remap { srcs },
+        slots,
+    })
+}

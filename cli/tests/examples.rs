@@ -68,8 +68,8 @@ fn proving_slice_models_prove_verify_and_match_onnxruntime() {
 }
 
 /// Models with non-linear functions (lookup tables), softmax and layer norm (division and
-/// square root), Log (square roots and a table) and an LSTM cell; with these, all 13 models
-/// of EZKL's baseline prove.
+/// square root), Log (square roots and a table), LSTM and GRU cells; with these, all 13
+/// models of EZKL's baseline prove.
 const FUNCTION_MODELS: &[&str] = &[
     "1l_sqrt",
     "1l_leakyrelu",
@@ -83,6 +83,7 @@ const FUNCTION_MODELS: &[&str] = &[
     "1l_gelu_noappx",
     "2l_relu_sigmoid_conv",
     "rnn",
+    "gru",
 ];
 
 #[test]

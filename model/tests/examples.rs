@@ -16,6 +16,7 @@ const MORE: &[&str] = &[
     "ltsf",
     "lenet_5",
     "log",
+    "gru",
 ];
 
 #[test]

@@ -3,6 +3,7 @@
 mod linear;
 mod movement;
 mod pool;
+mod recurrent;
 mod shape;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::gru_cell::GruEpilogue;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
 use tract_onnx::tract_core::ops::nn::{LeakyRelu, Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind};
@@ -325,6 +327,10 @@ impl<'m> Lowering<'m> {
             }
             if let Some(op) = node.op_as::<LstmEpilogue>() {
                 self.lower_lstm_epilogue(id, &ins, op.hidden)?;
+                continue;
+            }
+            if let Some(op) = node.op_as::<GruEpilogue>() {
+                self.lower_gru_epilogue(id, &ins, op.hidden)?;
                 continue;
             }
             if node.op.name() == "Ln" {

@@ -117,6 +117,24 @@ def selects(out):
     save(out, "where_const_mask", m, [x])
 
 
+def transposed_and_elu(out):
+    """ConvTranspose (strides, asymmetric pads, output padding, groups, bias) and Elu with
+    inputs far past where e^x would overflow. Own generator, as `selects`."""
+    g = np.random.default_rng(13)
+    x = g.uniform(-1, 1, (1, 4, 5, 5)).astype(np.float32)
+    save(out, "conv_transpose_groups", model("ct", [
+        helper.make_node("ConvTranspose", ["x", "W", "B"], ["y"], group=2, strides=[2, 2],
+                         pads=[1, 0, 1, 1], output_padding=[1, 0]),
+    ], [("x", [1, 4, 5, 5])], ["y"], {
+        "W": (g.standard_normal((4, 3, 3, 3)) * 0.5).astype(np.float32),
+        "B": (g.standard_normal(6) * 0.5).astype(np.float32),
+    }), [x])
+    e = np.array([[-6.0, -2.0, -0.5, 0.0, 0.25, 3.0, 12.0, 40.0]], dtype=np.float32)
+    save(out, "elu_alpha", model("el", [
+        helper.make_node("Elu", ["x"], ["y"], alpha=0.7),
+    ], [("x", [1, 8])], ["y"], {}), [e])
+
+
 def unsupported(out):
     """Models the importer must refuse, naming the ONNX node: one whose output is fresh
     randomness (RandomNormal: no circuit can prove it), and a Hardmax, which tract rewrites
@@ -147,5 +165,6 @@ def unsupported(out):
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
     selects(Path(sys.argv[1]))
+    transposed_and_elu(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         unsupported(Path(sys.argv[2]))

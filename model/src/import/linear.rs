@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 
+use tract_onnx::prelude::*;
+
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::pool::{Geometry, Layout};
 use super::shape::{broadcast_source, strides, unravel};
-use super::{Ctx, Lowered};
+use super::{tensor_f32, Ctx, Lowered};
 use crate::error::Result;
 use crate::graph::{ExtremumKind, Op, Src};
 use crate::sparse::Rows;
@@ -305,4 +307,70 @@ pub(crate) fn binary(ctx: &Ctx, name: &str) -> Result<Lowered> {
         }
         _ => Err(ctx.unsupported(format!("{name} on these operands"))),
     }
+}
+
+/// Largest input a probed op may have: one evaluation of the op per input element.
+const MAX_PROBES: usize = 1 << 15;
+
+/// An op that is affine in its one variable input, with its other inputs constant
+/// (ConvTranspose: kernel and bias), lowered by evaluating tract's own implementation on probes:
+/// the bias is `f(0)` and input `i`'s coefficients are `f(eᵢ) − f(0)`. Exact with respect to
+/// tract's semantics (strides, pads, dilations, groups, output padding) without restating them,
+/// as data movement is lowered by evaluating on codes.
+pub(crate) fn probe_affine(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
+    let variable: Vec<usize> = (0..ctx.consts.len())
+        .filter(|&s| !ctx.is_const(s))
+        .collect();
+    let [slot] = variable[..] else {
+        return Err(ctx.unsupported("expected one variable input and constant weights"));
+    };
+    let n_in: usize = ctx.in_shapes[slot].iter().product();
+    if n_in > MAX_PROBES {
+        return Err(ctx.shape_err(format!(
+            "{n_in} input elements (at most {MAX_PROBES} for this op)"
+        )));
+    }
+    let eval = |x: Tensor| -> Result<Vec<f32>> {
+        let inputs: TVec<TValue> = (0..ctx.consts.len())
+            .map(|s| match &ctx.consts[s] {
+                Some(t) => TValue::from_const(t.clone()),
+                None => x.clone().into_tvalue(),
+            })
+            .collect();
+        let out = op
+            .eval_out_of_plan(inputs)
+            .ok()
+            .flatten()
+            .and_then(|o| o.into_iter().next())
+            .ok_or_else(|| ctx.unsupported("tract cannot evaluate this op"))?;
+        tensor_f32(&out.into_arc_tensor()).map_err(|e| ctx.unsupported(e))
+    };
+    let shape = ctx.in_shapes[slot].clone();
+    let probe = |one: Option<usize>| -> Result<Tensor> {
+        let mut v = vec![0f32; n_in];
+        if let Some(i) = one {
+            v[i] = 1.0;
+        }
+        Tensor::from_shape(&shape, &v).map_err(|e| ctx.unsupported(format!("{e}")))
+    };
+    let bias = eval(probe(None)?)?;
+    if bias.len() != ctx.out_len() {
+        return Err(ctx.shape_err("the output does not have the declared shape"));
+    }
+    let mut terms: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); bias.len()];
+    for i in 0..n_in {
+        for (o, (y, b)) in eval(probe(Some(i))?)?.iter().zip(&bias).enumerate() {
+            let c = y - b;
+            if c != 0.0 {
+                terms[o].push((0, i as u32, c));
+            }
+        }
+    }
+    Ok(Lowered {
+        op: Op::Linear {
+            terms: terms.into_iter().collect(),
+            bias,
+        },
+        slots: vec![slot],
+    })
 }

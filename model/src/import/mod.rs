@@ -4,6 +4,7 @@ mod linear;
 mod movement;
 mod pool;
 mod recurrent;
+mod rewrite;
 mod shape;
 
 use std::collections::HashMap;
@@ -39,7 +40,7 @@ pub fn load_onnx(path: &Path) -> Result<Graph> {
 /// Loads ONNX bytes and lowers them (dynamic dims such as `batch_size` become 1).
 pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
     let onnx = tract_onnx::onnx();
-    let proto = onnx
+    let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(malformed)?;
     // tract names a node as the file does, or after its first output when it has no name.
@@ -62,6 +63,9 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
             })
         })
         .collect();
+    if let Some(graph) = proto.graph.as_mut() {
+        rewrite::rewrite(graph);
+    }
     let inference = onnx.model_for_proto_model(&proto).map_err(malformed)?;
     let typed = typed_model(inference)?;
     Lowering::new(&typed)
@@ -804,6 +808,8 @@ impl<'m> Lowering<'m> {
                 op: Op::Unary { func },
                 slots: vec![0],
             }
+        } else if ctx.op == "Deconv" {
+            linear::probe_affine(&ctx, node.op.as_ref())?
         } else if ctx.op == "Iff" {
             movement::select(&ctx)?
         } else if movement::is_movement(node.op.as_ref()) {

@@ -12,15 +12,25 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install -q "moto[server]==5.2.5" >&2
 fi
-if ! curl -sf "$endpoint/moto-api/" >/dev/null 2>&1; then
+# HTTP from the venv's Python, so the script needs no curl.
+http() { "$venv/bin/python" - "$@" <<'PY'
+import sys, urllib.request
+method, url = sys.argv[1], sys.argv[2]
+try:
+    urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5)
+except Exception:
+    sys.exit(1)
+PY
+}
+if ! http GET "$endpoint/moto-api/"; then
   nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$venv/server.log" 2>&1 &
   for _ in $(seq 1 60); do
-    curl -sf "$endpoint/moto-api/" >/dev/null 2>&1 && break
+    http GET "$endpoint/moto-api/" && break
     sleep 0.5
   done
-  curl -sf "$endpoint/moto-api/" >/dev/null || { echo "moto did not start: $venv/server.log" >&2; exit 1; }
+  http GET "$endpoint/moto-api/" || { echo "moto did not start: $venv/server.log" >&2; exit 1; }
 fi
 # moto does not check signatures: an unsigned PUT makes the bucket (an existing one is kept).
-curl -sf -X PUT "$endpoint/zkinfer-test" >/dev/null || true
-curl -sf "$endpoint/zkinfer-test" >/dev/null || { echo "bucket zkinfer-test missing" >&2; exit 1; }
+http PUT "$endpoint/zkinfer-test" || true
+http GET "$endpoint/zkinfer-test" || { echo "bucket zkinfer-test missing" >&2; exit 1; }
 echo "$endpoint"

@@ -333,3 +333,61 @@ fn bad_input_is_a_clear_error() {
         "k must be in",
     );
 }
+
+/// A calibration file with many samples sizes the ranges for all of them: an input like the
+/// largest sample proves, where a one-sample calibration refuses it before proving, naming
+/// the node and the range.
+#[test]
+fn calibration_samples_widen_the_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = example("1l_mlp");
+    let input = read_json(&e.join("input.json"));
+    let large: Vec<f64> = input["input_data"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() * 40.0 + 3.0)
+        .collect();
+    let large_input = tmp.path().join("large.json");
+    write(&large_input, &serde_json::json!({ "input_data": [large] }));
+    let samples = tmp.path().join("samples.json");
+    write(
+        &samples,
+        &serde_json::json!({ "input_data": input["input_data"], "calibration_samples": [[large]] }),
+    );
+    let (one, many) = (tmp.path().join("one"), tmp.path().join("many"));
+    let model = e.join("network.onnx");
+    for (dir, cal) in [(&one, e.join("input.json")), (&many, samples)] {
+        expect_success(&[
+            "compile",
+            p(&model),
+            "--calibration",
+            p(&cal),
+            "--out",
+            p(dir),
+        ]);
+        expect_success(&["setup", p(dir)]);
+    }
+    let proof = tmp.path().join("proof.json");
+    expect_failure(
+        &[
+            "prove",
+            p(&one),
+            "--input",
+            p(&large_input),
+            "--out",
+            p(&proof),
+        ],
+        "out of range",
+    );
+    assert!(!proof.exists(), "no proof written");
+    expect_success(&[
+        "prove",
+        p(&many),
+        "--input",
+        p(&large_input),
+        "--out",
+        p(&proof),
+    ]);
+    expect_success(&["verify", p(&many), p(&proof)]);
+}

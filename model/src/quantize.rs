@@ -42,15 +42,34 @@ const MAX_ACT_BITS: u32 = 48;
 
 /// Quantizes `graph`, calibrating ranges on `calibration` (float inputs).
 pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions) -> Result<QGraph> {
+    quantize_samples(graph, &[calibration.to_vec()], opts)
+}
+
+/// Quantizes `graph`, calibrating ranges on every sample (each one float input set): the
+/// activation width covers the largest value any sample drives any range-checked node to.
+pub fn quantize_samples(
+    graph: &Graph,
+    samples: &[Vec<Vec<f64>>],
+    opts: &QuantizeOptions,
+) -> Result<QGraph> {
     if opts.scale == 0 || opts.scale > 24 || opts.param_scale > 24 {
         return Err(ModelError::Input("scales must be in 1..=24".into()));
     }
+    if samples.is_empty() {
+        return Err(ModelError::Input("no calibration sample".into()));
+    }
     let graph = fuse_affine_chains(graph);
-    check_calibration(&graph, calibration)?;
-    let float_vals = graph.eval(calibration);
+    // Each node's largest |value| over the samples (one evaluation at a time in memory).
+    let mut node_max = vec![0f64; graph.nodes.len()];
+    for sample in samples {
+        check_calibration(&graph, sample)?;
+        for (m, vals) in node_max.iter_mut().zip(graph.eval(sample)) {
+            *m = vals.iter().fold(*m, |m, v| m.max(v.abs()));
+        }
+    }
     let s = opts.scale;
     let unit = (1u64 << s) as f64;
-    // Widest range-checked value on the calibration input.
+    // Widest range-checked value over the calibration samples.
     let mut max_abs = 1.0f64;
     let mut nodes: Vec<QNode> = Vec::with_capacity(graph.nodes.len());
     for (id, node) in graph.nodes.iter().enumerate() {
@@ -113,9 +132,7 @@ pub fn quantize(graph: &Graph, calibration: &[Vec<f64>], opts: &QuantizeOptions)
             },
         };
         if op.is_range_checked() {
-            max_abs = float_vals[id]
-                .iter()
-                .fold(max_abs, |m, v| m.max(v.abs() * unit));
+            max_abs = max_abs.max(node_max[id] * unit);
         }
         nodes.push(QNode {
             name: node.name.clone(),
@@ -552,6 +569,40 @@ mod tests {
         }
         let r = quantize(&g, &[vec![1.0, 0.5]], &opts);
         assert!(matches!(r, Err(ModelError::TooLarge(_))), "{r:?}");
+    }
+
+    #[test]
+    fn ranges_cover_every_calibration_sample() {
+        let opts = QuantizeOptions::default();
+        let small = vec![vec![1.0, 0.5]];
+        let large = vec![vec![40.0, -30.0]];
+        let one = quantize(&tiny(), &small, &opts).unwrap();
+        let both = quantize_samples(&tiny(), &[small.clone(), large.clone()], &opts).unwrap();
+        // The same as calibrating on the large sample alone: the width follows the widest.
+        let alone = quantize(&tiny(), &large, &opts).unwrap();
+        assert_eq!(both.act_bits, alone.act_bits);
+        assert!(
+            both.act_bits > one.act_bits,
+            "{} vs {}",
+            both.act_bits,
+            one.act_bits
+        );
+        // An input like the large sample is out of range for the small calibration only.
+        let x = one.quantize_input(&large);
+        let refused = x.and_then(|x| one.eval(&x));
+        assert!(
+            matches!(refused, Err(ModelError::OutOfRange { .. })),
+            "{refused:?}"
+        );
+        both.eval(&both.quantize_input(&large).unwrap()).unwrap();
+        assert!(matches!(
+            quantize_samples(&tiny(), &[], &opts),
+            Err(ModelError::Input(_))
+        ));
+        assert!(matches!(
+            quantize_samples(&tiny(), &[small, vec![vec![1.0]]], &opts),
+            Err(ModelError::Input(_))
+        ));
     }
 
     fn unary(func: UnaryFn) -> Graph {

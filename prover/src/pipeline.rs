@@ -22,8 +22,8 @@ use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity::{self, VerifierFolder};
 use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{
-    load_onnx_bytes, parse_input_json, quantize, sha256_hex, ModelError, QGraph, QOp,
-    QuantizeOptions,
+    load_onnx_bytes, parse_calibration_json, parse_input_json, quantize_samples, sha256_hex,
+    ModelError, QGraph, QOp, QuantizeOptions,
 };
 
 use crate::error::ProverError;
@@ -83,9 +83,17 @@ pub fn compile(
     let t = Instant::now();
     let bytes = read_file(model)?;
     let graph = load_onnx_bytes(&bytes)?;
-    let calib = read_input(calibration)?;
-    let q = quantize(&graph, &calib, &opts.quantize)?;
-    let qcal = q.quantize_input(&calib)?;
+    let text = String::from_utf8(read_file(calibration)?)
+        .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", calibration.display())))?;
+    let samples = parse_calibration_json(&text)?;
+    let q = quantize_samples(&graph, &samples, &opts.quantize)?;
+    // Every sample must evaluate within the ranges it calibrated (headroom included).
+    for (k, sample) in samples.iter().enumerate() {
+        q.eval(&q.quantize_input(sample)?)
+            .map_err(|e| ModelError::Input(format!("calibration sample {k} does not fit: {e}")))?;
+    }
+    // The first sample lays the circuit out (shapes and break points do not depend on values).
+    let qcal = q.quantize_input(&samples[0])?;
     info!(
         nodes = q.nodes.len(),
         terms = q.total_terms(),

@@ -214,7 +214,7 @@ pub(super) async fn upload(
     };
     let text = std::str::from_utf8(&calibration)
         .map_err(|_| bad("invalid_input", "calibration is not UTF-8 JSON"))?;
-    zkinfer_model::parse_input_json(text).map_err(|e| bad("invalid_input", e.to_string()))?;
+    zkinfer_model::parse_calibration_json(text).map_err(|e| bad("invalid_input", e.to_string()))?;
     // Parsing the ONNX graph is cheap next to compiling it; it runs off the async threads.
     let graph = {
         let onnx = onnx.clone();

@@ -3,7 +3,8 @@
 # EZKL example corpus expected at ../shared/ezkl-examples, plus the shipped example model, and
 # ceremony-file tests on a public .ptau that scripts/fetch-ptau.sh fetches, and Solidity
 # verifiers compiled by solcjs (scripts/install-solc.sh) and run in an in-process EVM, and the
-# service's queue on SQLite and on PostgreSQL (scripts/postgres.sh).
+# service's queue on SQLite and on PostgreSQL (scripts/postgres.sh), the bucket store on moto's
+# S3 server (scripts/s3.sh), and ONNX's operator test cases (scripts/onnx-op-cases.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -24,4 +25,7 @@ ZKINFER_TEST_POSTGRES="$(scripts/postgres.sh)"
 ZKINFER_TEST_S3="$(scripts/s3.sh)"
 export ZKINFER_TEST_S3
 export ZKINFER_TEST_POSTGRES
+# ONNX's own operator test cases (from the onnx package on PyPI, generated once).
+ZKINFER_ONNX_CASES="$(scripts/onnx-op-cases.sh)"
+export ZKINFER_ONNX_CASES
 cargo test --workspace

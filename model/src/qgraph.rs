@@ -100,6 +100,26 @@ impl LookupTable {
         Some((y0 + floor_shift((y1 - y0) * r + half, self.shift)) as i64)
     }
 
+    /// The largest `|f(x) − table(x)|` over the table's domain, in real units at `scale`:
+    /// linear interpolation between samples bends less than `f`, most between samples.
+    /// Checked at eight points per interval (exact for the sample points themselves).
+    pub fn max_error(&self, func: UnaryFn, scale: u32) -> f64 {
+        let unit = (1u64 << scale) as f64;
+        let step = 1i64 << self.shift;
+        let mut worst = 0f64;
+        for i in 0..self.values.len().saturating_sub(1) {
+            let t = self.lo + i as i64;
+            for j in 0..8 {
+                let x = (t << self.shift) + j * step / 8;
+                if let Some(y) = self.eval(x) {
+                    let exact = func.apply(x as f64 / unit);
+                    worst = worst.max((y as f64 / unit - exact).abs());
+                }
+            }
+        }
+        worst
+    }
+
     /// The largest `|value|` in the table (every interpolated output lies within it).
     pub fn max_abs(&self) -> u128 {
         self.values
@@ -276,6 +296,18 @@ fn overflow(node: &str) -> ModelError {
 }
 
 impl QGraph {
+    /// The largest interpolation error of any of its lookup tables, in real units (0 without
+    /// tables): what a function node adds to the fixed-point rounding error.
+    pub fn lookup_error(&self) -> f64 {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.op {
+                QOp::Lookup { func, table } => Some(table.max_error(*func, self.scale)),
+                _ => None,
+            })
+            .fold(0.0, f64::max)
+    }
+
     /// Shapes of the graph inputs.
     pub fn input_shapes(&self) -> Vec<Vec<usize>> {
         self.inputs

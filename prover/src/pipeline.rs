@@ -475,8 +475,10 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     if p.params.functions {
         let _ = writeln!(
             out,
-            "functions        {} lookups into {} table rows",
-            p.function_rows, p.table_rows
+            "functions        {} lookups into {} table rows, interpolation error ≤ {:.2e}",
+            p.function_rows,
+            p.table_rows,
+            folder.q.lookup_error()
         );
     }
     let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);

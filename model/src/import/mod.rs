@@ -337,6 +337,10 @@ impl<'m> Lowering<'m> {
                 self.lower_gru_epilogue(id, &ins, op.hidden)?;
                 continue;
             }
+            if node.op.name() == "Abs" {
+                self.lower_max_scaled(id, &ins, -1.0, "Abs")?;
+                continue;
+            }
             if node.op.name() == "Ln" {
                 self.lower_ln(id, &ins)?;
                 continue;
@@ -589,15 +593,20 @@ impl<'m> Lowering<'m> {
 
     /// LeakyRelu as `max(x, α·x)` (for `0 ≤ α ≤ 1`): a scaling node, then an element-wise max.
     fn lower_leaky_relu(&mut self, id: usize, ins: &[Val], alpha: f32) -> Result<()> {
-        let node = &self.model.nodes[id];
-        let name = node.name.clone();
-        let x = self.variable_input(id, ins)?;
         if !(0.0..=1.0).contains(&alpha) {
             return Err(self.unsupported(id, "alpha must be in [0, 1]"));
         }
+        self.lower_max_scaled(id, ins, alpha, "LeakyRelu")
+    }
+
+    /// `max(x, α·x)`: LeakyRelu for `0 ≤ α ≤ 1`, Abs for `α = −1`.
+    fn lower_max_scaled(&mut self, id: usize, ins: &[Val], alpha: f32, src: &str) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let x = self.variable_input(id, ins)?;
         let shape = self.concrete_shape(node.inputs[0])?;
         let n: usize = shape.iter().product();
-        let src = "LeakyRelu".to_string();
+        let src = src.to_string();
         let scaled = Op::Linear {
             terms: (0..n as u32).map(|i| vec![(0, i, alpha)]).collect(),
             bias: vec![0.0; n],
@@ -797,6 +806,15 @@ impl<'m> Lowering<'m> {
             Lowered {
                 op: Op::Bilinear { pairs },
                 slots: vec![0, 0],
+            }
+        } else if ctx.op == "Neg" {
+            let n = ctx.out_len();
+            Lowered {
+                op: Op::Linear {
+                    terms: (0..n as u32).map(|i| vec![(0, i, -1.0)]).collect(),
+                    bias: vec![0.0; n],
+                },
+                slots: vec![0],
             }
         } else if ctx.op == "Sqrt" {
             Lowered {

@@ -89,6 +89,7 @@ pub(crate) struct Geometry {
     strides: Vec<usize>,
     dilations: Vec<usize>,
     pad_before: Vec<usize>,
+    pad_after: Vec<usize>,
 }
 
 impl Geometry {
@@ -106,6 +107,7 @@ impl Geometry {
             in_spatial: in_spatial.to_vec(),
             out_spatial: padded.iter().map(|p| p.convoluted).collect(),
             pad_before: padded.iter().map(|p| p.pad_before).collect(),
+            pad_after: padded.iter().map(|p| p.pad_after).collect(),
             kernel,
             strides,
             dilations,
@@ -118,6 +120,21 @@ impl Geometry {
     }
 
     /// For output position `p`: each kernel offset and the input position it reads (None in padding).
+    /// Taps of the window at `p` inside the padded input (`[−pad_before, in + pad_after)` on
+    /// each axis): AveragePool's divisor with `count_include_pad`. In ceil mode the last
+    /// windows overhang even the padding, and ONNX does not count the overhang.
+    pub fn padded_count(&self, p: &[usize]) -> usize {
+        (0..self.kernel_len())
+            .filter(|&k| {
+                let q = unravel(k, &self.kernel);
+                (0..q.len()).all(|d| {
+                    let x = p[d] * self.strides[d] + q[d] * self.dilations[d];
+                    x < self.in_spatial[d] + self.pad_before[d] + self.pad_after[d]
+                })
+            })
+            .count()
+    }
+
     pub fn window(&self, p: &[usize]) -> Vec<(Vec<usize>, Option<Vec<usize>>)> {
         (0..self.kernel_len())
             .map(|k| {
@@ -153,7 +170,7 @@ fn pool_rows(ctx: &Ctx, spec: &PoolSpec) -> Result<Vec<(Vec<u32>, usize)>> {
                 .filter_map(|(_, pos)| pos)
                 .map(|pos| lin.flat(n, c, &pos) as u32)
                 .collect();
-            (valid, geo.kernel_len())
+            (valid, geo.padded_count(&p))
         })
         .collect())
 }

@@ -341,6 +341,10 @@ impl<'m> Lowering<'m> {
                 self.lower_max_scaled(id, &ins, -1.0, "Abs")?;
                 continue;
             }
+            if node.op.name() == "Rsqrt" {
+                self.lower_rsqrt(id, &ins)?;
+                continue;
+            }
             if node.op.name() == "Ln" {
                 self.lower_ln(id, &ins)?;
                 continue;
@@ -591,6 +595,42 @@ impl<'m> Lowering<'m> {
         Ok(())
     }
 
+    /// Rsqrt (LayerNormalization's `1/√(var + ε)`) as a square root, then `1 / s` by the
+    /// division chip against a constant 1: the same steps as the division by `√(var + ε)`
+    /// that LayerNorm lowers to elsewhere. `x ≤ 0` is refused (the division needs `s ≥ 1`
+    /// unit).
+    fn lower_rsqrt(&mut self, id: usize, ins: &[Val]) -> Result<()> {
+        let node = &self.model.nodes[id];
+        let name = node.name.clone();
+        let x = self.variable_input(id, ins)?;
+        let shape = self.concrete_shape(node.inputs[0])?;
+        let n: usize = shape.iter().product();
+        let src = "Rsqrt".to_string();
+        let root = self.push(
+            format!("{name}.sqrt"),
+            src.clone(),
+            Op::Sqrt,
+            vec![x],
+            shape.clone(),
+        );
+        let one = self.push(
+            format!("{name}.one"),
+            src.clone(),
+            Op::Linear {
+                terms: vec![Vec::new()].into_iter().collect(),
+                bias: vec![1.0],
+            },
+            vec![root],
+            vec![1],
+        );
+        let div = Op::Divide {
+            pairs: (0..n as u32).map(|i| (0, i)).collect(),
+        };
+        let y = self.push(name, src, div, vec![one, root], shape);
+        self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+        Ok(())
+    }
+
     /// LeakyRelu as `max(x, α·x)` (for `0 ≤ α ≤ 1`): a scaling node, then an element-wise max.
     fn lower_leaky_relu(&mut self, id: usize, ins: &[Val], alpha: f32) -> Result<()> {
         if !(0.0..=1.0).contains(&alpha) {
@@ -797,6 +837,42 @@ impl<'m> Lowering<'m> {
                 Reducer::Sum => pool::reduce(&ctx, &op.axes, None)?,
                 Reducer::Max => pool::reduce(&ctx, &op.axes, Some(ExtremumKind::Max))?,
                 Reducer::Min => pool::reduce(&ctx, &op.axes, Some(ExtremumKind::Min))?,
+                Reducer::MeanOfSquares => {
+                    // Σ x² per group (one chained product), then × 1/n below.
+                    let rows = pool::reduction_rows(&ctx, &op.axes)?;
+                    let n = rows.first().map_or(1, Vec::len);
+                    let squares = Op::Bilinear {
+                        pairs: rows
+                            .iter()
+                            .map(|r| r.iter().map(|&i| (i, i)).collect())
+                            .collect(),
+                    };
+                    let x = match &ins[0] {
+                        Val::Node(x) => *x,
+                        Val::Const(_) => return Err(ctx.unsupported("a constant input")),
+                    };
+                    let sum = self.push(
+                        format!("{}.sum_of_squares", node.name),
+                        ctx.op.clone(),
+                        squares,
+                        vec![x, x],
+                        out_shape.clone(),
+                    );
+                    let len = ctx.out_len() as u32;
+                    let mean = Op::Linear {
+                        terms: (0..len).map(|i| vec![(0, i, 1.0 / n as f32)]).collect(),
+                        bias: vec![0.0; len as usize],
+                    };
+                    let y = self.push(
+                        node.name.clone(),
+                        ctx.op.clone(),
+                        mean,
+                        vec![sum],
+                        out_shape,
+                    );
+                    self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+                    return Ok(());
+                }
                 _ => return Err(ctx.unsupported("only Sum, Max and Min reductions are supported")),
             }
         } else if let Some(op) = node.op_as::<TypedBinOp>() {

@@ -229,7 +229,8 @@ pub(crate) fn max_pool(ctx: &Ctx, op: &MaxPool) -> Result<Lowered> {
 }
 
 /// Reduce over `axes` (kept as size 1): a sum (`kind` None) or a max/min.
-pub(crate) fn reduce(ctx: &Ctx, axes: &[usize], kind: Option<ExtremumKind>) -> Result<Lowered> {
+/// The input elements each output of a reduction over `axes` gathers (reduced axes kept).
+pub(crate) fn reduction_rows(ctx: &Ctx, axes: &[usize]) -> Result<Vec<Vec<u32>>> {
     let ishape = &ctx.in_shapes[0];
     if ctx.out_shape.len() != ishape.len() {
         return Err(ctx.shape_err("reduction must keep the reduced axes"));
@@ -239,7 +240,7 @@ pub(crate) fn reduce(ctx: &Ctx, axes: &[usize], kind: Option<ExtremumKind>) -> R
         .map(|d| if axes.contains(&d) { ishape[d] } else { 1 })
         .collect();
     let rlen: usize = rshape.iter().product();
-    let rows: Vec<Vec<u32>> = (0..ctx.out_len())
+    Ok((0..ctx.out_len())
         .map(|o| {
             let oi = unravel(o, &ctx.out_shape);
             (0..rlen)
@@ -251,7 +252,11 @@ pub(crate) fn reduce(ctx: &Ctx, axes: &[usize], kind: Option<ExtremumKind>) -> R
                 })
                 .collect()
         })
-        .collect();
+        .collect())
+}
+
+pub(crate) fn reduce(ctx: &Ctx, axes: &[usize], kind: Option<ExtremumKind>) -> Result<Lowered> {
+    let rows = reduction_rows(ctx, axes)?;
     let op = match kind {
         None => Op::Linear {
             terms: rows

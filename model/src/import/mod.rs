@@ -48,19 +48,20 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
         .graph
         .iter()
         .flat_map(|g| g.node.iter())
-        .filter_map(|n| {
+        .map(|n| {
             let first_output = n.output.first().filter(|o| !o.is_empty());
             let (key, shown) = if !n.name.is_empty() {
-                (n.name.clone(), n.name.clone())
+                (Some(n.name.clone()), n.name.clone())
+            } else if let Some(out) = first_output {
+                (Some(out.clone()), format!("unnamed, output {out}"))
             } else {
-                let out = first_output?;
-                (out.clone(), format!("unnamed, output {out}"))
+                (None, "unnamed".to_string())
             };
-            Some(OnnxNode {
+            OnnxNode {
                 key,
                 shown,
                 op_type: n.op_type.clone(),
-            })
+            }
         })
         .collect();
     if let Some(graph) = proto.graph.as_mut() {
@@ -73,11 +74,32 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
         .map_err(|e| with_onnx_origin(e, &nodes))
 }
 
-/// An ONNX node: the name tract gives it, the name to show, its op type.
+/// An ONNX node: the name tract gives it (`None`: tract names it `N-OpType`), the name to
+/// show, its op type.
 struct OnnxNode {
-    key: String,
+    key: Option<String>,
     shown: String,
     op_type: String,
+}
+
+impl OnnxNode {
+    /// Whether tract node `name` is this node or one tract split it into (`NAME.suffix`).
+    fn matches(&self, name: &str) -> bool {
+        match &self.key {
+            Some(k) => {
+                name == k
+                    || name
+                        .strip_prefix(k.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            }
+            None => {
+                let head = name.split('.').next().unwrap_or_default();
+                head.split_once('-').is_some_and(|(n, op)| {
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && op == self.op_type
+                })
+            }
+        }
+    }
 }
 
 /// Names the ONNX node (as the file names it, with its op type) that an unsupported tract
@@ -95,13 +117,8 @@ fn with_onnx_origin(e: ModelError, onnx_nodes: &[OnnxNode]) -> ModelError {
         } => {
             let origin = onnx_nodes
                 .iter()
-                .filter(|n| {
-                    node == n.key
-                        || node
-                            .strip_prefix(n.key.as_str())
-                            .is_some_and(|rest| rest.starts_with('.'))
-                })
-                .max_by_key(|n| n.key.len())
+                .filter(|n| n.matches(&node))
+                .max_by_key(|n| n.key.as_ref().map_or(0, String::len))
                 .map(|n| Box::new((n.shown.clone(), n.op_type.clone())));
             ModelError::UnsupportedOp {
                 node,

@@ -52,6 +52,23 @@ pub enum ModelError {
         /// The signed bit width allowed there.
         bits: u32,
     },
+    /// A function's input lies outside the table it is looked up in.
+    #[error(
+        "value out of range at node \"{node}\": {func:?} is tabulated for fixed-point inputs in \
+         [{lo}, {hi}), not {value}; recompile with a calibration input closer to this one"
+    )]
+    OutsideTable {
+        /// Node name.
+        node: String,
+        /// The function.
+        func: crate::graph::UnaryFn,
+        /// The offending input.
+        value: i64,
+        /// The first input the table covers.
+        lo: i64,
+        /// One past the last input the table covers.
+        hi: i64,
+    },
     /// The model is larger than the configured limit.
     #[error("model too large: {0}")]
     TooLarge(String),

@@ -120,6 +120,12 @@ impl LookupTable {
         worst
     }
 
+    /// The inputs it covers, `[lo·2^shift, (lo + len − 1)·2^shift)`.
+    pub fn domain(&self) -> (i64, i64) {
+        let last = self.lo + self.values.len() as i64 - 1;
+        (self.lo << self.shift, last << self.shift)
+    }
+
     /// The largest `|value|` in the table (every interpolated output lies within it).
     pub fn max_abs(&self) -> u128 {
         self.values
@@ -416,17 +422,19 @@ impl QGraph {
                         })
                     })
                     .collect::<Result<_>>()?,
-                QOp::Lookup { table, .. } => ins[0]
+                QOp::Lookup { table, func } => ins[0]
                     .iter()
                     .map(|&x| {
-                        table
-                            .eval(x)
-                            .map(|y| y as i128)
-                            .ok_or_else(|| ModelError::OutOfRange {
+                        table.eval(x).map(|y| y as i128).ok_or_else(|| {
+                            let (lo, hi) = table.domain();
+                            ModelError::OutsideTable {
                                 node: node.name.clone(),
-                                value: x as i128,
-                                bits: self.act_bits,
-                            })
+                                func: *func,
+                                value: x,
+                                lo,
+                                hi,
+                            }
+                        })
                     })
                     .collect::<Result<_>>()?,
             };

@@ -694,8 +694,14 @@ mod tests {
         }
         println!("log: worst |error| {worst:.2e} at scale {}", q.scale);
         assert!(worst < 5e-3, "worst |error| {worst}");
-        // ln 0 and the log of a negative have no value: out of range, not a wrong number.
-        for bad in [0i64, -1, -12_345] {
+        // ln 0 and the log of a negative have no value: out of range, not a wrong number
+        // (a negative fails the square root, 0 the table).
+        let zero = q.eval(&[vec![0, 1, 1, 1]]);
+        assert!(
+            matches!(&zero, Err(ModelError::OutsideTable { value: 0, lo, .. }) if *lo > 0),
+            "{zero:?}"
+        );
+        for bad in [-1i64, -12_345] {
             assert!(
                 matches!(
                     q.eval(&[vec![bad, 1, 1, 1]]),

@@ -92,6 +92,11 @@ pub enum UnaryFn {
     Erf,
     /// `x · Φ(x)`, the exact GELU.
     Gelu,
+    /// `e^min(x, 0)`: Softmax's exponential, whose inputs `x − max` are never positive (the
+    /// max is constrained to be at least every element). Bounded by 1, so its table spans the
+    /// whole activation range and always holds `x = 0`, which a table of `e^x` loses when the
+    /// range is wide enough that its first positive sample would overflow.
+    ExpNonPositive,
     /// `8·ln x`, on `x > 0` only: the last step of `ln x = 8·ln x^(1/8)` (Log is lowered as
     /// three square roots and this).
     Ln8,
@@ -110,6 +115,15 @@ impl UnaryFn {
         })
     }
 
+    /// The smallest input the function can receive at `scale`, where less than the activation
+    /// range: `Ln8` sees eighth roots of activations of at least one unit, `2^(−scale/8)`.
+    pub fn min_input(self, scale: u32) -> Option<f64> {
+        match self {
+            UnaryFn::Ln8 => Some((-(scale as f64) / 8.0).exp2()),
+            _ => None,
+        }
+    }
+
     /// `f(x)` in f64 (libm's erf: the standard library has none).
     pub fn apply(self, x: f64) -> f64 {
         match self {
@@ -119,6 +133,7 @@ impl UnaryFn {
             UnaryFn::Erf => libm::erf(x),
             UnaryFn::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
             UnaryFn::Ln8 => 8.0 * x.ln(),
+            UnaryFn::ExpNonPositive => x.min(0.0).exp(),
         }
     }
 }

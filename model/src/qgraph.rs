@@ -106,11 +106,17 @@ impl LookupTable {
     pub fn max_error(&self, func: UnaryFn, scale: u32) -> f64 {
         let unit = (1u64 << scale) as f64;
         let step = 1i64 << self.shift;
+        let reachable = func
+            .min_input(scale)
+            .map_or(i64::MIN, |m| (m * unit) as i64);
         let mut worst = 0f64;
         for i in 0..self.values.len().saturating_sub(1) {
             let t = self.lo + i as i64;
             for j in 0..8 {
                 let x = (t << self.shift) + j * step / 8;
+                if x < reachable {
+                    continue;
+                }
                 if let Some(y) = self.eval(x) {
                     let exact = func.apply(x as f64 / unit);
                     worst = worst.max((y as f64 / unit - exact).abs());

@@ -161,6 +161,7 @@ pub fn quantize_samples(
     for node in &mut q.nodes {
         if let QOp::Lookup { func, table } = &mut node.op {
             *table = lookup_table(*func, s, act_bits, &node.name)?;
+            check_table_error(*func, table, s, &node.name)?;
         }
     }
     compute_bounds(&mut q)?;
@@ -195,13 +196,43 @@ fn lookup_table(func: UnaryFn, scale: u32, act_bits: u32, node: &str) -> Result<
         lo -= 1;
     }
     let mut hi = 0;
-    while hi < half_steps && sample(hi + 1).is_some() {
+    // Softmax's exponential never sees a positive input: one sample past 0 closes the
+    // interval that holds x = 0, and the rest of the positive side would only add rows.
+    let top = if func == UnaryFn::ExpNonPositive {
+        1
+    } else {
+        half_steps
+    };
+    while hi < top && sample(hi + 1).is_some() {
         hi += 1;
     }
     let values = (lo..=hi)
         .map(|t| sample(t).expect("checked above"))
         .collect();
     Ok(LookupTable { shift, lo, values })
+}
+
+/// Largest interpolation error a table may have, relative to its largest value (at least 1):
+/// a guard against tables too coarse to mean anything, not the accuracy target (typical
+/// tables are orders of magnitude finer; `inspect` prints the actual figure).
+pub const MAX_TABLE_ERROR: f64 = 1.0 / 32.0;
+
+/// Refuses a table too coarse for its function: a wide activation range spreads the 4,096
+/// samples so far apart that linear interpolation misses a curved function by more than
+/// [`MAX_TABLE_ERROR`]. Refusing here is what keeps such a model from proving wrong values.
+fn check_table_error(func: UnaryFn, table: &LookupTable, scale: u32, node: &str) -> Result<()> {
+    let unit = (1u64 << scale) as f64;
+    let err = table.max_error(func, scale);
+    let allowed = MAX_TABLE_ERROR * (table.max_abs() as f64 / unit).max(1.0);
+    if err > allowed {
+        return Err(ModelError::TooLarge(format!(
+            "the {func:?} table at node \"{node}\" would be off by up to {err:.3e} (allowed \
+             {allowed:.3e}): its samples are 2^{} units apart because the activation range is \
+             wide; calibrate on inputs closer to the real ones, or lower --range-headroom-bits",
+            table.shift
+        )));
+    }
+    Ok(())
 }
 
 /// `8·ln y` for `y` the eighth root of an activation (see the Log lowering): `y` is at most
@@ -710,6 +741,30 @@ mod tests {
                 "x = {bad}"
             );
         }
+    }
+
+    #[test]
+    fn softmax_exponential_keeps_zero_at_any_width() {
+        // 34-bit activations at scale 16: a sample every 2^22 units (64.0), past where e^x
+        // overflows.
+        let plain = lookup_table(UnaryFn::Exp, 16, 34, "n").unwrap();
+        let soft = lookup_table(UnaryFn::ExpNonPositive, 16, 34, "n").unwrap();
+        // e^x loses x = 0 (its interval needs the overflowing sample at 64.0) ...
+        assert_eq!(plain.eval(0), None);
+        // ... e^min(x, 0) holds it, exactly, and all of the negative side, with one row past 0.
+        assert_eq!(soft.eval(0), Some(1 << 16));
+        assert_eq!(soft.eval(-(1 << 33)), Some(0));
+        assert_eq!(soft.lo + soft.values.len() as i64 - 1, 1);
+        // Samples 64 apart miss e^x badly in between: such a table is refused, not used.
+        let refused = check_table_error(UnaryFn::ExpNonPositive, &soft, 16, "n");
+        assert!(
+            matches!(refused, Err(ModelError::TooLarge(_))),
+            "{refused:?}"
+        );
+        // At a usual width (20 bits: samples 2^-8 apart) it is accurate and accepted.
+        let usual = lookup_table(UnaryFn::ExpNonPositive, 16, 20, "n").unwrap();
+        assert!(usual.max_error(UnaryFn::ExpNonPositive, 16) < 1e-4);
+        check_table_error(UnaryFn::ExpNonPositive, &usual, 16, "n").unwrap();
     }
 
     #[test]

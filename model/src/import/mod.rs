@@ -456,6 +456,19 @@ impl<'m> Lowering<'m> {
     }
 
     /// The graph node of a composite op's first input, which must be variable.
+    /// Whether graph node `n` is a min with a constant `≤ 0` in every row: never positive.
+    fn never_positive(&self, n: usize) -> bool {
+        match &self.graph.nodes[n].op {
+            Op::Extremum {
+                kind: ExtremumKind::Min,
+                candidates,
+            } => candidates
+                .iter()
+                .all(|row| row.iter().any(|c| matches!(c, Src::Const(v) if *v <= 0.0))),
+            _ => false,
+        }
+    }
+
     fn variable_input(&self, id: usize, ins: &[Val]) -> Result<usize> {
         match ins.first() {
             Some(Val::Node(n)) => Ok(*n),
@@ -505,7 +518,9 @@ impl<'m> Lowering<'m> {
             vec![x, m],
             shape.clone(),
         );
-        let exp = Op::Unary { func: UnaryFn::Exp };
+        let exp = Op::Unary {
+            func: UnaryFn::ExpNonPositive,
+        };
         let e = self.push(
             format!("{name}.exp"),
             src.clone(),
@@ -915,6 +930,12 @@ impl<'m> Lowering<'m> {
                 slots: vec![0],
             }
         } else if let Some(func) = UnaryFn::from_tract(&ctx.op) {
+            // e^x of a value already clamped to ≤ 0 (Elu's e^min(x, 0)) is Softmax's
+            // exponential: its table keeps x = 0 at any activation width.
+            let func = match (&ins[0], func) {
+                (Val::Node(n), UnaryFn::Exp) if self.never_positive(*n) => UnaryFn::ExpNonPositive,
+                _ => func,
+            };
             Lowered {
                 op: Op::Unary { func },
                 slots: vec![0],

@@ -91,6 +91,34 @@ impl Lowering<'_> {
         }
     }
 
+    /// Block `block` (`h` wide) of each of the `rows` rows of node `of` (`[rows, 2h]`): the
+    /// z or r gate of `σ(z, r)`.
+    fn push_block(
+        &mut self,
+        name: String,
+        src: &str,
+        of: usize,
+        rows: usize,
+        h: usize,
+        block: usize,
+    ) -> usize {
+        let srcs = (0..rows)
+            .flat_map(|r| {
+                (0..h).map(move |j| Src::Elem {
+                    slot: 0,
+                    idx: (r * 2 * h + block * h + j) as u32,
+                })
+            })
+            .collect();
+        self.push(
+            name,
+            src.to_string(),
+            Op::Remap { srcs },
+            vec![of],
+            vec![rows, h],
+        )
+    }
+
     /// The GRU cell (ONNX gate order z, r, h; `linear_before_reset`), from `xh = Xt·Wᵀ + Wb`
     /// and `rh = Ht−1·Rᵀ + Rb` (both `[rows, 3h]`) and `Ht−1` (`[rows, h]`):
     /// `z, r = σ(xh + rh)` over the first two blocks, `n = tanh(xh₃ + r·rh₃)`,
@@ -132,22 +160,7 @@ impl Lowering<'_> {
             vec![rows, 2 * h],
         );
         // r · rh₃: r is block 1 of `zr`.
-        let r_gate = self.push(
-            format!("{name}.r"),
-            src.to_string(),
-            Op::Remap {
-                srcs: (0..rows)
-                    .flat_map(|r| {
-                        (0..h).map(move |j| Src::Elem {
-                            slot: 0,
-                            idx: (r * 2 * h + h + j) as u32,
-                        })
-                    })
-                    .collect(),
-            },
-            vec![zr],
-            vec![rows, h],
-        );
+        let r_gate = self.push_block(format!("{name}.r"), src, zr, rows, h, 1);
         let reset = self.push_product(
             format!("{name}.reset"),
             src,
@@ -176,22 +189,7 @@ impl Lowering<'_> {
             .map(|o| vec![(&prev, o, 1.0), (&n_op, o, -1.0)])
             .collect();
         let diff = self.push_sum(format!("{name}.diff"), src, diff, vec![rows, h]);
-        let z_gate = self.push(
-            format!("{name}.z"),
-            src.to_string(),
-            Op::Remap {
-                srcs: (0..rows)
-                    .flat_map(|r| {
-                        (0..h).map(move |j| Src::Elem {
-                            slot: 0,
-                            idx: (r * 2 * h + j) as u32,
-                        })
-                    })
-                    .collect(),
-            },
-            vec![zr],
-            vec![rows, h],
-        );
+        let z_gate = self.push_block(format!("{name}.z"), src, zr, rows, h, 0);
         let update = self.push_product(
             format!("{name}.update"),
             src,

@@ -44,25 +44,6 @@ pub struct ServiceConfig {
     pub max_k: u32,
 }
 
-impl ServiceConfig {
-    /// A configuration with the defaults of `zkinfer serve` on `data_dir`.
-    pub fn new(data_dir: PathBuf) -> Self {
-        Self {
-            database_url: None,
-            data_dir,
-            store: None,
-            srs: None,
-            workers: 1,
-            limits: Limits::default(),
-            lease: Duration::from_secs(30),
-            callbacks: CallbackPolicy::default(),
-            key_cache_bytes: 2 << 30,
-            shutdown_grace: Duration::from_secs(30),
-            max_k: 24,
-        }
-    }
-}
-
 /// What runs in a process beside the HTTP server: worker loops and a callback dispatcher.
 struct Background {
     workers: Vec<(String, JoinHandle<()>)>,
@@ -98,6 +79,23 @@ impl Background {
 }
 
 impl ServiceConfig {
+    /// A configuration with the defaults of `zkinfer serve` on `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            database_url: None,
+            data_dir,
+            store: None,
+            srs: None,
+            workers: 1,
+            limits: Limits::default(),
+            lease: Duration::from_secs(30),
+            callbacks: CallbackPolicy::default(),
+            key_cache_bytes: 2 << 30,
+            shutdown_grace: Duration::from_secs(30),
+            max_k: 24,
+        }
+    }
+
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         self.database_url

@@ -92,6 +92,9 @@ pub enum UnaryFn {
     Erf,
     /// `x · Φ(x)`, the exact GELU.
     Gelu,
+    /// `½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`: GELU's tanh approximation (ONNX Gelu with
+    /// `approximate="tanh"`, GPT-2's "new GELU").
+    GeluTanh,
     /// `e^min(x, 0)`: Softmax's exponential, whose inputs `x − max` are never positive (the
     /// max is constrained to be at least every element). Bounded by 1, so its table spans the
     /// whole activation range and always holds `x = 0`, which a table of `e^x` loses when the
@@ -133,6 +136,10 @@ impl UnaryFn {
             UnaryFn::Erf => libm::erf(x),
             UnaryFn::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
             UnaryFn::Ln8 => 8.0 * x.ln(),
+            UnaryFn::GeluTanh => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh())
+            }
             UnaryFn::ExpNonPositive => x.min(0.0).exp(),
         }
     }

@@ -19,7 +19,9 @@ use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::gru_cell::GruEpilogue;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
-use tract_onnx::tract_core::ops::nn::{LeakyRelu, Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::nn::{
+    GeluApproximate, LeakyRelu, Reduce, Reducer, RmsNorm, Softmax, SoftmaxKind,
+};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
@@ -352,6 +354,22 @@ impl<'m> Lowering<'m> {
             }
             if let Some(op) = node.op_as::<GruEpilogue>() {
                 self.lower_gru_epilogue(id, &ins, op.hidden)?;
+                continue;
+            }
+            if let Some(gelu) = node
+                .op_as::<ElementWiseOp>()
+                .and_then(|e| e.0.downcast_ref::<GeluApproximate>())
+            {
+                if gelu.fast_impl {
+                    return Err(self.unsupported(id, "the x² variant of the tanh GELU"));
+                }
+                let x = self.variable_input(id, &ins)?;
+                let shape = self.concrete_shape(node.inputs[0])?;
+                let op = Op::Unary {
+                    func: UnaryFn::GeluTanh,
+                };
+                let y = self.push(node.name.clone(), "Gelu".into(), op, vec![x], shape);
+                self.vals.insert(OutletId::new(id, 0), Val::Node(y));
                 continue;
             }
             if node.op.name() == "Abs" {

@@ -96,7 +96,8 @@ impl KeyCache {
         Some(p)
     }
 
-    fn insert(&self, model_id: &str, p: Arc<Prover>) {
+    /// Holds `p` as `model_id`'s prover, dropping the least recently used beyond the budget.
+    pub fn insert(&self, model_id: &str, p: Arc<Prover>) {
         let mut e = self.lock();
         e.retain(|(m, _)| m != model_id);
         e.push_back((model_id.to_string(), p));

@@ -13,7 +13,6 @@ use super::openapi::{
     Ended, ErrorBody, Job, JobAccepted, JobList, ProofFile, ProofRequest as ProofRequestDoc,
 };
 use super::{ApiError, ApiResult, AppState, Tenant};
-use crate::models;
 use crate::queue::{self, Enqueued, JobFilter, JobKind, JobRow, NewJob};
 
 pub fn router() -> Router<AppState> {
@@ -55,19 +54,7 @@ pub(super) async fn request_proof(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let req: ProofRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    let model = models::get(&state.db, &tenant, &model_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("model", &model_id))?;
-    let artifacts = match (model.status.as_str(), &model.artifacts) {
-        ("ready", Some(a)) => a.clone(),
-        (status, _) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "model_not_ready",
-                format!("model {model_id} is {status}"),
-            ))
-        }
-    };
+    let artifacts = super::models::ready_artifacts(&state, &tenant, &model_id).await?;
     // The input is checked now (shape, NaN, range), so a bad one never becomes a job.
     let settings_key = artifacts[zkinfer_circuits::artifacts::files::SETTINGS]
         .as_str()

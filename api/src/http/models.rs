@@ -26,21 +26,25 @@ pub fn router() -> Router<AppState> {
         .route("/v1/models/{id}/verifier.sol", get(verifier_sol))
 }
 
-/// A ready model's compiled folder, fetched into the server's cache.
-async fn folder(state: &AppState, tenant: &str, id: &str) -> ApiResult<VerifierFolder> {
+/// The store keys of a ready model's compiled folder: 404 if the tenant has no such model,
+/// 409 `model_not_ready` until its setup has succeeded.
+pub(super) async fn ready_artifacts(state: &AppState, tenant: &str, id: &str) -> ApiResult<Value> {
     let m = models::get(&state.db, tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("model", id))?;
-    let artifacts = match (m.status.as_str(), &m.artifacts) {
-        ("ready", Some(a)) => a.clone(),
-        (status, _) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "model_not_ready",
-                format!("model {id} is {status}"),
-            ))
-        }
-    };
+    match (m.status.as_str(), m.artifacts) {
+        ("ready", Some(a)) => Ok(a),
+        (status, _) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "model_not_ready",
+            format!("model {id} is {status}"),
+        )),
+    }
+}
+
+/// A ready model's compiled folder, fetched into the server's cache.
+async fn folder(state: &AppState, tenant: &str, id: &str) -> ApiResult<VerifierFolder> {
+    let artifacts = ready_artifacts(state, tenant, id).await?;
     let (dir, _) = materialize(
         &state.store,
         &state.data_dir,
@@ -305,16 +309,7 @@ pub(super) async fn bundle(
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     use zkinfer_circuits::artifacts::files;
-    let m = models::get(&state.db, &tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("model", &id))?;
-    let Some(artifacts) = m.artifacts.filter(|_| m.status == "ready") else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "model_not_ready",
-            format!("model {id} is {}", m.status),
-        ));
-    };
+    let artifacts = ready_artifacts(&state, &tenant, &id).await?;
     let mut archive = tar::Builder::new(Vec::new());
     for name in [files::SETTINGS, files::VK, files::KZG_VERIFIER, files::KEYS] {
         let key = artifacts[name].as_str().unwrap_or_default();

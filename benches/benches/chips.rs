@@ -21,6 +21,7 @@ fn circuit(lincomb_width: usize) -> ModelCircuit {
         base,
         lincomb_width,
         functions: false,
+        freivalds: false,
     };
     ModelCircuit::new(CircuitBuilderStage::Mock, params, None)
 }

@@ -12,6 +12,7 @@ use halo2_base::halo2_proofs::plonk::{Circuit, ConstraintSystem, Error};
 use halo2_base::virtual_region::manager::VirtualRegionManager;
 use serde::{Deserialize, Serialize};
 
+use crate::freivalds::{FreivaldsConfig, FreivaldsRegion};
 use crate::functions::{FunctionConfig, FunctionRegion};
 use crate::lincomb::{LinCombConfig, LinCombRegion};
 
@@ -25,6 +26,9 @@ pub struct CircuitParams {
     /// Whether the circuit has function lookup tables.
     #[serde(default)]
     pub functions: bool,
+    /// Whether the circuit checks products by Freivalds' algorithm (a second phase).
+    #[serde(default)]
+    pub freivalds: bool,
 }
 
 /// A laid-out model: what keygen, the prover and MockProver synthesize.
@@ -36,6 +40,8 @@ pub struct ModelCircuit {
     pub lincomb: LinCombRegion,
     /// The function lookups and their tables.
     pub functions: FunctionRegion,
+    /// The products checked by Freivalds' algorithm.
+    pub freivalds: FreivaldsRegion,
     /// The shape this circuit was laid out for.
     pub params: CircuitParams,
 }
@@ -57,7 +63,8 @@ impl ModelCircuit {
         let copy = (!base.witness_gen_only()).then(|| base.core().copy_manager.clone());
         Self {
             lincomb: LinCombRegion::new(params.lincomb_width, copy.clone()),
-            functions: FunctionRegion::new(copy),
+            functions: FunctionRegion::new(copy.clone()),
+            freivalds: FreivaldsRegion::new(copy),
             base,
             params,
         }
@@ -69,6 +76,7 @@ impl Circuit<Fr> for ModelCircuit {
         BaseConfig<Fr>,
         Option<LinCombConfig>,
         Option<FunctionConfig>,
+        Option<FreivaldsConfig>,
     );
     type FloorPlanner = SimpleFloorPlanner;
     type Params = CircuitParams;
@@ -91,7 +99,8 @@ impl Circuit<Fr> for ModelCircuit {
         let lincomb = (params.lincomb_width > 0)
             .then(|| LinCombConfig::configure(meta, params.lincomb_width));
         let functions = params.functions.then(|| FunctionConfig::configure(meta));
-        (base, lincomb, functions)
+        let freivalds = params.freivalds.then(|| FreivaldsConfig::configure(meta));
+        (base, lincomb, functions, freivalds)
     }
 
     fn configure(_: &mut ConstraintSystem<Fr>) -> Self::Config {
@@ -100,12 +109,14 @@ impl Circuit<Fr> for ModelCircuit {
 
     /// halo2-base's own `synthesize`, with the lincomb rows assigned after the gate cells and
     /// before the copy manager imposes equalities (which then include the lincomb terms).
+    /// With Freivalds checks, the first phase is committed next and the running sums are
+    /// assigned from its challenge.
     fn synthesize(
         &self,
         config: Self::Config,
         mut layouter: impl Layouter<Fr>,
     ) -> Result<(), Error> {
-        let (base, lincomb, functions) = config;
+        let (base, lincomb, functions, freivalds) = config;
         if let MaybeRangeConfig::WithRange(range) = &base.base {
             range.load_lookup_table(&mut layouter)?;
         }
@@ -130,8 +141,15 @@ impl Circuit<Fr> for ModelCircuit {
                 if let Some(functions) = &functions {
                     self.functions.assign(functions, &mut region);
                 }
+                if let Some(freivalds) = &freivalds {
+                    self.freivalds.assign_first(freivalds, &mut region);
+                }
                 if !core.witness_gen_only() {
                     core.copy_manager.assign_raw(base.constants(), &mut region);
+                }
+                if let Some(freivalds) = &freivalds {
+                    region.next_phase();
+                    self.freivalds.assign_second(freivalds, &mut region);
                 }
                 Ok(())
             },

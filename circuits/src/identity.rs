@@ -110,7 +110,8 @@ pub fn preimage(
         }
     }
     u32_be(&mut out, plan.params.lincomb_width)?;
-    out.push(plan.params.functions as u8);
+    // One byte of region flags: function tables (bit 0), Freivalds checks (bit 1).
+    out.push(plan.params.functions as u8 | (plan.params.freivalds as u8) << 1);
     out.extend(Sha256::digest(vk_bytes));
     out.extend(kzg.k.to_be_bytes());
     out.extend(g1_evm(&kzg.g));

@@ -14,7 +14,10 @@ use crate::chips::{signed_bits_for, Elem, QuantChip};
 use crate::circuit::ModelCircuit;
 use crate::error::CircuitError;
 use crate::field::fr;
+use crate::freivalds::FreivaldsRegion;
+use crate::lincomb::LinCombRegion;
 use crate::plan::CircuitPlan;
+use crate::shared_factor::{shared_factors, SharedFactor};
 
 /// Whether the model input is a public instance or a private witness.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +130,63 @@ impl Memo {
     }
 }
 
+fn map2<A, B>(rows: &[Vec<A>], f: impl Fn(&A) -> B) -> Vec<Vec<B>> {
+    rows.iter().map(|r| r.iter().map(&f).collect()).collect()
+}
+
+/// The rounding shift after a product: `floor((bias(o) + z) / 2^shift)`, range-checked.
+struct Rescale<'a> {
+    bias: &'a dyn Fn(usize) -> i128,
+    shift: u32,
+    act_bits: u32,
+}
+
+/// Lays out a product whose rows share a right factor by a Freivalds check, then rescales
+/// each output; returns the outputs by index. Rows of `L` with the same operands are
+/// checked once (a Tile or Expand before a projection).
+#[allow(clippy::too_many_arguments)]
+fn lay_out_shared<P: Fn() -> String>(
+    ctx: &mut Context<Fr>,
+    lincomb: &mut LinCombRegion,
+    region: &mut FreivaldsRegion,
+    chip: &QuantChip,
+    memo: &mut Memo,
+    shared: SharedFactor<Value, Elem>,
+    rescale: Rescale,
+    place: &dyn Fn(usize) -> P,
+) -> Result<Vec<(usize, Value)>, CircuitError> {
+    let mut row_of: HashMap<Vec<[i128; 2]>, usize> = HashMap::new();
+    let mut unique: Vec<Vec<Elem>> = Vec::new();
+    let rows: Vec<usize> = shared
+        .left
+        .iter()
+        .map(|l| {
+            let key = l.iter().map(Value::key).collect();
+            *row_of.entry(key).or_insert_with(|| {
+                unique.push(l.iter().map(|v| v.elem).collect());
+                unique.len() - 1
+            })
+        })
+        .collect();
+    let z = region.product(ctx, &unique, &shared.right)?;
+    let mut out = Vec::new();
+    for (g, outs) in shared.outputs.iter().enumerate() {
+        for (j, &o) in outs.iter().enumerate() {
+            let r = chip.dot(
+                ctx,
+                lincomb,
+                &[(Elem::Cell(z[rows[g]][j]), Elem::Const(1))],
+                (rescale.bias)(o),
+                rescale.shift,
+                rescale.act_bits,
+                &place(o),
+            )?;
+            out.push((o, memo.fresh(r.out, r.neg)));
+        }
+    }
+    Ok(out)
+}
+
 /// The element as a cell: constants become fixed-constant cells.
 fn as_cell(ctx: &mut Context<Fr>, e: Elem) -> AssignedValue<Fr> {
     match e {
@@ -150,6 +210,8 @@ pub fn lay_out(
     let ctx = circuit.base.main(0);
     let lincomb = &mut circuit.lincomb;
     let functions = &mut circuit.functions;
+    let freivalds = circuit.params.freivalds.then_some(&mut circuit.freivalds);
+    let mut freivalds = freivalds;
     let mut memo = Memo::default();
     let mut vals: Vec<Vec<Value>> = Vec::with_capacity(q.nodes.len());
     for (id, node) in q.nodes.iter().enumerate() {
@@ -171,7 +233,34 @@ pub fn lay_out(
                 }
             }
             QOp::Linear { terms, bias, shift } => {
+                let mut checked = HashMap::new();
+                if let Some(region) = freivalds.as_deref_mut() {
+                    let rows: Vec<Vec<((u32, u32), i64)>> = terms
+                        .iter()
+                        .map(|r| r.iter().map(|&(s, x, c)| ((s, x), c)).collect())
+                        .collect();
+                    let (classes, _) = shared_factors(&rows);
+                    for class in classes {
+                        let shared = SharedFactor {
+                            left: map2(&class.left, |&(s, x)| val(s, x)),
+                            right: map2(&class.right, |&c| Elem::Const(c as i128)),
+                            outputs: class.outputs,
+                        };
+                        let rescale = Rescale {
+                            bias: &|o| bias[o] as i128,
+                            shift: *shift,
+                            act_bits: q.act_bits,
+                        };
+                        checked.extend(lay_out_shared(
+                            ctx, lincomb, region, &chip, &mut memo, shared, rescale, &place,
+                        )?);
+                    }
+                }
                 for (i, (row, &b)) in terms.iter().zip(bias).enumerate() {
+                    if let Some(v) = checked.remove(&i) {
+                        out.push(v);
+                        continue;
+                    }
                     let srcs: Vec<(Value, i64)> =
                         row.iter().map(|&(s, x, c)| (val(s, x), c)).collect();
                     if let [(v, 1)] = srcs.as_slice() {
@@ -204,7 +293,31 @@ pub fn lay_out(
                 }
             }
             QOp::Bilinear { pairs, shift } => {
+                let mut checked = HashMap::new();
+                if let Some(region) = freivalds.as_deref_mut() {
+                    let rows: Vec<Vec<(u32, u32)>> = pairs.iter().map(<[_]>::to_vec).collect();
+                    let (classes, _) = shared_factors(&rows);
+                    for class in classes {
+                        let shared = SharedFactor {
+                            left: map2(&class.left, |&a| val(0, a)),
+                            right: map2(&class.right, |&b| val(1, b).elem),
+                            outputs: class.outputs,
+                        };
+                        let rescale = Rescale {
+                            bias: &|_| 1i128 << (shift - 1),
+                            shift: *shift,
+                            act_bits: q.act_bits,
+                        };
+                        checked.extend(lay_out_shared(
+                            ctx, lincomb, region, &chip, &mut memo, shared, rescale, &place,
+                        )?);
+                    }
+                }
                 for (i, row) in pairs.iter().enumerate() {
+                    if let Some(v) = checked.remove(&i) {
+                        out.push(v);
+                        continue;
+                    }
                     let srcs: Vec<(Value, Value)> =
                         row.iter().map(|&(a, b)| (val(0, a), val(1, b))).collect();
                     let key = Memo::key2(BILINEAR, *shift as i128, &srcs);
@@ -306,6 +419,12 @@ pub fn lay_out(
                 });
             }
         }
+        tracing::debug!(
+            node = %node.name,
+            gate_cells = ctx.advice.len(),
+            lincomb_rows = lincomb.rows(),
+            "laid out"
+        );
         vals.push(out);
     }
     let vals: Vec<Vec<Elem>> = vals
@@ -361,6 +480,13 @@ pub fn build_circuit(
             circuit.functions.table_rows(),
             plan.function_rows,
             plan.table_rows
+        )));
+    }
+    if circuit.freivalds.rows() != plan.freivalds_rows {
+        return Err(CircuitError::Internal(format!(
+            "{} Freivalds rows laid out, the plan has {}",
+            circuit.freivalds.rows(),
+            plan.freivalds_rows
         )));
     }
     if circuit.lincomb.rows() != plan.lincomb_rows {

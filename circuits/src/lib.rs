@@ -15,11 +15,13 @@ pub mod cpu;
 pub mod curve;
 mod error;
 pub mod field;
+pub mod freivalds;
 pub mod functions;
 pub mod identity;
 mod layout;
 pub mod lincomb;
 mod plan;
+mod shared_factor;
 pub mod srs_file;
 
 pub use circuit::{CircuitParams, ModelCircuit};

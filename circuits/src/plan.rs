@@ -50,6 +50,9 @@ pub struct CircuitPlan {
     /// Rows of the function tables.
     #[serde(default)]
     pub table_rows: usize,
+    /// Rows of the Freivalds checks of products.
+    #[serde(default)]
+    pub freivalds_rows: usize,
     /// Size of a proof, in bytes.
     pub proof_bytes: usize,
 }
@@ -105,6 +108,7 @@ struct Layout {
     function_rows: usize,
     function_column_rows: usize,
     table_rows: usize,
+    freivalds_rows: usize,
 }
 
 fn usable(k: u32) -> usize {
@@ -128,6 +132,7 @@ fn lay_out_at(
         base,
         lincomb_width: lincomb as usize,
         functions: false,
+        freivalds: true,
     };
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
     let instances = lay_out(&mut circuit, q, inputs, visibility)?;
@@ -145,6 +150,7 @@ fn lay_out_at(
         function_rows: circuit.functions.rows(),
         function_column_rows: circuit.functions.column_rows(),
         table_rows: circuit.functions.table_rows(),
+        freivalds_rows: circuit.freivalds.rows(),
     })
 }
 
@@ -165,7 +171,8 @@ fn shapes(
         let lincomb_rows = LinCombRegion::rows_at(&layout.lincomb_sizes, width);
         let rows = lincomb_rows
             .max(layout.function_column_rows)
-            .max(layout.table_rows);
+            .max(layout.table_rows)
+            .max(layout.freivalds_rows);
         if rows > usable(k) {
             continue;
         }
@@ -173,6 +180,7 @@ fn shapes(
             base: layout.base.clone(),
             lincomb_width: width,
             functions: layout.function_rows > 0,
+            freivalds: layout.freivalds_rows > 0,
         };
         let cs = constraint_system(&params);
         let cols = params.base.num_advice_per_phase[0].max(1);
@@ -189,6 +197,7 @@ fn shapes(
             lincomb_rows,
             function_rows: layout.function_rows,
             table_rows: layout.table_rows,
+            freivalds_rows: layout.freivalds_rows,
             proof_bytes: proof_bytes(&cs),
             params,
         };
@@ -216,7 +225,9 @@ pub fn plan_circuit(
         None => {
             // A first layout with a wide table bounds the cells from below, hence k.
             let probe = lay_out_at(q, inputs, visibility, 18, true)?;
-            let cells = probe.advice_cells + LinCombRegion::rows_at(&probe.lincomb_sizes, 1);
+            let cells = probe.advice_cells
+                + LinCombRegion::rows_at(&probe.lincomb_sizes, 1)
+                + probe.freivalds_rows;
             let mut k = MIN_K;
             while k < limits.max_k && usable(k) * MAX_COLUMNS < cells {
                 k += 1;

@@ -18,6 +18,7 @@ use halo2_base::halo2_proofs::plonk::Assigned;
 use halo2_base::{AssignedValue, Context, ContextCell};
 
 use crate::circuit::{CircuitParams, ModelCircuit};
+use crate::freivalds::{self, FreivaldsRegion};
 use crate::functions::{self, FunctionRegion};
 use crate::lincomb::{self, LinCombRegion};
 use crate::plan::MIN_UNUSABLE_ROWS;
@@ -31,6 +32,8 @@ pub enum CellRef {
     LinComb(bool, usize),
     /// Cell `j` (t, y0, dy) of function-lookup row `r`.
     Function(usize, usize),
+    /// The first-phase cell of Freivalds row `r`.
+    Freivalds(usize),
 }
 
 /// The constraint that made MockProver reject a circuit.
@@ -46,6 +49,14 @@ pub enum Rejection {
     RangeLookup,
     /// The function-table lookup `(tag, t, y0, dy)`.
     FunctionLookup,
+    /// The Freivalds gate starting a Horner sum.
+    FreivaldsStart,
+    /// The Freivalds Horner step `h = h'·γ + x + c`.
+    FreivaldsHorner,
+    /// The Freivalds dot step `h = h' − x·w`.
+    FreivaldsDot,
+    /// The Freivalds check `h = 0` closing each row of a product.
+    FreivaldsCheck,
     /// A copy (permutation) constraint: a forgery that was not consistent.
     Copy,
     /// Anything else, as MockProver printed it.
@@ -66,6 +77,10 @@ impl Rejection {
                     "1 column a + b * c = out" => Self::BasicGate,
                     "lincomb step" => Self::LinCombStep,
                     "lincomb ends" => Self::LinCombEnds,
+                    "freivalds start" => Self::FreivaldsStart,
+                    "freivalds horner" => Self::FreivaldsHorner,
+                    "freivalds dot" => Self::FreivaldsDot,
+                    "freivalds check" => Self::FreivaldsCheck,
                     _ => Self::Other(text),
                 }
             }
@@ -187,7 +202,7 @@ impl<T> MockCircuit<T> {
 
     /// [`Self::build`] with a lincomb region `lincomb_width` terms wide.
     pub fn build_with(k: u32, lincomb_width: usize, f: impl LayOut<T>) -> Self {
-        Self::build_inner(k, lincomb_width, |ctx, range, lincomb, _| {
+        Self::build_inner(k, lincomb_width, |ctx, range, lincomb, _, _| {
             f(ctx, range, lincomb)
         })
     }
@@ -201,7 +216,24 @@ impl<T> MockCircuit<T> {
             &mut FunctionRegion,
         ) -> (T, Vec<AssignedValue<Fr>>),
     ) -> Self {
-        Self::build_inner(k, 0, |ctx, range, _, functions| f(ctx, range, functions))
+        Self::build_inner(k, 0, |ctx, range, _, functions, _| f(ctx, range, functions))
+    }
+
+    /// [`Self::build`] for products checked by Freivalds' algorithm: `f` gets that region
+    /// beside a lincomb region `lincomb_width` terms wide.
+    pub fn build_freivalds(
+        k: u32,
+        lincomb_width: usize,
+        f: impl FnOnce(
+            &mut Context<Fr>,
+            &RangeChip<Fr>,
+            &mut LinCombRegion,
+            &mut FreivaldsRegion,
+        ) -> (T, Vec<AssignedValue<Fr>>),
+    ) -> Self {
+        Self::build_inner(k, lincomb_width, |ctx, range, lincomb, _, freivalds| {
+            f(ctx, range, lincomb, freivalds)
+        })
     }
 
     fn build_inner(
@@ -212,6 +244,7 @@ impl<T> MockCircuit<T> {
             &RangeChip<Fr>,
             &mut LinCombRegion,
             &mut FunctionRegion,
+            &mut FreivaldsRegion,
         ) -> (T, Vec<AssignedValue<Fr>>),
     ) -> Self {
         let params = CircuitParams {
@@ -223,17 +256,25 @@ impl<T> MockCircuit<T> {
             },
             lincomb_width,
             functions: false,
+            freivalds: true,
         };
         let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
         let range = circuit.base.range_chip();
         let ctx = circuit.base.main(0);
         let start = ctx.advice.len();
-        let (result, public) = f(ctx, &range, &mut circuit.lincomb, &mut circuit.functions);
+        let (result, public) = f(
+            ctx,
+            &range,
+            &mut circuit.lincomb,
+            &mut circuit.functions,
+            &mut circuit.freivalds,
+        );
         let end = circuit.base.main(0).advice.len();
         let instances = public.iter().map(|c| *c.value()).collect();
         circuit.base.assigned_instances[0].extend(public);
         circuit.params.base = circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS));
         circuit.params.functions = circuit.functions.rows() > 0;
+        circuit.params.freivalds = circuit.freivalds.rows() > 0;
         Self {
             circuit,
             k,
@@ -280,6 +321,7 @@ impl<T> MockCircuit<T> {
             .map(CellRef::Base)
             .chain(self.lincomb_cells())
             .chain(self.function_cells())
+            .chain(self.freivalds_cells())
             .collect::<Vec<_>>();
         self.unconstrained_among(cells)
     }
@@ -290,6 +332,19 @@ impl<T> MockCircuit<T> {
         used.into_iter()
             .map(|(a, i)| CellRef::LinComb(a, i))
             .collect()
+    }
+
+    /// The first-phase Freivalds cells that copy other cells.
+    pub fn freivalds_cells(&self) -> Vec<CellRef> {
+        let rows = self.circuit.freivalds.copied_rows();
+        rows.into_iter().map(CellRef::Freivalds).collect()
+    }
+
+    /// Whether the Freivalds running sums follow forged cells (`false`, as by default) or
+    /// stay those of the honest witness (`true`: a forger who keeps them, so that the gate
+    /// at the forged row is the one to reject).
+    pub fn freeze_running_sums(&mut self, on: bool) {
+        self.circuit.freivalds.freeze(on);
     }
 
     /// The function-lookup cells in use.
@@ -438,6 +493,7 @@ impl<T> MockCircuit<T> {
             CellRef::Base(i) => self.circuit.base.main(0).advice[i].evaluate(),
             CellRef::LinComb(a, i) => self.circuit.lincomb.cell((a, i)),
             CellRef::Function(r, j) => self.circuit.functions.cell(r, j),
+            CellRef::Freivalds(r) => self.circuit.freivalds.cell(r),
         }
     }
 
@@ -446,6 +502,7 @@ impl<T> MockCircuit<T> {
             CellRef::Base(i) => self.circuit.base.main(0).advice[i] = Assigned::Trivial(v),
             CellRef::LinComb(a, i) => self.circuit.lincomb.set_cell((a, i), v),
             CellRef::Function(r, j) => self.circuit.functions.set_cell(r, j, v),
+            CellRef::Freivalds(r) => self.circuit.freivalds.set_cell(r, v),
         }
     }
 
@@ -466,6 +523,7 @@ impl<T> MockCircuit<T> {
             CellRef::LinComb(false, i) => Some(ContextCell::new(lincomb::TYPE_ID, 0, i)),
             CellRef::LinComb(true, _) => None,
             CellRef::Function(r, j) => Some(ContextCell::new(functions::TYPE_ID, 0, 3 * r + j)),
+            CellRef::Freivalds(r) => Some(ContextCell::new(freivalds::TYPE_ID, 0, r)),
         }
     }
 
@@ -473,6 +531,7 @@ impl<T> MockCircuit<T> {
         match c.type_id {
             lincomb::TYPE_ID => CellRef::LinComb(false, c.offset),
             functions::TYPE_ID => CellRef::Function(c.offset / 3, c.offset % 3),
+            freivalds::TYPE_ID => CellRef::Freivalds(c.offset),
             _ => {
                 let ctx = self.circuit.base.main(0);
                 assert_eq!(
@@ -494,6 +553,7 @@ impl<T> MockCircuit<T> {
             (None, CellRef::Base(i)) => (1, i),
             (None, CellRef::LinComb(_, i)) => (2, i),
             (None, CellRef::Function(r, j)) => (3, 3 * r + j),
+            (None, CellRef::Freivalds(r)) => (4, r),
         }
     }
 

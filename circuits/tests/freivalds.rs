@@ -1,0 +1,139 @@
+//! Products checked by Freivalds' algorithm: exact values, every cell constrained, and for
+//! each of the four gates a consistent forgery that exactly that gate rejects. A wrong
+//! product (an output, or an operand, moved with all its copies) is rejected by the final
+//! check when the running sums follow it, and by the gate at the forged row when they do not.
+
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::AssignedValue;
+use zkinfer_circuits::chips::Elem;
+use zkinfer_circuits::field::{fr, signed};
+use zkinfer_circuits::testing::{CellRef, MockCircuit, Rejection};
+
+const K: u32 = 8;
+
+const A: [[i128; 4]; 3] = [[3, -1, 0, 7], [-5, 2, 2, 1], [0, 0, -9, 4]];
+const B: [[i128; 5]; 4] = [
+    [1, 2, 0, -3, 4],
+    [0, -1, 5, 2, 2],
+    [6, 0, 1, 1, -2],
+    [-4, 3, 0, 8, 1],
+];
+
+fn matmul() -> Vec<Vec<i128>> {
+    (0..3)
+        .map(|i| {
+            (0..5)
+                .map(|j| (0..4).map(|k| A[i][k] * B[k][j]).sum())
+                .collect()
+        })
+        .collect()
+}
+
+/// What a test needs to find its cells: `Z`, and the cells of `A` and `B` (when variable).
+struct Laid {
+    z: Vec<Vec<AssignedValue<Fr>>>,
+    a: Vec<Vec<AssignedValue<Fr>>>,
+    b: Vec<Vec<AssignedValue<Fr>>>,
+}
+
+/// `Z = A·B` with `B` variable (cells) or constant (fixed); `Z` is made public.
+fn build(b_constant: bool) -> MockCircuit<Laid> {
+    MockCircuit::build_freivalds(K, 0, |ctx, _range, _lc, region| {
+        let a: Vec<Vec<_>> = A
+            .iter()
+            .map(|r| r.iter().map(|&v| ctx.load_witness(fr(v))).collect())
+            .collect();
+        let b: Vec<Vec<_>> = if b_constant {
+            Vec::new()
+        } else {
+            B.iter()
+                .map(|r| r.iter().map(|&v| ctx.load_witness(fr(v))).collect())
+                .collect()
+        };
+        let left: Vec<Vec<Elem>> = a
+            .iter()
+            .map(|r: &Vec<AssignedValue<Fr>>| r.iter().map(|c| Elem::Cell(*c)).collect())
+            .collect();
+        let right: Vec<Vec<Elem>> = if b_constant {
+            B.iter()
+                .map(|r| r.iter().map(|&v| Elem::Const(v)).collect())
+                .collect()
+        } else {
+            b.iter()
+                .map(|r: &Vec<AssignedValue<Fr>>| r.iter().map(|c| Elem::Cell(*c)).collect())
+                .collect()
+        };
+        let z = region.product(ctx, &left, &right).unwrap();
+        let public = z.iter().flatten().copied().collect();
+        (Laid { z, a, b }, public)
+    })
+}
+
+fn base(c: &AssignedValue<Fr>) -> CellRef {
+    CellRef::Base(c.cell.unwrap().offset)
+}
+
+fn plus_one(m: &mut MockCircuit<Laid>, c: CellRef) -> (CellRef, Fr) {
+    (c, m.value(c) + Fr::from(1u64))
+}
+
+#[test]
+fn products_are_exact_and_every_cell_constrained() {
+    for b_constant in [false, true] {
+        let mut m = build(b_constant);
+        let z: Vec<Vec<i128>> = m
+            .result
+            .z
+            .iter()
+            .map(|r| r.iter().map(|c| signed(c.value()).unwrap()).collect())
+            .collect();
+        assert_eq!(z, matmul());
+        // R·v: 4 sums of 5; per row of A: 5 Horner rows, then 4 dot rows.
+        assert_eq!(m.circuit().freivalds.rows(), 4 * 5 + 3 * (5 + 4));
+        assert!(m.satisfied());
+        assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
+    }
+}
+
+#[test]
+fn a_wrong_product_is_rejected_by_the_check() {
+    for b_constant in [false, true] {
+        let mut m = build(b_constant);
+        let mut forged = vec![base(&m.result.z[1][2]), base(&m.result.a[2][3])];
+        if !b_constant {
+            forged.push(base(&m.result.b[0][4]));
+        }
+        for c in forged {
+            let change = plus_one(&mut m, c);
+            m.assert_rejected_by(&[change], &[Rejection::FreivaldsCheck]);
+        }
+        // Far off, as a wrapped product would be.
+        let c = base(&m.result.z[0][0]);
+        let far = m.value(c) + fr(1i128 << 100);
+        m.assert_rejected_by(&[(c, far)], &[Rejection::FreivaldsCheck]);
+    }
+}
+
+#[test]
+fn each_gate_rejects_a_forger_who_keeps_the_running_sums() {
+    let mut m = build(false);
+    m.freeze_running_sums(true);
+    let cases = [
+        // The first output of a row starts its Horner sum.
+        (base(&m.result.z[2][0]), Rejection::FreivaldsStart),
+        // Later outputs are Horner steps.
+        (base(&m.result.z[2][3]), Rejection::FreivaldsHorner),
+        // Entries of B after the first of their row are Horner steps of R·v.
+        (base(&m.result.b[1][2]), Rejection::FreivaldsHorner),
+        // Entries of A are dot steps.
+        (base(&m.result.a[0][1]), Rejection::FreivaldsDot),
+    ];
+    for (c, gate) in cases {
+        let change = plus_one(&mut m, c);
+        m.assert_rejected_by(&[change], &[gate]);
+    }
+    // The first entry of a row of B starts its Horner sum.
+    let c = base(&m.result.b[3][0]);
+    let change = plus_one(&mut m, c);
+    m.assert_rejected_by(&[change], &[Rejection::FreivaldsStart]);
+}

@@ -69,6 +69,8 @@ pub struct PlanLimits {
     pub k: Option<u32>,
     /// What the chosen shape makes least.
     pub objective: Objective,
+    /// Whether shapes with Freivalds checks of products are tried.
+    pub freivalds: bool,
 }
 
 /// What the planner minimises among the shapes that fit.
@@ -89,6 +91,7 @@ impl Default for PlanLimits {
             max_proof_bytes: 3072,
             k: None,
             objective: Objective::ProveTime,
+            freivalds: true,
         }
     }
 }
@@ -121,6 +124,7 @@ fn lay_out_at(
     visibility: Visibility,
     k: u32,
     lincomb: bool,
+    freivalds: bool,
 ) -> Result<Layout, CircuitError> {
     let base = BaseCircuitParams {
         k: k as usize,
@@ -132,7 +136,7 @@ fn lay_out_at(
         base,
         lincomb_width: lincomb as usize,
         functions: false,
-        freivalds: true,
+        freivalds,
     };
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
     let instances = lay_out(&mut circuit, q, inputs, visibility)?;
@@ -224,7 +228,7 @@ pub fn plan_circuit(
         Some(k) => vec![k.clamp(MIN_K, limits.max_k)],
         None => {
             // A first layout with a wide table bounds the cells from below, hence k.
-            let probe = lay_out_at(q, inputs, visibility, 18, true)?;
+            let probe = lay_out_at(q, inputs, visibility, 18, true, limits.freivalds)?;
             let cells = probe.advice_cells
                 + LinCombRegion::rows_at(&probe.lincomb_sizes, 1)
                 + probe.freivalds_rows;
@@ -255,8 +259,18 @@ pub fn plan_circuit(
         }
         let mut narrowest = true;
         let mut any_shape = false;
-        for lincomb in [true, false] {
-            let layout = lay_out_at(q, inputs, visibility, k, lincomb)?;
+        let mut same_without_lincomb = [false; 2];
+        // Each region costs columns (proof bytes) and saves rows: try them all.
+        for (lincomb, freivalds) in [(true, true), (true, false), (false, true), (false, false)] {
+            if (!lincomb && same_without_lincomb[freivalds as usize])
+                || (freivalds && !limits.freivalds)
+            {
+                continue;
+            }
+            let layout = lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?;
+            if freivalds && layout.freivalds_rows == 0 {
+                continue; // no product worth checking: the next layout is this one
+            }
             narrowest &= layout.base.num_advice_per_phase[0] <= 1
                 && layout.base.num_lookup_advice_per_phase[0] <= 1;
             for (cost, plan) in shapes(&layout, k, visibility, limits.objective) {
@@ -269,9 +283,9 @@ pub fn plan_circuit(
                     best = Some((cost, plan));
                 }
             }
-            if layout.lincomb_sizes.is_empty() {
-                // Without linear ops the second layout would be the same.
-                break;
+            if lincomb && layout.lincomb_sizes.is_empty() {
+                // Without linear ops the layout without the region would be the same.
+                same_without_lincomb[freivalds as usize] = true;
             }
         }
         if best.is_none() && narrowest && any_shape {

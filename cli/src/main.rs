@@ -270,6 +270,10 @@ struct CompileArgs {
     /// the Solidity verifier's gas (fewest columns, larger k) for proofs checked on chain.
     #[arg(long, value_enum, default_value_t = Optimize::ProveTime)]
     optimize: Optimize,
+    /// Multiply every product out instead of checking products that share a factor by
+    /// Freivalds' algorithm (for comparison; the planner already picks the faster shape).
+    #[arg(long)]
+    no_freivalds: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -300,6 +304,7 @@ impl CompileArgs {
                 Optimize::ProveTime => options::Optimize::ProveTime,
                 Optimize::EvmGas => options::Optimize::EvmGas,
             }),
+            freivalds: self.no_freivalds.then_some(false),
         }
         .compile_options()
     }

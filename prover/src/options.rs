@@ -43,6 +43,10 @@ pub struct ModelOptions {
     /// What the shape makes least.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimize: Option<Optimize>,
+    /// Whether products sharing a factor may be checked by Freivalds' algorithm (default
+    /// true; the planner uses it where the proof budget allows and it proves faster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freivalds: Option<bool>,
 }
 
 impl ModelOptions {
@@ -60,6 +64,7 @@ impl ModelOptions {
             limits: PlanLimits {
                 max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
                 k: self.logrows,
+                freivalds: self.freivalds.unwrap_or(l.freivalds),
                 objective: match self.optimize.unwrap_or_default() {
                     Optimize::ProveTime => Objective::ProveTime,
                     Optimize::EvmGas => Objective::EvmGas,

@@ -481,6 +481,14 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             folder.q.lookup_error()
         );
     }
+    if p.params.freivalds {
+        let _ = writeln!(
+            out,
+            "freivalds        {} rows checking products that share a factor (3 advice + 1 fixed \
+             columns, a second phase)",
+            p.freivalds_rows
+        );
+    }
     let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);

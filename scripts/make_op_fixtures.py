@@ -135,6 +135,32 @@ def transposed_and_elu(out):
     ], [("x", [1, 8])], ["y"], {}), [e])
 
 
+def attention_products(out):
+    """One attention head over 16 tokens: three projections by one weight matrix each, then
+    Q·Kᵀ and softmax·V between activations, the products Freivalds' check is for; then a
+    mean over tokens and a 32→4 head. Own generator, as `selects`."""
+    g = np.random.default_rng(17)
+    x = g.uniform(-1, 1, (16, 32)).astype(np.float32)
+    proj = lambda: (g.standard_normal((32, 32)) / np.sqrt(32)).astype(np.float32)
+    save(out, "attention_products", model("at", [
+        helper.make_node("MatMul", ["x", "Wq"], ["q"]),
+        helper.make_node("MatMul", ["x", "Wk"], ["k"]),
+        helper.make_node("MatMul", ["x", "Wv"], ["v"]),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[1, 0]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+        helper.make_node("Mul", ["s", "scale"], ["ss"]),
+        helper.make_node("Softmax", ["ss"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["a"]),
+        # A small head keeps the public outputs (and the Solidity verifier) small.
+        helper.make_node("ReduceMean", ["a"], ["m"], axes=[0], keepdims=1),
+        helper.make_node("MatMul", ["m", "Wo"], ["y"]),
+    ], [("x", [16, 32])], ["y"], {
+        "Wq": proj(), "Wk": proj(), "Wv": proj(),
+        "Wo": (g.standard_normal((32, 4)) * 0.5).astype(np.float32),
+        "scale": np.array([1 / np.sqrt(32)], dtype=np.float32),
+    }), [x])
+
+
 def unsupported(out):
     """Models the importer must refuse, naming the ONNX node: one whose output is fresh
     randomness (RandomNormal: no circuit can prove it), and a Hardmax, which tract rewrites
@@ -166,5 +192,6 @@ if __name__ == "__main__":
     main(Path(sys.argv[1]))
     selects(Path(sys.argv[1]))
     transposed_and_elu(Path(sys.argv[1]))
+    attention_products(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         unsupported(Path(sys.argv[2]))

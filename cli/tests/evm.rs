@@ -27,7 +27,16 @@ fn proven_with(
     visibility: Visibility,
     objective: Objective,
 ) -> (PathBuf, PathBuf) {
-    let e = example(name);
+    proven_from(tmp, &example(name), name, visibility, objective)
+}
+
+fn proven_from(
+    tmp: &Path,
+    e: &Path,
+    name: &str,
+    visibility: Visibility,
+    objective: Objective,
+) -> (PathBuf, PathBuf) {
     let input = e.join("input.json");
     let dir = tmp.join(format!("{name}-{objective:?}"));
     let mut opts = CompileOptions {
@@ -53,24 +62,55 @@ fn verifiers_accept_real_proofs_and_reject_tampered_calldata() {
         ("4l_relu_conv_fc", Visibility::Private, 10),
     ] {
         let (dir, proof) = proven(tmp.path(), name, visibility);
-        let folder = VerifierFolder::open(&dir).unwrap();
-        let verifier = solidity::build(&folder).unwrap();
-        assert_eq!(verifier.num_instances, public_values, "{name}");
-        assert!(verifier.compiled.deployed.len() <= MAX_CODE_SIZE, "{name}");
-        let LoadedProof {
-            instances, bytes, ..
-        } = load_proof(&folder, &proof).unwrap();
-        let honest =
-            evm_verify(&verifier.compiled.bytecode, &calldata(&instances, &bytes)).unwrap();
-        assert!(honest.accepted, "{name}: the real proof is rejected");
-        assert_eq!(honest.code_size, verifier.compiled.deployed.len(), "{name}");
-        let cases = tampered_calldata(&instances, &bytes);
-        assert_eq!(cases.len(), 4);
-        for (what, data) in cases {
-            let verdict = evm_verify(&verifier.compiled.bytecode, &data).unwrap();
-            assert!(!verdict.accepted, "{name}: {what} accepted");
-        }
+        accepted_and_tamper_rejected_on_the_evm(name, &dir, &proof, public_values);
     }
+}
+
+fn accepted_and_tamper_rejected_on_the_evm(
+    name: &str,
+    dir: &Path,
+    proof: &Path,
+    public_values: usize,
+) {
+    let folder = VerifierFolder::open(dir).unwrap();
+    let verifier = solidity::build(&folder).unwrap();
+    assert_eq!(verifier.num_instances, public_values, "{name}");
+    assert!(verifier.compiled.deployed.len() <= MAX_CODE_SIZE, "{name}");
+    let LoadedProof {
+        instances, bytes, ..
+    } = load_proof(&folder, proof).unwrap();
+    let honest = evm_verify(&verifier.compiled.bytecode, &calldata(&instances, &bytes)).unwrap();
+    assert!(honest.accepted, "{name}: the real proof is rejected");
+    assert_eq!(honest.code_size, verifier.compiled.deployed.len(), "{name}");
+    let cases = tampered_calldata(&instances, &bytes);
+    assert_eq!(cases.len(), 4);
+    for (what, data) in cases {
+        let verdict = evm_verify(&verifier.compiled.bytecode, &data).unwrap();
+        assert!(!verdict.accepted, "{name}: {what} accepted");
+    }
+}
+
+/// A circuit with Freivalds checks has a second phase (a challenge drawn after the first
+/// commitments); its Solidity verifier squeezes that challenge too, accepts the real proof
+/// and rejects tampered ones.
+#[test]
+fn a_two_phase_circuit_verifies_on_the_evm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture =
+        zkinfer_model::corpus::manifest_dir().join("../model/tests/fixtures/attention_products");
+    let (dir, proof) = proven_from(
+        tmp.path(),
+        &fixture,
+        "attention_products",
+        Visibility::Private,
+        Objective::ProveTime,
+    );
+    let settings = std::fs::read_to_string(dir.join("settings.json")).unwrap();
+    assert!(
+        settings.contains("\"freivalds\": true"),
+        "the fixture must compile to Freivalds checks"
+    );
+    accepted_and_tamper_rejected_on_the_evm("attention_products", &dir, &proof, 4);
 }
 
 /// `--optimize evm-gas` takes one gate column and no dot-product columns (at a larger k): the

@@ -145,6 +145,8 @@ pub struct FreivaldsRegion {
     copy: Option<SharedCopyConstraintManager<Fr>>,
     /// First-phase values the second phase is computed from, when frozen (tamper tests).
     frozen: Option<Vec<Fr>>,
+    /// Whether the last `w` of each row is chosen to close its sum to zero (tamper tests).
+    forge_w: bool,
 }
 
 impl FreivaldsRegion {
@@ -272,6 +274,12 @@ impl FreivaldsRegion {
                     h[r - 1] - xs[r] * w[r]
                 }
             };
+            if self.forge_w && self.steps[r] == Step::Dot(true) && h[r] != Fr::ZERO {
+                if let Some(inv) = Option::<Fr>::from(xs[r].invert()) {
+                    w[r] = h[r - 1] * inv;
+                    h[r] = Fr::ZERO;
+                }
+            }
         }
         (h, w)
     }
@@ -351,5 +359,11 @@ impl FreivaldsRegion {
     /// changed later (tamper tests: a forger who keeps the running sums); `false` undoes it.
     pub fn freeze(&mut self, on: bool) {
         self.frozen = on.then(|| self.xs.clone());
+    }
+
+    /// Makes the last `w` of each row whatever closes its sum to zero, instead of a copy of
+    /// `R·v` (tamper tests: only the copy constraint stands in the way).
+    pub fn forge_w(&mut self, on: bool) {
+        self.forge_w = on;
     }
 }

@@ -210,8 +210,7 @@ pub fn lay_out(
     let ctx = circuit.base.main(0);
     let lincomb = &mut circuit.lincomb;
     let functions = &mut circuit.functions;
-    let freivalds = circuit.params.freivalds.then_some(&mut circuit.freivalds);
-    let mut freivalds = freivalds;
+    let mut freivalds = circuit.params.freivalds.then_some(&mut circuit.freivalds);
     let mut memo = Memo::default();
     let mut vals: Vec<Vec<Value>> = Vec::with_capacity(q.nodes.len());
     for (id, node) in q.nodes.iter().enumerate() {

@@ -347,6 +347,11 @@ impl<T> MockCircuit<T> {
         self.circuit.freivalds.freeze(on);
     }
 
+    /// Whether the last `w` of each Freivalds row is forged to close its sum to zero.
+    pub fn forge_freivalds_w(&mut self, on: bool) {
+        self.circuit.freivalds.forge_w(on);
+    }
+
     /// The function-lookup cells in use.
     pub fn function_cells(&self) -> Vec<CellRef> {
         let rows = self.circuit.functions.rows();

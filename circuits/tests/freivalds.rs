@@ -115,6 +115,20 @@ fn a_wrong_product_is_rejected_by_the_check() {
 }
 
 #[test]
+fn a_w_that_closes_a_wrong_sum_is_rejected_by_its_copy_constraint() {
+    // w is chosen after γ: were it not a copy of R·v, any wrong product could be closed.
+    let mut m = build(false);
+    m.forge_freivalds_w(true);
+    assert!(m.satisfied(), "an honest witness needs no forged w");
+    let c = base(&m.result.z[1][2]);
+    let change = plus_one(&mut m, c);
+    assert_eq!(
+        m.rejections(&[change]),
+        [Rejection::Copy].into_iter().collect()
+    );
+}
+
+#[test]
 fn each_gate_rejects_a_forger_who_keeps_the_running_sums() {
     let mut m = build(false);
     m.freeze_running_sums(true);

@@ -94,3 +94,38 @@ pub fn verify_gas(cs: &ConstraintSystem<Fr>, num_instances: usize) -> u64 {
         + EVALUATION_GAS * p.scalars as u64
         + INSTANCE_GAS * num_instances as u64
 }
+
+/// Bytes per field element in the prover's polynomials.
+const FR_MEM: u64 = 32;
+/// Bytes of the SRS per row: `g` and `g_lagrange`, one affine point each.
+const SRS_MEM_PER_ROW: u64 = 2 * 64;
+/// Bytes per gate-advice cell in halo2-base's virtual builder before it is assigned.
+const BUILDER_MEM_PER_CELL: u64 = 96;
+/// Measured peak RSS over the structural count below (allocator slack, FFT scratch, rayon
+/// buffers), fitted on the `benches/compare` and `benches/freivalds` runs: the estimate is
+/// within −5 % … +10 % of the measured peak for k = 15…21.
+const MEM_SLACK: f64 = 1.1;
+/// The process before any circuit: binary, model, tables.
+const MEM_BASE: u64 = 60 << 20;
+
+/// Estimated peak memory of `zkinfer prove` for `cs` at `2^k` rows with `advice_cells`
+/// gate cells, in bytes. halo2-axiom's prover holds, per row: the proving key's fixed and
+/// permutation polynomials in both bases, every advice, instance, lookup and permutation-product
+/// polynomial in both bases, one extended-domain part of each of them while the quotient is
+/// evaluated, the quotient over the whole extended domain, and the SRS. Used to refuse, at
+/// compile time, a circuit this machine cannot prove.
+pub fn prove_memory_bytes(cs: &ConstraintSystem<Fr>, k: u32, advice_cells: usize) -> u64 {
+    let fixed = (cs.num_fixed_columns() + cs.num_selectors()) as u64;
+    let sigma = cs.permutation().get_columns().len() as u64;
+    let perm_products = sigma.div_ceil(cs.degree() as u64 - 2);
+    let advice = cs.num_advice_columns() as u64;
+    let instance = cs.num_instance_columns() as u64;
+    let lookups = cs.lookups().len() as u64;
+    let extended_parts = (cs.degree() as u64 - 1).next_power_of_two();
+    let key = 2 * fixed + 3 + 2 * sigma;
+    let witness = 2 * (advice + instance + 3 * lookups + perm_products);
+    let quotient_part = fixed + 3 + sigma + advice + instance + 3 * lookups + perm_products;
+    let per_row = FR_MEM * (key + witness + quotient_part + extended_parts) + SRS_MEM_PER_ROW;
+    let structural = (per_row << k) + BUILDER_MEM_PER_CELL * advice_cells as u64;
+    (structural as f64 * MEM_SLACK) as u64 + MEM_BASE
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use zkinfer_model::QGraph;
 
 use crate::circuit::{CircuitParams, ModelCircuit};
-use crate::cost::{constraint_system, proof_bytes, prove_cost, verify_gas};
+use crate::cost::{constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verify_gas};
 use crate::error::CircuitError;
 use crate::layout::{lay_out, Visibility};
 use crate::lincomb::LinCombRegion;
@@ -55,6 +55,26 @@ pub struct CircuitPlan {
     pub freivalds_rows: usize,
     /// Size of a proof, in bytes.
     pub proof_bytes: usize,
+    /// Estimated peak memory of proving, in bytes ([`crate::cost::prove_memory_bytes`]).
+    #[serde(default)]
+    pub prove_memory_bytes: u64,
+}
+
+impl CircuitPlan {
+    /// The columns in words: "2 gate + 3 dot-product columns", and the Freivalds region if any.
+    pub fn columns(&self) -> String {
+        let lincomb = self.params.lincomb_width;
+        format!(
+            "{} gate + {} dot-product columns{}",
+            self.params.base.num_advice_per_phase[0],
+            lincomb + (lincomb > 0) as usize,
+            if self.params.freivalds {
+                " + Freivalds checks"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 /// Bounds on the circuit shape.
@@ -71,6 +91,9 @@ pub struct PlanLimits {
     pub objective: Objective,
     /// Whether shapes with Freivalds checks of products are tried.
     pub freivalds: bool,
+    /// Largest estimated proving memory accepted, in bytes: a circuit that needs more is
+    /// refused at compile time instead of failing (or swapping) at prove time.
+    pub max_prove_memory: Option<u64>,
 }
 
 /// What the planner minimises among the shapes that fit.
@@ -92,6 +115,7 @@ impl Default for PlanLimits {
             k: None,
             objective: Objective::ProveTime,
             freivalds: true,
+            max_prove_memory: None,
         }
     }
 }
@@ -203,6 +227,7 @@ fn shapes(
             table_rows: layout.table_rows,
             freivalds_rows: layout.freivalds_rows,
             proof_bytes: proof_bytes(&cs),
+            prove_memory_bytes: prove_memory_bytes(&cs, k, layout.advice_cells),
             params,
         };
         let work = prove_cost(&cs, k);
@@ -241,6 +266,8 @@ pub fn plan_circuit(
     };
     let mut best: Option<((u64, u64), CircuitPlan)> = None;
     let mut smallest_proof = usize::MAX;
+    // The least-memory shape within the proof budget, when the memory limit refused it.
+    let mut least_memory: Option<CircuitPlan> = None;
     let mut last_k = ks[0];
     for &k in &ks {
         last_k = k;
@@ -259,6 +286,7 @@ pub fn plan_circuit(
         }
         let mut narrowest = true;
         let mut any_shape = false;
+        let mut any_within_budget = false;
         let mut same_without_lincomb = [false; 2];
         // Each region costs columns (proof bytes) and saves rows: try them all.
         for (lincomb, freivalds) in [(true, true), (true, false), (false, true), (false, false)] {
@@ -279,6 +307,19 @@ pub fn plan_circuit(
                 if plan.proof_bytes > limits.max_proof_bytes {
                     continue;
                 }
+                any_within_budget = true;
+                if limits
+                    .max_prove_memory
+                    .is_some_and(|m| plan.prove_memory_bytes > m)
+                {
+                    if least_memory
+                        .as_ref()
+                        .is_none_or(|l| plan.prove_memory_bytes < l.prove_memory_bytes)
+                    {
+                        least_memory = Some(plan);
+                    }
+                    continue;
+                }
                 if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                     best = Some((cost, plan));
                 }
@@ -292,9 +333,25 @@ pub fn plan_circuit(
             // One column of each kind already: a larger k cannot shrink the proof.
             break;
         }
+        if best.is_none() && any_within_budget {
+            // Every shape within the budget needs more memory than allowed; at a larger k the
+            // per-row polynomials (key, SRS, lookups) only double.
+            break;
+        }
     }
     best.map(|(_, plan)| plan).ok_or_else(|| {
-        CircuitError::TooLarge(if smallest_proof == usize::MAX {
+        CircuitError::TooLarge(if let Some(l) = least_memory {
+            format!(
+                "proving needs about {:.1} GiB (the least of any shape within the proof budget: \
+                 k={}, {}, {}-byte proofs), over the {:.1} GiB allowed (--max-prove-memory, \
+                 by default this machine's memory)",
+                l.prove_memory_bytes as f64 / GIB,
+                l.k,
+                l.columns(),
+                l.proof_bytes,
+                limits.max_prove_memory.unwrap_or(0) as f64 / GIB,
+            )
+        } else if smallest_proof == usize::MAX {
             format!("the circuit does not fit in 2^{last_k} rows")
         } else {
             format!(
@@ -305,6 +362,8 @@ pub fn plan_circuit(
         })
     })
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// More columns than this never fit a proof budget worth having; it bounds the smallest k.
 const MAX_COLUMNS: usize = 24;

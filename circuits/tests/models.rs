@@ -190,3 +190,52 @@ fn identical_rows_share_cells_and_stay_constrained() {
         assert!(!m.accepts_instances(inst), "instance {i}");
     }
 }
+
+#[test]
+fn a_circuit_over_the_memory_limit_is_refused_with_what_it_needs() {
+    let (q, qi) = example("lstm");
+    let free = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    // halo2's prover holds dozens of field elements per row: 2^14 rows need tens of MiB.
+    let mib = free.prove_memory_bytes >> 20;
+    assert!((60..400).contains(&mib), "lstm at k={}: {mib} MiB", free.k);
+    let limits = |bytes| PlanLimits {
+        max_prove_memory: Some(bytes),
+        ..PlanLimits::default()
+    };
+    // At exactly its estimate the same shape is chosen.
+    let same = plan_circuit(&q, &qi, Visibility::Public, limits(free.prove_memory_bytes)).unwrap();
+    assert_eq!(
+        (same.k, same.prove_memory_bytes),
+        (free.k, free.prove_memory_bytes)
+    );
+    let err = plan_circuit(&q, &qi, Visibility::Public, limits(1 << 20))
+        .unwrap_err()
+        .to_string();
+    let needed = format!(
+        "{:.1} GiB",
+        free.prove_memory_bytes as f64 / (1u64 << 30) as f64
+    );
+    assert!(
+        err.contains(&format!("proving needs about {needed}"))
+            && err.contains(&format!("k={}", free.k))
+            && err.contains("over the 0.0 GiB allowed (--max-prove-memory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_memory_estimate_doubles_with_the_rows() {
+    use zkinfer_circuits::cost::{constraint_system, prove_memory_bytes};
+    let (q, qi) = example("1l_mlp");
+    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let cs = constraint_system(&plan.params);
+    let (m18, m19) = (
+        prove_memory_bytes(&cs, 18, plan.advice_cells),
+        prove_memory_bytes(&cs, 19, plan.advice_cells),
+    );
+    // Beyond the process's base, the per-row polynomials dominate: twice the rows, twice
+    // the memory (the builder's per-cell share does not grow with k).
+    let base = 60u64 << 20;
+    let ratio = (m19 - base) as f64 / (m18 - base) as f64;
+    assert!((1.99..=2.0).contains(&ratio), "{m18} → {m19}: {ratio}");
+}

@@ -274,6 +274,10 @@ struct CompileArgs {
     /// Freivalds' algorithm (for comparison; the planner already picks the faster shape).
     #[arg(long)]
     no_freivalds: bool,
+    /// Refuse a circuit whose proving would need more than this many GiB of memory (estimated;
+    /// default: this machine's memory). Raise it to compile for a larger prover machine.
+    #[arg(long, value_name = "GIB")]
+    max_prove_memory: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -305,6 +309,7 @@ impl CompileArgs {
                 Optimize::EvmGas => options::Optimize::EvmGas,
             }),
             freivalds: self.no_freivalds.then_some(false),
+            max_prove_memory_gib: self.max_prove_memory,
         }
         .compile_options()
     }
@@ -393,12 +398,11 @@ fn dispatch(command: Command) -> Result<()> {
             })?;
             let p = &s.plan;
             println!(
-                "compiled {} → {}: k={}, {} gate + {} dot-product columns, range table 2^{}, {} public instances, {}-byte proofs",
+                "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs",
                 model.display(),
                 out.display(),
                 p.k,
-                p.params.base.num_advice_per_phase[0],
-                p.params.lincomb_width + (p.params.lincomb_width > 0) as usize,
+                p.columns(),
                 p.lookup_bits,
                 p.num_instances,
                 p.proof_bytes

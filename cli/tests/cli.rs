@@ -273,6 +273,20 @@ fn bad_input_is_a_clear_error() {
         ],
         "does not fit in 2^8 rows",
     );
+    // A prover machine too small for the circuit: refused at compile time, saying what it needs.
+    expect_failure(
+        &[
+            "compile",
+            p(&e.join("network.onnx")),
+            "--calibration",
+            p(&input),
+            "--out",
+            p(&out),
+            "--max-prove-memory",
+            "0.01",
+        ],
+        "over the 0.0 GiB allowed (--max-prove-memory",
+    );
 
     let dir = tmp.path().join("mlp");
     compile_and_setup("1l_mlp", &dir, &[]);

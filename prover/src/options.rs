@@ -47,6 +47,10 @@ pub struct ModelOptions {
     /// true; the planner uses it where the proof budget allows and it proves faster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freivalds: Option<bool>,
+    /// Largest estimated proving memory, in GiB (default: this machine's memory): a circuit
+    /// that needs more is refused by `compile`, saying what it would need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prove_memory_gib: Option<f64>,
 }
 
 impl ModelOptions {
@@ -65,6 +69,10 @@ impl ModelOptions {
                 max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
                 k: self.logrows,
                 freivalds: self.freivalds.unwrap_or(l.freivalds),
+                max_prove_memory: self
+                    .max_prove_memory_gib
+                    .map(|g| (g.max(0.0) * (1u64 << 30) as f64) as u64)
+                    .or_else(machine_memory),
                 objective: match self.optimize.unwrap_or_default() {
                     Optimize::ProveTime => Objective::ProveTime,
                     Optimize::EvmGas => Objective::EvmGas,
@@ -73,4 +81,13 @@ impl ModelOptions {
             },
         }
     }
+}
+
+/// This machine's physical memory in bytes (Linux's `MemTotal`), or `None` where unknown.
+/// Read from `/proc/meminfo` directly: one line, not worth a system-information crate.
+pub fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

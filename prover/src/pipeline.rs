@@ -107,6 +107,7 @@ pub fn compile(
         advice_columns = plan.params.base.num_advice_per_phase[0],
         lincomb_width = plan.params.lincomb_width,
         proof_bytes = plan.proof_bytes,
+        prove_memory = %gib(plan.prove_memory_bytes),
         "circuit laid out in {:.2?}",
         t.elapsed()
     );
@@ -421,6 +422,15 @@ impl Prover {
     }
 }
 
+/// `bytes` in MiB below 1 GiB, else in GiB, for messages.
+pub fn gib(bytes: u64) -> String {
+    if bytes < 1 << 30 {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
+    } else {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    }
+}
+
 /// A human-readable description of a compiled folder.
 pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     let folder = open(dir)?;
@@ -490,6 +500,15 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
         );
     }
     let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);
+    let _ = writeln!(
+        out,
+        "prove memory     ≈ {} (estimate)",
+        gib(zkinfer_circuits::cost::prove_memory_bytes(
+            &zkinfer_circuits::cost::constraint_system(&p.params),
+            p.k,
+            p.advice_cells
+        ))
+    );
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);
     if in_dir(dir, files::KEYS).exists() {

@@ -161,6 +161,28 @@ def attention_products(out):
     }), [x])
 
 
+def token_embedding(out):
+    """Gather at indices the input gives: int64 token ids (one negative, counting from the end
+    as ONNX allows) into an embedding table, plus position embeddings, then a projection and
+    a mean over tokens. Own generator, as `selects`."""
+    g = np.random.default_rng(19)
+    ids = np.array([[3, 7, 0, 9, -1, 3]], dtype=np.int64)
+    graph = helper.make_graph([
+        helper.make_node("Gather", ["wte", "ids"], ["tok"], axis=0),
+        helper.make_node("Add", ["tok", "wpe"], ["h"]),
+        helper.make_node("MatMul", ["h", "W"], ["p"]),
+        helper.make_node("ReduceMean", ["p"], ["y"], axes=[1], keepdims=0),
+    ], "te", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [
+        numpy_helper.from_array((g.standard_normal((10, 8)) * 0.5).astype(np.float32), "wte"),
+        numpy_helper.from_array((g.standard_normal((6, 8)) * 0.1).astype(np.float32), "wpe"),
+        numpy_helper.from_array((g.standard_normal((8, 3)) * 0.5).astype(np.float32), "W"),
+    ])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="zkinfer-fixtures")
+    m.ir_version = 8
+    save(out, "token_embedding", onnx.shape_inference.infer_shapes(m), [ids])
+
+
 def unsupported(out):
     """Models the importer must refuse, naming the ONNX node: one whose output is fresh
     randomness (RandomNormal: no circuit can prove it), and a Hardmax, which tract rewrites
@@ -193,5 +215,6 @@ if __name__ == "__main__":
     selects(Path(sys.argv[1]))
     transposed_and_elu(Path(sys.argv[1]))
     attention_products(Path(sys.argv[1]))
+    token_embedding(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         unsupported(Path(sys.argv[2]))

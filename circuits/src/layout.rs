@@ -63,6 +63,7 @@ const EXTREMUM: i128 = 3;
 const LOOKUP: i128 = 4;
 const DIVIDE: i128 = 5;
 const SQRT: i128 = 6;
+const GATHER: i128 = 7;
 
 /// Identical computations (same op, same operands by identity) are laid out once: a Tile or
 /// Expand that copies a batch, then a Gemm over the copies, costs one copy of the Gemm.
@@ -385,6 +386,23 @@ pub fn lay_out(
                         let (y, neg) =
                             chip.divide(ctx, ac, bc, *shift, den_bits, q.act_bits, &place(i))?;
                         Ok((Elem::Cell(y), Some(neg)))
+                    })?);
+                }
+            }
+            QOp::Gather {
+                tables,
+                picks,
+                shift,
+            } => {
+                for (i, &(idx, col)) in picks.iter().enumerate() {
+                    let table = &tables[col as usize];
+                    let tag = functions.tag(table);
+                    let x = val(0, idx);
+                    let key = Memo::key(GATHER, &[tag as i128], std::iter::once((&x, 0)));
+                    out.push(memo.get_or_lay_out(key, || {
+                        let cell = as_cell(ctx, x.elem);
+                        let y = chip.gather(ctx, functions, cell, table, tag, *shift, &place(i))?;
+                        Ok((Elem::Cell(y), None))
                     })?);
                 }
             }

@@ -69,6 +69,16 @@ pub enum ModelError {
         /// One past the last input the table covers.
         hi: i64,
     },
+    /// A Gather index is not an integer in `[-len, len)`.
+    #[error("bad index at node \"{node}\": {value} is not an integer index into {len} entries")]
+    BadIndex {
+        /// Node name.
+        node: String,
+        /// The offending index (at the activation scale, in real units).
+        value: f64,
+        /// Entries along the gathered axis.
+        len: usize,
+    },
     /// The model is larger than the configured limit.
     #[error("model too large: {0}")]
     TooLarge(String),

@@ -1,10 +1,12 @@
 //! The float graph every ONNX model is lowered to before quantization.
 //!
-//! Five op shapes cover everything the circuit proves: an affine map with constant
+//! A few op shapes cover everything the circuit proves: an affine map with constant
 //! coefficients ([`Op::Linear`]: Gemm, MatMul, Conv, pooling sums, reductions, Add, Sub, Mul by
 //! a constant, BatchNorm), products of two variable tensors ([`Op::Bilinear`]), max/min over
 //! candidates ([`Op::Extremum`]: Relu, Clip, MaxPool, ReduceMax), pure data movement
-//! ([`Op::Remap`]: Reshape, Transpose, Slice, Concat, Pad, Gather, Flatten), and inputs.
+//! ([`Op::Remap`]: Reshape, Transpose, Slice, Concat, Pad, Gather at constant indices,
+//! Flatten), table lookups (non-linear functions, and [`Op::Gather`] at indices the input
+//! gives), square roots, divisions, and inputs.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +79,28 @@ pub enum Op {
         /// Numerator and denominator index per output element.
         pairs: Vec<(u32, u32)>,
     },
+    /// `out[o] = tables[col][in[idx]]` for pick `o = (idx, col)`: ONNX Gather of a constant
+    /// tensor at indices the input gives (token embeddings). An index is an integer in
+    /// `[-V, V)`; a negative one counts from the end, as in ONNX.
+    Gather {
+        /// Per column: the values at indices `0 … V−1`.
+        tables: Vec<Vec<f32>>,
+        /// Per output element: the index element and the column.
+        picks: Vec<(u32, u32)>,
+    },
+}
+
+/// `tables[col][index]` with ONNX's negative indices, or `None` for a non-integer or
+/// out-of-range index.
+pub fn gather_index(index: f64, len: usize) -> Option<usize> {
+    if index.fract() != 0.0 || !index.is_finite() {
+        return None;
+    }
+    let n = len as f64;
+    if index < -n || index >= n {
+        return None;
+    }
+    Some((if index < 0.0 { index + n } else { index }) as usize)
 }
 
 /// Element-wise non-linear functions, proven through lookup tables.
@@ -164,6 +188,7 @@ impl Op {
             Op::Unary { .. } => "Lookup",
             Op::Divide { .. } => "Divide",
             Op::Sqrt => "Sqrt",
+            Op::Gather { .. } => "Gather",
         }
     }
 }
@@ -251,6 +276,15 @@ impl Graph {
                 Op::Divide { pairs } => pairs
                     .iter()
                     .map(|&(a, b)| ins[0][a as usize] / ins[1][b as usize])
+                    .collect(),
+                // An invalid index has no value; the quantized graph refuses it by name.
+                Op::Gather { tables, picks } => picks
+                    .iter()
+                    .map(|&(i, c)| {
+                        let col = &tables[c as usize];
+                        gather_index(ins[0][i as usize], col.len())
+                            .map_or(f64::NAN, |j| col[j] as f64)
+                    })
                     .collect(),
             };
             values.push(out);

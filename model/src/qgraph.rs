@@ -66,6 +66,19 @@ pub enum QOp {
         /// The samples.
         table: LookupTable,
     },
+    /// `out[o] = tables[col](in[idx] / 2^shift)` for pick `o = (idx, col)`: a Gather at
+    /// indices from the input. Each table is exact (step 1, `lo = −V`, the `2V` entries of
+    /// its column for indices `−V … V−1`, and one padding sample); an index must be an exact
+    /// multiple of `2^shift` (an integer at the activation scale). Not range-checked: every
+    /// output is a table entry.
+    Gather {
+        /// One table per column.
+        tables: Vec<LookupTable>,
+        /// Per output element: the index element and the column.
+        picks: Vec<(u32, u32)>,
+        /// The activation scale of the indices.
+        shift: u32,
+    },
 }
 
 /// `f` sampled every `2^shift` input units: `values[i] = round(f((lo + i)·2^shift) )` at the
@@ -152,7 +165,7 @@ impl QOp {
             | QOp::Divide { .. }
             | QOp::Sqrt { .. } => true,
             QOp::Linear { shift, .. } => *shift > 0,
-            QOp::Extremum { .. } | QOp::Remap { .. } => false,
+            QOp::Extremum { .. } | QOp::Remap { .. } | QOp::Gather { .. } => false,
         }
     }
 }
@@ -426,6 +439,27 @@ impl QGraph {
                             value: b,
                             bits: self.act_bits,
                         })
+                    })
+                    .collect::<Result<_>>()?,
+                QOp::Gather {
+                    tables,
+                    picks,
+                    shift,
+                } => picks
+                    .iter()
+                    .map(|&(i, c)| {
+                        let x = ins[0][i as usize];
+                        let table = &tables[c as usize];
+                        let t = x >> shift;
+                        (t << shift == x)
+                            .then(|| table.eval(t))
+                            .flatten()
+                            .map(|y| y as i128)
+                            .ok_or_else(|| ModelError::BadIndex {
+                                node: node.name.clone(),
+                                value: x as f64 / (1u64 << shift) as f64,
+                                len: table.values.len() / 2,
+                            })
                     })
                     .collect::<Result<_>>()?,
                 QOp::Lookup { table, func } => ins[0]

@@ -125,6 +125,14 @@ pub fn quantize_samples(
                 pairs: pairs.clone(),
                 shift: s,
             },
+            Op::Gather { tables, picks } => QOp::Gather {
+                tables: tables
+                    .iter()
+                    .map(|col| gather_table(col, unit, &node.name))
+                    .collect::<Result<_>>()?,
+                picks: picks.clone(),
+                shift: s,
+            },
             // The table needs the activation width, known once every node is calibrated.
             Op::Unary { func } => QOp::Lookup {
                 func: *func,
@@ -166,6 +174,24 @@ pub fn quantize_samples(
     }
     compute_bounds(&mut q)?;
     Ok(q)
+}
+
+/// The exact table of one Gather column: indices `−V … V−1` (ONNX's negative indices count
+/// from the end) at step 1, plus a padding sample so the last index has a successor.
+fn gather_table(col: &[f32], unit: f64, node: &str) -> Result<LookupTable> {
+    let q: Vec<i64> = col
+        .iter()
+        .map(|&v| to_fixed(v as f64 * unit, node))
+        .collect::<Result<_>>()?;
+    let mut values = Vec::with_capacity(2 * q.len() + 1);
+    values.extend_from_slice(&q);
+    values.extend_from_slice(&q);
+    values.push(0);
+    Ok(LookupTable {
+        shift: 0,
+        lo: -(q.len() as i64),
+        values,
+    })
 }
 
 /// log2 of the samples in a lookup table: the step is the activation range over this.
@@ -358,6 +384,7 @@ fn compute_bounds(q: &mut QGraph) -> Result<()> {
                     candidates.iter().flatten().map(src).max().unwrap_or(0)
                 }
                 QOp::Remap { srcs } => srcs.iter().map(src).max().unwrap_or(0),
+                QOp::Gather { tables, .. } => tables.iter().map(|t| t.max_abs()).max().unwrap_or(0),
                 _ => checked,
             }
         };

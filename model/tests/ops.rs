@@ -12,7 +12,7 @@ fn op_fixtures_match_onnxruntime() {
         .map(|e| e.unwrap().path())
         .collect();
     dirs.sort();
-    assert_eq!(dirs.len(), 14);
+    assert_eq!(dirs.len(), 15);
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let graph = load_onnx(&dir.join("network.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -38,6 +38,26 @@ fn op_fixtures_match_onnxruntime() {
         assert!(
             qerr <= bound,
             "{name}: fixed-point error {qerr} above {bound}"
+        );
+    }
+}
+
+#[test]
+fn token_ids_must_be_integers_within_the_vocabulary() {
+    let dir = zkinfer_model::corpus::manifest_dir().join("tests/fixtures/token_embedding");
+    let graph = load_onnx(&dir.join("network.onnx")).unwrap();
+    let input =
+        parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+    let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
+    // ONNX's range for 10 entries is [-10, 10): both ends are accepted.
+    let ok = vec![vec![-10.0, 9.0, 0.0, 1.0, 2.0, 3.0]];
+    assert!(q.eval(&q.quantize_input(&ok).unwrap()).is_ok());
+    for (bad, shown) in [(10.0, "10"), (-11.0, "-11"), (2.5, "2.5")] {
+        let ids = vec![vec![1.0, 2.0, bad, 3.0, 4.0, 5.0]];
+        let err = q.eval(&q.quantize_input(&ids).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("bad index at node \"tok\": {shown} is not an integer index into 10 entries"),
         );
     }
 }

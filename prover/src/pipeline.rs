@@ -555,6 +555,12 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             QOp::Sqrt { shift } => ("Sqrt", 0, *shift),
             // "terms" is the table's sample count, "shift" its step.
             QOp::Lookup { table, .. } => ("Lookup", table.values.len(), table.shift),
+            // "terms": the table entries, all columns together.
+            QOp::Gather { tables, shift, .. } => (
+                "Gather",
+                tables.iter().map(|t| t.values.len()).sum(),
+                *shift,
+            ),
         };
         let _ = writeln!(
             out,

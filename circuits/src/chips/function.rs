@@ -100,4 +100,48 @@ impl QuantChip {
         let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
         Ok((y_cell, Some(neg)))
     }
+
+    /// `table(x / 2^shift)` for a Gather at computed indices: the gate `x = t·2^shift` makes
+    /// `x` an exact multiple of the scale (no remainder), and the lookup of `(t, y, dy)` in
+    /// the exact table (step 1) pins `y` to the entry at index `t`, which the table's range
+    /// bounds. Returns the output cell (a table entry: no range check needed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gather(
+        &self,
+        ctx: &mut Context<Fr>,
+        fns: &mut FunctionRegion,
+        x: AssignedValue<Fr>,
+        table: &LookupTable,
+        tag: u64,
+        shift: u32,
+        place: &dyn Fn() -> String,
+    ) -> Result<AssignedValue<Fr>, CircuitError> {
+        let xv = signed(x.value()).unwrap_or(i128::MAX);
+        let bad = || CircuitError::OutOfRange {
+            place: format!("index at {}", place()),
+            value: xv,
+            bits: shift,
+        };
+        let xi = i64::try_from(xv).map_err(|_| bad())?;
+        let t = xi >> shift;
+        let i = usize::try_from(t - table.lo).map_err(|_| bad())?;
+        let (y, next) = match (table.values.get(i), table.values.get(i + 1)) {
+            (Some(&a), Some(&b)) if t << shift == xi && table.shift == 0 => (a as i128, b as i128),
+            _ => return Err(bad()),
+        };
+        ctx.assign_region(
+            [
+                Constant(Fr::zero()),
+                Witness(fr(t as i128)),
+                Constant(fr(1i128 << shift)),
+                Existing(x),
+            ],
+            [0],
+        );
+        let t_cell = ctx.get(-3);
+        let y_cell = ctx.load_witness(fr(y));
+        let dy_cell = ctx.load_witness(fr(next - y));
+        fns.push(tag, [t_cell, y_cell, dy_cell]);
+        Ok(y_cell)
+    }
 }

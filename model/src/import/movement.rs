@@ -31,8 +31,14 @@ pub(crate) fn is_movement(op: &dyn TypedOp) -> bool {
         || op.downcast_ref::<Downsample>().is_some()
 }
 
-/// Lowers a movement op to a [`Op::Remap`].
+/// Lowers a movement op to a [`Op::Remap`] (or, for a Gather at computed indices, to an
+/// [`Op::Gather`]).
 pub(crate) fn lower(ctx: &Ctx, op: &dyn TypedOp) -> Result<Lowered> {
+    if let Some(gather) = op.downcast_ref::<Gather>() {
+        if !ctx.is_const(1) {
+            return gather_at_computed_indices(ctx, gather.axis);
+        }
+    }
     // Pad's constant must not collide with codes: pad with 0 (never a code), restore after.
     let mut pad_value = 0.0f32;
     let replaced;
@@ -188,5 +194,47 @@ pub(crate) fn select(ctx: &Ctx) -> Result<Lowered> {
     Ok(Lowered {
         op: Op::Remap { srcs },
         slots,
+    })
+}
+
+/// A Gather whose indices come from the input (token ids into an embedding table): one exact
+/// lookup table per column of the constant data, each output element a lookup of its index.
+fn gather_at_computed_indices(ctx: &Ctx, axis: usize) -> Result<Lowered> {
+    if !ctx.is_const(0) {
+        return Err(ctx.unsupported(
+            "gathering from a computed tensor at computed indices (only constant data, such as \
+             an embedding table, can be indexed by the input)",
+        ));
+    }
+    let data = ctx.const_f32(0)?;
+    let (dshape, ishape) = (&ctx.in_shapes[0], &ctx.in_shapes[1]);
+    if axis >= dshape.len() {
+        return Err(ctx.shape_err(format!("axis {axis} of a rank-{} tensor", dshape.len())));
+    }
+    let len = dshape[axis];
+    // A column: the data's coordinates other than `axis`; its table runs along `axis`.
+    let (pre, post) = (&dshape[..axis], &dshape[axis + 1..]);
+    let (npre, npost): (usize, usize) = (pre.iter().product(), post.iter().product());
+    let tables: Vec<Vec<f32>> = (0..npre * npost)
+        .map(|c| {
+            let (a, b) = (c / npost, c % npost);
+            (0..len).map(|v| data[(a * len + v) * npost + b]).collect()
+        })
+        .collect();
+    let nidx: usize = ishape.iter().product();
+    if ctx.out_len() != npre * nidx * npost {
+        return Err(ctx.shape_err("Gather's output does not match its data and indices"));
+    }
+    // Output coordinates are `pre ++ indices ++ post`, row-major.
+    let picks = (0..ctx.out_len())
+        .map(|o| {
+            let (a, rest) = (o / (nidx * npost), o % (nidx * npost));
+            let (i, b) = (rest / npost, rest % npost);
+            (i as u32, (a * npost + b) as u32)
+        })
+        .collect();
+    Ok(Lowered {
+        op: Op::Gather { tables, picks },
+        slots: vec![1],
     })
 }

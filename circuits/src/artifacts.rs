@@ -143,6 +143,13 @@ pub struct Settings {
     pub scale: u32,
     /// Signed bits of range-checked values.
     pub act_bits: u32,
+    /// The measured error on the calibration samples: the largest
+    /// `max |fixed − float| / max |float|` over them (`zkinfer_model::measured_error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_error: Option<f64>,
+    /// How many calibration samples set the ranges and measured the error.
+    #[serde(default)]
+    pub calibration_samples: usize,
     /// Graph input shapes.
     pub input_shapes: Vec<Vec<usize>>,
     /// Graph output shapes.

@@ -278,6 +278,21 @@ struct CompileArgs {
     /// default: this machine's memory). Raise it to compile for a larger prover machine.
     #[arg(long, value_name = "GIB")]
     max_prove_memory: Option<f64>,
+    /// accuracy: the given scales (default 16 bits); resources: the fewest scale bits (up to
+    /// --scale) whose error on the calibration samples stays within --max-error, for
+    /// narrower range checks and often a smaller k. `inspect` shows the scales and error.
+    #[arg(long, value_enum, default_value_t = CompileTarget::Accuracy)]
+    target: CompileTarget,
+    /// The largest relative error (max |fixed − float| / max |float| on the calibration
+    /// samples) --target resources may reach.
+    #[arg(long, value_name = "REL", default_value_t = options::DEFAULT_MAX_ERROR)]
+    max_error: f64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompileTarget {
+    Accuracy,
+    Resources,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -310,6 +325,11 @@ impl CompileArgs {
             }),
             freivalds: self.no_freivalds.then_some(false),
             max_prove_memory_gib: self.max_prove_memory,
+            target: Some(match self.target {
+                CompileTarget::Accuracy => options::Target::Accuracy,
+                CompileTarget::Resources => options::Target::Resources,
+            }),
+            max_error: Some(self.max_error),
         }
         .compile_options()
     }

@@ -405,3 +405,45 @@ fn calibration_samples_widen_the_ranges() {
     ]);
     expect_success(&["verify", p(&many), p(&proof)]);
 }
+
+#[test]
+fn target_resources_trades_scale_bits_for_a_smaller_circuit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = example("1l_mlp").join("input.json");
+    let settings = |dir: &std::path::Path| read_json(&dir.join("settings.json"));
+    let (acc, res) = (tmp.path().join("acc"), tmp.path().join("res"));
+    compile_and_setup("1l_mlp", &acc, &[]);
+    compile_and_setup("1l_mlp", &res, &["--target", "resources"]);
+    let (a, r) = (settings(&acc), settings(&res));
+    // The fewest bits within the default bound (1e-3): 6 bits is off by more, 8 is within.
+    assert_eq!(a["scale"], 16);
+    assert_eq!(r["scale"], 8);
+    let (ea, er) = (
+        a["expected_error"].as_f64().unwrap(),
+        r["expected_error"].as_f64().unwrap(),
+    );
+    assert!(ea < er && er <= 1e-3, "accuracy {ea}, resources {er}");
+    assert!(
+        r["act_bits"].as_u64() < a["act_bits"].as_u64()
+            && r["plan"]["advice_cells"].as_u64() < a["plan"]["advice_cells"].as_u64(),
+        "narrower range checks, fewer cells"
+    );
+    let shown = expect_success(&["inspect", p(&res)]);
+    assert!(
+        shown.contains("activations 2^8, coefficients 2^8")
+            && shown.contains(&format!("expected error   {er:.2e} (max |fixed − float|")),
+        "{shown}"
+    );
+    // The resources circuit proves, and its outputs are within the error it reported.
+    let proof = tmp.path().join("proof.json");
+    expect_success(&["prove", p(&res), "--input", p(&input), "--out", p(&proof)]);
+    expect_success(&["verify", p(&res), p(&proof)]);
+    // A bound no scale meets keeps the most accurate one.
+    let strict = tmp.path().join("strict");
+    compile_and_setup(
+        "1l_mlp",
+        &strict,
+        &["--target", "resources", "--max-error", "1e-12"],
+    );
+    assert_eq!(settings(&strict)["scale"], 16);
+}

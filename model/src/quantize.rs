@@ -194,6 +194,34 @@ fn gather_table(col: &[f32], unit: f64, node: &str) -> Result<LookupTable> {
     })
 }
 
+/// The fixed-point graph's error on `samples` against the float graph it came from: the
+/// largest `max |fixed − float| / max |float|` over the samples (outputs of every graph
+/// output together; the float maximum floored at `2^-scale` so an all-zero output does not
+/// divide by zero). This is the "expected error" `inspect` reports and `--target resources`
+/// bounds.
+pub fn measured_error(q: &QGraph, graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<f64> {
+    let mut worst = 0f64;
+    for (k, sample) in samples.iter().enumerate() {
+        let vals = graph.eval(sample);
+        // Every sample must evaluate within the ranges it calibrated (headroom included).
+        let trace = q
+            .quantize_input(sample)
+            .and_then(|x| q.eval(&x))
+            .map_err(|e| ModelError::Input(format!("calibration sample {k} does not fit: {e}")))?;
+        let floor = 1.0 / (1u64 << q.scale) as f64;
+        let mut max_float = floor;
+        let mut max_diff = 0f64;
+        for (&o, fixed) in graph.outputs.iter().zip(q.outputs_of(&trace)) {
+            for (f, &x) in vals[o].iter().zip(&fixed) {
+                max_float = max_float.max(f.abs());
+                max_diff = max_diff.max((q.dequantize(x) - f).abs());
+            }
+        }
+        worst = worst.max(max_diff / max_float);
+    }
+    Ok(worst)
+}
+
 /// log2 of the samples in a lookup table: the step is the activation range over this.
 pub const LOOKUP_TABLE_BITS: u32 = 12;
 

@@ -18,6 +18,21 @@ pub enum Optimize {
     EvmGas,
 }
 
+/// What quantization favours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The given scales (default 16 fractional bits): the smallest error.
+    #[default]
+    Accuracy,
+    /// The fewest scale bits whose measured error stays within `max_error`: narrower range
+    /// checks, smaller tables, often a smaller k.
+    Resources,
+}
+
+/// `--target resources`'s default bound on the measured relative error.
+pub const DEFAULT_MAX_ERROR: f64 = 1e-3;
+
 /// Compile options, each optional.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +62,12 @@ pub struct ModelOptions {
     /// true; the planner uses it where the proof budget allows and it proves faster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freivalds: Option<bool>,
+    /// `accuracy` (default) or `resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// The relative error `target: resources` may reach (default 1e-3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error: Option<f64>,
     /// Largest estimated proving memory, in GiB (default: this machine's memory): a circuit
     /// that needs more is refused by `compile`, saying what it would need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +100,8 @@ impl ModelOptions {
                 },
                 ..l
             },
+            resources: (self.target == Some(Target::Resources))
+                .then(|| self.max_error.unwrap_or(DEFAULT_MAX_ERROR)),
         }
     }
 }

@@ -12,7 +12,7 @@ use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::ProvingKey;
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 use zkinfer_circuits::artifacts::{
     files, in_dir, read_bytes, read_json, read_json_hashed, srs_note, vk_to_bytes, write_bytes,
     write_json, KeysInfo, KzgVerifierKey, ProofFile, Settings, SrsSource, Versioned,
@@ -22,8 +22,8 @@ use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity::{self, VerifierFolder};
 use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{
-    load_onnx_bytes, parse_calibration_json, parse_input_json, quantize_samples, sha256_hex,
-    ModelError, QGraph, QOp, QuantizeOptions,
+    load_onnx_bytes, measured_error, parse_calibration_json, parse_input_json, quantize_samples,
+    sha256_hex, Graph, ModelError, QGraph, QOp, QuantizeOptions,
 };
 
 use crate::error::ProverError;
@@ -38,6 +38,76 @@ pub struct CompileOptions {
     pub visibility: Visibility,
     /// Circuit size limits.
     pub limits: PlanLimits,
+    /// `--target resources`: the fewest scale bits whose measured error on the calibration
+    /// samples is at most this (relative); `None` keeps the given scales (`--target accuracy`).
+    pub resources: Option<f64>,
+}
+
+/// Activation scales `--target resources` tries, fewest bits first.
+pub const RESOURCE_SCALES: [u32; 6] = [6, 8, 10, 12, 14, 16];
+
+/// Quantizes for the target: the given scales, or under `--target resources` the smallest
+/// scale (up to the given one) whose error on the calibration samples is within the bound.
+/// Returns the graph and its measured error.
+fn quantize_for_target(
+    graph: &Graph,
+    samples: &[Vec<Vec<f64>>],
+    opts: &CompileOptions,
+) -> Result<(QGraph, f64), ProverError> {
+    let quantize = |o: &QuantizeOptions| -> Result<(QGraph, f64), ModelError> {
+        let q = quantize_samples(graph, samples, o)?;
+        let err = measured_error(&q, graph, samples)?;
+        Ok((q, err))
+    };
+    let Some(bound) = opts.resources else {
+        return Ok(quantize(&opts.quantize)?);
+    };
+    let mut fallback: Result<(QGraph, f64), ModelError> =
+        Err(ModelError::Input("no scale to try".into()));
+    for scale in RESOURCE_SCALES
+        .into_iter()
+        .filter(|&s| s <= opts.quantize.scale)
+    {
+        let o = QuantizeOptions {
+            scale,
+            param_scale: opts.quantize.param_scale.min(scale),
+            ..opts.quantize.clone()
+        };
+        match quantize(&o) {
+            Ok((q, err)) if err <= bound => {
+                info!(
+                    scale,
+                    error = err,
+                    bound,
+                    "--target resources: scale chosen"
+                );
+                return Ok((q, err));
+            }
+            Ok((q, err)) => {
+                info!(
+                    scale,
+                    error = err,
+                    bound,
+                    "--target resources: error above the bound"
+                );
+                fallback = Ok((q, err));
+            }
+            Err(e) => {
+                info!(scale, "--target resources: {e}");
+                if fallback.is_err() {
+                    fallback = Err(e);
+                }
+            }
+        }
+    }
+    let (q, err) = fallback?;
+    warn!(
+        scale = q.scale,
+        error = err,
+        bound,
+        "--target resources: no scale meets the error bound; keeping the most accurate"
+    );
+    Ok((q, err))
 }
 
 /// `calibration.json`.
@@ -86,12 +156,7 @@ pub fn compile(
     let text = String::from_utf8(read_file(calibration)?)
         .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", calibration.display())))?;
     let samples = parse_calibration_json(&text)?;
-    let q = quantize_samples(&graph, &samples, &opts.quantize)?;
-    // Every sample must evaluate within the ranges it calibrated (headroom included).
-    for (k, sample) in samples.iter().enumerate() {
-        q.eval(&q.quantize_input(sample)?)
-            .map_err(|e| ModelError::Input(format!("calibration sample {k} does not fit: {e}")))?;
-    }
+    let (q, expected_error) = quantize_for_target(&graph, &samples, opts)?;
     // The first sample lays the circuit out (shapes and break points do not depend on values).
     let qcal = q.quantize_input(&samples[0])?;
     info!(
@@ -135,8 +200,14 @@ pub fn compile(
         zkinfer_version: env!("CARGO_PKG_VERSION").to_string(),
         model_sha256: sha256_hex(&bytes),
         qgraph_sha256,
-        quantize: opts.quantize.clone(),
+        quantize: QuantizeOptions {
+            scale: q.scale,
+            param_scale: q.param_scale,
+            ..opts.quantize.clone()
+        },
         scale: q.scale,
+        expected_error: Some(expected_error),
+        calibration_samples: samples.len(),
         act_bits: q.act_bits,
         input_shapes: q.input_shapes(),
         output_shapes: q.output_shapes(),
@@ -452,6 +523,14 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             .trim_matches('"')
     );
     let _ = writeln!(out, "outputs          {:?} (public)", s.output_shapes);
+    if let Some(e) = s.expected_error {
+        let _ = writeln!(
+            out,
+            "expected error   {e:.2e} (max |fixed − float| / max |float| over {} calibration sample{})",
+            s.calibration_samples,
+            if s.calibration_samples == 1 { "" } else { "s" }
+        );
+    }
     let _ = writeln!(out, "k                {} ({} rows)", p.k, 1u64 << p.k);
     let _ = writeln!(out, "rows used        {} per gate column", p.rows);
     let _ = writeln!(

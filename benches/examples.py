@@ -41,10 +41,15 @@ def bench(zk, work, name):
     prove = timed([zk, "prove", str(d), "--input", inp, "--out", str(d / "proof.json")])
     verify = timed([zk, "verify", str(d), str(d / "proof.json")])
     proof = json.loads((d / "proof.json").read_text())
-    want = json.loads((ex / "expected.json").read_text())["output_data"]
     got = proof["outputs"]
-    err = max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w))
-    scale = max(abs(v) for w in want for v in w) or 1.0
+    if (ex / "expected.json").exists():
+        want = json.loads((ex / "expected.json").read_text())["output_data"]
+        err = max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w))
+        scale = max(abs(v) for w in want for v in w) or 1.0
+    else:
+        # No onnxruntime reference (nanoGPT, self_attention): the error compile measured
+        # against the float graph, whose semantics are tract's.
+        err, scale = settings.get("expected_error", float("nan")), 1.0
     plan = settings["plan"]
     return {
         "model": name, "k": plan["k"], "rows": max(plan["rows"], plan["lincomb_rows"]),
@@ -74,7 +79,7 @@ def main():
             runs = [bench(a.zkinfer, work, m) for _ in range(a.reps)]
         except RuntimeError as e:
             rows.append({"model": m, "error": str(e)})
-            print(f"| {m} | failed: {str(e)[:120]} |", flush=True)
+            print(f"| {m} | failed: {str(e)[:400]} |", flush=True)
             continue
         r = dict(runs[0])
         for key in ("setup_s", "prove_wall_s", "prove_cpu_s", "prove_rss_mib", "verify_s"):

@@ -265,7 +265,8 @@ pub fn plan_circuit(
         }
     };
     let mut best: Option<((u64, u64), CircuitPlan)> = None;
-    let mut smallest_proof = usize::MAX;
+    // The shape with the smallest proof, for the error when none fits the budget.
+    let mut smallest: Option<CircuitPlan> = None;
     // The least-memory shape within the proof budget, when the memory limit refused it.
     let mut least_memory: Option<CircuitPlan> = None;
     let mut last_k = ks[0];
@@ -303,7 +304,12 @@ pub fn plan_circuit(
                 && layout.base.num_lookup_advice_per_phase[0] <= 1;
             for (cost, plan) in shapes(&layout, k, visibility, limits.objective) {
                 any_shape = true;
-                smallest_proof = smallest_proof.min(plan.proof_bytes);
+                if smallest
+                    .as_ref()
+                    .is_none_or(|s| plan.proof_bytes < s.proof_bytes)
+                {
+                    smallest = Some(plan.clone());
+                }
                 if plan.proof_bytes > limits.max_proof_bytes {
                     continue;
                 }
@@ -351,14 +357,19 @@ pub fn plan_circuit(
                 l.proof_bytes,
                 limits.max_prove_memory.unwrap_or(0) as f64 / GIB,
             )
-        } else if smallest_proof == usize::MAX {
-            format!("the circuit does not fit in 2^{last_k} rows")
-        } else {
+        } else if let Some(s) = smallest {
             format!(
                 "no circuit up to k={last_k} has a proof of at most {} bytes (the smallest: {} \
-                 bytes; raise --max-proof-bytes)",
-                limits.max_proof_bytes, smallest_proof
+                 bytes, at k={} with {}, and proving it would need about {:.1} GiB; raise \
+                 --max-proof-bytes)",
+                limits.max_proof_bytes,
+                s.proof_bytes,
+                s.k,
+                s.columns(),
+                s.prove_memory_bytes as f64 / GIB,
             )
+        } else {
+            format!("the circuit does not fit in 2^{last_k} rows")
         })
     })
 }

@@ -258,6 +258,20 @@ fn bad_input_is_a_clear_error() {
         ],
         "raise --max-proof-bytes",
     );
+    // … saying where the smallest proof lies and what proving it would take.
+    expect_failure(
+        &[
+            "compile",
+            p(&e.join("network.onnx")),
+            "--calibration",
+            p(&input),
+            "--out",
+            p(&out),
+            "--max-proof-bytes",
+            "1000",
+        ],
+        "with 1 gate + 0 dot-product columns, and proving it would need about 0.1 GiB",
+    );
     expect_failure(
         &[
             "compile",

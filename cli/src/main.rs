@@ -418,14 +418,15 @@ fn dispatch(command: Command) -> Result<()> {
             })?;
             let p = &s.plan;
             println!(
-                "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs",
+                "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs, proving needs ≈ {}",
                 model.display(),
                 out.display(),
                 p.k,
                 p.columns(),
                 p.lookup_bits,
                 p.num_instances,
-                p.proof_bytes
+                p.proof_bytes,
+                pipeline::gib(p.prove_memory_bytes)
             );
         }
         Command::Setup { dir, srs } => {

@@ -66,6 +66,19 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
             }
         })
         .collect();
+    if let Some(graph) = proto.graph.as_ref() {
+        for (i, n) in graph.node.iter().enumerate() {
+            if let Some(detail) = rewrite::misread_by_tract(n) {
+                return Err(ModelError::UnsupportedOp {
+                    node: nodes[i].shown.clone(),
+                    node_id: i,
+                    op: n.op_type.clone(),
+                    onnx: Some(Box::new((nodes[i].shown.clone(), n.op_type.clone()))),
+                    detail: format!(": {detail}"),
+                });
+            }
+        }
+    }
     if let Some(graph) = proto.graph.as_mut() {
         rewrite::rewrite(graph);
     }

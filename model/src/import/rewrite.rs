@@ -21,6 +21,21 @@ pub(crate) fn rewrite(graph: &mut GraphProto) {
     }
 }
 
+/// Why tract would read `node` differently from ONNX, if it would: attributes newer than
+/// tract's op set that it ignores. Such a node is refused rather than proved wrong.
+pub(crate) fn misread_by_tract(node: &NodeProto) -> Option<String> {
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    match node.op_type.as_str() {
+        // Opset 28 gave SpaceToDepth DepthToSpace's `mode`; tract always uses DCR.
+        "SpaceToDepth" => {
+            let mode = attr("mode").map(|a| String::from_utf8_lossy(&a.s).into_owned());
+            mode.filter(|m| m != "DCR")
+                .map(|m| format!("mode {m} (tract reads every SpaceToDepth as DCR)"))
+        }
+        _ => None,
+    }
+}
+
 fn scalar(graph: &mut GraphProto, name: String, v: f32) -> String {
     graph.initializer.push(TensorProto {
         name: name.clone(),
@@ -86,4 +101,33 @@ fn elu(graph: &mut GraphProto, elu: NodeProto) {
         ),
     ];
     graph.node.extend(steps);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::pb::AttributeProto;
+
+    fn space_to_depth(mode: Option<&str>) -> NodeProto {
+        let mut n = node("SpaceToDepth", "s".into(), vec!["x".into()], "y".into());
+        if let Some(m) = mode {
+            n.attribute.push(AttributeProto {
+                name: "mode".into(),
+                r#type: attribute_proto::AttributeType::String as i32,
+                s: m.as_bytes().to_vec(),
+                ..Default::default()
+            });
+        }
+        n
+    }
+
+    #[test]
+    fn space_to_depth_in_crd_mode_is_flagged() {
+        assert_eq!(misread_by_tract(&space_to_depth(None)), None);
+        assert_eq!(misread_by_tract(&space_to_depth(Some("DCR"))), None);
+        assert_eq!(
+            misread_by_tract(&space_to_depth(Some("CRD"))).as_deref(),
+            Some("mode CRD (tract reads every SpaceToDepth as DCR)")
+        );
+    }
 }

@@ -207,7 +207,17 @@ pub fn lay_out(
     visibility: Visibility,
 ) -> Result<Vec<Fr>, CircuitError> {
     let trace = q.eval(inputs)?;
-    let chip = QuantChip::new(circuit.base.range_chip());
+    let signed_chip = QuantChip::new(circuit.base.range_chip());
+    let unsigned_chip = signed_chip.without_signs();
+    // Only a Max/Min reads a value's sign bit: other outputs take the cheaper range check.
+    let mut sign_read = vec![false; q.nodes.len()];
+    for node in &q.nodes {
+        if matches!(node.op, QOp::Extremum { .. }) {
+            for &i in &node.inputs {
+                sign_read[i] = true;
+            }
+        }
+    }
     let ctx = circuit.base.main(0);
     let lincomb = &mut circuit.lincomb;
     let functions = &mut circuit.functions;
@@ -215,6 +225,11 @@ pub fn lay_out(
     let mut memo = Memo::default();
     let mut vals: Vec<Vec<Value>> = Vec::with_capacity(q.nodes.len());
     for (id, node) in q.nodes.iter().enumerate() {
+        let chip = if sign_read[id] {
+            &signed_chip
+        } else {
+            &unsigned_chip
+        };
         let place = |i: usize| move || format!("node \"{}\" element {i}", node.name);
         let val = |slot: u32, idx: u32| vals[node.inputs[slot as usize]][idx as usize];
         let resolve = |s: &Src<i64>| match *s {
@@ -252,7 +267,7 @@ pub fn lay_out(
                             act_bits: q.act_bits,
                         };
                         checked.extend(lay_out_shared(
-                            ctx, lincomb, region, &chip, &mut memo, shared, rescale, &place,
+                            ctx, lincomb, region, chip, &mut memo, shared, rescale, &place,
                         )?);
                     }
                 }
@@ -309,7 +324,7 @@ pub fn lay_out(
                             act_bits: q.act_bits,
                         };
                         checked.extend(lay_out_shared(
-                            ctx, lincomb, region, &chip, &mut memo, shared, rescale, &place,
+                            ctx, lincomb, region, chip, &mut memo, shared, rescale, &place,
                         )?);
                     }
                 }
@@ -371,7 +386,7 @@ pub fn lay_out(
                         let cell = as_cell(ctx, v.elem);
                         let (s, neg) =
                             chip.sqrt(ctx, cell, *shift, in_bits, q.act_bits, &place(i))?;
-                        Ok((Elem::Cell(s), Some(neg)))
+                        Ok((Elem::Cell(s), neg))
                     })?);
                 }
             }
@@ -385,7 +400,7 @@ pub fn lay_out(
                         let (ac, bc) = (as_cell(ctx, a.elem), as_cell(ctx, b.elem));
                         let (y, neg) =
                             chip.divide(ctx, ac, bc, *shift, den_bits, q.act_bits, &place(i))?;
-                        Ok((Elem::Cell(y), Some(neg)))
+                        Ok((Elem::Cell(y), neg))
                     })?);
                 }
             }

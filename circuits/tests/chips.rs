@@ -738,7 +738,7 @@ fn divide_circuit(a: i128, b: i128) -> MockCircuit<([usize; 3], SignCells)> {
         let (y, nb) = chip.divide(ctx, ac, bc, 4, 6, 8, &here).unwrap();
         // Layout: [b, a, 2^(s+1), num] [b, b, 1, 2b] [r, y, 2b, num] [d, r, 1, d+r, 1, 1, 2b].
         let cells = [start + 8, start + 9, start + 12];
-        ((cells, SignCells::of(&nb, 8)), vec![ac, bc, y])
+        ((cells, SignCells::of(&nb.unwrap(), 8)), vec![ac, bc, y])
     })
 }
 
@@ -871,7 +871,7 @@ fn sqrt_slacks_are_range_checked() {
         let vc = ctx.load_witness(fr(50));
         let start = ctx.advice.len();
         let (s, nb) = chip.sqrt(ctx, vc, 0, 10, 8, &here).unwrap();
-        ((start, SignCells::of(&nb, 8)), vec![vc, s])
+        ((start, SignCells::of(&nb.unwrap(), 8)), vec![vc, s])
     });
     let (start, sign) = &m.result.clone();
     // Layout: [0, v, 1, u] [c1, s, s', u] [0, s, 2, 2s, s, s, t] [c2, u, 1, t].
@@ -1091,7 +1091,7 @@ fn sqrt_gates_each_bind() {
         let vc = ctx.load_witness(fr(50));
         let start = ctx.advice.len();
         let (s, nb) = chip.sqrt(ctx, vc, 0, 10, 8, &here).unwrap();
-        ((start, SignCells::of(&nb, 8)), vec![vc, s])
+        ((start, SignCells::of(&nb.unwrap(), 8)), vec![vc, s])
     });
     let (start, sign) = m.result;
     // Layout: [0, v, 1, u] [c1, s, s', u] [0, s, 2, 2s, s, s, t] [c2, u, 1, t].
@@ -1197,4 +1197,97 @@ fn signed_range_is_exact_at_both_ends() {
         }
         m.assert_rejected_by(&changes, &[Rejection::BasicGate]);
     }
+}
+
+/// `floor(37·100 / 2^7)` on a chip for outputs no Max/Min reads, at 7 signed bits: with K = 8's
+/// 7-bit table the sign bit would cost 12 cells and the shifted check 4, so the output is
+/// range-checked as `y + 2^6 ∈ [0, 2^7)` without a sign bit. Returns the offsets of y, r and
+/// the shifted value; `x` and `y` are public.
+fn unsigned_rescale_circuit(width: usize) -> MockCircuit<(usize, usize, usize, bool)> {
+    MockCircuit::build_with(K, width, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone()).without_signs();
+        let x = ctx.load_witness(fr(37));
+        let out = chip
+            .dot(
+                ctx,
+                lc,
+                &[(Elem::Cell(x), Elem::Const(100))],
+                0,
+                7,
+                7,
+                &here,
+            )
+            .unwrap();
+        let Elem::Cell(y) = out.out else {
+            panic!("expected a cell")
+        };
+        let y_off = offset_of(ctx, &y);
+        let r_off = if width == 0 { y_off + 2 } else { y_off + 1 };
+        // The add [y, 2^6, 1, y + 2^6] is the last region: whole limbs add no cells.
+        let shifted = ctx.advice.len() - 1;
+        ((y_off, r_off, shifted, out.neg.is_none()), vec![x, y])
+    })
+}
+
+#[test]
+fn an_output_no_extremum_reads_gets_the_cheaper_exact_range_check() {
+    let acc = 37 * 100;
+    let (y, r) = (acc >> 7, acc & 127);
+    for width in [0usize, 2] {
+        let mut m = unsigned_rescale_circuit(width);
+        let (y_off, r_off, shifted, no_sign) = m.result;
+        assert!(no_sign, "width {width}: no sign bit was proved");
+        assert!(m.satisfied(), "width {width}");
+        assert_eq!(
+            m.unconstrained_cells(),
+            Vec::<CellRef>::new(),
+            "width {width}"
+        );
+        assert_eq!(m.value(CellRef::Base(y_off)), fr(y));
+        assert_eq!(m.value(CellRef::Base(shifted)), fr(y + 64));
+        // The remainder's check still binds: (y + 1, r − 2^7) keeps every gate true.
+        m.assert_rejected_by(
+            &[
+                (CellRef::Base(y_off), fr(y + 1)),
+                (CellRef::Base(r_off), fr(r - 128)),
+                (CellRef::Base(shifted), fr(y + 1 + 64)),
+            ],
+            &[Rejection::RangeLookup],
+        );
+        // And the output's: r + 1 has the field solution y = (acc − r − 1) / 2^7, far out of
+        // range; only the shifted value's lookup refuses it.
+        let y_wrapped = (fr(acc) - fr(r + 1)) * fr(128).invert().unwrap();
+        assert!(signed(&y_wrapped).is_none());
+        m.assert_rejected_by(
+            &[
+                (CellRef::Base(r_off), fr(r + 1)),
+                (CellRef::Base(y_off), y_wrapped),
+                (CellRef::Base(shifted), y_wrapped + fr(64)),
+            ],
+            &[Rejection::RangeLookup],
+        );
+        // The shift gate ties the checked value to y.
+        m.assert_rejected_by(
+            &[(CellRef::Base(shifted), fr(y + 65))],
+            &[Rejection::BasicGate],
+        );
+    }
+    // With a sign reader, the same product proves its sign bit.
+    let signed = MockCircuit::build_with(K, 0, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(37));
+        let out = chip
+            .dot(
+                ctx,
+                lc,
+                &[(Elem::Cell(x), Elem::Const(100))],
+                0,
+                7,
+                7,
+                &here,
+            )
+            .unwrap();
+        (out.neg.is_some(), vec![x])
+    });
+    assert!(signed.result);
 }

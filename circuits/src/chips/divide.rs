@@ -15,8 +15,8 @@ use crate::error::CircuitError;
 use crate::field::{fr, signed};
 
 impl QuantChip {
-    /// `round(a · 2^shift / b)` for `0 < b < 2^den_bits`; returns the quotient and its
-    /// negative bit.
+    /// `round(a · 2^shift / b)` for `0 < b < 2^den_bits`; returns the quotient and,
+    /// when its range check proved one, its negative bit (see [`Self::output_range`]).
     #[allow(clippy::too_many_arguments)]
     pub fn divide(
         &self,
@@ -27,7 +27,7 @@ impl QuantChip {
         den_bits: u32,
         act_bits: u32,
         place: &dyn Fn() -> String,
-    ) -> Result<(AssignedValue<Fr>, AssignedValue<Fr>), CircuitError> {
+    ) -> Result<(AssignedValue<Fr>, Option<AssignedValue<Fr>>), CircuitError> {
         let (av, bv) = (
             signed(a.value()).unwrap_or(i128::MAX),
             signed(b.value()).unwrap_or(i128::MAX),
@@ -87,7 +87,7 @@ impl QuantChip {
         let d_cell = ctx.get(-7);
         self.range.range_check(ctx, r_cell, den_bits as usize + 1);
         self.range.range_check(ctx, d_cell, den_bits as usize + 1);
-        let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
+        let neg = self.output_range(ctx, y_cell, act_bits, place)?;
         Ok((y_cell, neg))
     }
 }

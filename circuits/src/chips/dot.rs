@@ -100,10 +100,10 @@ impl QuantChip {
         let r_cell = ctx.get(-1);
         let y_cell = ctx.get(-3);
         self.range.range_check(ctx, r_cell, shift as usize);
-        let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
+        let neg = self.output_range(ctx, y_cell, act_bits, place)?;
         Ok(DotOut {
             out: Elem::Cell(y_cell),
-            neg: Some(neg),
+            neg,
         })
     }
 
@@ -144,10 +144,10 @@ impl QuantChip {
         terms.push((r_cell, -Fr::ONE));
         lincomb.push(&terms, fr(bias))?;
         self.range.range_check(ctx, r_cell, shift as usize);
-        let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
+        let neg = self.output_range(ctx, y_cell, act_bits, place)?;
         Ok(DotOut {
             out: Elem::Cell(y_cell),
-            neg: Some(neg),
+            neg,
         })
     }
 }

@@ -97,8 +97,8 @@ impl QuantChip {
         );
         let (r2_cell, y_cell) = (ctx.get(-4), ctx.get(-3));
         self.range.range_check(ctx, r2_cell, s as usize);
-        let neg = self.sign_bit(ctx, y_cell, act_bits, place)?;
-        Ok((y_cell, Some(neg)))
+        let neg = self.output_range(ctx, y_cell, act_bits, place)?;
+        Ok((y_cell, neg))
     }
 
     /// `table(x / 2^shift)` for a Gather at computed indices: the gate `x = t·2^shift` makes

@@ -15,7 +15,8 @@ use crate::error::CircuitError;
 use crate::field::{fr, signed};
 
 impl QuantChip {
-    /// `floor(sqrt(v · 2^shift))` for `0 ≤ v < 2^in_bits`; returns the root and its negative bit.
+    /// `floor(sqrt(v · 2^shift))` for `0 ≤ v < 2^in_bits`; returns the root and,
+    /// when its range check proved one, its negative bit.
     pub fn sqrt(
         &self,
         ctx: &mut Context<Fr>,
@@ -24,7 +25,7 @@ impl QuantChip {
         in_bits: u32,
         act_bits: u32,
         place: &dyn Fn() -> String,
-    ) -> Result<(AssignedValue<Fr>, AssignedValue<Fr>), CircuitError> {
+    ) -> Result<(AssignedValue<Fr>, Option<AssignedValue<Fr>>), CircuitError> {
         let vv = signed(v.value()).unwrap_or(i128::MAX);
         let s = zkinfer_model::isqrt_scaled(vv, shift)
             .filter(|_| vv < 1i128 << in_bits)
@@ -85,7 +86,7 @@ impl QuantChip {
         let c2_cell = ctx.get(-4);
         self.range.range_check(ctx, c1_cell, slack_bits as usize);
         self.range.range_check(ctx, c2_cell, slack_bits as usize);
-        let neg = self.sign_bit(ctx, s_cell, act_bits, place)?;
+        let neg = self.output_range(ctx, s_cell, act_bits, place)?;
         Ok((s_cell, neg))
     }
 }

@@ -1,6 +1,6 @@
 //! Chips for the quantized ops, on top of halo2-base's `GateChip` and `RangeChip`.
 //!
-//! - [`sign`]: the signed range check that also yields the sign bit (inputs, rescale outputs, ReLU).
+//! - [`sign`]: signed range checks, with the sign bit (outputs a Max/Min reads, ReLU) or without.
 //! - [`dot`]: dot products with a constant bias, optionally shifted right with round-half-up
 //!   folded into the bias (Linear and Bilinear ops).
 //! - [`divide`]: division by a positive variable (softmax).

@@ -21,6 +21,11 @@ use crate::plan::CircuitPlan;
 /// Version of every artifact format below; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 3;
 
+/// How this zkinfer lays a quantized graph out in cells. A proving key fits only the layout it
+/// was made for (the same graph laid out otherwise proves nothing a verifier accepts), so keys
+/// record it and `prove` refuses keys of another. Bump it with every change to cell placement.
+pub const LAYOUT_VERSION: u32 = 1;
+
 /// File names inside a model folder.
 pub mod files {
     /// Circuit and quantization settings (JSON).
@@ -291,6 +296,9 @@ pub struct KeysInfo {
     pub srs: SrsSource,
     /// halo2-base column break points fixed at key generation.
     pub break_points: Vec<Vec<usize>>,
+    /// The [`LAYOUT_VERSION`] of the zkinfer that made the keys (0: before it was recorded).
+    #[serde(default)]
+    pub layout_version: u32,
 }
 
 impl Versioned for KeysInfo {

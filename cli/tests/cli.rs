@@ -131,6 +131,25 @@ fn walk_through_and_tampering() {
         "rerun `zkinfer setup`",
     );
 
+    // Keys made by a zkinfer that laid circuits out differently (older keys.json have no
+    // layout_version): prove refuses them rather than make a proof no verifier accepts.
+    let old_keys = tmp.path().join("old-keys");
+    compile_and_setup("1l_mlp", &old_keys, &[]);
+    let mut keys = read_json(&old_keys.join("keys.json"));
+    keys.as_object_mut().unwrap().remove("layout_version");
+    write(&old_keys.join("keys.json"), &keys);
+    expect_failure(
+        &[
+            "prove",
+            p(&old_keys),
+            "--input",
+            p(&input),
+            "--out",
+            p(&bad_path),
+        ],
+        "lays circuits out differently (layout 0, this one 1): rerun `zkinfer setup`",
+    );
+
     // Malformed proof files.
     std::fs::write(&bad_path, "{").unwrap();
     expect_failure(&["verify", p(&dir), p(&bad_path)], "not a valid file");

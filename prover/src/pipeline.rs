@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use zkinfer_circuits::artifacts::{
     files, in_dir, read_bytes, read_json, read_json_hashed, srs_note, vk_to_bytes, write_bytes,
     write_json, KeysInfo, KzgVerifierKey, ProofFile, Settings, SrsSource, Versioned,
-    FORMAT_VERSION,
+    FORMAT_VERSION, LAYOUT_VERSION,
 };
 use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity::{self, VerifierFolder};
@@ -313,6 +313,7 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
             model_id: model_id.clone(),
             srs: source.clone(),
             break_points,
+            layout_version: LAYOUT_VERSION,
         },
     )?;
     Ok(SetupReport {
@@ -397,6 +398,14 @@ impl Prover {
             )));
         }
         let keys_info: KeysInfo = read_json(&keys_path)?;
+        if keys_info.layout_version != LAYOUT_VERSION {
+            return Err(ProverError::Folder(format!(
+                "the keys were made by a zkinfer that lays circuits out differently (layout {}, \
+                 this one {LAYOUT_VERSION}): rerun `zkinfer setup` (proofs made with the old keys \
+                 still verify)",
+                keys_info.layout_version
+            )));
+        }
         if keys_info.settings_sha256 != folder.settings_sha256 {
             return Err(ProverError::Folder(
                 "the keys were made for another compilation of this folder: rerun `zkinfer setup`"

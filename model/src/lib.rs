@@ -22,7 +22,7 @@ pub use input::{parse_calibration_json, parse_input_json, InputData};
 pub use qgraph::{
     dequantize, divide, isqrt_scaled, quantize_input, LookupTable, QGraph, QNode, QOp, Trace,
 };
-pub use quantize::{measured_error, quantize, quantize_samples, QuantizeOptions};
+pub use quantize::{float_outputs, measured_error, quantize, quantize_samples, QuantizeOptions};
 pub use sparse::Rows;
 
 /// Hex sha256 of some bytes: the content address of models and artifacts.

@@ -194,15 +194,30 @@ fn gather_table(col: &[f32], unit: f64, node: &str) -> Result<LookupTable> {
     })
 }
 
-/// The fixed-point graph's error on `samples` against the float graph it came from: the
-/// largest `max |fixed − float| / max |float|` over the samples (outputs of every graph
-/// output together; the float maximum floored at `2^-scale` so an all-zero output does not
-/// divide by zero). This is the "expected error" `inspect` reports and `--target resources`
-/// bounds.
-pub fn measured_error(q: &QGraph, graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<f64> {
+/// The float graph's outputs on each sample (one list per graph output): what
+/// [`measured_error`] compares with, computed once however many quantizations are tried.
+pub fn float_outputs(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Vec<Vec<Vec<f64>>> {
+    samples
+        .iter()
+        .map(|sample| {
+            let vals = graph.eval(sample);
+            graph.outputs.iter().map(|&o| vals[o].clone()).collect()
+        })
+        .collect()
+}
+
+/// The fixed-point graph's error on `samples` against the float graph's outputs on them
+/// ([`float_outputs`]): the largest `max |fixed − float| / max |float|` over the samples
+/// (outputs of every graph output together; the float maximum floored at `2^-scale` so an
+/// all-zero output does not divide by zero). This is the "expected error" `inspect` reports
+/// and `--target resources` bounds.
+pub fn measured_error(
+    q: &QGraph,
+    samples: &[Vec<Vec<f64>>],
+    float: &[Vec<Vec<f64>>],
+) -> Result<f64> {
     let mut worst = 0f64;
-    for (k, sample) in samples.iter().enumerate() {
-        let vals = graph.eval(sample);
+    for (k, (sample, want)) in samples.iter().zip(float).enumerate() {
         // Every sample must evaluate within the ranges it calibrated (headroom included).
         let trace = q
             .quantize_input(sample)
@@ -211,8 +226,8 @@ pub fn measured_error(q: &QGraph, graph: &Graph, samples: &[Vec<Vec<f64>>]) -> R
         let floor = 1.0 / (1u64 << q.scale) as f64;
         let mut max_float = floor;
         let mut max_diff = 0f64;
-        for (&o, fixed) in graph.outputs.iter().zip(q.outputs_of(&trace)) {
-            for (f, &x) in vals[o].iter().zip(&fixed) {
+        for (want, fixed) in want.iter().zip(q.outputs_of(&trace)) {
+            for (f, &x) in want.iter().zip(&fixed) {
                 max_float = max_float.max(f.abs());
                 max_diff = max_diff.max((q.dequantize(x) - f).abs());
             }

@@ -22,8 +22,8 @@ use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity::{self, VerifierFolder};
 use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
 use zkinfer_model::{
-    load_onnx_bytes, measured_error, parse_calibration_json, parse_input_json, quantize_samples,
-    sha256_hex, Graph, ModelError, QGraph, QOp, QuantizeOptions,
+    float_outputs, load_onnx_bytes, measured_error, parse_calibration_json, parse_input_json,
+    quantize_samples, sha256_hex, Graph, ModelError, QGraph, QOp, QuantizeOptions,
 };
 
 use crate::error::ProverError;
@@ -54,9 +54,10 @@ fn quantize_for_target(
     samples: &[Vec<Vec<f64>>],
     opts: &CompileOptions,
 ) -> Result<(QGraph, f64), ProverError> {
+    let float = float_outputs(graph, samples);
     let quantize = |o: &QuantizeOptions| -> Result<(QGraph, f64), ModelError> {
         let q = quantize_samples(graph, samples, o)?;
-        let err = measured_error(&q, graph, samples)?;
+        let err = measured_error(&q, samples, &float)?;
         Ok((q, err))
     };
     let Some(bound) = opts.resources else {

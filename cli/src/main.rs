@@ -19,6 +19,8 @@ use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
 use zkinfer_verifier::{solidity, VerifyOptions};
 
+mod fhe;
+
 #[derive(Parser)]
 #[command(
     name = "zkinfer",
@@ -44,6 +46,8 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         opts: CompileArgs,
+        #[command(flatten)]
+        fhe_opts: fhe::FheCompileArgs,
     },
     /// Generate keys; without --srs, makes a local development SRS and says so.
     Setup {
@@ -148,6 +152,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Encrypted inference (TFHE): keys, encryption, the encrypted run, decryption, and the
+    /// clear simulation.
+    Fhe {
+        #[command(subcommand)]
+        command: fhe::FheCommand,
     },
     /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
     Inspect {
@@ -407,6 +417,7 @@ fn dispatch(command: Command) -> Result<()> {
             calibration,
             out,
             opts,
+            fhe_opts,
         } => {
             let s = step("compile", || {
                 Ok(pipeline::compile(
@@ -428,7 +439,11 @@ fn dispatch(command: Command) -> Result<()> {
                 p.proof_bytes,
                 pipeline::gib(p.prove_memory_bytes)
             );
+            if let Some(o) = fhe_opts.options() {
+                fhe::compile(&model, &calibration, &out, &s.model_sha256, &o)?;
+            }
         }
+        Command::Fhe { command } => fhe::dispatch(command)?,
         Command::Setup { dir, srs } => {
             if srs.is_none() {
                 eprintln!("note: no --srs given: generating a local development SRS (fine for testing; use a ceremony SRS in production)");
@@ -638,7 +653,12 @@ fn dispatch(command: Command) -> Result<()> {
             println!("callback secret {}", key.callback_secret);
             println!("key {}", key.key);
         }
-        Command::Inspect { dir } => print!("{}", pipeline::inspect(&dir)?),
+        Command::Inspect { dir } => {
+            print!("{}", pipeline::inspect(&dir)?);
+            if let Ok(file) = zkinfer_fhe::folder::read(&dir) {
+                print!("{}", zkinfer_fhe::folder::describe(&file));
+            }
+        }
         Command::GenSrs { logrows, out } => {
             let params = step(&format!("generate SRS k={logrows}"), || {
                 Ok(srs::generate(logrows)?)

@@ -66,12 +66,15 @@ fn main() {
         .filter(|(a, b)| a == b)
         .count() as f64
         / labels.len() as f64;
+    // A neuron is an activation element or an output element (Gemm's bias is a second linear
+    // node, so counting linear nodes would count each neuron twice).
     let neurons: usize = graph
         .nodes
         .iter()
-        .filter(|n| matches!(n.op, Op::Linear { .. }))
+        .filter(|n| matches!(n.op, Op::Unary { .. } | Op::Extremum { .. }))
         .map(|n| n.len())
-        .sum();
+        .sum::<usize>()
+        + graph.outputs.iter().map(|&o| graph.nodes[o].len()).sum::<usize>();
 
     let configs: Vec<(String, FheOptions)> = vec![
         ("m3c3, searched".into(), FheOptions::default()),

@@ -30,7 +30,7 @@ pub struct FheCompileArgs {
     #[arg(long, value_name = "N")]
     fhe_groups: Option<usize>,
     /// Groups of the last layer's dot products, decrypted and added up by the client (default:
-    /// searched among 1, 2, 4).
+    /// searched among 1, 2, 4, 8).
     #[arg(long, value_name = "N")]
     fhe_output_groups: Option<usize>,
     /// Most bootstraps per sample the searched quantization may use.

@@ -74,7 +74,11 @@ fn main() {
         .filter(|n| matches!(n.op, Op::Unary { .. } | Op::Extremum { .. }))
         .map(|n| n.len())
         .sum::<usize>()
-        + graph.outputs.iter().map(|&o| graph.nodes[o].len()).sum::<usize>();
+        + graph
+            .outputs
+            .iter()
+            .map(|&o| graph.nodes[o].len())
+            .sum::<usize>();
 
     let configs: Vec<(String, FheOptions)> = vec![
         ("m3c3, searched".into(), FheOptions::default()),

@@ -103,7 +103,7 @@ pub fn compile(graph: &Graph, samples: &[Vec<Vec<f64>>], opts: &FheOptions) -> R
         .map_or((1..=msg_bits).collect(), |b| vec![b]);
     let acts: Vec<u32> = opts.act_bits.map_or((2..m_bits).collect(), |b| vec![b]);
     let groups: Vec<usize> = opts.groups.map_or(vec![1, 2, 4], |g| vec![g]);
-    let out_groups: Vec<usize> = opts.output_groups.map_or(vec![1, 2, 4], |g| vec![g]);
+    let out_groups: Vec<usize> = opts.output_groups.map_or(vec![1, 2, 4, 8], |g| vec![g]);
     if groups.iter().chain(&out_groups).any(|&g| g == 0) {
         return Err(FheError::DoesNotFit("groups must be at least 1".into()));
     }
@@ -420,9 +420,23 @@ fn build(graph: &Graph, ranges: &[(f64, f64)], cfg: &Config) -> Result<FheProgra
         }
     }
     for n in (0..graph.nodes.len()).rev() {
+        // A consumer keeps n's accumulators as they are if it moves them (Remap) or scales
+        // each one into its own output element (a linear row with at most one term of n, as
+        // Gemm's bias add); a linear row summing several would hand the client the layer.
         terminal[n] = (graph.outputs.contains(&n) || !consumers[n].is_empty())
             && consumers[n].iter().all(|&c| {
-                terminal[c] && matches!(graph.nodes[c].op, Op::Linear { .. } | Op::Remap { .. })
+                let node = &graph.nodes[c];
+                terminal[c]
+                    && match &node.op {
+                        Op::Remap { .. } => true,
+                        Op::Linear { terms, .. } => terms.iter().all(|row| {
+                            row.iter()
+                                .filter(|&&(slot, _, _)| node.inputs[slot as usize] == n)
+                                .count()
+                                <= 1
+                        }),
+                        _ => false,
+                    }
             });
     }
     for (n, node) in graph.nodes.iter().enumerate() {
@@ -471,9 +485,12 @@ fn build(graph: &Graph, ranges: &[(f64, f64)], cfg: &Config) -> Result<FheProgra
                         El::Acc { parts, .. } => parts.len(),
                         _ => 0,
                     };
-                let compose = terms.iter().all(|row| {
-                    row.iter().map(|&(s, i, _)| carried(s, i)).sum::<usize>() <= MAX_CARRIED_PARTS
-                });
+                // A terminal node's parts are decrypted, never bootstrapped: always composed.
+                let compose = terminal[n]
+                    || terms.iter().all(|row| {
+                        row.iter().map(|&(s, i, _)| carried(s, i)).sum::<usize>()
+                            <= MAX_CARRIED_PARTS
+                    });
                 if !compose {
                     for &i in &node.inputs {
                         if !as_act.contains_key(&i)
@@ -502,6 +519,7 @@ fn build(graph: &Graph, ranges: &[(f64, f64)], cfg: &Config) -> Result<FheProgra
                 };
                 b.linear(
                     groups,
+                    terminal[n],
                     terms.iter().zip(bias).map(|(row, &bias)| {
                         (
                             bias as f64,
@@ -594,12 +612,14 @@ impl Builder<'_> {
     }
 
     /// Linear rows `(bias, [(input, coefficient)])` → accumulators (one Dot value).
+    /// `wide`: the accumulators are only decrypted, so they may span `[0, 2M)`.
     fn linear(
         &mut self,
         groups: usize,
+        wide: bool,
         rows: impl Iterator<Item = (f64, Vec<(El, f64)>)>,
     ) -> Vec<El> {
-        let m = self.cfg.params.modulus();
+        let m = self.cfg.params.modulus() * if wide { 2 } else { 1 };
         let mut dot_rows = Vec::new();
         let value = self.values.len() as u32; // the Dot value pushed below
         let mut out = Vec::new();
@@ -684,7 +704,10 @@ impl Builder<'_> {
             });
         }
         if !dot_rows.is_empty() {
-            self.push(ValueDef::Dot { rows: dot_rows });
+            self.push(ValueDef::Dot {
+                rows: dot_rows,
+                wide,
+            });
         }
         out
     }
@@ -743,7 +766,10 @@ impl Builder<'_> {
         }
         if !requant.is_empty() {
             self.push(ValueDef::Lut { elems: requant });
-            self.push(ValueDef::Dot { rows: sums });
+            self.push(ValueDef::Dot {
+                rows: sums,
+                wide: false,
+            });
         }
         let out_value = self.values.len() as u32;
         let mut elems = Vec::new();

@@ -222,12 +222,17 @@ impl ClientSide {
         let (header, items) = envelope::open(bytes, Kind::Results, what, MAX_CTS, MAX_CT_BYTES)?;
         self.check(&header, what)?;
         let lwe = self.info.params.lwe_size();
+        let m = self.info.params.modulus();
         let ints = items
             .iter()
             .enumerate()
             .map(|(i, item)| {
                 let ct = read_ct(item, lwe, self.info.params, what, i)?;
-                Ok(self.key.decrypt_message_and_carry(&ct))
+                // Decoded with the padding bit as a value bit: result accumulators may hold
+                // [0, 2M) (`ValueDef::Dot::wide`); bootstrap outputs are below M either way.
+                let raw = self.key.decrypt_no_decode(&ct).0 as u128;
+                let delta = (1u128 << 63) / m as u128;
+                Ok((((raw + delta / 2) / delta) % (2 * m as u128)) as u64)
             })
             .collect::<Result<Vec<u64>>>()?;
         let real = self.info.interface.decode(&ints)?;
@@ -405,7 +410,7 @@ impl ServerSide {
                     let n: usize = self.program.inputs[*index].shape.iter().product();
                     fresh[input_starts[*index]..input_starts[*index] + n].to_vec()
                 }
-                ValueDef::Dot { rows } => rows
+                ValueDef::Dot { rows, .. } => rows
                     .par_iter()
                     .map(|row| {
                         let mut acc =

@@ -56,6 +56,10 @@ pub enum ValueDef {
     Dot {
         /// The rows.
         rows: Vec<DotRow>,
+        /// Accumulators only ever decrypted, never bootstrapped: they may use the padding bit
+        /// too, so they hold `[0, 2M)` (a bootstrap's input must stay in `[0, M)`).
+        #[serde(default)]
+        wide: bool,
     },
     /// One programmable bootstrap per element: `out[i] = tables[table][in]`.
     Lut {
@@ -251,7 +255,7 @@ impl FheProgram {
     pub fn value_len(&self, v: usize) -> usize {
         match &self.values[v] {
             ValueDef::Input { index } => self.inputs[*index].shape.iter().product(),
-            ValueDef::Dot { rows } => rows.len(),
+            ValueDef::Dot { rows, .. } => rows.len(),
             ValueDef::Lut { elems } => elems.len(),
         }
     }
@@ -290,7 +294,7 @@ impl FheProgram {
         for v in 0..self.values.len() {
             match &self.values[v] {
                 ValueDef::Input { .. } => s.input_ciphertexts += self.value_len(v),
-                ValueDef::Dot { rows } => {
+                ValueDef::Dot { rows, .. } => {
                     s.accumulators += rows.len();
                     for r in rows {
                         let n = r.norm();
@@ -328,10 +332,11 @@ impl FheProgram {
                     }
                     x.clone()
                 }
-                ValueDef::Dot { rows } => rows
+                ValueDef::Dot { rows, wide } => rows
                     .iter()
                     .enumerate()
                     .map(|(idx, row)| {
+                        let m = if *wide { 2 * m } else { m };
                         let acc = row
                             .terms
                             .iter()

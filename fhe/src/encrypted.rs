@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::{LweCiphertextOwned, LweSize};
 use tfhe::shortint::ciphertext::{Degree, NoiseLevel};
+use tfhe::shortint::parameters::{CarryModulus, MessageModulus};
 use tfhe::shortint::server_key::LookupTableOwned;
 use tfhe::shortint::{
     AtomicPatternKind, Ciphertext, ClientKey, CompressedCiphertext, CompressedServerKey, PBSOrder,
@@ -262,16 +263,45 @@ fn read_ct(
     i: usize,
 ) -> Result<Ciphertext> {
     let ct: Ciphertext = de(item, MAX_CT_BYTES, &format!("{what}: ciphertext {i}"))?;
-    if ct.ct.lwe_size() != lwe
-        || ct.message_modulus != params.tfhe().message_modulus
-        || ct.carry_modulus != params.tfhe().carry_modulus
-    {
+    check_ct(
+        (ct.ct.lwe_size(), ct.message_modulus, ct.carry_modulus),
+        lwe,
+        params,
+        what,
+        i,
+    )?;
+    Ok(ct)
+}
+
+/// Refuses a ciphertext of another size or message space than the parameter set's.
+fn check_ct(
+    (size, message, carry): (LweSize, MessageModulus, CarryModulus),
+    lwe: LweSize,
+    params: ParamSet,
+    what: &str,
+    i: usize,
+) -> Result<()> {
+    let p = params.tfhe();
+    if size != lwe || message != p.message_modulus || carry != p.carry_modulus {
         return Err(tfhe_err(what)(format!(
             "ciphertext {i} is not a {} ciphertext",
             params.name()
         )));
     }
-    Ok(ct)
+    Ok(())
+}
+
+/// A raw LWE ciphertext as the shortint ciphertext it is (any value in the message space).
+fn shortint(ct: LweCiphertextOwned<u64>, params: ParamSet) -> Ciphertext {
+    let p = params.tfhe();
+    Ciphertext::new(
+        ct,
+        Degree::new(params.modulus() - 1),
+        NoiseLevel::NOMINAL,
+        p.message_modulus,
+        p.carry_modulus,
+        AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
+    )
 }
 
 impl ParamSet {
@@ -380,15 +410,13 @@ impl ServerSide {
             .map(|(i, item)| {
                 let c: CompressedCiphertext =
                     de(item, MAX_CT_BYTES, &format!("{what}: ciphertext {i}"))?;
-                if c.ct.lwe_size() != lwe
-                    || c.message_modulus != p.tfhe().message_modulus
-                    || c.carry_modulus != p.tfhe().carry_modulus
-                {
-                    return Err(tfhe_err(what)(format!(
-                        "ciphertext {i} is not a {} ciphertext",
-                        p.name()
-                    )));
-                }
+                check_ct(
+                    (c.ct.lwe_size(), c.message_modulus, c.carry_modulus),
+                    lwe,
+                    p,
+                    what,
+                    i,
+                )?;
                 Ok(c.decompress().ct)
             })
             .collect::<Result<_>>()?;
@@ -433,14 +461,7 @@ impl ServerSide {
                 ValueDef::Lut { elems } => elems
                     .par_iter()
                     .map(|(r, t)| {
-                        let ct = Ciphertext::new(
-                            vals[r.value as usize][r.idx as usize].clone(),
-                            Degree::new(m - 1),
-                            NoiseLevel::NOMINAL,
-                            p.tfhe().message_modulus,
-                            p.tfhe().carry_modulus,
-                            AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
-                        );
+                        let ct = shortint(vals[r.value as usize][r.idx as usize].clone(), p);
                         let out = self.key.apply_lookup_table(&ct, &self.luts[*t as usize]);
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                         progress(d, total);
@@ -454,16 +475,7 @@ impl ServerSide {
             .program
             .output_refs()
             .iter()
-            .map(|r| {
-                ser(&Ciphertext::new(
-                    vals[r.value as usize][r.idx as usize].clone(),
-                    Degree::new(m - 1),
-                    NoiseLevel::NOMINAL,
-                    p.tfhe().message_modulus,
-                    p.tfhe().carry_modulus,
-                    AtomicPatternKind::Standard(PBSOrder::KeyswitchBootstrap),
-                ))
-            })
+            .map(|r| ser(&shortint(vals[r.value as usize][r.idx as usize].clone(), p)))
             .collect();
         let bytes = envelope::seal(
             &Header {

@@ -141,6 +141,7 @@ pub fn compile(graph: &Graph, samples: &[Vec<Vec<f64>>], opts: &FheOptions) -> R
                     max_norm: opts.params.max_norm(opts.log2_p_fail),
                 };
                 let program = build(graph, &ranges, &cfg)?;
+                program.check_bounds()?;
                 let bootstraps = program.stats().bootstraps;
                 let (error, rms_error, top1_agreement) = measure(&program, samples, &want)?;
                 let c = Candidate {

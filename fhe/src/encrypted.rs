@@ -335,6 +335,8 @@ pub struct RunReport {
 impl ServerSide {
     /// Loads a server key file for a program (decompressing the key takes a few seconds).
     pub fn load(program: FheProgram, server_key: &[u8], what: &str) -> Result<Self> {
+        // A program that could wrap an accumulator would decrypt to garbage: refuse it here.
+        program.check_bounds()?;
         let program_sha256 = program.sha256();
         let (header, items) = envelope::open(server_key, Kind::ServerKey, what, 1, MAX_KEY_BYTES)?;
         if header.program_sha256 != program_sha256 {

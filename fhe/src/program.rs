@@ -312,6 +312,108 @@ impl FheProgram {
         s
     }
 
+    /// Checks, from the program alone, that no accumulator can leave its message space for any
+    /// input in range and that every bootstrap reads a value its table covers: the guarantee
+    /// that an encrypted run never wraps, independent of how the compiler chose the weights.
+    pub fn check_bounds(&self) -> Result<()> {
+        let m = self.params.modulus() as i64;
+        // Largest value each element can take; `None` for wide accumulators (never read).
+        let mut max: Vec<Vec<Option<i64>>> = Vec::with_capacity(self.values.len());
+        let bad = |v: usize, idx: usize, why: String| {
+            FheError::Mismatch(format!("value {v}[{idx}]: {why}"))
+        };
+        for (v, def) in self.values.iter().enumerate() {
+            let out = match def {
+                ValueDef::Input { index } => {
+                    let spec = self
+                        .inputs
+                        .get(*index)
+                        .ok_or_else(|| bad(v, 0, "no such input".into()))?;
+                    if spec.bits == 0 || (1u64 << spec.bits) > self.params.message_modulus() {
+                        return Err(bad(
+                            v,
+                            0,
+                            format!("{}-bit inputs do not fit the message", spec.bits),
+                        ));
+                    }
+                    vec![Some((1i64 << spec.bits) - 1); self.value_len(v)]
+                }
+                ValueDef::Dot { rows, wide } => {
+                    let cap = if *wide { 2 * m } else { m };
+                    let mut out = Vec::with_capacity(rows.len());
+                    for (idx, row) in rows.iter().enumerate() {
+                        let (mut lo, mut hi) = (row.offset, row.offset);
+                        for (r, w) in &row.terms {
+                            let top = max
+                                .get(r.value as usize)
+                                .and_then(|e| e.get(r.idx as usize))
+                                .copied()
+                                .flatten()
+                                .filter(|_| {
+                                    matches!(
+                                        self.values[r.value as usize],
+                                        ValueDef::Input { .. } | ValueDef::Lut { .. }
+                                    )
+                                })
+                                .ok_or_else(|| {
+                                    bad(v, idx, "reads an accumulator or a later value".into())
+                                })?;
+                            let w = *w as i64;
+                            if w > 0 {
+                                hi += w * top;
+                            } else {
+                                lo += w * top;
+                            }
+                        }
+                        if lo < 0 || hi >= cap {
+                            return Err(bad(
+                                v,
+                                idx,
+                                format!("the accumulator spans [{lo}, {hi}], outside [0, {cap})"),
+                            ));
+                        }
+                        out.push(if *wide { None } else { Some(hi) });
+                    }
+                    out
+                }
+                ValueDef::Lut { elems } => {
+                    let mut out = Vec::with_capacity(elems.len());
+                    for (idx, (r, t)) in elems.iter().enumerate() {
+                        let table = self
+                            .tables
+                            .get(*t as usize)
+                            .filter(|t| t.len() as i64 == m && t.iter().all(|&x| (x as i64) < m));
+                        let table = table.ok_or_else(|| {
+                            bad(v, idx, format!("table {t} is not {m} values below {m}"))
+                        })?;
+                        let top = max
+                            .get(r.value as usize)
+                            .and_then(|e| e.get(r.idx as usize))
+                            .copied()
+                            .flatten()
+                            .ok_or_else(|| {
+                                bad(
+                                    v,
+                                    idx,
+                                    "bootstraps a wide accumulator or a later value".into(),
+                                )
+                            })?;
+                        out.push(Some(
+                            table[..=top as usize]
+                                .iter()
+                                .map(|&x| x as i64)
+                                .max()
+                                .unwrap_or(0),
+                        ));
+                    }
+                    out
+                }
+            };
+            max.push(out);
+        }
+        Ok(())
+    }
+
     /// Evaluates on clear integers (every value of every element), as the ciphertexts would.
     pub fn simulate(&self, inputs: &[Vec<u64>]) -> Result<Vec<Vec<u64>>> {
         let m = self.params.modulus();

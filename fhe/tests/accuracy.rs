@@ -36,3 +36,34 @@ fn digits_accuracy_by_simulation() {
     assert_eq!(correct, 91);
     assert_eq!(c.chosen.bootstraps, stats.bootstraps);
 }
+
+#[test]
+fn the_bounds_check_refuses_a_weight_that_could_wrap_an_accumulator() {
+    let mut p = digits().program.clone();
+    p.check_bounds()
+        .expect("the compiled program is within bounds");
+    // Raise one weight of the first bootstrapped accumulator until its worst case passes M.
+    let (v, idx) = p
+        .values
+        .iter()
+        .enumerate()
+        .find_map(|(v, d)| match d {
+            zkinfer_fhe::ValueDef::Dot { rows, wide: false } if !rows.is_empty() => Some((v, 0)),
+            _ => None,
+        })
+        .unwrap();
+    if let zkinfer_fhe::ValueDef::Dot { rows, .. } = &mut p.values[v] {
+        rows[idx].terms[0].1 += 64;
+    }
+    let err = p.check_bounds().unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("mismatch: value {v}[0]: the accumulator spans [")),
+        "{err}"
+    );
+    assert!(err.ends_with("outside [0, 64)"), "{err}");
+    // A bootstrap table of the wrong size.
+    let mut q = digits().program.clone();
+    q.tables[0].pop();
+    let err = q.check_bounds().unwrap_err().to_string();
+    assert!(err.contains("table 0 is not 64 values below 64"), "{err}");
+}

@@ -16,15 +16,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
 
-def main(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def digits_split():
+    """scikit-learn's 8×8 digits, pixels scaled to [0, 1], split 75/25 (fixed seed)."""
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)  # pixels in [0, 1]
-    x_train, x_test, y_train, y_test = train_test_split(x, digits.target, test_size=0.25, random_state=0)
-    clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
-    clf.fit(x_train, y_train)
-    print(f"test accuracy {clf.score(x_test, y_test):.3f}")
+    return train_test_split(x, digits.target, test_size=0.25, random_state=0)
 
+
+def mlp_onnx(clf, name, producer, batch):
+    """A trained one-hidden-layer ReLU MLPClassifier as ONNX: Gemm, Relu, Gemm."""
     w1, w2 = (w.astype(np.float32) for w in clf.coefs_)
     b1, b2 = (b.astype(np.float32) for b in clf.intercepts_)
     graph = helper.make_graph(
@@ -33,15 +33,25 @@ def main(out: Path) -> None:
             helper.make_node("Relu", ["h"], ["h_relu"], name="relu1"),
             helper.make_node("Gemm", ["h_relu", "w2", "b2"], ["logits"], name="dense2"),
         ],
-        "digits_mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 64])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", 10])],
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
         [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1"),
          numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(b2, "b2")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="zkinfer-example")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name=producer)
     model.ir_version = 8
     onnx.checker.check_model(model)
+    return model
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    x_train, x_test, y_train, y_test = digits_split()
+    clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
+    clf.fit(x_train, y_train)
+    print(f"test accuracy {clf.score(x_test, y_test):.3f}")
+    model = mlp_onnx(clf, "digits_mlp", "zkinfer-example", "batch_size")
     onnx.save(model, out / "network.onnx")
 
     sample = x_test[:1]

@@ -161,20 +161,11 @@ impl ClientSide {
     /// Opens a key set folder's client half.
     pub fn open(dir: &Path) -> Result<Self> {
         let info_path = dir.join(files::KEYSET);
-        let info: KeySetInfo =
-            serde_json::from_slice(&envelope::read(&info_path)?).map_err(|e| FheError::File {
-                path: info_path.display().to_string(),
-                why: e.to_string(),
-            })?;
-        if info.format_version != KEYSET_VERSION {
-            return Err(FheError::File {
-                path: info_path.display().to_string(),
-                why: format!(
-                    "format version {}, this build reads {KEYSET_VERSION}",
-                    info.format_version
-                ),
-            });
-        }
+        let info: KeySetInfo = envelope::read_json(
+            &info_path,
+            |i: &KeySetInfo| i.format_version,
+            KEYSET_VERSION,
+        )?;
         let path = dir.join(files::CLIENT_KEY);
         let what = path.display().to_string();
         let bytes = envelope::read(&path)?;

@@ -142,6 +142,26 @@ pub fn open<'a>(
     Ok((header, items))
 }
 
+/// Reads a JSON file whose `format_version` (given by `version`) must be `want`.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    version: impl Fn(&T) -> u32,
+    want: u32,
+) -> Result<T> {
+    let bad = |why: String| FheError::File {
+        path: path.display().to_string(),
+        why,
+    };
+    let value: T = serde_json::from_slice(&read(path)?).map_err(|e| bad(e.to_string()))?;
+    let got = version(&value);
+    if got != want {
+        return Err(bad(format!(
+            "format version {got}, this build reads {want}"
+        )));
+    }
+    Ok(value)
+}
+
 /// Reads a whole file, as a typed error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| FheError::File {

@@ -96,21 +96,7 @@ pub fn read(dir: &Path) -> Result<FheFile> {
                 .into(),
         });
     }
-    let file: FheFile =
-        serde_json::from_slice(&crate::envelope::read(&path)?).map_err(|e| FheError::File {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
-    if file.format_version != FHE_FILE_VERSION {
-        return Err(FheError::File {
-            path: path.display().to_string(),
-            why: format!(
-                "format version {}, this build reads {FHE_FILE_VERSION}",
-                file.format_version
-            ),
-        });
-    }
-    Ok(file)
+    crate::envelope::read_json(&path, |f: &FheFile| f.format_version, FHE_FILE_VERSION)
 }
 
 /// The program of a model folder, or the recorded refusal as an error.

@@ -5,6 +5,7 @@
 pub mod callbacks;
 pub mod db;
 pub mod error;
+pub mod fhe;
 pub mod http;
 pub mod models;
 pub mod queue;

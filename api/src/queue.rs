@@ -18,6 +18,8 @@ pub enum JobKind {
     Setup,
     /// Prove one inference.
     Prove,
+    /// Evaluate the model's FHE program on encrypted inputs.
+    FheRun,
 }
 
 impl JobKind {
@@ -25,6 +27,7 @@ impl JobKind {
         match self {
             JobKind::Setup => "setup",
             JobKind::Prove => "prove",
+            JobKind::FheRun => "fhe_run",
         }
     }
 
@@ -32,6 +35,7 @@ impl JobKind {
         match s {
             "setup" => Some(JobKind::Setup),
             "prove" => Some(JobKind::Prove),
+            "fhe_run" => Some(JobKind::FheRun),
             _ => None,
         }
     }
@@ -311,9 +315,11 @@ pub struct JobRow {
     pub times: (i64, Option<i64>, Option<i64>),
     /// Where its end is POSTed, with the delivery's state (`pending`, `delivered`, `failed`).
     pub callback: Option<(String, Option<String>)>,
-    /// What it is doing (or last did): `compiling`, `keygen`, `storing`, `loading_keys`,
-    /// `proving`.
+    /// What it is doing (or last did): `compiling`, `fhe_compiling`, `keygen`, `storing`,
+    /// `loading_keys`, `proving`, `evaluating`.
     pub phase: Option<String>,
+    /// How far it is (`{"done", "total", "unit"}`), for jobs that count their steps.
+    pub progress: Option<Value>,
 }
 
 impl JobRow {
@@ -335,14 +341,20 @@ impl JobRow {
         if let Some(code) = &self.error_code {
             v["error"] = json!({ "code": code, "message": self.error.clone().unwrap_or_default() });
         }
+        if let Some(p) = &self.progress {
+            v["progress"] = p.clone();
+        }
         if let Some(r) = &self.result {
+            if !r["fhe"].is_null() {
+                v["fhe"] = r["fhe"].clone();
+            }
             let p = &r["proof_file"];
             for field in ["outputs", "inputs", "instances", "proof", "model_id"] {
                 if !p[field].is_null() {
                     v[field] = p[field].clone();
                 }
             }
-            for timing in ["prove_ms", "load_ms", "keys_from"] {
+            for timing in ["prove_ms", "evaluate_ms", "load_ms", "keys_from"] {
                 if !r[timing].is_null() {
                     v["timings"][timing] = r[timing].clone();
                 }
@@ -356,7 +368,7 @@ impl JobRow {
 macro_rules! job_columns {
     () => {
         "id, model_id, kind, status, CAST(attempts AS BIGINT), result, error_code, error, \
-         created_ms, started_ms, finished_ms, callback_url, callback_state, phase"
+         created_ms, started_ms, finished_ms, callback_url, callback_state, phase, progress"
     };
 }
 
@@ -377,6 +389,9 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
             .map(|url| Ok::<_, Error>((url, row.try_get(12)?)))
             .transpose()?,
         phase: row.try_get(13)?,
+        progress: row
+            .try_get::<Option<String>, _>(14)?
+            .and_then(|p| serde_json::from_str(&p).ok()),
     })
 }
 
@@ -435,6 +450,19 @@ pub async fn set_phase(db: &Db, id: &str, worker: &str, phase: &str) -> Result<(
         .bind(worker)
         .execute(&db.pool)
         .await?;
+    Ok(())
+}
+
+/// Records how far job `id` is; a no-op if `worker` lost it.
+pub async fn set_progress(db: &Db, id: &str, worker: &str, progress: &Value) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET progress = $1 WHERE id = $2 AND worker = $3 AND status = 'running'",
+    )
+    .bind(progress.to_string())
+    .bind(id)
+    .bind(worker)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 

@@ -29,6 +29,13 @@ pub struct Upload {
     pub calibration: String,
     /// Compile options.
     pub options: zkinfer_prover::options::ModelOptions,
+    /// FHE compile options; `None`: no FHE program.
+    #[serde(default = "default_fhe")]
+    pub fhe: Option<zkinfer_fhe::FheOptions>,
+}
+
+fn default_fhe() -> Option<zkinfer_fhe::FheOptions> {
+    Some(Default::default())
 }
 
 /// How a worker runs.
@@ -59,6 +66,8 @@ pub struct KeyCache {
     entries: std::sync::Mutex<VecDeque<(String, Arc<Prover>)>>,
     /// One load at a time, so two loops missing the same model load it once.
     loading: Mutex<()>,
+    /// FHE server keys loaded for encrypted runs.
+    pub fhe: crate::fhe::ServerKeys,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -78,6 +87,7 @@ impl KeyCache {
             budget,
             entries: Default::default(),
             loading: Mutex::new(()),
+            fhe: crate::fhe::ServerKeys::new(FHE_KEYS_LOADED),
         }
     }
 
@@ -111,6 +121,9 @@ impl KeyCache {
         self.lock().iter().map(|(m, _)| m.clone()).collect()
     }
 }
+
+/// FHE server keys a worker process keeps loaded (a decompressed m3c3 key is hundreds of MB).
+const FHE_KEYS_LOADED: usize = 2;
 
 /// The folder files a verifier or prover needs, in the order they are stored.
 const FOLDER_FILES: &[&str] = &[
@@ -293,11 +306,14 @@ async fn run_job(
             setup(db, store, cfg, job).await
         }
         JobKind::Prove => prove(db, store, cfg, cache_lock, job).await,
+        JobKind::FheRun => crate::fhe::run(db, store, cfg, job)
+            .await
+            .map_err(|(code, message)| JobError(code, message)),
     }
 }
 
 /// Records the phase job `job` is in; a failure to record it does not stop the job.
-async fn phase(db: &Db, cfg: &WorkerConfig, job: &Claimed, phase: &str) {
+pub(crate) async fn phase(db: &Db, cfg: &WorkerConfig, job: &Claimed, phase: &str) {
     if let Err(e) = queue::set_phase(db, &job.id, &cfg.name, phase).await {
         tracing::warn!(job = %job.id, "recording phase {phase}: {e}");
     }
@@ -322,12 +338,27 @@ async fn setup(
     let srs = cfg.srs.clone();
     let t = Instant::now();
     phase(db, cfg, job, "compiling").await;
-    let d = dir.clone();
-    let settings =
-        tokio::task::spawn_blocking(move || pipeline::compile(&onnx, &calibration, &d, &opts))
+    let (d, o, c) = (dir.clone(), onnx.clone(), calibration.clone());
+    let settings = tokio::task::spawn_blocking(move || pipeline::compile(&o, &c, &d, &opts))
+        .await
+        .map_err(|e| JobError::internal(format!("compile task: {e}")))?
+        .map_err(prover_error)?;
+    // The FHE program comes from the same imported graph; a model it cannot take is recorded
+    // as refused, and the circuit is set up all the same.
+    let fhe_file = match upload.fhe {
+        None => None,
+        Some(fhe_opts) => {
+            phase(db, cfg, job, "fhe_compiling").await;
+            let (d, sha) = (dir.clone(), settings.model_sha256.clone());
+            let file = tokio::task::spawn_blocking(move || {
+                zkinfer_fhe::folder::compile_files(&onnx, &calibration, &sha, &d, &fhe_opts)
+            })
             .await
-            .map_err(|e| JobError::internal(format!("compile task: {e}")))?
-            .map_err(prover_error)?;
+            .map_err(|e| JobError::internal(format!("fhe compile task: {e}")))?
+            .map_err(|e| JobError("fhe_failed".into(), e.to_string()))?;
+            Some(file)
+        }
+    };
     phase(db, cfg, job, "keygen").await;
     let d = dir.clone();
     let report = tokio::task::spawn_blocking(move || pipeline::setup(&d, srs.as_deref()))
@@ -338,6 +369,12 @@ async fn setup(
     phase(db, cfg, job, "storing").await;
     let mut artifacts = BTreeMap::new();
     for name in FOLDER_FILES {
+        let bytes = std::fs::read(dir.join(name))
+            .map_err(|e| JobError::internal(format!("reading {name}: {e}")))?;
+        artifacts.insert(name.to_string(), store.put(bytes).await?);
+    }
+    if fhe_file.is_some() {
+        let name = zkinfer_fhe::folder::FHE_FILE;
         let bytes = std::fs::read(dir.join(name))
             .map_err(|e| JobError::internal(format!("reading {name}: {e}")))?;
         artifacts.insert(name.to_string(), store.put(bytes).await?);
@@ -355,6 +392,7 @@ async fn setup(
             "public_values": p.num_instances,
             "proof_bytes": p.proof_bytes,
             "setup_ms": setup_ms,
+            "fhe": crate::fhe::summary(fhe_file.as_ref()),
         },
         "artifacts": artifacts,
     }))

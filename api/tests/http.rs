@@ -5,171 +5,21 @@
 
 mod common;
 
+use common::{conforms, error_code, start_worker, Client};
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::Mutex;
 use tower::ServiceExt;
 use zkinfer_api::http::{router, AppState, Limits};
 use zkinfer_api::store::Store;
-use zkinfer_api::worker::{self, KeyCache, Stop, WorkerConfig};
+use zkinfer_api::worker::{self, Stop};
 use zkinfer_api::{tenants, Db};
-
-const BOUNDARY: &str = "zkinfer-test-boundary";
-
-fn multipart(fields: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, bytes) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-struct Client {
-    app: Router,
-    key: String,
-}
-
-impl Client {
-    async fn send(
-        &self,
-        method: &str,
-        uri: &str,
-        key: Option<&str>,
-        body: Body,
-        ctype: Option<String>,
-        extra: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(k) = key {
-            req = req.header("authorization", format!("Bearer {k}"));
-        }
-        if let Some(c) = ctype {
-            req = req.header("content-type", c);
-        }
-        for (h, v) in extra {
-            req = req.header(*h, *v);
-        }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn delete(&self, uri: &str) -> (StatusCode, Value) {
-        self.send("DELETE", uri, Some(&self.key), Body::empty(), None, &[])
-            .await
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.send("GET", uri, Some(&self.key), Body::empty(), None, &[])
-            .await
-    }
-
-    async fn post_json(&self, uri: &str, v: &Value, extra: &[(&str, &str)]) -> (StatusCode, Value) {
-        self.send(
-            "POST",
-            uri,
-            Some(&self.key),
-            Body::from(v.to_string()),
-            Some("application/json".into()),
-            extra,
-        )
-        .await
-    }
-
-    async fn upload(&self, fields: &[(&str, &[u8])]) -> (StatusCode, Value) {
-        let ctype = format!("multipart/form-data; boundary={BOUNDARY}");
-        self.send(
-            "POST",
-            "/v1/models",
-            Some(&self.key),
-            Body::from(multipart(fields)),
-            Some(ctype),
-            &[],
-        )
-        .await
-    }
-
-    /// Polls `uri` until its status is no longer queued or running.
-    async fn wait(&self, uri: &str) -> Value {
-        for _ in 0..600 {
-            let (s, v) = self.get(uri).await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-            if !matches!(v["status"].as_str(), Some("queued" | "running")) {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("{uri} did not finish");
-    }
-}
-
-/// A worker task on `db` and `store` (caches under `data_dir/worker`), setting up circuits of
-/// at most 2^max_k rows; the sender stops it.
-fn start_worker(
-    db: &Db,
-    store: &Store,
-    data_dir: &Path,
-    max_k: u32,
-) -> (watch::Sender<Stop>, tokio::task::JoinHandle<()>) {
-    let (stop, stopped) = watch::channel(Stop::Run);
-    let cfg = WorkerConfig {
-        name: "w0".into(),
-        data_dir: data_dir.join("worker"),
-        srs: None,
-        lease: Duration::from_secs(30),
-        poll: Duration::from_millis(50),
-        keys: Arc::new(KeyCache::new(1 << 30)),
-        max_k,
-    };
-    std::fs::create_dir_all(&cfg.data_dir).unwrap();
-    let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
-    (stop, worker)
-}
-
-/// `v` has every field schema `name` of the OpenAPI document requires, and no other field
-/// than those it documents.
-fn conforms(doc: &Value, name: &str, v: &Value) {
-    let schema = &doc["components"]["schemas"][name];
-    let props = schema["properties"]
-        .as_object()
-        .unwrap_or_else(|| panic!("schema {name} in the document"));
-    for field in v.as_object().unwrap().keys() {
-        assert!(props.contains_key(field), "{name} documents {field:?}: {v}");
-    }
-    for field in schema["required"].as_array().into_iter().flatten() {
-        let field = field.as_str().unwrap();
-        assert!(v.get(field).is_some(), "{name} requires {field:?}: {v}");
-    }
-}
-
-fn error_code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("")
-}
 
 async fn counts(db: &Db, store: &Store) -> (i64, i64, usize) {
     let models: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM models")
@@ -542,11 +392,16 @@ async fn upload_prove_poll_and_verify_over_http() {
                 "GET /v1/jobs",
                 "GET /v1/jobs/{id}",
                 "GET /v1/jobs/{id}/proof.json",
+                "GET /v1/jobs/{id}/result.bin",
                 "GET /v1/models",
                 "GET /v1/models/{id}",
                 "GET /v1/models/{id}/bundle",
+                "GET /v1/models/{id}/fhe.json",
+                "GET /v1/models/{id}/fhe/keys/{key_id}",
                 "GET /v1/models/{id}/verifier.sol",
                 "POST /v1/models",
+                "POST /v1/models/{id}/fhe/keys",
+                "POST /v1/models/{id}/fhe/runs",
                 "POST /v1/models/{id}/proofs",
                 "POST /v1/models/{id}/verify",
             ]
@@ -554,7 +409,7 @@ async fn upload_prove_poll_and_verify_over_http() {
         // Each documented route is one the router serves.
         for route in &routes {
             let (method, path) = route.split_once(' ').unwrap();
-            let path = path.replace(
+            let path = path.replace("{key_id}", "fk_none").replace(
                 "{id}",
                 if path.starts_with("/v1/jobs") {
                     "jb_none"

@@ -69,12 +69,8 @@ pub fn compile(
     model_sha256: &str,
     opts: &FheOptions,
 ) -> Result<()> {
-    let graph = zkinfer_model::load_onnx(model)?;
-    let text = std::fs::read_to_string(calibration)
-        .with_context(|| format!("reading {}", calibration.display()))?;
-    let samples = zkinfer_model::parse_calibration_json(&text)?;
     let t = Instant::now();
-    let file = folder::compile_into(&graph, &samples, model_sha256, out, opts)?;
+    let file = folder::compile_files(model, calibration, model_sha256, out, opts)?;
     match &file.outcome {
         Outcome::Compiled { stats, chosen, .. } => println!(
             "fhe program ({}, {:.1}s): {}-bit inputs, {}-bit activations, {}/{} groups: {} bootstraps per sample, RMS error {:.2e}, top-1 agreement {:.1}% on {} samples",
@@ -87,7 +83,7 @@ pub fn compile(
             stats.bootstraps,
             chosen.rms_error,
             100.0 * chosen.top1_agreement,
-            samples.len()
+            file.calibration_samples
         ),
         Outcome::Refused { reason } => println!("fhe program: none ({reason})"),
     }

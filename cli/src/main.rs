@@ -229,6 +229,9 @@ struct ServiceArgs {
     /// model_too_large.
     #[arg(long, default_value_t = 24)]
     max_k: u32,
+    /// MiB an uploaded FHE server key may have (a compressed m3c3 key is 270 MiB).
+    #[arg(long, default_value_t = 512)]
+    max_fhe_key_mb: usize,
 }
 
 impl ServiceArgs {
@@ -244,6 +247,7 @@ impl ServiceArgs {
         cfg.key_cache_bytes = self.key_cache_mb << 20;
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         cfg.max_k = self.max_k;
+        cfg.limits.max_fhe_key_bytes = self.max_fhe_key_mb << 20;
         cfg
     }
 }

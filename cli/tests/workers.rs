@@ -88,6 +88,8 @@ async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
             .await
             .unwrap(),
         options: Default::default(),
+        // The queue is what these tests are about: no FHE program.
+        fhe: None,
     };
     models::create_with_setup(db, tenant, &serde_json::to_value(up).unwrap(), 3)
         .await

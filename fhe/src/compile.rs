@@ -21,8 +21,10 @@ use crate::program::{
     DotRow, FheProgram, InputSpec, OutElem, OutputSpec, Ref, ValueDef, PROGRAM_VERSION,
 };
 
-/// Choices of the FHE quantization; `None` fields are searched.
+/// Choices of the FHE quantization; `None` fields are searched. In JSON every field is optional
+/// (the defaults of [`FheOptions::default`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FheOptions {
     /// The parameter set.
     pub params: ParamSet,

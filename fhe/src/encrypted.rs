@@ -46,6 +46,21 @@ const MAX_CT_BYTES: u64 = 1 << 20;
 /// Most ciphertexts in one file.
 const MAX_CTS: usize = 1 << 20;
 
+/// Checks that `bytes` are a whole file of `kind` (framing and size limits, not the keys or
+/// ciphertexts inside) and returns its header: what a server checks of an upload before it
+/// stores it, with the number of items (ciphertexts) it holds. `what` names the file in errors.
+pub fn check_file(bytes: &[u8], kind: Kind, what: &str) -> Result<(Header, usize)> {
+    let (items, item) = match kind {
+        Kind::ClientKey | Kind::ServerKey => (1, MAX_KEY_BYTES),
+        Kind::Inputs | Kind::Results => (MAX_CTS, MAX_CT_BYTES),
+    };
+    let (header, found) = envelope::open(bytes, kind, what, items, item)?;
+    if found.is_empty() {
+        return Err(tfhe_err(what)("the file holds nothing".into()));
+    }
+    Ok((header, found.len()))
+}
+
 /// `keyset.json`: the public description of a key set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeySetInfo {

@@ -148,11 +148,22 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
     version: impl Fn(&T) -> u32,
     want: u32,
 ) -> Result<T> {
+    parse_json(&read(path)?, &path.display().to_string(), version, want)
+}
+
+/// Parses JSON bytes whose `format_version` (given by `version`) must be `want`; `what` names
+/// them in errors.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    version: impl Fn(&T) -> u32,
+    want: u32,
+) -> Result<T> {
     let bad = |why: String| FheError::File {
-        path: path.display().to_string(),
+        path: what.to_string(),
         why,
     };
-    let value: T = serde_json::from_slice(&read(path)?).map_err(|e| bad(e.to_string()))?;
+    let value: T = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
     let got = version(&value);
     if got != want {
         return Err(bad(format!(

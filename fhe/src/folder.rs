@@ -86,6 +86,26 @@ pub fn compile_into(
     Ok(file)
 }
 
+/// Imports an ONNX file and its calibration file (EZKL format) and compiles the FHE program
+/// into `out`, as [`compile_into`] does; `model_sha256` is the ONNX file's, as the circuit's
+/// settings record it.
+pub fn compile_files(
+    model: &Path,
+    calibration: &Path,
+    model_sha256: &str,
+    out: &Path,
+    options: &FheOptions,
+) -> Result<FheFile> {
+    let graph = zkinfer_model::load_onnx(model)?;
+    let text = crate::envelope::read(calibration)?;
+    let text = String::from_utf8(text).map_err(|_| FheError::File {
+        path: calibration.display().to_string(),
+        why: "not UTF-8 JSON".into(),
+    })?;
+    let samples = zkinfer_model::parse_calibration_json(&text)?;
+    compile_into(&graph, &samples, model_sha256, out, options)
+}
+
 /// Reads `fhe.json` from a model folder.
 pub fn read(dir: &Path) -> Result<FheFile> {
     let path = dir.join(FHE_FILE);
@@ -99,15 +119,32 @@ pub fn read(dir: &Path) -> Result<FheFile> {
     crate::envelope::read_json(&path, |f: &FheFile| f.format_version, FHE_FILE_VERSION)
 }
 
+impl FheFile {
+    /// Parses `fhe.json` bytes (as a service keeps them in its store); `what` names them in
+    /// errors.
+    pub fn from_slice(bytes: &[u8], what: &str) -> Result<Self> {
+        crate::envelope::parse_json(
+            bytes,
+            what,
+            |f: &FheFile| f.format_version,
+            FHE_FILE_VERSION,
+        )
+    }
+
+    /// The program, or the recorded refusal as an error.
+    pub fn into_program(self, what: &str) -> Result<FheProgram> {
+        match self.outcome {
+            Outcome::Compiled { program, .. } => Ok(*program),
+            Outcome::Refused { reason } => Err(FheError::DoesNotFit(format!(
+                "{what} has no FHE program: {reason}"
+            ))),
+        }
+    }
+}
+
 /// The program of a model folder, or the recorded refusal as an error.
 pub fn program(dir: &Path) -> Result<FheProgram> {
-    match read(dir)?.outcome {
-        Outcome::Compiled { program, .. } => Ok(*program),
-        Outcome::Refused { reason } => Err(FheError::DoesNotFit(format!(
-            "{} has no FHE program: {reason}",
-            dir.display()
-        ))),
-    }
+    read(dir)?.into_program(&dir.display().to_string())
 }
 
 /// The FHE section of `zkinfer inspect`.

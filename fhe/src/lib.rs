@@ -17,7 +17,7 @@ mod program;
 
 pub use compile::{argmax, compile, Candidate, Compiled, FheOptions};
 pub use encrypted::{
-    files, ClientSide, KeyPair, KeySetInfo, RunReport, ServerSide, KEYSET_VERSION,
+    check_file, files, ClientSide, KeyPair, KeySetInfo, RunReport, ServerSide, KEYSET_VERSION,
 };
 pub use envelope::{Header, Kind};
 pub use error::{FheError, Result};

@@ -16,7 +16,7 @@ pub const DEFAULT_LOG2_P_FAIL: f64 = -40.0;
 
 /// A tfhe-rs shortint parameter set: a message space of `M = message·carry` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "lowercase")]
 pub enum ParamSet {
     /// 4-bit accumulators (`M = 16`): tfhe-rs 1.8 `PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128`,
     /// p-fail 2^-129.6 at 2-norm 5, N = 2048.
@@ -140,6 +140,10 @@ mod tests {
         assert_eq!(ParamSet::M3C3.nominal_norm(), 9.0);
         assert_eq!(ParamSet::parse("m3c3"), Some(ParamSet::M3C3));
         assert_eq!(ParamSet::parse("m4c4"), None);
+        // Files and settings JSON use the command line's names.
+        for p in ParamSet::ALL {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+        }
     }
 
     #[test]

@@ -84,17 +84,7 @@ pub(super) async fn request_proof(
             .map_err(|e| unprocessable("callback_refused", e.to_string()))?;
     }
     let payload = json!({ "input_data": req.input_data });
-    let key = headers
-        .get("idempotency-key")
-        .map(|v| v.to_str().map(str::to_string))
-        .transpose()
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_header",
-                "Idempotency-Key is not text",
-            )
-        })?;
+    let key = idempotency_key(&headers)?;
     // The same key with another model or body is a conflict, not the same job.
     let mut hasher = Sha256::new();
     hasher.update(model_id.as_bytes());
@@ -115,6 +105,21 @@ pub(super) async fn request_proof(
         Enqueued::Existing(id) => (StatusCode::OK, id),
     };
     Ok((status, Json(json!({ "job_id": id }))))
+}
+
+/// The request's `Idempotency-Key`, if any.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                "Idempotency-Key is not text",
+            )
+        })
 }
 
 /// The query of `GET /v1/jobs`.

@@ -1,6 +1,7 @@
 //! The HTTP API (axum): one router per resource, one state, bearer-key authentication.
 
 mod error;
+mod fhe;
 mod jobs;
 mod metrics;
 mod models;
@@ -29,6 +30,8 @@ use crate::tenants;
 pub struct Limits {
     /// Largest request body (uploads), in bytes.
     pub max_upload_bytes: usize,
+    /// Largest FHE server key upload, in bytes (a compressed m3c3 key is 283 MB).
+    pub max_fhe_key_bytes: usize,
     /// Queued and running jobs one tenant may have.
     pub max_queued_jobs: i64,
     /// Attempts of a job before it fails for good.
@@ -39,6 +42,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_upload_bytes: 64 << 20,
+            max_fhe_key_bytes: 512 << 20,
             max_queued_jobs: 1000,
             max_attempts: 3,
         }
@@ -69,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(models::router())
         .merge(jobs::router())
+        .merge(fhe::router(state.limits.max_fhe_key_bytes))
         .merge(metrics::router())
         .merge(openapi::router())
         .fallback(|| async {

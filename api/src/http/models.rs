@@ -169,7 +169,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+pub(super) fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -193,7 +193,7 @@ pub(super) async fn upload(
     Tenant(tenant): Tenant,
     mut form: Multipart,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (mut onnx, mut calibration, mut settings) = (None, None, None);
+    let (mut onnx, mut calibration, mut settings, mut fhe) = (None, None, None, None);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
         let bytes = field.bytes().await.map_err(multipart_error)?.to_vec();
@@ -201,6 +201,7 @@ pub(super) async fn upload(
             "model" => onnx = Some(bytes),
             "calibration" => calibration = Some(bytes),
             "settings" => settings = Some(bytes),
+            "fhe" => fhe = Some(bytes),
             other => return Err(bad("invalid_multipart", format!("unknown field {other:?}"))),
         }
     }
@@ -215,6 +216,18 @@ pub(super) async fn upload(
     let options: ModelOptions = match &settings {
         Some(b) => serde_json::from_slice(b).map_err(|e| bad("invalid_settings", e.to_string()))?,
         None => ModelOptions::default(),
+    };
+    let fhe: Option<zkinfer_fhe::FheOptions> = match &fhe {
+        None => Some(Default::default()),
+        Some(b) => match serde_json::from_slice::<Value>(b) {
+            Ok(Value::Bool(false)) => None,
+            _ => Some(serde_json::from_slice(b).map_err(|e| {
+                bad(
+                    "invalid_settings",
+                    format!("fhe: {e} (an object of FHE options, or false)"),
+                )
+            })?),
+        },
     };
     let text = std::str::from_utf8(&calibration)
         .map_err(|_| bad("invalid_input", "calibration is not UTF-8 JSON"))?;
@@ -245,6 +258,7 @@ pub(super) async fn upload(
         onnx: state.store.put(onnx).await?,
         calibration: state.store.put(calibration).await?,
         options,
+        fhe,
     };
     let upload = serde_json::to_value(&upload).expect("serializable");
     let id =

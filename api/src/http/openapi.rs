@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{jobs, models, AppState};
+use super::{fhe, jobs, models, AppState};
 
 /// An error: `{"error": {"code", "message"}}`.
 #[derive(Serialize, ToSchema)]
@@ -38,6 +38,78 @@ pub struct ModelUpload {
     /// Compile options as JSON (scale, param_scale, input_visibility, objective, …).
     #[schema(value_type = Option<String>, format = Binary)]
     settings: Option<Vec<u8>>,
+    /// FHE compile options as JSON (`params`: `m2c2` or `m3c3`, `input_bits`, `act_bits`,
+    /// `groups`, `output_groups`, `max_bootstraps`, `log2_p_fail`), or `false` for no FHE
+    /// program; default `{}` (m3c3, searched).
+    #[schema(value_type = Option<String>, format = Binary)]
+    fhe: Option<Vec<u8>>,
+}
+
+/// What a model offers for encrypted inference.
+#[derive(Serialize, ToSchema)]
+pub struct FheSummary {
+    /// Whether the model has an FHE program.
+    available: bool,
+    /// Why not, when it has none.
+    reason: Option<String>,
+    /// TFHE parameter set: `m2c2` or `m3c3`.
+    params: Option<String>,
+    /// Security level of the parameters.
+    security_bits: Option<u32>,
+    /// sha256 of the program (every key set and ciphertext names it).
+    program_sha256: Option<String>,
+    /// Programmable bootstraps per sample.
+    bootstraps: Option<usize>,
+    input_ciphertexts: Option<usize>,
+    output_ciphertexts: Option<usize>,
+    /// Bound on log2 of the probability that a sample's run decrypts wrong.
+    log2_p_fail_sample: Option<f64>,
+    /// RMS error against the float model on the calibration samples (relative).
+    rms_error: Option<f64>,
+    /// Share of calibration samples whose top class matches the float model's.
+    top1_agreement: Option<f64>,
+}
+
+/// An uploaded FHE server key.
+#[derive(Serialize, ToSchema)]
+pub struct FheKey {
+    /// Its id: the `key_id` of run requests.
+    id: String,
+    model_id: String,
+    /// The key set's id (shared with its client key and ciphertexts).
+    key_set_id: String,
+    program_sha256: String,
+    bytes: i64,
+    created_ms: i64,
+}
+
+/// The multipart form of an FHE run request.
+#[derive(ToSchema)]
+pub struct FheRunForm {
+    /// An uploaded server key of this model.
+    key_id: String,
+    /// The encrypted inputs (`zkinfer fhe encrypt`), under that key's key set.
+    #[schema(value_type = String, format = Binary)]
+    ciphertext: Vec<u8>,
+    /// Where to POST the job when it ends.
+    callback_url: Option<String>,
+}
+
+/// An FHE run's result (decrypt `GET /v1/jobs/{id}/result.bin` with the client key).
+#[derive(Serialize, ToSchema)]
+pub struct FheRunResult {
+    key_id: String,
+    bootstraps: usize,
+    result_bytes: usize,
+}
+
+/// How far a running job is.
+#[derive(Serialize, ToSchema)]
+pub struct Progress {
+    done: usize,
+    total: usize,
+    /// What is counted: `bootstraps`.
+    unit: String,
 }
 
 /// An accepted upload: compile and setup run as a job.
@@ -71,6 +143,7 @@ pub struct Model {
     public_values: Option<usize>,
     proof_bytes: Option<usize>,
     setup_ms: Option<u64>,
+    fhe: Option<FheSummary>,
 }
 
 /// Models of the tenant.
@@ -108,9 +181,11 @@ pub struct Timings {
     started_ms: Option<i64>,
     finished_ms: Option<i64>,
     prove_ms: Option<u64>,
-    /// Loading the proving key (0 when it was in the worker's memory).
+    /// The encrypted evaluation of an FHE run.
+    evaluate_ms: Option<u64>,
+    /// Loading the proving key or FHE server key (0 when it was in the worker's memory).
     load_ms: Option<u64>,
-    /// Where the proving key came from: `memory`, the worker's `disk` cache, or the `store`.
+    /// Where the key came from: `memory`, the worker's `disk` cache, or the `store`.
     keys_from: Option<String>,
 }
 
@@ -137,13 +212,15 @@ pub struct CallbackAttempt {
 pub struct Job {
     id: String,
     model_id: String,
-    /// `setup` or `prove`.
+    /// `setup`, `prove` or `fhe_run`.
     kind: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
     status: String,
-    /// What a running job is doing: `compiling`, `keygen`, `storing`, `loading_keys`,
-    /// `proving`.
+    /// What a running job is doing: `compiling`, `fhe_compiling`, `keygen`, `storing`,
+    /// `loading_keys`, `proving`, `evaluating`.
     phase: Option<String>,
+    /// How far it is (FHE runs: bootstraps done of all).
+    progress: Option<Progress>,
     attempts: i64,
     timings: Timings,
     error: Option<ErrorDetail>,
@@ -153,6 +230,8 @@ pub struct Job {
     instances: Option<Vec<String>>,
     /// The proof, 0x-hex.
     proof: Option<String>,
+    /// An FHE run's result.
+    fhe: Option<FheRunResult>,
     callback: Option<Callback>,
 }
 
@@ -240,8 +319,13 @@ impl Modify for BearerAuth {
         jobs::show,
         jobs::cancel,
         jobs::proof_file,
+        fhe::program_file,
+        fhe::upload_key,
+        fhe::show_key,
+        fhe::request_run,
+        fhe::result_file,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Model, Job, ProofFile)),
+    components(schemas(ErrorBody, ErrorDetail, Model, Job, ProofFile, FheKey)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

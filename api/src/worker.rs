@@ -288,6 +288,7 @@ fn prover_error(e: ProverError) -> JobError {
     let code = match &e {
         ProverError::Circuit(zkinfer_circuits::CircuitError::TooLarge(_)) => "model_too_large",
         ProverError::Model(_) => "invalid_input",
+        ProverError::GpuOutOfMemory(_) => "gpu_out_of_memory",
         _ => "failed",
     };
     JobError(code.into(), e.to_string())

@@ -20,6 +20,8 @@ use zkinfer_prover::srs;
 use zkinfer_verifier::{solidity, VerifyOptions};
 
 mod fhe;
+#[cfg(feature = "gpu")]
+mod gpu;
 
 #[derive(Parser)]
 #[command(
@@ -471,10 +473,11 @@ fn dispatch(command: Command) -> Result<()> {
             let proof = step("prove", || Ok(pipeline::prove(&dir, &input)?))?;
             write_json(&out, &proof).with_context(|| format!("writing {}", out.display()))?;
             println!(
-                "proof written to {} ({} proof bytes, outputs {})",
+                "proof written to {} ({} proof bytes, outputs {}; proven on the {})",
                 out.display(),
                 (proof.proof.len() - 2) / 2,
-                brief(&proof.outputs)
+                brief(&proof.outputs),
+                zkinfer_prover::BACKEND
             );
         }
         Command::Verify {

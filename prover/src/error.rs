@@ -24,4 +24,39 @@ pub enum ProverError {
     /// halo2 refused (key generation or proving).
     #[error("halo2: {0}")]
     Halo2(String),
+    /// The GPU prover ran out of device memory (GPU builds only).
+    #[error("GPU out of memory: {0} (a smaller circuit, a larger proof budget for fewer rows, or the CPU build)")]
+    GpuOutOfMemory(String),
+}
+
+/// halo2's error type in this build: the canonical one, or the GPU prover's, which also
+/// carries CUDA errors.
+#[cfg(not(feature = "gpu"))]
+pub type Halo2Error = halo2_base::halo2_proofs::plonk::Error;
+/// halo2's error type in this build: the canonical one, or the GPU prover's, which also
+/// carries CUDA errors.
+#[cfg(feature = "gpu")]
+pub type Halo2Error = halo2_base::halo2_proofs::plonk::GpuError;
+
+impl ProverError {
+    /// A halo2 failure while doing `what`; device memory exhaustion is told apart.
+    pub fn halo2(what: &str, e: Halo2Error) -> Self {
+        #[cfg(feature = "gpu")]
+        {
+            use halo2_base::halo2_proofs::cuda::HaloGpuError;
+            use halo2_base::halo2_proofs::plonk::GpuError;
+            // cudaErrorMemoryAllocation
+            const CUDA_OOM: i32 = 2;
+            let oom = match &e {
+                GpuError::Cuda(c) => c.code == CUDA_OOM,
+                GpuError::HaloGpu(HaloGpuError::InsufficientGpuMemory { .. }) => true,
+                GpuError::HaloGpu(HaloGpuError::Cuda(c)) => c.code == CUDA_OOM,
+                _ => false,
+            };
+            if oom {
+                return ProverError::GpuOutOfMemory(format!("{what}: {e}"));
+            }
+        }
+        ProverError::Halo2(format!("{what}: {e:?}"))
+    }
 }

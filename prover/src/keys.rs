@@ -19,10 +19,8 @@ pub fn generate(
     keygen_inputs: &[Vec<i64>],
 ) -> Result<(ProvingKey<G1Affine>, MultiPhaseThreadBreakPoints), ProverError> {
     let (circuit, _) = build_circuit(CircuitBuilderStage::Keygen, plan, None, q, keygen_inputs)?;
-    let vk = keygen_vk(params, &circuit)
-        .map_err(|e| ProverError::Halo2(format!("vk generation: {e:?}")))?;
-    let pk = keygen_pk(params, vk, &circuit)
-        .map_err(|e| ProverError::Halo2(format!("pk generation: {e:?}")))?;
+    let vk = keygen_vk(params, &circuit).map_err(|e| ProverError::halo2("vk generation", e))?;
+    let pk = keygen_pk(params, vk, &circuit).map_err(|e| ProverError::halo2("pk generation", e))?;
     Ok((pk, circuit.base.break_points()))
 }
 

@@ -9,4 +9,11 @@ pub mod pipeline;
 pub mod proving;
 pub mod srs;
 
-pub use error::ProverError;
+pub use error::{Halo2Error, ProverError};
+
+/// Where this build proves and generates keys.
+#[cfg(not(feature = "gpu"))]
+pub const BACKEND: &str = "CPU";
+/// Where this build proves and generates keys.
+#[cfg(feature = "gpu")]
+pub const BACKEND: &str = "GPU (CUDA, halo2-axiom-gpu)";

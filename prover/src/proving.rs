@@ -45,6 +45,6 @@ pub fn prove(
         rand::rngs::OsRng,
         &mut transcript,
     )
-    .map_err(|e| ProverError::Halo2(format!("proving failed: {e:?}")))?;
+    .map_err(|e| ProverError::halo2("proving failed", e))?;
     Ok((transcript.finalize(), instances))
 }

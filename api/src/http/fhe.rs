@@ -14,7 +14,7 @@ use zkinfer_fhe::{check_file, FheError, FheProgram, Kind};
 use super::openapi::{ErrorBody, FheKey, FheRunForm, JobAccepted};
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::fhe::{self, FheKeyRow};
-use crate::queue::{self, Enqueued, JobKind, NewJob};
+use crate::queue::{self, JobKind, NewJob};
 
 pub fn router(max_key_bytes: usize) -> Router<AppState> {
     Router::new()
@@ -92,17 +92,8 @@ pub(super) async fn upload_key(
     Path(id): Path<String>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                e.body_text(),
-            )
-        } else {
-            bad("invalid_key", e.body_text())
-        }
-    })?;
+    let body =
+        body.map_err(|e| super::models::rejection(e.status(), e.body_text(), "invalid_key"))?;
     let (_, program) = model_program(&state, &tenant, &id).await?;
     let (header, _) = check_file(&body, Kind::ServerKey, "the uploaded server key")
         .map_err(|e| bad("invalid_key", e.to_string()))?;
@@ -227,21 +218,7 @@ pub(super) async fn request_run(
             format!("the ciphertext holds {count} encrypted values, the model takes {want}"),
         ));
     }
-    if queue::open_jobs(&state.db, &tenant).await? >= state.limits.max_queued_jobs {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_jobs",
-            format!(
-                "at most {} queued or running jobs per tenant",
-                state.limits.max_queued_jobs
-            ),
-        ));
-    }
-    if let Some(url) = &callback_url {
-        crate::callbacks::check_target(url, state.allow_private_callbacks)
-            .await
-            .map_err(|e| unprocessable("callback_refused", e.to_string()))?;
-    }
+    super::jobs::admit(&state, &tenant, callback_url.as_deref()).await?;
     let idempotency = super::jobs::idempotency_key(&headers)?;
     // The same key with another model, server key or ciphertext is a conflict.
     let mut hasher = Sha256::new();
@@ -260,11 +237,7 @@ pub(super) async fn request_run(
         idempotency: idempotency.as_deref().map(|k| (k, hash.as_str())),
         callback_url: callback_url.as_deref(),
     };
-    let (status, id) = match queue::enqueue(&state.db, &job).await? {
-        Enqueued::New(id) => (StatusCode::ACCEPTED, id),
-        Enqueued::Existing(id) => (StatusCode::OK, id),
-    };
-    Ok((status, Json(json!({ "job_id": id }))))
+    super::jobs::enqueue(&state, &job).await
 }
 
 /// The encrypted result of a succeeded FHE run: decrypt it with `zkinfer fhe decrypt KEYS/`.

@@ -68,21 +68,7 @@ pub(super) async fn request_proof(
     settings
         .quantize_input(&data)
         .map_err(|e| unprocessable("invalid_input", e.to_string()))?;
-    if queue::open_jobs(&state.db, &tenant).await? >= state.limits.max_queued_jobs {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_jobs",
-            format!(
-                "at most {} queued or running jobs per tenant",
-                state.limits.max_queued_jobs
-            ),
-        ));
-    }
-    if let Some(url) = &req.callback_url {
-        crate::callbacks::check_target(url, state.allow_private_callbacks)
-            .await
-            .map_err(|e| unprocessable("callback_refused", e.to_string()))?;
-    }
+    admit(&state, &tenant, req.callback_url.as_deref()).await?;
     let payload = json!({ "input_data": req.input_data });
     let key = idempotency_key(&headers)?;
     // The same key with another model or body is a conflict, not the same job.
@@ -100,7 +86,41 @@ pub(super) async fn request_proof(
         idempotency: key.as_deref().map(|k| (k, hash.as_str())),
         callback_url: req.callback_url.as_deref(),
     };
-    let (status, id) = match queue::enqueue(&state.db, &job).await? {
+    enqueue(&state, &job).await
+}
+
+/// Refuses a new job when the tenant has too many open ones (429) or its callback target is
+/// refused (422); checked before anything of the request is stored.
+pub(super) async fn admit(
+    state: &AppState,
+    tenant: &str,
+    callback_url: Option<&str>,
+) -> ApiResult<()> {
+    if queue::open_jobs(&state.db, tenant).await? >= state.limits.max_queued_jobs {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_jobs",
+            format!(
+                "at most {} queued or running jobs per tenant",
+                state.limits.max_queued_jobs
+            ),
+        ));
+    }
+    if let Some(url) = callback_url {
+        crate::callbacks::check_target(url, state.allow_private_callbacks)
+            .await
+            .map_err(|e| unprocessable("callback_refused", e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Enqueues `job`: 202 with a new job's id, 200 with the job an earlier request with the same
+/// idempotency key made.
+pub(super) async fn enqueue(
+    state: &AppState,
+    job: &NewJob<'_>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (status, id) = match queue::enqueue(&state.db, job).await? {
         Enqueued::New(id) => (StatusCode::ACCEPTED, id),
         Enqueued::Existing(id) => (StatusCode::OK, id),
     };

@@ -170,14 +170,15 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 pub(super) fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.body_text(),
-        )
+    rejection(e.status(), e.body_text(), "invalid_multipart")
+}
+
+/// A body axum could not read: 413 `payload_too_large` past the limit, else 400 `code`.
+pub(super) fn rejection(status: StatusCode, text: String, code: &'static str) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", text)
     } else {
-        bad("invalid_multipart", e.body_text())
+        bad(code, text)
     }
 }
 

@@ -26,7 +26,7 @@ pub struct FheCompileArgs {
     #[arg(long, value_name = "BITS")]
     fhe_act_bits: Option<u32>,
     /// Groups each dot product is split into, each one more bootstrap per neuron for finer
-    /// weights (default: searched among 1, 2, 4).
+    /// weights (default: searched among 1, 2, 3, 4).
     #[arg(long, value_name = "N")]
     fhe_groups: Option<usize>,
     /// Groups of the last layer's dot products, decrypted and added up by the client (default:

@@ -83,6 +83,13 @@ fn main() {
     let configs: Vec<(String, FheOptions)> = vec![
         ("m3c3, searched".into(), FheOptions::default()),
         (
+            "m3c3, 4 groups".into(),
+            FheOptions {
+                groups: Some(4),
+                ..FheOptions::default()
+            },
+        ),
+        (
             "m3c3, 1 group".into(),
             FheOptions {
                 groups: Some(1),

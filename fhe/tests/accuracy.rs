@@ -4,22 +4,23 @@
 mod common;
 
 use common::*;
-use zkinfer_fhe::argmax;
+use zkinfer_fhe::{argmax, FheOptions};
+
+/// Correct predictions of a program on the 100 held-out digits, by the clear simulation.
+fn correct(program: &zkinfer_fhe::FheProgram) -> usize {
+    let test = digits_test();
+    test.samples
+        .iter()
+        .map(|x| argmax(&program.run_clear(std::slice::from_ref(x)).unwrap().1[0]))
+        .zip(&test.labels)
+        .filter(|(a, b)| a == *b)
+        .count()
+}
 
 #[test]
 fn digits_accuracy_by_simulation() {
     let c = digits();
     let test = digits_test();
-    let pred: Vec<usize> = test
-        .samples
-        .iter()
-        .map(|x| argmax(&c.program.run_clear(std::slice::from_ref(x)).unwrap().1[0]))
-        .collect();
-    let correct = pred
-        .iter()
-        .zip(&test.labels)
-        .filter(|(a, b)| a == b)
-        .count();
     let float_correct = test
         .float_predictions
         .iter()
@@ -31,10 +32,27 @@ fn digits_accuracy_by_simulation() {
     for cand in &c.candidates {
         eprintln!("{cand:?}");
     }
-    eprintln!("fhe {correct}/100, float {float_correct}/100");
     assert_eq!(float_correct, 99);
-    assert_eq!(correct, 91);
     assert_eq!(c.chosen.bootstraps, stats.bootstraps);
+    // The accuracy/time trade-off: the searched program, four groups per neuron, and the
+    // searched program under bootstrap budgets.
+    let (g, s) = load(&fixture("digits_16"), "calibration.json");
+    let options = |groups: Option<usize>, max_bootstraps: Option<usize>| FheOptions {
+        groups,
+        max_bootstraps,
+        ..Default::default()
+    };
+    let mut got = vec![(stats.bootstraps, correct(&c.program))];
+    for opts in [
+        options(Some(4), None),
+        options(None, Some(48)),
+        options(None, Some(16)),
+    ] {
+        let p = zkinfer_fhe::compile(&g, &s, &opts).unwrap().program;
+        got.push((p.stats().bootstraps, correct(&p)));
+    }
+    eprintln!("(bootstraps, correct of 100): {got:?}; float {float_correct}/100");
+    assert_eq!(got, [(64, 96), (80, 97), (48, 95), (16, 95)]);
 }
 
 #[test]

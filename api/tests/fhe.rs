@@ -32,6 +32,11 @@ fn input_data(bytes: &[u8]) -> Vec<Vec<f64>> {
 }
 
 impl Client {
+    async fn get_bytes(&self, uri: &str) -> (StatusCode, Vec<u8>) {
+        self.send_raw("GET", uri, Some(&self.key), Body::empty(), None, &[])
+            .await
+    }
+
     async fn post_bytes(&self, uri: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
         self.send(
             "POST",
@@ -171,14 +176,7 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
 
         // The client makes its key set from the served program.
         let (s, program_bytes) = alice
-            .send_raw(
-                "GET",
-                &format!("/v1/models/{digits}/fhe.json"),
-                Some(&alice.key),
-                Body::empty(),
-                None,
-                &[],
-            )
+            .get_bytes(&format!("/v1/models/{digits}/fhe.json"))
             .await;
         assert_eq!(s, StatusCode::OK);
         let client_dir = tmp.path().join(format!("client{n}"));
@@ -379,14 +377,7 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
         );
         assert_eq!(job["timings"]["keys_from"], "store");
         let (s, result) = alice
-            .send_raw(
-                "GET",
-                &format!("/v1/jobs/{job_id}/result.bin"),
-                Some(&alice.key),
-                Body::empty(),
-                None,
-                &[],
-            )
+            .get_bytes(&format!("/v1/jobs/{job_id}/result.bin"))
             .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(job["fhe"]["result_bytes"], result.len());

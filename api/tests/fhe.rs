@@ -27,6 +27,16 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap()
 }
 
+/// Asserts that a request was refused with this status and error code; returns the message.
+fn refused(got: (StatusCode, Value), status: StatusCode, code: &str) -> String {
+    let (s, v) = got;
+    assert_eq!((s, error_code(&v)), (status, code), "{v}");
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn input_data(bytes: &[u8]) -> Vec<Vec<f64>> {
     zkinfer_model::parse_input_json(std::str::from_utf8(bytes).unwrap()).unwrap()
 }
@@ -113,17 +123,16 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
         };
 
         // Bad FHE options are refused at upload.
-        let (s, v) = alice
-            .upload(&[
-                ("model", &onnx),
-                ("calibration", &calibration),
-                ("fhe", br#"{"params": "m9c9"}"#),
-            ])
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "invalid_settings"),
-            "{v}"
+        refused(
+            alice
+                .upload(&[
+                    ("model", &onnx),
+                    ("calibration", &calibration),
+                    ("fhe", br#"{"params": "m9c9"}"#),
+                ])
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_settings",
         );
 
         // The digits MLP with an m2c2 program, and 1l_mlp without one.
@@ -160,19 +169,12 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
         let m = alice.wait(&format!("/v1/models/{plain}")).await;
         assert_eq!(m["status"], "ready", "{m}");
         assert_eq!(m["fhe"]["available"], false, "{m}");
-        let (s, v) = alice.get(&format!("/v1/models/{plain}/fhe.json")).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::CONFLICT, "fhe_unavailable"),
-            "{v}"
+        let msg = refused(
+            alice.get(&format!("/v1/models/{plain}/fhe.json")).await,
+            StatusCode::CONFLICT,
+            "fhe_unavailable",
         );
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("without an FHE program"),
-            "{v}"
-        );
+        assert!(msg.contains("without an FHE program"), "{msg}");
 
         // The client makes its key set from the served program.
         let (s, program_bytes) = alice
@@ -194,57 +196,45 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
 
         // Server key uploads.
         let keys_uri = format!("/v1/models/{digits}/fhe/keys");
-        let (s, v) = alice.post_bytes(&keys_uri, b"not a key".to_vec()).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "invalid_key"),
-            "{v}"
+        refused(
+            alice.post_bytes(&keys_uri, b"not a key".to_vec()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
         );
-        let (s, v) = alice
-            .post_bytes(&keys_uri, pair.server_key[..4096].to_vec())
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "invalid_key"),
-            "{v}"
+        let msg = refused(
+            alice
+                .post_bytes(&keys_uri, pair.server_key[..4096].to_vec())
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
         );
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("truncated"),
-            "{v}"
+        assert!(msg.contains("truncated"), "{msg}");
+        refused(
+            alice.post_bytes(&keys_uri, other.server_key.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fhe_mismatch",
         );
-        let (s, v) = alice.post_bytes(&keys_uri, other.server_key.clone()).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::UNPROCESSABLE_ENTITY, "fhe_mismatch"),
-            "{v}"
+        refused(
+            small_keys
+                .post_bytes(&keys_uri, pair.server_key.clone())
+                .await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
         );
-        let (s, v) = small_keys
-            .post_bytes(&keys_uri, pair.server_key.clone())
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            "{v}"
+        refused(
+            alice
+                .post_bytes(
+                    &format!("/v1/models/{plain}/fhe/keys"),
+                    pair.server_key.clone(),
+                )
+                .await,
+            StatusCode::CONFLICT,
+            "fhe_unavailable",
         );
-        let (s, v) = alice
-            .post_bytes(
-                &format!("/v1/models/{plain}/fhe/keys"),
-                pair.server_key.clone(),
-            )
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::CONFLICT, "fhe_unavailable"),
-            "{v}"
-        );
-        let (s, v) = bob.post_bytes(&keys_uri, pair.server_key.clone()).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::NOT_FOUND, "model_not_found"),
-            "{v}"
+        refused(
+            bob.post_bytes(&keys_uri, pair.server_key.clone()).await,
+            StatusCode::NOT_FOUND,
+            "model_not_found",
         );
         let (s, key) = alice.post_bytes(&keys_uri, pair.server_key.clone()).await;
         assert_eq!(s, StatusCode::CREATED, "{key}");
@@ -254,11 +244,10 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
         let key_id = key["id"].as_str().unwrap().to_string();
         let (s, v) = alice.get(&format!("{keys_uri}/{key_id}")).await;
         assert_eq!((s, &v), (StatusCode::OK, &key));
-        let (s, v) = bob.get(&format!("{keys_uri}/{key_id}")).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::NOT_FOUND, "fhe_key_not_found"),
-            "{v}"
+        refused(
+            bob.get(&format!("{keys_uri}/{key_id}")).await,
+            StatusCode::NOT_FOUND,
+            "fhe_key_not_found",
         );
         let (s, v) = alice
             .post_bytes(&keys_uri, stranger.server_key.clone())
@@ -271,65 +260,54 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
         let ct = pair.client.encrypt(&inputs).unwrap();
         let runs_uri = format!("/v1/models/{digits}/fhe/runs");
         let key_field = key_id.as_bytes();
-        let (s, v) = alice.post_form(&runs_uri, &[("ciphertext", &ct)]).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "missing_field"),
-            "{v}"
+        refused(
+            alice.post_form(&runs_uri, &[("ciphertext", &ct)]).await,
+            StatusCode::BAD_REQUEST,
+            "missing_field",
         );
-        let (s, v) = alice
-            .post_form(&runs_uri, &[("key_id", b"fk_nope"), ("ciphertext", &ct)])
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::NOT_FOUND, "fhe_key_not_found"),
-            "{v}"
+        refused(
+            alice
+                .post_form(&runs_uri, &[("key_id", b"fk_nope"), ("ciphertext", &ct)])
+                .await,
+            StatusCode::NOT_FOUND,
+            "fhe_key_not_found",
         );
-        let (s, v) = alice
-            .post_form(
-                &runs_uri,
-                &[("key_id", key_field), ("ciphertext", &ct[..ct.len() - 9])],
-            )
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "invalid_ciphertext"),
-            "{v}"
+        refused(
+            alice
+                .post_form(
+                    &runs_uri,
+                    &[("key_id", key_field), ("ciphertext", &ct[..ct.len() - 9])],
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_ciphertext",
         );
         // A result file, or a key, given as the ciphertext.
-        let (s, v) = alice
-            .post_form(
-                &runs_uri,
-                &[
-                    ("key_id", key_field),
-                    ("ciphertext", &pair.server_key[..64]),
-                ],
-            )
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "invalid_ciphertext"),
-            "{v}"
+        refused(
+            alice
+                .post_form(
+                    &runs_uri,
+                    &[
+                        ("key_id", key_field),
+                        ("ciphertext", &pair.server_key[..64]),
+                    ],
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_ciphertext",
         );
         // Encrypted under another key set than the named server key's.
-        let (s, v) = alice
-            .post_form(
-                &runs_uri,
-                &[("key_id", stranger_key.as_bytes()), ("ciphertext", &ct)],
-            )
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::UNPROCESSABLE_ENTITY, "fhe_mismatch"),
-            "{v}"
+        let msg = refused(
+            alice
+                .post_form(
+                    &runs_uri,
+                    &[("key_id", stranger_key.as_bytes()), ("ciphertext", &ct)],
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fhe_mismatch",
         );
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("another key set"),
-            "{v}"
-        );
+        assert!(msg.contains("another key set"), "{msg}");
         // Encrypted for another model's program.
         let other_inputs: Vec<Vec<f64>> = other
             .client
@@ -340,24 +318,17 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
             .map(|s| vec![s.range.0; s.shape.iter().product()])
             .collect();
         let other_ct = other.client.encrypt(&other_inputs).unwrap();
-        let (s, v) = alice
-            .post_form(
-                &runs_uri,
-                &[("key_id", key_field), ("ciphertext", &other_ct)],
-            )
-            .await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::UNPROCESSABLE_ENTITY, "fhe_mismatch"),
-            "{v}"
+        let msg = refused(
+            alice
+                .post_form(
+                    &runs_uri,
+                    &[("key_id", key_field), ("ciphertext", &other_ct)],
+                )
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fhe_mismatch",
         );
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("another model"),
-            "{v}"
-        );
+        assert!(msg.contains("another model"), "{msg}");
 
         let (s, v) = alice
             .post_form(&runs_uri, &[("key_id", key_field), ("ciphertext", &ct)])
@@ -390,11 +361,10 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
         // The stranger's key set cannot read it.
         let err = stranger.client.decrypt(&result, "result.bin").unwrap_err();
         assert!(err.to_string().contains("another key set"), "{err}");
-        let (s, v) = bob.get(&format!("/v1/jobs/{job_id}/result.bin")).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::NOT_FOUND, "job_not_found"),
-            "{v}"
+        refused(
+            bob.get(&format!("/v1/jobs/{job_id}/result.bin")).await,
+            StatusCode::NOT_FOUND,
+            "job_not_found",
         );
 
         // A second run on the same worker uses the loaded key.
@@ -417,11 +387,10 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let proof_job = v["job_id"].as_str().unwrap().to_string();
-        let (s, v) = alice.get(&format!("/v1/jobs/{proof_job}/result.bin")).await;
-        assert_eq!(
-            (s, error_code(&v)),
-            (StatusCode::CONFLICT, "no_result"),
-            "{v}"
+        refused(
+            alice.get(&format!("/v1/jobs/{proof_job}/result.bin")).await,
+            StatusCode::CONFLICT,
+            "no_result",
         );
         alice.wait(&format!("/v1/jobs/{proof_job}")).await;
 

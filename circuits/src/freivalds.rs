@@ -163,10 +163,10 @@ impl FreivaldsRegion {
         self.steps.len()
     }
 
-    /// Rows a product of an n×m by an m×p matrix takes here, for `groups` = n rows of `L`
-    /// sharing one `R` (the cost compared with multiplying out).
-    pub fn rows_for(groups: usize, m: usize, p: usize) -> usize {
-        m * p + groups * (p + m)
+    /// Rows a product by an m×p matrix `R` takes here, for rows of `L` with `operands[g]`
+    /// non-zero entries each (the cost compared with multiplying out).
+    pub fn rows_for(m: usize, p: usize, operands: &[usize]) -> usize {
+        m * p + operands.iter().map(|l| p + l).sum::<usize>()
     }
 
     fn push(&mut self, x: Fr, c: Fr, step: Step, copied: bool, w_from: Option<usize>) -> usize {
@@ -239,15 +239,23 @@ impl FreivaldsRegion {
                 .collect();
             let zs: Vec<Elem> = z.iter().map(|c| Elem::Cell(*c)).collect();
             self.horner(&zs);
-            for (k, e) in row.iter().enumerate() {
-                let cell = match e {
-                    Elem::Cell(c) => *c,
-                    Elem::Const(k) => ctx.load_constant(fr(*k)),
+            // A constant zero of L adds nothing to the sum: no row (a border position of a
+            // convolution joined to the interior's R). The last entry stays if all are.
+            let mut entries: Vec<usize> = (0..m)
+                .filter(|&k| !matches!(row[k], Elem::Const(0)))
+                .collect();
+            if entries.is_empty() {
+                entries.push(m - 1);
+            }
+            for (i, &k) in entries.iter().enumerate() {
+                let cell = match row[k] {
+                    Elem::Cell(c) => c,
+                    Elem::Const(v) => ctx.load_constant(fr(v)),
                 };
                 let at = self.push(
                     *cell.value(),
                     Fr::ZERO,
-                    Step::Dot(k + 1 == m),
+                    Step::Dot(i + 1 == entries.len()),
                     true,
                     Some(rv[k]),
                 );

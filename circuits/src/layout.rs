@@ -162,6 +162,7 @@ fn lay_out_shared<P: Fn() -> String>(
         .left
         .iter()
         .map(|l| {
+            let l: Vec<Value> = l.iter().map(|v| v.unwrap_or(Value::constant(0))).collect();
             let key = l.iter().map(Value::key).collect();
             *row_of.entry(key).or_insert_with(|| {
                 unique.push(l.iter().map(|v| v.elem).collect());
@@ -254,10 +255,10 @@ pub fn lay_out(
                         .iter()
                         .map(|r| r.iter().map(|&(s, x, c)| ((s, x), c)).collect())
                         .collect();
-                    let (classes, _) = shared_factors(&rows);
+                    let (classes, _) = shared_factors(&rows, Some(&0));
                     for class in classes {
                         let shared = SharedFactor {
-                            left: map2(&class.left, |&(s, x)| val(s, x)),
+                            left: map2(&class.left, |s| s.map(|(s, x)| val(s, x))),
                             right: map2(&class.right, |&c| Elem::Const(c as i128)),
                             outputs: class.outputs,
                         };
@@ -311,10 +312,10 @@ pub fn lay_out(
                 let mut checked = HashMap::new();
                 if let Some(region) = freivalds.as_deref_mut() {
                     let rows: Vec<Vec<(u32, u32)>> = pairs.iter().map(<[_]>::to_vec).collect();
-                    let (classes, _) = shared_factors(&rows);
+                    let (classes, _) = shared_factors(&rows, None);
                     for class in classes {
                         let shared = SharedFactor {
-                            left: map2(&class.left, |&a| val(0, a)),
+                            left: map2(&class.left, |a| a.map(|a| val(0, a))),
                             right: map2(&class.right, |&b| val(1, b).elem),
                             outputs: class.outputs,
                         };

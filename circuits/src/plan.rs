@@ -6,6 +6,8 @@
 //! `[0, 2^(k-1))`: as large as the rows allow (fewer limbs per range check) and never larger,
 //! so a tiny model gets a tiny circuit instead of a fixed 2^15 floor.
 
+use std::collections::HashMap;
+
 use halo2_base::gates::circuit::{BaseCircuitParams, CircuitBuilderStage};
 use serde::{Deserialize, Serialize};
 use zkinfer_model::QGraph;
@@ -58,6 +60,9 @@ pub struct CircuitPlan {
     /// Estimated peak memory of proving, in bytes ([`crate::cost::prove_memory_bytes`]).
     #[serde(default)]
     pub prove_memory_bytes: u64,
+    /// The proof budget the shape was chosen within (see [`PlanLimits::raise_proof_bytes_to`]).
+    #[serde(default)]
+    pub proof_budget: usize,
 }
 
 impl CircuitPlan {
@@ -85,6 +90,11 @@ pub struct PlanLimits {
     /// Largest proof accepted, in bytes. Each column adds to the proof, and verifier gas
     /// grows with it; the default is EZKL's proof size.
     pub max_proof_bytes: usize,
+    /// With [`Objective::ProveTime`], the budget may grow by steps of
+    /// [`PROOF_BUDGET_STEP`] bytes up to this: each step only where the shape it allows at
+    /// least halves the estimated proving work of the one chosen below it, or where nothing
+    /// below fits the memory limit. `None`: `max_proof_bytes` is a fixed budget.
+    pub raise_proof_bytes_to: Option<usize>,
     /// Use exactly this k (benchmarks, or to match another circuit's SRS).
     pub k: Option<u32>,
     /// What the chosen shape makes least.
@@ -112,6 +122,7 @@ impl Default for PlanLimits {
         Self {
             max_k: 24,
             max_proof_bytes: 3072,
+            raise_proof_bytes_to: Some(5120),
             k: None,
             objective: Objective::ProveTime,
             freivalds: true,
@@ -120,11 +131,15 @@ impl Default for PlanLimits {
     }
 }
 
+/// The step by which a proof budget is raised (see [`PlanLimits::raise_proof_bytes_to`]).
+pub const PROOF_BUDGET_STEP: usize = 1024;
+
 const MIN_K: u32 = 6;
 /// Lincomb widths tried: wider rows hold more terms per row but each adds two columns.
 const LINCOMB_WIDTHS: std::ops::RangeInclusive<usize> = 1..=6;
 
 /// One layout at one `k`, before a lincomb width is chosen.
+#[derive(Clone)]
 struct Layout {
     base: BaseCircuitParams,
     num_instances: usize,
@@ -228,6 +243,7 @@ fn shapes(
             freivalds_rows: layout.freivalds_rows,
             proof_bytes: proof_bytes(&cs),
             prove_memory_bytes: prove_memory_bytes(&cs, k, layout.advice_cells),
+            proof_budget: 0,
             params,
         };
         let work = prove_cost(&cs, k);
@@ -240,20 +256,82 @@ fn shapes(
     out
 }
 
+/// Layouts already made, by `(k, lincomb, freivalds)`: budgets share them.
+type Layouts = HashMap<(u32, bool, bool), Layout>;
+
 /// Chooses the shape for `q`: over `k` and lincomb widths, the least proving work (or, for
 /// [`Objective::EvmGas`], the least estimated verifier gas) whose proof fits
-/// `limits.max_proof_bytes`.
+/// `limits.max_proof_bytes`, raised as [`PlanLimits::raise_proof_bytes_to`] allows.
 pub fn plan_circuit(
     q: &QGraph,
     inputs: &[Vec<i64>],
     visibility: Visibility,
     limits: PlanLimits,
 ) -> Result<CircuitPlan, CircuitError> {
+    let mut layouts = Layouts::new();
+    let mut chosen = plan_within(q, inputs, visibility, limits, &mut layouts);
+    let top = match limits.objective {
+        Objective::ProveTime => limits.raise_proof_bytes_to.unwrap_or(0),
+        Objective::EvmGas => 0,
+    };
+    let mut budget = limits.max_proof_bytes;
+    while let Some(b) = budget.checked_add(PROOF_BUDGET_STEP).filter(|&b| b <= top) {
+        budget = b;
+        let raised = PlanLimits {
+            max_proof_bytes: budget,
+            ..limits
+        };
+        let next = plan_within(q, inputs, visibility, raised, &mut layouts);
+        let better = match (&chosen, &next) {
+            (_, Err(_)) => false,
+            (Err(_), Ok(_)) => true,
+            (Ok(a), Ok(b)) => 2 * work(b) <= work(a),
+        };
+        // Without a shape below, the error of the largest budget tried says the most.
+        if better || chosen.is_err() {
+            chosen = next;
+        }
+    }
+    chosen
+}
+
+/// The proving-work estimate of a plan's shape.
+fn work(plan: &CircuitPlan) -> u64 {
+    prove_cost(&constraint_system(&plan.params), plan.k)
+}
+
+/// [`lay_out_at`], through `layouts`.
+#[allow(clippy::too_many_arguments)]
+fn layout_at<'a>(
+    layouts: &'a mut Layouts,
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    visibility: Visibility,
+    k: u32,
+    lincomb: bool,
+    freivalds: bool,
+) -> Result<&'a Layout, CircuitError> {
+    let key = (k, lincomb, freivalds);
+    if !layouts.contains_key(&key) {
+        let layout = lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?;
+        layouts.insert(key, layout);
+    }
+    Ok(&layouts[&key])
+}
+
+/// [`plan_circuit`] within the fixed budget `limits.max_proof_bytes`.
+fn plan_within(
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    visibility: Visibility,
+    limits: PlanLimits,
+    layouts: &mut Layouts,
+) -> Result<CircuitPlan, CircuitError> {
     let ks: Vec<u32> = match limits.k {
         Some(k) => vec![k.clamp(MIN_K, limits.max_k)],
         None => {
             // A first layout with a wide table bounds the cells from below, hence k.
-            let probe = lay_out_at(q, inputs, visibility, 18, true, limits.freivalds)?;
+            let probe = layout_at(layouts, q, inputs, visibility, 18, true, limits.freivalds)?;
             let cells = probe.advice_cells
                 + LinCombRegion::rows_at(&probe.lincomb_sizes, 1)
                 + probe.freivalds_rows;
@@ -296,7 +374,7 @@ pub fn plan_circuit(
             {
                 continue;
             }
-            let layout = lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?;
+            let layout = layout_at(layouts, q, inputs, visibility, k, lincomb, freivalds)?;
             if freivalds && layout.freivalds_rows == 0 {
                 continue; // no product worth checking: the next layout is this one
             }
@@ -327,6 +405,10 @@ pub fn plan_circuit(
                     continue;
                 }
                 if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    let plan = CircuitPlan {
+                        proof_budget: limits.max_proof_bytes,
+                        ..plan
+                    };
                     best = Some((cost, plan));
                 }
             }

@@ -1291,3 +1291,84 @@ fn an_output_no_extremum_reads_gets_the_cheaper_exact_range_check() {
     });
     assert!(signed.result);
 }
+
+/// `floor(37·30 / 2^shift)` with constant weights and 8-bit outputs, on halo2-base's gate
+/// (width 0) or the lincomb region. Returns `(y, r')` offsets, the sign cells of `y` and the
+/// gate cells used; `x` and `y` are public.
+fn shifted_rescale_circuit(
+    width: usize,
+    shift: u32,
+) -> MockCircuit<(usize, usize, SignCells, usize)> {
+    MockCircuit::build_with(K, width, |ctx, range, lc| {
+        let chip = QuantChip::new(range.clone());
+        let x = ctx.load_witness(fr(37));
+        let out = chip
+            .dot(
+                ctx,
+                lc,
+                &[(Elem::Cell(x), Elem::Const(30))],
+                0,
+                shift,
+                8,
+                &here,
+            )
+            .unwrap();
+        let Elem::Cell(y) = out.out else {
+            panic!("expected a cell")
+        };
+        let y_off = offset_of(ctx, &y);
+        let r_off = if width == 0 { y_off + 2 } else { y_off + 1 };
+        let sign = SignCells::of(&out.neg.unwrap(), 8);
+        ((y_off, r_off, sign, ctx.advice.len()), vec![x, y])
+    })
+}
+
+#[test]
+fn a_remainder_short_of_whole_limbs_is_scaled_up_to_them() {
+    // K = 8: 7-bit limbs. Shift 5 scales the equation by 2^2, so r' = 4·r is checked as one
+    // whole limb: exactly the cells of a shift of 7, none for a partial limb.
+    let acc = 37 * 30;
+    let (y, r) = (acc >> 5, acc & 31);
+    for width in [0usize, 2] {
+        let mut m = shifted_rescale_circuit(width, 5);
+        let (y_off, r_off, sign, cells) = m.result;
+        assert_eq!(m.value(CellRef::Base(y_off)), fr(y), "width {width}");
+        assert_eq!(m.value(CellRef::Base(r_off)), fr(4 * r), "width {width}");
+        assert!(m.satisfied(), "width {width}");
+        assert_eq!(
+            m.unconstrained_cells(),
+            Vec::<CellRef>::new(),
+            "width {width}"
+        );
+        let whole = shifted_rescale_circuit(width, 7).result.3;
+        assert_eq!(cells, whole, "width {width}");
+        // (y + 1, r' − 2^7) keeps the scaled equation: the remainder's lookup refuses it.
+        m.assert_rejected_by(
+            &[
+                (CellRef::Base(y_off), fr(y + 1)),
+                (CellRef::Base(r_off), fr(4 * r - 128)),
+                (CellRef::Base(sign.low), fr(y + 1)),
+            ],
+            &[Rejection::RangeLookup],
+        );
+        // r' + 1 has the field solution y = (4·acc − r' − 1) / 2^7, far out of range: only
+        // the result's range check refuses it.
+        let y_wrapped = (fr(4 * acc) - fr(4 * r + 1)) * fr(128).invert().unwrap();
+        assert!(signed(&y_wrapped).is_none());
+        m.assert_rejected_by(
+            &[
+                (CellRef::Base(r_off), fr(4 * r + 1)),
+                (CellRef::Base(y_off), y_wrapped),
+                (CellRef::Base(sign.low), y_wrapped),
+            ],
+            &[Rejection::RangeLookup],
+        );
+        // r' moved alone: the rescale gate (or the lincomb chain's end) objects.
+        let by = if width == 0 {
+            Rejection::BasicGate
+        } else {
+            Rejection::LinCombEnds
+        };
+        m.assert_rejected_by(&[(CellRef::Base(r_off), fr(4 * r + 4))], &[by]);
+    }
+}

@@ -151,3 +151,79 @@ fn each_gate_rejects_a_forger_who_keeps_the_running_sums() {
     let change = plus_one(&mut m, c);
     m.assert_rejected_by(&[change], &[Rejection::FreivaldsStart]);
 }
+
+/// `Z = A'·B` with constant zeros in `A'` (a border row of a convolution joined to the
+/// interior's `R`): row 0 has one, row 2 is all constant zeros. Returns `Z` and `A'`'s cells.
+fn build_with_zeros() -> MockCircuit<Laid> {
+    MockCircuit::build_freivalds(K, 0, |ctx, _range, _lc, region| {
+        let left: Vec<Vec<Elem>> = A
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.iter()
+                    .enumerate()
+                    .map(|(k, &v)| match (i, k) {
+                        (0, 1) | (2, _) => Elem::Const(0),
+                        _ => Elem::Cell(ctx.load_witness(fr(v))),
+                    })
+                    .collect()
+            })
+            .collect();
+        let right: Vec<Vec<Elem>> = B
+            .iter()
+            .map(|r| r.iter().map(|&v| Elem::Const(v)).collect())
+            .collect();
+        let z = region.product(ctx, &left, &right).unwrap();
+        let a = left
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|e| match e {
+                        Elem::Cell(c) => Some(*c),
+                        Elem::Const(_) => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let public = z.iter().flatten().copied().collect();
+        (
+            Laid {
+                z,
+                a,
+                b: Vec::new(),
+            },
+            public,
+        )
+    })
+}
+
+#[test]
+fn constant_zeros_of_l_take_no_rows_and_the_check_still_holds() {
+    let mut m = build_with_zeros();
+    let z: Vec<Vec<i128>> = m
+        .result
+        .z
+        .iter()
+        .map(|r| r.iter().map(|c| signed(c.value()).unwrap()).collect())
+        .collect();
+    let mut want = matmul();
+    want[0] = (0..5)
+        .map(|j| A[0][0] * B[0][j] + A[0][2] * B[2][j] + A[0][3] * B[3][j])
+        .collect();
+    want[2] = vec![0; 5];
+    assert_eq!(z, want);
+    // R·v: 4 sums of 5; row 0: 5 Horner + 3 dot rows (its cell 0 of A stays a row); row 1:
+    // 5 + 4; row 2, all zeros: 5 + 1 (the zero check needs a row).
+    assert_eq!(
+        m.circuit().freivalds.rows(),
+        4 * 5 + (5 + 3) + (5 + 4) + (5 + 1)
+    );
+    assert!(m.satisfied());
+    assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
+    // A wrong output in a row with skipped zeros, or in the all-zero row, is still caught by
+    // the final check.
+    for c in [base(&m.result.z[0][1]), base(&m.result.z[2][4])] {
+        let change = plus_one(&mut m, c);
+        m.assert_rejected_by(&[change], &[Rejection::FreivaldsCheck]);
+    }
+}

@@ -275,8 +275,11 @@ struct CompileArgs {
     /// Signed bits of range above the calibration maximum.
     #[arg(long)]
     range_headroom_bits: Option<u32>,
-    /// Largest proof, in bytes (default 3072, EZKL's): the circuit shape that proves fastest
-    /// within it is chosen. More bytes allow more columns, hence fewer rows and faster proofs.
+    /// Largest proof, in bytes: the circuit shape that proves fastest within it is chosen.
+    /// More bytes allow more columns, hence fewer rows and faster proofs. Default: 3072
+    /// (EZKL's usual proof), raised by 1024-byte steps up to 5120 where each step at least
+    /// halves the estimated proving work (or the circuit would not fit in memory otherwise).
+    /// A budget given here is kept.
     #[arg(long)]
     max_proof_bytes: Option<usize>,
     /// Use exactly 2^K rows instead of choosing (the proof-size limit still applies).
@@ -435,7 +438,7 @@ fn dispatch(command: Command) -> Result<()> {
             })?;
             let p = &s.plan;
             println!(
-                "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs, proving needs ≈ {}",
+                "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs (budget {}), proving needs ≈ {}",
                 model.display(),
                 out.display(),
                 p.k,
@@ -443,6 +446,7 @@ fn dispatch(command: Command) -> Result<()> {
                 p.lookup_bits,
                 p.num_instances,
                 p.proof_bytes,
+                p.proof_budget,
                 pipeline::gib(p.prove_memory_bytes)
             );
             if let Some(o) = fhe_opts.options() {

@@ -49,7 +49,8 @@ pub struct ModelOptions {
     /// Signed bits of range above the calibration maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_headroom_bits: Option<u32>,
-    /// Largest proof, in bytes.
+    /// Largest proof, in bytes; unset: 3072, raised by steps of 1 KB up to 5120 where each
+    /// step at least halves the estimated proving work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_proof_bytes: Option<usize>,
     /// Exactly this k.
@@ -88,6 +89,11 @@ impl ModelOptions {
             visibility: self.input_visibility.unwrap_or(Visibility::Public),
             limits: PlanLimits {
                 max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
+                // A budget given is a budget kept.
+                raise_proof_bytes_to: match self.max_proof_bytes {
+                    Some(_) => None,
+                    None => l.raise_proof_bytes_to,
+                },
                 k: self.logrows,
                 freivalds: self.freivalds.unwrap_or(l.freivalds),
                 max_prove_memory: self

@@ -588,7 +588,11 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             p.freivalds_rows
         );
     }
-    let _ = writeln!(out, "proof            {} bytes", p.proof_bytes);
+    let _ = writeln!(
+        out,
+        "proof            {} bytes (within a budget of {})",
+        p.proof_bytes, p.proof_budget
+    );
     let _ = writeln!(
         out,
         "prove memory     ≈ {} (estimate)",

@@ -11,6 +11,13 @@
 //! Either way `r ∈ [0, 2^s)` by lookup and `y` goes through the signed range check. Together
 //! they pin `y = floor(acc / 2^s)` uniquely, since `y · 2^s + r` cannot wrap the field at
 //! these widths.
+//!
+//! When every weight is a constant, the whole equation is scaled by `2^t`, `t` the bits that
+//! round `s` up to whole lookup limbs: `2^t·bias + Σ (2^t·w)·x − 2^(s+t)·y − r' = 0` with
+//! `r' ∈ [0, 2^(s+t))`. Then `y = floor(2^t·acc / 2^(s+t)) = floor(acc / 2^s)` all the same
+//! (and `r' = 2^t·r`), but the remainder's range check needs no partial-limb check: one gate
+//! and one lookup fewer per rescaled output. The scaled values stay far below the field
+//! modulus (`t` is below the limb width).
 
 use halo2_base::gates::RangeInstructions;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -74,11 +81,20 @@ impl QuantChip {
         if lincomb.width() > 0 && all_weights_constant {
             return self.dot_lincomb(ctx, lincomb, &vars, acc, shift, act_bits, place);
         }
+        let t = if all_weights_constant {
+            self.limb_padding(shift)
+        } else {
+            0
+        };
         let mut cells: Vec<QuantumCell<Fr>> = Vec::with_capacity(1 + 3 * vars.len() + 3);
-        cells.push(Constant(fr(acc)));
+        cells.push(Constant(fr(acc << t)));
         for (a, b) in &vars {
             acc += a.value() * b.value();
-            cells.extend([a.quantum(), b.quantum(), Witness(fr(acc))]);
+            let b = match b {
+                Elem::Const(w) => Elem::Const(w << t),
+                cell => *cell,
+            };
+            cells.extend([a.quantum(), b.quantum(), Witness(fr(acc << t))]);
         }
         let n = vars.len() as isize;
         let gates = (0..n).map(|i| 3 * i);
@@ -90,16 +106,16 @@ impl QuantChip {
             });
         }
         let y = acc >> shift;
-        let r = acc - (y << shift);
+        let r = (acc - (y << shift)) << t;
         cells.extend([
             Witness(fr(y)),
-            Constant(fr(-(1i128 << shift))),
+            Constant(fr(-(1i128 << (shift + t)))),
             Witness(fr(r)),
         ]);
         ctx.assign_region(cells, gates.chain([3 * n]));
         let r_cell = ctx.get(-1);
         let y_cell = ctx.get(-3);
-        self.range.range_check(ctx, r_cell, shift as usize);
+        self.range.range_check(ctx, r_cell, (shift + t) as usize);
         let neg = self.output_range(ctx, y_cell, act_bits, place)?;
         Ok(DotOut {
             out: Elem::Cell(y_cell),
@@ -119,6 +135,7 @@ impl QuantChip {
         act_bits: u32,
         place: &dyn Fn() -> String,
     ) -> Result<DotOut, CircuitError> {
+        let t = self.limb_padding(shift);
         let mut terms: Vec<(AssignedValue<Fr>, Fr)> = Vec::with_capacity(vars.len() + 2);
         let mut acc = bias;
         for (a, w) in vars {
@@ -128,11 +145,11 @@ impl QuantChip {
                 ));
             };
             acc += a.value() * w;
-            terms.push((*x, fr(*w)));
+            terms.push((*x, fr(*w << t)));
         }
         let y = acc >> shift;
         let y_cell = ctx.load_witness(fr(y));
-        terms.push((y_cell, fr(-(1i128 << shift))));
+        terms.push((y_cell, fr(-(1i128 << (shift + t)))));
         if shift == 0 {
             lincomb.push(&terms, fr(bias))?;
             return Ok(DotOut {
@@ -140,14 +157,26 @@ impl QuantChip {
                 neg: None,
             });
         }
-        let r_cell = ctx.load_witness(fr(acc - (y << shift)));
+        let r_cell = ctx.load_witness(fr((acc - (y << shift)) << t));
         terms.push((r_cell, -Fr::ONE));
-        lincomb.push(&terms, fr(bias))?;
-        self.range.range_check(ctx, r_cell, shift as usize);
+        lincomb.push(&terms, fr(bias << t))?;
+        self.range.range_check(ctx, r_cell, (shift + t) as usize);
         let neg = self.output_range(ctx, y_cell, act_bits, place)?;
         Ok(DotOut {
             out: Elem::Cell(y_cell),
             neg,
         })
+    }
+}
+
+impl QuantChip {
+    /// Bits that round a remainder of `shift` bits up to whole lookup limbs (0 for no shift).
+    fn limb_padding(&self, shift: u32) -> u32 {
+        let limb = self.range.lookup_bits() as u32;
+        if shift == 0 {
+            0
+        } else {
+            (limb - shift % limb) % limb
+        }
     }
 }

@@ -189,6 +189,22 @@ fn lay_out_shared<P: Fn() -> String>(
     Ok(out)
 }
 
+/// What [`shared_factors`] found in a node: each product's shape, and the outputs left.
+fn log_products<S, R>(node: &str, products: &[SharedFactor<S, R>], rest: usize) {
+    if products.is_empty() {
+        return;
+    }
+    let shapes: Vec<String> = products
+        .iter()
+        .map(|f| {
+            let zeros = f.left.iter().flatten().filter(|s| s.is_none()).count();
+            let p = f.right.first().map_or(0, Vec::len);
+            format!("{}x{}x{p} ({zeros} zeros)", f.left.len(), f.right.len())
+        })
+        .collect();
+    tracing::debug!(node, products = %shapes.join(", "), multiplied_out = rest, "Freivalds products");
+}
+
 /// The element as a cell: constants become fixed-constant cells.
 fn as_cell(ctx: &mut Context<Fr>, e: Elem) -> AssignedValue<Fr> {
     match e {
@@ -255,7 +271,8 @@ pub fn lay_out(
                         .iter()
                         .map(|r| r.iter().map(|&(s, x, c)| ((s, x), c)).collect())
                         .collect();
-                    let (classes, _) = shared_factors(&rows, Some(&0));
+                    let (classes, rest) = shared_factors(&rows, Some(&0));
+                    log_products(&node.name, &classes, rest.len());
                     for class in classes {
                         let shared = SharedFactor {
                             left: map2(&class.left, |s| s.map(|(s, x)| val(s, x))),
@@ -312,7 +329,8 @@ pub fn lay_out(
                 let mut checked = HashMap::new();
                 if let Some(region) = freivalds.as_deref_mut() {
                     let rows: Vec<Vec<(u32, u32)>> = pairs.iter().map(<[_]>::to_vec).collect();
-                    let (classes, _) = shared_factors(&rows, None);
+                    let (classes, rest) = shared_factors(&rows, None);
+                    log_products(&node.name, &classes, rest.len());
                     for class in classes {
                         let shared = SharedFactor {
                             left: map2(&class.left, |a| a.map(|a| val(0, a))),

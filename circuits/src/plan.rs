@@ -91,10 +91,13 @@ pub struct PlanLimits {
     /// grows with it; the default is EZKL's proof size.
     pub max_proof_bytes: usize,
     /// With [`Objective::ProveTime`], the budget may grow by steps of
-    /// [`PROOF_BUDGET_STEP`] bytes up to this: each step only where the shape it allows at
-    /// least halves the estimated proving work of the one chosen below it, or where nothing
-    /// below fits the memory limit. `None`: `max_proof_bytes` is a fixed budget.
+    /// [`PROOF_BUDGET_STEP`] bytes up to this: each step only where the shape chosen below it
+    /// needs 2^`raise_from_k` rows or more and the step at least halves its estimated
+    /// proving work, or where nothing below fits. `None`: `max_proof_bytes` is a fixed budget.
     pub raise_proof_bytes_to: Option<usize>,
+    /// See `raise_proof_bytes_to` (default 18): below, proofs take seconds, and a smaller
+    /// proof, cheaper to verify on chain, is worth more than the time saved.
+    pub raise_from_k: u32,
     /// Use exactly this k (benchmarks, or to match another circuit's SRS).
     pub k: Option<u32>,
     /// What the chosen shape makes least.
@@ -123,6 +126,7 @@ impl Default for PlanLimits {
             max_k: 24,
             max_proof_bytes: 3072,
             raise_proof_bytes_to: Some(5120),
+            raise_from_k: 18,
             k: None,
             objective: Objective::ProveTime,
             freivalds: true,
@@ -285,7 +289,7 @@ pub fn plan_circuit(
         let better = match (&chosen, &next) {
             (_, Err(_)) => false,
             (Err(_), Ok(_)) => true,
-            (Ok(a), Ok(b)) => 2 * work(b) <= work(a),
+            (Ok(a), Ok(b)) => a.k >= limits.raise_from_k && 2 * work(b) <= work(a),
         };
         // Without a shape below, the error of the largest budget tried says the most.
         if better || chosen.is_err() {
@@ -311,12 +315,12 @@ fn layout_at<'a>(
     lincomb: bool,
     freivalds: bool,
 ) -> Result<&'a Layout, CircuitError> {
-    let key = (k, lincomb, freivalds);
-    if !layouts.contains_key(&key) {
-        let layout = lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?;
-        layouts.insert(key, layout);
-    }
-    Ok(&layouts[&key])
+    Ok(match layouts.entry((k, lincomb, freivalds)) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?)
+        }
+    })
 }
 
 /// [`plan_circuit`] within the fixed budget `limits.max_proof_bytes`.
@@ -380,7 +384,7 @@ fn plan_within(
             }
             narrowest &= layout.base.num_advice_per_phase[0] <= 1
                 && layout.base.num_lookup_advice_per_phase[0] <= 1;
-            for (cost, plan) in shapes(&layout, k, visibility, limits.objective) {
+            for (cost, plan) in shapes(layout, k, visibility, limits.objective) {
                 any_shape = true;
                 if smallest
                     .as_ref()

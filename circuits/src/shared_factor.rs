@@ -67,9 +67,9 @@ where
     let mut found = Vec::new();
     let mut checked = vec![false; rows.len()];
     for product in join_classes(&groups) {
-        let host = &groups[product[0].0];
+        let host = &groups[product[0].group];
         let (m, p) = (host.left.len(), host.outputs.len());
-        let operands: Vec<usize> = product.iter().map(|(g, _)| groups[*g].left.len()).collect();
+        let operands: Vec<usize> = product.iter().map(|x| groups[x.group].left.len()).collect();
         let work: usize = operands.iter().map(|l| l * p).sum();
         if 2 * FreivaldsRegion::rows_for(m, p, &operands) > work {
             continue;
@@ -77,17 +77,21 @@ where
         let right = (0..m).map(|k| host.right_row(k)).collect();
         let mut left = Vec::with_capacity(product.len());
         let mut outputs = Vec::with_capacity(product.len());
-        for (g, slots) in product {
-            let group = &groups[g];
+        for member in product {
+            let group = &groups[member.group];
             let mut row = vec![None; m];
             for (k, s) in group.left.iter().enumerate() {
-                row[slots.as_ref().map_or(k, |sl| sl[k])] = Some(s.clone());
+                row[member.slots.as_ref().map_or(k, |sl| sl[k])] = Some(s.clone());
             }
-            for &o in &group.outputs {
+            let outs: Vec<usize> = match &member.cols {
+                Some(cols) => cols.iter().map(|&j| group.outputs[j]).collect(),
+                None => group.outputs.clone(),
+            };
+            for &o in &outs {
                 checked[o] = true;
             }
             left.push(row);
-            outputs.push(group.outputs.clone());
+            outputs.push(outs);
         }
         found.push(SharedFactor {
             outputs,
@@ -153,7 +157,9 @@ where
             continue;
         };
         let (n, m) = (small.outputs.len(), small.left.len());
-        let mut best: Option<((usize, std::cmp::Reverse<usize>), usize, Vec<usize>)> = None;
+        // (rank, host, where the small group's operands sit in the host's)
+        type Found = ((usize, std::cmp::Reverse<usize>), usize, Vec<usize>);
+        let mut best: Option<Found> = None;
         for &h in holders.get(&small.left[0]).into_iter().flatten() {
             let Some(host) = groups[h].as_ref() else {
                 continue;
@@ -206,11 +212,21 @@ fn subsequence<S: Eq>(small: &[S], big: &[S]) -> Option<Vec<usize>> {
     Some(at)
 }
 
-/// Groups with the same `R` form a class; a class whose every right-factor row is a distinct
-/// row of a larger class's `R` (same outputs per row) joins it. Returns the products: their
-/// groups, each with the slots of `R` its operands map to (`None`: the host's own layout).
-#[allow(clippy::type_complexity)]
-fn join_classes<S, R>(groups: &[Group<S, R>]) -> Vec<Vec<(usize, Option<Vec<usize>>)>>
+/// A row of `L` in a product: a group, the slots of `R` its operands map to (`None`: the
+/// host's own layout) and the outputs it contributes, as indices into the group's outputs
+/// in the order of `R`'s columns (`None`: all of them, in order).
+struct Member {
+    group: usize,
+    slots: Option<Vec<usize>>,
+    cols: Option<Vec<usize>>,
+}
+
+/// Groups with the same `R` form a class. A class whose every right-factor row is a
+/// distinct row of a larger class's `R` (the same number of outputs) joins it; so does one
+/// whose outputs split evenly (interleaved, or in blocks) into parts that each do: border
+/// positions of a strided convolution that read the same inputs share a group. Returns the
+/// products, host first.
+fn join_classes<S, R>(groups: &[Group<S, R>]) -> Vec<Vec<Member>>
 where
     R: Clone + Eq + Hash,
 {
@@ -232,53 +248,131 @@ where
         (g.left.len(), classes[c].len())
     };
     order.sort_by_key(|&c| std::cmp::Reverse(size(c)));
-    // Each host's rows of R, by content: (product, slot).
-    let mut rows_at: HashMap<Vec<R>, Vec<(usize, usize)>> = HashMap::new();
-    let mut products: Vec<Vec<(usize, Option<Vec<usize>>)>> = Vec::new();
+    let mut hosts = Hosts {
+        rows_at: HashMap::new(),
+        shape: Vec::new(),
+    };
+    let mut products: Vec<Vec<Member>> = Vec::new();
     for c in order {
         let first = &groups[classes[c][0]];
         let (m, p) = (first.left.len(), first.outputs.len());
         let rows: Vec<Vec<R>> = (0..m).map(|k| first.right_row(k)).collect();
-        let mut hosts: Vec<usize> = rows_at
-            .get(&rows[0])
-            .into_iter()
-            .flatten()
-            .map(|&(h, _)| h)
-            .collect();
-        hosts.dedup();
-        let joined = hosts.into_iter().find_map(|h| {
-            let host = &groups[products[h][0].0];
-            if host.outputs.len() != p || host.left.len() <= m {
-                return None;
+        let all: Vec<usize> = (0..p).collect();
+        let mut parts = vec![(all, None)];
+        let mut joined = hosts.find(&rows, &parts);
+        // Outputs of several positions in one group: try even splits by each host width.
+        let mut widths: Vec<usize> = hosts.shape.iter().map(|&(_, ph)| ph).collect();
+        widths.sort_unstable();
+        widths.dedup();
+        for ph in widths {
+            if joined.is_some() {
+                break;
             }
-            let mut used = vec![false; host.left.len()];
-            let slots: Option<Vec<usize>> = rows
-                .iter()
-                .map(|row| {
-                    let free = rows_at
-                        .get(row)?
-                        .iter()
-                        .find(|&&(hh, s)| hh == h && !used[s])?;
-                    used[free.1] = true;
-                    Some(free.1)
-                })
-                .collect();
-            slots.map(|s| (h, s))
-        });
+            if ph >= p || p % ph != 0 {
+                continue;
+            }
+            let q = p / ph;
+            for split in [
+                (0..q)
+                    .map(|i| (0..ph).map(|j| j * q + i).collect())
+                    .collect::<Vec<Vec<usize>>>(),
+                (0..q).map(|i| (i * ph..(i + 1) * ph).collect()).collect(),
+            ] {
+                let candidate: Vec<(Vec<usize>, Option<()>)> =
+                    split.into_iter().map(|cols| (cols, Some(()))).collect();
+                if let Some(j) = hosts.find(&rows, &candidate) {
+                    parts = candidate;
+                    joined = Some(j);
+                    break;
+                }
+            }
+        }
         match joined {
-            Some((h, slots)) => {
-                products[h].extend(classes[c].iter().map(|&g| (g, Some(slots.clone()))))
+            Some(found) => {
+                for ((h, slots), (cols, split)) in found.into_iter().zip(&parts) {
+                    products[h].extend(classes[c].iter().map(|&g| Member {
+                        group: g,
+                        slots: Some(slots.clone()),
+                        cols: split.map(|_| cols.clone()),
+                    }));
+                }
             }
             None => {
                 let h = products.len();
                 for (k, row) in rows.into_iter().enumerate() {
-                    rows_at.entry(row).or_default().push((h, k));
+                    hosts.rows_at.entry(row).or_default().push((h, k));
                 }
-                products.push(classes[c].iter().map(|&g| (g, None)).collect());
+                hosts.shape.push((m, p));
+                products.push(
+                    classes[c]
+                        .iter()
+                        .map(|&g| Member {
+                            group: g,
+                            slots: None,
+                            cols: None,
+                        })
+                        .collect(),
+                );
             }
         }
     }
     products
+}
+
+/// The products' `R`s, row by row, for [`join_classes`].
+struct Hosts<R> {
+    /// Each host's rows of `R`, by content: (product, slot).
+    rows_at: HashMap<Vec<R>, Vec<(usize, usize)>>,
+    /// Each product's `(m, p)`.
+    shape: Vec<(usize, usize)>,
+}
+
+impl<R: Clone + Eq + Hash> Hosts<R> {
+    /// For each part (columns of `rows`), a host with as many rows or more whose `R` holds the part's rows
+    /// as distinct rows of its own, and the slots they map to; `None` unless every part has one.
+    #[allow(clippy::type_complexity)]
+    fn find<T>(
+        &self,
+        rows: &[Vec<R>],
+        parts: &[(Vec<usize>, T)],
+    ) -> Option<Vec<(usize, Vec<usize>)>> {
+        parts
+            .iter()
+            .map(|(cols, _)| {
+                let part: Vec<Vec<R>> = rows
+                    .iter()
+                    .map(|r| cols.iter().map(|&j| r[j].clone()).collect())
+                    .collect();
+                let mut candidates: Vec<usize> = self
+                    .rows_at
+                    .get(&part[0])?
+                    .iter()
+                    .map(|&(h, _)| h)
+                    .collect();
+                candidates.dedup();
+                candidates.into_iter().find_map(|h| {
+                    let (mh, ph) = self.shape[h];
+                    if ph != cols.len() || mh < rows.len() {
+                        return None;
+                    }
+                    let mut used = vec![false; mh];
+                    let slots: Option<Vec<usize>> = part
+                        .iter()
+                        .map(|row| {
+                            let &(_, s) = self
+                                .rows_at
+                                .get(row)?
+                                .iter()
+                                .find(|&&(hh, s)| hh == h && !used[s])?;
+                            used[s] = true;
+                            Some(s)
+                        })
+                        .collect();
+                    slots.map(|s| (h, s))
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -465,6 +559,50 @@ mod tests {
         }
         let (found, rest) = shared_factors(&rows, None);
         assert_eq!(rest, (0..16).collect::<Vec<_>>());
+        assert_exact(&rows, usize::MAX, &found, &rest);
+    }
+
+    /// A 1-D transposed convolution, stride 2, `taps` wide with `taps/2` padding: output
+    /// `(j, x)` sums `input[c][i] · W[j][c][t]` over `x + taps/2 − t = 2i` inside the input.
+    fn transposed_conv(
+        channels: usize,
+        p: usize,
+        taps: usize,
+        len: usize,
+    ) -> Vec<Vec<(usize, usize)>> {
+        let mut rows = Vec::new();
+        for j in 0..p {
+            for x in 0..2 * len {
+                let mut pairs = Vec::new();
+                for c in 0..channels {
+                    for t in 0..taps {
+                        let d = (x + taps / 2).checked_sub(t).filter(|d| d % 2 == 0);
+                        if let Some(i) = d.map(|d| d / 2).filter(|&i| i < len) {
+                            pairs.push((c * len + i, (c * taps + t) * p + j));
+                        }
+                    }
+                }
+                rows.push(pairs);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn positions_reading_the_same_inputs_split_into_their_own_rows() {
+        // Outputs 0 and 1 both read inputs 0 and 1 (through taps 2, 0 and 3, 1): one group of
+        // 2p outputs, which splits into one row of each phase's product.
+        let (channels, p, taps, len) = (3, 8, 5, 6);
+        let rows = transposed_conv(channels, p, taps, len);
+        let (found, rest) = shared_factors(&rows, Some(&usize::MAX));
+        assert!(rest.is_empty(), "{rest:?}");
+        // One product per phase: the even outputs use taps 0, 2, 4, the odd ones 1 and 3.
+        let mut shapes: Vec<(usize, usize, usize)> = found
+            .iter()
+            .map(|f| (f.left.len(), f.right.len(), f.right[0].len()))
+            .collect();
+        shapes.sort_unstable();
+        assert_eq!(shapes, [(len, 2 * channels, p), (len, 3 * channels, p)]);
         assert_exact(&rows, usize::MAX, &found, &rest);
     }
 }

@@ -239,3 +239,42 @@ fn the_memory_estimate_doubles_with_the_rows() {
     let ratio = (m19 - base) as f64 / (m18 - base) as f64;
     assert!((1.99..=2.0).contains(&ratio), "{m18} → {m19}: {ratio}");
 }
+
+#[test]
+fn the_default_budget_is_raised_only_where_it_halves_the_work_of_a_large_circuit() {
+    // 1l_concat: 8 columns at k = 7 (a 4,480-byte proof) take less than half the work of the
+    // 3,072-byte shape at k = 9, but a circuit that small keeps the default budget.
+    let (q, qi) = example("1l_concat");
+    let plan = |limits: PlanLimits| plan_circuit(&q, &qi, Visibility::Public, limits).unwrap();
+    let default = plan(PlanLimits::default());
+    assert_eq!((default.k, default.proof_budget), (9, 3072));
+    assert!(default.proof_bytes <= 3072);
+    let raised = plan(PlanLimits {
+        raise_from_k: 0,
+        ..PlanLimits::default()
+    });
+    assert_eq!((raised.k, raised.proof_budget), (7, 5120));
+    assert!((4097..=5120).contains(&raised.proof_bytes));
+    let work = |p: &zkinfer_circuits::CircuitPlan| {
+        zkinfer_circuits::cost::prove_cost(
+            &zkinfer_circuits::cost::constraint_system(&p.params),
+            p.k,
+        )
+    };
+    assert!(2 * work(&raised) <= work(&default));
+    // A budget given is kept.
+    let fixed = plan(PlanLimits {
+        raise_proof_bytes_to: None,
+        raise_from_k: 0,
+        ..PlanLimits::default()
+    });
+    assert_eq!((fixed.k, fixed.proof_budget), (9, 3072));
+    // Where nothing within 3,072 bytes fits the memory limit, the budget rises until a shape
+    // does, whatever the circuit's size.
+    let tight = plan(PlanLimits {
+        max_prove_memory: Some(raised.prove_memory_bytes),
+        ..PlanLimits::default()
+    });
+    assert!(default.prove_memory_bytes > raised.prove_memory_bytes);
+    assert!(tight.proof_budget > 3072 && tight.prove_memory_bytes <= raised.prove_memory_bytes);
+}

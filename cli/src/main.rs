@@ -277,8 +277,9 @@ struct CompileArgs {
     range_headroom_bits: Option<u32>,
     /// Largest proof, in bytes: the circuit shape that proves fastest within it is chosen.
     /// More bytes allow more columns, hence fewer rows and faster proofs. Default: 3072
-    /// (EZKL's usual proof), raised by 1024-byte steps up to 5120 where each step at least
-    /// halves the estimated proving work (or the circuit would not fit in memory otherwise).
+    /// (EZKL's usual proof), raised by 1024-byte steps up to 5120 for circuits of 2^18 rows
+    /// or more where each step at least halves the estimated proving work (or where the
+    /// circuit would not fit in memory otherwise).
     /// A budget given here is kept.
     #[arg(long)]
     max_proof_bytes: Option<usize>,

@@ -26,6 +26,10 @@ fn prove_verify_and_compare(name: &str, model: &Path, work: &Path) {
         "{name} (0x + hex)"
     );
     assert!(settings.plan.proof_bytes <= 3072, "{name}");
+    assert_eq!(
+        settings.plan.proof_budget, 3072,
+        "{name}: small circuits keep the default"
+    );
     let proof_path = dir.join("proof.json");
     write_json(&proof_path, &proof).unwrap();
     // Held to its own input and to the model id setup recorded.

@@ -49,8 +49,8 @@ pub struct ModelOptions {
     /// Signed bits of range above the calibration maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range_headroom_bits: Option<u32>,
-    /// Largest proof, in bytes; unset: 3072, raised by steps of 1 KB up to 5120 where each
-    /// step at least halves the estimated proving work.
+    /// Largest proof, in bytes; unset: 3072, raised by steps of 1 KB up to 5120 for circuits
+    /// of 2^18 rows or more where each step at least halves the estimated proving work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_proof_bytes: Option<usize>,
     /// Exactly this k.

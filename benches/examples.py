@@ -30,12 +30,13 @@ def timed(cmd):
     return wall, float(user) + float(sys_), int(rss) / 1024
 
 
-def bench(zk, work, name):
+def bench(zk, work, name, reuse=False):
     ex = CORPUS / name
     d = work / name
-    subprocess.run(["rm", "-rf", str(d)], check=True)
     inp = str(ex / "input.json")
-    timed([zk, "compile", str(ex / "network.onnx"), "--calibration", inp, "--out", str(d)])
+    if not (reuse and (d / "settings.json").exists()):
+        subprocess.run(["rm", "-rf", str(d)], check=True)
+        timed([zk, "compile", str(ex / "network.onnx"), "--calibration", inp, "--out", str(d)])
     settings = json.loads((d / "settings.json").read_text())
     setup = timed([zk, "setup", str(d)])
     prove = timed([zk, "prove", str(d), "--input", inp, "--out", str(d / "proof.json")])
@@ -67,6 +68,7 @@ def main():
     ap.add_argument("--work", default="/tmp/zkinfer-bench")
     ap.add_argument("--json", help="also write the raw rows here")
     ap.add_argument("--reps", type=int, default=1, help="repeat each model; timings are medians")
+    ap.add_argument("--reuse", action="store_true", help="keep a model already compiled in --work (compile is slow for the largest)")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     work = Path(a.work)
@@ -76,7 +78,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for m in a.models:
         try:
-            runs = [bench(a.zkinfer, work, m) for _ in range(a.reps)]
+            runs = [bench(a.zkinfer, work, m, a.reuse) for _ in range(a.reps)]
         except RuntimeError as e:
             rows.append({"model": m, "error": str(e)})
             print(f"| {m} | failed: {str(e)[:400]} |", flush=True)

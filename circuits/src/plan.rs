@@ -260,9 +260,6 @@ fn shapes(
     out
 }
 
-/// Layouts already made, by `(k, lincomb, freivalds)`: budgets share them.
-type Layouts = HashMap<(u32, bool, bool), Layout>;
-
 /// Chooses the shape for `q`: over `k` and lincomb widths, the least proving work (or, for
 /// [`Objective::EvmGas`], the least estimated verifier gas) whose proof fits
 /// `limits.max_proof_bytes`, raised as [`PlanLimits::raise_proof_bytes_to`] allows.
@@ -272,8 +269,13 @@ pub fn plan_circuit(
     visibility: Visibility,
     limits: PlanLimits,
 ) -> Result<CircuitPlan, CircuitError> {
-    let mut layouts = Layouts::new();
-    let mut chosen = plan_within(q, inputs, visibility, limits, &mut layouts);
+    let mut layouts = Layouts {
+        q,
+        inputs,
+        visibility,
+        made: HashMap::new(),
+    };
+    let mut chosen = plan_within(limits, &mut layouts);
     let top = match limits.objective {
         Objective::ProveTime => limits.raise_proof_bytes_to.unwrap_or(0),
         Objective::EvmGas => 0,
@@ -285,7 +287,7 @@ pub fn plan_circuit(
             max_proof_bytes: budget,
             ..limits
         };
-        let next = plan_within(q, inputs, visibility, raised, &mut layouts);
+        let next = plan_within(raised, &mut layouts);
         let better = match (&chosen, &next) {
             (_, Err(_)) => false,
             (Err(_), Ok(_)) => true,
@@ -304,38 +306,36 @@ fn work(plan: &CircuitPlan) -> u64 {
     prove_cost(&constraint_system(&plan.params), plan.k)
 }
 
-/// [`lay_out_at`], through `layouts`.
-#[allow(clippy::too_many_arguments)]
-fn layout_at<'a>(
-    layouts: &'a mut Layouts,
-    q: &QGraph,
-    inputs: &[Vec<i64>],
+/// The model and the layouts already made of it, by `(k, lincomb, freivalds)`: budgets
+/// share them.
+struct Layouts<'a> {
+    q: &'a QGraph,
+    inputs: &'a [Vec<i64>],
     visibility: Visibility,
-    k: u32,
-    lincomb: bool,
-    freivalds: bool,
-) -> Result<&'a Layout, CircuitError> {
-    Ok(match layouts.entry((k, lincomb, freivalds)) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?)
-        }
-    })
+    made: HashMap<(u32, bool, bool), Layout>,
+}
+
+impl Layouts<'_> {
+    /// [`lay_out_at`], made once.
+    fn at(&mut self, k: u32, lincomb: bool, freivalds: bool) -> Result<&Layout, CircuitError> {
+        let (q, inputs, visibility) = (self.q, self.inputs, self.visibility);
+        Ok(match self.made.entry((k, lincomb, freivalds)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?)
+            }
+        })
+    }
 }
 
 /// [`plan_circuit`] within the fixed budget `limits.max_proof_bytes`.
-fn plan_within(
-    q: &QGraph,
-    inputs: &[Vec<i64>],
-    visibility: Visibility,
-    limits: PlanLimits,
-    layouts: &mut Layouts,
-) -> Result<CircuitPlan, CircuitError> {
+fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan, CircuitError> {
+    let visibility = layouts.visibility;
     let ks: Vec<u32> = match limits.k {
         Some(k) => vec![k.clamp(MIN_K, limits.max_k)],
         None => {
             // A first layout with a wide table bounds the cells from below, hence k.
-            let probe = layout_at(layouts, q, inputs, visibility, 18, true, limits.freivalds)?;
+            let probe = layouts.at(18, true, limits.freivalds)?;
             let cells = probe.advice_cells
                 + LinCombRegion::rows_at(&probe.lincomb_sizes, 1)
                 + probe.freivalds_rows;
@@ -378,7 +378,7 @@ fn plan_within(
             {
                 continue;
             }
-            let layout = layout_at(layouts, q, inputs, visibility, k, lincomb, freivalds)?;
+            let layout = layouts.at(k, lincomb, freivalds)?;
             if freivalds && layout.freivalds_rows == 0 {
                 continue; // no product worth checking: the next layout is this one
             }

@@ -298,6 +298,18 @@ impl<T> MockCircuit<T> {
         }
     }
 
+    /// The same circuit carrying another result (a test helper narrowing a wider one's).
+    pub fn with_result<U>(self, result: U) -> MockCircuit<U> {
+        MockCircuit {
+            circuit: self.circuit,
+            k: self.k,
+            result,
+            cells: self.cells,
+            instances: self.instances,
+            classes: self.classes,
+        }
+    }
+
     /// True when MockProver accepts the circuit as built.
     pub fn satisfied(&self) -> bool {
         self.verdict(self.instances.clone()).is_ok()

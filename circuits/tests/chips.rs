@@ -330,6 +330,18 @@ fn dot_of_two_variables_rounds_half_up() {
 /// forgery only has to move copy classes), on halo2-base's gate (width 0) or the lincomb
 /// region. Returns `(y, r)` offsets and the sign cells of `y`; `x` and `y` are public.
 fn rescale_circuit(width: usize) -> MockCircuit<(usize, usize, SignCells)> {
+    let m = rescale_circuit_with(width, 300, 7);
+    let (y, r, sign, _) = m.result;
+    m.with_result((y, r, sign))
+}
+
+/// `floor(37·w / 2^shift)` with 8-bit outputs: the offsets of `y` and `r`, the sign cells of
+/// `y` and the gate cells used.
+fn rescale_circuit_with(
+    width: usize,
+    w: i128,
+    shift: u32,
+) -> MockCircuit<(usize, usize, SignCells, usize)> {
     MockCircuit::build_with(K, width, |ctx, range, lc| {
         let chip = QuantChip::new(range.clone());
         let x = ctx.load_witness(fr(37));
@@ -337,9 +349,9 @@ fn rescale_circuit(width: usize) -> MockCircuit<(usize, usize, SignCells)> {
             .dot(
                 ctx,
                 lc,
-                &[(Elem::Cell(x), Elem::Const(300))],
+                &[(Elem::Cell(x), Elem::Const(w))],
                 0,
-                7,
+                shift,
                 8,
                 &here,
             )
@@ -351,7 +363,7 @@ fn rescale_circuit(width: usize) -> MockCircuit<(usize, usize, SignCells)> {
         // halo2-base's gate: [y, -2^s, r]; lincomb: y and r are loaded one after the other.
         let r_off = if width == 0 { y_off + 2 } else { y_off + 1 };
         let sign = SignCells::of(&out.neg.unwrap(), 8);
-        ((y_off, r_off, sign), vec![x, y])
+        ((y_off, r_off, sign, ctx.advice.len()), vec![x, y])
     })
 }
 
@@ -1292,37 +1304,6 @@ fn an_output_no_extremum_reads_gets_the_cheaper_exact_range_check() {
     assert!(signed.result);
 }
 
-/// `floor(37·30 / 2^shift)` with constant weights and 8-bit outputs, on halo2-base's gate
-/// (width 0) or the lincomb region. Returns `(y, r')` offsets, the sign cells of `y` and the
-/// gate cells used; `x` and `y` are public.
-fn shifted_rescale_circuit(
-    width: usize,
-    shift: u32,
-) -> MockCircuit<(usize, usize, SignCells, usize)> {
-    MockCircuit::build_with(K, width, |ctx, range, lc| {
-        let chip = QuantChip::new(range.clone());
-        let x = ctx.load_witness(fr(37));
-        let out = chip
-            .dot(
-                ctx,
-                lc,
-                &[(Elem::Cell(x), Elem::Const(30))],
-                0,
-                shift,
-                8,
-                &here,
-            )
-            .unwrap();
-        let Elem::Cell(y) = out.out else {
-            panic!("expected a cell")
-        };
-        let y_off = offset_of(ctx, &y);
-        let r_off = if width == 0 { y_off + 2 } else { y_off + 1 };
-        let sign = SignCells::of(&out.neg.unwrap(), 8);
-        ((y_off, r_off, sign, ctx.advice.len()), vec![x, y])
-    })
-}
-
 #[test]
 fn a_remainder_short_of_whole_limbs_is_scaled_up_to_them() {
     // K = 8: 7-bit limbs. Shift 5 scales the equation by 2^2, so r' = 4·r is checked as one
@@ -1330,7 +1311,7 @@ fn a_remainder_short_of_whole_limbs_is_scaled_up_to_them() {
     let acc = 37 * 30;
     let (y, r) = (acc >> 5, acc & 31);
     for width in [0usize, 2] {
-        let mut m = shifted_rescale_circuit(width, 5);
+        let mut m = rescale_circuit_with(width, 30, 5);
         let (y_off, r_off, sign, cells) = m.result;
         assert_eq!(m.value(CellRef::Base(y_off)), fr(y), "width {width}");
         assert_eq!(m.value(CellRef::Base(r_off)), fr(4 * r), "width {width}");
@@ -1340,7 +1321,7 @@ fn a_remainder_short_of_whole_limbs_is_scaled_up_to_them() {
             Vec::<CellRef>::new(),
             "width {width}"
         );
-        let whole = shifted_rescale_circuit(width, 7).result.3;
+        let whole = rescale_circuit_with(width, 30, 7).result.3;
         assert_eq!(cells, whole, "width {width}");
         // (y + 1, r' − 2^7) keeps the scaled equation: the remainder's lookup refuses it.
         m.assert_rejected_by(

@@ -588,11 +588,12 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             p.freivalds_rows
         );
     }
-    let _ = writeln!(
-        out,
-        "proof            {} bytes (within a budget of {})",
-        p.proof_bytes, p.proof_budget
-    );
+    // Settings written before budgets were recorded have none (0).
+    let budget = match p.proof_budget {
+        0 => String::new(),
+        b => format!(" (within a budget of {b})"),
+    };
+    let _ = writeln!(out, "proof            {} bytes{budget}", p.proof_bytes);
     let _ = writeln!(
         out,
         "prove memory     ≈ {} (estimate)",

@@ -216,10 +216,12 @@ fn shapes(
     let mut out = Vec::new();
     for width in widths {
         let lincomb_rows = LinCombRegion::rows_at(&layout.lincomb_sizes, width);
+        // The public instances take one row each in the instance column.
         let rows = lincomb_rows
             .max(layout.function_column_rows)
             .max(layout.table_rows)
-            .max(layout.freivalds_rows);
+            .max(layout.freivalds_rows)
+            .max(layout.num_instances);
         if rows > usable(k) {
             continue;
         }
@@ -288,17 +290,28 @@ pub fn plan_circuit(
             ..limits
         };
         let next = plan_within(raised, &mut layouts);
-        let better = match (&chosen, &next) {
-            (_, Err(_)) => false,
-            (Err(_), Ok(_)) => true,
-            (Ok(a), Ok(b)) => a.k >= limits.raise_from_k && 2 * work(b) <= work(a),
-        };
+        let better = worth_raising(&chosen, &next, limits.raise_from_k);
         // Without a shape below, the error of the largest budget tried says the most.
         if better || chosen.is_err() {
             chosen = next;
         }
     }
     chosen
+}
+
+/// Whether `next`, the shape within a raised budget, replaces `chosen`: where nothing fit
+/// before, or where `chosen` has 2^`raise_from_k` rows or more and `next` at least halves its
+/// estimated proving work.
+fn worth_raising(
+    chosen: &Result<CircuitPlan, CircuitError>,
+    next: &Result<CircuitPlan, CircuitError>,
+    raise_from_k: u32,
+) -> bool {
+    match (chosen, next) {
+        (_, Err(_)) => false,
+        (Err(_), Ok(_)) => true,
+        (Ok(a), Ok(b)) => a.k >= raise_from_k && 2 * work(b) <= work(a),
+    }
 }
 
 /// The proving-work estimate of a plan's shape.
@@ -464,3 +477,39 @@ const GIB: f64 = (1u64 << 30) as f64;
 
 /// More columns than this never fit a proof budget worth having; it bounds the smallest k.
 const MAX_COLUMNS: usize = 24;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zkinfer_model::{load_onnx, parse_input_json, quantize, QuantizeOptions};
+
+    #[test]
+    fn a_raised_budget_must_halve_the_work_of_a_large_enough_circuit() {
+        let dir = zkinfer_model::corpus::example_dir("1l_mlp");
+        let graph = load_onnx(&dir.join("network.onnx")).unwrap();
+        let json = std::fs::read_to_string(dir.join("input.json")).unwrap();
+        let input = parse_input_json(&json).unwrap();
+        let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
+        let qi = q.quantize_input(&input).unwrap();
+        let plan = |k| {
+            let limits = PlanLimits {
+                k,
+                ..PlanLimits::default()
+            };
+            plan_circuit(&q, &qi, Visibility::Public, limits)
+        };
+        // The same model at 2^7 and at 2^12 rows: 32 times the work, more than halved.
+        let (small, large) = (plan(None), plan(Some(12)));
+        assert_eq!(
+            (small.as_ref().unwrap().k, large.as_ref().unwrap().k),
+            (7, 12)
+        );
+        assert!(worth_raising(&large, &small, 12));
+        assert!(!worth_raising(&large, &small, 13), "below raise_from_k");
+        assert!(!worth_raising(&small, &large, 0), "more work");
+        assert!(!worth_raising(&small, &small, 0), "the same work");
+        let none = Err(CircuitError::TooLarge("nothing fits".into()));
+        assert!(worth_raising(&none, &small, 30), "nothing fit before");
+        assert!(!worth_raising(&small, &none, 0));
+    }
+}

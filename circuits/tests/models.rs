@@ -241,40 +241,45 @@ fn the_memory_estimate_doubles_with_the_rows() {
 }
 
 #[test]
-fn the_default_budget_is_raised_only_where_it_halves_the_work_of_a_large_circuit() {
-    // 1l_concat: 8 columns at k = 7 (a 4,480-byte proof) take less than half the work of the
-    // 3,072-byte shape at k = 9, but a circuit that small keeps the default budget.
+fn the_default_budget_rises_only_where_nothing_smaller_fits_or_the_work_halves() {
+    // 1l_concat keeps 3,072 bytes at k = 9: more columns at k = 8 would not halve the work,
+    // and k = 7 has no room for its 216 public instances (one row each).
     let (q, qi) = example("1l_concat");
-    let plan = |limits: PlanLimits| plan_circuit(&q, &qi, Visibility::Public, limits).unwrap();
-    let default = plan(PlanLimits::default());
+    let plan = |limits: PlanLimits| plan_circuit(&q, &qi, Visibility::Public, limits);
+    let default = plan(PlanLimits::default()).unwrap();
     assert_eq!((default.k, default.proof_budget), (9, 3072));
-    assert!(default.proof_bytes <= 3072);
-    let raised = plan(PlanLimits {
+    assert_eq!(default.num_instances, 216);
+    let small_first = plan(PlanLimits {
         raise_from_k: 0,
         ..PlanLimits::default()
-    });
-    assert_eq!((raised.k, raised.proof_budget), (7, 5120));
-    assert!((4097..=5120).contains(&raised.proof_bytes));
-    let work = |p: &zkinfer_circuits::CircuitPlan| {
-        zkinfer_circuits::cost::prove_cost(
-            &zkinfer_circuits::cost::constraint_system(&p.params),
-            p.k,
-        )
-    };
-    assert!(2 * work(&raised) <= work(&default));
-    // A budget given is kept.
+    })
+    .unwrap();
+    assert_eq!((small_first.k, small_first.proof_budget), (9, 3072));
+    // Where nothing within 3,072 bytes fits the memory limit, the budget rises until a shape
+    // does, whatever the circuit's size, and that shape is sound.
+    let wide = plan(PlanLimits {
+        max_proof_bytes: 5120,
+        raise_proof_bytes_to: None,
+        ..PlanLimits::default()
+    })
+    .unwrap();
+    assert!(wide.prove_memory_bytes < default.prove_memory_bytes);
+    let tight = plan(PlanLimits {
+        max_prove_memory: Some(wide.prove_memory_bytes),
+        ..PlanLimits::default()
+    })
+    .unwrap();
+    assert!(tight.proof_budget > 3072, "{}", tight.proof_budget);
+    assert!(tight.prove_memory_bytes <= wide.prove_memory_bytes);
+    assert!(tight.num_instances < 1 << tight.k);
+    let (circuit, instances) =
+        build_circuit(CircuitBuilderStage::Mock, &tight, None, &q, &qi).unwrap();
+    assert!(MockCircuit::from_circuit(circuit, tight.k, (), instances).satisfied());
+    // A budget given is kept: the same limit then refuses the circuit.
     let fixed = plan(PlanLimits {
         raise_proof_bytes_to: None,
-        raise_from_k: 0,
+        max_prove_memory: Some(wide.prove_memory_bytes),
         ..PlanLimits::default()
     });
-    assert_eq!((fixed.k, fixed.proof_budget), (9, 3072));
-    // Where nothing within 3,072 bytes fits the memory limit, the budget rises until a shape
-    // does, whatever the circuit's size.
-    let tight = plan(PlanLimits {
-        max_prove_memory: Some(raised.prove_memory_bytes),
-        ..PlanLimits::default()
-    });
-    assert!(default.prove_memory_bytes > raised.prove_memory_bytes);
-    assert!(tight.proof_budget > 3072 && tight.prove_memory_bytes <= raised.prove_memory_bytes);
+    assert!(fixed.is_err());
 }

@@ -647,7 +647,8 @@ async fn a_model_beyond_the_service_limit_fails_with_model_too_large() {
         cache_lock: Arc::new(Mutex::new(())),
         allow_private_callbacks: false,
     };
-    // 1l_mlp needs k = 7.
+    // 1l_mlp needs k = 7 within a 3,072-byte proof. (Left to the default budget, the planner
+    // would raise it to fit k = 6 with a 3,808-byte proof, since nothing smaller fits.)
     let (stop, worker) = start_worker(&db, &store, tmp.path(), 6);
     let alice = Client {
         app: router(state),
@@ -655,8 +656,13 @@ async fn a_model_beyond_the_service_limit_fails_with_model_too_large() {
     };
     let onnx = std::fs::read(example.join("network.onnx")).unwrap();
     let input = std::fs::read(example.join("input.json")).unwrap();
+    let fixed: &[u8] = br#"{"max_proof_bytes": 3072}"#;
     let (s, v) = alice
-        .upload(&[("model", &onnx), ("calibration", &input)])
+        .upload(&[
+            ("model", &onnx),
+            ("calibration", &input),
+            ("settings", fixed),
+        ])
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let model = alice
@@ -664,6 +670,20 @@ async fn a_model_beyond_the_service_limit_fails_with_model_too_large() {
         .await;
     assert_eq!(model["status"], "failed", "{model}");
     assert_eq!(error_code(&model), "model_too_large", "{model}");
+    // With the default budget the same upload is ready, at k = 6.
+    let (s, v) = alice
+        .upload(&[("model", &onnx), ("calibration", &input)])
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let model = alice
+        .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        (&model["status"], &model["k"]),
+        (&json!("ready"), &json!(6)),
+        "{model}"
+    );
+    assert!(model["proof_bytes"].as_u64().unwrap() > 3072, "{model}");
     stop.send(Stop::Drain).unwrap();
     worker.await.unwrap();
 }

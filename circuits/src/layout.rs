@@ -191,7 +191,7 @@ fn lay_out_shared<P: Fn() -> String>(
 
 /// What [`shared_factors`] found in a node: each product's shape, and the outputs left.
 fn log_products<S, R>(node: &str, products: &[SharedFactor<S, R>], rest: usize) {
-    if products.is_empty() {
+    if products.is_empty() || !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
     let shapes: Vec<String> = products

@@ -143,7 +143,6 @@ const MIN_K: u32 = 6;
 const LINCOMB_WIDTHS: std::ops::RangeInclusive<usize> = 1..=6;
 
 /// One layout at one `k`, before a lincomb width is chosen.
-#[derive(Clone)]
 struct Layout {
     base: BaseCircuitParams,
     num_instances: usize,

@@ -83,10 +83,7 @@ where
             for (k, s) in group.left.iter().enumerate() {
                 row[member.slots.as_ref().map_or(k, |sl| sl[k])] = Some(s.clone());
             }
-            let outs: Vec<usize> = match &member.cols {
-                Some(cols) => cols.iter().map(|&j| group.outputs[j]).collect(),
-                None => group.outputs.clone(),
-            };
+            let outs: Vec<usize> = member.cols.iter().map(|&j| group.outputs[j]).collect();
             for &o in &outs {
                 checked[o] = true;
             }
@@ -214,11 +211,11 @@ fn subsequence<S: Eq>(small: &[S], big: &[S]) -> Option<Vec<usize>> {
 
 /// A row of `L` in a product: a group, the slots of `R` its operands map to (`None`: the
 /// host's own layout) and the outputs it contributes, as indices into the group's outputs
-/// in the order of `R`'s columns (`None`: all of them, in order).
+/// in the order of `R`'s columns.
 struct Member {
     group: usize,
     slots: Option<Vec<usize>>,
-    cols: Option<Vec<usize>>,
+    cols: Vec<usize>,
 }
 
 /// Groups with the same `R` form a class. A class whose every right-factor row is a
@@ -258,7 +255,7 @@ where
         let (m, p) = (first.left.len(), first.outputs.len());
         let rows: Vec<Vec<R>> = (0..m).map(|k| first.right_row(k)).collect();
         let all: Vec<usize> = (0..p).collect();
-        let mut parts = vec![(all, None)];
+        let mut parts = vec![all];
         let mut joined = hosts.find(&rows, &parts);
         // Outputs of several positions in one group: try even splits by each host width.
         let mut widths: Vec<usize> = hosts.shape.iter().map(|&(_, ph)| ph).collect();
@@ -278,10 +275,8 @@ where
                     .collect::<Vec<Vec<usize>>>(),
                 (0..q).map(|i| (i * ph..(i + 1) * ph).collect()).collect(),
             ] {
-                let candidate: Vec<(Vec<usize>, Option<()>)> =
-                    split.into_iter().map(|cols| (cols, Some(()))).collect();
-                if let Some(j) = hosts.find(&rows, &candidate) {
-                    parts = candidate;
+                if let Some(j) = hosts.find(&rows, &split) {
+                    parts = split;
                     joined = Some(j);
                     break;
                 }
@@ -289,11 +284,11 @@ where
         }
         match joined {
             Some(found) => {
-                for ((h, slots), (cols, split)) in found.into_iter().zip(&parts) {
+                for ((h, slots), cols) in found.into_iter().zip(&parts) {
                     products[h].extend(classes[c].iter().map(|&g| Member {
                         group: g,
                         slots: Some(slots.clone()),
-                        cols: split.map(|_| cols.clone()),
+                        cols: cols.clone(),
                     }));
                 }
             }
@@ -309,7 +304,7 @@ where
                         .map(|&g| Member {
                             group: g,
                             slots: None,
-                            cols: None,
+                            cols: (0..p).collect(),
                         })
                         .collect(),
                 );
@@ -331,14 +326,10 @@ impl<R: Clone + Eq + Hash> Hosts<R> {
     /// For each part (columns of `rows`), a host with as many rows or more whose `R` holds the part's rows
     /// as distinct rows of its own, and the slots they map to; `None` unless every part has one.
     #[allow(clippy::type_complexity)]
-    fn find<T>(
-        &self,
-        rows: &[Vec<R>],
-        parts: &[(Vec<usize>, T)],
-    ) -> Option<Vec<(usize, Vec<usize>)>> {
+    fn find(&self, rows: &[Vec<R>], parts: &[Vec<usize>]) -> Option<Vec<(usize, Vec<usize>)>> {
         parts
             .iter()
-            .map(|(cols, _)| {
+            .map(|cols| {
                 let part: Vec<Vec<R>> = rows
                     .iter()
                     .map(|r| cols.iter().map(|&j| r[j].clone()).collect())

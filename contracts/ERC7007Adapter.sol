@@ -15,17 +15,19 @@ contract ERC7007Adapter {
     constructor(ModelRegistry registry_, bytes32 modelId_) {
         registry = registry_;
         modelId = modelId_;
-        registry_.model(modelId_); // reverts for an unknown model
+        registry_.live(modelId_); // reverts for an unknown or revoked model
     }
 
-    /// True if `proof` shows that the model maps `prompt` to `aigcData`; false (never a
-    /// revert) for an invalid proof, a malformed encoding or a non-canonical value.
+    /// True if `proof` shows that the model maps `prompt` to `aigcData`; false for an invalid
+    /// proof, a malformed encoding or a non-canonical value. Reverts when the model has been
+    /// revoked, or when the transaction has too little gas left to give the verifier the
+    /// registry's cap (a valid proof must never be reported false for want of gas).
     function verify(bytes calldata prompt, bytes calldata aigcData, bytes calldata proof)
         external
         view
         returns (bool success)
     {
-        ModelRegistry.Model memory m = registry.model(modelId);
+        ModelRegistry.Model memory m = registry.live(modelId);
         if (prompt.length % 32 != 0 || aigcData.length % 32 != 0) return false;
         uint256 nIn = prompt.length / 32;
         uint256 nOut = aigcData.length / 32;
@@ -38,6 +40,8 @@ contract ERC7007Adapter {
             instances[nIn + i] = uint256(bytes32(aigcData[i * 32:(i + 1) * 32]));
         }
         if (!ZkinferVerifier.canonical(instances)) return false;
-        return ZkinferVerifier.check(m.verifier, instances, proof, registry.verifyGasCap());
+        return ZkinferVerifier.check(
+            m.verifier, m.codeHash, instances, proof, registry.verifyGasCap()
+        );
     }
 }

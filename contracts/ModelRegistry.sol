@@ -4,41 +4,54 @@ pragma solidity 0.8.19;
 import "./ZkinferVerifier.sol";
 
 /// @title A registry of zkinfer models: each model id (the digest `zkinfer setup` prints) is
-/// bound for ever to one verifier contract; anyone can have an inference checked against it.
-/// @notice The id does not prove which verifier belongs to it: anyone can regenerate the
-/// verifier from the model folder (`zkinfer evm-verifier`, deterministic) and compare its
-/// runtime code with the registered address's.
+/// bound for ever to one verifier contract, which must say it verifies that id; anyone can have
+/// an inference checked against it. The owner can revoke an id (a model found unsound, a key
+/// leaked), never re-point it.
+/// @notice A verifier made by `zkinfer evm-verifier` answers `zkinferVerifierInfo()` with the
+/// model id of the folder it was generated from and its counts; `register` requires them to be
+/// what the owner registers, and records the verifier's runtime code hash, which every call
+/// checks. A contract can claim any id: that the registered code is the folder's verifier is
+/// checkable off chain (regenerate it with `zkinfer evm-verifier`, deterministic, and compare
+/// the code hash `model(id)` returns).
 contract ModelRegistry {
     /// A registered model.
     struct Model {
         address verifier;
+        bytes32 codeHash;
         uint32 numInputs;
         uint32 numInstances;
+        bool revoked;
         string metadataURI;
     }
 
-    /// Who may register models.
+    /// Who may register and revoke models.
     address public owner;
+    /// Who may accept ownership (two-step transfer), if anyone.
+    address public pendingOwner;
     /// Gas given to each verifier call.
     uint256 public immutable verifyGasCap;
     mapping(bytes32 => Model) private models;
 
+    event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event ModelRegistered(
         bytes32 indexed modelId,
         address verifier,
+        bytes32 codeHash,
         uint32 numInputs,
         uint32 numInstances,
         string metadataURI
     );
+    event ModelRevoked(bytes32 indexed modelId);
     event InferenceVerified(bytes32 indexed modelId, bytes32 inputsHash, bytes32 outputsHash);
 
     error NotOwner();
-    error ZeroAddress();
-    error NoCode(address verifier);
+    error NotPendingOwner();
     error AlreadyRegistered(bytes32 modelId);
     error BadCounts(uint32 numInputs, uint32 numInstances);
+    error VerifierMismatch(bytes32 modelId, bytes32 verifierModelId, uint256 numInstances, uint256 numInputs);
     error UnknownModel(bytes32 modelId);
+    error Revoked(bytes32 modelId);
     error WrongInstanceCount(uint256 expected, uint256 given);
     error NonCanonicalValue();
     error InvalidProof(bytes32 modelId);
@@ -54,14 +67,23 @@ contract ModelRegistry {
         emit OwnershipTransferred(address(0), msg.sender);
     }
 
+    /// Starts a transfer of ownership to `newOwner`, who must accept it (address(0) cancels).
     function transferOwnership(address newOwner) external onlyOwner {
-        if (newOwner == address(0)) revert ZeroAddress();
-        emit OwnershipTransferred(owner, newOwner);
-        owner = newOwner;
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(owner, newOwner);
+    }
+
+    /// Completes a transfer started by the owner.
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner) revert NotPendingOwner();
+        emit OwnershipTransferred(owner, msg.sender);
+        owner = msg.sender;
+        pendingOwner = address(0);
     }
 
     /// Registers `modelId` with its verifier; `numInputs` of its `numInstances` public values
-    /// are inputs (0 when inputs are private), the rest outputs. An id is registered once.
+    /// are inputs (0 when inputs are private), the rest outputs. The verifier must report the
+    /// same id and counts. An id is registered once.
     function register(
         bytes32 modelId,
         address verifier,
@@ -70,32 +92,51 @@ contract ModelRegistry {
         string calldata metadataURI
     ) external onlyOwner {
         if (models[modelId].verifier != address(0)) revert AlreadyRegistered(modelId);
-        // A call to an address without code succeeds: it would accept every proof.
-        if (verifier.code.length == 0) revert NoCode(verifier);
         if (numInputs >= numInstances) revert BadCounts(numInputs, numInstances);
-        models[modelId] = Model(verifier, numInputs, numInstances, metadataURI);
-        emit ModelRegistered(modelId, verifier, numInputs, numInstances, metadataURI);
+        (bytes32 id, uint256 n, uint256 nIn) = ZkinferVerifier.info(verifier);
+        if (id != modelId || n != numInstances || nIn != numInputs) {
+            revert VerifierMismatch(modelId, id, n, nIn);
+        }
+        bytes32 codeHash = verifier.codehash;
+        models[modelId] = Model(verifier, codeHash, numInputs, numInstances, false, metadataURI);
+        emit ModelRegistered(modelId, verifier, codeHash, numInputs, numInstances, metadataURI);
     }
 
-    /// The registered model `modelId`.
+    /// Revokes `modelId` for good: every later check of it reverts `Revoked`.
+    function revoke(bytes32 modelId) external onlyOwner {
+        Model storage m = models[modelId];
+        if (m.verifier == address(0)) revert UnknownModel(modelId);
+        if (m.revoked) revert Revoked(modelId);
+        m.revoked = true;
+        emit ModelRevoked(modelId);
+    }
+
+    /// The registered model `modelId` (revoked ones included: see `revoked`).
     function model(bytes32 modelId) public view returns (Model memory m) {
         m = models[modelId];
         if (m.verifier == address(0)) revert UnknownModel(modelId);
     }
 
+    /// The registered model `modelId`, which must not be revoked.
+    function live(bytes32 modelId) public view returns (Model memory m) {
+        m = model(modelId);
+        if (m.revoked) revert Revoked(modelId);
+    }
+
     /// Whether `proof` shows that model `modelId` maps the inputs in `instances` to the
-    /// outputs in it; reverts for an unknown model, a wrong count or a non-canonical value.
+    /// outputs in it; reverts for an unknown or revoked model, a wrong count, a non-canonical
+    /// value, a verifier whose code changed, or too little gas to give the verifier its cap.
     function check(bytes32 modelId, uint256[] calldata instances, bytes calldata proof)
         public
         view
         returns (bool)
     {
-        Model memory m = model(modelId);
+        Model memory m = live(modelId);
         if (instances.length != m.numInstances) {
             revert WrongInstanceCount(m.numInstances, instances.length);
         }
         if (!ZkinferVerifier.canonical(instances)) revert NonCanonicalValue();
-        return ZkinferVerifier.check(m.verifier, instances, proof, verifyGasCap);
+        return ZkinferVerifier.check(m.verifier, m.codeHash, instances, proof, verifyGasCap);
     }
 
     /// Checks the proof and records it as an event; reverts if it is not valid.

@@ -4,8 +4,10 @@ pragma solidity 0.8.19;
 import "./ModelRegistry.sol";
 
 /// @title An example consumer of proven inferences: a requester opens a request for a model
-/// (and, when its inputs are public, for given inputs); an oracle or agent answers it once
-/// with a proof, checked through the registry; the answer is then readable.
+/// on given inputs; any oracle or agent (fulfilment is permissionless: the proof is what is
+/// trusted, not the sender) answers it once with a proof of those inputs, checked through the
+/// registry; the answer is then readable. A model whose inputs are private is refused: its
+/// proofs do not say which input they are of, so one proof would answer every request.
 contract OracleConsumer {
     struct Request {
         address requester;
@@ -27,14 +29,16 @@ contract OracleConsumer {
     error WrongModel(bytes32 expected, bytes32 given);
     error WrongInputs(uint256 requestId);
     error NotAnswered(uint256 requestId);
+    error NoPublicInputs(bytes32 modelId);
 
     constructor(ModelRegistry registry_) {
         registry = registry_;
     }
 
-    /// Opens a request for model `modelId` on `inputs` (empty when its inputs are private).
+    /// Opens a request for model `modelId` on `inputs`; the model's inputs must be public.
     function request(bytes32 modelId, uint256[] calldata inputs) external returns (uint256 id) {
-        ModelRegistry.Model memory m = registry.model(modelId);
+        ModelRegistry.Model memory m = registry.live(modelId);
+        if (m.numInputs == 0) revert NoPublicInputs(modelId);
         if (inputs.length != m.numInputs) {
             revert ModelRegistry.WrongInstanceCount(m.numInputs, inputs.length);
         }

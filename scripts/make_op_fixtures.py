@@ -161,6 +161,21 @@ def attention_products(out):
     }), [x])
 
 
+def matmul_bias(out):
+    """y = x[32,64]·W[64,16] + B: one weight matrix shared by 32 rows, the product Freivalds'
+    check is for (and the weight forgery of layout 1, which the CLI's forgery test replays).
+    Own generator, as `selects`."""
+    g = np.random.default_rng(23)
+    x = g.uniform(-1, 1, (32, 64)).astype(np.float32)
+    save(out, "matmul_bias", model("mb", [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Add", ["h", "B"], ["y"]),
+    ], [("x", [32, 64])], ["y"], {
+        "W": (g.standard_normal((64, 16)) / 8).astype(np.float32),
+        "B": (g.standard_normal(16) * 0.1).astype(np.float32),
+    }), [x])
+
+
 def token_embedding(out):
     """Gather at indices the input gives: int64 token ids (one negative, counting from the end
     as ONNX allows) into an embedding table, plus position embeddings, then a projection and
@@ -216,5 +231,6 @@ if __name__ == "__main__":
     transposed_and_elu(Path(sys.argv[1]))
     attention_products(Path(sys.argv[1]))
     token_embedding(Path(sys.argv[1]))
+    matmul_bias(Path(sys.argv[1]))
     if len(sys.argv) > 2:
         unsupported(Path(sys.argv[2]))

@@ -22,9 +22,18 @@ use crate::plan::CircuitPlan;
 pub const FORMAT_VERSION: u32 = 3;
 
 /// How this zkinfer lays a quantized graph out in cells. A proving key fits only the layout it
-/// was made for (the same graph laid out otherwise proves nothing a verifier accepts), so keys
-/// record it and `prove` refuses keys of another. Bump it with every change to cell placement.
-pub const LAYOUT_VERSION: u32 = 1;
+/// was made for (the same graph laid out otherwise proves nothing a verifier accepts), so
+/// settings and keys record it, `setup` and `prove` refuse another, and the model id covers it.
+/// Bump it with every change to cell placement or gates.
+///
+/// - 1 (and 0, folders from before it was recorded): Freivalds products read their constant
+///   right factor as `x + c` with `x` free, so a prover could change any weight of such a
+///   product (see [`Settings::forgeable`]).
+/// - 2: every first-phase Freivalds cell is a copy or pinned to zero (`freivalds constant`).
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// The first layout whose Freivalds products bind their constant factors.
+pub const FREIVALDS_BOUND_FROM_LAYOUT: u32 = 2;
 
 /// File names inside a model folder.
 pub mod files {
@@ -161,6 +170,10 @@ pub struct Settings {
     pub output_shapes: Vec<Vec<usize>>,
     /// Circuit shape.
     pub plan: CircuitPlan,
+    /// The [`LAYOUT_VERSION`] of the zkinfer that compiled it (0: before it was recorded,
+    /// i.e. layout 1 or earlier).
+    #[serde(default)]
+    pub layout_version: u32,
 }
 
 impl Versioned for Settings {
@@ -170,6 +183,25 @@ impl Versioned for Settings {
 }
 
 impl Settings {
+    /// Why proofs of this folder prove nothing, when its layout is known to be forgeable: a
+    /// circuit with Freivalds checks laid out before [`FREIVALDS_BOUND_FROM_LAYOUT`], whose
+    /// constant factors anyone holding the proving key could replace. Read from
+    /// `settings.json` alone, before the verifying key is parsed.
+    pub fn forgeable(&self) -> Option<String> {
+        (self.layout_version < FREIVALDS_BOUND_FROM_LAYOUT && self.plan.params.freivalds).then(
+            || {
+                format!(
+                "this folder was laid out by a zkinfer of circuit layout {} with Freivalds checks, \
+                 which do not bind the model's weights: anyone holding its proving key can make \
+                 proofs of other weights that verify, so no proof of this model id can be \
+                 trusted; recompile and rerun setup (a new model id), and redeploy any \
+                 registry that holds the old one",
+                self.layout_version.max(1)
+            )
+            },
+        )
+    }
+
     /// The output part of the public instances, dequantized (None if an instance is not a
     /// small signed integer, or there are too few).
     pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
@@ -396,6 +428,11 @@ impl KzgVerifierKey {
         let s_g2 = g2_from_raw(s_g2).ok_or_else(|| bad("s·g2 is not a point of G2's subgroup"))?;
         if !crate::curve::standard_generators(&g, &g2) {
             return Err(bad("g and g2 are not the standard generators"));
+        }
+        if crate::curve::trivial_secret(&g2, &s_g2) {
+            return Err(bad(
+                "s·g2 is the identity or ±g2: its secret is known, so anyone can forge proofs",
+            ));
         }
         Ok(Self { k, g, g2, s_g2 })
     }

@@ -58,6 +58,13 @@ pub fn standard_generators(g: &G1Affine, g2: &G2Affine) -> bool {
     *g == G1Affine::generator() && *g2 == G2Affine::generator()
 }
 
+/// True when `s·g2` reveals its secret: the identity or `±g2` (`s ∈ {0, 1, −1}`). With a
+/// known `s` anyone can open a KZG commitment to any value, i.e. prove anything.
+pub fn trivial_secret(g2: &G2Affine, s_g2: &G2Affine) -> bool {
+    use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
+    bool::from(s_g2.is_identity()) || s_g2 == g2 || *s_g2 == -*g2
+}
+
 fn fq_be(v: &Fq) -> [u8; 32] {
     let mut b = [0u8; 32];
     b.copy_from_slice(v.to_repr().as_ref());

@@ -15,7 +15,14 @@
 //!   horner: h = h(ω⁻¹X)·γ + x + c          next entries
 //!   dot:    h = h(ω⁻¹X) − x·w              L's row times R·v, subtracted from the sum
 //!   check:  h = 0                          the last dot row of each output row
+//!   constant: x = 0                        every row whose entry is the constant in `c`
 //! ```
+//!
+//! Every `x` is either a copy of a halo2-base cell or pinned to zero by `constant`. Without
+//! that gate the entry a constant row contributes is `x + c` with `x` free, so a prover holding
+//! only the proving key could add any `W' − W` to a weight of `R` (and compute `Z` from `W'`):
+//! the forgery of layout 1, which every row of a constant factor admitted, zero weights
+//! included (their `c` is an unassigned zero).
 //!
 //! Soundness. For row `g` of `L` the chain ends at
 //! `D_g(γ) = Σ_j (Z_gj − (L·R)_gj)·γ^(p−1−j)`, which `check` forces to zero. `Z`, `L` and `R`
@@ -58,6 +65,7 @@ pub struct FreivaldsConfig {
     horner: Selector,
     dot: Selector,
     check: Selector,
+    constant: Selector,
     gamma: Challenge,
 }
 
@@ -72,7 +80,8 @@ impl FreivaldsConfig {
         }
         let c = meta.fixed_column();
         let gamma = meta.challenge_usable_after(FirstPhase);
-        let (start, horner, dot, check) = (
+        let (start, horner, dot, check, constant) = (
+            meta.selector(),
             meta.selector(),
             meta.selector(),
             meta.selector(),
@@ -105,6 +114,9 @@ impl FreivaldsConfig {
         meta.create_gate("freivalds check", |m| {
             vec![m.query_selector(check) * m.query_advice(h, Rotation::cur())]
         });
+        meta.create_gate("freivalds constant", |m| {
+            vec![m.query_selector(constant) * m.query_advice(x, Rotation::cur())]
+        });
         Self {
             x,
             c,
@@ -114,6 +126,7 @@ impl FreivaldsConfig {
             horner,
             dot,
             check,
+            constant,
             gamma,
         }
     }
@@ -147,6 +160,9 @@ pub struct FreivaldsRegion {
     frozen: Option<Vec<Fr>>,
     /// Whether the last `w` of each row is chosen to close its sum to zero (tamper tests).
     forge_w: bool,
+    /// Whether constant rows go without the `freivalds constant` gate, as in layout 1 (the
+    /// lying prover shows what it finds there).
+    unpinned: bool,
 }
 
 impl FreivaldsRegion {
@@ -318,6 +334,13 @@ impl FreivaldsRegion {
             for s in selectors {
                 s.enable(region, r).expect("selector in range");
             }
+            // Dot rows always copy; a Horner row that does not holds a constant in `c`.
+            if !self.copied[r] && !self.unpinned {
+                config
+                    .constant
+                    .enable(region, r)
+                    .expect("selector in range");
+            }
         }
         copy.lock()
             .expect("copy manager lock")
@@ -348,14 +371,26 @@ impl FreivaldsRegion {
         }
     }
 
-    /// Rows whose `x` is a copy of a halo2-base cell (tamper tests).
-    pub fn copied_rows(&self) -> Vec<usize> {
-        (0..self.xs.len()).filter(|&r| self.copied[r]).collect()
+    /// Whether row `r`'s `x` is a copy of a halo2-base cell (else it is pinned to zero).
+    pub fn is_copied(&self, r: usize) -> bool {
+        self.copied[r]
     }
 
     /// The first-phase value of row `r`.
     pub fn cell(&self, r: usize) -> Fr {
         self.xs[r]
+    }
+
+    /// The fixed value of row `r` (a constant right-factor entry, or zero).
+    pub fn constant(&self, r: usize) -> Fr {
+        self.cs[r]
+    }
+
+    /// Overwrites the fixed value of row `r` as this circuit holds it, which the second phase
+    /// is computed from (forgery tests: a forger computes its running sums with the keys'
+    /// constants; the keys' fixed column itself is never the circuit's to change).
+    pub fn set_constant(&mut self, r: usize, v: Fr) {
+        self.cs[r] = v;
     }
 
     /// Overwrites the first-phase value of row `r` (tamper tests).
@@ -367,6 +402,13 @@ impl FreivaldsRegion {
     /// changed later (tamper tests: a forger who keeps the running sums); `false` undoes it.
     pub fn freeze(&mut self, on: bool) {
         self.frozen = on.then(|| self.xs.clone());
+    }
+
+    /// Lays constant rows out as layout 1 did, without the gate pinning their `x` (tests of
+    /// the lying prover: it must find that forgery by itself).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn layout_1(&mut self, on: bool) {
+        self.unpinned = on;
     }
 
     /// Makes the last `w` of each row whatever closes its sum to zero, instead of a copy of

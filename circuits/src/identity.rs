@@ -5,8 +5,9 @@
 //! fixed-size fields gives the same bytes), documented field by field in the README:
 //!
 //! ```text
-//! bytes19  "zkinfer model id v1"
+//! bytes19  "zkinfer model id v2"
 //! uint32   format version of the folder (3)
+//! uint32   circuit layout version (2)
 //! bytes32  sha256 of the ONNX file          bytes32  sha256 of qgraph.json
 //! uint32   scale    uint32 act_bits         uint8    input visibility (0 public, 1 private)
 //! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
@@ -21,6 +22,11 @@
 //!
 //! G1 points are `x ‖ y` and G2 points `x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0` (EIP-197), 32-byte
 //! big-endian words.
+//!
+//! Folders of layout 1 and earlier (no `layout_version` in `settings.json`) keep their v1 id:
+//! the same preimage opening with `"zkinfer model id v1"` and without the layout field. Those
+//! with Freivalds checks are refused before their verifying key is read
+//! ([`Settings::forgeable`]).
 
 use std::path::Path;
 
@@ -30,13 +36,16 @@ use sha2::{Digest, Sha256};
 
 use crate::artifacts::{
     files, in_dir, read_bytes, read_json, vk_from_bytes, ArtifactError, KzgVerifierKey, Settings,
-    FORMAT_VERSION,
+    FORMAT_VERSION, FREIVALDS_BOUND_FROM_LAYOUT, LAYOUT_VERSION,
 };
 use crate::curve::{g1_evm, g2_evm};
 use crate::Visibility;
 
-/// The domain separator that opens every preimage.
-pub const DOMAIN: &[u8] = b"zkinfer model id v1";
+/// The domain separator that opens every preimage of layout 2 on.
+pub const DOMAIN: &[u8] = b"zkinfer model id v2";
+
+/// The domain separator of folders laid out before the layout version was part of the id.
+pub const DOMAIN_V1: &[u8] = b"zkinfer model id v1";
 
 fn hex32(path: &str, what: &str, h: &str) -> Result<[u8; 32], ArtifactError> {
     let mut out = [0u8; 32];
@@ -73,8 +82,12 @@ pub fn preimage(
     vk_bytes: &[u8],
     kzg: &KzgVerifierKey,
 ) -> Result<Vec<u8>, ArtifactError> {
-    let mut out = DOMAIN.to_vec();
+    let v1 = settings.layout_version < FREIVALDS_BOUND_FROM_LAYOUT;
+    let mut out = if v1 { DOMAIN_V1 } else { DOMAIN }.to_vec();
     out.extend(settings.format_version.to_be_bytes());
+    if !v1 {
+        out.extend(settings.layout_version.to_be_bytes());
+    }
     out.extend(hex32(
         files::SETTINGS,
         "model_sha256",
@@ -148,6 +161,20 @@ impl VerifierFolder {
     pub fn open(dir: &Path) -> Result<Self, ArtifactError> {
         let settings_path = in_dir(dir, files::SETTINGS);
         let settings: Settings = read_json(&settings_path)?;
+        let refuse = |message: String| ArtifactError::Invalid {
+            path: settings_path.display().to_string(),
+            message,
+        };
+        if let Some(why) = settings.forgeable() {
+            return Err(refuse(why));
+        }
+        if settings.layout_version > LAYOUT_VERSION {
+            return Err(refuse(format!(
+                "circuit layout {} (this zkinfer knows layouts up to {LAYOUT_VERSION}): verify \
+                 with a newer zkinfer",
+                settings.layout_version
+            )));
+        }
         let vk_path = in_dir(dir, files::VK);
         let vk_bytes = read_bytes(&vk_path)?;
         let vk = vk_from_bytes(&vk_bytes, &settings.plan, &vk_path)?;

@@ -213,6 +213,19 @@ fn as_cell(ctx: &mut Context<Fr>, e: Elem) -> AssignedValue<Fr> {
     }
 }
 
+/// A lie the testing harness makes one op tell: `delta` added to the listed elements of node
+/// `node`'s output, as its chip computed them, everything downstream then laid out from the
+/// lie (what a forger does).
+#[derive(Clone, Debug)]
+pub struct OutputLie {
+    /// The node whose output lies.
+    pub node: usize,
+    /// The output elements changed.
+    pub elems: Vec<usize>,
+    /// What is added to each.
+    pub delta: i128,
+}
+
 /// Lays out `q` on quantized `inputs`; returns the public instance values in order.
 ///
 /// The witness is computed by the chips from the cells and then compared with
@@ -223,6 +236,20 @@ pub fn lay_out(
     inputs: &[Vec<i64>],
     visibility: Visibility,
 ) -> Result<Vec<Fr>, CircuitError> {
+    lay_out_lying(circuit, q, inputs, visibility, None).map(|(instances, _)| instances)
+}
+
+/// [`lay_out`], with `lie` told: also returns the main-context offsets of the cells that lie
+/// and the values they hold (empty without a lie, or when no element of the node is a cell
+/// of its own).
+pub(crate) fn lay_out_lying(
+    circuit: &mut ModelCircuit,
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    visibility: Visibility,
+    lie: Option<&OutputLie>,
+) -> Result<(Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
+    let mut lied: Vec<(usize, Fr)> = Vec::new();
     let trace = q.eval(inputs)?;
     let signed_chip = QuantChip::new(circuit.base.range_chip());
     let unsigned_chip = signed_chip.without_signs();
@@ -254,6 +281,7 @@ pub fn lay_out(
             Src::Const(c) => Value::constant(c as i128),
         };
         let mut out: Vec<Value> = Vec::with_capacity(node.len());
+        let first_cell = ctx.advice.len();
         match &node.op {
             QOp::Input { index } => {
                 for (i, &v) in inputs[*index].iter().enumerate() {
@@ -461,7 +489,32 @@ pub fn lay_out(
                 }
             }
         }
+        if let Some(lie) = lie.filter(|l| l.node == id) {
+            for &i in &lie.elems {
+                // Only a cell this node made: a pass-through's cell is its source's output.
+                let Some(Value {
+                    elem: Elem::Cell(c),
+                    ..
+                }) = out.get(i).copied()
+                else {
+                    continue;
+                };
+                let Some(offset) = c.cell.map(|c| c.offset).filter(|&o| o >= first_cell) else {
+                    continue;
+                };
+                let v = *c.value() + fr(lie.delta);
+                ctx.advice[offset] = halo2_base::halo2_proofs::plonk::Assigned::Trivial(v);
+                let mut told = c;
+                told.value = halo2_base::halo2_proofs::plonk::Assigned::Trivial(v);
+                out[i].elem = Elem::Cell(told);
+                lied.push((offset, v));
+            }
+        }
+        // Downstream of a lie the witness follows the lie, not the reference.
         for (i, (v, &want)) in out.iter().zip(&trace.values[id]).enumerate() {
+            if !lied.is_empty() {
+                break;
+            }
             if v.elem.value() != want as i128 {
                 return Err(CircuitError::Mismatch {
                     index: i,
@@ -501,7 +554,7 @@ pub fn lay_out(
     }
     let instances = public.iter().map(|c| *c.value()).collect();
     circuit.base.assigned_instances[0].extend(public);
-    Ok(instances)
+    Ok((instances, lied))
 }
 
 /// A circuit for `stage`, shaped by `plan`, with `q` laid out on `inputs`.
@@ -512,8 +565,20 @@ pub fn build_circuit(
     q: &QGraph,
     inputs: &[Vec<i64>],
 ) -> Result<(ModelCircuit, Vec<Fr>), CircuitError> {
+    build_circuit_lying(stage, plan, break_points, q, inputs, None).map(|(c, i, _)| (c, i))
+}
+
+/// The circuit of [`build_circuit`] with `lie` told (see [`lay_out_lying`]).
+pub(crate) fn build_circuit_lying(
+    stage: CircuitBuilderStage,
+    plan: &CircuitPlan,
+    break_points: Option<MultiPhaseThreadBreakPoints>,
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    lie: Option<&OutputLie>,
+) -> Result<(ModelCircuit, Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
     let mut circuit = ModelCircuit::new(stage, plan.params.clone(), break_points);
-    let instances = lay_out(&mut circuit, q, inputs, plan.visibility)?;
+    let (instances, lied) = lay_out_lying(&mut circuit, q, inputs, plan.visibility, lie)?;
     if instances.len() != plan.num_instances {
         return Err(CircuitError::Internal(format!(
             "{} instances laid out, the plan has {}",
@@ -547,5 +612,5 @@ pub fn build_circuit(
             plan.lincomb_rows
         )));
     }
-    Ok((circuit, instances))
+    Ok((circuit, instances, lied))
 }

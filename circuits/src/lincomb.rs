@@ -198,8 +198,12 @@ impl LinCombRegion {
         for r in 0..rows {
             for j in 0..self.width {
                 let i = r * self.width + j;
+                // A padding slot (weight zero) is read by nothing: left unassigned (zero).
+                if self.ws[i] == Fr::ZERO {
+                    continue;
+                }
                 let cell = region.assign_advice(config.x[j], r, Value::known(self.xs[i]));
-                if self.copy.is_some() && self.ws[i] != Fr::ZERO {
+                if self.copy.is_some() {
                     placed.push((ContextCell::new(TYPE_ID, 0, i), cell.cell()));
                 }
             }

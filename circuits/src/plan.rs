@@ -261,6 +261,29 @@ fn shapes(
     out
 }
 
+/// The plan of `q` at exactly `k`, lincomb width and Freivalds choice, whatever the planner
+/// would prefer: the lying prover runs under every layout family.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn plan_forced(
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    visibility: Visibility,
+    k: u32,
+    lincomb_width: usize,
+    freivalds: bool,
+) -> Result<CircuitPlan, CircuitError> {
+    let layout = lay_out_at(q, inputs, visibility, k, lincomb_width > 0, freivalds)?;
+    shapes(&layout, k, visibility, Objective::ProveTime)
+        .into_iter()
+        .map(|(_, p)| p)
+        .find(|p| p.params.lincomb_width == lincomb_width || layout.lincomb_sizes.is_empty())
+        .ok_or_else(|| {
+            CircuitError::Internal(format!(
+                "no shape at k={k} with lincomb width {lincomb_width}"
+            ))
+        })
+}
+
 /// Chooses the shape for `q`: over `k` and lincomb widths, the least proving work (or, for
 /// [`Objective::EvmGas`], the least estimated verifier gas) whose proof fits
 /// `limits.max_proof_bytes`, raised as [`PlanLimits::raise_proof_bytes_to`] allows.

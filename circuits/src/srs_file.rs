@@ -198,6 +198,12 @@ pub fn read(path: &Path, k: Option<u32>) -> Result<(SrsFileInfo, SrsPoints), Art
             "not a BN254 ceremony file: its first points are not the standard generators",
         ));
     }
+    if crate::curve::trivial_secret(&points.g2, &points.s_g2) {
+        return Err(invalid(
+            path,
+            "its s·g2 is the identity or ±g2: the secret is known, so anyone could forge proofs",
+        ));
+    }
     let sha256 = hex::encode(r.hash.finalize());
     let recognised = recognise_file(&sha256);
     Ok((

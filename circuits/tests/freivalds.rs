@@ -227,3 +227,33 @@ fn constant_zeros_of_l_take_no_rows_and_the_check_still_holds() {
         m.assert_rejected_by(&[change], &[Rejection::FreivaldsCheck]);
     }
 }
+
+/// The forgery of layout 1: a prover holding only the proving key lays the product out with
+/// its own weight `B'[k][j] = B[k][j] + d` (so `Z' = A·B'` everywhere downstream) and writes
+/// `d` into the first-phase cell `x` of that constant row, where the gates read `x + c` with
+/// the set-up `c = B[k][j]`. Every constant row admitted it, zero weights included (their `c`
+/// is never written). The `freivalds constant` gate (`x = 0` on constant rows) rejects it.
+#[test]
+fn a_weight_changed_in_the_provers_copy_is_rejected_by_the_constant_gate() {
+    let mut m = build(true);
+    // Rows of R·v come first, row k·p + j holding B[k][j] (p = 5).
+    let p = 5;
+    for (k, j, d) in [(0usize, 0usize, 3i128), (0, 2, 5), (3, 4, -7)] {
+        let row = k * p + j;
+        assert!(!m.circuit().freivalds.is_copied(row));
+        // Control: the same forging code with no change is an honest witness.
+        let mut changes = vec![(CellRef::Freivalds(row), fr(0))];
+        for (i, z) in m.result.z.iter().enumerate() {
+            changes.push((base(&z[j]), fr(matmul()[i][j])));
+        }
+        assert!(m.rejections(&changes).is_empty(), "control, B[{k}][{j}]");
+        // The forgery: Z' = A·B' in every copy (public outputs included), d in x.
+        let mut changes = vec![(CellRef::Freivalds(row), fr(d))];
+        for (i, z) in m.result.z.iter().enumerate() {
+            if A[i][k] != 0 {
+                changes.push((base(&z[j]), fr(matmul()[i][j] + A[i][k] * d)));
+            }
+        }
+        m.assert_rejected_by(&changes, &[Rejection::FreivaldsConstant]);
+    }
+}

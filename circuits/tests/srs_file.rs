@@ -155,3 +155,40 @@ fn damaged_halo2_raw_files_are_refused() {
     let p = write(tmp.path(), "junk.srs", b"\xff\xff\xff\xffjunk");
     assert!(message(srs_file::read(&p, Some(4))).contains("neither a .ptau file"));
 }
+
+/// An SRS whose secret is known (`s·g2` the identity or `±g2`: `s ∈ {0, 1, −1}`) lets anyone
+/// open any commitment: refused in a ceremony file and in a verifier folder's
+/// `kzg-verifier.bin`, where it was accepted before. A real ceremony's point is kept (control).
+#[test]
+fn an_srs_whose_secret_is_known_is_refused() {
+    use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
+    use zkinfer_circuits::artifacts::KzgVerifierKey;
+    let tmp = tempfile::tempdir().unwrap();
+    let (params, bytes) = raw(4);
+    let s_g2_at = 4 + 2 * 16 * 64 + 128;
+    let g2 = G2Affine::generator();
+    let kzg = KzgVerifierKey::of(&params);
+    let path = tmp.path().join("kzg-verifier.bin");
+    assert_eq!(
+        KzgVerifierKey::from_bytes(&kzg.to_bytes(), &path).unwrap(),
+        kzg
+    );
+    for (name, trivial) in [("identity", G2Affine::identity()), ("g2", g2), ("-g2", -g2)] {
+        let mut b = bytes.clone();
+        b[s_g2_at..s_g2_at + 128].copy_from_slice(&trivial.to_raw_bytes());
+        let p = write(tmp.path(), &format!("{name}.srs"), &b);
+        assert!(
+            message(srs_file::read(&p, Some(4))).contains("the secret is known"),
+            "{name}"
+        );
+        let folder = KzgVerifierKey {
+            s_g2: trivial,
+            ..kzg
+        };
+        assert!(
+            message(KzgVerifierKey::from_bytes(&folder.to_bytes(), &path))
+                .contains("its secret is known"),
+            "{name}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 //! The contracts in `contracts/`, compiled by solcjs and run in revm against real verifiers and
-//! proofs: the registry (happy path, unknown model, wrong verifier, owner only, one verifier
-//! per id for ever, non-canonical values, a gas-burning verifier under the cap), the ERC-7007
-//! adapter (true and false, never a revert) and the oracle consumer (answered once, bound to
-//! its request and model).
+//! proofs: the registry (happy path, unknown model, a verifier that is not the id's, owner
+//! only, one verifier per id for ever, revocation, two-step ownership, non-canonical values, a
+//! gas-burning verifier under the cap), the verifier library (no code, changed code, too little
+//! gas), the ERC-7007 adapter (true and false for proofs, a revert when short of gas) and the
+//! oracle consumer (answered once, bound to its request and model, public inputs only).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,21 +18,36 @@ use zkinfer_verifier::evm::{account, Evm, Outcome, U256};
 use zkinfer_verifier::{load_proof, solc, solidity};
 
 sol! {
-    struct Model { address verifier; uint32 numInputs; uint32 numInstances; string metadataURI; }
+    struct Model { address verifier; bytes32 codeHash; uint32 numInputs; uint32 numInstances; bool revoked; string metadataURI; }
     interface IModelRegistry {
         function owner() external view returns (address);
+        function pendingOwner() external view returns (address);
         function transferOwnership(address newOwner) external;
+        function acceptOwnership() external;
         function register(bytes32 modelId, address verifier, uint32 numInputs, uint32 numInstances, string metadataURI) external;
+        function revoke(bytes32 modelId) external;
         function model(bytes32 modelId) external view returns (Model memory);
         function verifyInference(bytes32 modelId, uint256[] instances, bytes proof) external returns (bool);
         event InferenceVerified(bytes32 indexed modelId, bytes32 inputsHash, bytes32 outputsHash);
+        event ModelRevoked(bytes32 indexed modelId);
         error NotOwner();
-        error NoCode(address verifier);
+        error NotPendingOwner();
         error AlreadyRegistered(bytes32 modelId);
+        error VerifierMismatch(bytes32 modelId, bytes32 verifierModelId, uint256 numInstances, uint256 numInputs);
         error UnknownModel(bytes32 modelId);
+        error Revoked(bytes32 modelId);
         error WrongInstanceCount(uint256 expected, uint256 given);
         error NonCanonicalValue();
         error InvalidProof(bytes32 modelId);
+    }
+    interface IZkinferVerifier {
+        error NoCode(address verifier);
+        error CodeChanged(address verifier, bytes32 registered, bytes32 found);
+        error NotAZkinferVerifier(address verifier);
+        error InsufficientGas(uint256 available, uint256 needed);
+    }
+    interface ILibraryHarness {
+        function check(address verifier, bytes32 codeHash, uint256[] instances, bytes proof, uint256 gasCap) external view returns (bool);
     }
     interface IERC7007 {
         function verify(bytes prompt, bytes aigcData, bytes proof) external view returns (bool success);
@@ -44,6 +60,7 @@ sol! {
         error WrongModel(bytes32 expected, bytes32 given);
         error WrongInputs(uint256 requestId);
         error NotAnswered(uint256 requestId);
+        error NoPublicInputs(bytes32 modelId);
     }
 }
 
@@ -62,11 +79,15 @@ struct Proven {
 }
 
 fn proven(tmp: &Path, name: &str) -> Proven {
+    proven_with(tmp, name, Visibility::Public)
+}
+
+fn proven_with(tmp: &Path, name: &str, visibility: Visibility) -> Proven {
     let e = example_dir(name);
     let input = e.join("input.json");
-    let dir = tmp.join(name);
+    let dir = tmp.join(format!("{name}-{visibility:?}"));
     let opts = CompileOptions {
-        visibility: Visibility::Public,
+        visibility,
         ..Default::default()
     };
     pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts).unwrap();
@@ -116,16 +137,28 @@ impl Chain {
     }
 
     fn register(&mut self, p: &Proven, verifier: alloy_sol_types::private::Address) -> Outcome {
+        self.register_as(p.id, p.num_inputs, p.instances.len() as u32, verifier)
+    }
+
+    fn register_as(
+        &mut self,
+        id: [u8; 32],
+        num_inputs: u32,
+        num_instances: u32,
+        verifier: alloy_sol_types::private::Address,
+    ) -> Outcome {
         let call = IModelRegistry::registerCall {
-            modelId: p.id.into(),
+            modelId: id.into(),
             verifier,
-            numInputs: p.num_inputs,
-            numInstances: p.instances.len() as u32,
+            numInputs: num_inputs,
+            numInstances: num_instances,
             metadataURI: "ipfs://model-card".into(),
         };
-        self.evm
-            .call(self.owner, self.registry, &call.abi_encode(), TX_GAS)
-            .unwrap()
+        self.send(self.owner, call.abi_encode())
+    }
+
+    fn send(&mut self, from: alloy_sol_types::private::Address, data: Vec<u8>) -> Outcome {
+        self.evm.call(from, self.registry, &data, TX_GAS).unwrap()
     }
 
     fn verify_inference(&mut self, id: [u8; 32], instances: &[U256], proof: &[u8]) -> Outcome {
@@ -144,6 +177,21 @@ fn deploy(evm: &mut Evm, creation: &[u8], args: &[u8]) -> alloy_sol_types::priva
     let mut code = creation.to_vec();
     code.extend_from_slice(args);
     evm.deploy(account(1), &code).unwrap().address
+}
+
+/// The revert carries this error's selector (its arguments are not known in advance).
+fn reverted_with_selector<E: SolError>(outcome: &Outcome) {
+    assert!(
+        !outcome.success(),
+        "expected a revert with {}",
+        E::SIGNATURE
+    );
+    assert_eq!(
+        hex::encode(outcome.output.get(..4).unwrap_or_default()),
+        hex::encode(E::SELECTOR),
+        "expected {}",
+        E::SIGNATURE
+    );
 }
 
 /// The revert carries exactly this error (selector and arguments).
@@ -190,16 +238,36 @@ fn registry_verifies_registered_models_only() {
         numInstances: a.instances.len() as u32,
         metadataURI: String::new(),
     };
-    let out = chain
-        .evm
-        .call(account(9), chain.registry, &call.abi_encode(), TX_GAS)
-        .unwrap();
-    reverted_with(&out, IModelRegistry::NotOwner {});
+    reverted_with(
+        &chain.send(account(9), call.abi_encode()),
+        IModelRegistry::NotOwner {},
+    );
     let out = chain.register(&a, account(42));
     reverted_with(
         &out,
-        IModelRegistry::NoCode {
+        IZkinferVerifier::NoCode {
             verifier: account(42),
+        },
+    );
+
+    // A's verifier says it verifies A: it cannot be registered as B (A's proofs would then
+    // be recorded as B's inferences for ever), nor with other counts.
+    reverted_with(
+        &chain.register_as(b.id, a.num_inputs, a.instances.len() as u32, va),
+        IModelRegistry::VerifierMismatch {
+            modelId: b.id.into(),
+            verifierModelId: a.id.into(),
+            numInstances: U256::from(7),
+            numInputs: U256::from(3),
+        },
+    );
+    reverted_with(
+        &chain.register_as(a.id, 0, a.instances.len() as u32, va),
+        IModelRegistry::VerifierMismatch {
+            modelId: a.id.into(),
+            verifierModelId: a.id.into(),
+            numInstances: U256::from(7),
+            numInputs: U256::from(3),
         },
     );
 
@@ -223,13 +291,16 @@ fn registry_verifies_registered_models_only() {
     let m = IModelRegistry::modelCall {
         modelId: a.id.into(),
     };
-    let out = chain
-        .evm
-        .call(account(7), chain.registry, &m.abi_encode(), TX_GAS)
-        .unwrap();
+    let out = chain.send(account(7), m.abi_encode());
     let m = IModelRegistry::modelCall::abi_decode_returns(&out.output).unwrap();
     assert_eq!((m.verifier, m.numInputs, m.numInstances), (va, 3, 7));
     assert_eq!(m.metadataURI, "ipfs://model-card");
+    assert!(!m.revoked);
+    // The record holds the verifier's runtime code hash: anyone can compare it with the
+    // verifier regenerated from the folder.
+    let folder = VerifierFolder::open(&tmp.path().join("1l_mlp-Public")).unwrap();
+    let runtime = solidity::build(&folder).unwrap().compiled.deployed;
+    assert_eq!(m.codeHash, alloy_sol_types::private::keccak256(&runtime));
 
     // An id is never re-pointed, not even by the owner.
     reverted_with(
@@ -268,52 +339,89 @@ fn registry_verifies_registered_models_only() {
             modelId: a.id.into(),
         },
     );
-
-    // Wrong verifier: model b registered (by mistake) with a's verifier rejects b's proof.
-    assert!(chain.register(&b, va).success());
+    let mut longer = a.proof.clone();
+    longer.extend([0u8; 32]);
     reverted_with(
-        &chain.verify_inference(b.id, &b.instances, &b.proof),
+        &chain.verify_inference(a.id, &a.instances, &longer),
         IModelRegistry::InvalidProof {
-            modelId: b.id.into(),
+            modelId: a.id.into(),
         },
     );
 
-    // Ownership moves; the old owner can no longer register.
+    // B with its own verifier.
+    assert!(chain.register(&b, vb).success());
+    assert!(chain
+        .verify_inference(b.id, &b.instances, &b.proof)
+        .success());
+
+    // Revocation: only the owner; afterwards every check of the id reverts, for ever.
+    let revoke = IModelRegistry::revokeCall {
+        modelId: b.id.into(),
+    };
+    reverted_with(
+        &chain.send(account(9), revoke.abi_encode()),
+        IModelRegistry::NotOwner {},
+    );
+    let out = chain.send(chain.owner, revoke.abi_encode());
+    assert!(out.success(), "{out:?}");
+    let event = IModelRegistry::ModelRevoked::decode_log_data(&out.logs[0].data).unwrap();
+    assert_eq!(event.modelId, b.id);
+    reverted_with(
+        &chain.verify_inference(b.id, &b.instances, &b.proof),
+        IModelRegistry::Revoked {
+            modelId: b.id.into(),
+        },
+    );
+    reverted_with(
+        &chain.register(&b, vb),
+        IModelRegistry::AlreadyRegistered {
+            modelId: b.id.into(),
+        },
+    );
+    assert!(chain
+        .verify_inference(a.id, &a.instances, &a.proof)
+        .success());
+
+    // Ownership moves in two steps: the new owner must accept; until then the old one rules.
     let t = IModelRegistry::transferOwnershipCall {
         newOwner: account(2),
     };
-    assert!(chain
-        .evm
-        .call(chain.owner, chain.registry, &t.abi_encode(), TX_GAS)
-        .unwrap()
-        .success());
-    let out = chain
-        .evm
-        .call(
-            account(7),
-            chain.registry,
-            &IModelRegistry::ownerCall {}.abi_encode(),
-            TX_GAS,
-        )
-        .unwrap();
-    assert_eq!(
-        IModelRegistry::ownerCall::abi_decode_returns(&out.output).unwrap(),
-        account(2)
-    );
-    let c = Proven {
-        id: [7; 32],
-        ..proven(tmp.path(), "1l_linear")
+    assert!(chain.send(chain.owner, t.abi_encode()).success());
+    let owner_now = |chain: &mut Chain| {
+        let out = chain.send(account(7), IModelRegistry::ownerCall {}.abi_encode());
+        IModelRegistry::ownerCall::abi_decode_returns(&out.output).unwrap()
     };
-    reverted_with(&chain.register(&c, vb), IModelRegistry::NotOwner {});
+    assert_eq!(owner_now(&mut chain), account(1));
+    reverted_with(
+        &chain.send(
+            account(9),
+            IModelRegistry::acceptOwnershipCall {}.abi_encode(),
+        ),
+        IModelRegistry::NotPendingOwner {},
+    );
+    assert!(chain
+        .send(
+            account(2),
+            IModelRegistry::acceptOwnershipCall {}.abi_encode()
+        )
+        .success());
+    assert_eq!(owner_now(&mut chain), account(2));
+    let c = proven(tmp.path(), "1l_linear");
+    let vc = chain.deploy_verifier(&c);
+    reverted_with(&chain.register(&c, vc), IModelRegistry::NotOwner {});
 }
 
-/// A verifier that never returns burns only the registry's cap: the transaction fails with
-/// InvalidProof having used about the cap, not the transaction's gas.
+/// A verifier that never returns (it answers the info call, so it can be registered) burns
+/// only the registry's cap: the transaction fails with InvalidProof having used about the
+/// cap, not the transaction's gas.
 #[test]
 fn a_gas_burning_verifier_is_cut_off_at_the_cap() {
     let burner = solc::compile_one(
         "Burner.sol",
-        "// SPDX-License-Identifier: MIT\npragma solidity 0.8.19;\ncontract Burner { fallback() external { while (true) {} } }",
+        "// SPDX-License-Identifier: MIT\npragma solidity 0.8.19;\n\
+         contract Burner { fallback(bytes calldata d) external returns (bytes memory) {\n\
+         if (d.length == 4) return abi.encode(bytes32(uint256(0x0101010101010101010101010101010101010101010101010101010101010101)), uint256(1), uint256(0));\n\
+         while (true) {} } }",
         "Burner",
         false,
     )
@@ -386,6 +494,92 @@ fn erc7007_verify_is_true_for_the_proof_and_false_otherwise() {
     let mut flipped = a.proof.clone();
     flipped[200] ^= 1;
     assert!(!verify(inputs, outputs, &flipped), "tampered proof");
+
+    // Too little gas to give the verifier the registry's cap: a revert, never `false` for a
+    // valid proof (before, up to about 400k gas answered false).
+    let call = IERC7007::verifyCall {
+        prompt: inputs.abi_encode_packed().into(),
+        aigcData: outputs.abi_encode_packed().into(),
+        proof: a.proof.clone().into(),
+    }
+    .abi_encode();
+    for gas in [300_000, 400_000, 600_000, 1_000_000] {
+        let out = chain.evm.call(account(7), adapter, &call, gas).unwrap();
+        reverted_with_selector::<IZkinferVerifier::InsufficientGas>(&out);
+    }
+    let out = chain
+        .evm
+        .call(account(7), adapter, &call, 1_200_000)
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(IERC7007::verifyCall::abi_decode_returns(&out.output).unwrap());
+}
+
+/// The library every contract calls verifiers through: an address without code (a call to
+/// it succeeds, so it would accept every proof) and code other than registered revert; the
+/// registered code with its proof is accepted.
+#[test]
+fn the_verifier_library_checks_code_at_call_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = proven(tmp.path(), "1l_mlp");
+    let harness = solc::compile(
+        &[
+            (
+                "ZkinferVerifier.sol".to_string(),
+                zkinfer_verifier::contracts::SOURCES[0].1.to_string(),
+            ),
+            (
+                "Harness.sol".to_string(),
+                "// SPDX-License-Identifier: MIT\npragma solidity 0.8.19;\n\
+                 import \"./ZkinferVerifier.sol\";\n\
+                 contract Harness { function check(address v, bytes32 h, uint256[] calldata i, \
+                 bytes calldata p, uint256 cap) external view returns (bool) { \
+                 return ZkinferVerifier.check(v, h, i, p, cap); } }"
+                    .to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        true,
+    )
+    .unwrap()
+    .remove("Harness")
+    .unwrap();
+    let mut chain = Chain::new();
+    let lib = deploy(&mut chain.evm, &harness.bytecode, &[]);
+    let va = chain.deploy_verifier(&a);
+    let folder = VerifierFolder::open(&tmp.path().join("1l_mlp-Public")).unwrap();
+    let code_hash =
+        alloy_sol_types::private::keccak256(solidity::build(&folder).unwrap().compiled.deployed);
+    let mut check = |verifier, hash| {
+        let call = ILibraryHarness::checkCall {
+            verifier,
+            codeHash: hash,
+            instances: a.instances.clone(),
+            proof: a.proof.clone().into(),
+            gasCap: U256::from(GAS_CAP),
+        };
+        chain
+            .evm
+            .call(account(7), lib, &call.abi_encode(), TX_GAS)
+            .unwrap()
+    };
+    let out = check(va, code_hash);
+    assert!(ILibraryHarness::checkCall::abi_decode_returns(&out.output).unwrap());
+    reverted_with(
+        &check(account(42), code_hash),
+        IZkinferVerifier::NoCode {
+            verifier: account(42),
+        },
+    );
+    reverted_with(
+        &check(va, [9u8; 32].into()),
+        IZkinferVerifier::CodeChanged {
+            verifier: va,
+            registered: [9u8; 32].into(),
+            found: code_hash,
+        },
+    );
 }
 
 #[test]
@@ -483,6 +677,38 @@ fn oracle_requests_are_answered_once_by_their_own_proof() {
         &send(agent, fulfill(0, a.id, &a.instances, &a.proof)),
         IOracleConsumer::AlreadyAnswered {
             requestId: U256::from(0),
+        },
+    );
+}
+
+/// With private inputs a proof does not say which input it is of: one proof would answer
+/// every request of the model (the inputs hash of each was keccak256 of nothing). Such a
+/// model is refused at request time.
+#[test]
+fn oracle_requests_need_a_model_with_public_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = proven_with(tmp.path(), "1l_mlp", Visibility::Private);
+    assert_eq!(a.num_inputs, 0);
+    let mut chain = Chain::new();
+    let va = chain.deploy_verifier(&a);
+    assert!(chain.register(&a, va).success());
+    let oracle = deploy(
+        &mut chain.evm,
+        &chain.contracts["OracleConsumer"].bytecode.clone(),
+        &chain.registry.abi_encode(),
+    );
+    let call = IOracleConsumer::requestCall {
+        modelId: a.id.into(),
+        inputs: Vec::new(),
+    };
+    let out = chain
+        .evm
+        .call(account(3), oracle, &call.abi_encode(), TX_GAS)
+        .unwrap();
+    reverted_with(
+        &out,
+        IOracleConsumer::NoPublicInputs {
+            modelId: a.id.into(),
         },
     );
 }

@@ -13,8 +13,9 @@ use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::{Objective, PlanLimits, Visibility};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_verifier::evm::MAX_CODE_SIZE;
+use zkinfer_verifier::evm::{account, Evm};
 use zkinfer_verifier::solidity::{self, calldata, evm_verify, tampered_calldata};
-use zkinfer_verifier::{load_proof, LoadedProof};
+use zkinfer_verifier::{load_proof, verify_calldata, LoadedProof};
 
 /// `name` compiled with `visibility`, set up and proven on its own input in `tmp/<name>`.
 fn proven(tmp: &Path, name: &str, visibility: Visibility) -> (PathBuf, PathBuf) {
@@ -85,12 +86,36 @@ fn accepted_and_tamper_rejected_on_the_evm(
     let honest = evm_verify(&verifier.compiled.bytecode, &calldata(&instances, &bytes)).unwrap();
     assert!(honest.accepted, "{name}: the real proof is rejected");
     assert_eq!(honest.code_size, verifier.compiled.deployed.len(), "{name}");
+    assert!(verify_calldata(&folder, &calldata(&instances, &bytes)).is_ok());
     let cases = tampered_calldata(&instances, &bytes);
-    assert_eq!(cases.len(), 4);
+    assert_eq!(cases.len(), 6);
     for (what, data) in cases {
         let verdict = evm_verify(&verifier.compiled.bytecode, &data).unwrap();
         assert!(!verdict.accepted, "{name}: {what} accepted");
+        // The native verifier agrees on every malformed proof.
+        assert!(
+            verify_calldata(&folder, &data).is_err(),
+            "{name}: {what} accepted natively"
+        );
     }
+    // The verifier says what it verifies to a 4-byte call, and nothing to another selector.
+    let mut chain = Evm::new();
+    let at = chain
+        .deploy(account(1), &verifier.compiled.bytecode)
+        .unwrap()
+        .address;
+    let info = chain
+        .call(account(1), at, &solidity::info_selector(), 100_000)
+        .unwrap();
+    assert!(info.success(), "{name}");
+    let mut want = hex::decode(&folder.model_id).unwrap();
+    for v in [public_values, folder.settings.num_input_instances()] {
+        want.extend([0u8; 24]);
+        want.extend((v as u64).to_be_bytes());
+    }
+    assert_eq!(info.output, want, "{name}");
+    let other = chain.call(account(1), at, &[1, 2, 3, 4], 100_000).unwrap();
+    assert!(!other.success(), "{name}");
 }
 
 /// A circuit with Freivalds checks has a second phase (a challenge drawn after the first
@@ -151,20 +176,18 @@ fn optimizing_for_gas_takes_fewer_columns_and_less_gas() {
     }
 }
 
-/// The generator alone reduces public values mod r: without zkinfer's guard, `x + r` passes
-/// as `x`. With it, the same calldata is refused.
+/// The generator alone reduces every scalar mod r and reads no further than the proof: without
+/// zkinfer's hardening, `x + r` passes as `x` for a public value and for a scalar of the proof,
+/// and bytes appended to the proof are ignored. The hardened verifier refuses all three; the
+/// native verifier refused the scalar already, and now refuses the appended bytes too.
 #[test]
-fn the_canonical_guard_is_what_rejects_x_plus_r() {
+fn the_hardening_is_what_rejects_non_canonical_scalars_and_trailing_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, proof) = proven(tmp.path(), "1l_relu", Visibility::Public);
     let folder = VerifierFolder::open(&dir).unwrap();
     let LoadedProof {
         instances, bytes, ..
     } = load_proof(&folder, &proof).unwrap();
-    let (_, non_canonical) = tampered_calldata(&instances, &bytes)
-        .into_iter()
-        .find(|(what, _)| what.contains("non-canonical"))
-        .unwrap();
     let guarded = solidity::build(&folder).unwrap();
     let raw_source = snark_verifier_sdk::evm::gen_evm_verifier_sol_code::<
         zkinfer_circuits::halo2_base::gates::circuit::builder::BaseCircuitBuilder<
@@ -179,14 +202,39 @@ fn the_canonical_guard_is_what_rejects_x_plus_r() {
     for code in [&raw.bytecode, &guarded.compiled.bytecode] {
         assert!(evm_verify(code, &honest).unwrap().accepted);
     }
-    assert!(
-        evm_verify(&raw.bytecode, &non_canonical).unwrap().accepted,
-        "snark-verifier's own verifier reduces x + r to x"
-    );
-    assert!(
-        !evm_verify(&guarded.compiled.bytecode, &non_canonical)
-            .unwrap()
-            .accepted
+    let cases = tampered_calldata(&instances, &bytes);
+    for what in [
+        "output instance + r (non-canonical)",
+        "proof scalar + r (non-canonical)",
+        "32 bytes appended",
+    ] {
+        let (_, data) = cases.iter().find(|(w, _)| *w == what).unwrap();
+        assert!(
+            evm_verify(&raw.bytecode, data).unwrap().accepted,
+            "snark-verifier's own verifier accepts {what}"
+        );
+        assert!(
+            !evm_verify(&guarded.compiled.bytecode, data)
+                .unwrap()
+                .accepted,
+            "{what}"
+        );
+        assert!(verify_calldata(&folder, data).is_err(), "{what} natively");
+    }
+}
+
+/// Bytecode that deploys no code would answer every call with success: `evm-verify` refuses
+/// it rather than print `valid`.
+#[test]
+fn evm_verify_refuses_bytecode_without_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, proof) = proven(tmp.path(), "1l_linear", Visibility::Public);
+    // Creation code that returns zero bytes of runtime code: PUSH1 0 PUSH1 0 RETURN.
+    let empty = tmp.path().join("empty.bin");
+    std::fs::write(&empty, "60006000f3").unwrap();
+    expect_failure(
+        &["evm-verify", p(&dir), p(&proof), "--bytecode", p(&empty)],
+        "deploys a contract without code",
     );
 }
 

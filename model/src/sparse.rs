@@ -51,6 +51,11 @@ impl<T> Rows<T> {
         &self.entries
     }
 
+    /// All entries of all rows, flat, to change in place (the rows keep their lengths).
+    pub fn entries_mut(&mut self) -> &mut [T] {
+        &mut self.entries
+    }
+
     /// Total number of entries over all rows.
     pub fn total(&self) -> usize {
         self.entries.len()

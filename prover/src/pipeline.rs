@@ -213,6 +213,7 @@ pub fn compile(
         input_shapes: q.input_shapes(),
         output_shapes: q.output_shapes(),
         plan,
+        layout_version: LAYOUT_VERSION,
     };
     write_json(&in_dir(out, files::SETTINGS), &settings)?;
     Ok(settings)
@@ -256,6 +257,25 @@ pub fn open(dir: &Path) -> Result<Folder, ProverError> {
     })
 }
 
+/// Setup and proving need a folder compiled by this layout: an older one would make keys (or
+/// proofs) of a circuit this zkinfer no longer lays out.
+fn require_current_layout(dir: &Path, settings: &Settings) -> Result<(), ProverError> {
+    if settings.layout_version == LAYOUT_VERSION {
+        return Ok(());
+    }
+    Err(ProverError::Folder(format!(
+        "{} was compiled by a zkinfer that lays circuits out differently (layout {}, this one \
+         {LAYOUT_VERSION}): rerun `zkinfer compile`, then `zkinfer setup`{}",
+        dir.display(),
+        settings.layout_version.max(1),
+        if settings.forgeable().is_some() {
+            " (its old model id must not be trusted: its Freivalds checks do not bind the weights)"
+        } else {
+            ""
+        }
+    )))
+}
+
 /// What setup did.
 #[derive(Clone, Debug)]
 pub struct SetupReport {
@@ -276,6 +296,7 @@ pub struct SetupReport {
 /// Generates (or reads from a ceremony file) the SRS, then the keys of a compiled folder.
 pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
     let folder = open(dir)?;
+    require_current_layout(dir, &folder.settings)?;
     let plan = &folder.settings.plan;
     let t = Instant::now();
     let (params, source) = match srs_file {
@@ -391,6 +412,7 @@ impl Prover {
     }
 
     fn with_folder(dir: &Path, folder: Folder) -> Result<Self, ProverError> {
+        require_current_layout(dir, &folder.settings)?;
         let keys_path = in_dir(dir, files::KEYS);
         if !keys_path.exists() {
             return Err(ProverError::Folder(format!(
@@ -402,8 +424,7 @@ impl Prover {
         if keys_info.layout_version != LAYOUT_VERSION {
             return Err(ProverError::Folder(format!(
                 "the keys were made by a zkinfer that lays circuits out differently (layout {}, \
-                 this one {LAYOUT_VERSION}): rerun `zkinfer setup` (proofs made with the old keys \
-                 still verify)",
+                 this one {LAYOUT_VERSION}): rerun `zkinfer setup` (a new model id)",
                 keys_info.layout_version
             )));
         }
@@ -519,6 +540,16 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     let p = &s.plan;
     let mut out = String::new();
     let _ = writeln!(out, "model sha256     {}", s.model_sha256);
+    let _ = writeln!(
+        out,
+        "layout           {}{}",
+        s.layout_version.max(1),
+        match s.forgeable() {
+            Some(_) => " (FORGEABLE: Freivalds checks that do not bind the weights; recompile)",
+            None if s.layout_version != LAYOUT_VERSION => " (older than this zkinfer's: recompile)",
+            None => "",
+        }
+    );
     let _ = writeln!(
         out,
         "scales           activations 2^{}, coefficients 2^{} (relative), range {} signed bits",

@@ -10,7 +10,7 @@ use halo2_base::halo2_proofs::poly::kzg::multiopen::ProverSHPLONK;
 use halo2_base::halo2_proofs::transcript::TranscriptWriterBuffer;
 use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::EvmTranscript;
 use snark_verifier_sdk::NativeLoader;
-use zkinfer_circuits::{build_circuit, CircuitPlan};
+use zkinfer_circuits::{build_circuit, CircuitPlan, ModelCircuit};
 use zkinfer_model::QGraph;
 
 use crate::error::ProverError;
@@ -36,15 +36,28 @@ pub fn prove(
         inputs,
     )?;
     tracing::info!("witness laid out in {:.2?}", t.elapsed());
+    let proof = prove_circuit(params, pk, circuit, &instances)?;
+    Ok((proof, instances))
+}
+
+/// Proves a laid-out circuit with these public instances. Only its witness is read: the
+/// fixed columns and copy constraints are the proving key's, whatever the circuit holds (the
+/// tests' forgers bring their own witness this way).
+pub fn prove_circuit(
+    params: &ParamsKZG<Bn256>,
+    pk: &ProvingKey<G1Affine>,
+    circuit: ModelCircuit,
+    instances: &[Fr],
+) -> Result<Vec<u8>, ProverError> {
     let mut transcript = ProofTranscript::<Vec<u8>>::init(Vec::new());
     create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
         params,
         pk,
         &[circuit],
-        &[&[instances.as_slice()]],
+        &[&[instances]],
         rand::rngs::OsRng,
         &mut transcript,
     )
     .map_err(|e| ProverError::halo2("proving failed", e))?;
-    Ok((transcript.finalize(), instances))
+    Ok(transcript.finalize())
 }

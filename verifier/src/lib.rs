@@ -74,14 +74,19 @@ pub enum VerifyError {
     Invalid,
 }
 
-/// Verifies raw proof bytes against a verifying key and public instances.
+/// Verifies raw proof bytes against a verifying key and public instances. The proof must be
+/// read to its last byte: bytes after it would make one proof many (the Solidity verifier
+/// refuses them too), and every scalar in it must be canonical (the transcript refuses
+/// `x + r`).
 pub fn verify_proof_bytes(
     params: &ParamsKZG<Bn256>,
     vk: &VerifyingKey<G1Affine>,
     instances: &[Fr],
     proof: &[u8],
 ) -> Result<(), VerifyError> {
-    let mut transcript = EvmTranscript::<G1Affine, NativeLoader, &[u8], Vec<u8>>::init(proof);
+    let mut rest = proof;
+    let mut transcript =
+        EvmTranscript::<G1Affine, NativeLoader, &mut &[u8], Vec<u8>>::init(&mut rest);
     let strategy = SingleStrategy::new(params);
     let ok = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
         params,
@@ -91,11 +96,34 @@ pub fn verify_proof_bytes(
         &mut transcript,
     )
     .is_ok();
-    if ok {
+    drop(transcript);
+    if ok && rest.is_empty() {
         Ok(())
     } else {
         Err(VerifyError::Invalid)
     }
+}
+
+/// The native verdict on a Solidity verifier's calldata (the public values as 32-byte
+/// big-endian words, then the proof): what the EVM must agree with on any bytes.
+pub fn verify_calldata(folder: &VerifierFolder, data: &[u8]) -> Result<(), VerifyError> {
+    let n = folder.settings.plan.num_instances;
+    if data.len() < 32 * n {
+        return Err(VerifyError::Malformed(
+            "calldata shorter than the public values".into(),
+        ));
+    }
+    let (words, proof) = data.split_at(32 * n);
+    let instances: Vec<Fr> = words
+        .chunks(32)
+        .enumerate()
+        .map(|(i, w)| {
+            from_hex(&format!("0x{}", hex::encode(w))).ok_or_else(|| {
+                VerifyError::Malformed(format!("public value {i} is not a canonical field element"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, proof)
 }
 
 /// What the verifier is asked to hold the proof to, beyond the proof itself.

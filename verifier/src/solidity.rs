@@ -30,6 +30,9 @@ pub enum EvmVerifierError {
     /// The EVM refused a transaction or the deployment failed.
     #[error(transparent)]
     Evm(#[from] EvmError),
+    /// The bytecode deploys no runtime code: a call to it would succeed, whatever the proof.
+    #[error("the bytecode deploys a contract without code: a call to it succeeds whatever the proof, so it verifies nothing")]
+    NoCode,
     /// The generated code does not have the shape this module patches.
     #[error("unexpected verifier code from snark-verifier: {0}")]
     Generator(String),
@@ -62,6 +65,16 @@ pub struct SolidityVerifier {
     pub num_instances: usize,
 }
 
+/// The 4-byte call that asks a zkinfer verifier what it verifies:
+/// `zkinferVerifierInfo() returns (bytes32 modelId, uint256 numInstances, uint256 numInputs)`.
+pub const INFO_SIGNATURE: &str = "zkinferVerifierInfo()";
+
+/// The selector of [`INFO_SIGNATURE`].
+pub fn info_selector() -> [u8; 4] {
+    let h = revm::primitives::keccak256(INFO_SIGNATURE.as_bytes());
+    [h[0], h[1], h[2], h[3]]
+}
+
 /// The Solidity source of the folder's verifier.
 pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
     let n = folder.settings.plan.num_instances;
@@ -72,30 +85,108 @@ pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
         &folder.vk,
         vec![n],
     );
-    canonical_guard(&code, n)
+    let info = Info {
+        model_id: &folder.model_id,
+        num_instances: n,
+        num_inputs: folder.settings.num_input_instances(),
+    };
+    harden(&code, &info)
 }
 
-/// snark-verifier reduces each public value mod r, so a verifier would accept `x + r` for `x`:
-/// a contract reading the calldata would see one value while the proof is of another. The
-/// guard reverts unless every public value is below r, before anything else runs.
-fn canonical_guard(code: &str, n: usize) -> Result<String, EvmVerifierError> {
+/// What a verifier says of itself (see [`INFO_SIGNATURE`]).
+struct Info<'a> {
+    model_id: &'a str,
+    num_instances: usize,
+    num_inputs: usize,
+}
+
+/// snark-verifier's verifier reads every scalar as `mod(calldataload(o), f_q)` and ignores
+/// calldata past the proof, so `x + r` passes for `x` (a public value a contract reads as one
+/// number while the proof is of another; an evaluation the native verifier refuses) and any
+/// suffix is accepted. This adds, before anything else runs:
+///
+/// - a 4-byte call `zkinferVerifierInfo()` answering the folder's model id and its counts, so
+///   a registry can check what it registers (a proof's calldata is never 4 bytes long);
+/// - a revert unless the calldata is exactly the public values and the proof;
+/// - a revert unless every public value is below r;
+///
+/// and every scalar of the proof is read through a function that reverts unless it is below r.
+fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
+    let n = info.num_instances;
+    let gen_err = |m: &str| EvmVerifierError::Generator(m.to_string());
     let anchor = "let f_q := ";
     let at = code
         .find(anchor)
-        .ok_or_else(|| EvmVerifierError::Generator(format!("no `{anchor}` line")))?;
+        .ok_or_else(|| gen_err("no `let f_q := ` line"))?;
     let eol = at
         + code[at..]
             .find('\n')
-            .ok_or_else(|| EvmVerifierError::Generator("f_q line does not end".into()))?;
+            .ok_or_else(|| gen_err("the f_q line does not end"))?;
+    let modulus = code[at + anchor.len()..eol].trim();
+    // Every literal calldata offset, and the scalar reads among them.
+    let mut body = String::with_capacity(code.len());
+    let mut rest = &code[eol..];
+    let mut end = 0usize;
+    let mut scalars = 0;
+    const LOAD: &str = "calldataload(0x";
+    while let Some(i) = rest.find(LOAD) {
+        let hex_at = i + LOAD.len();
+        let close = rest[hex_at..]
+            .find(')')
+            .ok_or_else(|| gen_err("an unclosed calldataload"))?;
+        let offset = usize::from_str_radix(&rest[hex_at..hex_at + close], 16)
+            .map_err(|_| gen_err("a calldataload offset that is not a hex literal"))?;
+        end = end.max(offset + 32);
+        let scalar =
+            i >= 4 && &rest[i - 4..i] == "mod(" && rest[hex_at + close..].starts_with("), f_q)");
+        if scalar {
+            body.push_str(&rest[..i - 4]);
+            body.push_str(&format!(
+                "zkinfer_scalar(0x{})",
+                &rest[hex_at..hex_at + close]
+            ));
+            rest = &rest[hex_at + close + "), f_q)".len()..];
+            scalars += 1;
+        } else {
+            body.push_str(&rest[..hex_at + close]);
+            rest = &rest[hex_at + close..];
+        }
+    }
+    body.push_str(rest);
+    if scalars == 0 || end <= 32 * n {
+        return Err(gen_err("no proof scalars read from calldata"));
+    }
+    let selector = hex::encode(info_selector());
+    let model_id = info.model_id;
+    let nin = info.num_inputs;
     let guard = format!(
-        "\n            // zkinfer: every public value must be canonical (< r), or the call reverts.\n            \
-         for {{ let i := 0 }} lt(i, {n}) {{ i := add(i, 1) }} {{\n                \
-         if iszero(lt(calldataload(mul(i, 0x20)), f_q)) {{ revert(0, 0) }}\n            }}"
+        "
+            // zkinfer: `zkinferVerifierInfo()` (4 bytes of calldata; a proof's never are).
+            if eq(calldatasize(), 4) {{
+                if eq(shr(224, calldataload(0)), 0x{selector}) {{
+                    mstore(0x80, 0x{model_id})
+                    mstore(0xa0, {n})
+                    mstore(0xc0, {nin})
+                    return(0x80, 0x60)
+                }}
+                revert(0, 0)
+            }}
+            // zkinfer: the calldata is exactly {n} public values and the proof.
+            if iszero(eq(calldatasize(), {end:#x})) {{ revert(0, 0) }}
+            // zkinfer: every public value must be canonical (< r), or the call reverts.
+            for {{ let i := 0 }} lt(i, {n}) {{ i := add(i, 1) }} {{
+                if iszero(lt(calldataload(mul(i, 0x20)), f_q)) {{ revert(0, 0) }}
+            }}
+            // zkinfer: every scalar of the proof must be canonical too.
+            function zkinfer_scalar(offset) -> s {{
+                s := calldataload(offset)
+                if iszero(lt(s, {modulus})) {{ revert(0, 0) }}
+            }}"
     );
     let mut out = String::with_capacity(code.len() + guard.len());
     out.push_str(&code[..eol]);
     out.push_str(&guard);
-    out.push_str(&code[eol..]);
+    out.push_str(&body);
     Ok(out)
 }
 
@@ -103,7 +194,21 @@ fn canonical_guard(code: &str, n: usize) -> Result<String, EvmVerifierError> {
 pub fn build(folder: &VerifierFolder) -> Result<SolidityVerifier, EvmVerifierError> {
     let source = source(folder)?;
     // The optimizer fails on these verifiers with "stack too deep"; they are compiled without.
-    let compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, false)?;
+    let mut compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, false)?;
+    // solc sees only the fallback; the info call is answered in assembly (see `harden`).
+    if let Some(abi) = compiled.abi.as_array_mut() {
+        abi.push(serde_json::json!({
+            "type": "function",
+            "name": "zkinferVerifierInfo",
+            "inputs": [],
+            "outputs": [
+                {"name": "modelId", "type": "bytes32", "internalType": "bytes32"},
+                {"name": "numInstances", "type": "uint256", "internalType": "uint256"},
+                {"name": "numInputs", "type": "uint256", "internalType": "uint256"}
+            ],
+            "stateMutability": "view"
+        }));
+    }
     let num_instances = folder.settings.plan.num_instances;
     if compiled.deployed.len() > MAX_CODE_SIZE {
         let inputs = folder.settings.num_input_instances();
@@ -155,6 +260,9 @@ pub fn evm_verify(creation: &[u8], calldata: &[u8]) -> Result<EvmVerdict, EvmVer
     let mut chain = Evm::new();
     let sender = evm::account(1);
     let verifier = chain.deploy(sender, creation)?;
+    if verifier.code_size == 0 {
+        return Err(EvmVerifierError::NoCode);
+    }
     let outcome = chain.call(sender, verifier.address, calldata, VERIFY_GAS_CAP)?;
     Ok(EvmVerdict {
         accepted: outcome.success(),
@@ -169,7 +277,9 @@ pub fn evm_verify(creation: &[u8], calldata: &[u8]) -> Result<EvmVerdict, EvmVer
 
 /// Calldata a sound verifier must reject, made from an accepted proof: each case names what
 /// was changed. The last public value (an output) is moved by one, and replaced by its
-/// non-canonical twin `x + r`, which a verifier reducing mod r would take for `x`.
+/// non-canonical twin `x + r`, which a verifier reducing mod r would take for `x`; the last
+/// evaluation scalar of the proof (a SHPLONK proof ends with it and two points) gets the same
+/// twin; 32 zero bytes are appended; the proof is truncated.
 pub fn tampered_calldata(instances: &[Fr], proof: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let mut cases = Vec::new();
     let mut flipped = proof.to_vec();
@@ -182,16 +292,33 @@ pub fn tampered_calldata(instances: &[Fr], proof: &[u8]) -> Vec<(&'static str, V
         moved[last] += Fr::one();
         cases.push(("output instance + 1", calldata(&moved, proof)));
         let mut data = calldata(instances, proof);
-        let word = &mut data[last * 32..(last + 1) * 32];
-        let sum = add_modulus(word.try_into().expect("32-byte word"));
-        word.copy_from_slice(&sum);
+        add_modulus_at(&mut data, last * 32);
         cases.push(("output instance + r (non-canonical)", data));
     }
+    if let Some(at) = proof.len().checked_sub(LAST_SCALAR_FROM_END) {
+        let mut data = calldata(instances, proof);
+        add_modulus_at(&mut data, instances.len() * 32 + at);
+        cases.push(("proof scalar + r (non-canonical)", data));
+    }
+    let mut data = calldata(instances, proof);
+    data.extend([0u8; 32]);
+    cases.push(("32 bytes appended", data));
     cases.push((
         "proof truncated",
         calldata(instances, &proof[..proof.len() / 2]),
     ));
     cases
+}
+
+/// Where the last evaluation scalar of a SHPLONK proof starts, counted from the proof's end:
+/// the proof closes with that scalar, then the two opening commitments (64 bytes each).
+pub const LAST_SCALAR_FROM_END: usize = 32 + 2 * 64;
+
+/// Replaces the 32-byte word at `at` (a value below r) by its twin `x + r`.
+fn add_modulus_at(data: &mut [u8], at: usize) {
+    let word = &mut data[at..at + 32];
+    let sum = add_modulus(word.try_into().expect("32-byte word"));
+    word.copy_from_slice(&sum);
 }
 
 /// `x + r` as a 256-bit big-endian word (x < r, so it fits: r < 2^254).

@@ -23,6 +23,10 @@ use crate::functions::{self, FunctionRegion};
 use crate::lincomb::{self, LinCombRegion};
 use crate::plan::MIN_UNUSABLE_ROWS;
 
+pub mod liar;
+pub mod replay;
+pub mod trace;
+
 /// An advice cell a test can tamper with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CellRef {
@@ -57,6 +61,8 @@ pub enum Rejection {
     FreivaldsDot,
     /// The Freivalds check `h = 0` closing each row of a product.
     FreivaldsCheck,
+    /// The Freivalds gate `x = 0` on rows whose entry is a constant in the fixed column.
+    FreivaldsConstant,
     /// A copy (permutation) constraint: a forgery that was not consistent.
     Copy,
     /// Anything else, as MockProver printed it.
@@ -72,25 +78,37 @@ impl Rejection {
                 let gate = text
                     .rsplit_once("('")
                     .map(|(_, n)| n.trim_end_matches("')"))
-                    .unwrap_or("");
-                match gate {
-                    "1 column a + b * c = out" => Self::BasicGate,
-                    "lincomb step" => Self::LinCombStep,
-                    "lincomb ends" => Self::LinCombEnds,
-                    "freivalds start" => Self::FreivaldsStart,
-                    "freivalds horner" => Self::FreivaldsHorner,
-                    "freivalds dot" => Self::FreivaldsDot,
-                    "freivalds check" => Self::FreivaldsCheck,
-                    _ => Self::Other(text),
-                }
+                    .unwrap_or("")
+                    .to_string();
+                Self::of_gate(&gate, || text)
             }
-            VerifyFailure::Lookup { name, .. } => match name.as_str() {
-                "lookup" | "lookup wo selector" => Self::RangeLookup,
-                "function tables" => Self::FunctionLookup,
-                _ => Self::Other(format!("lookup {name}")),
-            },
+            VerifyFailure::Lookup { name, .. } => Self::of_lookup(name),
             VerifyFailure::Permutation { .. } => Self::Copy,
             other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The gate named `gate`; `text` describes an unknown one.
+    fn of_gate(gate: &str, text: impl FnOnce() -> String) -> Self {
+        match gate {
+            "1 column a + b * c = out" => Self::BasicGate,
+            "lincomb step" => Self::LinCombStep,
+            "lincomb ends" => Self::LinCombEnds,
+            "freivalds start" => Self::FreivaldsStart,
+            "freivalds horner" => Self::FreivaldsHorner,
+            "freivalds dot" => Self::FreivaldsDot,
+            "freivalds check" => Self::FreivaldsCheck,
+            "freivalds constant" => Self::FreivaldsConstant,
+            _ => Self::Other(text()),
+        }
+    }
+
+    /// The lookup argument named `name`.
+    fn of_lookup(name: &str) -> Self {
+        match name {
+            "lookup" | "lookup wo selector" => Self::RangeLookup,
+            "function tables" => Self::FunctionLookup,
+            _ => Self::Other(format!("lookup {name}")),
         }
     }
 }
@@ -166,6 +184,14 @@ impl CopyClasses {
         }
         classes
     }
+}
+
+/// A forgery applied, and what undoes it.
+struct Applied {
+    instances: Vec<Fr>,
+    undo: Vec<(CellRef, Fr)>,
+    undo_lookups: Vec<(usize, usize, Fr)>,
+    accumulators: Vec<Fr>,
 }
 
 /// What a test lays out: cells in the main context (and the lincomb region, when it has a
@@ -346,10 +372,11 @@ impl<T> MockCircuit<T> {
             .collect()
     }
 
-    /// The first-phase Freivalds cells that copy other cells.
+    /// Every first-phase Freivalds cell: copies of other cells, and the `x` of constant rows.
     pub fn freivalds_cells(&self) -> Vec<CellRef> {
-        let rows = self.circuit.freivalds.copied_rows();
-        rows.into_iter().map(CellRef::Freivalds).collect()
+        (0..self.circuit.freivalds.rows())
+            .map(CellRef::Freivalds)
+            .collect()
     }
 
     /// Whether the Freivalds running sums follow forged cells (`false`, as by default) or
@@ -409,6 +436,26 @@ impl<T> MockCircuit<T> {
         changes: &[(CellRef, Fr)],
         overrides: &[(CellRef, Fr)],
     ) -> BTreeSet<Rejection> {
+        let applied = self.apply(changes, overrides);
+        let verdict = self.verdict(applied.instances.clone());
+        self.undo(applied);
+        verdict.err().unwrap_or_default()
+    }
+
+    /// Applies a consistent forgery for good (see [`Self::rejections`]), the lincomb
+    /// accumulators following the terms and the public instances the moved classes: the
+    /// witness a forger brings. [`Self::trace`] then records it.
+    pub fn force(&mut self, changes: &[(CellRef, Fr)]) {
+        let applied = self.apply(changes, &[]);
+        self.instances = applied.instances;
+    }
+
+    /// The circuit as it now stands (with its public instances), as matrices.
+    pub fn trace(&self) -> trace::Trace {
+        trace::Trace::record(&self.circuit, self.k, &self.instances)
+    }
+
+    fn apply(&mut self, changes: &[(CellRef, Fr)], overrides: &[(CellRef, Fr)]) -> Applied {
         // Per class changed: its cells, its public instances, the cell named, the value.
         type ClassChange = (Vec<ContextCell>, Vec<usize>, CellRef, Fr);
         let mut class_values: Vec<ClassChange> = Vec::new();
@@ -460,13 +507,20 @@ impl<T> MockCircuit<T> {
             let sums = self.circuit.lincomb.running_sums();
             self.circuit.lincomb.set_accumulators(sums);
         }
-        let verdict = self.verdict(instances);
-        self.circuit.lincomb.set_accumulators(accumulators);
-        for (c, v) in undo.into_iter().rev() {
+        Applied {
+            instances,
+            undo,
+            undo_lookups,
+            accumulators,
+        }
+    }
+
+    fn undo(&mut self, applied: Applied) {
+        self.circuit.lincomb.set_accumulators(applied.accumulators);
+        for (c, v) in applied.undo.into_iter().rev() {
             self.set(c, v);
         }
-        self.restore_lookup_copies(undo_lookups);
-        verdict.err().unwrap_or_default()
+        self.restore_lookup_copies(applied.undo_lookups);
     }
 
     /// Asserts that the honest witness passes and that the forgery is rejected by exactly
@@ -497,6 +551,11 @@ impl<T> MockCircuit<T> {
     /// The circuit under test.
     pub fn circuit(&self) -> &ModelCircuit {
         &self.circuit
+    }
+
+    /// The circuit, as it now stands.
+    pub fn into_circuit(self) -> ModelCircuit {
+        self.circuit
     }
 
     /// The value of a halo2-base cell of the main context.

@@ -1,0 +1,149 @@
+//! The lying prover (`zkinfer_circuits::testing::liar`) on small example models under every
+//! layout family the planner can choose: every lie told must be rejected, and a sample of the
+//! verdicts is confirmed by halo2's MockProver itself. The whole run over every example small
+//! enough is `cargo run -p zkinfer-benches --bin lying_prover` (its table is in
+//! `benches/LYING-PROVER.md`).
+
+use halo2_base::gates::circuit::CircuitBuilderStage;
+use zkinfer_circuits::testing::liar::{self, Family, Options, Outcome, Report};
+use zkinfer_circuits::testing::replay::mock_verdict;
+use zkinfer_circuits::testing::trace::Trace;
+use zkinfer_circuits::{build_circuit, plan_circuit, PlanLimits, Visibility};
+use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
+
+fn load(dir: &std::path::Path) -> (QGraph, Vec<Vec<i64>>) {
+    let graph = load_onnx(&dir.join("network.onnx")).unwrap();
+    let input =
+        parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+    let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
+    let qi = q.quantize_input(&input).unwrap();
+    (q, qi)
+}
+
+fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
+    load(&zkinfer_model::corpus::example_dir(name))
+}
+
+fn fixture(name: &str) -> (QGraph, Vec<Vec<i64>>) {
+    load(
+        &zkinfer_model::corpus::manifest_dir()
+            .join("../model/tests/fixtures")
+            .join(name),
+    )
+}
+
+/// The smallest plan of `q` with Freivalds checks and two-term dot-product rows.
+fn freivalds_plan(q: &QGraph, qi: &[Vec<i64>], vis: Visibility) -> zkinfer_circuits::CircuitPlan {
+    (8..=16)
+        .find_map(|k| liar::plan_for(q, qi, vis, k, 2, true).ok())
+        .expect("a Freivalds plan within k = 16")
+}
+
+#[track_caller]
+fn no_survivors(what: &str, r: &Report) {
+    let survivors: Vec<String> = r
+        .survivors()
+        .iter()
+        .map(|v| format!("{} ({}): {:?}", v.lie, v.family.name(), v.outcome))
+        .collect();
+    assert!(survivors.is_empty(), "{what}: {survivors:#?}");
+    assert!(r.slack.is_empty(), "{what}: slack cells {:?}", r.slack);
+    for f in [Family::OpOutput, Family::OtherModel, Family::AnyCell] {
+        let t = r.tally(f);
+        assert!(t.told > 0, "{what}: no {} lie was told", f.name());
+    }
+}
+
+#[test]
+fn every_lie_is_rejected_under_each_layout_family() {
+    let opts = Options::default();
+    // The default plans: public and private inputs, dot-product columns.
+    for name in ["1l_mlp", "2l_relu_fc", "1l_sigmoid"] {
+        let (q, qi) = example(name);
+        for vis in [Visibility::Public, Visibility::Private] {
+            let plan = plan_circuit(&q, &qi, vis, PlanLimits::default()).unwrap();
+            let r = liar::run(&q, &qi, &plan, &opts);
+            no_survivors(&format!("{name} {vis:?}"), &r);
+        }
+    }
+    // Every dot product in halo2-base's gate (no lincomb columns).
+    let (q, qi) = example("1l_mlp");
+    let plan = liar::plan_for(&q, &qi, Visibility::Public, 8, 0, false).unwrap();
+    assert_eq!(plan.params.lincomb_width, 0);
+    no_survivors("1l_mlp gate only", &liar::run(&q, &qi, &plan, &opts));
+    // Products checked by Freivalds' algorithm, with constant and variable right factors.
+    let (q, qi) = fixture("attention_products");
+    let plan = freivalds_plan(&q, &qi, Visibility::Private);
+    assert!(plan.params.freivalds && plan.freivalds_rows > 0);
+    no_survivors(
+        "attention_products, Freivalds",
+        &liar::run(&q, &qi, &plan, &opts),
+    );
+}
+
+/// The checker the lying prover uses names what MockProver names: the honest witness and a
+/// sample of lies (spliced onto the honest keys) are replayed into halo2's MockProver.
+#[test]
+fn the_checker_agrees_with_mock_prover() {
+    let (q, qi) = example("1l_mlp");
+    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let (circuit, instances) =
+        build_circuit(CircuitBuilderStage::Mock, &plan, None, &q, &qi).unwrap();
+    let mut honest = Trace::record(&circuit, plan.k, &instances);
+    assert!(honest.rejections().is_empty());
+    let v = mock_verdict(&honest, &plan.params);
+    assert!(v.is_empty(), "{v:?}");
+    let cells = honest.assigned_cells();
+    let mut checked = 0;
+    for &at in cells.iter().step_by(cells.len() / 25 + 1) {
+        let mut t = honest.clone();
+        let v = t.get(at);
+        t.set(
+            at,
+            v + halo2_base::halo2_proofs::halo2curves::bn256::Fr::one(),
+        );
+        let ours = t.rejections();
+        assert!(!ours.is_empty(), "{at:?}");
+        assert_eq!(ours, mock_verdict(&t, &plan.params), "{at:?}");
+        checked += 1;
+    }
+    assert!(checked >= 20);
+}
+
+/// On layout 1's Freivalds region (the `freivalds constant` gate left out of the keys, as
+/// before layout 2) the lying prover finds the weight forgery by itself: a weight of the
+/// prover's own model, mended through the free `x` of its constant row, survives, and the
+/// slack audit lists those cells. On layout 2 the same lies are rejected by that gate.
+#[test]
+fn the_lying_prover_finds_the_layout_1_forgery_by_itself() {
+    let (q, qi) = fixture("attention_products");
+    let plan = freivalds_plan(&q, &qi, Visibility::Private);
+    let mut opts = Options {
+        families: vec![Family::OtherModel],
+        layout_1: true,
+        ..Options::default()
+    };
+    let old = liar::run(&q, &qi, &plan, &opts);
+    let survivors = old.survivors();
+    assert!(!survivors.is_empty(), "{:#?}", old.verdicts);
+    assert!(
+        survivors.iter().all(|v| v.lie.contains("weight")),
+        "{survivors:#?}"
+    );
+    assert!(!old.slack.is_empty());
+    opts.layout_1 = false;
+    let new = liar::run(&q, &qi, &plan, &opts);
+    assert!(new.survivors().is_empty(), "{:#?}", new.survivors());
+    assert!(new.slack.is_empty());
+    for v in &new.verdicts {
+        if survivors.iter().any(|s| s.lie == v.lie) {
+            assert!(
+                matches!(&v.outcome, Outcome::Rejected(by)
+                    if by.iter().any(|b| b.short_name().starts_with("freivalds"))),
+                "{}: {:?}",
+                v.lie,
+                v.outcome
+            );
+        }
+    }
+}

@@ -29,7 +29,8 @@ pub const FORMAT_VERSION: u32 = 3;
 /// - 1 (and 0, folders from before it was recorded): Freivalds products read their constant
 ///   right factor as `x + c` with `x` free, so a prover could change any weight of such a
 ///   product (see [`Settings::forgeable`]).
-/// - 2: every first-phase Freivalds cell is a copy or pinned to zero (`freivalds constant`).
+/// - 2: every first-phase Freivalds cell is bound: a copy, or a constant of the constants
+///   column (the region has no fixed column of its own).
 pub const LAYOUT_VERSION: u32 = 2;
 
 /// The first layout whose Freivalds products bind their constant factors.

@@ -7,26 +7,26 @@
 //! m·p + n·(p + m) rows instead: `R·v` once per shared right factor, then per row of `L`
 //! a Horner sum over its outputs followed by its dot product with `R·v`.
 //!
-//! Columns: `x` (first phase, copies of the operands and outputs), `c` (fixed: a constant
-//! right factor), `h` and `w` (second phase: running sums, and copies of `R·v`). Gates:
+//! Columns: `x` (first phase: copies of the operands and outputs, and the entries of a
+//! constant right factor), `h` and `w` (second phase: running sums, and copies of `R·v`).
+//! Gates:
 //!
 //! ```text
-//!   start:  h = x + c                      first entry of a Horner sum
-//!   horner: h = h(ω⁻¹X)·γ + x + c          next entries
+//!   start:  h = x                          first entry of a Horner sum
+//!   horner: h = h(ω⁻¹X)·γ + x              next entries
 //!   dot:    h = h(ω⁻¹X) − x·w              L's row times R·v, subtracted from the sum
 //!   check:  h = 0                          the last dot row of each output row
-//!   constant: x = 0                        every row whose entry is the constant in `c`
 //! ```
 //!
-//! Every `x` is either a copy of a halo2-base cell or pinned to zero by `constant`. Without
-//! that gate the entry a constant row contributes is `x + c` with `x` free, so a prover holding
-//! only the proving key could add any `W' − W` to a weight of `R` (and compute `Z` from `W'`):
-//! the forgery of layout 1, which every row of a constant factor admitted, zero weights
-//! included (their `c` is an unassigned zero).
+//! Every `x` is bound: a copy of a halo2-base cell, or (a constant entry of `R` or `L`, zero
+//! weights included) copy-constrained to the cell of halo2-base's constants column that holds
+//! it, as every constant of the circuit is. Layout 1 kept a constant in a fixed column `c` of
+//! its own and read `x + c` with `x` free: a prover holding only the proving key could add any
+//! `W' − W` to a weight of `R` and compute `Z` from `W'`.
 //!
 //! Soundness. For row `g` of `L` the chain ends at
 //! `D_g(γ) = Σ_j (Z_gj − (L·R)_gj)·γ^(p−1−j)`, which `check` forces to zero. `Z`, `L` and `R`
-//! are all committed before `γ` exists (first-phase advice and fixed columns), so when
+//! are all committed before `γ` exists (first-phase advice, and the constants column), so when
 //! `Z_g ≠ (L·R)_g` the polynomial `D_g` is non-zero of degree at most `p − 1` and vanishes at
 //! the random `γ` with probability at most `(p − 1)/|F|` (Schwartz–Zippel). Over every checked
 //! row (at most `2^k` of them, p ≤ 2^k) the error is below `2^(2k)/|F| ≤ 2^48 / 2^253` at
@@ -40,7 +40,7 @@ use halo2_base::halo2_proofs::circuit::{Cell, Region, Value};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::halo2curves::ff::Field;
 use halo2_base::halo2_proofs::plonk::{
-    Advice, Challenge, Column, ConstraintSystem, FirstPhase, Fixed, SecondPhase, Selector,
+    Advice, Challenge, Column, ConstraintSystem, FirstPhase, SecondPhase, Selector,
 };
 use halo2_base::halo2_proofs::poly::Rotation;
 use halo2_base::virtual_region::copy_constraints::SharedCopyConstraintManager;
@@ -58,14 +58,12 @@ pub const TYPE_ID: &str = "zkinfer:freivalds";
 #[derive(Clone, Debug)]
 pub struct FreivaldsConfig {
     x: Column<Advice>,
-    c: Column<Fixed>,
     h: Column<Advice>,
     w: Column<Advice>,
     start: Selector,
     horner: Selector,
     dot: Selector,
     check: Selector,
-    constant: Selector,
     gamma: Challenge,
 }
 
@@ -78,10 +76,8 @@ impl FreivaldsConfig {
         for col in [x, h, w] {
             meta.enable_equality(col);
         }
-        let c = meta.fixed_column();
         let gamma = meta.challenge_usable_after(FirstPhase);
-        let (start, horner, dot, check, constant) = (
-            meta.selector(),
+        let (start, horner, dot, check) = (
             meta.selector(),
             meta.selector(),
             meta.selector(),
@@ -91,8 +87,7 @@ impl FreivaldsConfig {
             let s = m.query_selector(start);
             let h = m.query_advice(h, Rotation::cur());
             let x = m.query_advice(x, Rotation::cur());
-            let c = m.query_fixed(c, Rotation::cur());
-            vec![s * (h - x - c)]
+            vec![s * (h - x)]
         });
         meta.create_gate("freivalds horner", |m| {
             let s = m.query_selector(horner);
@@ -100,8 +95,7 @@ impl FreivaldsConfig {
             let prev = m.query_advice(h, Rotation::prev());
             let h = m.query_advice(h, Rotation::cur());
             let x = m.query_advice(x, Rotation::cur());
-            let c = m.query_fixed(c, Rotation::cur());
-            vec![s * (h - prev * g - x - c)]
+            vec![s * (h - prev * g - x)]
         });
         meta.create_gate("freivalds dot", |m| {
             let s = m.query_selector(dot);
@@ -114,19 +108,14 @@ impl FreivaldsConfig {
         meta.create_gate("freivalds check", |m| {
             vec![m.query_selector(check) * m.query_advice(h, Rotation::cur())]
         });
-        meta.create_gate("freivalds constant", |m| {
-            vec![m.query_selector(constant) * m.query_advice(x, Rotation::cur())]
-        });
         Self {
             x,
-            c,
             h,
             w,
             start,
             horner,
             dot,
             check,
-            constant,
             gamma,
         }
     }
@@ -141,17 +130,24 @@ enum Step {
     Dot(bool),
 }
 
+/// What binds a row's `x`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bound {
+    /// A copy of a halo2-base cell.
+    Copy,
+    /// The constants column's cell of its value.
+    Constant,
+}
+
 /// Every Freivalds check of a circuit, row by row, recorded during layout; the second-phase
 /// cells are computed from the challenge at synthesis.
 #[derive(Clone, Debug, Default)]
 pub struct FreivaldsRegion {
-    /// First-phase values (zero where a row has none).
+    /// First-phase values.
     xs: Vec<Fr>,
-    /// Fixed values (a constant right factor).
-    cs: Vec<Fr>,
     steps: Vec<Step>,
-    /// Rows whose `x` copies a halo2-base cell.
-    copied: Vec<bool>,
+    /// What binds each row's `x`.
+    bound: Vec<Bound>,
     /// For dot rows, the row whose `h` (an entry of `R·v`) `w` copies.
     w_from: Vec<Option<usize>>,
     /// Where to record copy constraints; `None` when only the witness is generated.
@@ -160,9 +156,8 @@ pub struct FreivaldsRegion {
     frozen: Option<Vec<Fr>>,
     /// Whether the last `w` of each row is chosen to close its sum to zero (tamper tests).
     forge_w: bool,
-    /// Whether constant rows go without the `freivalds constant` gate, as in layout 1 (the
-    /// lying prover shows what it finds there).
-    unpinned: bool,
+    /// Whether constant entries go unbound, as in layout 1 (the lying prover must find that).
+    unbound: bool,
 }
 
 impl FreivaldsRegion {
@@ -185,25 +180,34 @@ impl FreivaldsRegion {
         m * p + operands.iter().map(|l| p + l).sum::<usize>()
     }
 
-    fn push(&mut self, x: Fr, c: Fr, step: Step, copied: bool, w_from: Option<usize>) -> usize {
+    fn push(&mut self, x: Fr, step: Step, bound: Bound, w_from: Option<usize>) -> usize {
         self.xs.push(x);
-        self.cs.push(c);
         self.steps.push(step);
-        self.copied.push(copied);
+        self.bound.push(bound);
         self.w_from.push(w_from);
         self.xs.len() - 1
     }
 
-    /// Records that row `row`'s `x` is a copy of `src`.
-    fn copy_of(&self, row: usize, src: &AssignedValue<Fr>) {
+    /// A row holding `e`: a copy of its cell, or its constant bound to the constants column.
+    fn push_elem(&mut self, e: Elem, step: Step, w_from: Option<usize>) -> usize {
+        let (x, bound) = match e {
+            Elem::Cell(c) => (*c.value(), Bound::Copy),
+            Elem::Const(k) => (fr(k), Bound::Constant),
+        };
+        let row = self.push(x, step, bound, w_from);
         if let Some(copy) = &self.copy {
             let here = ContextCell::new(TYPE_ID, 0, row);
-            let src = src.cell.expect("halo2-base cells carry their position");
-            copy.lock()
-                .expect("copy manager lock")
-                .advice_equalities
-                .push((here, src));
+            let mut copy = copy.lock().expect("copy manager lock");
+            match e {
+                Elem::Cell(c) => {
+                    let src = c.cell.expect("halo2-base cells carry their position");
+                    copy.advice_equalities.push((here, src));
+                }
+                Elem::Const(_) if self.unbound => {}
+                Elem::Const(_) => copy.constant_equalities.push((x, here)),
+            }
         }
+        row
     }
 
     /// A Horner sum `Σ_j e_j·γ^(len−1−j)` over `entries`; returns its last row.
@@ -211,21 +215,14 @@ impl FreivaldsRegion {
         let mut last = 0;
         for (j, e) in entries.iter().enumerate() {
             let step = if j == 0 { Step::Start } else { Step::Horner };
-            last = match e {
-                Elem::Const(k) => self.push(Fr::ZERO, fr(*k), step, false, None),
-                Elem::Cell(cell) => {
-                    let row = self.push(*cell.value(), Fr::ZERO, step, true, None);
-                    self.copy_of(row, cell);
-                    row
-                }
-            };
+            last = self.push_elem(*e, step, None);
         }
         last
     }
 
     /// `Z = L·R`, checked here: returns `Z` (n×p) as fresh halo2-base witnesses in `ctx`.
-    /// `left` holds the rows of `L` (m cells each; constants become constant cells), `right`
-    /// the rows of `R` (p entries each, cells or constants).
+    /// `left` holds the rows of `L` (m entries each), `right` the rows of `R` (p entries
+    /// each), cells or constants.
     pub fn product(
         &mut self,
         ctx: &mut Context<Fr>,
@@ -264,18 +261,8 @@ impl FreivaldsRegion {
                 entries.push(m - 1);
             }
             for (i, &k) in entries.iter().enumerate() {
-                let cell = match row[k] {
-                    Elem::Cell(c) => c,
-                    Elem::Const(v) => ctx.load_constant(fr(v)),
-                };
-                let at = self.push(
-                    *cell.value(),
-                    Fr::ZERO,
-                    Step::Dot(i + 1 == entries.len()),
-                    true,
-                    Some(rv[k]),
-                );
-                self.copy_of(at, &cell);
+                let step = Step::Dot(i + 1 == entries.len());
+                self.push_elem(row[k], step, Some(rv[k]));
             }
             out.push(z);
         }
@@ -288,7 +275,7 @@ impl FreivaldsRegion {
         let mut h = vec![Fr::ZERO; xs.len()];
         let mut w = vec![Fr::ZERO; xs.len()];
         for r in 0..xs.len() {
-            let x = xs[r] + self.cs[r];
+            let x = xs[r];
             h[r] = match self.steps[r] {
                 Step::Start => x,
                 Step::Horner => h[r - 1] * g + x,
@@ -308,13 +295,14 @@ impl FreivaldsRegion {
         (h, w)
     }
 
-    /// Assigns the first phase (and, unless generating the witness only, the fixed column,
-    /// the selectors and the physical cells of every copy for the copy manager).
+    /// Assigns the first phase (and, unless generating the witness only, the selectors and
+    /// the physical cells of every copy for the copy manager).
     pub fn assign_first(&self, config: &FreivaldsConfig, region: &mut Region<Fr>) {
         let mut placed: Vec<(ContextCell, Cell)> = Vec::new();
         for (r, x) in self.xs.iter().enumerate() {
             let cell = region.assign_advice(config.x, r, Value::known(*x));
-            if self.copy.is_some() && self.copied[r] {
+            let bound = self.bound[r] == Bound::Copy || !self.unbound;
+            if self.copy.is_some() && bound {
                 placed.push((ContextCell::new(TYPE_ID, 0, r), cell.cell()));
             }
         }
@@ -322,9 +310,6 @@ impl FreivaldsRegion {
             return;
         };
         for (r, step) in self.steps.iter().enumerate() {
-            if self.cs[r] != Fr::ZERO {
-                region.assign_fixed(config.c, r, self.cs[r]);
-            }
             let selectors: &[&Selector] = match step {
                 Step::Start => &[&config.start],
                 Step::Horner => &[&config.horner],
@@ -333,13 +318,6 @@ impl FreivaldsRegion {
             };
             for s in selectors {
                 s.enable(region, r).expect("selector in range");
-            }
-            // Dot rows always copy; a Horner row that does not holds a constant in `c`.
-            if !self.copied[r] && !self.unpinned {
-                config
-                    .constant
-                    .enable(region, r)
-                    .expect("selector in range");
             }
         }
         copy.lock()
@@ -371,9 +349,10 @@ impl FreivaldsRegion {
         }
     }
 
-    /// Whether row `r`'s `x` is a copy of a halo2-base cell (else it is pinned to zero).
+    /// Whether row `r`'s `x` is a copy of a halo2-base cell (else it holds a constant, bound
+    /// to the constants column).
     pub fn is_copied(&self, r: usize) -> bool {
-        self.copied[r]
+        self.bound[r] == Bound::Copy
     }
 
     /// The first-phase value of row `r`.
@@ -381,34 +360,22 @@ impl FreivaldsRegion {
         self.xs[r]
     }
 
-    /// The fixed value of row `r` (a constant right-factor entry, or zero).
-    pub fn constant(&self, r: usize) -> Fr {
-        self.cs[r]
-    }
-
-    /// Overwrites the fixed value of row `r` as this circuit holds it, which the second phase
-    /// is computed from (forgery tests: a forger computes its running sums with the keys'
-    /// constants; the keys' fixed column itself is never the circuit's to change).
-    pub fn set_constant(&mut self, r: usize, v: Fr) {
-        self.cs[r] = v;
-    }
-
     /// Overwrites the first-phase value of row `r` (tamper tests).
     pub fn set_cell(&mut self, r: usize, v: Fr) {
         self.xs[r] = v;
+    }
+
+    /// Lays constant entries out unbound, as layout 1 in effect did (tests of the lying
+    /// prover: it must find that forgery by itself).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn layout_1(&mut self, on: bool) {
+        self.unbound = on;
     }
 
     /// Computes the second phase from the first-phase values as they are now, whatever is
     /// changed later (tamper tests: a forger who keeps the running sums); `false` undoes it.
     pub fn freeze(&mut self, on: bool) {
         self.frozen = on.then(|| self.xs.clone());
-    }
-
-    /// Lays constant rows out as layout 1 did, without the gate pinning their `x` (tests of
-    /// the lying prover: it must find that forgery by itself).
-    #[cfg(any(test, feature = "testing"))]
-    pub fn layout_1(&mut self, on: bool) {
-        self.unpinned = on;
     }
 
     /// Makes the last `w` of each row whatever closes its sum to zero, instead of a copy of

@@ -578,7 +578,20 @@ pub(crate) fn build_circuit_lying(
     lie: Option<&OutputLie>,
 ) -> Result<(ModelCircuit, Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
     let mut circuit = ModelCircuit::new(stage, plan.params.clone(), break_points);
-    let (instances, lied) = lay_out_lying(&mut circuit, q, inputs, plan.visibility, lie)?;
+    let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, lie)?;
+    Ok((circuit, instances, lied))
+}
+
+/// Lays `q` out in `circuit` (new, shaped by `plan`) with `lie` told, and checks that the
+/// regions are the sizes the plan has.
+pub(crate) fn lay_out_planned(
+    circuit: &mut ModelCircuit,
+    plan: &CircuitPlan,
+    q: &QGraph,
+    inputs: &[Vec<i64>],
+    lie: Option<&OutputLie>,
+) -> Result<(Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
+    let (instances, lied) = lay_out_lying(circuit, q, inputs, plan.visibility, lie)?;
     if instances.len() != plan.num_instances {
         return Err(CircuitError::Internal(format!(
             "{} instances laid out, the plan has {}",
@@ -612,5 +625,5 @@ pub(crate) fn build_circuit_lying(
             plan.lincomb_rows
         )));
     }
-    Ok((circuit, instances, lied))
+    Ok((instances, lied))
 }

@@ -229,31 +229,73 @@ fn constant_zeros_of_l_take_no_rows_and_the_check_still_holds() {
 }
 
 /// The forgery of layout 1: a prover holding only the proving key lays the product out with
-/// its own weight `B'[k][j] = B[k][j] + d` (so `Z' = A·B'` everywhere downstream) and writes
-/// `d` into the first-phase cell `x` of that constant row, where the gates read `x + c` with
-/// the set-up `c = B[k][j]`. Every constant row admitted it, zero weights included (their `c`
-/// is never written). The `freivalds constant` gate (`x = 0` on constant rows) rejects it.
+/// its own weight `B'[k][j] = B[k][j] + d` (so `Z' = A·B'` everywhere downstream), zero
+/// weights included. Layout 2 binds every constant entry to the constants column, so the
+/// weight in the prover's copy (`x`, apart from the keys' constant) is rejected by that copy
+/// constraint; with the binding left out, as layout 1 in effect had it, the same forgery is
+/// accepted.
 #[test]
-fn a_weight_changed_in_the_provers_copy_is_rejected_by_the_constant_gate() {
-    let mut m = build(true);
+fn a_weight_changed_in_the_provers_copy_is_rejected_by_its_constant() {
     // Rows of R·v come first, row k·p + j holding B[k][j] (p = 5).
     let p = 5;
+    let z_of = |m: &MockCircuit<Laid>, j: usize, k: usize, d: i128| -> Vec<(CellRef, Fr)> {
+        m.result
+            .z
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (base(&z[j]), fr(matmul()[i][j] + A[i][k] * d)))
+            .collect()
+    };
     for (k, j, d) in [(0usize, 0usize, 3i128), (0, 2, 5), (3, 4, -7)] {
         let row = k * p + j;
+        let mut m = build(true);
         assert!(!m.circuit().freivalds.is_copied(row));
+        assert_eq!(m.circuit().freivalds.cell(row), fr(B[k][j]));
         // Control: the same forging code with no change is an honest witness.
-        let mut changes = vec![(CellRef::Freivalds(row), fr(0))];
-        for (i, z) in m.result.z.iter().enumerate() {
-            changes.push((base(&z[j]), fr(matmul()[i][j])));
-        }
-        assert!(m.rejections(&changes).is_empty(), "control, B[{k}][{j}]");
-        // The forgery: Z' = A·B' in every copy (public outputs included), d in x.
-        let mut changes = vec![(CellRef::Freivalds(row), fr(d))];
-        for (i, z) in m.result.z.iter().enumerate() {
-            if A[i][k] != 0 {
-                changes.push((base(&z[j]), fr(matmul()[i][j] + A[i][k] * d)));
-            }
-        }
-        m.assert_rejected_by(&changes, &[Rejection::FreivaldsConstant]);
+        let same = [(CellRef::Freivalds(row), fr(B[k][j]))];
+        assert!(m.rejections_with(&z_of(&m, j, k, 0), &same).is_empty());
+        let forged = [(CellRef::Freivalds(row), fr(B[k][j] + d))];
+        let changes = z_of(&m, j, k, d);
+        assert_eq!(
+            m.rejections_with(&changes, &forged),
+            [Rejection::Copy].into_iter().collect(),
+            "B[{k}][{j}]"
+        );
+        let mut unbound = build_unbound();
+        let mut changes = z_of(&unbound, j, k, d);
+        changes.extend(forged);
+        assert!(
+            unbound.rejections(&changes).is_empty(),
+            "without the binding the forgery passes: B[{k}][{j}]"
+        );
     }
+}
+
+/// [`build`] with `B` constant and its entries left unbound (layout 1 in effect).
+fn build_unbound() -> MockCircuit<Laid> {
+    MockCircuit::build_freivalds(K, 0, |ctx, _range, _lc, region| {
+        region.layout_1(true);
+        let a: Vec<Vec<_>> = A
+            .iter()
+            .map(|r| r.iter().map(|&v| ctx.load_witness(fr(v))).collect())
+            .collect();
+        let left: Vec<Vec<Elem>> = a
+            .iter()
+            .map(|r: &Vec<AssignedValue<Fr>>| r.iter().map(|c| Elem::Cell(*c)).collect())
+            .collect();
+        let right: Vec<Vec<Elem>> = B
+            .iter()
+            .map(|r| r.iter().map(|&v| Elem::Const(v)).collect())
+            .collect();
+        let z = region.product(ctx, &left, &right).unwrap();
+        let public = z.iter().flatten().copied().collect();
+        (
+            Laid {
+                z,
+                a,
+                b: Vec::new(),
+            },
+            public,
+        )
+    })
 }

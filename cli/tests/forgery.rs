@@ -2,14 +2,16 @@
 //! `srs.bin`, `keys.json`; no trapdoor), kept here and maintained with the API.
 //!
 //! 1. Layout 1's Freivalds weight forgery: the forger lays its own model out (one weight
-//!    value replaced wherever it occurs in a product by a constant factor) and writes
-//!    `W' − W` into the first-phase cell of each constant row whose set-up weight differs,
-//!    computing its running sums with the keys' constants. Before layout 2, `zkinfer verify`
-//!    printed `valid proof` for outputs of the other weights; now it refuses them. The same
-//!    program with no change makes a proof that verifies (the control).
-//! 2. A sample of the lying prover's lies (an op lying about its output, another model's
-//!    constant) proven with the honest proving key: the native verifier and the Solidity
-//!    verifier reject each, and accept the honest proof made the same way.
+//!    value replaced wherever it occurs in a product by a constant factor) and proves it with
+//!    the honest proving key. On layout 1 the constant entries sat in a fixed column the
+//!    prover could not change, beside a free first-phase cell the gates added to them: the
+//!    forger wrote `W' − W` there, and `zkinfer verify` printed `valid proof` for outputs of
+//!    the other weights. On layout 2 every entry is a first-phase cell bound to the constants
+//!    column, and the same forged witness is refused. The same program with no change makes
+//!    a proof that verifies (the control).
+//! 2. A sample of the lying prover's lies (an op lying about its output) proven with the
+//!    honest proving key: the native verifier and the Solidity verifier reject each, and
+//!    accept the honest proof made the same way.
 
 mod common;
 
@@ -117,27 +119,21 @@ fn other_weights(q: &QGraph, d: i64) -> QGraph {
     panic!("no Linear node with a weight to change")
 }
 
-/// Layout 1's forgery, as a program: proves the model with one weight value moved by `d`,
-/// writing `d·(scale)` into the free cell of every constant row it changes. Returns how many
-/// rows it had to mend.
+/// The forgery, as a program: proves the model with one weight value moved by `d`. Returns
+/// how many constant entries of Freivalds products its witness changes.
 fn forge_weights(dir: &Path, input: &Path, d: i64, out: &Path) -> usize {
     let h = held(dir);
     let data = zkinfer_model::parse_input_json(&std::fs::read_to_string(input).unwrap()).unwrap();
     let qin = h.folder.settings.quantize_input(&data).unwrap();
     let forged_q = other_weights(&h.folder.q, d);
     let (honest, _) = h.lay_out(&h.folder.q, &qin);
-    let (mut forged, instances) = h.lay_out(&forged_q, &qin);
-    let mut mended = 0;
-    for r in 0..forged.freivalds.rows() {
-        let (mine, keys) = (forged.freivalds.constant(r), honest.freivalds.constant(r));
-        if mine != keys {
-            forged.freivalds.set_cell(r, mine - keys);
-            forged.freivalds.set_constant(r, keys);
-            mended += 1;
-        }
-    }
+    let (forged, instances) = h.lay_out(&forged_q, &qin);
+    let changed = (0..forged.freivalds.rows())
+        .filter(|&r| !forged.freivalds.is_copied(r))
+        .filter(|&r| forged.freivalds.cell(r) != honest.freivalds.cell(r))
+        .count();
     h.prove(forged, &instances, out);
-    mended
+    changed
 }
 
 fn compile_and_setup(model: &Path, dir: &Path, extra: &[&str]) {

@@ -614,8 +614,8 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     if p.params.freivalds {
         let _ = writeln!(
             out,
-            "freivalds        {} rows checking products that share a factor (3 advice + 1 fixed \
-             columns, a second phase)",
+            "freivalds        {} rows checking products that share a factor (3 advice columns, \
+             a second phase)",
             p.freivalds_rows
         );
     }

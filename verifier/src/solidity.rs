@@ -108,9 +108,8 @@ struct Info<'a> {
 /// - a 4-byte call `zkinferVerifierInfo()` answering the folder's model id and its counts, so
 ///   a registry can check what it registers (a proof's calldata is never 4 bytes long);
 /// - a revert unless the calldata is exactly the public values and the proof;
-/// - a revert unless every public value is below r;
-///
-/// and every scalar of the proof is read through a function that reverts unless it is below r.
+/// - a revert unless every public value, and every scalar the proof holds, is below r (one
+///   loop per run of consecutive scalars: the code must stay within EIP-170).
 fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
     let n = info.num_instances;
     let gen_err = |m: &str| EvmVerifierError::Generator(m.to_string());
@@ -122,13 +121,11 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
         + code[at..]
             .find('\n')
             .ok_or_else(|| gen_err("the f_q line does not end"))?;
-    let modulus = code[at + anchor.len()..eol].trim();
-    // Every literal calldata offset, and the scalar reads among them.
-    let mut body = String::with_capacity(code.len());
-    let mut rest = &code[eol..];
+    // Every literal calldata offset; those read as scalars.
     let mut end = 0usize;
-    let mut scalars = 0;
+    let mut scalars = Vec::new();
     const LOAD: &str = "calldataload(0x";
+    let mut rest = &code[eol..];
     while let Some(i) = rest.find(LOAD) {
         let hex_at = i + LOAD.len();
         let close = rest[hex_at..]
@@ -137,25 +134,36 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
         let offset = usize::from_str_radix(&rest[hex_at..hex_at + close], 16)
             .map_err(|_| gen_err("a calldataload offset that is not a hex literal"))?;
         end = end.max(offset + 32);
-        let scalar =
-            i >= 4 && &rest[i - 4..i] == "mod(" && rest[hex_at + close..].starts_with("), f_q)");
-        if scalar {
-            body.push_str(&rest[..i - 4]);
-            body.push_str(&format!(
-                "zkinfer_scalar(0x{})",
-                &rest[hex_at..hex_at + close]
-            ));
-            rest = &rest[hex_at + close + "), f_q)".len()..];
-            scalars += 1;
-        } else {
-            body.push_str(&rest[..hex_at + close]);
-            rest = &rest[hex_at + close..];
+        if i >= 4 && &rest[i - 4..i] == "mod(" && rest[hex_at + close..].starts_with("), f_q)") {
+            scalars.push(offset);
+        }
+        rest = &rest[hex_at + close..];
+    }
+    scalars.sort_unstable();
+    scalars.dedup();
+    // Runs of consecutive words: [first, last] offsets.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &o in &scalars {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 32 == o => *last = o,
+            _ => runs.push((o, o)),
         }
     }
-    body.push_str(rest);
-    if scalars == 0 || end <= 32 * n {
-        return Err(gen_err("no proof scalars read from calldata"));
+    if runs.is_empty() || end <= 32 * n || scalars[0] != 0 && n > 0 {
+        return Err(gen_err("unexpected calldata reads"));
     }
+    let checks: String = runs
+        .iter()
+        .map(|(first, last)| {
+            format!(
+                "
+            for {{ let o := {first:#x} }} lt(o, {:#x}) {{ o := add(o, 0x20) }} {{
+                if iszero(lt(calldataload(o), f_q)) {{ revert(0, 0) }}
+            }}",
+                last + 32
+            )
+        })
+        .collect();
     let selector = hex::encode(info_selector());
     let model_id = info.model_id;
     let nin = info.num_inputs;
@@ -173,20 +181,13 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
             }}
             // zkinfer: the calldata is exactly {n} public values and the proof.
             if iszero(eq(calldatasize(), {end:#x})) {{ revert(0, 0) }}
-            // zkinfer: every public value must be canonical (< r), or the call reverts.
-            for {{ let i := 0 }} lt(i, {n}) {{ i := add(i, 1) }} {{
-                if iszero(lt(calldataload(mul(i, 0x20)), f_q)) {{ revert(0, 0) }}
-            }}
-            // zkinfer: every scalar of the proof must be canonical too.
-            function zkinfer_scalar(offset) -> s {{
-                s := calldataload(offset)
-                if iszero(lt(s, {modulus})) {{ revert(0, 0) }}
-            }}"
+            // zkinfer: every public value must be canonical (< r), and every scalar of the
+            // proof, or the call reverts.{checks}"
     );
     let mut out = String::with_capacity(code.len() + guard.len());
     out.push_str(&code[..eol]);
     out.push_str(&guard);
-    out.push_str(&body);
+    out.push_str(&code[eol..]);
     Ok(out)
 }
 

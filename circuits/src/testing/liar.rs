@@ -32,8 +32,8 @@ use zkinfer_model::{QGraph, QOp, Src};
 use super::trace::{At, Col, Trace};
 use super::{CellRef, MockCircuit, Rejection};
 use crate::circuit::ModelCircuit;
-use crate::layout::build_circuit_lying;
 pub use crate::layout::OutputLie;
+use crate::layout::{build_circuit_lying, lay_out_planned};
 use crate::plan::CircuitPlan;
 
 /// A family of lies.
@@ -156,8 +156,8 @@ pub struct Options {
     pub seed: u64,
     /// Which families to run.
     pub families: Vec<Family>,
-    /// Lay Freivalds products out as layout 1 did (constant rows unpinned): what the lying
-    /// prover finds there.
+    /// Lay Freivalds products out with their constant entries unbound, as layout 1 in effect
+    /// did: what the lying prover finds there.
     pub layout_1: bool,
 }
 
@@ -216,9 +216,9 @@ fn build(
     lie: Option<&OutputLie>,
     opts: &Options,
 ) -> Result<(ModelCircuit, Vec<Fr>, Vec<(usize, Fr)>), crate::CircuitError> {
-    let (mut circuit, instances, lied) =
-        build_circuit_lying(CircuitBuilderStage::Mock, plan, None, q, inputs, lie)?;
+    let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, plan.params.clone(), None);
     circuit.freivalds.layout_1(opts.layout_1);
+    let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, lie)?;
     let stats = circuit.base.statistics();
     let cells = (
         stats.gate.total_advice_per_phase[0],
@@ -718,7 +718,6 @@ impl Rejection {
             Rejection::FreivaldsHorner => "freivalds horner".into(),
             Rejection::FreivaldsDot => "freivalds dot".into(),
             Rejection::FreivaldsCheck => "freivalds check".into(),
-            Rejection::FreivaldsConstant => "freivalds constant".into(),
             Rejection::Copy => "copy".into(),
             Rejection::Other(s) => s.clone(),
         }

@@ -61,8 +61,6 @@ pub enum Rejection {
     FreivaldsDot,
     /// The Freivalds check `h = 0` closing each row of a product.
     FreivaldsCheck,
-    /// The Freivalds gate `x = 0` on rows whose entry is a constant in the fixed column.
-    FreivaldsConstant,
     /// A copy (permutation) constraint: a forgery that was not consistent.
     Copy,
     /// Anything else, as MockProver printed it.
@@ -98,7 +96,6 @@ impl Rejection {
             "freivalds horner" => Self::FreivaldsHorner,
             "freivalds dot" => Self::FreivaldsDot,
             "freivalds check" => Self::FreivaldsCheck,
-            "freivalds constant" => Self::FreivaldsConstant,
             _ => Self::Other(text()),
         }
     }
@@ -372,7 +369,8 @@ impl<T> MockCircuit<T> {
             .collect()
     }
 
-    /// Every first-phase Freivalds cell: copies of other cells, and the `x` of constant rows.
+    /// Every first-phase Freivalds cell: copies of other cells, and constant entries (bound
+    /// to the constants column, so never moved).
     pub fn freivalds_cells(&self) -> Vec<CellRef> {
         (0..self.circuit.freivalds.rows())
             .map(CellRef::Freivalds)

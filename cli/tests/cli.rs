@@ -147,7 +147,7 @@ fn walk_through_and_tampering() {
             "--out",
             p(&bad_path),
         ],
-        "lays circuits out differently (layout 0, this one 1): rerun `zkinfer setup`",
+        "lays circuits out differently (layout 0, this one 2): rerun `zkinfer setup` (a new model id)",
     );
 
     // Malformed proof files.

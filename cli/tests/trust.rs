@@ -367,3 +367,73 @@ fn setup_refuses_a_tampered_ceremony_file() {
     std::fs::write(&bad, &longer).unwrap();
     expect_failure(&["setup", p(&dir), "--srs", p(&bad)], "trailing bytes");
 }
+
+/// Layout 1 did not bind the weights of Freivalds products. A layout-1 folder that carries
+/// the Freivalds flag is refused as forgeable from `settings.json` alone, before its
+/// verifying key is read (here a damaged one); `inspect` and `prove` say the same. A layout-1
+/// folder without Freivalds checks keeps its v1 model id (the preimage opens with
+/// "zkinfer model id v1" and has no layout field); layout 2's opens with v2 and the layout.
+#[test]
+fn layout_1_folders_with_freivalds_checks_are_refused_as_forgeable() {
+    use zkinfer_circuits::artifacts::Settings;
+    use zkinfer_circuits::identity::{preimage, VerifierFolder, DOMAIN, DOMAIN_V1};
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, proof, id) = proven(tmp.path(), "m", &[]);
+    let folder = VerifierFolder::open(&dir).unwrap();
+    let vk = std::fs::read(dir.join("vk.bin")).unwrap();
+    let v2 = preimage(&folder.settings, &vk, &folder.kzg).unwrap();
+    assert!(v2.starts_with(DOMAIN));
+    assert_eq!(
+        &v2[DOMAIN.len()..DOMAIN.len() + 8],
+        &[0, 0, 0, 3, 0, 0, 0, 2]
+    );
+
+    // Layout 1 without Freivalds checks: still a valid folder, with its v1 id.
+    let old = tmp.path().join("old");
+    copy_verifier_files(&dir, &old);
+    let mut settings = read_json(&old.join("settings.json"));
+    settings.as_object_mut().unwrap().remove("layout_version");
+    write(&old.join("settings.json"), &settings);
+    let s: Settings = serde_json::from_value(settings.clone()).unwrap();
+    let v1 = preimage(&s, &vk, &folder.kzg).unwrap();
+    assert!(v1.starts_with(DOMAIN_V1));
+    assert_eq!(&v1[DOMAIN_V1.len()..DOMAIN_V1.len() + 4], &[0, 0, 0, 3]);
+    assert_eq!(&v1[DOMAIN_V1.len() + 4..], &v2[DOMAIN.len() + 8..]);
+    let v1_id = id_of_folder(&old, &proof);
+    assert_ne!(v1_id, id);
+    assert_eq!(
+        VerifierFolder::open(&old).unwrap().model_id,
+        v1_id,
+        "the v1 id is the sha256 of the v1 preimage"
+    );
+
+    // Layout 1 with Freivalds checks: refused before vk.bin is parsed, saying why.
+    settings["plan"]["params"]["freivalds"] = true.into();
+    write(&old.join("settings.json"), &settings);
+    std::fs::write(old.join("vk.bin"), b"not a verifying key").unwrap();
+    expect_failure(
+        &["verify", p(&old), p(&proof)],
+        "no proof of this model id can be trusted",
+    );
+    // `inspect` on a whole folder of that layout says so; `prove` refuses it.
+    let full = tmp.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, full.join(f.file_name().unwrap())).unwrap();
+    }
+    write(&full.join("settings.json"), &settings);
+    let out = expect_success(&["inspect", p(&full)]);
+    assert!(out.contains("layout           1 (FORGEABLE"), "{out}");
+    expect_failure(
+        &[
+            "prove",
+            p(&full),
+            "--input",
+            p(&example("1l_mlp").join("input.json")),
+            "--out",
+            p(&tmp.path().join("p.json")),
+        ],
+        "its old model id must not be trusted",
+    );
+}

@@ -4,14 +4,16 @@ pragma solidity 0.8.19;
 /// @title Calling a verifier made by `zkinfer evm-verifier`.
 /// @notice Such a verifier answers two kinds of call. Its fallback takes the public values as
 /// 32-byte words, then the proof bytes (exactly: nothing after the proof), and returns nothing
-/// if the proof is valid, reverts otherwise. The 4-byte call `zkinferVerifierInfo()` returns
-/// the model id it was generated for and its counts of public values and of public inputs.
+/// if the proof is valid, reverts otherwise. The 4-byte call `zkinferVerifierInfo()` reverts
+/// with the model id it was generated for and its counts of public values and of public
+/// inputs as revert data (so that only a valid proof ever makes a call succeed).
 library ZkinferVerifier {
     /// The BN254 scalar field modulus: every public value must be below it.
     uint256 internal constant R =
         0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001;
 
-    /// `zkinferVerifierInfo() returns (bytes32 modelId, uint256 numInstances, uint256 numInputs)`.
+    /// `zkinferVerifierInfo()`, answered as revert data `(bytes32 modelId, uint256 numInstances,
+    /// uint256 numInputs)`.
     bytes4 internal constant INFO_SELECTOR = bytes4(keccak256("zkinferVerifierInfo()"));
 
     /// Gas a verifier's info call may take (it returns three constants).
@@ -44,7 +46,7 @@ library ZkinferVerifier {
         if (verifier.code.length == 0) revert NoCode(verifier);
         (bool ok, bytes memory out) =
             verifier.staticcall{gas: INFO_GAS}(abi.encodePacked(INFO_SELECTOR));
-        if (!ok || out.length != 96) revert NotAZkinferVerifier(verifier);
+        if (ok || out.length != 96) revert NotAZkinferVerifier(verifier);
         (modelId, numInstances, numInputs) = abi.decode(out, (bytes32, uint256, uint256));
     }
 

@@ -479,6 +479,18 @@ pub fn vk_from_bytes(
         plan.params.clone(),
     )
     .map_err(|e| bad(format!("not a verifying key for this circuit: {e}")))?;
+    // halo2's reader takes k and the number of fixed commitments from the file: a key of
+    // another layout (one more or fewer fixed column) would otherwise be read against this
+    // constraint system with its selectors shifted, or make the verifier index past its end.
+    let fixed = vk.cs().num_fixed_columns();
+    if vk.get_domain().k() != plan.k || vk.fixed_commitments().len() != fixed {
+        return Err(bad(format!(
+            "a verifying key with k={} and {} fixed commitments, this circuit has k={} and {fixed}",
+            vk.get_domain().k(),
+            vk.fixed_commitments().len(),
+            plan.k
+        )));
+    }
     let points = vk
         .fixed_commitments()
         .iter()

@@ -160,6 +160,17 @@ fn usable(k: u32) -> usize {
     (1usize << k) - MIN_UNUSABLE_ROWS - 1
 }
 
+/// halo2-base sizes the constants columns as `⌈constants / 2^k⌉`, but fills only the usable
+/// rows (the last ones are blinding rows): with the constants just under a multiple of 2^k,
+/// key generation would run out of rows. Every entry of a constant Freivalds factor is such a
+/// constant, so counts near the limit are not rare.
+pub(crate) fn constants_fit(mut base: BaseCircuitParams, constants: usize) -> BaseCircuitParams {
+    base.num_fixed = base
+        .num_fixed
+        .max(constants.div_ceil(usable(base.k as u32)));
+    base
+}
+
 fn lay_out_at(
     q: &QGraph,
     inputs: &[Vec<i64>],
@@ -183,7 +194,10 @@ fn lay_out_at(
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
     let instances = lay_out(&mut circuit, q, inputs, visibility)?;
     let stats = circuit.base.statistics();
-    let base = circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS));
+    let base = constants_fit(
+        circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS)),
+        stats.gate.total_fixed,
+    );
     // Sizing only: drop the cells so the builder does not warn about an unassigned circuit.
     circuit.base.clear();
     Ok(Layout {
@@ -504,6 +518,20 @@ const MAX_COLUMNS: usize = 24;
 mod tests {
     use super::*;
     use zkinfer_model::{load_onnx, parse_input_json, quantize, QuantizeOptions};
+
+    /// halo2-base would give 2^k − 2 constants one column at k = 8, of which only the
+    /// usable rows can be filled: they get two.
+    #[test]
+    fn constants_fill_only_usable_rows() {
+        let base = |num_fixed| BaseCircuitParams {
+            k: 8,
+            num_fixed,
+            ..Default::default()
+        };
+        assert_eq!(constants_fit(base(1), 256 - 2).num_fixed, 2);
+        assert_eq!(constants_fit(base(1), usable(8)).num_fixed, 1);
+        assert_eq!(constants_fit(base(3), 10).num_fixed, 3);
+    }
 
     #[test]
     fn a_raised_budget_must_halve_the_work_of_a_large_enough_circuit() {

@@ -420,7 +420,7 @@ fn a_gas_burning_verifier_is_cut_off_at_the_cap() {
         "Burner.sol",
         "// SPDX-License-Identifier: MIT\npragma solidity 0.8.19;\n\
          contract Burner { fallback(bytes calldata d) external returns (bytes memory) {\n\
-         if (d.length == 4) return abi.encode(bytes32(uint256(0x0101010101010101010101010101010101010101010101010101010101010101)), uint256(1), uint256(0));\n\
+         if (d.length == 4) { bytes memory info = abi.encode(bytes32(uint256(0x0101010101010101010101010101010101010101010101010101010101010101)), uint256(1), uint256(0)); assembly { revert(add(info, 32), mload(info)) } }\n\
          while (true) {} } }",
         "Burner",
         false,

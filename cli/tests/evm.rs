@@ -88,7 +88,7 @@ fn accepted_and_tamper_rejected_on_the_evm(
     assert_eq!(honest.code_size, verifier.compiled.deployed.len(), "{name}");
     assert!(verify_calldata(&folder, &calldata(&instances, &bytes)).is_ok());
     let cases = tampered_calldata(&instances, &bytes);
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 7);
     for (what, data) in cases {
         let verdict = evm_verify(&verifier.compiled.bytecode, &data).unwrap();
         assert!(!verdict.accepted, "{name}: {what} accepted");
@@ -98,7 +98,8 @@ fn accepted_and_tamper_rejected_on_the_evm(
             "{name}: {what} accepted natively"
         );
     }
-    // The verifier says what it verifies to a 4-byte call, and nothing to another selector.
+    // The verifier says what it verifies to a 4-byte call, as revert data (only a valid
+    // proof makes a call succeed), and nothing to another selector.
     let mut chain = Evm::new();
     let at = chain
         .deploy(account(1), &verifier.compiled.bytecode)
@@ -107,7 +108,7 @@ fn accepted_and_tamper_rejected_on_the_evm(
     let info = chain
         .call(account(1), at, &solidity::info_selector(), 100_000)
         .unwrap();
-    assert!(info.success(), "{name}");
+    assert!(!info.success(), "{name}");
     let mut want = hex::decode(&folder.model_id).unwrap();
     for v in [public_values, folder.settings.num_input_instances()] {
         want.extend([0u8; 24]);

@@ -280,6 +280,34 @@ fn points_off_the_curve_are_refused() {
         "is not a point of the curve",
     );
 
+    // vk.bin with one more, or one fewer, fixed commitment (the count the file states
+    // changed with it): halo2's reader takes the count from the file, so a key of another
+    // layout would be read with its selectors shifted, and a short one crash the verifier.
+    let vk = std::fs::read(dir.join("vk.bin")).unwrap();
+    let count = u32::from_le_bytes(vk[at - 4..at].try_into().unwrap());
+    for (what, fixed) in [("more", count + 1), ("fewer", count - 1)] {
+        let mut edited = vk[..at - 4].to_vec();
+        edited.extend(fixed.to_le_bytes());
+        if fixed > count {
+            edited.extend_from_slice(&vk[at..at + 64]);
+            edited.extend_from_slice(&vk[at..]);
+        } else {
+            edited.extend_from_slice(&vk[at + 64..]);
+        }
+        copy_verifier_files(&dir, &bad);
+        std::fs::write(bad.join("vk.bin"), &edited).unwrap();
+        let out = common::zkinfer(&["verify", p(&bad), p(&proof_path)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        // One more parses and re-encodes canonically: only the count check refuses it.
+        let want = if fixed > count {
+            "fixed commitments"
+        } else {
+            "not a verifying key"
+        };
+        assert!(err.contains(want), "{what}: {err}");
+    }
+
     // Another folder's verifying key.
     copy_verifier_files(&dir, &bad);
     let (other, _, _) = proven(tmp.path(), "other", &[]);

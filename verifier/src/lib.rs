@@ -12,12 +12,15 @@ pub mod solidity;
 use std::path::Path;
 
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
 use halo2_base::halo2_proofs::plonk::{verify_proof, VerifyingKey};
 use halo2_base::halo2_proofs::poly::kzg::commitment::{KZGCommitmentScheme, ParamsKZG};
 use halo2_base::halo2_proofs::poly::kzg::multiopen::VerifierSHPLONK;
 use halo2_base::halo2_proofs::poly::kzg::strategy::SingleStrategy;
-use halo2_base::halo2_proofs::transcript::TranscriptReadBuffer;
-use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::EvmTranscript;
+use halo2_base::halo2_proofs::transcript::{Transcript, TranscriptRead, TranscriptReadBuffer};
+use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::{
+    ChallengeEvm, EvmTranscript,
+};
 use snark_verifier_sdk::NativeLoader;
 use thiserror::Error;
 use zkinfer_circuits::artifacts::{
@@ -86,7 +89,7 @@ pub fn verify_proof_bytes(
 ) -> Result<(), VerifyError> {
     let mut rest = proof;
     let mut transcript =
-        EvmTranscript::<G1Affine, NativeLoader, &mut &[u8], Vec<u8>>::init(&mut rest);
+        AsOnChain(EvmTranscript::<G1Affine, NativeLoader, &mut &[u8], Vec<u8>>::init(&mut rest));
     let strategy = SingleStrategy::new(params);
     let ok = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
         params,
@@ -101,6 +104,41 @@ pub fn verify_proof_bytes(
         Ok(())
     } else {
         Err(VerifyError::Invalid)
+    }
+}
+
+/// The proof transcript read as the Solidity verifier reads it: a commitment at infinity
+/// (`(0, 0)`) passes halo2curves' decoding but not the EVM's curve check (`y² = x³ + 3`), so
+/// it is refused here too, and native and on-chain verdicts agree on every proof.
+struct AsOnChain<T>(T);
+
+type Challenge = ChallengeEvm<G1Affine>;
+
+impl<T: Transcript<G1Affine, Challenge>> Transcript<G1Affine, Challenge> for AsOnChain<T> {
+    fn squeeze_challenge(&mut self) -> Challenge {
+        self.0.squeeze_challenge()
+    }
+
+    fn common_point(&mut self, point: G1Affine) -> std::io::Result<()> {
+        self.0.common_point(point)
+    }
+
+    fn common_scalar(&mut self, scalar: Fr) -> std::io::Result<()> {
+        self.0.common_scalar(scalar)
+    }
+}
+
+impl<T: TranscriptRead<G1Affine, Challenge>> TranscriptRead<G1Affine, Challenge> for AsOnChain<T> {
+    fn read_point(&mut self) -> std::io::Result<G1Affine> {
+        let p = self.0.read_point()?;
+        if bool::from(p.is_identity()) {
+            return Err(std::io::Error::other("a commitment at infinity"));
+        }
+        Ok(p)
+    }
+
+    fn read_scalar(&mut self) -> std::io::Result<Fr> {
+        self.0.read_scalar()
     }
 }
 

@@ -65,8 +65,10 @@ pub struct SolidityVerifier {
     pub num_instances: usize,
 }
 
-/// The 4-byte call that asks a zkinfer verifier what it verifies:
-/// `zkinferVerifierInfo() returns (bytes32 modelId, uint256 numInstances, uint256 numInputs)`.
+/// The 4-byte call that asks a zkinfer verifier what it verifies. It reverts, with
+/// `(bytes32 modelId, uint256 numInstances, uint256 numInputs)` ABI-encoded as the revert
+/// data, so that no call to a verifier succeeds but one with a valid proof (a caller that
+/// does not fix the count of public values could otherwise pass these 4 bytes as a "proof").
 pub const INFO_SIGNATURE: &str = "zkinferVerifierInfo()";
 
 /// The selector of [`INFO_SIGNATURE`].
@@ -105,8 +107,9 @@ struct Info<'a> {
 /// number while the proof is of another; an evaluation the native verifier refuses) and any
 /// suffix is accepted. This adds, before anything else runs:
 ///
-/// - a 4-byte call `zkinferVerifierInfo()` answering the folder's model id and its counts, so
-///   a registry can check what it registers (a proof's calldata is never 4 bytes long);
+/// - a 4-byte call `zkinferVerifierInfo()` answering the folder's model id and its counts as
+///   revert data, so a registry can check what it registers (a proof's calldata is never 4
+///   bytes long, and nothing but a valid proof makes a call succeed);
 /// - a revert unless the calldata is exactly the public values and the proof;
 /// - a revert unless every public value, and every scalar the proof holds, is below r (one
 ///   loop per run of consecutive scalars: the code must stay within EIP-170).
@@ -169,13 +172,14 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
     let nin = info.num_inputs;
     let guard = format!(
         "
-            // zkinfer: `zkinferVerifierInfo()` (4 bytes of calldata; a proof's never are).
+            // zkinfer: `zkinferVerifierInfo()` (4 bytes of calldata; a proof's never are),
+            // answered as revert data: a call succeeds only for a valid proof.
             if eq(calldatasize(), 4) {{
                 if eq(shr(224, calldataload(0)), 0x{selector}) {{
                     mstore(0x80, 0x{model_id})
                     mstore(0xa0, {n})
                     mstore(0xc0, {nin})
-                    return(0x80, 0x60)
+                    revert(0x80, 0x60)
                 }}
                 revert(0, 0)
             }}
@@ -195,21 +199,7 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
 pub fn build(folder: &VerifierFolder) -> Result<SolidityVerifier, EvmVerifierError> {
     let source = source(folder)?;
     // The optimizer fails on these verifiers with "stack too deep"; they are compiled without.
-    let mut compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, false)?;
-    // solc sees only the fallback; the info call is answered in assembly (see `harden`).
-    if let Some(abi) = compiled.abi.as_array_mut() {
-        abi.push(serde_json::json!({
-            "type": "function",
-            "name": "zkinferVerifierInfo",
-            "inputs": [],
-            "outputs": [
-                {"name": "modelId", "type": "bytes32", "internalType": "bytes32"},
-                {"name": "numInstances", "type": "uint256", "internalType": "uint256"},
-                {"name": "numInputs", "type": "uint256", "internalType": "uint256"}
-            ],
-            "stateMutability": "view"
-        }));
-    }
+    let compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, false)?;
     let num_instances = folder.settings.plan.num_instances;
     if compiled.deployed.len() > MAX_CODE_SIZE {
         let inputs = folder.settings.num_input_instances();
@@ -280,7 +270,8 @@ pub fn evm_verify(creation: &[u8], calldata: &[u8]) -> Result<EvmVerdict, EvmVer
 /// was changed. The last public value (an output) is moved by one, and replaced by its
 /// non-canonical twin `x + r`, which a verifier reducing mod r would take for `x`; the last
 /// evaluation scalar of the proof (a SHPLONK proof ends with it and two points) gets the same
-/// twin; 32 zero bytes are appended; the proof is truncated.
+/// twin; the first commitment becomes the point at infinity; 32 zero bytes are appended; the
+/// proof is truncated.
 pub fn tampered_calldata(instances: &[Fr], proof: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let mut cases = Vec::new();
     let mut flipped = proof.to_vec();
@@ -300,6 +291,15 @@ pub fn tampered_calldata(instances: &[Fr], proof: &[u8]) -> Vec<(&'static str, V
         let mut data = calldata(instances, proof);
         add_modulus_at(&mut data, instances.len() * 32 + at);
         cases.push(("proof scalar + r (non-canonical)", data));
+    }
+    if proof.len() >= 64 {
+        // The proof opens with a commitment: the point at infinity instead.
+        let mut at_infinity = proof.to_vec();
+        at_infinity[..64].fill(0);
+        cases.push((
+            "a commitment at infinity",
+            calldata(instances, &at_infinity),
+        ));
     }
     let mut data = calldata(instances, proof);
     data.extend([0u8; 32]);

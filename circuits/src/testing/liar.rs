@@ -21,7 +21,7 @@
 //! ([`Trace::compensate`]). That is how a constant beside a free advice cell is forged (the
 //! Freivalds weight forgery of layout 1). A lie survives when nothing rejects it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
@@ -149,8 +149,8 @@ impl Report {
 pub struct Options {
     /// Move every copy class of circuits up to this many rows; beyond, a sample.
     pub all_classes_up_to_k: u32,
-    /// Classes sampled beyond that (besides every cell of the circuit's slack audit and
-    /// every uncopied cell in a row with a constant).
+    /// Classes sampled beyond that (besides every slack cell and every class holding a
+    /// column's first or last assigned cell).
     pub sample: usize,
     /// Seed of the sample.
     pub seed: u64,
@@ -280,7 +280,7 @@ pub fn run(q: &QGraph, inputs: &[Vec<i64>], plan: &CircuitPlan, opts: &Options) 
         honest_verdict.is_empty(),
         "the honest witness is rejected: {honest_verdict:?}"
     );
-    let cells = base.assigned_cells();
+    let cells = base.audited_cells();
     let (slack, unread) = base.slack_cells(&cells);
     let mut report = Report {
         slack: slack
@@ -646,7 +646,7 @@ fn any_cell_lies(
     // moving it is no lie. The slack audit counts them.
     let unread: HashSet<At> = unread.iter().copied().collect();
     let cells: Vec<At> = base
-        .assigned_cells()
+        .audited_cells()
         .into_iter()
         .filter(|c| !unread.contains(c))
         .collect();
@@ -671,11 +671,23 @@ fn any_cell_lies(
     let chosen: Vec<Vec<At>> = if base.k <= opts.all_classes_up_to_k {
         classes
     } else {
+        // Every slack cell, every class holding a column's first or last assigned cell
+        // (where regions start and end), and a seeded sample.
         let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
-        let slack: HashSet<At> = slack.iter().copied().collect();
+        let mut ends: HashSet<At> = slack.iter().copied().collect();
+        let mut first_last: HashMap<Col, (usize, usize)> = HashMap::new();
+        for &(c, r) in &cells {
+            let e = first_last.entry(c).or_insert((r, r));
+            e.0 = e.0.min(r);
+            e.1 = e.1.max(r);
+        }
+        for (c, (a, b)) in first_last {
+            ends.insert((c, a));
+            ends.insert((c, b));
+        }
         let mut picked: Vec<Vec<At>> = classes
             .iter()
-            .filter(|m| m.len() == 1 && slack.contains(&m[0]))
+            .filter(|m| m.iter().any(|c| ends.contains(c)))
             .cloned()
             .collect();
         for _ in 0..opts.sample.min(classes.len()) {

@@ -295,7 +295,11 @@ impl<T> MockCircuit<T> {
         let end = circuit.base.main(0).advice.len();
         let instances = public.iter().map(|c| *c.value()).collect();
         circuit.base.assigned_instances[0].extend(public);
-        circuit.params.base = circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS));
+        let constants = circuit.base.statistics().gate.total_fixed;
+        circuit.params.base = crate::plan::constants_fit(
+            circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS)),
+            constants,
+        );
         circuit.params.functions = circuit.functions.rows() > 0;
         circuit.params.freivalds = circuit.freivalds.rows() > 0;
         Self {

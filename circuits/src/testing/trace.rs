@@ -18,6 +18,7 @@ use halo2_base::halo2_proofs::plonk::{
     Advice, Any, Assigned, Assignment, Challenge, Circuit, Column, ConstraintSystem, Error,
     Expression, Fixed, FloorPlanner, Instance, Selector,
 };
+use rand::SeedableRng;
 
 use super::Rejection;
 use crate::circuit::ModelCircuit;
@@ -596,11 +597,44 @@ impl Trace {
         self
     }
 
+    /// The advice cells (with their rotations' rows) polynomial `p` reads at `row`.
+    fn window(&self, p: &Expression<Fr>, row: usize) -> Vec<(usize, usize)> {
+        let n = 1i64 << self.k;
+        let mut q = Vec::new();
+        advice_queries(p, &mut q);
+        q.into_iter()
+            .map(|(c, rot)| (c, (row as i64 + rot as i64).rem_euclid(n) as usize))
+            .collect()
+    }
+
+    /// Whether `f` (evaluated at `row`) depends on advice cell `(col, at)`: compared at
+    /// `a` and `a + 1` with every other cell the expressions read set to random values, so
+    /// that a term whose co-factor happens to be zero in this witness still counts (a fixed
+    /// zero weight does not).
+    fn depends(&mut self, exprs: &[Expression<Fr>], row: usize, col: usize, at: usize) -> bool {
+        let mut window: Vec<(usize, usize)> =
+            exprs.iter().flat_map(|e| self.window(e, row)).collect();
+        window.sort_unstable();
+        window.dedup();
+        let saved: Vec<Fr> = window.iter().map(|&(c, r)| self.advice[c][r]).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64((col as u64) << 32 ^ at as u64);
+        for &(c, r) in &window {
+            self.advice[c][r] = Fr::random(&mut rng);
+        }
+        let a = self.advice[col][at];
+        let before: Vec<Fr> = exprs.iter().map(|e| self.eval(e, row)).collect();
+        self.advice[col][at] = a + Fr::ONE;
+        let after: Vec<Fr> = exprs.iter().map(|e| self.eval(e, row)).collect();
+        for (&(c, r), v) in window.iter().zip(saved) {
+            self.advice[c][r] = v;
+        }
+        before != after
+    }
+
     /// The gate polynomials, with the row each is evaluated at, whose value depends on
-    /// advice cell `(col, row)`.
+    /// advice cell `(col, row)` (see [`Self::depends`]).
     fn readers(&mut self, col: usize, row: usize) -> Vec<(usize, usize)> {
         let n = 1i64 << self.k;
-        let v = self.advice[col][row];
         let mut out = Vec::new();
         for i in 0..self.col_polys[col].len() {
             let (pi, rot) = self.col_polys[col][i];
@@ -608,15 +642,14 @@ impl Trace {
             if r >= self.usable || out.contains(&(pi, r)) {
                 continue;
             }
-            let p = &self.polys[pi];
-            if p.selector.is_some_and(|s| !self.selectors[s][r]) {
+            if self.polys[pi]
+                .selector
+                .is_some_and(|s| !self.selectors[s][r])
+            {
                 continue;
             }
-            let before = self.eval(&p.expr, r);
-            self.advice[col][row] = v + Fr::ONE;
-            let after = self.eval(&self.polys[pi].expr, r);
-            self.advice[col][row] = v;
-            if before != after {
+            let expr = [self.polys[pi].expr.clone()];
+            if self.depends(&expr, r, col, row) {
                 out.push((pi, r));
             }
         }
@@ -626,7 +659,6 @@ impl Trace {
     /// Whether some lookup's input depends on advice cell `(col, row)`.
     fn looked_up(&mut self, col: usize, row: usize) -> bool {
         let n = 1i64 << self.k;
-        let v = self.advice[col][row];
         for i in 0..self.col_lookups[col].len() {
             let (l, rot) = self.col_lookups[col][i];
             let r = (row as i64 - rot as i64).rem_euclid(n) as usize;
@@ -634,15 +666,31 @@ impl Trace {
                 continue;
             }
             let inputs = self.cs.lookups()[l].input_expressions().clone();
-            let before: Vec<Fr> = inputs.iter().map(|e| self.eval(e, r)).collect();
-            self.advice[col][row] = v + Fr::ONE;
-            let after: Vec<Fr> = inputs.iter().map(|e| self.eval(e, r)).collect();
-            self.advice[col][row] = v;
-            if before != after {
+            if self.depends(&inputs, r, col, row) {
                 return true;
             }
         }
         false
+    }
+
+    /// Every advice cell the synthesis assigned, and every cell a gate reads on a row where
+    /// its selector is on (assigned or not: an unassigned cell is zero in an honest witness,
+    /// and anything in a forger's).
+    pub fn audited_cells(&self) -> Vec<At> {
+        let mut cells: BTreeSet<At> = self.assigned_cells().into_iter().collect();
+        for p in &self.polys {
+            let Some(s) = p.selector else { continue };
+            for row in 0..self.usable {
+                if self.selectors[s][row] {
+                    for (c, r) in self.window(&p.expr, row) {
+                        if r < self.usable {
+                            cells.insert((Col::Advice(c), r));
+                        }
+                    }
+                }
+            }
+        }
+        cells.into_iter().collect()
     }
 
     /// Advice cells that pin nothing: in no copy class, read by no lookup, and read by at most

@@ -299,13 +299,8 @@ fn points_off_the_curve_are_refused() {
         let out = common::zkinfer(&["verify", p(&bad), p(&proof_path)]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
-        // One more parses and re-encodes canonically: only the count check refuses it.
-        let want = if fixed > count {
-            "fixed commitments"
-        } else {
-            "not a verifying key"
-        };
-        assert!(err.contains(want), "{what}: {err}");
+        // Either parses and re-encodes canonically: only the count check refuses it.
+        assert!(err.contains("fixed commitments"), "{what}: {err}");
     }
 
     // Another folder's verifying key.

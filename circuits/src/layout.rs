@@ -213,6 +213,9 @@ fn as_cell(ctx: &mut Context<Fr>, e: Elem) -> AssignedValue<Fr> {
     }
 }
 
+/// The main-context offsets of the cells that tell a lie, and the values they hold.
+pub type Lied = Vec<(usize, Fr)>;
+
 /// A lie the testing harness makes one op tell: `delta` added to the listed elements of node
 /// `node`'s output, as its chip computed them, everything downstream then laid out from the
 /// lie (what a forger does).
@@ -248,8 +251,8 @@ pub(crate) fn lay_out_lying(
     inputs: &[Vec<i64>],
     visibility: Visibility,
     lie: Option<&OutputLie>,
-) -> Result<(Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
-    let mut lied: Vec<(usize, Fr)> = Vec::new();
+) -> Result<(Vec<Fr>, Lied), CircuitError> {
+    let mut lied: Lied = Vec::new();
     let trace = q.eval(inputs)?;
     let signed_chip = QuantChip::new(circuit.base.range_chip());
     let unsigned_chip = signed_chip.without_signs();
@@ -576,7 +579,7 @@ pub(crate) fn build_circuit_lying(
     q: &QGraph,
     inputs: &[Vec<i64>],
     lie: Option<&OutputLie>,
-) -> Result<(ModelCircuit, Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
+) -> Result<(ModelCircuit, Vec<Fr>, Lied), CircuitError> {
     let mut circuit = ModelCircuit::new(stage, plan.params.clone(), break_points);
     let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, lie)?;
     Ok((circuit, instances, lied))
@@ -590,7 +593,7 @@ pub(crate) fn lay_out_planned(
     q: &QGraph,
     inputs: &[Vec<i64>],
     lie: Option<&OutputLie>,
-) -> Result<(Vec<Fr>, Vec<(usize, Fr)>), CircuitError> {
+) -> Result<(Vec<Fr>, Lied), CircuitError> {
     let (instances, lied) = lay_out_lying(circuit, q, inputs, plan.visibility, lie)?;
     if instances.len() != plan.num_instances {
         return Err(CircuitError::Internal(format!(

@@ -33,7 +33,7 @@ use super::trace::{At, Col, Trace};
 use super::{CellRef, MockCircuit, Rejection};
 use crate::circuit::ModelCircuit;
 pub use crate::layout::OutputLie;
-use crate::layout::{build_circuit_lying, lay_out_planned};
+use crate::layout::{build_circuit_lying, lay_out_planned, Lied};
 use crate::plan::CircuitPlan;
 
 /// A family of lies.
@@ -215,7 +215,7 @@ fn build(
     plan: &CircuitPlan,
     lie: Option<&OutputLie>,
     opts: &Options,
-) -> Result<(ModelCircuit, Vec<Fr>, Vec<(usize, Fr)>), crate::CircuitError> {
+) -> Result<(ModelCircuit, Vec<Fr>, Lied), crate::CircuitError> {
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, plan.params.clone(), None);
     circuit.freivalds.layout_1(opts.layout_1);
     let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, lie)?;
@@ -315,7 +315,7 @@ fn op_output_lies(
     report: &mut Report,
 ) {
     for (id, node) in q.nodes.iter().enumerate() {
-        if matches!(node.op, QOp::Input { .. } | QOp::Remap { .. }) || node.len() == 0 {
+        if matches!(node.op, QOp::Input { .. } | QOp::Remap { .. }) || node.is_empty() {
             continue;
         }
         let mid = node.len() / 2;

@@ -135,11 +135,13 @@ fn map2<A, B>(rows: &[Vec<A>], f: impl Fn(&A) -> B) -> Vec<Vec<B>> {
     rows.iter().map(|r| r.iter().map(&f).collect()).collect()
 }
 
-/// The rounding shift after a product: `floor((bias(o) + z) / 2^shift)`, range-checked.
+/// The rounding shift after a product: `floor((bias(o) + z) / 2^shift)`, range-checked, for
+/// the outputs `live` keeps.
 struct Rescale<'a> {
     bias: &'a dyn Fn(usize) -> i128,
     shift: u32,
     act_bits: u32,
+    live: &'a dyn Fn(usize) -> bool,
 }
 
 /// Lays out a product whose rows share a right factor by a Freivalds check, then rescales
@@ -174,6 +176,9 @@ fn lay_out_shared<P: Fn() -> String>(
     let mut out = Vec::new();
     for (g, outs) in shared.outputs.iter().enumerate() {
         for (j, &o) in outs.iter().enumerate() {
+            if !(rescale.live)(o) {
+                continue;
+            }
             let r = chip.dot(
                 ctx,
                 lincomb,
@@ -203,6 +208,51 @@ fn log_products<S, R>(node: &str, products: &[SharedFactor<S, R>], rest: usize) 
         })
         .collect();
     tracing::debug!(node, products = %shapes.join(", "), multiplied_out = rest, "Freivalds products");
+}
+
+/// Which output elements of each node something reads: a graph output, or an element a live
+/// element of a later node reads. Only those are laid out: a cell nothing reads would be
+/// pinned by no constraint but the one that computes it (and it is work for nothing: a
+/// strided convolution skips part of the activation before it).
+fn live_elements(q: &QGraph) -> Vec<Vec<bool>> {
+    let mut live: Vec<Vec<bool>> = q.nodes.iter().map(|n| vec![false; n.len()]).collect();
+    for &o in &q.outputs {
+        live[o].iter_mut().for_each(|l| *l = true);
+    }
+    for (id, node) in q.nodes.iter().enumerate().rev() {
+        if matches!(node.op, QOp::Input { .. }) {
+            live[id].iter_mut().for_each(|l| *l = true);
+            continue;
+        }
+        let mut reads: Vec<(u32, u32)> = Vec::new();
+        for i in (0..node.len()).filter(|&i| live[id][i]) {
+            match &node.op {
+                QOp::Input { .. } => {}
+                QOp::Linear { terms, .. } => reads.extend(terms.row(i).iter().map(|t| (t.0, t.1))),
+                QOp::Bilinear { pairs, .. } => {
+                    reads.extend(pairs.row(i).iter().flat_map(|&(a, b)| [(0, a), (1, b)]))
+                }
+                QOp::Extremum { candidates, .. } => {
+                    reads.extend(candidates.row(i).iter().filter_map(|s| match *s {
+                        Src::Elem { slot, idx } => Some((slot, idx)),
+                        Src::Const(_) => None,
+                    }))
+                }
+                QOp::Remap { srcs } => {
+                    if let Src::Elem { slot, idx } = srcs[i] {
+                        reads.push((slot, idx));
+                    }
+                }
+                QOp::Sqrt { .. } | QOp::Lookup { .. } => reads.push((0, i as u32)),
+                QOp::Divide { pairs, .. } => reads.extend([(0, pairs[i].0), (1, pairs[i].1)]),
+                QOp::Gather { picks, .. } => reads.push((0, picks[i].0)),
+            }
+        }
+        for (slot, idx) in reads {
+            live[node.inputs[slot as usize]][idx as usize] = true;
+        }
+    }
+    live
 }
 
 /// The element as a cell: constants become fixed-constant cells.
@@ -254,6 +304,7 @@ pub(crate) fn lay_out_lying(
 ) -> Result<(Vec<Fr>, Lied), CircuitError> {
     let mut lied: Lied = Vec::new();
     let trace = q.eval(inputs)?;
+    let live_of = live_elements(q);
     let signed_chip = QuantChip::new(circuit.base.range_chip());
     let unsigned_chip = signed_chip.without_signs();
     // Only a Max/Min reads a value's sign bit: other outputs take the cheaper range check.
@@ -279,6 +330,9 @@ pub(crate) fn lay_out_lying(
         };
         let place = |i: usize| move || format!("node \"{}\" element {i}", node.name);
         let val = |slot: u32, idx: u32| vals[node.inputs[slot as usize]][idx as usize];
+        let live = |i: usize| live_of[id][i];
+        // What stands for an element nothing reads: never a cell.
+        let dead = Value::constant(0);
         let resolve = |s: &Src<i64>| match *s {
             Src::Elem { slot, idx } => val(slot, idx),
             Src::Const(c) => Value::constant(c as i128),
@@ -314,6 +368,7 @@ pub(crate) fn lay_out_lying(
                             bias: &|o| bias[o] as i128,
                             shift: *shift,
                             act_bits: q.act_bits,
+                            live: &live,
                         };
                         checked.extend(lay_out_shared(
                             ctx, lincomb, region, chip, &mut memo, shared, rescale, &place,
@@ -323,6 +378,10 @@ pub(crate) fn lay_out_lying(
                 for (i, (row, &b)) in terms.iter().zip(bias).enumerate() {
                     if let Some(v) = checked.remove(&i) {
                         out.push(v);
+                        continue;
+                    }
+                    if !live(i) {
+                        out.push(dead);
                         continue;
                     }
                     let srcs: Vec<(Value, i64)> =
@@ -372,6 +431,7 @@ pub(crate) fn lay_out_lying(
                             bias: &|_| 1i128 << (shift - 1),
                             shift: *shift,
                             act_bits: q.act_bits,
+                            live: &live,
                         };
                         checked.extend(lay_out_shared(
                             ctx, lincomb, region, chip, &mut memo, shared, rescale, &place,
@@ -381,6 +441,10 @@ pub(crate) fn lay_out_lying(
                 for (i, row) in pairs.iter().enumerate() {
                     if let Some(v) = checked.remove(&i) {
                         out.push(v);
+                        continue;
+                    }
+                    if !live(i) {
+                        out.push(dead);
                         continue;
                     }
                     let srcs: Vec<(Value, Value)> =
@@ -409,6 +473,10 @@ pub(crate) fn lay_out_lying(
                     .unwrap_or(0);
                 let bits = signed_bits_for(widest.saturating_mul(2));
                 for (i, row) in candidates.iter().enumerate() {
+                    if !live(i) {
+                        out.push(dead);
+                        continue;
+                    }
                     let srcs: Vec<Value> = row.iter().map(resolve).collect();
                     if srcs.len() == 1 {
                         out.push(srcs[0]);
@@ -430,6 +498,10 @@ pub(crate) fn lay_out_lying(
             QOp::Sqrt { shift } => {
                 let in_bits = 128 - q.nodes[node.inputs[0]].bound.leading_zeros();
                 for i in 0..node.len() {
+                    if !live(i) {
+                        out.push(dead);
+                        continue;
+                    }
                     let v = val(0, i as u32);
                     let key = Memo::key(SQRT, &[*shift as i128], std::iter::once((&v, 0)));
                     out.push(memo.get_or_lay_out(key, || {
@@ -444,6 +516,10 @@ pub(crate) fn lay_out_lying(
                 let den_bound = q.nodes[node.inputs[1]].bound;
                 let den_bits = 128 - den_bound.leading_zeros();
                 for (i, &(ia, ib)) in pairs.iter().enumerate() {
+                    if !live(i) {
+                        out.push(dead);
+                        continue;
+                    }
                     let (a, b) = (val(0, ia), val(1, ib));
                     let key = Memo::key(DIVIDE, &[*shift as i128], [(&a, 0), (&b, 1)].into_iter());
                     out.push(memo.get_or_lay_out(key, || {
@@ -460,6 +536,10 @@ pub(crate) fn lay_out_lying(
                 shift,
             } => {
                 for (i, &(idx, col)) in picks.iter().enumerate() {
+                    if !live(i) {
+                        out.push(dead);
+                        continue;
+                    }
                     let table = &tables[col as usize];
                     let tag = functions.tag(table);
                     let x = val(0, idx);
@@ -474,6 +554,10 @@ pub(crate) fn lay_out_lying(
             QOp::Lookup { table, .. } => {
                 let tag = functions.tag(table);
                 for i in 0..node.len() {
+                    if !live(i) {
+                        out.push(dead);
+                        continue;
+                    }
                     let x = val(0, i as u32);
                     let key = Memo::key(LOOKUP, &[tag as i128], std::iter::once((&x, 0)));
                     out.push(memo.get_or_lay_out(key, || {
@@ -518,7 +602,7 @@ pub(crate) fn lay_out_lying(
             if !lied.is_empty() {
                 break;
             }
-            if v.elem.value() != want as i128 {
+            if live(i) && v.elem.value() != want as i128 {
                 return Err(CircuitError::Mismatch {
                     index: i,
                     circuit: v.elem.value(),

@@ -146,3 +146,19 @@ fn the_lying_prover_finds_the_layout_1_forgery_by_itself() {
         }
     }
 }
+
+/// A strided convolution reads only part of the activation before it: the elements nothing
+/// reads are not laid out (46 ReLU outputs of 4l_relu_conv_fc before layout 2, each pinned
+/// by nothing but the gate computing it), so the slack audit finds no cell.
+#[test]
+fn elements_nothing_reads_are_not_laid_out() {
+    let (q, qi) = example("4l_relu_conv_fc");
+    let plan = plan_circuit(&q, &qi, Visibility::Private, PlanLimits::default()).unwrap();
+    let opts = Options {
+        families: Vec::new(),
+        ..Options::default()
+    };
+    let r = liar::run(&q, &qi, &plan, &opts);
+    assert!(r.slack.is_empty(), "{:?}", r.slack);
+    assert_eq!(r.unread, 0);
+}

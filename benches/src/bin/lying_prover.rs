@@ -105,7 +105,7 @@ fn main() {
         }
     }
     println!(
-        "| circuit | layout | k | op output: told / rejected / survived | other model: told / rejected / survived (skipped) | any cell: told / rejected / survived | slack cells | rejected by | s |"
+        "| circuit | layout | k | op output: told / rejected / survived | other model: told / rejected / survived (skipped) | any cell: told / rejected / survived | slack cells (unread) | rejected by | s |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut survivors = 0;
@@ -126,6 +126,13 @@ fn main() {
                 t.elapsed().as_secs_f64(),
                 &mut totals,
             );
+            if !report.slack.is_empty() {
+                eprintln!(
+                    "SLACK {name} [{layout}] {} cells, first (column, row): {:?}",
+                    report.slack.len(),
+                    &report.slack[..report.slack.len().min(12)]
+                );
+            }
             for v in report.survivors() {
                 eprintln!("SURVIVOR {name} [{layout}] {}: {}", v.family.name(), v.lie);
             }
@@ -228,12 +235,13 @@ fn row(
     }
     let by: Vec<String> = by.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
-        "| {name} | {layout} | {} | {} | {} | {} | {} | {} | {secs:.1} |",
+        "| {name} | {layout} | {} | {} | {} | {} | {} ({}) | {} | {secs:.1} |",
         r.k,
         cols[0],
         cols[1],
         cols[2],
         r.slack.len(),
+        r.unread,
         by.join(", ")
     );
 }

@@ -252,7 +252,8 @@ fn diff(a: &Trace, b: &Trace) -> Vec<At> {
     out
 }
 
-/// Mends what it can (see [`Trace::compensate`]; never the cells in `keep`), then names what
+/// Mends what it can (see [`Trace::compensate`]; never the cells in `keep`: a forger does not
+/// undo its own lie), then names what
 /// still fails near the changed cells. Returns the outcome and the mended cells with the
 /// values they had.
 fn judge(t: &mut Trace, changed: &[At], keep: &[At]) -> (Outcome, Vec<(At, Fr)>) {
@@ -290,7 +291,12 @@ pub fn run(q: &QGraph, inputs: &[Vec<i64>], plan: &CircuitPlan, opts: &Options) 
                 _ => None,
             })
             .collect(),
-        unread: unread.len(),
+        // Unassigned cells a gate names with a fixed zero weight (lincomb padding) are not
+        // counted: nothing but the gate's syntax reads them.
+        unread: unread
+            .iter()
+            .filter(|&&(c, r)| matches!(c, Col::Advice(c) if base.is_assigned(c, r)))
+            .count(),
         k: plan.k,
         ..Report::default()
     };
@@ -378,7 +384,7 @@ fn tell_output_lie(
     if changed.is_empty() {
         return Outcome::Skipped("the lie changed no cell".into());
     }
-    judge(&mut t, &changed, &[]).0
+    judge(&mut t, &changed, &changed).0
 }
 
 /// Each value `from` of `values` replaced by `to` (and only those): equal values stay equal.
@@ -622,7 +628,7 @@ fn other_model_lies(
                     if changed.is_empty() {
                         Outcome::Skipped("no effect on this input".into())
                     } else {
-                        judge(&mut t, &changed, &[]).0
+                        judge(&mut t, &changed, &changed).0
                     }
                 }
             }

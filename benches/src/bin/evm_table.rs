@@ -62,7 +62,7 @@ fn main() {
         args.iter().map(String::as_str).collect()
     };
     let work = tempfile_dir();
-    println!("| model | inputs | public values | advice columns (gate + dot + lookup) | k | code bytes | verify gas | real proof | tampered (4 cases) |");
+    println!("| model | inputs | public values | advice columns (gate + dot + lookup) | k | code bytes | verify gas | real proof | tampered (7 cases: a flipped byte, output + 1, output + r, a proof scalar + r, a commitment at infinity, 32 bytes appended, truncated) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for name in models {
         for &visibility in &visibilities {

@@ -3,10 +3,14 @@
 #![warn(missing_docs)]
 
 pub mod callbacks;
+mod capacity;
+pub mod ceilings;
 pub mod db;
 pub mod error;
 pub mod fhe;
+pub mod fleet;
 pub mod http;
+mod key_cache;
 pub mod models;
 pub mod queue;
 pub mod service;

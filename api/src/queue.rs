@@ -58,6 +58,8 @@ pub struct NewJob<'a> {
     pub idempotency: Option<(&'a str, &'a str)>,
     /// Where to POST the job when it ends.
     pub callback_url: Option<&'a str>,
+    /// Its estimated memory, in bytes, when known.
+    pub memory_bytes: Option<i64>,
 }
 
 /// The result of enqueueing.
@@ -76,8 +78,8 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued> {
     let (key, hash) = job.idempotency.unzip();
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, \
-         idempotency_key, request_hash, callback_url, created_ms) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10)",
+         idempotency_key, request_hash, callback_url, created_ms, memory_bytes) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(job.tenant_id)
@@ -89,6 +91,7 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued> {
     .bind(hash)
     .bind(job.callback_url)
     .bind(now_ms())
+    .bind(job.memory_bytes)
     .execute(&db.pool)
     .await;
     match inserted {
@@ -131,6 +134,8 @@ pub struct Claimed {
     pub payload: Value,
     /// This attempt's number, from 1.
     pub attempt: i64,
+    /// Its estimated memory in bytes, when known.
+    pub memory_bytes: Option<i64>,
 }
 
 fn claimed(row: &AnyRow) -> Result<Claimed> {
@@ -143,27 +148,38 @@ fn claimed(row: &AnyRow) -> Result<Claimed> {
         kind: JobKind::parse(&kind).ok_or_else(|| Error::NotFound(format!("job kind {kind}")))?,
         payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
         attempt: row.try_get(5)?,
+        memory_bytes: row.try_get(6)?,
     })
 }
 
-/// Claims the oldest queued job for `worker`, leased for `lease_ms`.
-pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> Result<Option<Claimed>> {
+/// Claims the oldest queued job for `worker` among those whose estimated memory is at most
+/// `free_memory` bytes (or not yet known), leased for `lease_ms`.
+pub async fn claim(
+    db: &Db,
+    worker: &str,
+    lease_ms: i64,
+    free_memory: i64,
+) -> Result<Option<Claimed>> {
     // Two literal statements (sqlx refuses SQL built at run time): they differ only in how
     // the oldest queued row is locked.
     let sql = match db.backend {
         Backend::Postgres => {
             "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
              attempts = attempts + 1, started_ms = COALESCE(started_ms, $3) \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_ms, id \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+             AND (memory_bytes IS NULL OR memory_bytes <= $4) ORDER BY created_ms, id \
              FOR UPDATE SKIP LOCKED LIMIT 1) AND status = 'queued' \
-             RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT)"
+             RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
+             memory_bytes"
         }
         Backend::Sqlite => {
             "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
              attempts = attempts + 1, started_ms = COALESCE(started_ms, $3) \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_ms, id \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+             AND (memory_bytes IS NULL OR memory_bytes <= $4) ORDER BY created_ms, id \
              LIMIT 1) AND status = 'queued' \
-             RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT)"
+             RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
+             memory_bytes"
         }
     };
     let now = now_ms();
@@ -171,6 +187,7 @@ pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> Result<Option<Claime
         .bind(worker)
         .bind(now + lease_ms)
         .bind(now)
+        .bind(free_memory)
         .fetch_optional(&db.pool)
         .await?;
     row.as_ref().map(claimed).transpose()
@@ -196,6 +213,23 @@ pub async fn release(db: &Db, id: &str, worker: &str) -> Result<bool> {
         "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, \
          attempts = attempts - 1 WHERE id = $1 AND worker = $2 AND status = 'running'",
     )
+    .bind(id)
+    .bind(worker)
+    .execute(&db.pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Gives job `id` back to the queue because it needs `memory_bytes`, more than `worker`
+/// has free: only a worker with that much free claims it next. The attempt is not counted.
+/// False if `worker` no longer holds it.
+pub async fn defer(db: &Db, id: &str, worker: &str, memory_bytes: i64) -> Result<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, \
+         attempts = attempts - 1, memory_bytes = $1, phase = NULL \
+         WHERE id = $2 AND worker = $3 AND status = 'running'",
+    )
+    .bind(memory_bytes)
     .bind(id)
     .bind(worker)
     .execute(&db.pool)

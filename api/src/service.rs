@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::callbacks::{self, CallbackPolicy};
+use crate::ceilings::Ceilings;
 use crate::db::{new_id, Db};
 use crate::error::{Error, Result};
 use crate::http::{router, AppState, Limits};
 use crate::store::Store;
-use crate::worker::{self, KeyCache, Stop, WorkerConfig};
+use crate::worker::{self, Capacity, KeyCache, Stop, WorkerConfig};
 
 /// Where the service keeps its state.
 #[derive(Clone, Debug)]
@@ -40,8 +41,10 @@ pub struct ServiceConfig {
     /// After a shutdown signal, how long workers may finish their jobs before releasing them
     /// to the queue (a second signal releases them at once).
     pub shutdown_grace: Duration,
-    /// The largest circuit, 2^max_k rows, a model may need.
-    pub max_k: u32,
+    /// What a model may cost at most (largest circuit, memory, proof, calibration, FHE):
+    /// tenant settings may lower these, never raise them. `max_prove_memory` is also the
+    /// memory this process's workers share.
+    pub ceilings: Ceilings,
 }
 
 /// What runs in a process beside the HTTP server: worker loops and a callback dispatcher.
@@ -92,7 +95,7 @@ impl ServiceConfig {
             callbacks: CallbackPolicy::default(),
             key_cache_bytes: 2 << 30,
             shutdown_grace: Duration::from_secs(30),
-            max_k: 24,
+            ceilings: Ceilings::default(),
         }
     }
 
@@ -119,6 +122,7 @@ impl ServiceConfig {
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", cache.display())))?;
         let (stop, stop_rx) = watch::channel(Stop::Run);
         let keys = Arc::new(KeyCache::new(self.key_cache_bytes));
+        let capacity = Arc::new(Capacity::new(self.ceilings.max_prove_memory));
         let workers = (0..self.workers)
             .map(|_| {
                 let name = new_id("wk");
@@ -129,7 +133,8 @@ impl ServiceConfig {
                     lease: self.lease,
                     poll: Duration::from_millis(250),
                     keys: keys.clone(),
-                    max_k: self.max_k,
+                    ceilings: self.ceilings,
+                    capacity: capacity.clone(),
                 };
                 let run = worker::run(db.clone(), store.clone(), cfg, stop_rx.clone());
                 (name, tokio::spawn(run))
@@ -178,12 +183,9 @@ pub async fn serve(
     let (db, store) = cfg.open().await?;
     let background = cfg.spawn_background(&db, &store)?;
     let state = AppState {
-        db,
-        store,
-        data_dir: cfg.data_dir.join("server"),
-        limits: cfg.limits,
-        cache_lock: Arc::new(Mutex::new(())),
+        ceilings: cfg.ceilings,
         allow_private_callbacks: cfg.callbacks.allow_private,
+        ..AppState::new(db, store, cfg.data_dir.join("server"), cfg.limits)
     };
     let listener = tokio::net::TcpListener::bind(bind)
         .await

@@ -2,7 +2,7 @@
 //! prove) off the async runtime, renews its lease while it works, and records the result.
 //! It keeps nothing but caches: compiled folders under its data dir, fetched from the store.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,11 +14,15 @@ use zkinfer_circuits::artifacts::files;
 use zkinfer_prover::pipeline::{self, CompileOptions, Prover};
 use zkinfer_prover::ProverError;
 
+pub use crate::capacity::Capacity;
+use crate::capacity::Reservation;
+use crate::ceilings::Ceilings;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::models;
+pub use crate::key_cache::KeyCache;
 use crate::queue::{self, Claimed, JobKind, Outcome};
 use crate::store::Store;
+use crate::{fleet, models};
 
 /// What a model upload recorded: its files in the store and how to compile it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,77 +57,12 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Proving keys held in memory, shared by the worker loops of one process.
     pub keys: Arc<KeyCache>,
-    /// The largest circuit (2^max_k rows) this service sets up: a model that needs more
-    /// fails its setup job with `model_too_large`.
-    pub max_k: u32,
+    /// What this worker allows a model to cost (its largest circuit, memory, proof, …): a
+    /// model that needs more than any worker allows fails its setup with `model_too_large`.
+    pub ceilings: Ceilings,
+    /// The memory the worker loops of one process share.
+    pub capacity: Arc<Capacity>,
 }
-
-/// Loaded provers (proving key and SRS) per model, most recently used last, within a budget
-/// of proving-key bytes; the newest is kept even if it alone exceeds the budget. Behind it,
-/// each worker's disk cache of compiled folders, and behind that the store.
-pub struct KeyCache {
-    budget: usize,
-    entries: std::sync::Mutex<VecDeque<(String, Arc<Prover>)>>,
-    /// One load at a time, so two loops missing the same model load it once.
-    loading: Mutex<()>,
-    /// FHE server keys loaded for encrypted runs.
-    pub fhe: crate::fhe::ServerKeys,
-}
-
-impl std::fmt::Debug for KeyCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let models: Vec<String> = self.lock().iter().map(|(m, _)| m.clone()).collect();
-        f.debug_struct("KeyCache")
-            .field("budget", &self.budget)
-            .field("models", &models)
-            .finish()
-    }
-}
-
-impl KeyCache {
-    /// A cache holding up to `budget` bytes of proving keys.
-    pub fn new(budget: usize) -> Self {
-        Self {
-            budget,
-            entries: Default::default(),
-            loading: Mutex::new(()),
-            fhe: crate::fhe::ServerKeys::new(FHE_KEYS_LOADED),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<Prover>)>> {
-        // A panic while holding this lock leaves the list consistent: keep using it.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The prover of `model_id`, if loaded.
-    pub fn get(&self, model_id: &str) -> Option<Arc<Prover>> {
-        let mut e = self.lock();
-        let i = e.iter().position(|(m, _)| m == model_id)?;
-        let entry = e.remove(i)?;
-        let p = entry.1.clone();
-        e.push_back(entry);
-        Some(p)
-    }
-
-    /// Holds `p` as `model_id`'s prover, dropping the least recently used beyond the budget.
-    pub fn insert(&self, model_id: &str, p: Arc<Prover>) {
-        let mut e = self.lock();
-        e.retain(|(m, _)| m != model_id);
-        e.push_back((model_id.to_string(), p));
-        while e.len() > 1 && e.iter().map(|(_, p)| p.pk_bytes()).sum::<usize>() > self.budget {
-            e.pop_front();
-        }
-    }
-
-    /// Models loaded, least recently used first.
-    pub fn models(&self) -> Vec<String> {
-        self.lock().iter().map(|(m, _)| m.clone()).collect()
-    }
-}
-
-/// FHE server keys a worker process keeps loaded (a decompressed m3c3 key is hundreds of MB).
-const FHE_KEYS_LOADED: usize = 2;
 
 /// The folder files a verifier or prover needs, in the order they are stored.
 const FOLDER_FILES: &[&str] = &[
@@ -155,15 +94,38 @@ pub enum Stop {
 pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Receiver<Stop>) {
     let cache_lock = Arc::new(Mutex::new(()));
     let lease_ms = cfg.lease.as_millis() as i64;
+    let mut last_heartbeat: Option<Instant> = None;
     loop {
         if *stop.borrow() != Stop::Run {
+            if let Err(e) = fleet::leave(&db, &cfg.name).await {
+                tracing::warn!("leaving the fleet: {e}");
+            }
             return;
+        }
+        if last_heartbeat.is_none_or(|t| t.elapsed() >= cfg.lease / 3) {
+            match fleet::heartbeat(&db, &cfg.name, cfg.ceilings.max_prove_memory).await {
+                Ok(()) => last_heartbeat = Some(Instant::now()),
+                Err(e) => tracing::warn!("heartbeat: {e}"),
+            }
         }
         if let Err(e) = queue::expire_leases(&db).await {
             tracing::warn!("expiring leases: {e}");
         }
-        let job = match queue::claim(&db, &cfg.name, lease_ms).await {
-            Ok(Some(job)) => job,
+        let claimed = {
+            let _one_claim = cfg.capacity.claiming.lock().await;
+            let free = i64::try_from(cfg.capacity.free()).unwrap_or(i64::MAX);
+            queue::claim(&db, &cfg.name, lease_ms, free)
+                .await
+                .map(|job| {
+                    job.map(|job| {
+                        let bytes = job.memory_bytes.and_then(|m| u64::try_from(m).ok());
+                        let held = cfg.capacity.reserve(bytes.unwrap_or(0));
+                        (job, held)
+                    })
+                })
+        };
+        let (job, held) = match claimed {
+            Ok(Some(claimed)) => claimed,
             Ok(None) => {
                 tokio::select! {
                     _ = tokio::time::sleep(cfg.poll) => {}
@@ -199,9 +161,14 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
             }
         };
         let outcome = tokio::select! {
-            r = run_job(&db, &store, &cfg, &cache_lock, &job) => match r {
+            r = run_job(&db, &store, &cfg, &cache_lock, &job, &held) => match r {
                 Ok(v) => Outcome::Succeeded(v),
-                Err(JobError(code, message)) => Outcome::Failed(code, message),
+                Err(JobEnd::Failed(code, message)) => Outcome::Failed(code, message),
+                Err(JobEnd::NeedsMemory(bytes)) => {
+                    renewer.abort();
+                    defer(&db, &cfg, &job, bytes).await;
+                    continue;
+                }
             },
             _ = released => {
                 renewer.abort();
@@ -219,11 +186,35 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
                     Ok(false) => tracing::warn!(job = %job.id, "lease already lost"),
                     Err(e) => tracing::warn!(job = %job.id, "releasing: {e} (its lease will expire)"),
                 }
+                let _ = fleet::leave(&db, &cfg.name).await;
                 return;
             }
         };
         renewer.abort();
+        drop(held);
         record(&db, &cfg, &job, &outcome, t).await;
+    }
+}
+
+/// Gives a setup job back to the queue for a worker with `bytes` free (its model queued again).
+async fn defer(db: &Db, cfg: &WorkerConfig, job: &Claimed, bytes: u64) {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    match queue::defer(
+        db,
+        &job.id,
+        &cfg.name,
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+    )
+    .await
+    {
+        Ok(true) => {
+            tracing::info!(job = %job.id, "needs {gib:.1} GiB, more than this worker has free: deferred");
+            if let Err(e) = models::set_state(db, &job.model_id, "queued", None, None, None).await {
+                tracing::warn!(job = %job.id, "recording the model's state: {e}");
+            }
+        }
+        Ok(false) => tracing::warn!(job = %job.id, "lease already lost"),
+        Err(e) => tracing::warn!(job = %job.id, "deferring: {e} (its lease will expire)"),
     }
 }
 
@@ -273,6 +264,26 @@ impl JobError {
     }
 }
 
+/// How a job ends short of success.
+enum JobEnd {
+    /// It failed: an error code and a message for the client.
+    Failed(String, String),
+    /// It needs this many bytes, more than this worker has free: another should take it.
+    NeedsMemory(u64),
+}
+
+impl From<Error> for JobEnd {
+    fn from(e: Error) -> Self {
+        JobError::from(e).into()
+    }
+}
+
+impl From<JobError> for JobEnd {
+    fn from(JobError(code, message): JobError) -> Self {
+        JobEnd::Failed(code, message)
+    }
+}
+
 /// A scratch folder for one job, in the worker's data dir (removed when dropped).
 fn scratch(cfg: &WorkerConfig) -> std::result::Result<tempfile::TempDir, JobError> {
     tempfile::tempdir_in(&cfg.data_dir).map_err(|e| JobError::internal(format!("scratch dir: {e}")))
@@ -300,16 +311,19 @@ async fn run_job(
     cfg: &WorkerConfig,
     cache_lock: &Mutex<()>,
     job: &Claimed,
-) -> std::result::Result<Value, JobError> {
+    held: &Reservation,
+) -> std::result::Result<Value, JobEnd> {
     match job.kind {
         JobKind::Setup => {
-            models::set_state(db, &job.model_id, "running", None, None, None).await?;
-            setup(db, store, cfg, job).await
+            models::set_state(db, &job.model_id, "running", None, None, None)
+                .await
+                .map_err(JobError::from)?;
+            setup(db, store, cfg, job, held).await
         }
-        JobKind::Prove => prove(db, store, cfg, cache_lock, job).await,
+        JobKind::Prove => Ok(prove(db, store, cfg, cache_lock, job).await?),
         JobKind::FheRun => crate::fhe::run(db, store, cfg, job)
             .await
-            .map_err(|(code, message)| JobError(code, message)),
+            .map_err(|(code, message)| JobEnd::Failed(code, message)),
     }
 }
 
@@ -325,7 +339,8 @@ async fn setup(
     store: &Store,
     cfg: &WorkerConfig,
     job: &Claimed,
-) -> std::result::Result<Value, JobError> {
+    held: &Reservation,
+) -> std::result::Result<Value, JobEnd> {
     let upload: Upload = serde_json::from_value(job.payload.clone())
         .map_err(|e| JobError::internal(format!("setup job payload: {e}")))?;
     let work = scratch(cfg)?;
@@ -334,8 +349,16 @@ async fn setup(
     write(&onnx, &store.get(&upload.onnx).await?)?;
     write(&calibration, &store.get(&upload.calibration).await?)?;
     let dir = work.path().join("model");
-    let mut opts: CompileOptions = upload.options.compile_options();
-    opts.limits.max_k = opts.limits.max_k.min(cfg.max_k);
+    // Planned for the largest worker seen: a model this worker cannot hold goes to it.
+    let fleet_ms = 3 * cfg.lease.as_millis() as i64;
+    let largest = match fleet::largest_memory(db, fleet_ms).await {
+        Ok(m) => m.unwrap_or(0).max(cfg.ceilings.max_prove_memory),
+        Err(e) => {
+            tracing::warn!(job = %job.id, "reading the fleet: {e}");
+            cfg.ceilings.max_prove_memory
+        }
+    };
+    let opts: CompileOptions = cfg.ceilings.compile_options(&upload.options, largest);
     let srs = cfg.srs.clone();
     let t = Instant::now();
     phase(db, cfg, job, "compiling").await;
@@ -344,11 +367,15 @@ async fn setup(
         .await
         .map_err(|e| JobError::internal(format!("compile task: {e}")))?
         .map_err(prover_error)?;
+    if !held.grow_to(settings.plan.prove_memory_bytes) {
+        return Err(JobEnd::NeedsMemory(settings.plan.prove_memory_bytes));
+    }
     // The FHE program comes from the same imported graph; a model it cannot take is recorded
     // as refused, and the circuit is set up all the same.
     let fhe_file = match upload.fhe {
         None => None,
         Some(fhe_opts) => {
+            let fhe_opts = cfg.ceilings.fhe_options(&fhe_opts);
             phase(db, cfg, job, "fhe_compiling").await;
             let (d, sha) = (dir.clone(), settings.model_sha256.clone());
             let file = tokio::task::spawn_blocking(move || {
@@ -392,6 +419,7 @@ async fn setup(
             "scale": settings.scale,
             "public_values": p.num_instances,
             "proof_bytes": p.proof_bytes,
+            "prove_memory_bytes": p.prove_memory_bytes,
             "setup_ms": setup_ms,
             "fhe": crate::fhe::summary(fhe_file.as_ref()),
         },

@@ -73,11 +73,15 @@ async fn running_job(db: &Db, tenant: &str, model: &str, url: &str) -> String {
         max_attempts: 3,
         idempotency: None,
         callback_url: Some(url),
+        memory_bytes: None,
     };
     let Enqueued::New(id) = queue::enqueue(db, &job).await.unwrap() else {
         panic!("a new job")
     };
-    let claimed = queue::claim(db, "w", 60_000).await.unwrap().unwrap();
+    let claimed = queue::claim(db, "w", 60_000, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claimed.id, id);
     id
 }

@@ -6,12 +6,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
 use zkinfer_api::http::{openapi_document, router, AppState, Limits};
 use zkinfer_api::store::Store;
 use zkinfer_api::worker::Stop;
@@ -94,14 +91,7 @@ async fn encrypted_runs_over_http_decrypt_to_the_simulation() {
             max_fhe_key_bytes: 48 << 20,
             ..Limits::default()
         };
-        let state = AppState {
-            db: db.clone(),
-            store: store.clone(),
-            data_dir: data_dir.clone(),
-            limits,
-            cache_lock: Arc::new(Mutex::new(())),
-            allow_private_callbacks: false,
-        };
+        let state = AppState::new(db.clone(), store.clone(), data_dir.clone(), limits);
         let (stop, worker) = start_worker(&db, &store, &data_dir, 24);
         let alice = Client {
             app: router(state.clone()),

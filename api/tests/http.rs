@@ -8,7 +8,6 @@ mod common;
 use common::{conforms, error_code, start_worker, Client};
 
 use std::path::Path;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -45,17 +44,15 @@ async fn upload_prove_poll_and_verify_over_http() {
         std::fs::create_dir_all(&data_dir).unwrap();
         let db = Db::connect(&url).await.unwrap();
         let store = Store::open(None, &data_dir).unwrap();
-        let state = AppState {
-            db: db.clone(),
-            store: store.clone(),
-            data_dir: data_dir.clone(),
-            limits: Limits {
+        let state = AppState::new(
+            db.clone(),
+            store.clone(),
+            data_dir.clone(),
+            Limits {
                 max_upload_bytes: 1 << 20,
                 ..Limits::default()
             },
-            cache_lock: Arc::new(Mutex::new(())),
-            allow_private_callbacks: false,
-        };
+        );
         let (stop, worker) = start_worker(&db, &store, &data_dir, 24);
         let state_copy = state.clone();
         let alice = Client {
@@ -640,14 +637,12 @@ async fn a_model_beyond_the_service_limit_fails_with_model_too_large() {
         .await
         .unwrap();
     let store = Store::open(None, tmp.path()).unwrap();
-    let state = AppState {
-        db: db.clone(),
-        store: store.clone(),
-        data_dir: tmp.path().join("server"),
-        limits: Limits::default(),
-        cache_lock: Arc::new(Mutex::new(())),
-        allow_private_callbacks: false,
-    };
+    let state = AppState::new(
+        db.clone(),
+        store.clone(),
+        tmp.path().join("server"),
+        Limits::default(),
+    );
     // 1l_mlp needs k = 7 within a 3,072-byte proof. (Left to the default budget, the planner
     // would raise it to fit k = 6 with a 3,808-byte proof, since nothing smaller fits.)
     let (stop, worker) = start_worker(&db, &store, tmp.path(), 6);

@@ -27,6 +27,7 @@ fn prove_job<'a>(tenant: &'a str, model: &'a str, payload: &'a serde_json::Value
         max_attempts: 3,
         idempotency: None,
         callback_url: None,
+        memory_bytes: None,
     }
 }
 
@@ -55,7 +56,7 @@ async fn each_job_is_claimed_and_finished_exactly_once() {
             let seen = seen.clone();
             tasks.push(tokio::spawn(async move {
                 let worker = format!("w{w}");
-                while let Some(job) = queue::claim(&db, &worker, 60_000).await.unwrap() {
+                while let Some(job) = queue::claim(&db, &worker, 60_000, i64::MAX).await.unwrap() {
                     *seen.lock().await.entry(job.id.clone()).or_default() += 1;
                     let out = Outcome::Succeeded(json!({ "by": worker, "n": job.payload["n"] }));
                     assert!(queue::finish(&db, &job.id, &worker, &out).await.unwrap());
@@ -95,10 +96,13 @@ async fn an_expired_lease_requeues_the_job_and_the_lost_worker_cannot_finish_it(
         };
 
         // Worker a claims with a lease that runs out (it died, or stalled).
-        let a = queue::claim(&db, "a", 1).await.unwrap().unwrap();
+        let a = queue::claim(&db, "a", 1, i64::MAX).await.unwrap().unwrap();
         assert_eq!((a.id.as_str(), a.attempt), (id.as_str(), 1));
         assert!(
-            queue::claim(&db, "b", 60_000).await.unwrap().is_none(),
+            queue::claim(&db, "b", 60_000, i64::MAX)
+                .await
+                .unwrap()
+                .is_none(),
             "held jobs are not claimed"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -109,7 +113,10 @@ async fn an_expired_lease_requeues_the_job_and_the_lost_worker_cannot_finish_it(
         );
 
         // Worker b takes it over; a's late writes change nothing.
-        let b = queue::claim(&db, "b", 60_000).await.unwrap().unwrap();
+        let b = queue::claim(&db, "b", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((b.id.as_str(), b.attempt), (id.as_str(), 2));
         assert!(!queue::renew(&db, &id, "a", 60_000).await.unwrap());
         let late = Outcome::Succeeded(json!({ "by": "a" }));
@@ -133,7 +140,7 @@ async fn an_expired_lease_requeues_the_job_and_the_lost_worker_cannot_finish_it(
             panic!()
         };
         for expected in [(1, 0), (0, 1)] {
-            queue::claim(&db, "c", 1).await.unwrap().unwrap();
+            queue::claim(&db, "c", 1, i64::MAX).await.unwrap().unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             assert_eq!(queue::expire_leases(&db).await.unwrap(), expected);
         }
@@ -142,7 +149,10 @@ async fn an_expired_lease_requeues_the_job_and_the_lost_worker_cannot_finish_it(
             (row.status.as_str(), row.error_code.as_deref()),
             ("failed", Some("worker_lost"))
         );
-        assert!(queue::claim(&db, "c", 60_000).await.unwrap().is_none());
+        assert!(queue::claim(&db, "c", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .is_none());
     }
 }
 
@@ -214,5 +224,54 @@ async fn idempotency_keys_tenants_and_cancellation() {
                 .await
                 .unwrap();
         assert_eq!(stored, 0, "keys are stored hashed");
+    }
+}
+
+#[tokio::test]
+async fn a_worker_claims_only_what_fits_its_free_memory_and_a_deferred_job_keeps_its_attempts() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let (tenant, model) = tenant_and_model(&db, "t").await;
+        let payload = json!({});
+        let mut big = prove_job(&tenant, &model, &payload);
+        big.memory_bytes = Some(1000);
+        let Enqueued::New(big_id) = queue::enqueue(&db, &big).await.unwrap() else {
+            panic!()
+        };
+        let small = prove_job(&tenant, &model, &payload);
+        let Enqueued::New(small_id) = queue::enqueue(&db, &small).await.unwrap() else {
+            panic!()
+        };
+        // The older job needs 1000 bytes: a worker with 999 free skips it for the newer one.
+        let c = queue::claim(&db, "w", 60_000, 999).await.unwrap().unwrap();
+        assert_eq!(c.id, small_id);
+        assert!(queue::claim(&db, "w", 60_000, 999).await.unwrap().is_none());
+        let c = queue::claim(&db, "w2", 60_000, 1000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.memory_bytes),
+            (big_id.as_str(), Some(1000))
+        );
+        // Deferred with what it turned out to need: queued, no attempt used, and only a
+        // worker with that much free takes it.
+        assert!(queue::defer(&db, &big_id, "w2", 5000).await.unwrap());
+        assert!(
+            !queue::defer(&db, &big_id, "w2", 5000).await.unwrap(),
+            "once"
+        );
+        let row = queue::get(&db, &tenant, &big_id).await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.attempts), ("queued", 0));
+        assert!(queue::claim(&db, "w", 60_000, 4999)
+            .await
+            .unwrap()
+            .is_none());
+        let c = queue::claim(&db, "w3", 60_000, 5000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.id.as_str(), c.attempt), (big_id.as_str(), 1));
     }
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use zkinfer_api::service::ServiceConfig;
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::Visibility;
@@ -22,6 +21,7 @@ use zkinfer_verifier::{solidity, VerifyOptions};
 mod fhe;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod service;
 
 #[derive(Parser)]
 #[command(
@@ -137,7 +137,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: String,
         #[command(flatten)]
-        service: ServiceArgs,
+        service: service::ServiceArgs,
         /// Worker loops in this process (0: none; run `zkinfer worker` elsewhere).
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -145,7 +145,7 @@ enum Command {
     /// Run proving workers on a shared database and store (no HTTP).
     Worker {
         #[command(flatten)]
-        service: ServiceArgs,
+        service: service::ServiceArgs,
         /// Worker loops in this process.
         #[arg(long, default_value_t = 1)]
         workers: usize,
@@ -153,7 +153,7 @@ enum Command {
     /// API keys of the service.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: service::KeysCommand,
     },
     /// Encrypted inference (TFHE): keys, encryption, the encrypted run, decryption, and the
     /// clear simulation.
@@ -175,89 +175,6 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Make an API key for a tenant (created if new): prints its callback-signing secret, then
-    /// the key as the last word.
-    Create {
-        /// The tenant's name.
-        #[arg(long)]
-        tenant: String,
-        /// The service's data dir (its embedded database), when no --database-url is given.
-        #[arg(long, default_value = "zkinfer-data")]
-        data_dir: PathBuf,
-        /// The service's database.
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: Option<String>,
-    },
-}
-
-/// Where the service keeps its state.
-#[derive(Args)]
-struct ServiceArgs {
-    /// `postgres://…` or `sqlite:PATH`; default: an embedded SQLite file in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: Option<String>,
-    /// The data dir: the embedded database, the default artifact store, caches.
-    #[arg(long, default_value = "zkinfer-data")]
-    data_dir: PathBuf,
-    /// The artifact store: `file:///absolute/path`, or `s3://BUCKET[/PREFIX]` (credentials,
-    /// region and endpoint from the standard AWS_* variables); default: DATA_DIR/store.
-    #[arg(long)]
-    store: Option<String>,
-    /// The ceremony file every model's setup uses (a development SRS without one).
-    #[arg(long)]
-    srs: Option<PathBuf>,
-    /// Seconds a worker's claim on a job holds without renewal: after a worker dies, its job
-    /// waits this long before another takes it.
-    #[arg(long, default_value_t = 30)]
-    lease_secs: u64,
-    /// Allow callbacks to loopback and private addresses (refused by default).
-    #[arg(long)]
-    allow_private_callbacks: bool,
-    /// Deliveries of a callback tried before giving up (backoff from 1 s, doubling).
-    #[arg(long, default_value_t = 8)]
-    callback_attempts: u32,
-    /// MiB of proving keys kept loaded in memory (per process), beyond the disk cache.
-    #[arg(long, default_value_t = 2048)]
-    key_cache_mb: usize,
-    /// After Ctrl-C or SIGTERM, seconds workers may finish their jobs before releasing them
-    /// to the queue (a second signal releases them at once).
-    #[arg(long, default_value_t = 30)]
-    shutdown_grace_secs: u64,
-    /// The largest circuit a model may need, 2^K rows: beyond it, its setup job fails with
-    /// model_too_large.
-    #[arg(long, default_value_t = 24)]
-    max_k: u32,
-    /// MiB an uploaded FHE server key may have (a compressed m3c3 key is 270 MiB).
-    #[arg(long, default_value_t = 512)]
-    max_fhe_key_mb: usize,
-}
-
-impl ServiceArgs {
-    fn config(self, workers: usize) -> ServiceConfig {
-        let mut cfg = ServiceConfig::new(self.data_dir);
-        cfg.database_url = self.database_url;
-        cfg.store = self.store;
-        cfg.srs = self.srs;
-        cfg.workers = workers;
-        cfg.lease = Duration::from_secs(self.lease_secs.max(1));
-        cfg.callbacks.allow_private = self.allow_private_callbacks;
-        cfg.callbacks.max_attempts = i64::from(self.callback_attempts.max(1));
-        cfg.key_cache_bytes = self.key_cache_mb << 20;
-        cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
-        cfg.max_k = self.max_k;
-        cfg.limits.max_fhe_key_bytes = self.max_fhe_key_mb << 20;
-        cfg
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
 }
 
 /// Compile options; defaults live in `QuantizeOptions` and `PlanLimits`.
@@ -617,54 +534,9 @@ fn dispatch(command: Command) -> Result<()> {
             bind,
             service,
             workers,
-        } => {
-            let cfg = service.config(workers);
-            if cfg.srs.is_none() {
-                eprintln!(
-                    "note: no --srs given: models are set up on a development SRS, and say so"
-                );
-            }
-            let db = cfg.database_url();
-            let rt = runtime()?;
-            let served = rt.block_on(zkinfer_api::service::serve(&cfg, &bind, |addr| {
-                println!("listening on http://{addr} (database {db}, {workers} workers)");
-            }));
-            // A released job's proving thread may still run: do not wait for it.
-            rt.shutdown_timeout(Duration::from_millis(100));
-            served?;
-        }
-        Command::Worker { service, workers } => {
-            let cfg = service.config(workers);
-            let db = cfg.database_url();
-            let rt = runtime()?;
-            let worked = rt.block_on(zkinfer_api::service::work(&cfg, |names| {
-                for name in names {
-                    println!("worker {name} on {db}");
-                }
-            }));
-            // A released job's proving thread may still run: do not wait for it.
-            rt.shutdown_timeout(Duration::from_millis(100));
-            worked?;
-        }
-        Command::Keys {
-            command:
-                KeysCommand::Create {
-                    tenant,
-                    data_dir,
-                    database_url,
-                },
-        } => {
-            let mut cfg = ServiceConfig::new(data_dir);
-            cfg.database_url = database_url;
-            cfg.workers = 0;
-            let key = runtime()?.block_on(async {
-                let (db, _) = cfg.open().await?;
-                zkinfer_api::tenants::create_key(&db, &tenant).await
-            })?;
-            println!("tenant {tenant} ({})", key.tenant_id);
-            println!("callback secret {}", key.callback_secret);
-            println!("key {}", key.key);
-        }
+        } => service::serve(service, &bind, workers)?,
+        Command::Worker { service, workers } => service::work(service, workers)?,
+        Command::Keys { command } => service::keys(command)?,
         Command::Inspect { dir } => {
             print!("{}", pipeline::inspect(&dir)?);
             if let Ok(file) = zkinfer_fhe::folder::read(&dir) {

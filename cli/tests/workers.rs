@@ -225,6 +225,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
             max_attempts: 3,
             idempotency: None,
             callback_url: None,
+            memory_bytes: None,
         };
         assert!(matches!(
             queue::enqueue(&db, &job).await.unwrap(),
@@ -259,6 +260,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
         max_attempts: 3,
         idempotency: None,
         callback_url: Some(&hook),
+        memory_bytes: None,
     };
     let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
         panic!()
@@ -297,6 +299,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
         &db,
         &NewJob {
             callback_url: None,
+            memory_bytes: None,
             ..job.clone()
         },
     )
@@ -371,6 +374,7 @@ async fn a_worker_on_an_s3_store_sets_up_and_proves() {
         max_attempts: 3,
         idempotency: None,
         callback_url: None,
+        memory_bytes: None,
     };
     let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
         panic!()

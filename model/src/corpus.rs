@@ -78,3 +78,127 @@ pub fn error_bound(scale: u32, want: &[Vec<f64>]) -> f64 {
     let max_abs = want.iter().flatten().fold(1.0f64, |m, v| m.max(v.abs()));
     16.0 / (1u64 << scale) as f64 * max_abs
 }
+
+/// ONNX files made in code with tract's own protobuf types, for tests of every crate.
+pub mod craft {
+    use tract_onnx::pb::tensor_shape_proto::{dimension::Value as D, Dimension};
+    use tract_onnx::pb::{self, tensor_proto::DataType};
+
+    /// A float tensor input of these dims.
+    pub fn float_input(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: DataType::Float as i32,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| Dimension {
+                                value: Some(D::DimValue(d)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Node `name` of op `op` on `inputs`, with one output, `NAME_out`.
+    pub fn node(
+        name: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<pb::AttributeProto>,
+    ) -> pb::NodeProto {
+        pb::NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![format!("{name}_out")],
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    /// A float tensor of these dims and values.
+    pub fn floats(name: &str, dims: &[i64], v: &[f32]) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            float_data: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// ConstantOfShape's `value` attribute: one float.
+    pub fn float_value(v: f32) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: "value".into(),
+            t: Some(floats("value", &[1], &[v])),
+            r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+            ..Default::default()
+        }
+    }
+
+    /// The file of a model with input `x` [1, 4], these initializers and nodes (opset 13),
+    /// and the last node's output as its output.
+    pub fn model(inits: Vec<pb::TensorProto>, nodes: Vec<pb::NodeProto>) -> Vec<u8> {
+        use prost::Message;
+        let last = nodes
+            .last()
+            .map(|n| n.output[0].clone())
+            .unwrap_or_default();
+        let graph = pb::GraphProto {
+            name: "crafted".into(),
+            node: nodes,
+            initializer: inits,
+            input: vec![float_input("x", &[1, 4])],
+            output: vec![pb::ValueInfoProto {
+                name: last,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+}
+
+/// A constant bomb: an ONNX file of a couple of hundred bytes whose node `bomb`
+/// (ConstantOfShape) asks for a `side × side` tensor of zeros, added to the input `x` [1, 4].
+pub fn constant_bomb(side: i64) -> Vec<u8> {
+    use craft::{float_value, model, node};
+    use tract_onnx::pb::{tensor_proto::DataType, TensorProto};
+    let shape = TensorProto {
+        name: "shape".into(),
+        dims: vec![2],
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![side, side],
+        ..Default::default()
+    };
+    model(
+        vec![shape],
+        vec![
+            node(
+                "bomb",
+                "ConstantOfShape",
+                &["shape"],
+                vec![float_value(0.0)],
+            ),
+            node("y", "Add", &["x", "bomb_out"], vec![]),
+        ],
+    )
+}

@@ -17,12 +17,14 @@ mod sparse;
 
 pub use error::ModelError;
 pub use graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn};
-pub use import::{load_onnx, load_onnx_bytes};
+pub use import::{load_onnx, load_onnx_bytes, MAX_CONSTANT_ELEMENTS};
 pub use input::{parse_calibration_json, parse_input_json, InputData};
 pub use qgraph::{
     dequantize, divide, isqrt_scaled, quantize_input, LookupTable, QGraph, QNode, QOp, Trace,
 };
-pub use quantize::{float_outputs, measured_error, quantize, quantize_samples, QuantizeOptions};
+pub use quantize::{
+    check_calibration, float_outputs, measured_error, quantize, quantize_samples, QuantizeOptions,
+};
 pub use sparse::Rows;
 
 /// Hex sha256 of some bytes: the content address of models and artifacts.

@@ -62,7 +62,7 @@ pub fn quantize_samples(
     // Each node's largest |value| over the samples (one evaluation at a time in memory).
     let mut node_max = vec![0f64; graph.nodes.len()];
     for sample in samples {
-        check_calibration(&graph, sample)?;
+        check_sample(&graph, sample)?;
         for (m, vals) in node_max.iter_mut().zip(graph.eval(sample)) {
             *m = vals.iter().fold(*m, |m, v| m.max(v.abs()));
         }
@@ -196,14 +196,32 @@ fn gather_table(col: &[f32], unit: f64, node: &str) -> Result<LookupTable> {
 
 /// The float graph's outputs on each sample (one list per graph output): what
 /// [`measured_error`] compares with, computed once however many quantizations are tried.
-pub fn float_outputs(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Vec<Vec<Vec<f64>>> {
-    samples
+pub fn float_outputs(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<Vec<Vec<Vec<f64>>>> {
+    check_calibration(graph, samples)?;
+    Ok(samples
         .iter()
         .map(|sample| {
             let vals = graph.eval(sample);
             graph.outputs.iter().map(|&o| vals[o].clone()).collect()
         })
-        .collect()
+        .collect())
+}
+
+/// Whether every calibration sample fits the graph's inputs (their number and sizes, finite
+/// values); the service checks this at upload, before any job runs.
+pub fn check_calibration(graph: &Graph, samples: &[Vec<Vec<f64>>]) -> Result<()> {
+    if samples.is_empty() {
+        return Err(ModelError::Input("no calibration sample".into()));
+    }
+    for (k, sample) in samples.iter().enumerate() {
+        check_sample(graph, sample).map_err(|e| match e {
+            ModelError::Input(m) if samples.len() > 1 => {
+                ModelError::Input(format!("calibration sample {k}: {m}"))
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 /// The fixed-point graph's error on `samples` against the float graph's outputs on them
@@ -348,7 +366,7 @@ fn to_fixed(x: f64, node: &str) -> Result<i64> {
     Ok(r as i64)
 }
 
-fn check_calibration(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
+fn check_sample(graph: &Graph, calibration: &[Vec<f64>]) -> Result<()> {
     let shapes = graph.input_shapes();
     if calibration.len() != shapes.len() {
         return Err(ModelError::Input(format!(

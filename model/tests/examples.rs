@@ -54,3 +54,22 @@ fn float_import_matches_onnxruntime_and_quantized_stays_close() {
         );
     }
 }
+
+/// The element budget checked before tract reads a file refuses none of the examples: every
+/// one either loads or fails for its own reason, never the budget's.
+#[test]
+fn no_example_is_over_the_element_budget() {
+    let root = example_dir("1l_mlp").join("..");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path().join("network.onnx");
+        if !path.exists() {
+            continue;
+        }
+        if let Err(zkinfer_model::ModelError::TooLarge(m)) = load_onnx(&path) {
+            assert!(!m.contains("budget"), "{}: {m}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} examples");
+}

@@ -65,3 +65,31 @@ fn a_comparison_on_the_input_is_refused_naming_an_unnamed_node_by_its_output() {
     );
     assert!(!detail.is_empty(), "a reason: {e}");
 }
+
+#[test]
+fn calibration_of_the_wrong_size_is_refused_not_a_panic() {
+    let dir = zkinfer_model::corpus::manifest_dir().join("tests/fixtures/matmul_bias");
+    let g = load_onnx(&dir.join("network.onnx")).unwrap();
+    let text = std::fs::read_to_string(dir.join("input.json")).unwrap();
+    let good = zkinfer_model::parse_calibration_json(&text).unwrap();
+    assert!(zkinfer_model::float_outputs(&g, &good).is_ok());
+    let sample = good[0].clone();
+    let mut short = sample.clone();
+    short[0].pop();
+    let two_inputs = vec![sample[0].clone(), sample[0].clone()];
+    let empty = vec![Vec::new()];
+    for (what, bad) in [
+        ("short", short),
+        ("two inputs", two_inputs),
+        ("empty", empty),
+    ] {
+        let samples = vec![sample.clone(), bad];
+        match zkinfer_model::float_outputs(&g, &samples) {
+            Err(ModelError::Input(m)) => {
+                assert!(m.starts_with("calibration sample 1: "), "{what}: {m}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(zkinfer_model::check_calibration(&g, &samples).is_err());
+    }
+}

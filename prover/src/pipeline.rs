@@ -54,7 +54,7 @@ fn quantize_for_target(
     samples: &[Vec<Vec<f64>>],
     opts: &CompileOptions,
 ) -> Result<(QGraph, f64), ProverError> {
-    let float = float_outputs(graph, samples);
+    let float = float_outputs(graph, samples)?;
     let quantize = |o: &QuantizeOptions| -> Result<(QGraph, f64), ModelError> {
         let q = quantize_samples(graph, samples, o)?;
         let err = measured_error(&q, samples, &float)?;

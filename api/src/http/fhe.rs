@@ -236,6 +236,7 @@ pub(super) async fn request_run(
         max_attempts: state.limits.max_attempts,
         idempotency: idempotency.as_deref().map(|k| (k, hash.as_str())),
         callback_url: callback_url.as_deref(),
+        memory_bytes: None,
     };
     super::jobs::enqueue(&state, &job).await
 }

@@ -85,9 +85,13 @@ pub(super) async fn request_proof(
         max_attempts: state.limits.max_attempts,
         idempotency: key.as_deref().map(|k| (k, hash.as_str())),
         callback_url: req.callback_url.as_deref(),
+        memory_bytes: i64::try_from(settings.plan.prove_memory_bytes).ok(),
     };
     enqueue(&state, &job).await
 }
+
+/// What a client at its job quota is told to wait before trying again.
+const QUOTA_RETRY_SECS: u64 = 5;
 
 /// Refuses a new job when the tenant has too many open ones (429) or its callback target is
 /// refused (422); checked before anything of the request is stored.
@@ -101,10 +105,12 @@ pub(super) async fn admit(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_jobs",
             format!(
-                "at most {} queued or running jobs per tenant",
+                "at most {} queued or running jobs per tenant (model uploads count: each is a \
+                 setup job)",
                 state.limits.max_queued_jobs
             ),
-        ));
+        )
+        .retry_after(QUOTA_RETRY_SECS));
     }
     if let Some(url) = callback_url {
         crate::callbacks::check_target(url, state.allow_private_callbacks)

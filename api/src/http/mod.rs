@@ -6,6 +6,7 @@ mod jobs;
 mod metrics;
 mod models;
 mod openapi;
+mod parse_gate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::sync::Mutex;
 
 pub use error::{ApiError, ApiResult};
 pub use openapi::document as openapi_document;
+pub use parse_gate::ParseGate;
 
 use crate::db::Db;
 use crate::store::Store;
@@ -36,6 +38,10 @@ pub struct Limits {
     pub max_queued_jobs: i64,
     /// Attempts of a job before it fails for good.
     pub max_attempts: i64,
+    /// Model uploads parsed at once.
+    pub max_parses: usize,
+    /// Model uploads of one tenant parsed at once (more: 429).
+    pub max_parses_per_tenant: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +51,8 @@ impl Default for Limits {
             max_fhe_key_bytes: 512 << 20,
             max_queued_jobs: 1000,
             max_attempts: 3,
+            max_parses: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_parses_per_tenant: 2,
         }
     }
 }
@@ -60,10 +68,34 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// Limits.
     pub limits: Limits,
+    /// What a model may cost at most: upload settings above these are refused.
+    pub ceilings: crate::ceilings::Ceilings,
     /// Serialises fetching folders into the cache.
     pub cache_lock: Arc<Mutex<()>>,
     /// Whether callbacks may target loopback and private addresses.
     pub allow_private_callbacks: bool,
+    /// The pool model uploads are parsed in.
+    pub parsing: Arc<ParseGate>,
+}
+
+impl AppState {
+    /// A state on `db` and `store`, caching under `data_dir`, with these limits and the
+    /// default ceilings; callbacks to private addresses refused.
+    pub fn new(db: Db, store: Store, data_dir: PathBuf, limits: Limits) -> Self {
+        Self {
+            db,
+            store,
+            data_dir,
+            limits,
+            ceilings: Default::default(),
+            cache_lock: Arc::new(Mutex::new(())),
+            allow_private_callbacks: false,
+            parsing: Arc::new(ParseGate::new(
+                limits.max_parses,
+                limits.max_parses_per_tenant,
+            )),
+        }
+    }
 }
 
 /// The router of the whole API.

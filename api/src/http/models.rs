@@ -186,18 +186,21 @@ pub(super) fn rejection(status: StatusCode, text: String, code: &'static str) ->
 #[utoipa::path(post, path = "/v1/models", tag = "models",
     request_body(content = ModelUpload, content_type = "multipart/form-data"),
     responses((status = 202, body = ModelAccepted),
-        (status = 400, description = "invalid_model, invalid_multipart, missing_field, invalid_settings, invalid_input", body = ErrorBody),
+        (status = 400, description = "invalid_model, invalid_multipart, missing_field, invalid_settings (a setting above the service's limit, named), invalid_input (calibration that does not fit the model's inputs), model_too_large (a tensor or the constants over the element budget, naming the node)", body = ErrorBody),
         (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 429, description = "too_many_jobs (uploads count), too_many_uploads (the tenant's uploads being parsed); Retry-After says when to try again", body = ErrorBody),
         (status = 422, description = "unsupported_op (naming the node)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     mut form: Multipart,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    // An upload is a setup job: it counts against the tenant's quota, checked first.
+    super::jobs::admit(&state, &tenant, None).await?;
     let (mut onnx, mut calibration, mut settings, mut fhe) = (None, None, None, None);
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
-        let bytes = field.bytes().await.map_err(multipart_error)?.to_vec();
+        let bytes = field.bytes().await.map_err(multipart_error)?;
         match name.as_str() {
             "model" => onnx = Some(bytes),
             "calibration" => calibration = Some(bytes),
@@ -232,36 +235,46 @@ pub(super) async fn upload(
     };
     let text = std::str::from_utf8(&calibration)
         .map_err(|_| bad("invalid_input", "calibration is not UTF-8 JSON"))?;
-    zkinfer_model::parse_calibration_json(text).map_err(|e| bad("invalid_input", e.to_string()))?;
-    // Parsing the ONNX graph is cheap next to compiling it; it runs off the async threads.
+    let samples = zkinfer_model::parse_calibration_json(text)
+        .map_err(|e| bad("invalid_input", e.to_string()))?;
+    state
+        .ceilings
+        .check(&options, fhe.as_ref(), samples.len())
+        .map_err(|e| bad("invalid_settings", e.to_string()))?;
+    // Parsed off the async threads, a few at a time (each tenant its share); the file is
+    // checked against an element budget before tract folds its constants.
     let graph = {
+        let _permit = state.parsing.enter(&tenant).await?;
         let onnx = onnx.clone();
         tokio::task::spawn_blocking(move || zkinfer_model::load_onnx_bytes(&onnx))
             .await
             .map_err(|e| ApiError::from(crate::Error::Config(format!("parse task: {e}"))))?
     };
-    if let Err(e) = graph {
-        return Err(match e {
-            ModelError::UnsupportedOp { .. } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unsupported_op",
-                e.to_string(),
-            ),
-            ModelError::Malformed(_) => bad("invalid_model", e.to_string()),
-            other => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_model",
-                other.to_string(),
-            ),
-        });
-    }
+    let graph = graph.map_err(|e| match e {
+        ModelError::UnsupportedOp { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_op",
+            e.to_string(),
+        ),
+        ModelError::Malformed(_) => bad("invalid_model", e.to_string()),
+        ModelError::TooLarge(_) => bad("model_too_large", e.to_string()),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model",
+            other.to_string(),
+        ),
+    })?;
+    zkinfer_model::check_calibration(&graph, &samples)
+        .map_err(|e| bad("invalid_input", e.to_string()))?;
+    drop(graph);
     let upload = Upload {
-        onnx: state.store.put(onnx).await?,
-        calibration: state.store.put(calibration).await?,
+        onnx: state.store.put(onnx.into()).await?,
+        calibration: state.store.put(calibration.into()).await?,
         options,
         fhe,
     };
-    let upload = serde_json::to_value(&upload).expect("serializable");
+    let upload = serde_json::to_value(&upload)
+        .map_err(|e| ApiError::from(crate::Error::Config(format!("upload record: {e}"))))?;
     let id =
         models::create_with_setup(&state.db, &tenant, &upload, state.limits.max_attempts).await?;
     Ok((

@@ -35,7 +35,10 @@ pub struct ModelUpload {
     /// An EZKL-format input.json, used to calibrate ranges.
     #[schema(value_type = String, format = Binary)]
     calibration: Vec<u8>,
-    /// Compile options as JSON (scale, param_scale, input_visibility, objective, …).
+    /// Compile options as JSON (`input_visibility`, `scale`, `param_scale`,
+    /// `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`, `freivalds`,
+    /// `target`, `max_error`, `max_prove_memory_gib`); each may lower the operator's
+    /// ceiling, never raise it.
     #[schema(value_type = Option<String>, format = Binary)]
     settings: Option<Vec<u8>>,
     /// FHE compile options as JSON (`params`: `m2c2` or `m3c3`, `input_bits`, `act_bits`,
@@ -142,6 +145,9 @@ pub struct Model {
     /// Public values of a proof (inputs when public, and outputs).
     public_values: Option<usize>,
     proof_bytes: Option<usize>,
+    /// Estimated peak memory of a proof (and of the setup), in bytes: a worker claims the
+    /// model's jobs only with this much free.
+    prove_memory_bytes: Option<u64>,
     setup_ms: Option<u64>,
     fhe: Option<FheSummary>,
 }

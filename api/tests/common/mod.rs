@@ -12,8 +12,9 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::watch;
 use tower::ServiceExt;
+use zkinfer_api::ceilings::Ceilings;
 use zkinfer_api::store::Store;
-use zkinfer_api::worker::{self, KeyCache, Stop, WorkerConfig};
+use zkinfer_api::worker::{self, Capacity, KeyCache, Stop, WorkerConfig};
 use zkinfer_api::Db;
 
 /// A fresh SQLite file and a fresh PostgreSQL database. Without `ZKINFER_TEST_POSTGRES` the
@@ -184,7 +185,11 @@ pub fn start_worker(
         lease: Duration::from_secs(30),
         poll: Duration::from_millis(50),
         keys: Arc::new(KeyCache::new(1 << 30)),
-        max_k,
+        ceilings: Ceilings {
+            max_k,
+            ..Ceilings::default()
+        },
+        capacity: Arc::new(Capacity::new(Ceilings::default().max_prove_memory)),
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));

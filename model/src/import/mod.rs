@@ -1,5 +1,6 @@
 //! tract-onnx → [`Graph`]: load, type, declutter, then lower each node.
 
+mod budget;
 mod linear;
 mod movement;
 mod pool;
@@ -29,6 +30,9 @@ use crate::graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn};
 
 /// Largest number of elements in one tensor the lowering accepts (codes are exact f32 ints).
 pub(crate) const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
+/// Largest number of elements of all the model's constants together (weights and what the
+/// file computes from constants alone), checked before tract folds them.
+pub const MAX_CONSTANT_ELEMENTS: usize = 1 << 25;
 
 /// Loads an ONNX file and lowers it.
 pub fn load_onnx(path: &Path) -> Result<Graph> {
@@ -45,6 +49,13 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
     let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(malformed)?;
+    if let Some(graph) = proto.graph.as_ref() {
+        budget::check(
+            graph,
+            MAX_TENSOR_ELEMENTS as u64,
+            MAX_CONSTANT_ELEMENTS as u64,
+        )?;
+    }
     // tract names a node as the file does, or after its first output when it has no name.
     let nodes: Vec<OnnxNode> = proto
         .graph

@@ -1,0 +1,179 @@
+//! `zkinfer serve`, `zkinfer worker` and `zkinfer keys`: the service's commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use zkinfer_api::service::ServiceConfig;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make an API key for a tenant (created if new): prints its callback-signing secret, then
+    /// the key as the last word.
+    Create {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// The service's data dir (its embedded database), when no --database-url is given.
+        #[arg(long, default_value = "zkinfer-data")]
+        data_dir: PathBuf,
+        /// The service's database.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+/// Where the service keeps its state.
+#[derive(Args)]
+pub struct ServiceArgs {
+    /// `postgres://…` or `sqlite:PATH`; default: an embedded SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// The data dir: the embedded database, the default artifact store, caches.
+    #[arg(long, default_value = "zkinfer-data")]
+    data_dir: PathBuf,
+    /// The artifact store: `file:///absolute/path`, or `s3://BUCKET[/PREFIX]` (credentials,
+    /// region and endpoint from the standard AWS_* variables); default: DATA_DIR/store.
+    #[arg(long)]
+    store: Option<String>,
+    /// The ceremony file every model's setup uses (a development SRS without one).
+    #[arg(long)]
+    srs: Option<PathBuf>,
+    /// Seconds a worker's claim on a job holds without renewal: after a worker dies, its job
+    /// waits this long before another takes it.
+    #[arg(long, default_value_t = 30)]
+    lease_secs: u64,
+    /// Allow callbacks to loopback and private addresses (refused by default).
+    #[arg(long)]
+    allow_private_callbacks: bool,
+    /// Deliveries of a callback tried before giving up (backoff from 1 s, doubling).
+    #[arg(long, default_value_t = 8)]
+    callback_attempts: u32,
+    /// MiB of proving keys kept loaded in memory (per process), beyond the disk cache.
+    #[arg(long, default_value_t = 2048)]
+    key_cache_mb: usize,
+    /// After Ctrl-C or SIGTERM, seconds workers may finish their jobs before releasing them
+    /// to the queue (a second signal releases them at once).
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace_secs: u64,
+    /// The largest circuit a model may need, 2^K rows: beyond it, its setup job fails with
+    /// model_too_large. Tenant settings may lower it (logrows), never raise it.
+    #[arg(long, default_value_t = 24)]
+    max_k: u32,
+    /// GiB of memory this process's workers share, and the most one model's setup or proof
+    /// may be estimated to need (default: this machine's memory). A worker claims only jobs
+    /// that fit what its running jobs leave free; a model needing more than any worker has
+    /// fails model_too_large. Tenant settings may lower it, never raise it.
+    #[arg(long)]
+    max_prove_memory: Option<f64>,
+    /// The largest proof a tenant may ask for, in bytes (max_proof_bytes).
+    #[arg(long, default_value_t = 8192)]
+    max_proof_bytes: usize,
+    /// The most calibration samples one upload may carry.
+    #[arg(long, default_value_t = 4096)]
+    max_calibration_samples: usize,
+    /// The most groups per dot product of a model's FHE program.
+    #[arg(long, default_value_t = 64)]
+    max_fhe_groups: usize,
+    /// The most bootstraps per sample of a model's FHE program (default: no ceiling).
+    #[arg(long)]
+    max_fhe_bootstraps: Option<usize>,
+    /// Model uploads one tenant may have parsed at once (more: 429 with Retry-After).
+    #[arg(long, default_value_t = 2)]
+    max_parses_per_tenant: usize,
+    /// MiB an uploaded FHE server key may have (a compressed m3c3 key is 270 MiB).
+    #[arg(long, default_value_t = 512)]
+    max_fhe_key_mb: usize,
+}
+
+impl ServiceArgs {
+    fn config(self, workers: usize) -> Result<ServiceConfig> {
+        let mut cfg = ServiceConfig::new(self.data_dir);
+        cfg.database_url = self.database_url;
+        cfg.store = self.store;
+        cfg.srs = self.srs;
+        cfg.workers = workers;
+        cfg.lease = Duration::from_secs(self.lease_secs.max(1));
+        cfg.callbacks.allow_private = self.allow_private_callbacks;
+        cfg.callbacks.max_attempts = i64::from(self.callback_attempts.max(1));
+        cfg.key_cache_bytes = self.key_cache_mb << 20;
+        cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        cfg.limits.max_fhe_key_bytes = self.max_fhe_key_mb << 20;
+        cfg.limits.max_parses_per_tenant = self.max_parses_per_tenant.max(1);
+        let c = &mut cfg.ceilings;
+        c.max_k = self.max_k;
+        if let Some(gib) = self.max_prove_memory {
+            anyhow::ensure!(
+                gib.is_finite() && gib > 0.0,
+                "--max-prove-memory must be a positive number of GiB"
+            );
+            c.max_prove_memory = (gib * (1u64 << 30) as f64) as u64;
+        }
+        c.max_proof_bytes = self.max_proof_bytes;
+        c.max_calibration_samples = self.max_calibration_samples;
+        c.max_fhe_groups = self.max_fhe_groups;
+        c.max_fhe_bootstraps = self.max_fhe_bootstraps;
+        Ok(cfg)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `zkinfer serve`.
+pub fn serve(service: ServiceArgs, bind: &str, workers: usize) -> Result<()> {
+    let cfg = service.config(workers)?;
+    if cfg.srs.is_none() {
+        eprintln!("note: no --srs given: models are set up on a development SRS, and say so");
+    }
+    let db = cfg.database_url();
+    let rt = runtime()?;
+    let served = rt.block_on(zkinfer_api::service::serve(&cfg, bind, |addr| {
+        println!("listening on http://{addr} (database {db}, {workers} workers)");
+    }));
+    // A released job's proving thread may still run: do not wait for it.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    Ok(served?)
+}
+
+/// `zkinfer worker`.
+pub fn work(service: ServiceArgs, workers: usize) -> Result<()> {
+    let cfg = service.config(workers)?;
+    let db = cfg.database_url();
+    let rt = runtime()?;
+    let worked = rt.block_on(zkinfer_api::service::work(&cfg, |names| {
+        for name in names {
+            println!("worker {name} on {db}");
+        }
+    }));
+    // A released job's proving thread may still run: do not wait for it.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    Ok(worked?)
+}
+
+/// `zkinfer keys`.
+pub fn keys(command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Create {
+            tenant,
+            data_dir,
+            database_url,
+        } => {
+            let mut cfg = ServiceConfig::new(data_dir);
+            cfg.database_url = database_url;
+            cfg.workers = 0;
+            let key = runtime()?.block_on(async {
+                let (db, _) = cfg.open().await?;
+                zkinfer_api::tenants::create_key(&db, &tenant).await
+            })?;
+            println!("tenant {tenant} ({})", key.tenant_id);
+            println!("callback secret {}", key.callback_secret);
+            println!("key {}", key.key);
+        }
+    }
+    Ok(())
+}

@@ -24,6 +24,10 @@ use zkinfer_api::store::Store;
 use zkinfer_api::worker::{self, Capacity, KeyCache, Stop, WorkerConfig};
 use zkinfer_api::{fleet, tenants, Db};
 
+/// An upload (model, calibration, settings), the code it is refused with, and a word of the
+/// message.
+type Refusal<'a> = (&'a [u8], &'a [u8], &'a [u8], &'a str, &'a str);
+
 fn mlp() -> (Vec<u8>, Vec<u8>) {
     let example = zkinfer_model::corpus::example_dir("1l_mlp");
     (
@@ -72,7 +76,7 @@ async fn uploads_that_lift_limits_bomb_the_parser_or_misfit_are_refused_at_once(
         );
         // A 2^14 × 2^14 ConstantOfShape in a file of a couple of hundred bytes.
         assert!(bomb.len() < 300, "{}", bomb.len());
-        let cases: [(&[u8], &[u8], &[u8], &str, &str); 6] = [
+        let cases: [Refusal; 6] = [
             (
                 &onnx,
                 &input,

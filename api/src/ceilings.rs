@@ -11,7 +11,7 @@ use zkinfer_prover::pipeline::CompileOptions;
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// The operator's ceilings.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ceilings {
     /// The largest circuit, 2^max_k rows.
     pub max_k: u32,

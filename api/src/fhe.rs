@@ -15,10 +15,11 @@ use zkinfer_fhe::{FheError, FheProgram, Header, ServerSide};
 
 use crate::db::{new_id, now_ms, Db};
 use crate::error::Result;
+use crate::executor::phase;
 use crate::models;
 use crate::queue::{self, Claimed};
 use crate::store::Store;
-use crate::worker::{phase, WorkerConfig};
+use crate::worker::WorkerConfig;
 
 /// An uploaded server key.
 #[derive(Clone, Debug)]

@@ -5,8 +5,10 @@
 pub mod callbacks;
 mod capacity;
 pub mod ceilings;
+pub mod child;
 pub mod db;
 pub mod error;
+pub mod executor;
 pub mod fhe;
 pub mod fleet;
 pub mod http;

@@ -12,7 +12,8 @@ use crate::db::{new_id, now_ms, Backend, Db};
 use crate::error::{Error, Result};
 
 /// What a job does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Compile and set up a model.
     Setup,
@@ -120,7 +121,7 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued> {
 }
 
 /// A job a worker holds.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Claimed {
     /// Its id.
     pub id: String,

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::callbacks::{self, CallbackPolicy};
 use crate::ceilings::Ceilings;
+use crate::child::{ChildConfig, ChildSpec};
 use crate::db::{new_id, Db};
 use crate::error::{Error, Result};
 use crate::http::{router, AppState, Limits};
@@ -45,6 +46,10 @@ pub struct ServiceConfig {
     /// tenant settings may lower these, never raise them. `max_prove_memory` is also the
     /// memory this process's workers share.
     pub ceilings: Ceilings,
+    /// The executable each worker loop runs its jobs in, as `EXE job-runner` (one long-lived
+    /// child per loop, restarted when it dies); `None`: jobs run in this process, and one
+    /// that runs out of memory takes the process down.
+    pub job_runner: Option<PathBuf>,
 }
 
 /// What runs in a process beside the HTTP server: worker loops and a callback dispatcher.
@@ -96,6 +101,7 @@ impl ServiceConfig {
             key_cache_bytes: 2 << 30,
             shutdown_grace: Duration::from_secs(30),
             ceilings: Ceilings::default(),
+            job_runner: None,
         }
     }
 
@@ -135,6 +141,20 @@ impl ServiceConfig {
                     keys: keys.clone(),
                     ceilings: self.ceilings,
                     capacity: capacity.clone(),
+                    child: self.job_runner.as_ref().map(|exe| ChildSpec {
+                        exe: exe.clone(),
+                        config: ChildConfig {
+                            database_url: self.database_url(),
+                            store: self.store.clone(),
+                            service_dir: self.data_dir.clone(),
+                            cache_dir: cache.clone(),
+                            srs: self.srs.clone(),
+                            lease_ms: self.lease.as_millis() as u64,
+                            key_cache_bytes: self.key_cache_bytes,
+                            ceilings: self.ceilings,
+                            name: name.clone(),
+                        },
+                    }),
                 };
                 let run = worker::run(db.clone(), store.clone(), cfg, stop_rx.clone());
                 (name, tokio::spawn(run))

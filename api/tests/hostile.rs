@@ -187,6 +187,7 @@ fn worker_with(
             ..Ceilings::default()
         },
         capacity: Arc::new(Capacity::new(memory)),
+        child: None,
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let handle = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));

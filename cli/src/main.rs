@@ -142,6 +142,13 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+    /// The process a worker loop runs its jobs in (started by serve and worker).
+    #[command(hide = true)]
+    JobRunner {
+        /// The worker loop it runs jobs for.
+        #[arg(long)]
+        worker: Option<String>,
+    },
     /// Run proving workers on a shared database and store (no HTTP).
     Worker {
         #[command(flatten)]
@@ -536,6 +543,7 @@ fn dispatch(command: Command) -> Result<()> {
             workers,
         } => service::serve(service, &bind, workers)?,
         Command::Worker { service, workers } => service::work(service, workers)?,
+        Command::JobRunner { worker } => service::job_runner(worker.as_deref())?,
         Command::Keys { command } => service::keys(command)?,
         Command::Inspect { dir } => {
             print!("{}", pipeline::inspect(&dir)?);

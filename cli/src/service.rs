@@ -82,6 +82,10 @@ pub struct ServiceArgs {
     /// Model uploads one tenant may have parsed at once (more: 429 with Retry-After).
     #[arg(long, default_value_t = 2)]
     max_parses_per_tenant: usize,
+    /// Run jobs in this process instead of one supervised child process per worker loop
+    /// (then a job that runs out of memory takes the whole process down).
+    #[arg(long)]
+    in_process_jobs: bool,
     /// MiB an uploaded FHE server key may have (a compressed m3c3 key is 270 MiB).
     #[arg(long, default_value_t = 512)]
     max_fhe_key_mb: usize,
@@ -114,6 +118,9 @@ impl ServiceArgs {
         c.max_calibration_samples = self.max_calibration_samples;
         c.max_fhe_groups = self.max_fhe_groups;
         c.max_fhe_bootstraps = self.max_fhe_bootstraps;
+        if !self.in_process_jobs {
+            cfg.job_runner = Some(std::env::current_exe()?);
+        }
         Ok(cfg)
     }
 }
@@ -176,4 +183,10 @@ pub fn keys(command: KeysCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `zkinfer job-runner`: the child process a worker loop runs its jobs in (not for people:
+/// it speaks JSON lines on stdin and stdout).
+pub fn job_runner(worker: Option<&str>) -> Result<()> {
+    Ok(runtime()?.block_on(zkinfer_api::child::child_main(worker))?)
 }

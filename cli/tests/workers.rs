@@ -407,3 +407,174 @@ async fn a_worker_on_an_s3_store_sets_up_and_proves() {
         .unwrap();
     assert!(child.wait().unwrap().success(), "graceful stop");
 }
+
+/// The job-runner children of worker loop `name`: their process ids (from /proc).
+fn job_runners_of(name: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.iter().any(|a| *a == b"job-runner") && args.contains(&name.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A job whose child process is killed as the kernel's OOM killer would (SIGKILL) fails
+/// `out_of_memory` after one attempt; the worker process keeps running, starts a new child,
+/// and the other loop's jobs (another tenant's) all succeed with one attempt each. The child
+/// runs under an address-space limit of the worker's memory and its slack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_in_its_child_fails_out_of_memory_and_nothing_else_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = fresh_postgres().await;
+    let store_url = format!("file://{}", tmp.path().join("bucket").display());
+    let db = Db::connect(&url).await.unwrap();
+    let store = Store::open(Some(&store_url), tmp.path()).unwrap();
+    let a = tenants::create_key(&db, "a").await.unwrap().tenant_id;
+    let b = tenants::create_key(&db, "b").await.unwrap().tenant_id;
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(["worker", "--database-url", &url, "--store", &store_url])
+        .args(["--data-dir", p(&tmp.path().join("w"))])
+        .args([
+            "--workers",
+            "2",
+            "--lease-secs",
+            LEASE_SECS,
+            "--max-prove-memory",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(worker.stdout.take().unwrap());
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        names.push(line.split_whitespace().nth(1).unwrap().to_string());
+    }
+    let slow = upload(&db, &store, &a, "lstm").await;
+    let fast = upload(&db, &store, &b, "1l_mlp").await;
+    wait_until("both models ready", Duration::from_secs(300), || async {
+        scalar(
+            &db,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM models WHERE status = 'ready'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    let input = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(example(name).join("input.json")).unwrap()).unwrap()
+    };
+    let enqueue = |tenant: String, model: String, payload: serde_json::Value| {
+        let db = db.clone();
+        async move {
+            let job = NewJob {
+                tenant_id: &tenant,
+                model_id: &model,
+                kind: JobKind::Prove,
+                payload: &payload,
+                max_attempts: 3,
+                idempotency: None,
+                callback_url: None,
+                memory_bytes: None,
+            };
+            match queue::enqueue(&db, &job).await.unwrap() {
+                Enqueued::New(id) | Enqueued::Existing(id) => id,
+            }
+        }
+    };
+    let doomed = enqueue(a.clone(), slow.clone(), input("lstm")).await;
+    // The doomed proof's worker loop, found once the proof runs.
+    wait_until(
+        "the doomed proof to run",
+        Duration::from_secs(60),
+        || async {
+            let phase: Option<String> = sqlx::query_scalar("SELECT phase FROM jobs WHERE id = $1")
+                .bind(&doomed)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            phase.as_deref() == Some("proving")
+        },
+    )
+    .await;
+    let victim: String = sqlx::query_scalar("SELECT worker FROM jobs WHERE id = $1")
+        .bind(&doomed)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let pids = job_runners_of(&victim);
+    assert_eq!(pids.len(), 1, "one child per worker loop: {pids:?}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", pids[0])).unwrap();
+    let address_space = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(
+        address_space,
+        zkinfer_api::child::address_space_for(4 << 30),
+        "{limits}"
+    );
+    // Meanwhile tenant B's proofs.
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        others.push(enqueue(b.clone(), fast.clone(), input("1l_mlp")).await);
+    }
+    assert!(Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_until(
+        "the doomed job to fail",
+        Duration::from_secs(60),
+        || async {
+            let s: String = sqlx::query_scalar("SELECT status FROM jobs WHERE id = $1")
+                .bind(&doomed)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            s == "failed"
+        },
+    )
+    .await;
+    let (code, attempts): (String, i64) =
+        sqlx::query_as("SELECT error_code, CAST(attempts AS BIGINT) FROM jobs WHERE id = $1")
+            .bind(&doomed)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!((code.as_str(), attempts), ("out_of_memory", 1));
+    for id in &others {
+        assert_eq!(
+            completed(&db, id).await.0,
+            1,
+            "no other job lost an attempt"
+        );
+    }
+    // The worker process lives on, and its loop has a new child for the next job.
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker process kept running"
+    );
+    let again = enqueue(a.clone(), slow.clone(), input("lstm")).await;
+    assert_eq!(completed(&db, &again).await.0, 1);
+    assert!(names.contains(&victim));
+    worker.kill().unwrap();
+    let _ = worker.wait();
+}

@@ -190,6 +190,7 @@ pub fn start_worker(
             ..Ceilings::default()
         },
         capacity: Arc::new(Capacity::new(Ceilings::default().max_prove_memory)),
+        child: None,
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));

@@ -1,0 +1,402 @@
+//! What runs a worker's jobs: compile and keygen of a setup, a proof, an FHE run. The same
+//! [`Executor`] runs in the worker's own process (tests, embedded use) or in the long-lived
+//! child process `zkinfer serve` and `zkinfer worker` supervise ([`crate::child`]), so that
+//! a job that runs out of memory takes only that child down.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use zkinfer_circuits::artifacts::{files, Settings};
+use zkinfer_prover::pipeline::{self, CompileOptions, Prover};
+use zkinfer_prover::ProverError;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::queue::{self, Claimed};
+use crate::store::Store;
+use crate::worker::WorkerConfig;
+use crate::{fleet, models};
+
+/// What a model upload recorded: its files in the store and how to compile it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Upload {
+    /// Store key of the ONNX file.
+    pub onnx: String,
+    /// Store key of the calibration input (EZKL format).
+    pub calibration: String,
+    /// Compile options.
+    pub options: zkinfer_prover::options::ModelOptions,
+    /// FHE compile options; `None`: no FHE program.
+    #[serde(default = "default_fhe")]
+    pub fhe: Option<zkinfer_fhe::FheOptions>,
+}
+
+fn default_fhe() -> Option<zkinfer_fhe::FheOptions> {
+    Some(Default::default())
+}
+
+/// The folder files a verifier or prover needs, in the order they are stored.
+const FOLDER_FILES: &[&str] = &[
+    files::SETTINGS,
+    files::QGRAPH,
+    files::CALIBRATION,
+    files::KEYS,
+    files::PK,
+    files::VK,
+    files::SRS,
+    files::KZG_VERIFIER,
+];
+
+/// One step of a job, as a worker loop asks for it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Compile a setup job's model; answered [`Response::Compiled`].
+    Compile(Claimed),
+    /// Make the keys of the model [`Request::Compile`] compiled for this job.
+    Keygen(Claimed),
+    /// Run a proof or FHE job.
+    Run(Claimed),
+}
+
+/// What a step ended with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// The model is compiled; its setup and proofs are estimated to need this many bytes.
+    Compiled(u64),
+    /// The job's result, or its error code and message.
+    Done(std::result::Result<Value, (String, String)>),
+}
+
+/// Runs job steps with one worker's caches (proving keys, compiled folders).
+pub struct Executor {
+    db: Db,
+    store: Store,
+    cfg: WorkerConfig,
+    cache_lock: Mutex<()>,
+    compiled: Mutex<Option<Compiled>>,
+}
+
+impl Executor {
+    /// An executor for worker `cfg` on `db` and `store`.
+    pub fn new(db: Db, store: Store, cfg: WorkerConfig) -> Self {
+        Self {
+            db,
+            store,
+            cfg,
+            cache_lock: Mutex::new(()),
+            compiled: Mutex::new(None),
+        }
+    }
+
+    /// Runs one step.
+    pub async fn execute(&self, request: Request) -> Response {
+        let (db, store, cfg) = (&self.db, &self.store, &self.cfg);
+        let done = |r: std::result::Result<Value, JobError>| {
+            Response::Done(r.map_err(|JobError(code, message)| (code, message)))
+        };
+        match request {
+            Request::Compile(job) => match compile(db, store, cfg, &job).await {
+                Ok(c) => {
+                    let bytes = c.settings.plan.prove_memory_bytes;
+                    *self.compiled.lock().await = Some(c);
+                    Response::Compiled(bytes)
+                }
+                Err(e) => done(Err(e)),
+            },
+            Request::Keygen(job) => {
+                let compiled = self.compiled.lock().await.take();
+                match compiled.filter(|c| c.job_id == job.id) {
+                    Some(c) => done(keygen(db, store, cfg, &job, c).await),
+                    None => done(Err(JobError::internal(format!(
+                        "keygen of job {} without its compiled model",
+                        job.id
+                    )))),
+                }
+            }
+            Request::Run(job) => match job.kind {
+                crate::queue::JobKind::Prove => {
+                    done(prove(db, store, cfg, &self.cache_lock, &job).await)
+                }
+                crate::queue::JobKind::FheRun => {
+                    Response::Done(crate::fhe::run(db, store, cfg, &job).await)
+                }
+                crate::queue::JobKind::Setup => done(Err(JobError::internal(
+                    "a setup job runs as compile and keygen".into(),
+                ))),
+            },
+        }
+    }
+}
+
+/// A job's failure: an error code and a message for the client.
+pub(crate) struct JobError(pub(crate) String, pub(crate) String);
+
+impl JobError {
+    fn internal(message: String) -> Self {
+        JobError("internal".into(), message)
+    }
+}
+
+/// A scratch folder for one job, in the worker's data dir (removed when dropped).
+fn scratch(cfg: &WorkerConfig) -> std::result::Result<tempfile::TempDir, JobError> {
+    tempfile::tempdir_in(&cfg.data_dir).map_err(|e| JobError::internal(format!("scratch dir: {e}")))
+}
+
+impl From<Error> for JobError {
+    fn from(e: Error) -> Self {
+        JobError::internal(e.to_string())
+    }
+}
+
+fn prover_error(e: ProverError) -> JobError {
+    let code = match &e {
+        ProverError::Circuit(zkinfer_circuits::CircuitError::TooLarge(_)) => "model_too_large",
+        ProverError::Model(_) => "invalid_input",
+        ProverError::GpuOutOfMemory(_) => "gpu_out_of_memory",
+        _ => "failed",
+    };
+    JobError(code.into(), e.to_string())
+}
+
+/// Records the phase job `job` is in; a failure to record it does not stop the job.
+pub(crate) async fn phase(db: &Db, cfg: &WorkerConfig, job: &Claimed, phase: &str) {
+    if let Err(e) = queue::set_phase(db, &job.id, &cfg.name, phase).await {
+        tracing::warn!(job = %job.id, "recording phase {phase}: {e}");
+    }
+}
+
+/// A setup job's model, compiled and waiting for its keys.
+struct Compiled {
+    job_id: String,
+    work: tempfile::TempDir,
+    upload: Upload,
+    settings: Settings,
+    started: Instant,
+}
+
+/// Compiles a setup job's model (planned for the largest worker seen) into a scratch folder
+/// kept for [`keygen`]; returns it and the memory its setup and proofs are estimated to need.
+async fn compile(
+    db: &Db,
+    store: &Store,
+    cfg: &WorkerConfig,
+    job: &Claimed,
+) -> std::result::Result<Compiled, JobError> {
+    models::set_state(db, &job.model_id, "running", None, None, None).await?;
+    let upload: Upload = serde_json::from_value(job.payload.clone())
+        .map_err(|e| JobError::internal(format!("setup job payload: {e}")))?;
+    let work = scratch(cfg)?;
+    let onnx = work.path().join("network.onnx");
+    let calibration = work.path().join("calibration-input.json");
+    write(&onnx, &store.get(&upload.onnx).await?)?;
+    write(&calibration, &store.get(&upload.calibration).await?)?;
+    let dir = work.path().join("model");
+    // Planned for the largest worker seen: a model this worker cannot hold goes to it.
+    let fleet_ms = 3 * cfg.lease.as_millis() as i64;
+    let largest = match fleet::largest_memory(db, fleet_ms).await {
+        Ok(m) => m.unwrap_or(0).max(cfg.ceilings.max_prove_memory),
+        Err(e) => {
+            tracing::warn!(job = %job.id, "reading the fleet: {e}");
+            cfg.ceilings.max_prove_memory
+        }
+    };
+    let opts: CompileOptions = cfg.ceilings.compile_options(&upload.options, largest);
+    let started = Instant::now();
+    phase(db, cfg, job, "compiling").await;
+    let settings =
+        tokio::task::spawn_blocking(move || pipeline::compile(&onnx, &calibration, &dir, &opts))
+            .await
+            .map_err(|e| JobError::internal(format!("compile task: {e}")))?
+            .map_err(prover_error)?;
+    Ok(Compiled {
+        job_id: job.id.clone(),
+        work,
+        upload,
+        settings,
+        started,
+    })
+}
+
+/// Compiles the FHE program (if asked for), makes the keys of a compiled model and stores
+/// the folder; returns the model's summary and artifacts.
+async fn keygen(
+    db: &Db,
+    store: &Store,
+    cfg: &WorkerConfig,
+    job: &Claimed,
+    compiled: Compiled,
+) -> std::result::Result<Value, JobError> {
+    let Compiled {
+        work,
+        upload,
+        settings,
+        started,
+        ..
+    } = compiled;
+    let dir = work.path().join("model");
+    let onnx = work.path().join("network.onnx");
+    let calibration = work.path().join("calibration-input.json");
+    let srs = cfg.srs.clone();
+    // The FHE program comes from the same imported graph; a model it cannot take is recorded
+    // as refused, and the circuit is set up all the same.
+    let fhe_file = match upload.fhe {
+        None => None,
+        Some(fhe_opts) => {
+            let fhe_opts = cfg.ceilings.fhe_options(&fhe_opts);
+            phase(db, cfg, job, "fhe_compiling").await;
+            let (d, sha) = (dir.clone(), settings.model_sha256.clone());
+            let file = tokio::task::spawn_blocking(move || {
+                zkinfer_fhe::folder::compile_files(&onnx, &calibration, &sha, &d, &fhe_opts)
+            })
+            .await
+            .map_err(|e| JobError::internal(format!("fhe compile task: {e}")))?
+            .map_err(|e| JobError("fhe_failed".into(), e.to_string()))?;
+            Some(file)
+        }
+    };
+    phase(db, cfg, job, "keygen").await;
+    let d = dir.clone();
+    let report = tokio::task::spawn_blocking(move || pipeline::setup(&d, srs.as_deref()))
+        .await
+        .map_err(|e| JobError::internal(format!("setup task: {e}")))?
+        .map_err(prover_error)?;
+    let setup_ms = started.elapsed().as_millis() as u64;
+    phase(db, cfg, job, "storing").await;
+    let mut artifacts = BTreeMap::new();
+    for name in FOLDER_FILES {
+        let bytes = std::fs::read(dir.join(name))
+            .map_err(|e| JobError::internal(format!("reading {name}: {e}")))?;
+        artifacts.insert(name.to_string(), store.put(bytes).await?);
+    }
+    if fhe_file.is_some() {
+        let name = zkinfer_fhe::folder::FHE_FILE;
+        let bytes = std::fs::read(dir.join(name))
+            .map_err(|e| JobError::internal(format!("reading {name}: {e}")))?;
+        artifacts.insert(name.to_string(), store.put(bytes).await?);
+    }
+    let p = &settings.plan;
+    Ok(json!({
+        "summary": {
+            "k": p.k,
+            "model_id": report.model_id,
+            "srs": report.srs.to_string(),
+            "input_visibility": p.visibility,
+            "input_shapes": settings.input_shapes,
+            "output_shapes": settings.output_shapes,
+            "scale": settings.scale,
+            "public_values": p.num_instances,
+            "proof_bytes": p.proof_bytes,
+            "prove_memory_bytes": p.prove_memory_bytes,
+            "setup_ms": setup_ms,
+            "fhe": crate::fhe::summary(fhe_file.as_ref()),
+        },
+        "artifacts": artifacts,
+    }))
+}
+
+/// The model's compiled folder in this process's disk cache, fetched from the store if
+/// missing (then the flag is true).
+pub async fn materialize(
+    store: &Store,
+    data_dir: &Path,
+    cache_lock: &Mutex<()>,
+    model_id: &str,
+    artifacts: &Value,
+) -> Result<(PathBuf, bool)> {
+    let dir = data_dir.join("models").join(model_id);
+    let _guard = cache_lock.lock().await;
+    if dir.join(files::SETTINGS).exists() {
+        return Ok((dir, false));
+    }
+    // Fetched into a scratch folder and renamed, so a half-fetched folder is never used.
+    std::fs::create_dir_all(data_dir.join("models"))
+        .map_err(|e| Error::Config(format!("cache dir: {e}")))?;
+    let tmp = tempfile::tempdir_in(data_dir.join("models"))
+        .map_err(|e| Error::Config(format!("cache dir: {e}")))?;
+    for name in FOLDER_FILES {
+        let key = artifacts[*name]
+            .as_str()
+            .ok_or_else(|| Error::NotFound(format!("artifact {name} of model {model_id}")))?;
+        std::fs::write(tmp.path().join(name), store.get(key).await?)
+            .map_err(|e| Error::Config(format!("cache write: {e}")))?;
+    }
+    let fetched = tmp.keep();
+    if let Err(e) = std::fs::rename(&fetched, &dir) {
+        // Another process (each worker loop's job runner has its own) fetched it first.
+        let _ = std::fs::remove_dir_all(&fetched);
+        if !dir.join(files::SETTINGS).exists() {
+            return Err(Error::Config(format!("cache rename: {e}")));
+        }
+    }
+    Ok((dir, true))
+}
+
+async fn prove(
+    db: &Db,
+    store: &Store,
+    cfg: &WorkerConfig,
+    cache_lock: &Mutex<()>,
+    job: &Claimed,
+) -> std::result::Result<Value, JobError> {
+    let text = json!({ "input_data": job.payload["input_data"] }).to_string();
+    let data = zkinfer_model::parse_input_json(&text)
+        .map_err(|e| JobError("invalid_input".into(), e.to_string()))?;
+    let (prover, source, load_ms) = loaded(db, store, cfg, cache_lock, job).await?;
+    phase(db, cfg, job, "proving").await;
+    let t = Instant::now();
+    let proof = tokio::task::spawn_blocking(move || prover.prove(&data))
+        .await
+        .map_err(|e| JobError::internal(format!("prove task: {e}")))?
+        .map_err(prover_error)?;
+    Ok(json!({
+        "proof_file": proof,
+        "prove_ms": t.elapsed().as_millis() as u64,
+        "load_ms": load_ms,
+        "keys_from": source,
+    }))
+}
+
+/// The job's model loaded for proving, and where its keys came from: `memory`, this worker's
+/// `disk` cache, or the `store`; with the milliseconds loading took.
+async fn loaded(
+    db: &Db,
+    store: &Store,
+    cfg: &WorkerConfig,
+    cache_lock: &Mutex<()>,
+    job: &Claimed,
+) -> std::result::Result<(Arc<Prover>, &'static str, u64), JobError> {
+    if let Some(p) = cfg.keys.get(&job.model_id) {
+        return Ok((p, "memory", 0));
+    }
+    let _loading = cfg.keys.loading.lock().await;
+    if let Some(p) = cfg.keys.get(&job.model_id) {
+        return Ok((p, "memory", 0));
+    }
+    let model = models::get(db, &job.tenant_id, &job.model_id)
+        .await?
+        .ok_or_else(|| JobError("model_not_found".into(), "the model was deleted".into()))?;
+    let artifacts = model
+        .artifacts
+        .ok_or_else(|| JobError("model_not_ready".into(), "the model is not set up".into()))?;
+    phase(db, cfg, job, "loading_keys").await;
+    let t = Instant::now();
+    let (dir, fetched) =
+        materialize(store, &cfg.data_dir, cache_lock, &job.model_id, &artifacts).await?;
+    let prover = tokio::task::spawn_blocking(move || Prover::load(&dir))
+        .await
+        .map_err(|e| JobError::internal(format!("load task: {e}")))?
+        .map_err(prover_error)?;
+    let prover = Arc::new(prover);
+    cfg.keys.insert(&job.model_id, prover.clone());
+    let source = if fetched { "store" } else { "disk" };
+    Ok((prover, source, t.elapsed().as_millis() as u64))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> std::result::Result<(), JobError> {
+    std::fs::write(path, bytes).map_err(|e| JobError::internal(format!("{}: {e}", path.display())))
+}

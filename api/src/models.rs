@@ -125,6 +125,21 @@ pub async fn set_state(
     artifacts: Option<&Value>,
     error: Option<(&str, &str)>,
 ) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    set_state_in(&mut tx, id, status, summary, artifacts, error).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`set_state`] within a transaction.
+pub async fn set_state_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    status: &str,
+    summary: Option<&Value>,
+    artifacts: Option<&Value>,
+    error: Option<(&str, &str)>,
+) -> Result<()> {
     let (code, message) = error.unzip();
     sqlx::query(
         "UPDATE models SET status = $1, summary = $2, artifacts = $3, error_code = $4, error = $5, \
@@ -137,7 +152,7 @@ pub async fn set_state(
     .bind(message)
     .bind(now_ms())
     .bind(id)
-    .execute(&db.pool)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

@@ -1,6 +1,9 @@
-//! The job queue. A worker claims the oldest queued job atomically (PostgreSQL: `FOR UPDATE
-//! SKIP LOCKED`, so concurrent workers never wait on each other; SQLite: one `UPDATE …
-//! RETURNING` under its single writer lock) and holds it under a lease it renews while it works.
+//! The job queue. A worker claims a queued job atomically (PostgreSQL: `FOR UPDATE SKIP
+//! LOCKED`, so concurrent workers never wait on each other; SQLite: one `UPDATE … RETURNING`
+//! under its single writer lock) and holds it under a lease it renews while it works. Claims
+//! are fair across tenants: the next job is the oldest of a tenant with the fewest jobs
+//! running, so one tenant's backlog never holds another's job behind more than one of its
+//! own per worker.
 //! Every later write names the worker, so a worker whose lease expired (and whose job another
 //! took over) cannot finish it: each job completes exactly once.
 
@@ -153,8 +156,9 @@ fn claimed(row: &AnyRow) -> Result<Claimed> {
     })
 }
 
-/// Claims the oldest queued job for `worker` among those whose estimated memory is at most
-/// `free_memory` bytes (or not yet known), leased for `lease_ms`.
+/// Claims a queued job for `worker` among those whose estimated memory is at most
+/// `free_memory` bytes (or not yet known), leased for `lease_ms`: the oldest of the tenants
+/// with the fewest jobs running.
 pub async fn claim(
     db: &Db,
     worker: &str,
@@ -167,17 +171,23 @@ pub async fn claim(
         Backend::Postgres => {
             "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
              attempts = attempts + 1, started_ms = COALESCE(started_ms, $3) \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-             AND (memory_bytes IS NULL OR memory_bytes <= $4) ORDER BY created_ms, id \
-             FOR UPDATE SKIP LOCKED LIMIT 1) AND status = 'queued' \
+             WHERE id = (SELECT j.id FROM jobs j LEFT JOIN (SELECT tenant_id, COUNT(*) AS n \
+             FROM jobs WHERE status = 'running' GROUP BY tenant_id) r \
+             ON r.tenant_id = j.tenant_id WHERE j.status = 'queued' \
+             AND (j.memory_bytes IS NULL OR j.memory_bytes <= $4) \
+             ORDER BY COALESCE(r.n, 0), j.created_ms, j.id \
+             FOR UPDATE OF j SKIP LOCKED LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
              memory_bytes"
         }
         Backend::Sqlite => {
             "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
              attempts = attempts + 1, started_ms = COALESCE(started_ms, $3) \
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-             AND (memory_bytes IS NULL OR memory_bytes <= $4) ORDER BY created_ms, id \
+             WHERE id = (SELECT j.id FROM jobs j LEFT JOIN (SELECT tenant_id, COUNT(*) AS n \
+             FROM jobs WHERE status = 'running' GROUP BY tenant_id) r \
+             ON r.tenant_id = j.tenant_id WHERE j.status = 'queued' \
+             AND (j.memory_bytes IS NULL OR j.memory_bytes <= $4) \
+             ORDER BY COALESCE(r.n, 0), j.created_ms, j.id \
              LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
              memory_bytes"
@@ -211,7 +221,7 @@ pub async fn renew(db: &Db, id: &str, worker: &str, lease_ms: i64) -> Result<boo
 /// is not counted against the job. False if `worker` no longer holds it.
 pub async fn release(db: &Db, id: &str, worker: &str) -> Result<bool> {
     let r = sqlx::query(
-        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, \
+        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, phase = NULL, \
          attempts = attempts - 1 WHERE id = $1 AND worker = $2 AND status = 'running'",
     )
     .bind(id)
@@ -250,13 +260,28 @@ pub enum Outcome {
 /// Records the end of job `id` by `worker` (which stays recorded as the one that finished
 /// it); false (nothing written) if the worker no longer holds it.
 pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Result<bool> {
+    finish_with(db, id, worker, outcome, None, None).await
+}
+
+/// [`finish`], also recording how long the attempt ran (for `/metrics`) and, for a setup
+/// job, its model's state (`ready` with the result's summary and artifacts, or `failed`
+/// with the error), all in one transaction: a job never ends without its model.
+pub async fn finish_with(
+    db: &Db,
+    id: &str,
+    worker: &str,
+    outcome: &Outcome,
+    run_ms: Option<i64>,
+    setup_of: Option<&str>,
+) -> Result<bool> {
     let (status, result, code, message) = match outcome {
         Outcome::Succeeded(v) => ("succeeded", Some(v.to_string()), None, None),
         Outcome::Failed(c, m) => ("failed", None, Some(c.as_str()), Some(m.as_str())),
     };
+    let mut tx = db.pool.begin().await?;
     let r = sqlx::query(
         "UPDATE jobs SET status = $1, result = $2, error_code = $3, error = $4, finished_ms = $5, \
-         lease_until_ms = NULL, \
+         lease_until_ms = NULL, phase = NULL, run_ms = COALESCE($8, run_ms), \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $5 \
          WHERE id = $6 AND worker = $7 AND status = 'running'",
@@ -268,47 +293,87 @@ pub async fn finish(db: &Db, id: &str, worker: &str, outcome: &Outcome) -> Resul
     .bind(now_ms())
     .bind(id)
     .bind(worker)
-    .execute(&db.pool)
+    .bind(run_ms)
+    .execute(&mut *tx)
     .await?;
-    Ok(r.rows_affected() == 1)
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some(model) = setup_of {
+        match outcome {
+            Outcome::Succeeded(v) => {
+                crate::models::set_state_in(
+                    &mut tx,
+                    model,
+                    "ready",
+                    Some(&v["summary"]),
+                    Some(&v["artifacts"]),
+                    None,
+                )
+                .await?
+            }
+            Outcome::Failed(c, m) => {
+                crate::models::set_state_in(&mut tx, model, "failed", None, None, Some((c, m)))
+                    .await?
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
-/// Records how long the attempt that finished job `id` ran (for `/metrics`).
-pub async fn record_run_ms(db: &Db, id: &str, worker: &str, run_ms: i64) -> Result<()> {
-    sqlx::query("UPDATE jobs SET run_ms = $1 WHERE id = $2 AND worker = $3")
-        .bind(run_ms)
-        .bind(id)
-        .bind(worker)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
-}
-
-/// Jobs whose lease expired go back to the queue, or fail once they have used their attempts.
+/// Jobs whose lease expired go back to the queue, or fail once they have used their attempts;
+/// a setup job's model follows it (queued again, or failed) in the same transaction.
 /// Returns (requeued, failed).
 pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
     let now = now_ms();
+    let mut tx = db.pool.begin().await?;
     let failed = sqlx::query(
         "UPDATE jobs SET status = 'failed', error_code = 'worker_lost', \
          error = 'the worker holding the job stopped renewing its lease, on every attempt', \
-         finished_ms = $1, worker = NULL, lease_until_ms = NULL, \
+         finished_ms = $1, worker = NULL, lease_until_ms = NULL, phase = NULL, \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $1 \
-         WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= max_attempts",
+         WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= max_attempts \
+         RETURNING model_id, kind",
     )
     .bind(now)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *tx)
+    .await?;
     let requeued = sqlx::query(
-        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL \
-         WHERE status = 'running' AND lease_until_ms < $1",
+        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, phase = NULL \
+         WHERE status = 'running' AND lease_until_ms < $1 RETURNING model_id, kind",
     )
     .bind(now)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok((requeued, failed))
+    .fetch_all(&mut *tx)
+    .await?;
+    for (rows, state) in [(&failed, "failed"), (&requeued, "queued")] {
+        for row in rows {
+            let (model, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            if kind == JobKind::Setup.as_str() {
+                let error = (state == "failed").then_some((
+                    "worker_lost",
+                    "the worker setting the model up stopped renewing its lease, on every attempt",
+                ));
+                crate::models::set_state_in(&mut tx, &model, state, None, None, error).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok((requeued.len() as u64, failed.len() as u64))
+}
+
+/// Jobs held by `worker`, which is known to be gone (a previous run of this process), are
+/// treated as if their lease had run out: the next [`expire_leases`] requeues them at once
+/// instead of after the lease. Returns how many.
+pub async fn orphan(db: &Db, worker: &str) -> Result<u64> {
+    Ok(
+        sqlx::query("UPDATE jobs SET lease_until_ms = 0 WHERE worker = $1 AND status = 'running'")
+            .bind(worker)
+            .execute(&db.pool)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs).

@@ -15,6 +15,7 @@ use crate::child::{ChildConfig, ChildSpec};
 use crate::db::{new_id, Db};
 use crate::error::{Error, Result};
 use crate::http::{router, AppState, Limits};
+use crate::queue;
 use crate::store::Store;
 use crate::worker::{self, Capacity, KeyCache, Stop, WorkerConfig};
 
@@ -122,16 +123,35 @@ impl ServiceConfig {
         Ok((db, store))
     }
 
-    fn spawn_background(&self, db: &Db, store: &Store) -> Result<Background> {
+    async fn spawn_background(&self, db: &Db, store: &Store) -> Result<Background> {
         let cache = self.data_dir.join("worker");
         std::fs::create_dir_all(&cache)
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", cache.display())))?;
+        // The worker loops of this data dir's previous run are gone: their jobs go back to
+        // the queue now, not when their leases run out.
+        let names_file = cache.join("names");
+        if let Ok(previous) = std::fs::read_to_string(&names_file) {
+            for name in previous.lines().filter(|l| !l.is_empty()) {
+                match queue::orphan(db, name).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("{n} job(s) of the previous run's {name} requeued"),
+                    Err(e) => tracing::warn!("requeueing the jobs of {name}: {e}"),
+                }
+                let _ = crate::fleet::leave(db, name).await;
+            }
+            if let Err(e) = queue::expire_leases(db).await {
+                tracing::warn!("expiring leases: {e}");
+            }
+        }
+        let names: Vec<String> = (0..self.workers).map(|_| new_id("wk")).collect();
+        std::fs::write(&names_file, names.join("\n"))
+            .map_err(|e| Error::Config(format!("cannot write {}: {e}", names_file.display())))?;
         let (stop, stop_rx) = watch::channel(Stop::Run);
         let keys = Arc::new(KeyCache::new(self.key_cache_bytes));
         let capacity = Arc::new(Capacity::new(self.ceilings.max_prove_memory));
-        let workers = (0..self.workers)
-            .map(|_| {
-                let name = new_id("wk");
+        let workers = names
+            .into_iter()
+            .map(|name| {
                 let cfg = WorkerConfig {
                     name: name.clone(),
                     data_dir: cache.clone(),
@@ -201,7 +221,7 @@ pub async fn serve(
     on_listen: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
     let (db, store) = cfg.open().await?;
-    let background = cfg.spawn_background(&db, &store)?;
+    let background = cfg.spawn_background(&db, &store).await?;
     let state = AppState {
         ceilings: cfg.ceilings,
         allow_private_callbacks: cfg.callbacks.allow_private,
@@ -230,7 +250,7 @@ pub async fn serve(
 /// records them).
 pub async fn work(cfg: &ServiceConfig, on_start: impl FnOnce(&[String])) -> Result<()> {
     let (db, store) = cfg.open().await?;
-    let background = cfg.spawn_background(&db, &store)?;
+    let background = cfg.spawn_background(&db, &store).await?;
     on_start(
         &background
             .workers

@@ -122,6 +122,7 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
             job.id.clone(),
             cfg.name.clone(),
             cfg.lease,
+            cfg.ceilings.max_prove_memory,
             lost_tx,
         ));
         let t = Instant::now();
@@ -208,10 +209,17 @@ async fn steps(runner: &mut Runner, job: &Claimed, held: &Reservation) -> Ended 
     }
 }
 
-/// Renews `worker`'s lease on job `id` every third of the lease. A database error is retried
-/// with backoff until the lease would have run out; then, or when another worker holds the
-/// job, `lost` is set.
-async fn renew(db: Db, id: String, worker: String, lease: Duration, lost: watch::Sender<bool>) {
+/// Renews `worker`'s lease on job `id` (and its place in the fleet, with `memory`) every
+/// third of the lease. A database error is retried with backoff until the lease would have
+/// run out; then, or when another worker holds the job, `lost` is set.
+async fn renew(
+    db: Db,
+    id: String,
+    worker: String,
+    lease: Duration,
+    memory: u64,
+    lost: watch::Sender<bool>,
+) {
     let lease_ms = lease.as_millis() as i64;
     let mut held_until = Instant::now() + lease;
     loop {
@@ -221,6 +229,9 @@ async fn renew(db: Db, id: String, worker: String, lease: Duration, lost: watch:
             match queue::renew(&db, &id, &worker, lease_ms).await {
                 Ok(true) => {
                     held_until = Instant::now() + lease;
+                    if let Err(e) = fleet::heartbeat(&db, &worker, memory).await {
+                        tracing::warn!("heartbeat: {e}");
+                    }
                     break;
                 }
                 Ok(false) => {
@@ -281,38 +292,12 @@ async fn defer(db: &Db, cfg: &WorkerConfig, job: &Claimed, bytes: u64) {
     }
 }
 
-/// Records a job's outcome (and, for a setup job, its model's state).
+/// Records a job's outcome (and, for a setup job, its model's state, in the same transaction).
 async fn record(db: &Db, cfg: &WorkerConfig, job: &Claimed, outcome: &Outcome, t: Instant) {
-    match queue::finish(db, &job.id, &cfg.name, outcome).await {
-        Ok(true) => {
-            let ms = t.elapsed().as_millis() as i64;
-            if let Err(e) = queue::record_run_ms(db, &job.id, &cfg.name, ms).await {
-                tracing::warn!(job = %job.id, "recording the run time: {e}");
-            }
-            if job.kind == JobKind::Setup {
-                let r = match outcome {
-                    Outcome::Succeeded(v) => {
-                        models::set_state(
-                            db,
-                            &job.model_id,
-                            "ready",
-                            Some(&v["summary"]),
-                            Some(&v["artifacts"]),
-                            None,
-                        )
-                        .await
-                    }
-                    Outcome::Failed(c, m) => {
-                        models::set_state(db, &job.model_id, "failed", None, None, Some((c, m)))
-                            .await
-                    }
-                };
-                if let Err(e) = r {
-                    tracing::warn!(job = %job.id, "recording the model's state: {e}");
-                }
-            }
-            tracing::info!(job = %job.id, "done in {:.2?}", t.elapsed());
-        }
+    let ms = t.elapsed().as_millis() as i64;
+    let setup_of = (job.kind == JobKind::Setup).then_some(job.model_id.as_str());
+    match queue::finish_with(db, &job.id, &cfg.name, outcome, Some(ms), setup_of).await {
+        Ok(true) => tracing::info!(job = %job.id, "done in {:.2?}", t.elapsed()),
         Ok(false) => tracing::warn!(job = %job.id, "lease lost: another worker has the job"),
         Err(e) => tracing::warn!(job = %job.id, "recording the result: {e}"),
     }

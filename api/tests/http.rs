@@ -289,7 +289,11 @@ async fn upload_prove_poll_and_verify_over_http() {
         );
         let job = alice.wait(&format!("/v1/jobs/{job_id}")).await;
         assert_eq!(job["status"], "succeeded", "{job}");
-        assert_eq!(job["phase"], "proving", "{job}");
+        assert_eq!(
+            job["phase"],
+            Value::Null,
+            "an ended job is in no phase: {job}"
+        );
         assert_eq!(job["timings"]["keys_from"], "store", "{job}");
         // The second proof finds the proving key in the worker's memory.
         let (s, v) = alice.post_json(&uri, &other, &[]).await;
@@ -388,6 +392,7 @@ async fn upload_prove_poll_and_verify_over_http() {
                 "GET /openapi.json",
                 "GET /v1/jobs",
                 "GET /v1/jobs/{id}",
+                "GET /v1/jobs/{id}/calldata",
                 "GET /v1/jobs/{id}/proof.json",
                 "GET /v1/jobs/{id}/result.bin",
                 "GET /v1/models",
@@ -395,6 +400,7 @@ async fn upload_prove_poll_and_verify_over_http() {
                 "GET /v1/models/{id}/bundle",
                 "GET /v1/models/{id}/fhe.json",
                 "GET /v1/models/{id}/fhe/keys/{key_id}",
+                "GET /v1/models/{id}/verifier",
                 "GET /v1/models/{id}/verifier.sol",
                 "POST /v1/models",
                 "POST /v1/models/{id}/fhe/keys",
@@ -523,6 +529,41 @@ async fn upload_prove_poll_and_verify_over_http() {
             sol.contains("contract Halo2Verifier")
                 && sol.contains("the calldata is exactly 7 public values and the proof"),
             "{sol:.200}"
+        );
+
+        // Verifying read only what a verifier holds: no proving key was fetched for it.
+        assert!(
+            !data_dir.join("models").exists(),
+            "the server fetched a prover's folder"
+        );
+        // The verifier's bytecode and ABI, built once and stored; the job's calldata passes
+        // it in the EVM.
+        let (s, evm) = alice.get(&format!("/v1/models/{model_id}/verifier")).await;
+        assert_eq!(s, StatusCode::OK, "{evm}");
+        conforms(&doc, "EvmVerifier", &evm);
+        assert_eq!(evm["model_id"], model["model_id"]);
+        assert_eq!(evm["compiler"]["version"], "0.8.19");
+        let (s, cd) = alice.get(&format!("/v1/jobs/{job_id}/calldata")).await;
+        assert_eq!(s, StatusCode::OK, "{cd}");
+        conforms(&doc, "Calldata", &cd);
+        let hexed = |v: &Value| hex::decode(&v.as_str().unwrap()[2..]).unwrap();
+        let verdict = zkinfer_verifier::solidity::evm_verify(
+            &hexed(&evm["bytecode"]),
+            &hexed(&cd["calldata"]),
+        )
+        .unwrap();
+        assert!(verdict.accepted, "{verdict:?}");
+        let stored: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM evm_verifiers")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, 1);
+        let (_, again) = alice.get(&format!("/v1/models/{model_id}/verifier")).await;
+        assert_eq!(again, evm, "served as stored");
+        let (s, v) = bob.get(&format!("/v1/jobs/{job_id}/calldata")).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::NOT_FOUND, "job_not_found")
         );
 
         // The bundle: exactly what `zkinfer verify` reads; verified from it alone.

@@ -275,3 +275,123 @@ async fn a_worker_claims_only_what_fits_its_free_memory_and_a_deferred_job_keeps
         assert_eq!((c.id.as_str(), c.attempt), (big_id.as_str(), 1));
     }
 }
+
+#[tokio::test]
+async fn claims_are_fair_across_tenants() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let (a, model_a) = tenant_and_model(&db, "a").await;
+        let (b, model_b) = tenant_and_model(&db, "b").await;
+        let payload = json!({});
+        let mut a_jobs = Vec::new();
+        for _ in 0..5 {
+            let Enqueued::New(id) = queue::enqueue(&db, &prove_job(&a, &model_a, &payload))
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            a_jobs.push(id);
+        }
+        let Enqueued::New(b_job) = queue::enqueue(&db, &prove_job(&b, &model_b, &payload))
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        // A's backlog is older, but once one of A's runs, B's job is next: B waits behind
+        // at most one of A's jobs per worker.
+        let first = queue::claim(&db, "w1", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.id, a_jobs[0]);
+        let second = queue::claim(&db, "w2", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.id, b_job);
+        let third = queue::claim(&db, "w3", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.id, a_jobs[1], "then A's, oldest first");
+    }
+}
+
+#[tokio::test]
+async fn a_setup_job_and_its_model_end_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let key = tenants::create_key(&db, "t").await.unwrap();
+        let model = models::create_with_setup(&db, &key.tenant_id, &json!({}), 2)
+            .await
+            .unwrap();
+        let status = |db: Db, model: String, tenant: String| async move {
+            models::get(&db, &tenant, &model)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        };
+        let t = key.tenant_id.clone();
+        // A lease that runs out requeues the job and its model; on the last attempt both fail.
+        queue::claim(&db, "w", 1, i64::MAX).await.unwrap().unwrap();
+        models::set_state(&db, &model, "running", None, None, None)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(queue::expire_leases(&db).await.unwrap(), (1, 0));
+        assert_eq!(status(db.clone(), model.clone(), t.clone()).await, "queued");
+        queue::claim(&db, "w", 1, i64::MAX).await.unwrap().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(queue::expire_leases(&db).await.unwrap(), (0, 1));
+        assert_eq!(status(db.clone(), model.clone(), t.clone()).await, "failed");
+
+        // A finished setup job writes its model in the same transaction; a worker that lost
+        // the job writes neither.
+        let model = models::create_with_setup(&db, &t, &json!({}), 2)
+            .await
+            .unwrap();
+        let job = queue::claim(&db, "w", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        let ready = Outcome::Succeeded(json!({"summary": {"k": 7}, "artifacts": {}}));
+        assert!(
+            !queue::finish_with(&db, &job.id, "other", &ready, Some(5), Some(&model))
+                .await
+                .unwrap()
+        );
+        assert_eq!(status(db.clone(), model.clone(), t.clone()).await, "queued");
+        assert!(
+            queue::finish_with(&db, &job.id, "w", &ready, Some(5), Some(&model))
+                .await
+                .unwrap()
+        );
+        let m = models::get(&db, &t, &model).await.unwrap().unwrap();
+        assert_eq!(
+            (m.status.as_str(), &m.summary.unwrap()["k"]),
+            ("ready", &json!(7))
+        );
+        let row = queue::get(&db, &t, &job.id).await.unwrap().unwrap();
+        assert_eq!(row.phase, None, "a finished job has no phase");
+
+        // A worker of a previous run: its jobs are requeued at once, not after the lease.
+        let model = models::create_with_setup(&db, &t, &json!({}), 2)
+            .await
+            .unwrap();
+        let job = queue::claim(&db, "gone", 3_600_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(queue::expire_leases(&db).await.unwrap(), (0, 0));
+        assert_eq!(queue::orphan(&db, "gone").await.unwrap(), 1);
+        assert_eq!(queue::expire_leases(&db).await.unwrap(), (1, 0));
+        let row = queue::get(&db, &t, &job.id).await.unwrap().unwrap();
+        assert_eq!(row.status, "queued");
+        assert_eq!(status(db.clone(), model, t.clone()).await, "queued");
+    }
+}

@@ -578,3 +578,86 @@ async fn a_job_killed_in_its_child_fails_out_of_memory_and_nothing_else_is_lost(
     worker.kill().unwrap();
     let _ = worker.wait();
 }
+
+/// A worker process killed outright and started again on the same data dir requeues the job
+/// its previous run held at once, not after the lease (60 s here), and proves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_requeues_its_previous_runs_jobs_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = fresh_postgres().await;
+    let store_url = format!("file://{}", tmp.path().join("bucket").display());
+    let db = Db::connect(&url).await.unwrap();
+    let store = Store::open(Some(&store_url), tmp.path()).unwrap();
+    let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+    let data = tmp.path().join("w");
+    let start = || {
+        let mut w = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+            .args(["worker", "--database-url", &url, "--store", &store_url])
+            .args([
+                "--data-dir",
+                p(&data),
+                "--workers",
+                "1",
+                "--lease-secs",
+                "60",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(w.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        w
+    };
+    let mut first = start();
+    let model = upload(&db, &store, &tenant, "lstm").await;
+    wait_until("the model ready", Duration::from_secs(300), || async {
+        scalar(
+            &db,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM models WHERE status = 'ready'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(example("lstm").join("input.json")).unwrap())
+            .unwrap();
+    let job = NewJob {
+        tenant_id: &tenant,
+        model_id: &model,
+        kind: JobKind::Prove,
+        payload: &payload,
+        max_attempts: 3,
+        idempotency: None,
+        callback_url: None,
+        memory_bytes: None,
+    };
+    let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
+        panic!()
+    };
+    wait_until("the proof to run", Duration::from_secs(60), || async {
+        let phase: Option<String> = sqlx::query_scalar("SELECT phase FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        phase.as_deref() == Some("proving")
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let t = Instant::now();
+    let mut second = start();
+    let (attempts, _) = completed(&db, &id).await;
+    assert_eq!(attempts, 2, "the killed run used one attempt");
+    assert!(
+        t.elapsed() < Duration::from_secs(50),
+        "requeued at once, not after the 60 s lease ({:?})",
+        t.elapsed()
+    );
+    second.kill().unwrap();
+    let _ = second.wait();
+}

@@ -7,6 +7,7 @@ mod metrics;
 mod models;
 mod openapi;
 mod parse_gate;
+mod verifier;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,11 +18,11 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use tokio::sync::Mutex;
 
 pub use error::{ApiError, ApiResult};
 pub use openapi::document as openapi_document;
 pub use parse_gate::ParseGate;
+pub use verifier::VerifierCache;
 
 use crate::db::Db;
 use crate::store::Store;
@@ -57,6 +58,9 @@ impl Default for Limits {
     }
 }
 
+/// Models whose verifier folders stay open (each holds a verifying key and a few points).
+const VERIFIERS_CACHED: usize = 64;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -70,12 +74,12 @@ pub struct AppState {
     pub limits: Limits,
     /// What a model may cost at most: upload settings above these are refused.
     pub ceilings: crate::ceilings::Ceilings,
-    /// Serialises fetching folders into the cache.
-    pub cache_lock: Arc<Mutex<()>>,
     /// Whether callbacks may target loopback and private addresses.
     pub allow_private_callbacks: bool,
     /// The pool model uploads are parsed in.
     pub parsing: Arc<ParseGate>,
+    /// Opened verifier folders and Solidity builds.
+    pub verifiers: Arc<VerifierCache>,
 }
 
 impl AppState {
@@ -88,12 +92,12 @@ impl AppState {
             data_dir,
             limits,
             ceilings: Default::default(),
-            cache_lock: Arc::new(Mutex::new(())),
             allow_private_callbacks: false,
             parsing: Arc::new(ParseGate::new(
                 limits.max_parses,
                 limits.max_parses_per_tenant,
             )),
+            verifiers: Arc::new(VerifierCache::new(VERIFIERS_CACHED)),
         }
     }
 }
@@ -104,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(models::router())
+        .merge(verifier::router())
         .merge(jobs::router())
         .merge(fhe::router(state.limits.max_fhe_key_bytes))
         .merge(metrics::router())

@@ -8,22 +8,16 @@ use serde_json::{json, Value};
 use zkinfer_model::ModelError;
 use zkinfer_prover::options::ModelOptions;
 
-use super::openapi::{
-    Ended, ErrorBody, Model, ModelAccepted, ModelList, ModelUpload, VerifyRequest as VerifyDoc,
-    VerifyResult,
-};
+use super::openapi::{Ended, ErrorBody, Model, ModelAccepted, ModelList, ModelUpload};
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::models::{self, ModelRow};
-use crate::worker::{materialize, Upload};
-use zkinfer_circuits::identity::VerifierFolder;
+use crate::worker::Upload;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/models", get(list).post(upload))
         .route("/v1/models/{id}", get(show).delete(delete))
         .route("/v1/models/{id}/bundle", get(bundle))
-        .route("/v1/models/{id}/verify", axum::routing::post(verify))
-        .route("/v1/models/{id}/verifier.sol", get(verifier_sol))
 }
 
 /// The store keys of a ready model's compiled folder: 404 if the tenant has no such model,
@@ -38,115 +32,6 @@ pub(super) async fn ready_artifacts(state: &AppState, tenant: &str, id: &str) ->
             StatusCode::CONFLICT,
             "model_not_ready",
             format!("model {id} is {status}"),
-        )),
-    }
-}
-
-/// A ready model's compiled folder, fetched into the server's cache.
-async fn folder(state: &AppState, tenant: &str, id: &str) -> ApiResult<VerifierFolder> {
-    let artifacts = ready_artifacts(state, tenant, id).await?;
-    let (dir, _) = materialize(
-        &state.store,
-        &state.data_dir,
-        &state.cache_lock,
-        id,
-        &artifacts,
-    )
-    .await?;
-    tokio::task::spawn_blocking(move || VerifierFolder::open(&dir))
-        .await
-        .map_err(|e| ApiError::from(crate::Error::Config(format!("open task: {e}"))))?
-        .map_err(|e| ApiError::from(crate::Error::Config(format!("stored folder: {e}"))))
-}
-
-#[derive(serde::Deserialize)]
-struct VerifyRequest {
-    proof: String,
-    instances: Vec<String>,
-    #[serde(default)]
-    input_data: Option<Vec<Vec<f64>>>,
-}
-
-/// Verifies a proof against the model (and, with `input_data`, its proven inputs).
-#[utoipa::path(post, path = "/v1/models/{id}/verify", params(("id" = String, Path, description = "model id")), tag = "models",
-    request_body = VerifyDoc,
-    responses((status = 200, body = VerifyResult),
-        (status = 400, description = "malformed proof or instances", body = ErrorBody),
-        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
-        (status = 422, description = "input_mismatch", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
-pub(super) async fn verify(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
-    let req: VerifyRequest =
-        serde_json::from_slice(&body).map_err(|e| bad("invalid_json", e.to_string()))?;
-    let folder = folder(&state, &tenant, &id).await?;
-    let model_id = folder.model_id.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        zkinfer_verifier::verify_values(
-            &folder,
-            &req.instances,
-            &req.proof,
-            req.input_data.as_deref(),
-        )
-    })
-    .await
-    .map_err(|e| ApiError::from(crate::Error::Config(format!("verify task: {e}"))))?;
-    use zkinfer_verifier::VerifyError as V;
-    match result {
-        Ok((inputs, outputs)) => Ok(Json(json!({
-            "valid": true, "model_id": model_id, "inputs": inputs, "outputs": outputs,
-        }))),
-        Err(V::Invalid) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
-        Err(e @ (V::Malformed(_) | V::ValuesMismatch(_))) => {
-            Err(bad("invalid_proof_format", e.to_string()))
-        }
-        Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "input_mismatch",
-            e.to_string(),
-        )),
-        Err(e) => Err(ApiError::from(crate::Error::Config(e.to_string()))),
-    }
-}
-
-/// The model's Solidity verifier.
-#[utoipa::path(get, path = "/v1/models/{id}/verifier.sol", params(("id" = String, Path, description = "model id")), tag = "models",
-    responses((status = 200, description = "Solidity source", content_type = "text/plain"),
-        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
-        (status = 422, description = "verifier_too_large (EIP-170)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
-pub(super) async fn verifier_sol(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    Path(id): Path<String>,
-) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
-    let folder = folder(&state, &tenant, &id).await?;
-    let built = tokio::task::spawn_blocking(move || zkinfer_verifier::solidity::build(&folder))
-        .await
-        .map_err(|e| ApiError::from(crate::Error::Config(format!("solidity task: {e}"))))?;
-    match built {
-        Ok(v) => Ok((
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            v.source,
-        )
-            .into_response()),
-        Err(e @ zkinfer_verifier::solidity::EvmVerifierError::TooLarge { .. }) => {
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "verifier_too_large",
-                e.to_string(),
-            ))
-        }
-        Err(e) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "solidity_unavailable",
-            e.to_string(),
         )),
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{fhe, jobs, models, AppState};
+use super::{fhe, jobs, models, verifier, AppState};
 
 /// An error: `{"error": {"code", "message"}}`.
 #[derive(Serialize, ToSchema)]
@@ -318,8 +318,10 @@ impl Modify for BearerAuth {
         models::show,
         models::delete,
         models::bundle,
-        models::verify,
-        models::verifier_sol,
+        verifier::verify,
+        verifier::verifier_sol,
+        verifier::verifier,
+        verifier::calldata,
         jobs::request_proof,
         jobs::list,
         jobs::show,
@@ -331,7 +333,16 @@ impl Modify for BearerAuth {
         fhe::request_run,
         fhe::result_file,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Model, Job, ProofFile, FheKey)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        Model,
+        Job,
+        ProofFile,
+        FheKey,
+        verifier::EvmVerifier,
+        verifier::Calldata
+    )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

@@ -77,8 +77,9 @@ impl Store {
         })
     }
 
-    /// Stores `bytes`; returns their key.
-    pub async fn put(&self, bytes: Vec<u8>) -> Result<String> {
+    /// Stores `bytes` (a `Vec` or shared `Bytes`, never copied); returns their key.
+    pub async fn put(&self, bytes: impl Into<axum::body::Bytes>) -> Result<String> {
+        let bytes: axum::body::Bytes = bytes.into();
         let key = format!("sha256/{}", hex::encode(Sha256::digest(&bytes)));
         let path = ObjectPath::from(key.as_str());
         // Same key, same bytes: an existing blob is left as it is.

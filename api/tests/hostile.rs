@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{error_code, multipart, Client, BOUNDARY};
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -285,5 +286,39 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
         assert!(message.contains("GiB"), "{message}");
         stop_small.send(Stop::Drain).unwrap();
         small.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_key_posted_to_a_missing_model_is_refused_before_its_body_is_read() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
+        let data_dir = tmp.path().join(format!("data{n}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        let store = Store::open(None, &data_dir).unwrap();
+        let app = router(AppState::new(db.clone(), store, data_dir, Limits::default()));
+        let key = tenants::create_key(&db, "mallory").await.unwrap().key;
+        // 400 MB, made only as it is read: 1 MiB per chunk, counted.
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = pulled.clone();
+        let chunks = futures_util::stream::iter(0..400).map(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; 1 << 20]))
+        });
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/models/md_missing/fhe/keys")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/octet-stream")
+            .body(Body::from_stream(chunks))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let body: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(error_code(&body), "model_not_found", "{body}");
+        assert_eq!(pulled.load(Ordering::SeqCst), 0, "no byte of the body was read");
     }
 }

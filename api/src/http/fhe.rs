@@ -16,13 +16,14 @@ use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::fhe::{self, FheKeyRow};
 use crate::queue::{self, JobKind, NewJob};
 
-pub fn router(max_key_bytes: usize) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/models/{id}/fhe.json", get(program_file))
+        // Server keys are far larger than other uploads (a compressed m3c3 key is 283 MB):
+        // the route reads its body itself, under its own limit, once the model is found.
         .route(
             "/v1/models/{id}/fhe/keys",
-            // Server keys are far larger than other uploads (a compressed m3c3 key is 283 MB).
-            post(upload_key).layer(DefaultBodyLimit::max(max_key_bytes)),
+            post(upload_key).layer(DefaultBodyLimit::disable()),
         )
         .route("/v1/models/{id}/fhe/keys/{key_id}", get(show_key))
         .route("/v1/models/{id}/fhe/runs", post(request_run))
@@ -90,11 +91,20 @@ pub(super) async fn upload_key(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body =
-        body.map_err(|e| super::models::rejection(e.status(), e.body_text(), "invalid_key"))?;
+    // Authorised, the model found with a program, and a place among the uploads in progress
+    // held, before one byte of the body is read: a post to a missing model costs nothing.
     let (_, program) = model_program(&state, &tenant, &id).await?;
+    let _place = state.key_uploads.enter(&tenant).await?;
+    let limit = state.limits.max_fhe_key_bytes;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("a server key upload is at most {limit} bytes"),
+        )
+    })?;
     let (header, _) = check_file(&body, Kind::ServerKey, "the uploaded server key")
         .map_err(|e| bad("invalid_key", e.to_string()))?;
     if header.program_sha256 != program.sha256() {
@@ -104,7 +114,7 @@ pub(super) async fn upload_key(
         ));
     }
     let bytes = body.len();
-    let store_key = state.store.put(body.to_vec()).await?;
+    let store_key = state.store.put(body).await?;
     let row = fhe::insert_key(&state.db, &tenant, &id, &header, &store_key, bytes).await?;
     Ok((StatusCode::CREATED, Json(row.to_json())))
 }

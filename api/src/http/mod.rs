@@ -61,6 +61,9 @@ impl Default for Limits {
 /// Models whose verifier folders stay open (each holds a verifying key and a few points).
 const VERIFIERS_CACHED: usize = 64;
 
+/// Server-key uploads read at once (each tenant one).
+const KEY_UPLOADS: usize = 2;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -80,6 +83,8 @@ pub struct AppState {
     pub parsing: Arc<ParseGate>,
     /// Opened verifier folders and Solidity builds.
     pub verifiers: Arc<VerifierCache>,
+    /// FHE server-key uploads being read (they are hundreds of MB each).
+    pub key_uploads: Arc<ParseGate>,
 }
 
 impl AppState {
@@ -94,10 +99,12 @@ impl AppState {
             ceilings: Default::default(),
             allow_private_callbacks: false,
             parsing: Arc::new(ParseGate::new(
+                "model uploads parsed",
                 limits.max_parses,
                 limits.max_parses_per_tenant,
             )),
             verifiers: Arc::new(VerifierCache::new(VERIFIERS_CACHED)),
+            key_uploads: Arc::new(ParseGate::new("server-key uploads read", KEY_UPLOADS, 1)),
         }
     }
 }
@@ -110,7 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(models::router())
         .merge(verifier::router())
         .merge(jobs::router())
-        .merge(fhe::router(state.limits.max_fhe_key_bytes))
+        .merge(fhe::router())
         .merge(metrics::router())
         .merge(openapi::router())
         .fallback(|| async {

@@ -153,8 +153,8 @@ pub(super) async fn upload(
         .map_err(|e| bad("invalid_input", e.to_string()))?;
     drop(graph);
     let upload = Upload {
-        onnx: state.store.put(onnx.into()).await?,
-        calibration: state.store.put(calibration.into()).await?,
+        onnx: state.store.put(onnx).await?,
+        calibration: state.store.put(calibration).await?,
         options,
         fhe,
     };

@@ -17,6 +17,7 @@ const RETRY_SECS: u64 = 2;
 /// The parsing pool.
 #[derive(Debug)]
 pub struct ParseGate {
+    what: &'static str,
     pool: Arc<Semaphore>,
     per_tenant: usize,
     busy: std::sync::Mutex<HashMap<String, usize>>,
@@ -39,9 +40,11 @@ struct Share {
 }
 
 impl ParseGate {
-    /// A pool of `total` parses at once, at most `per_tenant` of them one tenant's.
-    pub fn new(total: usize, per_tenant: usize) -> Self {
+    /// A pool of `total` requests (`what`, plural, for the 429) at once, at most
+    /// `per_tenant` of them one tenant's.
+    pub fn new(what: &'static str, total: usize, per_tenant: usize) -> Self {
         Self {
+            what,
             pool: Arc::new(Semaphore::new(total.max(1))),
             per_tenant: per_tenant.max(1),
             busy: Default::default(),
@@ -63,8 +66,8 @@ impl ParseGate {
                     StatusCode::TOO_MANY_REQUESTS,
                     "too_many_uploads",
                     format!(
-                        "at most {} model uploads per tenant are parsed at once",
-                        self.per_tenant
+                        "at most {} {} per tenant at once",
+                        self.per_tenant, self.what
                     ),
                 )
                 .retry_after(RETRY_SECS));
@@ -107,7 +110,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tenant_past_its_share_is_told_to_retry_and_others_still_get_in() {
-        let gate = Arc::new(ParseGate::new(3, 2));
+        let gate = Arc::new(ParseGate::new("model uploads parsed", 3, 2));
         let a1 = gate.enter("a").await.unwrap();
         let _a2 = gate.enter("a").await.unwrap();
         let refused = gate.enter("a").await.unwrap_err();

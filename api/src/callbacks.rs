@@ -94,6 +94,16 @@ pub fn is_public(ip: IpAddr) -> bool {
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // Tunnels and translators that reach IPv4 (or local networks) through an
+                // address of their own: 6to4 (2002::/16), Teredo (2001::/32), local-use NAT64
+                // (64:ff9b:1::/48); and benchmarking (2001:2::/48), ORCHID (2001:10::/28,
+                // 2001:20::/28).
+                || s[0] == 0x2002
+                || (s[0] == 0x2001 && s[1] == 0)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || (s[0] == 0x2001 && s[1] == 2 && s[2] == 0)
+                || (s[0] == 0x2001 && (s[1] & 0xffe0) == 0x0020)
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010)
                 || (s[0] & 0xfe00) == 0xfc00 // unique local
                 || (s[0] & 0xffc0) == 0xfe80 // link-local
                 || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
@@ -186,7 +196,9 @@ impl Resolve for PublicOnly {
 
 /// The HTTP client deliveries use.
 pub fn client(policy: &CallbackPolicy) -> Result<reqwest::Client> {
+    // No proxy: a proxy would resolve host names itself, past the public-only resolver.
     let mut b = reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(policy.timeout)
         .user_agent(concat!("zkinfer/", env!("CARGO_PKG_VERSION")));
@@ -465,6 +477,14 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::7f00:1",
             "::127.0.0.1",
+            "2002:7f00:1::",
+            "2002:808:808::1",
+            "64:ff9b:1::1",
+            "64:ff9b:1::808:808",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:20::1",
         ];
         for a in public {
             assert!(is_public(a.parse().unwrap()), "{a} is public");

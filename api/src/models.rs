@@ -104,13 +104,25 @@ pub async fn status(db: &Db, tenant_id: &str, id: &str) -> Result<Option<String>
     Ok(get(db, tenant_id, id).await?.map(|m| m.status))
 }
 
-/// The models of `tenant_id`, newest first.
-pub async fn list(db: &Db, tenant_id: &str) -> Result<Vec<ModelRow>> {
+/// The models of `tenant_id`, newest first, at most `limit`, older than `before` (the
+/// created ms and id of the previous page's last).
+pub async fn list(
+    db: &Db,
+    tenant_id: &str,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<ModelRow>> {
+    let (before_ms, before_id) = before.unzip();
     let rows = sqlx::query(
         "SELECT id, status, error_code, error, summary, artifacts, created_ms FROM models \
-         WHERE tenant_id = $1 AND status <> 'deleted' ORDER BY created_ms DESC, id",
+         WHERE tenant_id = $1 AND status <> 'deleted' \
+         AND ($2 IS NULL OR created_ms < $2 OR (created_ms = $2 AND id < $3)) \
+         ORDER BY created_ms DESC, id DESC LIMIT $4",
     )
     .bind(tenant_id)
+    .bind(before_ms)
+    .bind(before_id)
+    .bind(limit)
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(row_to_model).collect()

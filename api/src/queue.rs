@@ -123,6 +123,22 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued> {
     }
 }
 
+/// The job `tenant_id` made with idempotency key `key`, and the hash of its request.
+pub async fn find_idempotent(
+    db: &Db,
+    tenant_id: &str,
+    key: &str,
+) -> Result<Option<(String, Option<String>)>> {
+    let row = sqlx::query(
+        "SELECT id, request_hash FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
 /// A job a worker holds.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Claimed {

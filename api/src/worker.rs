@@ -153,7 +153,9 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
         };
         let outcome = match end {
             Ended::Done(Ok(v)) => Outcome::Succeeded(v),
-            Ended::Done(Err((code, message))) => Outcome::Failed(code, message),
+            Ended::Done(Err((code, message))) => {
+                Outcome::Failed(code.clone(), told(&cfg, &job, &code, message))
+            }
             Ended::Died(died) => {
                 tracing::warn!(job = %job.id, "{}", died.message);
                 let code = if died.out_of_memory {
@@ -171,6 +173,30 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
         drop(held);
         record(&db, &cfg, &job, &outcome, t).await;
     }
+}
+
+/// What a tenant is told of a job's failure: an internal error's text (a panic's, an I/O
+/// error's) is logged and replaced; any other message loses this worker's paths (its data
+/// dir, the SRS file), which are the operator's business.
+fn told(cfg: &WorkerConfig, job: &Claimed, code: &str, message: String) -> String {
+    if code == "internal" {
+        tracing::error!(job = %job.id, "internal error: {message}");
+        return "internal error (logged)".into();
+    }
+    let mut m = message;
+    let paths = [
+        (Some(cfg.data_dir.as_path()), "<worker data dir>"),
+        (cfg.srs.as_deref(), "<the service's SRS>"),
+    ];
+    for (path, shown) in paths {
+        if let Some(p) = path
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty())
+        {
+            m = m.replace(&p, shown);
+        }
+    }
+    m
 }
 
 /// How a job's steps ended.
@@ -300,5 +326,50 @@ async fn record(db: &Db, cfg: &WorkerConfig, job: &Claimed, outcome: &Outcome, t
         Ok(true) => tracing::info!(job = %job.id, "done in {:.2?}", t.elapsed()),
         Ok(false) => tracing::warn!(job = %job.id, "lease lost: another worker has the job"),
         Err(e) => tracing::warn!(job = %job.id, "recording the result: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_are_told_no_panic_text_and_no_paths() {
+        let cfg = WorkerConfig {
+            name: "w".into(),
+            data_dir: PathBuf::from("/srv/zkinfer/worker"),
+            srs: Some(PathBuf::from("/srv/ceremony/ppot_20.ptau")),
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(50),
+            keys: Arc::new(KeyCache::new(1)),
+            ceilings: Ceilings::default(),
+            capacity: Arc::new(Capacity::new(1)),
+            child: None,
+        };
+        let job = Claimed {
+            id: "jb_1".into(),
+            tenant_id: "t".into(),
+            model_id: "md_1".into(),
+            kind: JobKind::Setup,
+            payload: serde_json::Value::Null,
+            attempt: 1,
+            memory_bytes: None,
+        };
+        let panic = "compile task: task 7 panicked with message \"index out of bounds\"";
+        assert_eq!(
+            told(&cfg, &job, "internal", panic.into()),
+            "internal error (logged)"
+        );
+        let failed = told(
+            &cfg,
+            &job,
+            "failed",
+            "cannot read /srv/zkinfer/worker/tmpA1/model/settings.json and /srv/ceremony/ppot_20.ptau"
+                .into(),
+        );
+        assert_eq!(
+            failed,
+            "cannot read <worker data dir>/tmpA1/model/settings.json and <the service's SRS>"
+        );
     }
 }

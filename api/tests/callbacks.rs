@@ -110,6 +110,11 @@ async fn callback_of(db: &Db, tenant: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_are_signed_retried_recorded_and_refused_for_private_targets() {
+    // A proxy in the environment is not used: it would resolve host names itself, past the
+    // public-only resolver. (Port 9 refuses connections: through it, nothing is delivered.)
+    // Set before any thread of this test binary reads the environment.
+    std::env::set_var("HTTP_PROXY", "http://127.0.0.1:9");
+    std::env::set_var("http_proxy", "http://127.0.0.1:9");
     let tmp = tempfile::tempdir().unwrap();
     for url in common::databases(tmp.path()).await {
         let db = Db::connect(&url).await.unwrap();

@@ -298,7 +298,12 @@ async fn a_server_key_posted_to_a_missing_model_is_refused_before_its_body_is_re
         std::fs::create_dir_all(&data_dir).unwrap();
         let db = Db::connect(&url).await.unwrap();
         let store = Store::open(None, &data_dir).unwrap();
-        let app = router(AppState::new(db.clone(), store, data_dir, Limits::default()));
+        let app = router(AppState::new(
+            db.clone(),
+            store,
+            data_dir,
+            Limits::default(),
+        ));
         let key = tenants::create_key(&db, "mallory").await.unwrap().key;
         // 400 MB, made only as it is read: 1 MiB per chunk, counted.
         let pulled = Arc::new(AtomicUsize::new(0));
@@ -319,6 +324,147 @@ async fn a_server_key_posted_to_a_missing_model_is_refused_before_its_body_is_re
         let body: Value =
             serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
         assert_eq!(error_code(&body), "model_not_found", "{body}");
-        assert_eq!(pulled.load(Ordering::SeqCst), 0, "no byte of the body was read");
+        assert_eq!(
+            pulled.load(Ordering::SeqCst),
+            0,
+            "no byte of the body was read"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_has_a_request_id_and_every_error_is_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite:{}", tmp.path().join("z.db").display()))
+        .await
+        .unwrap();
+    let store = Store::open(None, tmp.path()).unwrap();
+    let app = router(AppState::new(
+        db.clone(),
+        store,
+        tmp.path().join("server"),
+        Limits {
+            max_upload_bytes: 1024,
+            ..Limits::default()
+        },
+    ));
+    let key = tenants::create_key(&db, "alice").await.unwrap().key;
+    let send = |method: &str, uri: &str, auth: Option<String>, body: Vec<u8>, id: Option<&str>| {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let rid = resp
+                .headers()
+                .get("x-request-id")
+                .map(|h| h.to_str().unwrap().to_string());
+            let ctype = resp
+                .headers()
+                .get("content-type")
+                .map(|h| h.to_str().unwrap().to_string());
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                rid,
+                ctype,
+                serde_json::from_slice::<Value>(&bytes).ok(),
+            )
+        }
+    };
+    let bearer = format!("Bearer {key}");
+    // A request id: the client's, or a new one.
+    let (s, rid, _, _) = send(
+        "GET",
+        "/v1/models",
+        Some(bearer.clone()),
+        vec![],
+        Some("abc-1"),
+    )
+    .await;
+    assert_eq!((s, rid.as_deref()), (StatusCode::OK, Some("abc-1")));
+    let (_, rid, _, _) = send("GET", "/healthz", None, vec![], None).await;
+    assert!(rid.unwrap().starts_with("rq_"));
+    // The scheme is case-insensitive.
+    let (s, _, _, v) = send(
+        "GET",
+        "/v1/models",
+        Some(format!("bearer {key}")),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v:?}");
+    // axum's own errors, as the API's JSON.
+    let cases = [
+        (
+            "PUT",
+            "/v1/models",
+            vec![],
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/v1/models/md_x/verify",
+            vec![b'x'; 4096],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "GET",
+            "/v1/models?limit=abc",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let (s, rid, ctype, v) = send(method, uri, Some(bearer.clone()), body, None).await;
+        let v = v.unwrap_or_else(|| panic!("{method} {uri}: not JSON"));
+        assert_eq!((s, error_code(&v)), (status, code), "{method} {uri}: {v}");
+        assert!(ctype.unwrap().starts_with("application/json"));
+        assert!(rid.is_some());
+    }
+    // Models a page at a time.
+    for _ in 0..3 {
+        zkinfer_api::models::create(
+            &db,
+            &tenants::authenticate(&db, &key).await.unwrap().unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let (_, _, _, first) = send(
+        "GET",
+        "/v1/models?limit=2",
+        Some(bearer.clone()),
+        vec![],
+        None,
+    )
+    .await;
+    let first = first.unwrap();
+    assert_eq!(first["models"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let (_, _, _, rest) = send(
+        "GET",
+        &format!("/v1/models?limit=2&cursor={cursor}"),
+        Some(bearer.clone()),
+        vec![],
+        None,
+    )
+    .await;
+    let rest = rest.unwrap();
+    assert_eq!(rest["models"].as_array().unwrap().len(), 1);
+    assert!(rest["next_cursor"].is_null());
 }

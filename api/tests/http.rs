@@ -274,6 +274,29 @@ async fn upload_prove_poll_and_verify_over_http() {
             (s, again["job_id"].as_str()),
             (StatusCode::OK, Some(job_id.as_str()))
         );
+        // The same request reformatted (whitespace, key order) is the same request.
+        let mut reformatted = serde_json::to_string_pretty(&input_json).unwrap();
+        if let Value::Object(m) = &input_json {
+            let mut pairs: Vec<_> = m.iter().collect();
+            pairs.reverse();
+            let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k:?} : {v}")).collect();
+            reformatted = format!("{{ {} }}", body.join(" ,\n "));
+        }
+        let (s, again) = alice
+            .send(
+                "POST",
+                &uri,
+                Some(&alice.key),
+                Body::from(reformatted),
+                Some("application/json".into()),
+                &idem,
+            )
+            .await;
+        assert_eq!(
+            (s, again["job_id"].as_str()),
+            (StatusCode::OK, Some(job_id.as_str())),
+            "{again}"
+        );
         let other = json!({ "input_data": [[0.5, 0.25, 0.125]] });
         let (s, v) = alice.post_json(&uri, &other, &idem).await;
         assert_eq!(
@@ -627,7 +650,8 @@ async fn upload_prove_poll_and_verify_over_http() {
             }),
             key: alice.key.clone(),
         };
-        let (s, v) = strict.post_json(&uri, &input_json, &[]).await;
+        let taken = [("idempotency-key", "at-quota")];
+        let (s, v) = strict.post_json(&uri, &input_json, &taken).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let queued = v["job_id"].as_str().unwrap().to_string();
         let (s, v) = strict.post_json(&uri, &input_json, &[]).await;
@@ -635,6 +659,12 @@ async fn upload_prove_poll_and_verify_over_http() {
             (s, error_code(&v)),
             (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
             "{v}"
+        );
+        // At its quota, a client's retry of the request that was taken learns its job.
+        let (s, v) = strict.post_json(&uri, &input_json, &taken).await;
+        assert_eq!(
+            (s, v["job_id"].as_str()),
+            (StatusCode::OK, Some(queued.as_str()))
         );
 
         // Deleting the model cancels its queued job and hides it.

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use zkinfer_fhe::{check_file, FheError, FheProgram, Kind};
 
 use super::openapi::{ErrorBody, FheKey, FheRunForm, JobAccepted};
@@ -228,14 +227,16 @@ pub(super) async fn request_run(
             format!("the ciphertext holds {count} encrypted values, the model takes {want}"),
         ));
     }
-    super::jobs::admit(&state, &tenant, callback_url.as_deref()).await?;
     let idempotency = super::jobs::idempotency_key(&headers)?;
-    // The same key with another model, server key or ciphertext is a conflict.
-    let mut hasher = Sha256::new();
-    for part in [id.as_bytes(), key_id.as_bytes(), &ciphertext] {
-        hasher.update(Sha256::digest(part));
+    // The same key with another model, server key or ciphertext is a conflict; a repeat is
+    // answered before the quota is checked.
+    let hash = super::jobs::request_hash(&[id.as_bytes(), key_id.as_bytes(), &ciphertext]);
+    if let Some(k) = idempotency.as_deref() {
+        if let Some(found) = super::jobs::repeat(&state, &tenant, k, &hash).await? {
+            return Ok(found);
+        }
     }
-    let hash = hex::encode(hasher.finalize());
+    super::jobs::admit(&state, &tenant, callback_url.as_deref()).await?;
     let ct_key = state.store.put(ciphertext).await?;
     let payload = json!({ "key_id": key_id, "ciphertext": ct_key });
     let job = NewJob {

@@ -52,7 +52,21 @@ pub(super) async fn request_proof(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let req: ProofRequest = serde_json::from_slice(&body)
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    // The same key with another model or body is a conflict, not the same job; the body is
+    // compared as canonical JSON (keys sorted, no whitespace), so a reformatted repeat is
+    // the same request.
+    let key = idempotency_key(&headers)?;
+    let hash = request_hash(&[model_id.as_bytes(), canonical_json(&value).as_bytes()]);
+    // A repeat is answered before anything else is checked: at its quota, a client's retry
+    // of a request that was taken still learns its job.
+    if let Some(k) = key.as_deref() {
+        if let Some(found) = repeat(&state, &tenant, k, &hash).await? {
+            return Ok(found);
+        }
+    }
+    let req: ProofRequest = serde_json::from_value(value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     let artifacts = super::models::ready_artifacts(&state, &tenant, &model_id).await?;
     // The input is checked now (shape, NaN, range), so a bad one never becomes a job.
@@ -70,13 +84,6 @@ pub(super) async fn request_proof(
         .map_err(|e| unprocessable("invalid_input", e.to_string()))?;
     admit(&state, &tenant, req.callback_url.as_deref()).await?;
     let payload = json!({ "input_data": req.input_data });
-    let key = idempotency_key(&headers)?;
-    // The same key with another model or body is a conflict, not the same job.
-    let mut hasher = Sha256::new();
-    hasher.update(model_id.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(&body);
-    let hash = hex::encode(hasher.finalize());
     let job = NewJob {
         tenant_id: &tenant,
         model_id: &model_id,
@@ -133,6 +140,56 @@ pub(super) async fn enqueue(
     Ok((status, Json(json!({ "job_id": id }))))
 }
 
+/// JSON with every object's keys sorted and no whitespace: one text per value.
+pub(super) fn canonical_json(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
+}
+
+/// The sha256 (hex) of a request's parts, each hashed on its own so no two splits collide.
+pub(super) fn request_hash(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(Sha256::digest(part));
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The answer to a repeated `Idempotency-Key`: 200 with the job the first request made if
+/// this request is the same, 409 if it is not; `None` for a new key.
+pub(super) async fn repeat(
+    state: &AppState,
+    tenant: &str,
+    key: &str,
+    hash: &str,
+) -> ApiResult<Option<(StatusCode, Json<Value>)>> {
+    match queue::find_idempotent(&state.db, tenant, key).await? {
+        None => Ok(None),
+        Some((id, h)) if h.as_deref() == Some(hash) => {
+            Ok(Some((StatusCode::OK, Json(json!({ "job_id": id })))))
+        }
+        Some(_) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            format!("idempotency key {key:?} (with another request) already exists"),
+        )),
+    }
+}
+
 /// The request's `Idempotency-Key`, if any.
 pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     headers
@@ -146,6 +203,28 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> 
                 "Idempotency-Key is not text",
             )
         })
+}
+
+/// A page's size (1 to 200, default 50) and where it starts: after the (created ms, id) of
+/// the previous page's last row, as its `next_cursor` says.
+pub(super) fn page(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> ApiResult<(i64, Option<(i64, String)>)> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m);
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad(format!("limit {limit}: use 1 to 200")));
+    }
+    let before = match cursor {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
+                .ok_or_else(|| bad(format!("cursor {c:?} is not one this API gave")))?,
+        ),
+    };
+    Ok((limit, before))
 }
 
 /// The query of `GET /v1/jobs`.
@@ -176,21 +255,10 @@ pub(super) async fn list(
 ) -> ApiResult<Json<Value>> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m);
     let axum::extract::Query(q) = query.map_err(|e| bad(e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(bad(format!("limit {limit}: use 1 to 200")));
-    }
+    let (limit, before) = page(q.limit, q.cursor.as_deref())?;
     if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(bad(format!("status {s:?}: one of {}", STATUSES.join(", "))));
     }
-    let before = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(
-            c.split_once('.')
-                .and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id.to_string())))
-                .ok_or_else(|| bad(format!("cursor {c:?} is not one this API gave")))?,
-        ),
-    };
     let filter = JobFilter {
         model_id: q.model_id,
         status: q.status,

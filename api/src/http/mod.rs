@@ -1,5 +1,6 @@
 //! The HTTP API (axum): one router per resource, one state, bearer-key authentication.
 
+mod envelope;
 mod error;
 mod fhe;
 mod jobs;
@@ -124,6 +125,14 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route")
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(envelope::json_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            envelope::panic_response,
+        ))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            envelope::MakeId,
+        ))
         .with_state(state)
 }
 
@@ -152,10 +161,13 @@ impl FromRequestParts<AppState> for Tenant {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| unauthorized("missing Authorization: Bearer KEY"))?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let key = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key)
             .ok_or_else(|| unauthorized("Authorization must be Bearer KEY"))?;
         match tenants::authenticate(&state.db, key.trim()).await? {
             Some(id) => Ok(Tenant(id)),

@@ -168,17 +168,42 @@ pub(super) async fn upload(
     ))
 }
 
-/// The tenant's models, newest first.
-#[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, body = ModelList), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+/// The query of `GET /v1/models`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ModelListQuery {
+    /// Page size, 1 to 200 (default 50).
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The tenant's models, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/models", params(ModelListQuery), tag = "models",
+    responses((status = 200, body = ModelList),
+        (status = 400, description = "invalid_query", body = ErrorBody),
+        (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
+    query: Result<axum::extract::Query<ModelListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let models = models::list(&state.db, &tenant).await?;
-    Ok(Json(
-        json!({ "models": models.iter().map(model_json).collect::<Vec<_>>() }),
-    ))
+    let axum::extract::Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let (limit, before) = super::jobs::page(q.limit, q.cursor.as_deref())?;
+    // One more than the page, to know whether another follows.
+    let mut rows = models::list(&state.db, &tenant, before, limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| format!("{}.{}", m.created_ms, m.id))
+    } else {
+        None
+    };
+    let mut v = json!({ "models": rows.iter().map(model_json).collect::<Vec<_>>() });
+    if let Some(n) = next {
+        v["next_cursor"] = json!(n);
+    }
+    Ok(Json(v))
 }
 
 /// A model's state: status, error, k, shapes, scale, model identity, SRS.

@@ -152,10 +152,12 @@ pub struct Model {
     fhe: Option<FheSummary>,
 }
 
-/// Models of the tenant.
+/// Models of the tenant, a page.
 #[derive(Serialize, ToSchema)]
 pub struct ModelList {
     models: Vec<Model>,
+    /// Present when more follow: pass it as `cursor` for the next page.
+    next_cursor: Option<String>,
 }
 
 /// A deleted model or cancelled job.

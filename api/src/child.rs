@@ -151,6 +151,14 @@ impl ChildRunner {
     }
 
     async fn start(&mut self) -> std::io::Result<&mut Running> {
+        // A child that died while idle (killed between jobs) is replaced before it is given a
+        // job, so the job is not failed for a death it did not cause.
+        if let Some(r) = self.running.as_mut() {
+            if !matches!(r.child.try_wait(), Ok(None)) {
+                tracing::warn!(worker = %self.spec.config.name, "the idle job process had died");
+                self.running = None;
+            }
+        }
         if self.running.is_none() {
             let mut child = Command::new(&self.spec.exe)
                 .args(["job-runner", "--worker", &self.spec.config.name])
@@ -200,14 +208,26 @@ impl ChildRunner {
         line.push('\n');
         let sent = running.stdin.write_all(line.as_bytes()).await;
         if sent.is_ok() {
+            let mut malformed = None;
             while let Ok(Some(l)) = running.lines.next_line().await {
                 match l.strip_prefix(MARK) {
                     Some(json) => match serde_json::from_str(json) {
                         Ok(response) => return Ok(response),
-                        Err(e) => tracing::warn!("a malformed answer from the job process: {e}"),
+                        Err(e) => {
+                            malformed = Some(e.to_string());
+                            break;
+                        }
                     },
                     None => eprintln!("{l}"),
                 }
+            }
+            if let Some(e) = malformed {
+                // Out of step with its parent: no later line can be trusted.
+                self.kill().await;
+                return Err(Died {
+                    out_of_memory: false,
+                    message: format!("the job's process answered out of protocol: {e}"),
+                });
             }
         }
         // The child is gone (or its pipes are): how it ended says why.

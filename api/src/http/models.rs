@@ -129,11 +129,16 @@ pub(super) async fn upload(
     // Parsed off the async threads, a few at a time (each tenant its share); the file is
     // checked against an element budget before tract folds its constants.
     let graph = {
-        let _permit = state.parsing.enter(&tenant).await?;
+        // The place is held by the parse itself, not by this request: a client that hangs up
+        // does not free it while the parse goes on.
+        let permit = state.parsing.enter(&tenant).await?;
         let onnx = onnx.clone();
-        tokio::task::spawn_blocking(move || zkinfer_model::load_onnx_bytes(&onnx))
-            .await
-            .map_err(|e| ApiError::from(crate::Error::Config(format!("parse task: {e}"))))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            zkinfer_model::load_onnx_bytes(&onnx)
+        })
+        .await
+        .map_err(|e| ApiError::from(crate::Error::Config(format!("parse task: {e}"))))?
     };
     let graph = graph.map_err(|e| match e {
         ModelError::UnsupportedOp { .. } => ApiError::new(

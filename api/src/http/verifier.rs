@@ -29,8 +29,9 @@ const VERIFIER_FILES: &[&str] = &[files::SETTINGS, files::VK, files::KZG_VERIFIE
 pub struct VerifierCache {
     capacity: usize,
     entries: std::sync::Mutex<VecDeque<(String, Arc<VerifierFolder>)>>,
-    /// One Solidity build at a time (solcjs takes a core and a second).
-    building: Mutex<()>,
+    /// One Solidity build at a time (solcjs takes a core and a second); held by the build
+    /// itself, so a client that hangs up does not free it while solc runs.
+    building: Arc<Mutex<()>>,
 }
 
 impl VerifierCache {
@@ -39,7 +40,7 @@ impl VerifierCache {
         Self {
             capacity: capacity.max(1),
             entries: Default::default(),
-            building: Mutex::new(()),
+            building: Arc::new(Mutex::new(())),
         }
     }
 
@@ -229,14 +230,17 @@ async fn evm_verifier(state: &AppState, tenant: &str, id: &str) -> ApiResult<Evm
     if let Some(v) = stored(state.clone(), id.to_string()).await? {
         return Ok(v);
     }
-    let _one = state.verifiers.building.lock().await;
+    let one = state.verifiers.building.clone().lock_owned().await;
     if let Some(v) = stored(state.clone(), id.to_string()).await? {
         return Ok(v);
     }
     let f = folder.clone();
-    let built = tokio::task::spawn_blocking(move || zkinfer_verifier::solidity::build(&f))
-        .await
-        .map_err(|e| internal("solidity task", e))?;
+    let built = tokio::task::spawn_blocking(move || {
+        let _one = one;
+        zkinfer_verifier::solidity::build(&f)
+    })
+    .await
+    .map_err(|e| internal("solidity task", e))?;
     let built = match built {
         Ok(v) => v,
         Err(e @ zkinfer_verifier::solidity::EvmVerifierError::TooLarge { .. }) => {

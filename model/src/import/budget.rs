@@ -17,6 +17,33 @@ use crate::error::{ModelError, Result};
 
 /// Small tensors whose values are followed (shapes, axes, repeats, pads are this small).
 const MAX_TRACKED_VALUES: usize = 64;
+/// The most dims a tensor may have: no model has more than a handful, and a file declaring
+/// a million would make this pass itself slow.
+const MAX_RANK: usize = 32;
+
+/// Ops whose output size is set by the values of one of their inputs (its index): when a
+/// constant computation this pass cannot follow makes that input, the size cannot be bounded
+/// before tract computes it, so the node is refused.
+const SIZED_BY: &[(&str, usize)] = &[
+    ("ConstantOfShape", 0),
+    ("Expand", 1),
+    ("Tile", 1),
+    ("Range", 1),
+    ("Pad", 1),
+    ("OneHot", 1),
+];
+
+/// Ops that only move or relabel their input's elements: a constant through them is counted
+/// once, not again.
+const VIEWS: &[&str] = &[
+    "Cast",
+    "Identity",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Flatten",
+];
 
 /// What the pass knows about one tensor.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +102,12 @@ pub(crate) fn check(
     max_constant_elements: u64,
 ) -> Result<()> {
     let over = |what: String, shape: &[u64]| -> Result<()> {
+        if shape.len() > MAX_RANK {
+            return Err(ModelError::TooLarge(format!(
+                "{what} has {} dims, over the budget of {MAX_RANK}",
+                shape.len()
+            )));
+        }
         let n = elements(shape);
         if n > max_elements {
             return Err(ModelError::TooLarge(format!(
@@ -115,24 +148,53 @@ pub(crate) fn check(
         }
     }
     for node in &graph.node {
+        let shown = if node.name.is_empty() {
+            format!("node (unnamed, output {:?})", node.output.first())
+        } else {
+            format!("node \"{}\"", node.name)
+        };
+        // tract types a control-flow op's bodies (and folds their constants) whatever the
+        // condition: this pass does not follow them, and the quantized pipeline has no such op.
+        if node
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+        {
+            return Err(ModelError::TooLarge(format!(
+                "{shown} ({}) holds a subgraph, which the element budget cannot bound",
+                node.op_type
+            )));
+        }
         let inputs: Vec<Option<&Known>> = node
             .input
             .iter()
             .map(|name| known.get(name.as_str()))
             .collect();
+        if let Some(&(_, at)) = SIZED_BY.iter().find(|(op, _)| *op == node.op_type) {
+            let sizing = node.input.get(at).filter(|i| !i.is_empty());
+            let unfollowed = sizing.is_some_and(|i| {
+                constant.contains(i.as_str())
+                    && known.get(i.as_str()).is_none_or(|k| k.values.is_none())
+            });
+            if unfollowed {
+                return Err(ModelError::TooLarge(format!(
+                    "{shown} ({}) takes its size from constants computed by ops the element \
+                     budget cannot follow; its size cannot be bounded before it is made",
+                    node.op_type
+                )));
+            }
+        }
         let out = infer(node, &inputs)?;
-        let all_constant = node
-            .input
-            .iter()
-            .all(|i| i.is_empty() || constant.contains(i.as_str()));
+        // Shapes are static here (symbolic dims are fixed to 1 before tract folds): a shape
+        // is a constant like any other, and so is what is computed from it.
+        let all_constant = matches!(node.op_type.as_str(), "Shape" | "Size")
+            || node
+                .input
+                .iter()
+                .all(|i| i.is_empty() || constant.contains(i.as_str()));
         if let Some(shape) = out.as_ref().and_then(|k| k.shape.as_ref()) {
-            let shown = if node.name.is_empty() {
-                format!("node (unnamed, output {:?})", node.output.first())
-            } else {
-                format!("node \"{}\"", node.name)
-            };
             over(format!("{shown} ({})", node.op_type), shape)?;
-            if all_constant {
+            if all_constant && !VIEWS.contains(&node.op_type.as_str()) {
                 count_constant(&shown, elements(shape))?;
             }
         }
@@ -151,10 +213,12 @@ fn declared_shape(v: &pb::ValueInfoProto) -> Option<Vec<u64>> {
     use pb::tensor_shape_proto::dimension::Value as D;
     use pb::type_proto::Value as T;
     let T::TensorType(t) = v.r#type.as_ref()?.value.as_ref()?;
-    t.shape
-        .as_ref()?
-        .dim
-        .iter()
+    let dims = &t.shape.as_ref()?.dim;
+    if dims.len() > MAX_RANK {
+        // Checked by the caller's rank budget: a shape of MAX_RANK + 1 ones says so cheaply.
+        return Some(vec![1; MAX_RANK + 1]);
+    }
+    dims.iter()
         .map(|d| match &d.value {
             Some(D::DimValue(n)) => u64::try_from(*n).ok(),
             Some(D::DimParam(_)) | None => Some(1),
@@ -414,6 +478,26 @@ fn infer(node: &NodeProto, inputs: &[Option<&Known>]) -> Result<Option<Known>> {
                 _ => None,
             }
         }
+        "OneHot" => {
+            let depth = input(1)
+                .and_then(|k| k.values.as_ref()?.first().copied())
+                .and_then(as_dim);
+            match (shape(0), depth) {
+                (Some(s), Some(d)) => {
+                    let mut out = s.clone();
+                    let ax = attr_int(node, "axis").unwrap_or(-1);
+                    let at = if ax < 0 {
+                        (ax + out.len() as i64 + 1).max(0) as usize
+                    } else {
+                        (ax as usize).min(out.len())
+                    };
+                    out.insert(at, d);
+                    Some(Known::shaped(out))
+                }
+                (None, Some(d)) => Some(Known::shaped(vec![d])),
+                _ => None,
+            }
+        }
         "Reshape" => match (input(1).and_then(Known::ints), shape(0)) {
             (Some(target), s) => reshape(&target, s).map(|out| match input(0) {
                 Some(Known {
@@ -425,12 +509,9 @@ fn infer(node: &NodeProto, inputs: &[Option<&Known>]) -> Result<Option<Known>> {
         },
         "Shape" => shape(0).map(|s| {
             let rank = s.len() as i64;
-            let start = attr_int(node, "start")
-                .and_then(|a| axis(a, s.len() + 1))
-                .unwrap_or(0);
-            let end = attr_int(node, "end")
-                .map(|e| if e < 0 { (e + rank).max(0) } else { e.min(rank) } as usize)
-                .unwrap_or(s.len());
+            let clamp = |a: i64| (if a < 0 { a + rank } else { a }).clamp(0, rank) as usize;
+            let start = attr_int(node, "start").map_or(0, clamp);
+            let end = attr_int(node, "end").map_or(s.len(), clamp);
             let v: Vec<f64> = s[start.min(end)..end].iter().map(|&d| d as f64).collect();
             Known::with_values(vec![v.len() as u64], v)
         }),

@@ -159,3 +159,52 @@ fn the_corpus_bomb_is_refused_and_its_small_twin_loads() {
     let g = load_onnx_bytes(&crate::corpus::constant_bomb(1)).expect("a 1 × 1 constant loads");
     assert_eq!(g.input_shapes(), vec![vec![1, 4]]);
 }
+
+#[test]
+fn a_size_computed_by_an_op_the_pass_does_not_follow_is_refused() {
+    // Abs of a constant shape, and Max of the input's shape: tract would compute both and
+    // allocate; this pass cannot bound them, so the node is refused.
+    let abs = model(
+        vec![ints("c", &[1 << 16, 1 << 16])],
+        vec![
+            node("a", "Abs", &["c"], vec![]),
+            node(
+                "bomb",
+                "ConstantOfShape",
+                &["a_out"],
+                vec![float_value(0.0)],
+            ),
+        ],
+    );
+    refused_naming(&abs, "bomb");
+    let from_shape = model(
+        vec![ints("big", &[1 << 16, 1 << 16])],
+        vec![
+            node("s", "Shape", &["x"], vec![]),
+            node("m", "Max", &["s_out", "big"], vec![]),
+            node("m2", "Abs", &["m_out"], vec![]),
+            node("bomb", "Expand", &["x", "m2_out"], vec![]),
+        ],
+    );
+    refused_naming(&from_shape, "bomb");
+    // A subgraph (If/Loop/Scan) is refused outright.
+    let mut iff = node("branch", "If", &["x"], vec![]);
+    iff.attribute.push(AttributeProto {
+        name: "then_branch".into(),
+        g: Some(pb::GraphProto::default()),
+        r#type: pb::attribute_proto::AttributeType::Graph as i32,
+        ..Default::default()
+    });
+    refused_naming(&model(vec![], vec![iff]), "branch");
+}
+
+#[test]
+fn a_million_dims_are_refused_before_they_cost_anything() {
+    let mut t = ints("w", &[1]);
+    t.dims = vec![1; 1 << 20];
+    let bytes = model(vec![t], vec![node("y", "Add", &["x", "w"], vec![])]);
+    match load_onnx_bytes(&bytes) {
+        Err(ModelError::TooLarge(m)) => assert!(m.contains("dims"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -2,7 +2,6 @@
 //! (rows here, bytes in the store), the loaded keys a worker keeps, and the `fhe_run` job that
 //! evaluates the program on an uploaded ciphertext and stores the encrypted result.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +15,7 @@ use zkinfer_fhe::{FheError, FheProgram, Header, ServerSide};
 use crate::db::{new_id, now_ms, Db};
 use crate::error::Result;
 use crate::executor::phase;
+use crate::lru::Lru;
 use crate::models;
 use crate::queue::{self, Claimed};
 use crate::store::Store;
@@ -168,8 +168,7 @@ pub async fn stored_program(
 /// Server keys loaded (decompressed, tables prepared), most recently used last: loading an m3c3
 /// key takes seconds and its decompressed form is large, so a worker keeps a few.
 pub struct ServerKeys {
-    capacity: usize,
-    entries: std::sync::Mutex<VecDeque<(String, Arc<ServerSide>)>>,
+    loaded: Lru<ServerSide>,
     /// One load at a time, so two loops missing the same key load it once.
     loading: Mutex<()>,
 }
@@ -177,7 +176,7 @@ pub struct ServerKeys {
 impl std::fmt::Debug for ServerKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerKeys")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.loaded.capacity())
             .field("keys", &self.keys())
             .finish()
     }
@@ -187,38 +186,22 @@ impl ServerKeys {
     /// Room for `capacity` loaded keys.
     pub fn new(capacity: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
-            entries: Default::default(),
+            loaded: Lru::new(capacity),
             loading: Mutex::new(()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<ServerSide>)>> {
-        // A panic while holding this lock leaves the list consistent: keep using it.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn get(&self, key_id: &str) -> Option<Arc<ServerSide>> {
-        let mut e = self.lock();
-        let i = e.iter().position(|(k, _)| k == key_id)?;
-        let entry = e.remove(i)?;
-        let s = entry.1.clone();
-        e.push_back(entry);
-        Some(s)
+        self.loaded.get(key_id)
     }
 
     fn insert(&self, key_id: &str, s: Arc<ServerSide>) {
-        let mut e = self.lock();
-        e.retain(|(k, _)| k != key_id);
-        e.push_back((key_id.to_string(), s));
-        while e.len() > self.capacity {
-            e.pop_front();
-        }
+        self.loaded.insert(key_id, s)
     }
 
     /// Ids of the keys loaded, least recently used first.
     pub fn keys(&self) -> Vec<String> {
-        self.lock().iter().map(|(k, _)| k.clone()).collect()
+        self.loaded.names()
     }
 }
 

@@ -13,6 +13,7 @@ pub mod fhe;
 pub mod fleet;
 pub mod http;
 mod key_cache;
+mod lru;
 pub mod models;
 pub mod queue;
 pub mod service;

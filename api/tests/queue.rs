@@ -293,6 +293,8 @@ async fn claims_are_fair_across_tenants() {
                 panic!()
             };
             a_jobs.push(id);
+            // Jobs of one millisecond are ordered by their (random) ids: apart, by age.
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
         let Enqueued::New(b_job) = queue::enqueue(&db, &prove_job(&b, &model_b, &payload))
             .await

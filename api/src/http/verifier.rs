@@ -3,7 +3,6 @@
 //! proving key; the Solidity verifier is built when first asked for, stored and versioned,
 //! and served as source, as bytecode and ABI, and a proof as its calldata.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -21,14 +20,14 @@ use super::models::ready_artifacts;
 use super::openapi::{ErrorBody, VerifyRequest as VerifyDoc, VerifyResult};
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::db::now_ms;
+use crate::lru::Lru;
 
 /// The files a verifier reads.
 const VERIFIER_FILES: &[&str] = &[files::SETTINGS, files::VK, files::KZG_VERIFIER, files::KEYS];
 
 /// Opened verifier folders, most recently used last, at most a fixed number of models.
 pub struct VerifierCache {
-    capacity: usize,
-    entries: std::sync::Mutex<VecDeque<(String, Arc<VerifierFolder>)>>,
+    open: Lru<VerifierFolder>,
     /// One Solidity build at a time (solcjs takes a core and a second); held by the build
     /// itself, so a client that hangs up does not free it while solc runs.
     building: Arc<Mutex<()>>,
@@ -38,38 +37,22 @@ impl VerifierCache {
     /// A cache of up to `capacity` models' verifier folders.
     pub fn new(capacity: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
-            entries: Default::default(),
+            open: Lru::new(capacity),
             building: Arc::new(Mutex::new(())),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<VerifierFolder>)>> {
-        // A list of loaded folders: a panic elsewhere cannot leave it inconsistent.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn get(&self, model: &str) -> Option<Arc<VerifierFolder>> {
-        let mut e = self.lock();
-        let i = e.iter().position(|(m, _)| m == model)?;
-        let entry = e.remove(i)?;
-        let f = entry.1.clone();
-        e.push_back(entry);
-        Some(f)
+        self.open.get(model)
     }
 
     fn insert(&self, model: &str, folder: Arc<VerifierFolder>) {
-        let mut e = self.lock();
-        e.retain(|(m, _)| m != model);
-        e.push_back((model.to_string(), folder));
-        while e.len() > self.capacity {
-            e.pop_front();
-        }
+        self.open.insert(model, folder)
     }
 
     /// Models cached, least recently used first.
     pub fn models(&self) -> Vec<String> {
-        self.lock().iter().map(|(m, _)| m.clone()).collect()
+        self.open.names()
     }
 }
 

@@ -76,6 +76,20 @@ fn start_worker_with(
     (child, name)
 }
 
+/// A proof job of `model` on `payload`, three attempts, no callback.
+fn proof_job<'a>(tenant: &'a str, model: &'a str, payload: &'a serde_json::Value) -> NewJob<'a> {
+    NewJob {
+        tenant_id: tenant,
+        model_id: model,
+        kind: JobKind::Prove,
+        payload,
+        max_attempts: 3,
+        idempotency: None,
+        callback_url: None,
+        memory_bytes: None,
+    }
+}
+
 async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
     let e = example(name);
     let up = Upload {
@@ -217,16 +231,7 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
             .unwrap();
     let payload = json!({ "input_data": input["input_data"] });
     for _ in 0..200 {
-        let job = NewJob {
-            tenant_id: &tenant,
-            model_id: &small,
-            kind: JobKind::Prove,
-            payload: &payload,
-            max_attempts: 3,
-            idempotency: None,
-            callback_url: None,
-            memory_bytes: None,
-        };
+        let job = proof_job(&tenant, &small, &payload);
         assert!(matches!(
             queue::enqueue(&db, &job).await.unwrap(),
             Enqueued::New(_)
@@ -366,16 +371,7 @@ async fn a_worker_on_an_s3_store_sets_up_and_proves() {
         serde_json::from_slice(&std::fs::read(example("1l_linear").join("input.json")).unwrap())
             .unwrap();
     let payload = json!({ "input_data": input["input_data"] });
-    let job = NewJob {
-        tenant_id: &tenant,
-        model_id: &model,
-        kind: JobKind::Prove,
-        payload: &payload,
-        max_attempts: 3,
-        idempotency: None,
-        callback_url: None,
-        memory_bytes: None,
-    };
+    let job = proof_job(&tenant, &model, &payload);
     let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
         panic!()
     };
@@ -478,16 +474,7 @@ async fn a_job_killed_in_its_child_fails_out_of_memory_and_nothing_else_is_lost(
     let enqueue = |tenant: String, model: String, payload: serde_json::Value| {
         let db = db.clone();
         async move {
-            let job = NewJob {
-                tenant_id: &tenant,
-                model_id: &model,
-                kind: JobKind::Prove,
-                payload: &payload,
-                max_attempts: 3,
-                idempotency: None,
-                callback_url: None,
-                memory_bytes: None,
-            };
+            let job = proof_job(&tenant, &model, &payload);
             match queue::enqueue(&db, &job).await.unwrap() {
                 Enqueued::New(id) | Enqueued::Existing(id) => id,
             }
@@ -625,16 +612,7 @@ async fn a_restarted_worker_requeues_its_previous_runs_jobs_at_once() {
     let payload: serde_json::Value =
         serde_json::from_slice(&std::fs::read(example("lstm").join("input.json")).unwrap())
             .unwrap();
-    let job = NewJob {
-        tenant_id: &tenant,
-        model_id: &model,
-        kind: JobKind::Prove,
-        payload: &payload,
-        max_attempts: 3,
-        idempotency: None,
-        callback_url: None,
-        memory_bytes: None,
-    };
+    let job = proof_job(&tenant, &model, &payload);
     let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
         panic!()
     };

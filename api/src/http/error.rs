@@ -30,6 +30,11 @@ impl ApiError {
         }
     }
 
+    /// 400 with this code and message.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
     /// The same error, telling the client to retry after `secs` seconds.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);

@@ -29,10 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jobs/{id}/result.bin", get(result_file))
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
 fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
@@ -105,7 +101,7 @@ pub(super) async fn upload_key(
         )
     })?;
     let (header, _) = check_file(&body, Kind::ServerKey, "the uploaded server key")
-        .map_err(|e| bad("invalid_key", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("invalid_key", e.to_string()))?;
     if header.program_sha256 != program.sha256() {
         return Err(unprocessable(
             "fhe_mismatch",
@@ -180,24 +176,30 @@ pub(super) async fn request_run(
             .map_err(super::models::multipart_error)?
             .to_vec();
         let text = |b: Vec<u8>| {
-            String::from_utf8(b)
-                .map_err(|_| bad("invalid_multipart", format!("{name} is not text")))
+            String::from_utf8(b).map_err(|_| {
+                ApiError::bad_request("invalid_multipart", format!("{name} is not text"))
+            })
         };
         match name.as_str() {
             "key_id" => key_id = Some(text(bytes)?.trim().to_string()),
             "ciphertext" => ciphertext = Some(bytes),
             "callback_url" => callback_url = Some(text(bytes)?.trim().to_string()),
-            other => return Err(bad("invalid_multipart", format!("unknown field {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_multipart",
+                    format!("unknown field {other:?}"),
+                ))
+            }
         }
     }
     let key_id = key_id.ok_or_else(|| {
-        bad(
+        ApiError::bad_request(
             "missing_field",
             "the form has no \"key_id\" (a server key id)",
         )
     })?;
     let ciphertext = ciphertext.ok_or_else(|| {
-        bad(
+        ApiError::bad_request(
             "missing_field",
             "the form has no \"ciphertext\" (the file zkinfer fhe encrypt wrote)",
         )
@@ -205,7 +207,7 @@ pub(super) async fn request_run(
     let (_, program) = model_program(&state, &tenant, &id).await?;
     let key = load_key(&state, &tenant, &id, &key_id).await?;
     let (header, count) = check_file(&ciphertext, Kind::Inputs, "the uploaded ciphertext")
-        .map_err(|e| bad("invalid_ciphertext", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("invalid_ciphertext", e.to_string()))?;
     if header.program_sha256 != key.program_sha256 {
         return Err(unprocessable(
             "fhe_mismatch",

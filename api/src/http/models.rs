@@ -50,10 +50,6 @@ pub fn model_json(m: &ModelRow) -> Value {
     v
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
 pub(super) fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     rejection(e.status(), e.body_text(), "invalid_multipart")
 }
@@ -63,7 +59,7 @@ pub(super) fn rejection(status: StatusCode, text: String, code: &'static str) ->
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", text)
     } else {
-        bad(code, text)
+        ApiError::bad_request(code, text)
     }
 }
 
@@ -91,19 +87,26 @@ pub(super) async fn upload(
             "calibration" => calibration = Some(bytes),
             "settings" => settings = Some(bytes),
             "fhe" => fhe = Some(bytes),
-            other => return Err(bad("invalid_multipart", format!("unknown field {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_multipart",
+                    format!("unknown field {other:?}"),
+                ))
+            }
         }
     }
-    let onnx =
-        onnx.ok_or_else(|| bad("missing_field", "the form has no \"model\" (the ONNX file)"))?;
+    let onnx = onnx.ok_or_else(|| {
+        ApiError::bad_request("missing_field", "the form has no \"model\" (the ONNX file)")
+    })?;
     let calibration = calibration.ok_or_else(|| {
-        bad(
+        ApiError::bad_request(
             "missing_field",
             "the form has no \"calibration\" (an input.json)",
         )
     })?;
     let options: ModelOptions = match &settings {
-        Some(b) => serde_json::from_slice(b).map_err(|e| bad("invalid_settings", e.to_string()))?,
+        Some(b) => serde_json::from_slice(b)
+            .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?,
         None => ModelOptions::default(),
     };
     let fhe: Option<zkinfer_fhe::FheOptions> = match &fhe {
@@ -111,7 +114,7 @@ pub(super) async fn upload(
         Some(b) => match serde_json::from_slice::<Value>(b) {
             Ok(Value::Bool(false)) => None,
             _ => Some(serde_json::from_slice(b).map_err(|e| {
-                bad(
+                ApiError::bad_request(
                     "invalid_settings",
                     format!("fhe: {e} (an object of FHE options, or false)"),
                 )
@@ -119,13 +122,13 @@ pub(super) async fn upload(
         },
     };
     let text = std::str::from_utf8(&calibration)
-        .map_err(|_| bad("invalid_input", "calibration is not UTF-8 JSON"))?;
+        .map_err(|_| ApiError::bad_request("invalid_input", "calibration is not UTF-8 JSON"))?;
     let samples = zkinfer_model::parse_calibration_json(text)
-        .map_err(|e| bad("invalid_input", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
     state
         .ceilings
         .check(&options, fhe.as_ref(), samples.len())
-        .map_err(|e| bad("invalid_settings", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?;
     // Parsed off the async threads, a few at a time (each tenant its share); the file is
     // checked against an element budget before tract folds its constants.
     let graph = {
@@ -146,8 +149,8 @@ pub(super) async fn upload(
             "unsupported_op",
             e.to_string(),
         ),
-        ModelError::Malformed(_) => bad("invalid_model", e.to_string()),
-        ModelError::TooLarge(_) => bad("model_too_large", e.to_string()),
+        ModelError::Malformed(_) => ApiError::bad_request("invalid_model", e.to_string()),
+        ModelError::TooLarge(_) => ApiError::bad_request("model_too_large", e.to_string()),
         other => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_model",
@@ -155,7 +158,7 @@ pub(super) async fn upload(
         ),
     })?;
     zkinfer_model::check_calibration(&graph, &samples)
-        .map_err(|e| bad("invalid_input", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
     drop(graph);
     let upload = Upload {
         onnx: state.store.put(onnx).await?,

@@ -105,10 +105,6 @@ struct VerifyRequest {
     input_data: Option<Vec<Vec<f64>>>,
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
 /// Verifies a proof against the model (and, with `input_data`, its proven inputs).
 #[utoipa::path(post, path = "/v1/models/{id}/verify", params(("id" = String, Path, description = "model id")), tag = "models",
     request_body = VerifyDoc,
@@ -122,8 +118,8 @@ pub(super) async fn verify(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let req: VerifyRequest =
-        serde_json::from_slice(&body).map_err(|e| bad("invalid_json", e.to_string()))?;
+    let req: VerifyRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let folder = verifier_folder(&state, &tenant, &id).await?;
     let model_id = folder.model_id.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -143,7 +139,7 @@ pub(super) async fn verify(
         }))),
         Err(V::Invalid) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
         Err(e @ (V::Malformed(_) | V::ValuesMismatch(_))) => {
-            Err(bad("invalid_proof_format", e.to_string()))
+            Err(ApiError::bad_request("invalid_proof_format", e.to_string()))
         }
         Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,10 +1,17 @@
 //! Callbacks: when a job with a `callback_url` ends, its JSON is POSTed there, signed with
-//! the tenant's secret (`X-Zkinfer-Signature: sha256=HEX`, HMAC-SHA256 over the body).
+//! the tenant's secret: `X-Zkinfer-Signature: t=UNIX_SECONDS,v1=HEX`, HEX the HMAC-SHA256 of
+//! `"{t}.{body}"`. The time is signed with the body, so a receiver that refuses a `t` more
+//! than [`REPLAY_WINDOW_SECS`] from its clock (and deduplicates by job id within it) cannot be
+//! replayed an old delivery. A model's setup job is its model's webhook: it ends when the
+//! model becomes ready or fails (`X-Zkinfer-Event: model.ready` / `model.failed`; other jobs
+//! `job.succeeded`, `job.failed`, `job.cancelled`).
 //!
-//! Deliveries are durable: a job's end marks its callback due in the database; a dispatcher in
-//! any process (`serve` or `worker`) claims a due delivery under a lease, POSTs it, records
-//! the attempt, and on failure schedules the next one with exponential backoff until the
+//! Deliveries are durable: a job's end marks its callback due in the database; dispatchers in
+//! any process (`serve` or `worker`) claim due deliveries under a lease, POST them, record
+//! the attempt, and on failure schedule the next one with exponential backoff until the
 //! attempts are used up. Delivery is at least once: a receiver deduplicates by job id.
+//! Several deliveries run at once, and no tenant holds more than a few of them (across every
+//! process), so a tenant's slow endpoint delays only its own callbacks.
 //!
 //! A callback URL is a request the server makes on a client's behalf, so loopback, private,
 //! link-local (cloud metadata) and other non-public addresses are refused unless the service
@@ -33,6 +40,13 @@ use crate::tenants;
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "x-zkinfer-signature";
 
+/// The header that names what happened.
+pub const EVENT_HEADER: &str = "x-zkinfer-event";
+
+/// How far from its own clock a receiver should accept a signature's time, in seconds. A
+/// retry is signed anew, so the window bounds replays, not backoff.
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+
 /// How callbacks are delivered.
 #[derive(Clone, Debug)]
 pub struct CallbackPolicy {
@@ -46,6 +60,10 @@ pub struct CallbackPolicy {
     pub max_backoff: Duration,
     /// How long one POST may take.
     pub timeout: Duration,
+    /// Deliveries one dispatcher makes at once.
+    pub concurrency: usize,
+    /// Deliveries of one tenant in flight at once, across every dispatcher.
+    pub per_tenant: i64,
 }
 
 impl Default for CallbackPolicy {
@@ -56,6 +74,8 @@ impl Default for CallbackPolicy {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
             timeout: Duration::from_secs(10),
+            concurrency: 8,
+            per_tenant: 2,
         }
     }
 }
@@ -68,13 +88,39 @@ impl CallbackPolicy {
     }
 }
 
-/// `sha256=HEX`: the HMAC-SHA256 of `body` keyed by `secret` (the secret as `keys create`
-/// prints it, its ASCII bytes).
-pub fn signature(secret: &str, body: &[u8]) -> String {
+/// `t=T,v1=HEX`: HEX the HMAC-SHA256 of `"{t}.{body}"` keyed by `secret` (the secret as
+/// `keys create` prints it, its ASCII bytes), `t` in seconds since the Unix epoch.
+pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(format!("{t}.").as_bytes());
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What a receiver does with a delivery: true if `header` signs `body` with `secret` at a
+/// time within [`REPLAY_WINDOW_SECS`] of `now` (seconds). Compares in constant time.
+pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64) -> bool {
+    let mut t = None;
+    let mut v1 = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", x)) => t = x.parse::<i64>().ok(),
+            Some(("v1", x)) => v1 = hex::decode(x).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return false;
+    };
+    if (now - t).abs() > REPLAY_WINDOW_SECS {
+        return false;
+    }
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&v1).is_ok()
 }
 
 /// Whether `ip` is a public unicast address: not loopback, private, link-local, shared
@@ -219,14 +265,17 @@ struct Due {
     attempts: i64,
 }
 
-/// Claims the delivery due longest, leased to `holder` for `lease_ms`.
-async fn claim(db: &Db, holder: &str, lease_ms: i64) -> Result<Option<Due>> {
+/// Claims the delivery due longest of a tenant with fewer than `per_tenant` in flight,
+/// leased to `holder` for `lease_ms`.
+async fn claim(db: &Db, holder: &str, lease_ms: i64, per_tenant: i64) -> Result<Option<Due>> {
     let sql = match db.backend {
         Backend::Postgres => {
             "UPDATE jobs SET callback_holder = $1, callback_lease_until_ms = $2 \
              WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
              AND callback_next_ms <= $3 \
              AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
+             AND (SELECT COUNT(*) FROM jobs busy WHERE busy.tenant_id = jobs.tenant_id \
+                  AND busy.callback_state = 'pending' AND busy.callback_lease_until_ms >= $3) < $4 \
              ORDER BY callback_next_ms, id FOR UPDATE SKIP LOCKED LIMIT 1) \
              RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)"
         }
@@ -235,17 +284,29 @@ async fn claim(db: &Db, holder: &str, lease_ms: i64) -> Result<Option<Due>> {
              WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
              AND callback_next_ms <= $3 \
              AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
+             AND (SELECT COUNT(*) FROM jobs busy WHERE busy.tenant_id = jobs.tenant_id \
+                  AND busy.callback_state = 'pending' AND busy.callback_lease_until_ms >= $3) < $4 \
              ORDER BY callback_next_ms, id LIMIT 1) \
              RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)"
         }
     };
+    // Claims are made one at a time (SQLite has one writer; PostgreSQL takes a lock for the
+    // transaction), so the per-tenant count a claim reads includes every earlier claim.
+    let mut tx = db.pool.begin().await?;
+    if db.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7007001)")
+            .execute(&mut *tx)
+            .await?;
+    }
     let now = now_ms();
     let row = sqlx::query(sql)
         .bind(holder)
         .bind(now + lease_ms)
         .bind(now)
-        .fetch_optional(&db.pool)
+        .bind(per_tenant)
+        .fetch_optional(&mut *tx)
         .await?;
+    tx.commit().await?;
     row.map(|r| {
         Ok(Due {
             job_id: r.try_get(0)?,
@@ -338,6 +399,7 @@ async fn post(
     due: &Due,
     body: Vec<u8>,
     signature: String,
+    event: &str,
 ) -> (Option<u16>, Option<String>) {
     // A literal address never reaches the resolver: check it here.
     if !policy.allow_private {
@@ -349,6 +411,7 @@ async fn post(
         .post(&due.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, signature)
+        .header(EVENT_HEADER, event)
         .header("x-zkinfer-job", &due.job_id)
         .header("x-zkinfer-attempt", (due.attempts + 1).to_string())
         .body(body)
@@ -394,7 +457,7 @@ pub async fn deliver_one(
     policy: &CallbackPolicy,
 ) -> Result<bool> {
     let lease_ms = (policy.timeout.as_millis() as i64) * 3;
-    let Some(due) = claim(db, holder, lease_ms).await? else {
+    let Some(due) = claim(db, holder, lease_ms, policy.per_tenant).await? else {
         return Ok(false);
     };
     let job = queue::get(db, &due.tenant_id, &due.job_id)
@@ -402,8 +465,8 @@ pub async fn deliver_one(
         .ok_or_else(|| Error::NotFound(format!("job {}", due.job_id)))?;
     let body = serde_json::to_vec(&job.to_json()).expect("JSON values serialise");
     let secret = tenants::callback_secret(db, &due.tenant_id).await?;
-    let sig = signature(&secret, &body);
-    let (status, error) = post(client, policy, &due, body, sig).await;
+    let sig = signature(&secret, now_ms() / 1000, &body);
+    let (status, error) = post(client, policy, &due, body, sig, &event(&job)).await;
     match &error {
         None => tracing::info!(job = %due.job_id, "callback delivered"),
         Some(e) => tracing::warn!(job = %due.job_id, attempt = due.attempts + 1, "callback: {e}"),
@@ -412,8 +475,17 @@ pub async fn deliver_one(
     Ok(true)
 }
 
-/// Delivers due callbacks until `stop` turns true.
-pub async fn run(db: Db, holder: String, policy: CallbackPolicy, mut stop: watch::Receiver<bool>) {
+/// What a job's end means to its receiver.
+fn event(job: &queue::JobRow) -> String {
+    match (job.kind.as_str(), job.status.as_str()) {
+        ("setup", "succeeded") => "model.ready".into(),
+        ("setup", "failed" | "cancelled") => "model.failed".into(),
+        (_, status) => format!("job.{status}"),
+    }
+}
+
+/// Delivers due callbacks, `policy.concurrency` at once, until `stop` turns true.
+pub async fn run(db: Db, holder: String, policy: CallbackPolicy, stop: watch::Receiver<bool>) {
     let client = match client(&policy) {
         Ok(c) => c,
         Err(e) => {
@@ -421,6 +493,26 @@ pub async fn run(db: Db, holder: String, policy: CallbackPolicy, mut stop: watch
             return;
         }
     };
+    let lanes = (0..policy.concurrency.max(1)).map(|i| {
+        lane(
+            db.clone(),
+            client.clone(),
+            format!("{holder}-{i}"),
+            policy.clone(),
+            stop.clone(),
+        )
+    });
+    futures_util::future::join_all(lanes).await;
+}
+
+/// One delivery at a time, until `stop` turns true.
+async fn lane(
+    db: Db,
+    client: reqwest::Client,
+    holder: String,
+    policy: CallbackPolicy,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -499,12 +591,41 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_hmac_sha256() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    fn signature_is_hmac_sha256_over_time_and_body() {
+        // Python's hmac.new(b"Jefe", b"1700000000.what do ya want for nothing?", sha256).
+        let body = b"what do ya want for nothing?";
+        let sig = signature("Jefe", 1_700_000_000, body);
         assert_eq!(
-            signature("Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            sig,
+            "t=1700000000,v1=1cdd0650c8be1cb0974b1788d458b1e781206cfef59b85faafc582d2e182c57e"
         );
+        let now = 1_700_000_000;
+        assert!(verify_signature("Jefe", &sig, body, now));
+        assert!(verify_signature(
+            "Jefe",
+            &sig,
+            body,
+            now + REPLAY_WINDOW_SECS
+        ));
+        // Too old (a replay), another secret, another body, another time, no time, garbage.
+        assert!(!verify_signature(
+            "Jefe",
+            &sig,
+            body,
+            now + REPLAY_WINDOW_SECS + 1
+        ));
+        assert!(!verify_signature("jefe", &sig, body, now));
+        assert!(!verify_signature(
+            "Jefe",
+            &sig,
+            b"what do ya want for nothing!",
+            now
+        ));
+        let moved = sig.replace("t=1700000000", "t=1700000001");
+        assert!(!verify_signature("Jefe", &moved, body, now));
+        let untimed = sig.replace("t=1700000000,", "");
+        assert!(!verify_signature("Jefe", &untimed, body, now));
+        assert!(!verify_signature("Jefe", "sha256=00", body, now));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod callbacks;
 mod capacity;
 pub mod ceilings;
 pub mod child;
+pub mod counters;
 pub mod db;
 pub mod error;
 pub mod executor;

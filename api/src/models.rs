@@ -27,16 +27,18 @@ pub struct ModelRow {
 
 /// Inserts a model of `tenant_id` in state `queued` (tests and the upload route); returns its id.
 pub async fn create(db: &Db, tenant_id: &str) -> Result<String> {
-    create_with_setup(db, tenant_id, &Value::Null, 0).await
+    create_with_setup(db, tenant_id, &Value::Null, 0, None).await
 }
 
 /// Inserts a model with its upload record and, in the same transaction, the job that compiles
-/// and sets it up (`max_attempts` > 0), so neither exists without the other.
+/// and sets it up (`max_attempts` > 0), so neither exists without the other. The setup job's
+/// end, POSTed to `callback_url`, tells when the model is ready or failed.
 pub async fn create_with_setup(
     db: &Db,
     tenant_id: &str,
     upload: &Value,
     max_attempts: i64,
+    callback_url: Option<&str>,
 ) -> Result<String> {
     let id = new_id("md");
     let now = now_ms();
@@ -53,8 +55,8 @@ pub async fn create_with_setup(
     .await?;
     if max_attempts > 0 {
         sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, created_ms) \
-             VALUES ($1, $2, $3, 'setup', 'queued', $4, $5, $6)",
+            "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, \
+             created_ms, callback_url) VALUES ($1, $2, $3, 'setup', 'queued', $4, $5, $6, $7)",
         )
         .bind(new_id("jb"))
         .bind(tenant_id)
@@ -62,6 +64,7 @@ pub async fn create_with_setup(
         .bind(upload.to_string())
         .bind(max_attempts)
         .bind(now)
+        .bind(callback_url)
         .execute(&mut *tx)
         .await?;
     }
@@ -155,7 +158,7 @@ pub async fn set_state_in(
     let (code, message) = error.unzip();
     sqlx::query(
         "UPDATE models SET status = $1, summary = $2, artifacts = $3, error_code = $4, error = $5, \
-         updated_ms = $6 WHERE id = $7 AND status <> 'deleted'",
+         updated_ms = $6, model_id = $8 WHERE id = $7 AND status <> 'deleted'",
     )
     .bind(status)
     .bind(summary.map(Value::to_string))
@@ -164,6 +167,7 @@ pub async fn set_state_in(
     .bind(message)
     .bind(now_ms())
     .bind(id)
+    .bind(summary.and_then(|s| s["model_id"].as_str()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -184,16 +188,19 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     .execute(&mut *tx)
     .await?;
     if r.rows_affected() == 1 {
-        sqlx::query(
+        let cancelled = sqlx::query(
             "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
              callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
              callback_next_ms = $1 \
-             WHERE model_id = $2 AND status = 'queued'",
+             WHERE model_id = $2 AND status = 'queued' RETURNING kind",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        for job in cancelled {
+            crate::counters::job_ended(&mut tx, &job.try_get::<String, _>(0)?, "cancelled").await?;
+        }
     }
     tx.commit().await?;
     Ok(r.rows_affected() == 1)

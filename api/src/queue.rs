@@ -300,7 +300,7 @@ pub async fn finish_with(
          lease_until_ms = NULL, phase = NULL, run_ms = COALESCE($8, run_ms), \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $5 \
-         WHERE id = $6 AND worker = $7 AND status = 'running'",
+         WHERE id = $6 AND worker = $7 AND status = 'running' RETURNING kind",
     )
     .bind(status)
     .bind(result)
@@ -310,10 +310,15 @@ pub async fn finish_with(
     .bind(id)
     .bind(worker)
     .bind(run_ms)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if r.rows_affected() != 1 {
+    let Some(r) = r else {
         return Ok(false);
+    };
+    let kind: String = r.try_get(0)?;
+    crate::counters::job_ended(&mut tx, &kind, status).await?;
+    if let (Some(ms), "succeeded", true) = (run_ms, status, kind == JobKind::Prove.as_str()) {
+        crate::counters::prove_ran(&mut tx, ms).await?;
     }
     if let Some(model) = setup_of {
         match outcome {
@@ -363,9 +368,19 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
+    crate::counters::add(
+        &mut tx,
+        crate::counters::LEASE_EXPIRIES,
+        "",
+        (failed.len() + requeued.len()) as i64,
+    )
+    .await?;
     for (rows, state) in [(&failed, "failed"), (&requeued, "queued")] {
         for row in rows {
             let (model, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            if state == "failed" {
+                crate::counters::job_ended(&mut tx, &kind, state).await?;
+            }
             if kind == JobKind::Setup.as_str() {
                 let error = (state == "failed").then_some((
                     "worker_lost",
@@ -394,18 +409,24 @@ pub async fn orphan(db: &Db, worker: &str) -> Result<u64> {
 
 /// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs).
 pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
+    let mut tx = db.pool.begin().await?;
     let r = sqlx::query(
         "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $1 \
-         WHERE id = $2 AND tenant_id = $3 AND status = 'queued'",
+         WHERE id = $2 AND tenant_id = $3 AND status = 'queued' RETURNING kind",
     )
     .bind(now_ms())
     .bind(id)
     .bind(tenant_id)
-    .execute(&db.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(r.rows_affected() == 1)
+    let Some(r) = r else {
+        return Ok(false);
+    };
+    crate::counters::job_ended(&mut tx, &r.try_get::<String, _>(0)?, "cancelled").await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// A job's state as stored.
@@ -413,8 +434,11 @@ pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
 pub struct JobRow {
     /// Its id.
     pub id: String,
-    /// Its model.
+    /// Its model's handle in the service (`md_…`).
     pub model_id: String,
+    /// Its model's 64-hex model id (what proofs, verifiers and registries name), once the
+    /// model is set up.
+    pub circuit_id: Option<String>,
     /// What it does.
     pub kind: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
@@ -441,9 +465,12 @@ pub struct JobRow {
 impl JobRow {
     /// The job as clients see it (`GET /v1/jobs/{id}`, and the body of its callback).
     pub fn to_json(&self) -> Value {
+        // `model` is the handle `/v1/models/{id}` takes; `model_id` is only ever the 64-hex id
+        // (as in a model's JSON, proof files and contracts), so neither changes meaning when
+        // the job ends.
         let mut v = json!({
             "id": self.id,
-            "model_id": self.model_id,
+            "model": self.model_id,
             "kind": self.kind,
             "status": self.status,
             "phase": self.phase,
@@ -454,6 +481,9 @@ impl JobRow {
                 "finished_ms": self.times.2,
             },
         });
+        if let Some(id) = &self.circuit_id {
+            v["model_id"] = json!(id);
+        }
         if let Some(code) = &self.error_code {
             v["error"] = json!({ "code": code, "message": self.error.clone().unwrap_or_default() });
         }
@@ -484,7 +514,8 @@ impl JobRow {
 macro_rules! job_columns {
     () => {
         "id, model_id, kind, status, CAST(attempts AS BIGINT), result, error_code, error, \
-         created_ms, started_ms, finished_ms, callback_url, callback_state, phase, progress"
+         created_ms, started_ms, finished_ms, callback_url, callback_state, phase, progress, \
+         (SELECT m.model_id FROM models m WHERE m.id = jobs.model_id)"
     };
 }
 
@@ -508,6 +539,7 @@ fn job_row(row: &AnyRow) -> Result<JobRow> {
         progress: row
             .try_get::<Option<String>, _>(14)?
             .and_then(|p| serde_json::from_str(&p).ok()),
+        circuit_id: row.try_get(15)?,
     })
 }
 
@@ -528,7 +560,9 @@ pub async fn get(db: &Db, tenant_id: &str, id: &str) -> Result<Option<JobRow>> {
 /// Which jobs [`list`] returns.
 #[derive(Clone, Debug, Default)]
 pub struct JobFilter {
-    /// Only this model's.
+    /// Only this model's (its handle, `md_…`).
+    pub model: Option<String>,
+    /// Only those of models with this 64-hex model id.
     pub model_id: Option<String>,
     /// Only in this state.
     pub status: Option<String>,
@@ -545,14 +579,17 @@ pub async fn list(db: &Db, tenant_id: &str, f: &JobFilter, limit: i64) -> Result
         " FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR model_id = $2) \
          AND ($3 IS NULL OR status = $3) \
          AND ($4 IS NULL OR created_ms < $4 OR (created_ms = $4 AND id < $5)) \
+         AND ($7 IS NULL OR model_id IN \
+              (SELECT m.id FROM models m WHERE m.tenant_id = $1 AND m.model_id = $7)) \
          ORDER BY created_ms DESC, id DESC LIMIT $6"
     ))
     .bind(tenant_id)
-    .bind(f.model_id.as_deref())
+    .bind(f.model.as_deref())
     .bind(f.status.as_deref())
     .bind(before_ms)
     .bind(before_id)
     .bind(limit)
+    .bind(f.model_id.as_deref())
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(job_row).collect()

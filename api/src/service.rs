@@ -51,6 +51,10 @@ pub struct ServiceConfig {
     /// child per loop, restarted when it dies); `None`: jobs run in this process, and one
     /// that runs out of memory takes the process down.
     pub job_runner: Option<PathBuf>,
+    /// The operator's token for `/metrics` on the public bind (none: not served there).
+    pub metrics_token: Option<String>,
+    /// An address (the operator's network) that serves `/metrics` alone, without a token.
+    pub metrics_bind: Option<String>,
 }
 
 /// What runs in a process beside the HTTP server: worker loops and a callback dispatcher.
@@ -103,6 +107,8 @@ impl ServiceConfig {
             shutdown_grace: Duration::from_secs(30),
             ceilings: Ceilings::default(),
             job_runner: None,
+            metrics_token: None,
+            metrics_bind: None,
         }
     }
 
@@ -225,11 +231,28 @@ pub async fn serve(
     let state = AppState {
         ceilings: cfg.ceilings,
         allow_private_callbacks: cfg.callbacks.allow_private,
+        metrics_token: cfg.metrics_token.as_deref().map(Arc::from),
         ..AppState::new(db, store, cfg.data_dir.join("server"), cfg.limits)
     };
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| Error::Config(format!("cannot listen on {bind}: {e}")))?;
+    let metrics = match &cfg.metrics_bind {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| Error::Config(format!("cannot listen on {at}: {e}")))?;
+            let addr = l.local_addr().map_err(|e| Error::Config(e.to_string()))?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            let app = crate::http::metrics_router(state.clone());
+            Some(tokio::spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }))
+        }
+        None => None,
+    };
     on_listen(
         listener
             .local_addr()
@@ -239,6 +262,9 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| Error::Config(format!("server: {e}")))?;
+    if let Some(m) = metrics {
+        m.abort();
+    }
     background
         .shutdown(cfg.shutdown_grace, shutdown_signal())
         .await;

@@ -1,7 +1,8 @@
 //! Callbacks on SQLite and on PostgreSQL: a job's end is POSTed to its callback URL with an
-//! HMAC-SHA256 signature over the body; a failed delivery is retried with backoff and every
-//! attempt recorded; attempts run out; loopback targets are refused at delivery unless
-//! private targets are allowed; a released job is not an end (no callback).
+//! HMAC-SHA256 signature over a timestamp and the body; a failed delivery is retried with
+//! backoff and every attempt recorded; attempts run out; loopback targets are refused at
+//! delivery unless private targets are allowed; a released job is not an end (no callback);
+//! a tenant's slow endpoint does not hold up another tenant's callbacks.
 
 mod common;
 
@@ -59,6 +60,7 @@ fn policy(allow_private: bool, max_attempts: i64) -> CallbackPolicy {
         backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
         timeout: Duration::from_secs(5),
+        ..CallbackPolicy::default()
     }
 }
 
@@ -144,7 +146,19 @@ async fn callbacks_are_signed_retried_recorded_and_refused_for_private_targets()
         let job = queue::get(&db, &tenant, &id).await.unwrap().unwrap();
         for (n, (sig, attempt, body)) in requests.iter().enumerate() {
             assert_eq!(attempt, &(n + 1).to_string());
-            assert_eq!(sig, &callbacks::signature(&key.callback_secret, body));
+            let now = zkinfer_api::db::now_ms() / 1000;
+            assert!(
+                callbacks::verify_signature(&key.callback_secret, sig, body, now),
+                "{sig}"
+            );
+            // Signed at the time of sending: the same delivery later is a replay.
+            let later = now + callbacks::REPLAY_WINDOW_SECS + 5;
+            assert!(!callbacks::verify_signature(
+                &key.callback_secret,
+                sig,
+                body,
+                later
+            ));
             let v: Value = serde_json::from_slice(body).unwrap();
             assert_eq!(
                 v,
@@ -156,10 +170,21 @@ async fn callbacks_are_signed_retried_recorded_and_refused_for_private_targets()
         }
         // A signature with another secret or over another body does not match.
         let (sig, _, body) = &requests[1];
-        assert_ne!(sig, &callbacks::signature("another secret", body));
+        let now = zkinfer_api::db::now_ms() / 1000;
+        assert!(!callbacks::verify_signature(
+            "another secret",
+            sig,
+            body,
+            now
+        ));
         let mut altered = body.clone();
         altered[0] ^= 1;
-        assert_ne!(sig, &callbacks::signature(&key.callback_secret, &altered));
+        assert!(!callbacks::verify_signature(
+            &key.callback_secret,
+            sig,
+            &altered,
+            now
+        ));
         let cb = callback_of(&db, &tenant, &id).await;
         assert_eq!(cb["state"], "delivered");
         assert_eq!(cb["attempts"][0]["status_code"], 500);
@@ -226,5 +251,135 @@ async fn callbacks_are_signed_retried_recorded_and_refused_for_private_targets()
         deliver_until_quiet(&db, &p, Duration::from_millis(300)).await;
         let body: Value = serde_json::from_slice(&seen.lock().unwrap()[0].2).unwrap();
         assert_eq!(body["status"], "cancelled");
+    }
+}
+
+/// A receiver that takes `delay` to answer; its URL, the events it was sent (with when each
+/// arrived, from `t0`) and the most requests it held at once.
+async fn slow_receiver(
+    delay: Duration,
+    t0: std::time::Instant,
+) -> (
+    String,
+    Arc<Mutex<Vec<(String, Duration)>>>,
+    Arc<Mutex<(usize, usize)>>,
+) {
+    let events: Arc<Mutex<Vec<(String, Duration)>>> = Default::default();
+    let load: Arc<Mutex<(usize, usize)>> = Default::default();
+    let (e, l) = (events.clone(), load.clone());
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap| {
+            let (e, l) = (e.clone(), l.clone());
+            async move {
+                {
+                    let mut l = l.lock().unwrap();
+                    l.0 += 1;
+                    l.1 = l.1.max(l.0);
+                }
+                tokio::time::sleep(delay).await;
+                let event = headers
+                    .get("x-zkinfer-event")
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default();
+                e.lock().unwrap().push((event, t0.elapsed()));
+                l.lock().unwrap().0 -= 1;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), events, load)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_endpoint_delays_only_its_own_tenant_and_a_model_setup_is_its_webhook() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in common::databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let t0 = std::time::Instant::now();
+        let slow = Duration::from_secs(2);
+        let (a_hook, a_events, a_load) = slow_receiver(slow, t0).await;
+        let (b_hook, b_events, _) = slow_receiver(Duration::ZERO, t0).await;
+        let a = tenants::create_key(&db, "a").await.unwrap().tenant_id;
+        let b = tenants::create_key(&db, "b").await.unwrap().tenant_id;
+        let a_model = models::create(&db, &a).await.unwrap();
+        // A's six jobs end first, then B's model setup (its webhook), a proof and a failure.
+        for _ in 0..6 {
+            let id = running_job(&db, &a, &a_model, &a_hook).await;
+            assert!(queue::finish(&db, &id, "w", &Outcome::Succeeded(json!({})))
+                .await
+                .unwrap());
+        }
+        let b_model = models::create_with_setup(&db, &b, &json!({}), 1, Some(&b_hook))
+            .await
+            .unwrap();
+        let setup = queue::claim(&db, "w", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        let summary = json!({ "summary": { "model_id": "ab".repeat(32) }, "artifacts": {} });
+        assert!(queue::finish_with(
+            &db,
+            &setup.id,
+            "w",
+            &Outcome::Succeeded(summary),
+            None,
+            Some(&b_model)
+        )
+        .await
+        .unwrap());
+        let id = running_job(&db, &b, &b_model, &b_hook).await;
+        assert!(queue::finish(&db, &id, "w", &Outcome::Succeeded(json!({})))
+            .await
+            .unwrap());
+        let id = running_job(&db, &b, &b_model, &b_hook).await;
+        let failed = Outcome::Failed("invalid_input".into(), "NaN".into());
+        assert!(queue::finish(&db, &id, "w", &failed).await.unwrap());
+
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let p = CallbackPolicy {
+            concurrency: 4,
+            per_tenant: 2,
+            ..policy(true, 3)
+        };
+        let started = t0.elapsed();
+        let dispatcher = tokio::spawn(callbacks::run(db.clone(), "d".into(), p, stopped));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while a_events.lock().unwrap().len() < 6 || b_events.lock().unwrap().len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "deliveries stalled");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        dispatcher.await.unwrap();
+
+        let b_seen = b_events.lock().unwrap().clone();
+        let mut events: Vec<&str> = b_seen.iter().map(|(e, _)| e.as_str()).collect();
+        events.sort();
+        assert_eq!(events, ["job.failed", "job.succeeded", "model.ready"]);
+        // B's three went out beside A's first two, not after A's six (3 rounds of 2 s).
+        let b_last = b_seen.iter().map(|(_, at)| *at).max().unwrap() - started;
+        assert!(b_last < slow, "B's callbacks waited {b_last:?} behind A's");
+        let a_last = a_events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, at)| *at)
+            .max()
+            .unwrap()
+            - started;
+        assert!(a_last >= slow * 3, "A's six at two at a time: {a_last:?}");
+        assert_eq!(
+            a_load.lock().unwrap().1,
+            2,
+            "A never had more than two in flight"
+        );
+        assert!(a_events
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(e, _)| e == "job.succeeded"));
     }
 }

@@ -128,6 +128,25 @@ async fn uploads_that_lift_limits_bomb_the_parser_or_misfit_are_refused_at_once(
             let message = v["error"]["message"].as_str().unwrap();
             assert!(message.contains(named), "{message}");
         }
+        // A model's webhook is a callback like any: a private target is refused at upload.
+        for hook in [
+            &b"http://127.0.0.1:9/hook"[..],
+            b"http://[2002:7f00:1::]/hook",
+            b"ftp://x",
+        ] {
+            let (s, v) = mallory
+                .upload(&[
+                    ("model", &onnx),
+                    ("calibration", &input),
+                    ("callback_url", hook),
+                ])
+                .await;
+            assert_eq!(
+                (s, error_code(&v)),
+                (StatusCode::UNPROCESSABLE_ENTITY, "callback_refused"),
+                "{v}"
+            );
+        }
         assert_eq!(jobs_of(&db).await, 0, "nothing refused left a job");
 
         // Uploads count against the job quota; the 429 says when to retry.
@@ -405,6 +424,26 @@ async fn every_answer_has_a_request_id_and_every_error_is_json() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v:?}");
+    // Metrics are the operator's: with no token configured the public bind has no such
+    // route, for tenants as for anyone; the operator's own bind serves them.
+    for auth in [None, Some(bearer.clone())] {
+        let (s, _, _, v) = send("GET", "/metrics", auth, vec![], None).await;
+        assert_eq!(
+            (s, error_code(&v.unwrap())),
+            (StatusCode::NOT_FOUND, "no_such_route")
+        );
+    }
+    let operator = zkinfer_api::http::metrics_router(AppState::new(
+        db.clone(),
+        Store::open(None, tmp.path()).unwrap(),
+        tmp.path().join("server"),
+        Limits::default(),
+    ));
+    let resp = operator
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
     // axum's own errors, as the API's JSON.
     let cases = [
         (

@@ -20,6 +20,9 @@ use zkinfer_api::store::Store;
 use zkinfer_api::worker::{self, Stop};
 use zkinfer_api::{tenants, Db};
 
+/// The operator's metrics token in these tests.
+const OPERATOR: &str = "operator-token-0123456789";
+
 async fn counts(db: &Db, store: &Store) -> (i64, i64, usize) {
     let models: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM models")
         .fetch_one(&db.pool)
@@ -44,15 +47,18 @@ async fn upload_prove_poll_and_verify_over_http() {
         std::fs::create_dir_all(&data_dir).unwrap();
         let db = Db::connect(&url).await.unwrap();
         let store = Store::open(None, &data_dir).unwrap();
-        let state = AppState::new(
-            db.clone(),
-            store.clone(),
-            data_dir.clone(),
-            Limits {
-                max_upload_bytes: 1 << 20,
-                ..Limits::default()
-            },
-        );
+        let state = AppState {
+            metrics_token: Some(OPERATOR.into()),
+            ..AppState::new(
+                db.clone(),
+                store.clone(),
+                data_dir.clone(),
+                Limits {
+                    max_upload_bytes: 1 << 20,
+                    ..Limits::default()
+                },
+            )
+        };
         let (stop, worker) = start_worker(&db, &store, &data_dir, 24);
         let state_copy = state.clone();
         let alice = Client {
@@ -171,9 +177,14 @@ async fn upload_prove_poll_and_verify_over_http() {
         );
         assert_eq!(counts(&db, &store).await, before);
 
-        // Upload, set up by the worker.
+        // Upload, set up by the worker; its setup job carries the model's webhook.
+        let hook = "https://93.184.215.14/zkinfer";
         let (s, v) = alice
-            .upload(&[("model", &onnx), ("calibration", &input)])
+            .upload(&[
+                ("model", &onnx),
+                ("calibration", &input),
+                ("callback_url", hook.as_bytes()),
+            ])
             .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let model_id = v["id"].as_str().unwrap().to_string();
@@ -337,7 +348,7 @@ async fn upload_prove_poll_and_verify_over_http() {
         // Listing: newest first, by model and status, a page at a time.
         let (s, page) = alice
             .get(&format!(
-                "/v1/jobs?model_id={model_id}&status=succeeded&limit=2"
+                "/v1/jobs?model={model_id}&status=succeeded&limit=2"
             ))
             .await;
         assert_eq!(s, StatusCode::OK, "{page}");
@@ -358,12 +369,44 @@ async fn upload_prove_poll_and_verify_over_http() {
             .await;
         assert_eq!(page["jobs"].as_array().unwrap().len(), 1, "{page}");
         assert_eq!(page["jobs"][0]["kind"], "setup");
+        let setup = page["jobs"][0]["id"].as_str().unwrap();
+        let (_, setup) = alice.get(&format!("/v1/jobs/{setup}")).await;
+        assert_eq!(
+            (&setup["callback"]["url"], &setup["callback"]["state"]),
+            (&json!(hook), &json!("pending")),
+            "{setup}"
+        );
         assert!(page.get("next_cursor").is_none(), "{page}");
         let (_, page) = alice.get("/v1/jobs").await;
         assert_eq!(
             page["jobs"].as_array().unwrap().len(),
             3,
             "two proofs and the setup"
+        );
+        // One naming throughout: `model` is the handle, `model_id` the 64-hex id, in every
+        // job (the setup's too, once its model is ready), and either filters.
+        for j in page["jobs"].as_array().unwrap() {
+            assert_eq!(
+                (&j["model"], &j["model_id"]),
+                (&json!(model_id), &model["model_id"]),
+                "{j}"
+            );
+        }
+        let hex = model["model_id"].as_str().unwrap();
+        for filter in [format!("model_id={hex}"), format!("model_id={model_id}")] {
+            let (s, page) = alice.get(&format!("/v1/jobs?{filter}")).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            assert_eq!(
+                page["jobs"].as_array().unwrap().len(),
+                3,
+                "{filter}: {page}"
+            );
+        }
+        let (_, page) = bob.get(&format!("/v1/jobs?model_id={hex}")).await;
+        assert_eq!(
+            page["jobs"],
+            json!([]),
+            "another tenant's model id finds nothing"
         );
         let (_, page) = alice.get("/v1/jobs?status=queued").await;
         assert_eq!(page["jobs"], json!([]));
@@ -610,25 +653,25 @@ async fn upload_prove_poll_and_verify_over_http() {
             zkinfer_verifier::verify_file(&unpacked.join(&model_id), &proof_path, &opts).unwrap();
         assert_eq!(v.model_id, model["model_id"].as_str().unwrap());
 
-        // Metrics: the two succeeded proofs and the setup, two run-time samples.
-        let resp = alice
-            .app
-            .clone()
-            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let text = String::from_utf8(
-            resp.into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-        .unwrap();
+        // Metrics: the operator's, not a tenant's (not even with a tenant key).
+        for key in [None, Some(alice.key.as_str()), Some("operator-token-wrong")] {
+            let (s, v) = alice
+                .send("GET", "/metrics", key, Body::empty(), None, &[])
+                .await;
+            assert_eq!(
+                (s, error_code(&v)),
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            );
+        }
+        // The two succeeded proofs and the setup, two run-time samples, from counters.
+        let (s, text) = alice
+            .send_raw("GET", "/metrics", Some(OPERATOR), Body::empty(), None, &[])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let text = String::from_utf8(text).unwrap();
         for line in [
-            "zkinfer_jobs{kind=\"prove\",state=\"succeeded\"} 2",
-            "zkinfer_jobs{kind=\"setup\",state=\"succeeded\"} 1",
+            "zkinfer_jobs_ended_total{kind=\"prove\",state=\"succeeded\"} 2",
+            "zkinfer_jobs_ended_total{kind=\"setup\",state=\"succeeded\"} 1",
             "zkinfer_queue_depth 0",
             "zkinfer_lease_expiries_total 0",
             "zkinfer_prove_seconds_count 2",
@@ -636,6 +679,7 @@ async fn upload_prove_poll_and_verify_over_http() {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
+        assert!(!text.contains("alice") && !text.contains("bob"), "{text}");
 
         // Too many open jobs: 429, with the worker stopped so they stay queued.
         stop.send(Stop::Drain).unwrap();

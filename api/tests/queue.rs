@@ -214,9 +214,12 @@ async fn idempotency_keys_tenants_and_cancellation() {
         assert!(k.key.starts_with("zk_") && k.key.len() == 67);
         assert_eq!(
             tenants::authenticate(&db, &k.key).await.unwrap(),
-            Some(t1.clone())
+            Ok(t1.clone())
         );
-        assert_eq!(tenants::authenticate(&db, "zk_00").await.unwrap(), None);
+        assert_eq!(
+            tenants::authenticate(&db, "zk_00").await.unwrap(),
+            Err(tenants::Refused::Unknown)
+        );
         let stored: i64 =
             sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM api_keys WHERE key_hash = $1")
                 .bind(&k.key)
@@ -328,7 +331,7 @@ async fn a_setup_job_and_its_model_end_together() {
     for url in databases(tmp.path()).await {
         let db = Db::connect(&url).await.unwrap();
         let key = tenants::create_key(&db, "t").await.unwrap();
-        let model = models::create_with_setup(&db, &key.tenant_id, &json!({}), 2)
+        let model = models::create_with_setup(&db, &key.tenant_id, &json!({}), 2, None)
             .await
             .unwrap();
         let status = |db: Db, model: String, tenant: String| async move {
@@ -354,7 +357,7 @@ async fn a_setup_job_and_its_model_end_together() {
 
         // A finished setup job writes its model in the same transaction; a worker that lost
         // the job writes neither.
-        let model = models::create_with_setup(&db, &t, &json!({}), 2)
+        let model = models::create_with_setup(&db, &t, &json!({}), 2, None)
             .await
             .unwrap();
         let job = queue::claim(&db, "w", 60_000, i64::MAX)
@@ -382,7 +385,7 @@ async fn a_setup_job_and_its_model_end_together() {
         assert_eq!(row.phase, None, "a finished job has no phase");
 
         // A worker of a previous run: its jobs are requeued at once, not after the lease.
-        let model = models::create_with_setup(&db, &t, &json!({}), 2)
+        let model = models::create_with_setup(&db, &t, &json!({}), 2, None)
             .await
             .unwrap();
         let job = queue::claim(&db, "gone", 3_600_000, i64::MAX)
@@ -395,5 +398,168 @@ async fn a_setup_job_and_its_model_end_together() {
         let row = queue::get(&db, &t, &job.id).await.unwrap().unwrap();
         assert_eq!(row.status, "queued");
         assert_eq!(status(db.clone(), model, t.clone()).await, "queued");
+    }
+}
+
+#[tokio::test]
+async fn keys_are_listed_revoked_expired_and_rotated() {
+    use tenants::Refused;
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let a = tenants::create_key(&db, "alice").await.unwrap();
+        let a2 = tenants::create_key(&db, "alice").await.unwrap();
+        let b = tenants::create_key(&db, "bob").await.unwrap();
+        let ids = |keys: Vec<tenants::KeyInfo>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(tenants::list_keys(&db, Some("alice")).await.unwrap()),
+            [a.key_id.clone(), a2.key_id.clone()]
+        );
+        assert_eq!(tenants::list_keys(&db, None).await.unwrap().len(), 3);
+        // The listing never holds a key, only ids that name none.
+        let listed = format!("{:?}", tenants::list_keys(&db, None).await.unwrap());
+        assert!(!listed.contains(&a.key[3..]) && !listed.contains(&b.key[3..]));
+
+        // Revoking one key leaves the tenant's other key and other tenants' keys working.
+        assert!(tenants::revoke_key(&db, &a.key_id).await.unwrap());
+        assert!(!tenants::revoke_key(&db, &a.key_id).await.unwrap(), "once");
+        assert!(!tenants::revoke_key(&db, "ak_missing").await.unwrap());
+        assert_eq!(
+            tenants::authenticate(&db, &a.key).await.unwrap(),
+            Err(Refused::Revoked)
+        );
+        assert_eq!(
+            tenants::authenticate(&db, &a2.key).await.unwrap(),
+            Ok(a.tenant_id.clone())
+        );
+        assert_eq!(
+            tenants::authenticate(&db, &b.key).await.unwrap(),
+            Ok(b.tenant_id.clone())
+        );
+
+        // A key past its expiry is refused; one before it works.
+        let soon =
+            tenants::create_key_expiring(&db, "bob", Some(zkinfer_api::db::now_ms() + 60_000))
+                .await
+                .unwrap();
+        let past = tenants::create_key_expiring(&db, "bob", Some(zkinfer_api::db::now_ms() - 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            tenants::authenticate(&db, &soon.key).await.unwrap(),
+            Ok(b.tenant_id.clone())
+        );
+        assert_eq!(
+            tenants::authenticate(&db, &past.key).await.unwrap(),
+            Err(Refused::Expired)
+        );
+
+        // Rotation: a new key at once; the old live ones expire after the grace (here none).
+        let (new, old) = tenants::rotate_key(&db, "bob", 0, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old, 2, "b and soon (past had already expired)");
+        assert_eq!(new.tenant_id, b.tenant_id);
+        assert_eq!(
+            tenants::authenticate(&db, &new.key).await.unwrap(),
+            Ok(b.tenant_id.clone())
+        );
+        for k in [&b, &soon] {
+            assert_eq!(
+                tenants::authenticate(&db, &k.key).await.unwrap(),
+                Err(Refused::Expired)
+            );
+        }
+        // With a grace the old key keeps working until it ends.
+        let (_, old) = tenants::rotate_key(&db, "bob", 3_600_000, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old, 1);
+        assert_eq!(
+            tenants::authenticate(&db, &new.key).await.unwrap(),
+            Ok(b.tenant_id.clone())
+        );
+        let states: Vec<_> = tenants::list_keys(&db, Some("bob"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| k.state(zkinfer_api::db::now_ms()))
+            .collect();
+        assert_eq!(states, ["expired", "expired", "expired", "live", "live"]);
+        // Rotation never creates a tenant.
+        assert!(tenants::rotate_key(&db, "nobody", 0, None)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(tenants::list_keys(&db, Some("nobody"))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[tokio::test]
+async fn every_end_of_a_job_is_counted_once_for_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let (tenant, model) = tenant_and_model(&db, "t").await;
+        let payload = json!({});
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let mut job = prove_job(&tenant, &model, &payload);
+            job.max_attempts = 1;
+            let Enqueued::New(id) = queue::enqueue(&db, &job).await.unwrap() else {
+                panic!()
+            };
+            ids.push(id);
+        }
+        // One succeeds in 1.5 s; a late second finish counts nothing.
+        let a = queue::claim(&db, "a", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        let done = Outcome::Succeeded(json!({}));
+        assert!(queue::finish_with(&db, &a.id, "a", &done, Some(1500), None)
+            .await
+            .unwrap());
+        assert!(
+            !queue::finish_with(&db, &a.id, "a", &done, Some(1500), None)
+                .await
+                .unwrap()
+        );
+        // One loses its worker on its only attempt; one is cancelled; the model's deletion
+        // cancels the last.
+        queue::claim(&db, "b", 1, i64::MAX).await.unwrap().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(queue::expire_leases(&db).await.unwrap(), (0, 1));
+        assert!(queue::cancel(&db, &tenant, &ids[2]).await.unwrap());
+        assert!(!queue::cancel(&db, &tenant, &ids[2]).await.unwrap());
+        assert!(models::delete(&db, &tenant, &model).await.unwrap());
+
+        let counters = zkinfer_api::counters::all(&db).await.unwrap();
+        let get = |name: &str, label: &str| {
+            counters
+                .iter()
+                .find(|c| c.0 == name && c.1 == label)
+                .map(|c| c.2)
+        };
+        use zkinfer_api::counters::{JOBS_ENDED, LEASE_EXPIRIES, PROVE_RUNS};
+        assert_eq!(
+            get(JOBS_ENDED, r#"kind="prove",state="succeeded""#),
+            Some(1)
+        );
+        assert_eq!(get(JOBS_ENDED, r#"kind="prove",state="failed""#), Some(1));
+        assert_eq!(
+            get(JOBS_ENDED, r#"kind="prove",state="cancelled""#),
+            Some(2)
+        );
+        assert_eq!(get(LEASE_EXPIRIES, ""), Some(1));
+        assert_eq!(get(PROVE_RUNS, r#"le="2.5""#), Some(1));
+        assert_eq!(get(PROVE_RUNS, "sum_ms"), Some(1500));
+        assert_eq!(get(PROVE_RUNS, "count"), Some(1));
+        assert_eq!(counters.len(), 7, "{counters:?}");
     }
 }

@@ -141,6 +141,8 @@ enum Command {
         /// Worker loops in this process (0: none; run `zkinfer worker` elsewhere).
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        #[command(flatten)]
+        metrics: service::MetricsArgs,
     },
     /// The process a worker loop runs its jobs in (started by serve and worker).
     #[command(hide = true)]
@@ -541,7 +543,8 @@ fn dispatch(command: Command) -> Result<()> {
             bind,
             service,
             workers,
-        } => service::serve(service, &bind, workers)?,
+            metrics,
+        } => service::serve(service, &bind, workers, metrics)?,
         Command::Worker { service, workers } => service::work(service, workers)?,
         Command::JobRunner { worker } => service::job_runner(worker.as_deref())?,
         Command::Keys { command } => service::keys(command)?,

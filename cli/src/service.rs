@@ -7,21 +7,71 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use zkinfer_api::service::ServiceConfig;
 
+/// Where `keys` finds the service's database.
+#[derive(Args)]
+pub struct KeysDb {
+    /// The service's data dir (its embedded database), when no --database-url is given.
+    #[arg(long, default_value = "zkinfer-data")]
+    data_dir: PathBuf,
+    /// The service's database.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// Make an API key for a tenant (created if new): prints its callback-signing secret, then
-    /// the key as the last word.
+    /// Make an API key for a tenant (created if new): prints the key's id, its tenant's
+    /// callback-signing secret, then the key as the last word.
     Create {
         /// The tenant's name.
         #[arg(long)]
         tenant: String,
-        /// The service's data dir (its embedded database), when no --database-url is given.
-        #[arg(long, default_value = "zkinfer-data")]
-        data_dir: PathBuf,
-        /// The service's database.
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: Option<String>,
+        /// The key stops working this long from now (`90d`, `12h`); default: never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        db: KeysDb,
     },
+    /// List keys (ids, tenants, when made, expiry, state); never the keys themselves.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        db: KeysDb,
+    },
+    /// Revoke a key at once, by the id `create` and `list` print.
+    Revoke {
+        /// The key's id (`ak_…`).
+        id: String,
+        #[command(flatten)]
+        db: KeysDb,
+    },
+    /// Make a new key for a tenant; its other keys stop working after the grace period.
+    Rotate {
+        /// The tenant's name (it must exist).
+        #[arg(long)]
+        tenant: String,
+        /// How long the old keys keep working (`0s`: at once).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: Duration,
+        /// The new key stops working this long from now; default: never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+        #[command(flatten)]
+        db: KeysDb,
+    },
+}
+
+/// Where the operator reads `/metrics` (tenants never can).
+#[derive(Args)]
+pub struct MetricsArgs {
+    /// Serve `/metrics` on the public bind to `Authorization: Bearer TOKEN` only.
+    #[arg(long, env = "ZKINFER_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Serve `/metrics` alone, without a token, on this address (the operator's network).
+    #[arg(long)]
+    metrics_bind: Option<String>,
 }
 
 /// Where the service keeps its state.
@@ -132,8 +182,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// `zkinfer serve`.
-pub fn serve(service: ServiceArgs, bind: &str, workers: usize) -> Result<()> {
-    let cfg = service.config(workers)?;
+pub fn serve(service: ServiceArgs, bind: &str, workers: usize, metrics: MetricsArgs) -> Result<()> {
+    let mut cfg = service.config(workers)?;
+    anyhow::ensure!(
+        metrics
+            .metrics_token
+            .as_deref()
+            .is_none_or(|t| t.len() >= 16),
+        "--metrics-token must have at least 16 characters"
+    );
+    cfg.metrics_token = metrics.metrics_token;
+    cfg.metrics_bind = metrics.metrics_bind;
     if cfg.srs.is_none() {
         eprintln!("note: no --srs given: models are set up on a development SRS, and say so");
     }
@@ -164,25 +223,107 @@ pub fn work(service: ServiceArgs, workers: usize) -> Result<()> {
 
 /// `zkinfer keys`.
 pub fn keys(command: KeysCommand) -> Result<()> {
+    let open = |db: KeysDb| {
+        let mut cfg = ServiceConfig::new(db.data_dir);
+        cfg.database_url = db.database_url;
+        cfg.workers = 0;
+        cfg
+    };
+    let rt = runtime()?;
+    let later = |d: Option<Duration>| {
+        d.map(|d| {
+            zkinfer_api::db::now_ms().saturating_add(d.as_millis().min(i64::MAX as u128) as i64)
+        })
+    };
     match command {
         KeysCommand::Create {
             tenant,
-            data_dir,
-            database_url,
+            expires_in,
+            db,
         } => {
-            let mut cfg = ServiceConfig::new(data_dir);
-            cfg.database_url = database_url;
-            cfg.workers = 0;
-            let key = runtime()?.block_on(async {
+            let cfg = open(db);
+            let key = rt.block_on(async {
                 let (db, _) = cfg.open().await?;
-                zkinfer_api::tenants::create_key(&db, &tenant).await
+                zkinfer_api::tenants::create_key_expiring(&db, &tenant, later(expires_in)).await
             })?;
-            println!("tenant {tenant} ({})", key.tenant_id);
-            println!("callback secret {}", key.callback_secret);
-            println!("key {}", key.key);
+            print_new_key(&tenant, &key, later(expires_in));
+        }
+        KeysCommand::List { tenant, db } => {
+            let cfg = open(db);
+            let keys = rt.block_on(async {
+                let (db, _) = cfg.open().await?;
+                zkinfer_api::tenants::list_keys(&db, tenant.as_deref()).await
+            })?;
+            let now = zkinfer_api::db::now_ms();
+            println!(
+                "{:<20} {:<8} {:<20} {:<20} TENANT",
+                "ID", "STATE", "CREATED", "EXPIRES"
+            );
+            for k in keys {
+                println!(
+                    "{:<20} {:<8} {:<20} {:<20} {}",
+                    k.id,
+                    k.state(now),
+                    time(Some(k.created_ms)),
+                    time(k.revoked_ms.or(k.expires_ms)),
+                    k.tenant
+                );
+            }
+        }
+        KeysCommand::Revoke { id, db } => {
+            let cfg = open(db);
+            let done = rt.block_on(async {
+                let (db, _) = cfg.open().await?;
+                zkinfer_api::tenants::revoke_key(&db, &id).await
+            })?;
+            anyhow::ensure!(
+                done,
+                "no key {id}, or it was already revoked (see `zkinfer keys list`)"
+            );
+            println!("revoked {id}");
+        }
+        KeysCommand::Rotate {
+            tenant,
+            grace,
+            expires_in,
+            db,
+        } => {
+            let cfg = open(db);
+            let grace_ms = grace.as_millis().min(i64::MAX as u128) as i64;
+            let rotated = rt.block_on(async {
+                let (db, _) = cfg.open().await?;
+                zkinfer_api::tenants::rotate_key(&db, &tenant, grace_ms, later(expires_in)).await
+            })?;
+            let Some((key, old)) = rotated else {
+                anyhow::bail!("no tenant {tenant:?} (`zkinfer keys create` makes one)");
+            };
+            println!(
+                "{old} older key(s) of {tenant} stop working at {}",
+                time(Some(zkinfer_api::db::now_ms().saturating_add(grace_ms)))
+            );
+            print_new_key(&tenant, &key, later(expires_in));
         }
     }
     Ok(())
+}
+
+/// The key goes last, alone, so scripts take the last word.
+fn print_new_key(tenant: &str, key: &zkinfer_api::tenants::NewKey, expires_ms: Option<i64>) {
+    println!("tenant {tenant} ({})", key.tenant_id);
+    println!("callback secret {}", key.callback_secret);
+    println!("key id {} (expires {})", key.key_id, time(expires_ms));
+    println!("key {}", key.key);
+}
+
+/// An RFC 3339 time (UTC, seconds), or `never`.
+fn time(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+        )
+        .to_string(),
+        None => "never".into(),
+    }
 }
 
 /// `zkinfer job-runner`: the child process a worker loop runs its jobs in (not for people:

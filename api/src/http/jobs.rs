@@ -231,7 +231,10 @@ pub(super) fn page(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Only this model's jobs.
+    /// Only the jobs of this model (its handle, `md_…`, as `/v1/models/{id}` takes).
+    model: Option<String>,
+    /// Only the jobs of models with this 64-hex model id. (An `md_…` handle here is taken as
+    /// `model`, as before the two were told apart.)
     model_id: Option<String>,
     /// Only jobs in this state.
     status: Option<String>,
@@ -259,8 +262,13 @@ pub(super) async fn list(
     if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(bad(format!("status {s:?}: one of {}", STATUSES.join(", "))));
     }
+    let (model, model_id) = match (q.model, q.model_id) {
+        (m, Some(id)) if id.starts_with("md_") => (m.or(Some(id)), None),
+        (m, id) => (m, id),
+    };
     let filter = JobFilter {
-        model_id: q.model_id,
+        model,
+        model_id,
         status: q.status,
         before,
     };

@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub use error::{ApiError, ApiResult};
+pub use metrics::operator_router as metrics_router;
 pub use openapi::document as openapi_document;
 pub use parse_gate::ParseGate;
 pub use verifier::VerifierCache;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub verifiers: Arc<VerifierCache>,
     /// FHE server-key uploads being read (they are hundreds of MB each).
     pub key_uploads: Arc<ParseGate>,
+    /// The operator's token for `/metrics` on the public bind (none: not served there).
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ impl AppState {
             )),
             verifiers: Arc::new(VerifierCache::new(VERIFIERS_CACHED)),
             key_uploads: Arc::new(ParseGate::new("server-key uploads read", KEY_UPLOADS, 1)),
+            metrics_token: None,
         }
     }
 }
@@ -170,8 +174,8 @@ impl FromRequestParts<AppState> for Tenant {
             .map(|(_, key)| key)
             .ok_or_else(|| unauthorized("Authorization must be Bearer KEY"))?;
         match tenants::authenticate(&state.db, key.trim()).await? {
-            Some(id) => Ok(Tenant(id)),
-            None => Err(unauthorized("unknown API key")),
+            Ok(id) => Ok(Tenant(id)),
+            Err(refused) => Err(unauthorized(refused.message())),
         }
     }
 }

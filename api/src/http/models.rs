@@ -70,7 +70,7 @@ pub(super) fn rejection(status: StatusCode, text: String, code: &'static str) ->
         (status = 400, description = "invalid_model, invalid_multipart, missing_field, invalid_settings (a setting above the service's limit, named), invalid_input (calibration that does not fit the model's inputs), model_too_large (a tensor or the constants over the element budget, naming the node)", body = ErrorBody),
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 429, description = "too_many_jobs (uploads count), too_many_uploads (the tenant's uploads being parsed); Retry-After says when to try again", body = ErrorBody),
-        (status = 422, description = "unsupported_op (naming the node)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+        (status = 422, description = "unsupported_op (naming the node), callback_refused (a callback_url that is not http(s) or not public)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -79,6 +79,7 @@ pub(super) async fn upload(
     // An upload is a setup job: it counts against the tenant's quota, checked first.
     super::jobs::admit(&state, &tenant, None).await?;
     let (mut onnx, mut calibration, mut settings, mut fhe) = (None, None, None, None);
+    let mut callback_url = None;
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
         let bytes = field.bytes().await.map_err(multipart_error)?;
@@ -87,6 +88,21 @@ pub(super) async fn upload(
             "calibration" => calibration = Some(bytes),
             "settings" => settings = Some(bytes),
             "fhe" => fhe = Some(bytes),
+            "callback_url" => {
+                let url = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    ApiError::bad_request("invalid_multipart", "callback_url is not UTF-8")
+                })?;
+                crate::callbacks::check_target(&url, state.allow_private_callbacks)
+                    .await
+                    .map_err(|e| {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "callback_refused",
+                            e.to_string(),
+                        )
+                    })?;
+                callback_url = Some(url);
+            }
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_multipart",
@@ -168,8 +184,14 @@ pub(super) async fn upload(
     };
     let upload = serde_json::to_value(&upload)
         .map_err(|e| ApiError::from(crate::Error::Config(format!("upload record: {e}"))))?;
-    let id =
-        models::create_with_setup(&state.db, &tenant, &upload, state.limits.max_attempts).await?;
+    let id = models::create_with_setup(
+        &state.db,
+        &tenant,
+        &upload,
+        state.limits.max_attempts,
+        callback_url.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "queued" })),

@@ -46,6 +46,9 @@ pub struct ModelUpload {
     /// program; default `{}` (m3c3, searched).
     #[schema(value_type = Option<String>, format = Binary)]
     fhe: Option<Vec<u8>>,
+    /// Where to POST the model's setup job when it ends: the model became ready
+    /// (`X-Zkinfer-Event: model.ready`) or failed (`model.failed`). Signed as every callback.
+    callback_url: Option<String>,
 }
 
 /// What a model offers for encrypted inference.
@@ -172,7 +175,9 @@ pub struct Ended {
 pub struct ProofRequest {
     /// One flat list of numbers per model input (EZKL's `input_data`).
     input_data: Vec<Vec<f64>>,
-    /// Where to POST the job when it ends (signed: `X-Zkinfer-Signature: sha256=HEX`).
+    /// Where to POST the job when it ends (signed: `X-Zkinfer-Signature: t=UNIX_SECONDS,v1=HEX`,
+    /// HMAC-SHA256 of `"{t}.{body}"` with the tenant's callback secret; refuse a `t` more than
+    /// 300 s from your clock).
     callback_url: Option<String>,
 }
 
@@ -219,7 +224,11 @@ pub struct CallbackAttempt {
 #[derive(Serialize, ToSchema)]
 pub struct Job {
     id: String,
-    model_id: String,
+    /// The model's handle (`md_…`, as `/v1/models/{id}` takes).
+    model: String,
+    /// The model's 64-hex model id (as proofs, verifiers and registries name it), once its
+    /// model is set up.
+    model_id: Option<String>,
     /// `setup`, `prove` or `fhe_run`.
     kind: String,
     /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
@@ -299,6 +308,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("zk_ key from `zkinfer keys create`")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("the operator's --metrics-token")
                     .build(),
             ),
         );

@@ -179,6 +179,10 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
 /// error's) is logged and replaced; any other message loses this worker's paths (its data
 /// dir, the SRS file), which are the operator's business.
 fn told(cfg: &WorkerConfig, job: &Claimed, code: &str, message: String) -> String {
+    debug_assert!(
+        crate::http::JOB_ERROR_CODES.contains(&code),
+        "job error code {code:?} is not in JOB_ERROR_CODES (nor in the OpenAPI document)"
+    );
     if code == "internal" {
         tracing::error!(job = %job.id, "internal error: {message}");
         return "internal error (logged)".into();

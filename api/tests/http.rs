@@ -492,6 +492,41 @@ async fn upload_prove_poll_and_verify_over_http() {
             assert_ne!(error_code(&v), "no_such_route", "{route}");
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{route}");
         }
+        // What the derive cannot say: error codes as enums, headers, webhooks.
+        assert_eq!(
+            doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"],
+            json!(zkinfer_api::http::ERROR_CODES)
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["JobError"]["properties"]["code"]["enum"],
+            json!(zkinfer_api::http::JOB_ERROR_CODES)
+        );
+        let proofs = &doc["paths"]["/v1/models/{id}/proofs"]["post"];
+        let headers: Vec<&str> = proofs["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(headers, ["X-Request-Id", "Idempotency-Key"]);
+        assert!(proofs["responses"]["429"]["headers"]["Retry-After"].is_object());
+        assert!(proofs["responses"]["202"]["headers"]["X-Request-Id"].is_object());
+        let hook = &doc["webhooks"]["jobEnded"]["post"];
+        assert_eq!(
+            hook["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Job"
+        );
+        // An over-long Idempotency-Key is refused before anything is stored.
+        let long = "k".repeat(256);
+        let (s, v) = alice
+            .post_json(&uri, &other, &[("idempotency-key", long.as_str())])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_header"),
+            "{v}"
+        );
         conforms(&doc, "Model", &model);
         conforms(&doc, "Job", &job);
         conforms(&doc, "Job", &second);

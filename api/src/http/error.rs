@@ -6,6 +6,68 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// Every `code` an error answer may carry: the OpenAPI document lists them as an enum, and
+/// (in debug builds) an answer with a code not listed panics, so no test passes with one.
+pub const ERROR_CODES: &[&str] = &[
+    "bad_request",
+    "callback_refused",
+    "fhe_key_not_found",
+    "fhe_mismatch",
+    "fhe_unavailable",
+    "idempotency_key_reused",
+    "input_mismatch",
+    "internal",
+    "invalid_body",
+    "invalid_ciphertext",
+    "invalid_header",
+    "invalid_input",
+    "invalid_json",
+    "invalid_key",
+    "invalid_model",
+    "invalid_multipart",
+    "invalid_proof_format",
+    "invalid_query",
+    "invalid_settings",
+    "job_not_found",
+    "method_not_allowed",
+    "missing_field",
+    "model_not_found",
+    "model_not_ready",
+    "model_too_large",
+    "no_proof",
+    "no_result",
+    "no_such_route",
+    "not_cancellable",
+    "payload_too_large",
+    "shutting_down",
+    "solidity_unavailable",
+    "too_many_jobs",
+    "too_many_uploads",
+    "unauthorized",
+    "unsupported_media_type",
+    "unsupported_op",
+    "verifier_too_large",
+];
+
+/// Every `error.code` a failed job may carry.
+pub const JOB_ERROR_CODES: &[&str] = &[
+    "failed",
+    "fhe_failed",
+    "fhe_key_not_found",
+    "fhe_mismatch",
+    "fhe_unavailable",
+    "gpu_out_of_memory",
+    "internal",
+    "invalid_ciphertext",
+    "invalid_input",
+    "model_not_found",
+    "model_not_ready",
+    "model_too_large",
+    "out_of_memory",
+    "worker_crashed",
+    "worker_lost",
+];
+
 /// An error answered to a client.
 #[derive(Debug)]
 pub struct ApiError {
@@ -22,6 +84,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            ERROR_CODES.contains(&code),
+            "error code {code:?} is not in ERROR_CODES (nor in the OpenAPI document)"
+        );
         Self {
             status,
             code,

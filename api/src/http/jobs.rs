@@ -190,19 +190,21 @@ pub(super) async fn repeat(
     }
 }
 
+/// The longest `Idempotency-Key` (it is stored with the job).
+pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
+
 /// The request's `Idempotency-Key`, if any.
 pub(super) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    headers
+    let bad = |m: &str| ApiError::bad_request("invalid_header", m);
+    let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
         .transpose()
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_header",
-                "Idempotency-Key is not text",
-            )
-        })
+        .map_err(|_| bad("Idempotency-Key is not text"))?;
+    if key.as_ref().is_some_and(|k| k.len() > MAX_IDEMPOTENCY_KEY) {
+        return Err(bad("Idempotency-Key has more than 255 characters"));
+    }
+    Ok(key)
 }
 
 /// A page's size (1 to 200, default 50) and where it starts: after the (created ms, id) of

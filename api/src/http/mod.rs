@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-pub use error::{ApiError, ApiResult};
+pub use error::{ApiError, ApiResult, ERROR_CODES, JOB_ERROR_CODES};
 pub use metrics::operator_router as metrics_router;
 pub use openapi::document as openapi_document;
 pub use parse_gate::ParseGate;

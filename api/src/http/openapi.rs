@@ -8,9 +8,11 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use super::error::{ERROR_CODES, JOB_ERROR_CODES};
 use super::{fhe, jobs, models, verifier, AppState};
 
 /// An error: `{"error": {"code", "message"}}`.
@@ -368,15 +370,88 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// The OpenAPI document of this API.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The OpenAPI document of this API: utoipa's, with what its derive cannot say added to the
+/// JSON (the error-code enums, the headers every answer or some requests carry, webhooks).
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["ErrorDetail"]["properties"]["code"] = json!({ "type": "string", "enum": ERROR_CODES });
+    schemas["JobError"] = json!({
+        "type": "object",
+        "description": "Why a job failed: a stable code and a message for a person.",
+        "required": ["code", "message"],
+        "properties": {
+            "code": { "type": "string", "enum": JOB_ERROR_CODES },
+            "message": { "type": "string" },
+        },
+    });
+    schemas["Job"]["properties"]["error"] =
+        json!({ "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/JobError" }] });
+    let request_id = json!({
+        "description": "The request's id: the client's X-Request-Id, or one the service made (rq_…); it is in the service's logs.",
+        "schema": { "type": "string" },
+    });
+    let retry_after = json!({
+        "description": "Seconds after which the request may succeed.",
+        "schema": { "type": "integer" },
+    });
+    for (path, ops) in doc["paths"].as_object_mut().into_iter().flatten() {
+        for (method, op) in ops.as_object_mut().into_iter().flatten() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let mut params = params;
+            params.push(json!({
+                "name": "X-Request-Id", "in": "header", "required": false,
+                "description": "An id for this request, answered back (one is made when absent).",
+                "schema": { "type": "string" },
+            }));
+            let idempotent =
+                method == "post" && (path.ends_with("/proofs") || path.ends_with("/fhe/runs"));
+            if idempotent {
+                params.push(json!({
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "A repeat with the same key and the same body (as canonical JSON) answers 200 with the first job, even at quota; the same key with another body is 409 idempotency_key_reused.",
+                    "schema": { "type": "string", "maxLength": jobs::MAX_IDEMPOTENCY_KEY },
+                }));
+            }
+            op["parameters"] = Value::Array(params);
+            for (status, response) in op["responses"].as_object_mut().into_iter().flatten() {
+                response["headers"]["X-Request-Id"] = request_id.clone();
+                if status == "429" || status == "503" {
+                    response["headers"]["Retry-After"] = retry_after.clone();
+                }
+            }
+        }
+    }
+    doc["webhooks"] = json!({
+        "jobEnded": {
+            "post": {
+                "summary": "A job ended (POSTed to its callback_url; a model's setup job to the upload's)",
+                "description": "The body is the job as GET /v1/jobs/{id} shows it. Any 2xx is a delivery; otherwise it is retried with backoff. Delivery is at least once: deduplicate by job id.",
+                "parameters": [
+                    { "name": "X-Zkinfer-Signature", "in": "header", "required": true,
+                      "description": "t=UNIX_SECONDS,v1=HEX: HEX the HMAC-SHA256 of \"{t}.{body}\" keyed by the tenant's callback secret. Refuse a t more than 300 s from your clock.",
+                      "schema": { "type": "string" } },
+                    { "name": "X-Zkinfer-Event", "in": "header", "required": true,
+                      "schema": { "type": "string", "enum": ["model.ready", "model.failed", "job.succeeded", "job.failed", "job.cancelled"] } },
+                    { "name": "X-Zkinfer-Job", "in": "header", "required": true, "schema": { "type": "string" } },
+                    { "name": "X-Zkinfer-Attempt", "in": "header", "required": true, "schema": { "type": "integer" } },
+                ],
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Job" } } } },
+                "responses": {
+                    "2XX": { "description": "delivered" },
+                    "default": { "description": "not delivered: retried after 1 s, 2 s, 4 s, … up to the service's attempts" },
+                },
+            },
+        },
+    });
+    doc
 }
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", security(()), tag = "service",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
-pub(super) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+pub(super) async fn openapi_json() -> Json<Value> {
     Json(document())
 }
 

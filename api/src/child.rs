@@ -306,7 +306,12 @@ pub async fn child_main(worker: Option<&str>) -> Result<()> {
     if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
         tracing::warn!("the job process would outlive its worker: {e}");
     }
-    match limit_address_space(address_space_for(cfg.ceilings.max_prove_memory)) {
+    // Its jobs' share of memory and its own key cache.
+    let memory = cfg
+        .ceilings
+        .max_prove_memory
+        .saturating_add(cfg.key_cache_bytes as u64);
+    match limit_address_space(address_space_for(memory)) {
         Ok(limit) => tracing::info!(worker = %cfg.name, "address space limited to {limit} bytes"),
         Err(e) => tracing::warn!(worker = %cfg.name, "no address-space limit: {e}"),
     }
@@ -328,6 +333,7 @@ pub async fn child_main(worker: Option<&str>) -> Result<()> {
         ceilings: cfg.ceilings,
         capacity: Arc::new(Capacity::new(cfg.ceilings.max_prove_memory)),
         child: None,
+        job_timeout: crate::worker::JOB_TIMEOUT,
     };
     let executor = Executor::new(db, store, worker_cfg);
     let mut out = tokio::io::stdout();

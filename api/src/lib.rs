@@ -9,6 +9,7 @@ pub mod child;
 pub mod counters;
 pub mod db;
 pub mod error;
+pub mod estimates;
 pub mod executor;
 pub mod fhe;
 pub mod fleet;

@@ -27,18 +27,28 @@ pub struct ModelRow {
 
 /// Inserts a model of `tenant_id` in state `queued` (tests and the upload route); returns its id.
 pub async fn create(db: &Db, tenant_id: &str) -> Result<String> {
-    create_with_setup(db, tenant_id, &Value::Null, 0, None).await
+    create_with_setup(db, tenant_id, &Value::Null, &Setup::default()).await
+}
+
+/// How a model's setup job is made.
+#[derive(Clone, Debug, Default)]
+pub struct Setup<'a> {
+    /// Attempts before it fails for good (0: no setup job).
+    pub max_attempts: i64,
+    /// Where its end (the model ready or failed) is POSTed.
+    pub callback_url: Option<&'a str>,
+    /// What its compile is expected to need (see `crate::estimates`).
+    pub memory_bytes: Option<u64>,
 }
 
 /// Inserts a model with its upload record and, in the same transaction, the job that compiles
-/// and sets it up (`max_attempts` > 0), so neither exists without the other. The setup job's
-/// end, POSTed to `callback_url`, tells when the model is ready or failed.
+/// and sets it up (`setup.max_attempts` > 0), so neither exists without the other. The setup
+/// job's end, POSTed to its callback URL, tells when the model is ready or failed.
 pub async fn create_with_setup(
     db: &Db,
     tenant_id: &str,
     upload: &Value,
-    max_attempts: i64,
-    callback_url: Option<&str>,
+    setup: &Setup<'_>,
 ) -> Result<String> {
     let id = new_id("md");
     let now = now_ms();
@@ -53,18 +63,24 @@ pub async fn create_with_setup(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    if max_attempts > 0 {
+    if setup.max_attempts > 0 {
         sqlx::query(
             "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, \
-             created_ms, callback_url) VALUES ($1, $2, $3, 'setup', 'queued', $4, $5, $6, $7)",
+             created_ms, callback_url, memory_bytes) \
+             VALUES ($1, $2, $3, 'setup', 'queued', $4, $5, $6, $7, $8)",
         )
         .bind(new_id("jb"))
         .bind(tenant_id)
         .bind(&id)
         .bind(upload.to_string())
-        .bind(max_attempts)
+        .bind(setup.max_attempts)
         .bind(now)
-        .bind(callback_url)
+        .bind(setup.callback_url)
+        .bind(
+            setup
+                .memory_bytes
+                .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        )
         .execute(&mut *tx)
         .await?;
     }

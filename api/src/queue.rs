@@ -394,6 +394,38 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
     Ok((requeued.len() as u64, failed.len() as u64))
 }
 
+/// Queued jobs that need more memory than `largest`, the most any live worker allows, fail
+/// `model_too_large` with the figures (a setup job's model with them, in the same
+/// transaction): no worker could ever claim them, and waiting would hide that. Returns how many.
+pub async fn fail_unplaceable(db: &Db, largest: u64) -> Result<u64> {
+    let largest = i64::try_from(largest).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let mut tx = db.pool.begin().await?;
+    let rows = sqlx::query(
+        "UPDATE jobs SET status = 'failed', error_code = 'model_too_large', \
+         error = 'needs ' || CAST(memory_bytes AS TEXT) || ' bytes of memory; the largest \
+         worker allows ' || CAST($1 AS TEXT) || ' bytes', finished_ms = $2, \
+         callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+         callback_next_ms = $2 \
+         WHERE status = 'queued' AND memory_bytes > $1 RETURNING model_id, kind, error",
+    )
+    .bind(largest)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let (model, kind, error): (String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        crate::counters::job_ended(&mut tx, &kind, "failed").await?;
+        if kind == JobKind::Setup.as_str() {
+            let why = Some(("model_too_large", error.as_str()));
+            crate::models::set_state_in(&mut tx, &model, "failed", None, None, why).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
+
 /// Jobs held by `worker`, which is known to be gone (a previous run of this process), are
 /// treated as if their lease had run out: the next [`expire_leases`] requeues them at once
 /// instead of after the lease. Returns how many.

@@ -51,6 +51,8 @@ pub struct ServiceConfig {
     /// child per loop, restarted when it dies); `None`: jobs run in this process, and one
     /// that runs out of memory takes the process down.
     pub job_runner: Option<PathBuf>,
+    /// How long a job may run before it fails `timed_out`.
+    pub job_timeout: Duration,
     /// The operator's token for `/metrics` on the public bind (none: not served there).
     pub metrics_token: Option<String>,
     /// An address (the operator's network) that serves `/metrics` alone, without a token.
@@ -107,6 +109,7 @@ impl ServiceConfig {
             shutdown_grace: Duration::from_secs(30),
             ceilings: Ceilings::default(),
             job_runner: None,
+            job_timeout: worker::JOB_TIMEOUT,
             metrics_token: None,
             metrics_bind: None,
         }
@@ -127,6 +130,33 @@ impl ServiceConfig {
         let db = Db::connect(&self.database_url()).await?;
         let store = Store::open(self.store.as_deref(), &self.data_dir)?;
         Ok((db, store))
+    }
+
+    /// What this process's proving-key caches may hold, and the ceilings its workers run
+    /// under: the memory ceiling less the caches (one per job process, or one shared in
+    /// process), since a cached key holds memory no job's estimate counts. Caches are cut to
+    /// half the ceiling at most.
+    pub fn memory_shares(&self) -> (usize, Ceilings) {
+        let caches = if self.job_runner.is_some() {
+            self.workers.max(1) as u64
+        } else {
+            1
+        };
+        let limit = self.ceilings.max_prove_memory;
+        let mut cache = self.key_cache_bytes as u64;
+        if cache.saturating_mul(caches) > limit / 2 {
+            cache = limit / 2 / caches;
+            tracing::warn!(
+                "--key-cache-mb cut to {} MiB per job process: {caches} of them may hold at \
+                 most half of --max-prove-memory",
+                cache >> 20
+            );
+        }
+        let ceilings = Ceilings {
+            max_prove_memory: limit - cache * caches,
+            ..self.ceilings
+        };
+        (cache as usize, ceilings)
     }
 
     async fn spawn_background(&self, db: &Db, store: &Store) -> Result<Background> {
@@ -153,8 +183,9 @@ impl ServiceConfig {
         std::fs::write(&names_file, names.join("\n"))
             .map_err(|e| Error::Config(format!("cannot write {}: {e}", names_file.display())))?;
         let (stop, stop_rx) = watch::channel(Stop::Run);
-        let keys = Arc::new(KeyCache::new(self.key_cache_bytes));
-        let capacity = Arc::new(Capacity::new(self.ceilings.max_prove_memory));
+        let (key_cache_bytes, ceilings) = self.memory_shares();
+        let keys = Arc::new(KeyCache::new(key_cache_bytes));
+        let capacity = Arc::new(Capacity::new(ceilings.max_prove_memory));
         let workers = names
             .into_iter()
             .map(|name| {
@@ -165,8 +196,9 @@ impl ServiceConfig {
                     lease: self.lease,
                     poll: Duration::from_millis(250),
                     keys: keys.clone(),
-                    ceilings: self.ceilings,
+                    ceilings,
                     capacity: capacity.clone(),
+                    job_timeout: self.job_timeout,
                     child: self.job_runner.as_ref().map(|exe| ChildSpec {
                         exe: exe.clone(),
                         config: ChildConfig {
@@ -176,8 +208,8 @@ impl ServiceConfig {
                             cache_dir: cache.clone(),
                             srs: self.srs.clone(),
                             lease_ms: self.lease.as_millis() as u64,
-                            key_cache_bytes: self.key_cache_bytes,
-                            ceilings: self.ceilings,
+                            key_cache_bytes,
+                            ceilings,
                             name: name.clone(),
                         },
                     }),
@@ -289,4 +321,29 @@ pub async fn work(cfg: &ServiceConfig, on_start: impl FnOnce(&[String])) -> Resu
         .shutdown(cfg.shutdown_grace, shutdown_signal())
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_caches_come_out_of_the_memory_jobs_are_given() {
+        let mut cfg = ServiceConfig::new(PathBuf::from("d"));
+        cfg.ceilings.max_prove_memory = 16 << 30;
+        cfg.key_cache_bytes = 2 << 30;
+        cfg.workers = 3;
+        // In process: one cache shared by the loops.
+        let (cache, c) = cfg.memory_shares();
+        assert_eq!((cache, c.max_prove_memory), (2 << 30, 14 << 30));
+        // One job process per loop, each with its cache.
+        cfg.job_runner = Some(PathBuf::from("zkinfer"));
+        let (cache, c) = cfg.memory_shares();
+        assert_eq!((cache, c.max_prove_memory), (2 << 30, 10 << 30));
+        // Caches that would take more than half are cut to share half.
+        cfg.workers = 8;
+        let (cache, c) = cfg.memory_shares();
+        assert_eq!((cache, c.max_prove_memory), (1 << 30, 8 << 30));
+        assert_eq!(c.max_k, cfg.ceilings.max_k, "other ceilings are kept");
+    }
 }

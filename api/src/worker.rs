@@ -43,7 +43,13 @@ pub struct WorkerConfig {
     pub capacity: Arc<Capacity>,
     /// The child process jobs run in (`None`: in this process).
     pub child: Option<ChildSpec>,
+    /// How long a job may run before it fails `timed_out` (its process is stopped), so a hung
+    /// job cannot hold a worker for ever.
+    pub job_timeout: Duration,
 }
+
+/// The default of [`WorkerConfig::job_timeout`]: longer than the largest setup measured.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 
 /// How a worker should go on: the service's shutdown moves it from `Run` to `Drain` (take
 /// no new job, finish the one in hand) and, after a grace period or a second signal, to
@@ -83,6 +89,7 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
                 Ok(()) => last_heartbeat = Some(Instant::now()),
                 Err(e) => tracing::warn!("heartbeat: {e}"),
             }
+            sweep(&db, &cfg).await;
         }
         if let Err(e) = queue::expire_leases(&db).await {
             tracing::warn!("expiring leases: {e}");
@@ -136,6 +143,14 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
         let ended = tokio::select! {
             end = steps(&mut runner, &job, &held) => Some(end),
             _ = released => None,
+            _ = tokio::time::sleep(cfg.job_timeout) => {
+                runner.abandon().await;
+                let limit = humantime::format_duration(cfg.job_timeout);
+                Some(Ended::Done(Err((
+                    "timed_out".into(),
+                    format!("the job ran longer than the service allows ({limit}) and was stopped"),
+                ))))
+            }
             _ = async { lost.wait_for(|l| *l).await.map(|_| ()) } => {
                 // Another worker may have the job: stop working on it and record nothing.
                 renewer.abort();
@@ -283,6 +298,22 @@ async fn renew(
     }
 }
 
+/// Fails the queued jobs no live worker could hold (their model needs more memory than the
+/// largest worker allows): without this a model planned for a worker that has since left
+/// would wait for it for ever.
+async fn sweep(db: &Db, cfg: &WorkerConfig) {
+    let fleet_ms = 3 * cfg.lease.as_millis() as i64;
+    match fleet::largest_memory(db, fleet_ms).await {
+        Ok(Some(largest)) => match queue::fail_unplaceable(db, largest).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!("{n} job(s) need more memory than any worker has: failed"),
+            Err(e) => tracing::warn!("failing jobs no worker can hold: {e}"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!("reading the fleet: {e}"),
+    }
+}
+
 /// Gives the job in hand back to the queue (the service is stopping).
 async fn release(db: &Db, cfg: &WorkerConfig, job: &Claimed) {
     match queue::release(db, &job.id, &cfg.name).await {
@@ -349,6 +380,7 @@ mod tests {
             ceilings: Ceilings::default(),
             capacity: Arc::new(Capacity::new(1)),
             child: None,
+            job_timeout: JOB_TIMEOUT,
         };
         let job = Claimed {
             id: "jb_1".into(),

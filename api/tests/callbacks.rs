@@ -313,9 +313,18 @@ async fn a_slow_endpoint_delays_only_its_own_tenant_and_a_model_setup_is_its_web
                 .await
                 .unwrap());
         }
-        let b_model = models::create_with_setup(&db, &b, &json!({}), 1, Some(&b_hook))
-            .await
-            .unwrap();
+        let b_model = models::create_with_setup(
+            &db,
+            &b,
+            &json!({}),
+            &models::Setup {
+                max_attempts: 1,
+                callback_url: Some(&b_hook),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let setup = queue::claim(&db, "w", 60_000, i64::MAX)
             .await
             .unwrap()

@@ -194,6 +194,18 @@ fn worker_with(
     name: &str,
     memory: u64,
 ) -> (watch::Sender<Stop>, tokio::task::JoinHandle<()>) {
+    worker_timed(db, store, dir, name, memory, worker::JOB_TIMEOUT)
+}
+
+/// [`worker_with`], its jobs stopped after `timeout`.
+fn worker_timed(
+    db: &Db,
+    store: &Store,
+    dir: &std::path::Path,
+    name: &str,
+    memory: u64,
+    timeout: Duration,
+) -> (watch::Sender<Stop>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = watch::channel(Stop::Run);
     let cfg = WorkerConfig {
         name: name.into(),
@@ -208,6 +220,7 @@ fn worker_with(
         },
         capacity: Arc::new(Capacity::new(memory)),
         child: None,
+        job_timeout: timeout,
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let handle = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));
@@ -242,13 +255,13 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
             )),
             key: tenants::create_key(&db, "alice").await.unwrap().key,
         };
-        // 1l_mlp's circuit is estimated at ~60 MiB. A worker with 16 MiB, and a larger one
-        // seen in the fleet: the small one compiles it, finds it does not fit, and gives it
-        // back for a worker it fits, without using an attempt.
+        // 1l_mlp's circuit is estimated at ~60 MiB, its compile at ~32 MiB. A worker with
+        // 40 MiB, and a larger one seen in the fleet: the small one compiles it, finds its keys
+        // do not fit, and gives it back for a worker they fit, without using an attempt.
         fleet::heartbeat(&db, "big-elsewhere", 1 << 30)
             .await
             .unwrap();
-        let (stop_small, small) = worker_with(&db, &store, &data_dir, "small", 16 << 20);
+        let (stop_small, small) = worker_with(&db, &store, &data_dir, "small", 40 << 20);
         let (s, v) = alice
             .upload(&[("model", &onnx), ("calibration", &input)])
             .await;
@@ -257,7 +270,8 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
         let mut deferred = None;
         for _ in 0..600 {
             let row = job_row(&db).await;
-            if row.2.is_some() {
+            // Queued with its compile's estimate, then deferred with its keys'.
+            if row.2.is_some_and(|m| m > 40 << 20) {
                 deferred = Some(row);
                 break;
             }
@@ -266,7 +280,7 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
         let (status, attempts, memory) = deferred.expect("the small worker defers the job");
         assert_eq!((status.as_str(), attempts), ("queued", 0));
         let memory = memory.unwrap();
-        assert!(memory > 16 << 20 && memory < 1 << 30, "{memory}");
+        assert!(memory > 40 << 20 && memory < 1 << 30, "{memory}");
         // It stays queued while only the small worker runs.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(job_row(&db).await.0, "queued");
@@ -291,7 +305,7 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
             .execute(&db.pool)
             .await
             .unwrap();
-        let (stop_small, small) = worker_with(&db, &store, &data_dir, "small2", 16 << 20);
+        let (stop_small, small) = worker_with(&db, &store, &data_dir, "small2", 40 << 20);
         let (s, v) = alice
             .upload(&[("model", &onnx), ("calibration", &input)])
             .await;
@@ -305,6 +319,51 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
         assert!(message.contains("GiB"), "{message}");
         stop_small.send(Stop::Drain).unwrap();
         small.await.unwrap();
+
+        // A job that runs past the service's limit is stopped and fails timed_out; the worker
+        // goes on to the next.
+        let (stop_slow, slow) = worker_timed(
+            &db,
+            &store,
+            &data_dir,
+            "hasty",
+            1 << 30,
+            Duration::from_millis(1),
+        );
+        let (s, v) = alice
+            .upload(&[("model", &onnx), ("calibration", &input)])
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let model = alice
+            .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(
+            (model["status"].as_str(), error_code(&model)),
+            (Some("failed"), "timed_out"),
+            "{model}"
+        );
+        stop_slow.send(Stop::Drain).unwrap();
+        slow.await.unwrap();
+
+        // A model no live worker can hold fails at once, with the figures, instead of waiting
+        // for a worker that left: its compile alone needs more than the only worker allows.
+        sqlx::query("DELETE FROM workers")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let (stop_tiny, tiny) = worker_with(&db, &store, &data_dir, "tiny", 8 << 20);
+        let (s, v) = alice
+            .upload(&[("model", &onnx), ("calibration", &input)])
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let model = alice
+            .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(error_code(&model), "model_too_large", "{model}");
+        let message = model["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&(8u64 << 20).to_string()), "{message}");
+        stop_tiny.send(Stop::Drain).unwrap();
+        tiny.await.unwrap();
     }
 }
 

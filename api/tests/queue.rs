@@ -331,9 +331,17 @@ async fn a_setup_job_and_its_model_end_together() {
     for url in databases(tmp.path()).await {
         let db = Db::connect(&url).await.unwrap();
         let key = tenants::create_key(&db, "t").await.unwrap();
-        let model = models::create_with_setup(&db, &key.tenant_id, &json!({}), 2, None)
-            .await
-            .unwrap();
+        let model = models::create_with_setup(
+            &db,
+            &key.tenant_id,
+            &json!({}),
+            &models::Setup {
+                max_attempts: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let status = |db: Db, model: String, tenant: String| async move {
             models::get(&db, &tenant, &model)
                 .await
@@ -357,9 +365,17 @@ async fn a_setup_job_and_its_model_end_together() {
 
         // A finished setup job writes its model in the same transaction; a worker that lost
         // the job writes neither.
-        let model = models::create_with_setup(&db, &t, &json!({}), 2, None)
-            .await
-            .unwrap();
+        let model = models::create_with_setup(
+            &db,
+            &t,
+            &json!({}),
+            &models::Setup {
+                max_attempts: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let job = queue::claim(&db, "w", 60_000, i64::MAX)
             .await
             .unwrap()
@@ -385,9 +401,17 @@ async fn a_setup_job_and_its_model_end_together() {
         assert_eq!(row.phase, None, "a finished job has no phase");
 
         // A worker of a previous run: its jobs are requeued at once, not after the lease.
-        let model = models::create_with_setup(&db, &t, &json!({}), 2, None)
-            .await
-            .unwrap();
+        let model = models::create_with_setup(
+            &db,
+            &t,
+            &json!({}),
+            &models::Setup {
+                max_attempts: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         let job = queue::claim(&db, "gone", 3_600_000, i64::MAX)
             .await
             .unwrap()

@@ -136,6 +136,10 @@ pub struct ServiceArgs {
     /// (then a job that runs out of memory takes the whole process down).
     #[arg(long)]
     in_process_jobs: bool,
+    /// How long a job may run before it fails `timed_out` and its process is stopped
+    /// (`12h`, `90m`).
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    job_timeout: Duration,
     /// MiB an uploaded FHE server key may have (a compressed m3c3 key is 270 MiB).
     #[arg(long, default_value_t = 512)]
     max_fhe_key_mb: usize,
@@ -153,6 +157,7 @@ impl ServiceArgs {
         cfg.callbacks.max_attempts = i64::from(self.callback_attempts.max(1));
         cfg.key_cache_bytes = self.key_cache_mb << 20;
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
+        cfg.job_timeout = self.job_timeout.max(Duration::from_secs(1));
         cfg.limits.max_fhe_key_bytes = self.max_fhe_key_mb << 20;
         cfg.limits.max_parses_per_tenant = self.max_parses_per_tenant.max(1);
         let c = &mut cfg.ceilings;

@@ -105,9 +105,17 @@ async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
         // The queue is what these tests are about: no FHE program.
         fhe: None,
     };
-    models::create_with_setup(db, tenant, &serde_json::to_value(up).unwrap(), 3, None)
-        .await
-        .unwrap()
+    models::create_with_setup(
+        db,
+        tenant,
+        &serde_json::to_value(up).unwrap(),
+        &models::Setup {
+            max_attempts: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn wait_until<F, Fut>(what: &str, limit: Duration, mut done: F)

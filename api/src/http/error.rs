@@ -64,6 +64,7 @@ pub const JOB_ERROR_CODES: &[&str] = &[
     "model_not_ready",
     "model_too_large",
     "out_of_memory",
+    "timed_out",
     "worker_crashed",
     "worker_lost",
 ];

@@ -239,6 +239,8 @@ pub(super) async fn request_run(
         }
     }
     super::jobs::admit(&state, &tenant, callback_url.as_deref()).await?;
+    let memory =
+        crate::estimates::fhe_run_memory(u64::try_from(key.bytes).unwrap_or(0), ciphertext.len());
     let ct_key = state.store.put(ciphertext).await?;
     let payload = json!({ "key_id": key_id, "ciphertext": ct_key });
     let job = NewJob {
@@ -249,7 +251,7 @@ pub(super) async fn request_run(
         max_attempts: state.limits.max_attempts,
         idempotency: idempotency.as_deref().map(|k| (k, hash.as_str())),
         callback_url: callback_url.as_deref(),
-        memory_bytes: None,
+        memory_bytes: i64::try_from(memory).ok(),
     };
     super::jobs::enqueue(&state, &job).await
 }

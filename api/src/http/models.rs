@@ -176,6 +176,7 @@ pub(super) async fn upload(
     zkinfer_model::check_calibration(&graph, &samples)
         .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
     drop(graph);
+    let compile_memory = crate::estimates::compile_memory(onnx.len());
     let upload = Upload {
         onnx: state.store.put(onnx).await?,
         calibration: state.store.put(calibration).await?,
@@ -184,14 +185,12 @@ pub(super) async fn upload(
     };
     let upload = serde_json::to_value(&upload)
         .map_err(|e| ApiError::from(crate::Error::Config(format!("upload record: {e}"))))?;
-    let id = models::create_with_setup(
-        &state.db,
-        &tenant,
-        &upload,
-        state.limits.max_attempts,
-        callback_url.as_deref(),
-    )
-    .await?;
+    let setup = models::Setup {
+        max_attempts: state.limits.max_attempts,
+        callback_url: callback_url.as_deref(),
+        memory_bytes: Some(compile_memory),
+    };
+    let id = models::create_with_setup(&state.db, &tenant, &upload, &setup).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "status": "queued" })),

@@ -191,6 +191,7 @@ pub fn start_worker(
         },
         capacity: Arc::new(Capacity::new(Ceilings::default().max_prove_memory)),
         child: None,
+        job_timeout: worker::JOB_TIMEOUT,
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));

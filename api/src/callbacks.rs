@@ -3,8 +3,8 @@
 //! `"{t}.{body}"`. The time is signed with the body, so a receiver that refuses a `t` more
 //! than [`REPLAY_WINDOW_SECS`] from its clock (and deduplicates by job id within it) cannot be
 //! replayed an old delivery. A model's setup job is its model's webhook: it ends when the
-//! model becomes ready or fails (`X-Zkinfer-Event: model.ready` / `model.failed`; other jobs
-//! `job.succeeded`, `job.failed`, `job.cancelled`).
+//! model becomes ready, fails or is deleted first (`X-Zkinfer-Event: model.ready`,
+//! `model.failed`, `model.deleted`; other jobs `job.succeeded`, `job.failed`, `job.cancelled`).
 //!
 //! Deliveries are durable: a job's end marks its callback due in the database; dispatchers in
 //! any process (`serve` or `worker`) claim due deliveries under a lease, POST them, record
@@ -113,7 +113,7 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64) -> bo
     let (Some(t), Some(v1)) = (t, v1) else {
         return false;
     };
-    if (now - t).abs() > REPLAY_WINDOW_SECS {
+    if now.abs_diff(t) > REPLAY_WINDOW_SECS.unsigned_abs() {
         return false;
     }
     let mut mac =
@@ -479,7 +479,9 @@ pub async fn deliver_one(
 fn event(job: &queue::JobRow) -> String {
     match (job.kind.as_str(), job.status.as_str()) {
         ("setup", "succeeded") => "model.ready".into(),
-        ("setup", "failed" | "cancelled") => "model.failed".into(),
+        ("setup", "failed") => "model.failed".into(),
+        // A setup job is cancelled only by deleting its model.
+        ("setup", _) => "model.deleted".into(),
         (_, status) => format!("job.{status}"),
     }
 }
@@ -626,6 +628,9 @@ mod tests {
         let untimed = sig.replace("t=1700000000,", "");
         assert!(!verify_signature("Jefe", &untimed, body, now));
         assert!(!verify_signature("Jefe", "sha256=00", body, now));
+        // A time at the end of the range is out of the window, not an overflow.
+        let extreme = sig.replace("t=1700000000", &format!("t={}", i64::MIN));
+        assert!(!verify_signature("Jefe", &extreme, body, now));
     }
 
     #[test]

@@ -334,6 +334,7 @@ pub async fn child_main(worker: Option<&str>) -> Result<()> {
         capacity: Arc::new(Capacity::new(cfg.ceilings.max_prove_memory)),
         child: None,
         job_timeout: crate::worker::JOB_TIMEOUT,
+        unplaceable_grace: crate::worker::UNPLACEABLE_GRACE,
     };
     let executor = Executor::new(db, store, worker_cfg);
     let mut out = tokio::io::stdout();

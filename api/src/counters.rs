@@ -23,53 +23,52 @@ pub const BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
 ];
 
-/// Adds `by` to counter `name{label}`.
-pub(crate) async fn add(
-    tx: &mut Transaction<'_, Any>,
-    name: &str,
-    label: &str,
-    by: i64,
-) -> Result<()> {
-    if by == 0 {
-        return Ok(());
+/// Additions to counters, written together in one order (by name, then label) by every
+/// transaction, so two transactions never wait for each other's counter rows in a cycle.
+#[derive(Debug, Default)]
+pub(crate) struct Adds(std::collections::BTreeMap<(&'static str, String), i64>);
+
+impl Adds {
+    /// Adds `by` to counter `name{label}`.
+    pub(crate) fn add(&mut self, name: &'static str, label: &str, by: i64) {
+        *self.0.entry((name, label.to_string())).or_default() += by;
     }
-    sqlx::query(
-        "INSERT INTO counters (name, label, value) VALUES ($1, $2, $3) \
-         ON CONFLICT (name, label) DO UPDATE SET value = counters.value + excluded.value",
-    )
-    .bind(name)
-    .bind(label)
-    .bind(by)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
 
-/// Counts a job of `kind` ending in `state`.
-pub(crate) async fn job_ended(
-    tx: &mut Transaction<'_, Any>,
-    kind: &str,
-    state: &str,
-) -> Result<()> {
-    add(
-        tx,
-        JOBS_ENDED,
-        &format!("kind=\"{kind}\",state=\"{state}\""),
-        1,
-    )
-    .await
-}
+    /// Counts a job of `kind` ending in `state`.
+    pub(crate) fn job_ended(&mut self, kind: &str, state: &str) {
+        self.add(JOBS_ENDED, &format!("kind=\"{kind}\",state=\"{state}\""), 1);
+    }
 
-/// Counts a succeeded proof job that ran `run_ms`.
-pub(crate) async fn prove_ran(tx: &mut Transaction<'_, Any>, run_ms: i64) -> Result<()> {
-    let secs = run_ms as f64 / 1000.0;
-    let bucket = BUCKETS
-        .iter()
-        .find(|&&b| secs <= b)
-        .map_or("+Inf".to_string(), |b| b.to_string());
-    add(tx, PROVE_RUNS, &format!("le=\"{bucket}\""), 1).await?;
-    add(tx, PROVE_RUNS, "sum_ms", run_ms).await?;
-    add(tx, PROVE_RUNS, "count", 1).await
+    /// Counts a succeeded proof job that ran `run_ms`.
+    pub(crate) fn prove_ran(&mut self, run_ms: i64) {
+        let secs = run_ms as f64 / 1000.0;
+        let bucket = BUCKETS
+            .iter()
+            .find(|&&b| secs <= b)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        self.add(PROVE_RUNS, &format!("le=\"{bucket}\""), 1);
+        self.add(PROVE_RUNS, "sum_ms", run_ms);
+        self.add(PROVE_RUNS, "count", 1);
+    }
+
+    /// Writes them in `tx`.
+    pub(crate) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<()> {
+        for ((name, label), by) in self.0 {
+            if by == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO counters (name, label, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name, label) DO UPDATE SET value = counters.value + excluded.value",
+            )
+            .bind(name)
+            .bind(label)
+            .bind(by)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Every counter: (name, label, value).

@@ -18,6 +18,7 @@ mod key_cache;
 mod lru;
 pub mod models;
 pub mod queue;
+pub mod retention;
 pub mod service;
 pub mod store;
 pub mod tenants;

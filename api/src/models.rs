@@ -214,9 +214,11 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+        let mut counts = crate::counters::Adds::default();
         for job in cancelled {
-            crate::counters::job_ended(&mut tx, &job.try_get::<String, _>(0)?, "cancelled").await?;
+            counts.job_ended(&job.try_get::<String, _>(0)?, "cancelled");
         }
+        counts.write(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(r.rows_affected() == 1)

@@ -316,10 +316,12 @@ pub async fn finish_with(
         return Ok(false);
     };
     let kind: String = r.try_get(0)?;
-    crate::counters::job_ended(&mut tx, &kind, status).await?;
+    let mut counts = crate::counters::Adds::default();
+    counts.job_ended(&kind, status);
     if let (Some(ms), "succeeded", true) = (run_ms, status, kind == JobKind::Prove.as_str()) {
-        crate::counters::prove_ran(&mut tx, ms).await?;
+        counts.prove_ran(ms);
     }
+    counts.write(&mut tx).await?;
     if let Some(model) = setup_of {
         match outcome {
             Outcome::Succeeded(v) => {
@@ -368,18 +370,17 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    crate::counters::add(
-        &mut tx,
+    let mut counts = crate::counters::Adds::default();
+    counts.add(
         crate::counters::LEASE_EXPIRIES,
         "",
         (failed.len() + requeued.len()) as i64,
-    )
-    .await?;
+    );
     for (rows, state) in [(&failed, "failed"), (&requeued, "queued")] {
         for row in rows {
             let (model, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             if state == "failed" {
-                crate::counters::job_ended(&mut tx, &kind, state).await?;
+                counts.job_ended(&kind, state);
             }
             if kind == JobKind::Setup.as_str() {
                 let error = (state == "failed").then_some((
@@ -390,38 +391,60 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
             }
         }
     }
+    counts.write(&mut tx).await?;
     tx.commit().await?;
     Ok((requeued.len() as u64, failed.len() as u64))
 }
 
-/// Queued jobs that need more memory than `largest`, the most any live worker allows, fail
-/// `model_too_large` with the figures (a setup job's model with them, in the same
-/// transaction): no worker could ever claim them, and waiting would hide that. Returns how many.
-pub async fn fail_unplaceable(db: &Db, largest: u64) -> Result<u64> {
+/// Queued jobs that have needed more memory than the most any live worker allows
+/// (`largest`) for longer than `grace_ms` fail `model_too_large` with the figures (a setup
+/// job's model with them, in the same transaction): no worker could claim them, and waiting
+/// would hide that. The grace lets a large worker restart without its jobs failing. Returns
+/// how many failed.
+pub async fn fail_unplaceable(db: &Db, largest: u64, grace_ms: i64) -> Result<u64> {
     let largest = i64::try_from(largest).unwrap_or(i64::MAX);
     let now = now_ms();
     let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE jobs SET unplaceable_ms = NULL \
+         WHERE status = 'queued' AND unplaceable_ms IS NOT NULL AND memory_bytes <= $1",
+    )
+    .bind(largest)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET unplaceable_ms = $2 \
+         WHERE status = 'queued' AND unplaceable_ms IS NULL AND memory_bytes > $1",
+    )
+    .bind(largest)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     let rows = sqlx::query(
         "UPDATE jobs SET status = 'failed', error_code = 'model_too_large', \
          error = 'needs ' || CAST(memory_bytes AS TEXT) || ' bytes of memory; the largest \
          worker allows ' || CAST($1 AS TEXT) || ' bytes', finished_ms = $2, \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $2 \
-         WHERE status = 'queued' AND memory_bytes > $1 RETURNING model_id, kind, error",
+         WHERE status = 'queued' AND memory_bytes > $1 AND unplaceable_ms <= $3 \
+         RETURNING model_id, kind, error",
     )
     .bind(largest)
     .bind(now)
+    .bind(now.saturating_sub(grace_ms))
     .fetch_all(&mut *tx)
     .await?;
+    let mut ended = crate::counters::Adds::default();
     for row in &rows {
         let (model, kind, error): (String, String, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        crate::counters::job_ended(&mut tx, &kind, "failed").await?;
+        ended.job_ended(&kind, "failed");
         if kind == JobKind::Setup.as_str() {
             let why = Some(("model_too_large", error.as_str()));
             crate::models::set_state_in(&mut tx, &model, "failed", None, None, why).await?;
         }
     }
+    ended.write(&mut tx).await?;
     tx.commit().await?;
     Ok(rows.len() as u64)
 }
@@ -439,14 +462,17 @@ pub async fn orphan(db: &Db, worker: &str) -> Result<u64> {
     )
 }
 
-/// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs).
+/// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs), or is a
+/// model's setup job (deleting the model cancels that: the model would otherwise wait for a
+/// setup that never comes).
 pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     let mut tx = db.pool.begin().await?;
     let r = sqlx::query(
         "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $1 \
-         WHERE id = $2 AND tenant_id = $3 AND status = 'queued' RETURNING kind",
+         WHERE id = $2 AND tenant_id = $3 AND status = 'queued' AND kind <> 'setup' \
+         RETURNING kind",
     )
     .bind(now_ms())
     .bind(id)
@@ -456,7 +482,9 @@ pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     let Some(r) = r else {
         return Ok(false);
     };
-    crate::counters::job_ended(&mut tx, &r.try_get::<String, _>(0)?, "cancelled").await?;
+    let mut counts = crate::counters::Adds::default();
+    counts.job_ended(&r.try_get::<String, _>(0)?, "cancelled");
+    counts.write(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -53,6 +53,8 @@ pub struct ServiceConfig {
     pub job_runner: Option<PathBuf>,
     /// How long a job may run before it fails `timed_out`.
     pub job_timeout: Duration,
+    /// How long a deleted model's rows and blobs are kept before they are purged.
+    pub retention: Duration,
     /// The operator's token for `/metrics` on the public bind (none: not served there).
     pub metrics_token: Option<String>,
     /// An address (the operator's network) that serves `/metrics` alone, without a token.
@@ -64,6 +66,8 @@ struct Background {
     workers: Vec<(String, JoinHandle<()>)>,
     stop: watch::Sender<Stop>,
     dispatcher: JoinHandle<()>,
+    /// Purges deleted models after the retention period.
+    purger: JoinHandle<()>,
     stop_dispatcher: watch::Sender<bool>,
 }
 
@@ -90,6 +94,7 @@ impl Background {
         }
         let _ = self.stop_dispatcher.send(true);
         let _ = self.dispatcher.await;
+        let _ = self.purger.await;
     }
 }
 
@@ -110,6 +115,7 @@ impl ServiceConfig {
             ceilings: Ceilings::default(),
             job_runner: None,
             job_timeout: worker::JOB_TIMEOUT,
+            retention: Duration::from_secs(7 * 24 * 3600),
             metrics_token: None,
             metrics_bind: None,
         }
@@ -199,6 +205,7 @@ impl ServiceConfig {
                     ceilings,
                     capacity: capacity.clone(),
                     job_timeout: self.job_timeout,
+                    unplaceable_grace: worker::UNPLACEABLE_GRACE,
                     child: self.job_runner.as_ref().map(|exe| ChildSpec {
                         exe: exe.clone(),
                         config: ChildConfig {
@@ -225,14 +232,25 @@ impl ServiceConfig {
             self.callbacks.clone(),
             dispatcher_rx,
         ));
+        let purger = tokio::spawn(crate::retention::run(
+            db.clone(),
+            store.clone(),
+            crate::retention::Retention::new(self.retention),
+            PURGE_EVERY,
+            stop_dispatcher.subscribe(),
+        ));
         Ok(Background {
             workers,
             stop,
             dispatcher,
+            purger,
             stop_dispatcher,
         })
     }
 }
+
+/// How often a process looks for deleted models past their retention.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {

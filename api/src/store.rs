@@ -12,7 +12,11 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 
+use crate::db::now_ms;
 use crate::error::{Error, Result};
+
+/// A blob older than this is stored anew when put again (see [`Store::put`]).
+pub const REFRESH_AFTER_MS: i64 = 3_600_000;
 
 /// A content-addressed store.
 #[derive(Clone, Debug)]
@@ -82,11 +86,40 @@ impl Store {
         let bytes: axum::body::Bytes = bytes.into();
         let key = format!("sha256/{}", hex::encode(Sha256::digest(&bytes)));
         let path = ObjectPath::from(key.as_str());
-        // Same key, same bytes: an existing blob is left as it is.
-        if self.inner.head(&path).await.is_err() {
+        // Same key, same bytes: an existing blob is left as it is, unless it is old enough
+        // that retention's sweep could be deleting it as unreferenced: then it is stored
+        // anew, which makes it young again (see `crate::retention`).
+        let fresh = match self.inner.head(&path).await {
+            Ok(meta) => now_ms() - meta.last_modified.timestamp_millis() < REFRESH_AFTER_MS,
+            Err(_) => false,
+        };
+        if !fresh {
             self.inner.put(&path, bytes.into()).await?;
         }
         Ok(key)
+    }
+
+    /// Every blob's key and when it was last stored (ms since the epoch).
+    pub async fn list_aged(&self) -> Result<Vec<(String, i64)>> {
+        use futures_util::TryStreamExt;
+        let list: Vec<_> = self.inner.list(None).try_collect().await?;
+        Ok(list
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.last_modified.timestamp_millis()))
+            .collect())
+    }
+
+    /// Deletes blob `key` if it was last stored before `cutoff_ms`; false if it is younger
+    /// (stored again since it was listed) or gone.
+    pub async fn delete_if_older(&self, key: &str, cutoff_ms: i64) -> Result<bool> {
+        let path = ObjectPath::from(key);
+        match self.inner.head(&path).await {
+            Ok(meta) if meta.last_modified.timestamp_millis() < cutoff_ms => {
+                self.inner.delete(&path).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The bytes stored under `key`, checked against it.

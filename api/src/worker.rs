@@ -46,7 +46,13 @@ pub struct WorkerConfig {
     /// How long a job may run before it fails `timed_out` (its process is stopped), so a hung
     /// job cannot hold a worker for ever.
     pub job_timeout: Duration,
+    /// How long a queued job may need more memory than any live worker allows before it
+    /// fails `model_too_large` (a large worker restarting is not gone).
+    pub unplaceable_grace: Duration,
 }
+
+/// The default of [`WorkerConfig::unplaceable_grace`].
+pub const UNPLACEABLE_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// The default of [`WorkerConfig::job_timeout`]: longer than the largest setup measured.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
@@ -298,17 +304,21 @@ async fn renew(
     }
 }
 
-/// Fails the queued jobs no live worker could hold (their model needs more memory than the
-/// largest worker allows): without this a model planned for a worker that has since left
-/// would wait for it for ever.
+/// Fails the queued jobs no live worker could hold (their model has needed more memory than
+/// the largest worker allows for the grace period): without this a model planned for a worker
+/// that has since left would wait for it for ever.
 async fn sweep(db: &Db, cfg: &WorkerConfig) {
     let fleet_ms = 3 * cfg.lease.as_millis() as i64;
     match fleet::largest_memory(db, fleet_ms).await {
-        Ok(Some(largest)) => match queue::fail_unplaceable(db, largest).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!("{n} job(s) need more memory than any worker has: failed"),
-            Err(e) => tracing::warn!("failing jobs no worker can hold: {e}"),
-        },
+        Ok(Some(largest)) => {
+            match queue::fail_unplaceable(db, largest, cfg.unplaceable_grace.as_millis() as i64)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!("{n} job(s) need more memory than any worker has: failed"),
+                Err(e) => tracing::warn!("failing jobs no worker can hold: {e}"),
+            }
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!("reading the fleet: {e}"),
     }
@@ -381,6 +391,7 @@ mod tests {
             capacity: Arc::new(Capacity::new(1)),
             child: None,
             job_timeout: JOB_TIMEOUT,
+            unplaceable_grace: UNPLACEABLE_GRACE,
         };
         let job = Claimed {
             id: "jb_1".into(),

@@ -221,6 +221,8 @@ fn worker_timed(
         capacity: Arc::new(Capacity::new(memory)),
         child: None,
         job_timeout: timeout,
+        // Jobs no live worker can hold fail at the next heartbeat.
+        unplaceable_grace: Duration::ZERO,
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let handle = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));

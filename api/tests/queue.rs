@@ -587,3 +587,99 @@ async fn every_end_of_a_job_is_counted_once_for_metrics() {
         assert_eq!(counters.len(), 7, "{counters:?}");
     }
 }
+
+#[tokio::test]
+async fn a_job_no_worker_can_hold_fails_only_after_the_grace() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let t = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+        let setup = models::Setup {
+            max_attempts: 1,
+            memory_bytes: Some(2 << 30),
+            ..Default::default()
+        };
+        let big = models::create_with_setup(&db, &t, &json!({}), &setup)
+            .await
+            .unwrap();
+        let small = models::create_with_setup(
+            &db,
+            &t,
+            &json!({}),
+            &models::Setup {
+                memory_bytes: Some(1 << 20),
+                ..setup
+            },
+        )
+        .await
+        .unwrap();
+        let status = |m: String| {
+            let db = db.clone();
+            let t = t.clone();
+            async move { models::status(&db, &t, &m).await.unwrap().unwrap() }
+        };
+        let grace = 60_000;
+        // The large worker is away (restarting): the big model's setup waits out the grace.
+        assert_eq!(
+            queue::fail_unplaceable(&db, 1 << 30, grace).await.unwrap(),
+            0
+        );
+        // It is back: the clock starts again the next time it is away.
+        assert_eq!(
+            queue::fail_unplaceable(&db, 4 << 30, grace).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            queue::fail_unplaceable(&db, 1 << 30, grace).await.unwrap(),
+            0
+        );
+        assert_eq!(status(big.clone()).await, "queued");
+        // Away for good: past the grace it fails with the figures, and its model with it;
+        // the model that fits is untouched.
+        sqlx::query("UPDATE jobs SET unplaceable_ms = unplaceable_ms - 61000")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            queue::fail_unplaceable(&db, 1 << 30, grace).await.unwrap(),
+            1
+        );
+        assert_eq!(status(big.clone()).await, "failed");
+        assert_eq!(status(small.clone()).await, "queued");
+        let m = models::get(&db, &t, &big).await.unwrap().unwrap();
+        let (code, message) = m.error.unwrap();
+        assert_eq!(code, "model_too_large");
+        assert!(message.contains(&(2u64 << 30).to_string()), "{message}");
+        assert!(message.contains(&(1u64 << 30).to_string()), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_setup_job_is_cancelled_only_by_deleting_its_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = Db::connect(&url).await.unwrap();
+        let t = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+        let setup = models::Setup {
+            max_attempts: 1,
+            ..Default::default()
+        };
+        let model = models::create_with_setup(&db, &t, &json!({}), &setup)
+            .await
+            .unwrap();
+        let filter = queue::JobFilter {
+            model: Some(model.clone()),
+            ..Default::default()
+        };
+        let job = queue::list(&db, &t, &filter, 1).await.unwrap().remove(0);
+        // Cancelled alone, the model would wait for a setup that never comes.
+        assert!(!queue::cancel(&db, &t, &job.id).await.unwrap());
+        assert_eq!(
+            models::status(&db, &t, &model).await.unwrap().unwrap(),
+            "queued"
+        );
+        assert!(models::delete(&db, &t, &model).await.unwrap());
+        let job = queue::get(&db, &t, &job.id).await.unwrap().unwrap();
+        assert_eq!(job.status, "cancelled");
+    }
+}

@@ -140,6 +140,9 @@ pub struct ServiceArgs {
     /// (`12h`, `90m`).
     #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
     job_timeout: Duration,
+    /// How long a deleted model's rows and blobs are kept before they are purged (`7d`).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    retention: Duration,
     /// MiB an uploaded FHE server key may have (a compressed m3c3 key is 270 MiB).
     #[arg(long, default_value_t = 512)]
     max_fhe_key_mb: usize,
@@ -158,6 +161,7 @@ impl ServiceArgs {
         cfg.key_cache_bytes = self.key_cache_mb << 20;
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace_secs);
         cfg.job_timeout = self.job_timeout.max(Duration::from_secs(1));
+        cfg.retention = self.retention;
         cfg.limits.max_fhe_key_bytes = self.max_fhe_key_mb << 20;
         cfg.limits.max_parses_per_tenant = self.max_parses_per_tenant.max(1);
         let c = &mut cfg.ceilings;

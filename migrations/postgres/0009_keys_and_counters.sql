@@ -20,5 +20,8 @@ CREATE TABLE counters (
 -- The 64-hex model id of a set-up model beside its handle (id), so jobs show it from the
 -- start and can be listed by it.
 ALTER TABLE models ADD COLUMN model_id TEXT;
-UPDATE models SET model_id = CAST(summary AS jsonb) ->> 'model_id' WHERE summary IS NOT NULL;
+-- A pattern, not a JSON cast: a summary PostgreSQL's JSON parser refused would stop the
+-- migration, and with it the service.
+UPDATE models SET model_id = substring(summary from '"model_id":"([0-9a-f]{64})"')
+WHERE summary IS NOT NULL;
 CREATE INDEX models_model_id ON models (tenant_id, model_id);

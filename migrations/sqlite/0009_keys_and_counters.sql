@@ -20,5 +20,6 @@ CREATE TABLE counters (
 -- The 64-hex model id of a set-up model beside its handle (id), so jobs show it from the
 -- start and can be listed by it.
 ALTER TABLE models ADD COLUMN model_id TEXT;
-UPDATE models SET model_id = json_extract(summary, '$.model_id') WHERE summary IS NOT NULL;
+UPDATE models SET model_id = json_extract(summary, '$.model_id')
+WHERE summary IS NOT NULL AND json_valid(summary);
 CREATE INDEX models_model_id ON models (tenant_id, model_id);

@@ -265,6 +265,11 @@ pub(super) async fn list(
         return Err(bad(format!("status {s:?}: one of {}", STATUSES.join(", "))));
     }
     let (model, model_id) = match (q.model, q.model_id) {
+        (Some(m), Some(id)) if id.starts_with("md_") && m != id => {
+            return Err(bad(format!(
+                "model {m:?} and model_id {id:?} name two models"
+            )))
+        }
         (m, Some(id)) if id.starts_with("md_") => (m.or(Some(id)), None),
         (m, id) => (m, id),
     };
@@ -335,7 +340,7 @@ pub(super) async fn proof_file(
 /// Cancels a queued job.
 #[utoipa::path(delete, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "job id")), tag = "jobs",
     responses((status = 200, body = Ended), (status = 404, description = "no such job (or another tenant's)", body = ErrorBody),
-        (status = 409, description = "not_cancellable (not queued)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+        (status = 409, description = "not_cancellable (not queued, or a model's setup job)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -345,13 +350,17 @@ pub(super) async fn cancel(
     if queue::cancel(&state.db, &tenant, &id).await? {
         Ok(Json(json!({ "id": id, "status": "cancelled" })))
     } else {
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_cancellable",
+        let why = if job.kind == "setup" {
+            format!(
+                "job {id} sets up model {}: delete the model instead",
+                job.model_id
+            )
+        } else {
             format!(
                 "job {id} is {}: only queued jobs can be cancelled",
                 job.status
-            ),
-        ))
+            )
+        };
+        Err(ApiError::new(StatusCode::CONFLICT, "not_cancellable", why))
     }
 }

@@ -249,7 +249,8 @@ pub(super) async fn show(
     Ok(Json(model_json(&m)))
 }
 
-/// Deletes a model; its queued jobs are cancelled.
+/// Deletes a model; its queued jobs are cancelled, and after the service's retention period its
+/// rows and blobs are purged.
 #[utoipa::path(delete, path = "/v1/models/{id}", params(("id" = String, Path, description = "model id")), tag = "models",
     responses((status = 200, body = Ended), (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn delete(

@@ -432,7 +432,7 @@ pub fn document() -> Value {
                       "description": "t=UNIX_SECONDS,v1=HEX: HEX the HMAC-SHA256 of \"{t}.{body}\" keyed by the tenant's callback secret. Refuse a t more than 300 s from your clock.",
                       "schema": { "type": "string" } },
                     { "name": "X-Zkinfer-Event", "in": "header", "required": true,
-                      "schema": { "type": "string", "enum": ["model.ready", "model.failed", "job.succeeded", "job.failed", "job.cancelled"] } },
+                      "schema": { "type": "string", "enum": ["model.ready", "model.failed", "model.deleted", "job.succeeded", "job.failed", "job.cancelled"] } },
                     { "name": "X-Zkinfer-Job", "in": "header", "required": true, "schema": { "type": "string" } },
                     { "name": "X-Zkinfer-Attempt", "in": "header", "required": true, "schema": { "type": "integer" } },
                 ],

@@ -25,12 +25,15 @@ pub async fn databases(tmp: &std::path::Path) -> Vec<String> {
         "ZKINFER_TEST_POSTGRES is not set: run scripts/test.sh (it starts PostgreSQL with scripts/postgres.sh)",
     );
     let name = format!("zkinfer_t_{}", hex::encode(rand::random::<[u8; 8]>()));
-    let admin = Db::connect(&scratch)
+    // A plain connection, not `Db::connect`: the scratch database only makes databases, and
+    // is never migrated (a migration edited since would not match its record there).
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&scratch)
         .await
         .expect("the scratch PostgreSQL database");
     // The name is ours: 16 hex digits after a fixed prefix.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin.pool)
+        .execute(&admin)
         .await
         .unwrap();
     let base = scratch.rsplit_once('/').unwrap().0;
@@ -192,6 +195,7 @@ pub fn start_worker(
         capacity: Arc::new(Capacity::new(Ceilings::default().max_prove_memory)),
         child: None,
         job_timeout: worker::JOB_TIMEOUT,
+        unplaceable_grace: worker::UNPLACEABLE_GRACE,
     };
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let worker = tokio::spawn(worker::run(db.clone(), store.clone(), cfg, stopped));

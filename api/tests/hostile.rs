@@ -229,6 +229,17 @@ fn worker_timed(
     (stop, handle)
 }
 
+/// Uploads a model as `client` and waits for its setup to end; the model's JSON.
+async fn set_up(client: &Client, onnx: &[u8], input: &[u8]) -> Value {
+    let (s, v) = client
+        .upload(&[("model", onnx), ("calibration", input)])
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    client
+        .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+        .await
+}
+
 async fn job_row(db: &Db) -> (String, i64, Option<i64>) {
     let row: (String, i64, Option<i64>) = sqlx::query_as(
         "SELECT status, CAST(attempts AS BIGINT), memory_bytes FROM jobs WHERE kind = 'setup'",
@@ -308,13 +319,7 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
             .await
             .unwrap();
         let (stop_small, small) = worker_with(&db, &store, &data_dir, "small2", 40 << 20);
-        let (s, v) = alice
-            .upload(&[("model", &onnx), ("calibration", &input)])
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-        let model = alice
-            .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
-            .await;
+        let model = set_up(&alice, &onnx, &input).await;
         assert_eq!(model["status"], "failed", "{model}");
         assert_eq!(error_code(&model), "model_too_large", "{model}");
         let message = model["error"]["message"].as_str().unwrap();
@@ -332,13 +337,7 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
             1 << 30,
             Duration::from_millis(1),
         );
-        let (s, v) = alice
-            .upload(&[("model", &onnx), ("calibration", &input)])
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-        let model = alice
-            .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
-            .await;
+        let model = set_up(&alice, &onnx, &input).await;
         assert_eq!(
             (model["status"].as_str(), error_code(&model)),
             (Some("failed"), "timed_out"),
@@ -354,13 +353,7 @@ async fn a_model_waits_for_a_worker_it_fits_and_fails_only_past_the_largest() {
             .await
             .unwrap();
         let (stop_tiny, tiny) = worker_with(&db, &store, &data_dir, "tiny", 8 << 20);
-        let (s, v) = alice
-            .upload(&[("model", &onnx), ("calibration", &input)])
-            .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-        let model = alice
-            .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
-            .await;
+        let model = set_up(&alice, &onnx, &input).await;
         assert_eq!(error_code(&model), "model_too_large", "{model}");
         let message = model["error"]["message"].as_str().unwrap();
         assert!(message.contains(&(8u64 << 20).to_string()), "{message}");

@@ -153,28 +153,6 @@ struct Due {
 /// Claims the delivery due longest of a tenant with fewer than `per_tenant` in flight,
 /// leased to `holder` for `lease_ms`.
 async fn claim(db: &Db, holder: &str, lease_ms: i64, per_tenant: i64) -> Result<Option<Due>> {
-    let sql = match db.backend {
-        Backend::Postgres => {
-            "UPDATE jobs SET callback_holder = $1, callback_lease_until_ms = $2 \
-             WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
-             AND callback_next_ms <= $3 \
-             AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
-             AND (SELECT COUNT(*) FROM jobs busy WHERE busy.tenant_id = jobs.tenant_id \
-                  AND busy.callback_state = 'pending' AND busy.callback_lease_until_ms >= $3) < $4 \
-             ORDER BY callback_next_ms, id FOR UPDATE SKIP LOCKED LIMIT 1) \
-             RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)"
-        }
-        Backend::Sqlite => {
-            "UPDATE jobs SET callback_holder = $1, callback_lease_until_ms = $2 \
-             WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
-             AND callback_next_ms <= $3 \
-             AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
-             AND (SELECT COUNT(*) FROM jobs busy WHERE busy.tenant_id = jobs.tenant_id \
-                  AND busy.callback_state = 'pending' AND busy.callback_lease_until_ms >= $3) < $4 \
-             ORDER BY callback_next_ms, id LIMIT 1) \
-             RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)"
-        }
-    };
     // Claims are made one at a time (SQLite has one writer; PostgreSQL takes a lock for the
     // transaction), so the per-tenant count a claim reads includes every earlier claim.
     let mut tx = db.pool.begin().await?;
@@ -184,13 +162,24 @@ async fn claim(db: &Db, holder: &str, lease_ms: i64, per_tenant: i64) -> Result<
             .await?;
     }
     let now = now_ms();
-    let row = sqlx::query(sql)
-        .bind(holder)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(per_tenant)
-        .fetch_optional(&mut *tx)
-        .await?;
+    // One statement for both backends: serialised claims need no row locks to skip. The
+    // outer state check keeps a delivery recorded meanwhile (its lease had run out) unclaimed.
+    let row = sqlx::query(
+        "UPDATE jobs SET callback_holder = $1, callback_lease_until_ms = $2 \
+         WHERE id = (SELECT id FROM jobs WHERE callback_state = 'pending' \
+         AND callback_next_ms <= $3 \
+         AND (callback_lease_until_ms IS NULL OR callback_lease_until_ms < $3) \
+         AND (SELECT COUNT(*) FROM jobs busy WHERE busy.tenant_id = jobs.tenant_id \
+              AND busy.callback_state = 'pending' AND busy.callback_lease_until_ms >= $3) < $4 \
+         ORDER BY callback_next_ms, id LIMIT 1) AND callback_state = 'pending' \
+         RETURNING id, tenant_id, callback_url, CAST(callback_attempts AS BIGINT)",
+    )
+    .bind(holder)
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(per_tenant)
+    .fetch_optional(&mut *tx)
+    .await?;
     tx.commit().await?;
     row.map(|r| {
         Ok(Due {

@@ -10,7 +10,7 @@
 use std::fmt::Write;
 
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,13 +42,7 @@ fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "no such route (metrics are served with --metrics-token or on --metrics-bind)",
         ));
     };
-    let given = headers
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .unwrap_or("");
+    let given = super::bearer(headers).unwrap_or("");
     if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
         Ok(())
     } else {

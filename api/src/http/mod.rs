@@ -153,6 +153,18 @@ async fn healthz(
     Ok(Json(json!({ "status": "ok" })))
 }
 
+/// The credential of `Authorization: Bearer CREDENTIAL`, trimmed. The scheme is
+/// case-insensitive (RFC 9110 §11.1).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credential)| credential.trim())
+}
+
 /// The tenant a request's `Authorization: Bearer KEY` belongs to.
 pub struct Tenant(pub String);
 
@@ -161,19 +173,15 @@ impl FromRequestParts<AppState> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let header = parts
+        if !parts
             .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer KEY"))?;
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        let key = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key)
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Err(unauthorized("missing Authorization: Bearer KEY"));
+        }
+        let key = bearer(&parts.headers)
             .ok_or_else(|| unauthorized("Authorization must be Bearer KEY"))?;
-        match tenants::authenticate(&state.db, key.trim()).await? {
+        match tenants::authenticate(&state.db, key).await? {
             Ok(id) => Ok(Tenant(id)),
             Err(refused) => Err(unauthorized(refused.message())),
         }

@@ -10,6 +10,7 @@
 
 pub mod chips;
 mod circuit;
+pub mod commit;
 pub mod cost;
 pub mod cpu;
 pub mod curve;

@@ -1,0 +1,267 @@
+//! Commitments to tensors: one Poseidon hash stands for a whole tensor among the public
+//! instances, so a verifier (or a contract) checks one word instead of every value, and a
+//! value can stay private yet be pinned.
+//!
+//! The hash is snark-verifier's and halo2-base's Poseidon over BN254's scalar field: width
+//! `T = 3`, rate 2, `R_F = 8` full and `R_P = 57` partial rounds, S-box `x^5`, round constants
+//! and MDS matrix from the Grain LFSR of the Poseidon reference (`SECURE_MDS = 0`). The sponge
+//! starts from `[2^64, 0, 0]`, takes the preimage with a `1` appended and zeros to an even
+//! length, adds each pair to `state[1], state[2]` and permutes; the commitment is `state[1]`
+//! after the last permutation.
+//!
+//! The preimage of an activation tensor (inputs and outputs now; later the tensors between
+//! the segments of a model, so one circuit's output commitment can be the next one's input
+//! commitment):
+//!
+//! ```text
+//! TAG                  the ASCII bytes "zkinfer tensor v1" as a big-endian integer
+//! rank, dims[rank]     the tensor's shape
+//! scale                fractional bits of the fixed point (value = integer / 2^scale)
+//! w                    slot width in bits: the tensor's signed range check
+//! salt                 a field element the client picks (0 without one); 0 for outputs
+//! limbs                ceil(n / m) elements, m = floor(253 / w) values each:
+//!                      limb_i = Σ_j (v[i·m + j] + 2^(w-1)) · 2^(w·j), over j < m, i·m + j < n
+//! ```
+//!
+//! Every `v` is range-checked to `[-2^(w-1), 2^(w-1))` in the circuit, so each slot holds
+//! `v + 2^(w-1) ∈ [0, 2^w)` and a limb is below `2^253 < p`: the packing is injective, and
+//! with the shape in the preimage so is the whole encoding.
+//!
+//! Natively the same gadget runs on a throwaway context ([`commit`]), so the value a client
+//! computes is the circuit's by construction; the tests check it against snark-verifier's
+//! native Poseidon and an implementation in Python written from this text alone.
+
+use std::sync::OnceLock;
+
+use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
+use halo2_base::gates::{GateChip, GateInstructions};
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::halo2_proofs::halo2curves::ff::Field;
+use halo2_base::poseidon::hasher::spec::OptimizedPoseidonSpec;
+use halo2_base::poseidon::hasher::PoseidonSponge;
+use halo2_base::QuantumCell::{Constant, Existing};
+use halo2_base::{AssignedValue, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::error::CircuitError;
+use crate::field::fr;
+
+/// Poseidon's state width.
+pub const T: usize = 3;
+/// Elements absorbed per permutation.
+pub const RATE: usize = 2;
+/// Full rounds.
+pub const R_F: usize = 8;
+/// Partial rounds.
+pub const R_P: usize = 57;
+
+/// The domain tag of activation tensors (inputs, outputs, segment boundaries).
+pub const TENSOR_TAG: &[u8] = b"zkinfer tensor v1";
+
+/// Bits a limb may fill: `2^253 < p`, so a limb never wraps the field.
+pub const LIMB_BITS: u32 = 253;
+
+/// The version of the hash layout (tags, preimage, packing, sponge) the model id records.
+pub const HASH_LAYOUT_VERSION: u32 = 1;
+
+/// What a tensor commitment covers besides the values: the preimage's header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorLayout {
+    /// The tensor's shape.
+    pub shape: Vec<usize>,
+    /// Fractional bits of its fixed point.
+    pub scale: u32,
+    /// Signed bits of each value (its range check), the slot width.
+    pub slot_bits: u32,
+}
+
+impl TensorLayout {
+    /// Values per limb.
+    pub fn per_limb(&self) -> usize {
+        (LIMB_BITS / self.slot_bits) as usize
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Field elements of the preimage before the salt (tag, rank, dims, scale, width).
+    fn header(&self) -> Vec<Fr> {
+        let mut h = vec![tag(TENSOR_TAG), Fr::from(self.shape.len() as u64)];
+        h.extend(self.shape.iter().map(|&d| Fr::from(d as u64)));
+        h.extend([Fr::from(self.scale as u64), Fr::from(self.slot_bits as u64)]);
+        h
+    }
+
+    /// Checks that values fit the slots (what the circuit's range checks enforce).
+    pub fn check(&self, values: &[i64]) -> Result<(), CircuitError> {
+        if !(2..=64).contains(&self.slot_bits) {
+            return Err(CircuitError::Internal(format!(
+                "a {}-bit commitment slot",
+                self.slot_bits
+            )));
+        }
+        if values.len() != self.len() {
+            return Err(CircuitError::Internal(format!(
+                "{} values for a tensor of shape {:?}",
+                values.len(),
+                self.shape
+            )));
+        }
+        let half = 1i128 << (self.slot_bits - 1);
+        if let Some((i, v)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, &v)| !(-half..half).contains(&(v as i128)))
+        {
+            return Err(CircuitError::TooLarge(format!(
+                "value {i} of a committed tensor is {v}, outside its {}-bit slot",
+                self.slot_bits
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A tag's bytes as a big-endian integer (at most 31 bytes, so below `p`).
+fn tag(bytes: &[u8]) -> Fr {
+    debug_assert!(bytes.len() < 32);
+    bytes.iter().fold(Fr::zero(), |acc, &b| {
+        acc * Fr::from(256) + Fr::from(b as u64)
+    })
+}
+
+/// The spec, computed once (the Grain LFSR and the sparse matrices take milliseconds).
+fn spec() -> &'static OptimizedPoseidonSpec<Fr, T, RATE> {
+    static SPEC: OnceLock<OptimizedPoseidonSpec<Fr, T, RATE>> = OnceLock::new();
+    SPEC.get_or_init(|| OptimizedPoseidonSpec::new::<R_F, R_P, 0>())
+}
+
+/// Commits to `values` (cells, each already range-checked to `layout.slot_bits` signed bits)
+/// with `salt`: packs them into limbs and hashes the preimage. Returns the commitment cell.
+pub fn commit_cells(
+    ctx: &mut Context<Fr>,
+    gate: &GateChip<Fr>,
+    layout: &TensorLayout,
+    values: &[AssignedValue<Fr>],
+    salt: AssignedValue<Fr>,
+) -> AssignedValue<Fr> {
+    debug_assert_eq!(values.len(), layout.len());
+    let w = layout.slot_bits;
+    let mut preimage: Vec<AssignedValue<Fr>> = layout
+        .header()
+        .into_iter()
+        .map(|h| ctx.load_constant(h))
+        .collect();
+    preimage.push(salt);
+    for chunk in values.chunks(layout.per_limb()) {
+        let weights: Vec<Fr> = (0..chunk.len()).map(|j| pow2(w * j as u32)).collect();
+        let offset: Fr = weights.iter().map(|&c| c * pow2(w - 1)).sum();
+        let sum = gate.inner_product(
+            ctx,
+            chunk.iter().map(|&c| Existing(c)),
+            weights.into_iter().map(Constant),
+        );
+        preimage.push(gate.add(ctx, sum, Constant(offset)));
+    }
+    let mut sponge = PoseidonSponge::<Fr, T, RATE>::from_spec(ctx, spec().clone());
+    sponge.update(&preimage);
+    sponge.squeeze(ctx, gate)
+}
+
+fn pow2(bits: u32) -> Fr {
+    Fr::from(2).pow_vartime([bits as u64])
+}
+
+/// The commitment to a tensor of integers, computed natively by the circuit's own gadget.
+pub fn commit(layout: &TensorLayout, values: &[i64], salt: Fr) -> Result<Fr, CircuitError> {
+    layout.check(values)?;
+    let builder = BaseCircuitBuilder::<Fr>::new(true);
+    let mut ctx = Context::new(
+        true,
+        0,
+        "zkinfer:commit",
+        0,
+        builder.core().copy_manager.clone(),
+    );
+    let cells: Vec<_> = values
+        .iter()
+        .map(|&v| ctx.load_witness(fr(v as i128)))
+        .collect();
+    let salt = ctx.load_witness(salt);
+    Ok(*commit_cells(&mut ctx, &GateChip::default(), layout, &cells, salt).value())
+}
+
+/// The field element of a salt given as hex (64 digits, big-endian, optionally `0x`), below `p`.
+pub fn parse_salt(text: &str) -> Option<Fr> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    crate::field::from_hex(&format!("0x{t:0>64}")).filter(|_| t.len() <= 64)
+}
+
+/// A commitment as 64 lowercase hex digits, big-endian, as among a proof file's instances.
+pub fn commitment_hex(c: &Fr) -> String {
+    crate::field::to_hex(c)[2..].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(shape: &[usize], bits: u32) -> TensorLayout {
+        TensorLayout {
+            shape: shape.to_vec(),
+            scale: 7,
+            slot_bits: bits,
+        }
+    }
+
+    #[test]
+    fn tag_is_the_big_endian_ascii() {
+        assert_eq!(tag(b"\x01\x02"), Fr::from(258));
+        assert_eq!(layout(&[3], 16).header()[1], Fr::from(1));
+    }
+
+    #[test]
+    fn every_value_shape_scale_and_salt_changes_the_commitment() {
+        let l = layout(&[2, 20], 16);
+        let v: Vec<i64> = (0..40).map(|i| i * 37 - 700).collect();
+        let c = commit(&l, &v, Fr::zero()).unwrap();
+        for i in [0, 14, 15, 39] {
+            let mut w = v.clone();
+            w[i] += 1;
+            assert_ne!(commit(&l, &w, Fr::zero()).unwrap(), c, "value {i}");
+        }
+        assert_ne!(commit(&layout(&[40], 16), &v, Fr::zero()).unwrap(), c);
+        assert_ne!(commit(&layout(&[2, 20], 17), &v, Fr::zero()).unwrap(), c);
+        let mut s = l.clone();
+        s.scale = 8;
+        assert_ne!(commit(&s, &v, Fr::zero()).unwrap(), c);
+        assert_ne!(commit(&l, &v, Fr::one()).unwrap(), c);
+        assert_eq!(commit(&l, &v, Fr::zero()).unwrap(), c);
+    }
+
+    #[test]
+    fn values_outside_their_slots_are_refused() {
+        let l = layout(&[2], 8);
+        assert!(commit(&l, &[127, -128], Fr::zero()).is_ok());
+        assert!(commit(&l, &[128, 0], Fr::zero()).is_err());
+        assert!(commit(&l, &[0, -129], Fr::zero()).is_err());
+        assert!(commit(&l, &[0], Fr::zero()).is_err());
+    }
+
+    #[test]
+    fn salts_parse_as_canonical_hex() {
+        assert_eq!(parse_salt("0x05"), Some(Fr::from(5)));
+        assert_eq!(parse_salt("ff"), Some(Fr::from(255)));
+        assert_eq!(parse_salt(&"f".repeat(64)), None);
+        assert_eq!(parse_salt("xyz"), None);
+        assert_eq!(parse_salt(&"0".repeat(65)), None);
+    }
+}

@@ -203,20 +203,27 @@ impl Settings {
         )
     }
 
-    /// The output part of the public instances, dequantized (None if an instance is not a
-    /// small signed integer, or there are too few).
+    /// The output part of the public instances, dequantized; `None` when outputs are hashed
+    /// (or an instance is not a small signed integer, or there are too few).
     pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
-        self.dequantize_instances(instances, self.num_input_instances(), &self.output_shapes)
+        match self.plan.output_visibility {
+            crate::Visibility::Hashed => None,
+            _ => self.dequantize_instances(
+                instances,
+                self.num_input_instances(),
+                &self.output_shapes,
+            ),
+        }
     }
 
     /// The input part of the public instances, dequantized; `None` when inputs are private
-    /// (or an instance is not a small signed integer).
+    /// or hashed (or an instance is not a small signed integer).
     pub fn inputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
         match self.plan.visibility {
             crate::Visibility::Public => {
                 self.dequantize_instances(instances, 0, &self.input_shapes)
             }
-            crate::Visibility::Private => None,
+            crate::Visibility::Private | crate::Visibility::Hashed => None,
         }
     }
 
@@ -241,16 +248,86 @@ impl Settings {
             .collect()
     }
 
-    /// Number of public instances that are model inputs.
+    /// Number of public instances that stand for the inputs: every value when public, one
+    /// commitment per input when hashed, none when private.
     pub fn num_input_instances(&self) -> usize {
-        match self.plan.visibility {
-            crate::Visibility::Public => self
-                .input_shapes
-                .iter()
-                .map(|s| s.iter().product::<usize>())
-                .sum(),
-            crate::Visibility::Private => 0,
+        instance_count(self.plan.visibility, &self.input_shapes)
+    }
+
+    /// Number of public instances that stand for the outputs (values or commitments).
+    pub fn num_output_instances(&self) -> usize {
+        instance_count(self.plan.output_visibility, &self.output_shapes)
+    }
+
+    /// The input commitments among the instances (hashed inputs only).
+    pub fn input_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
+        (self.plan.visibility == crate::Visibility::Hashed)
+            .then(|| instances.get(..self.input_shapes.len()))
+            .flatten()
+    }
+
+    /// The output commitments among the instances (hashed outputs only).
+    pub fn output_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
+        let at = self.num_input_instances();
+        (self.plan.output_visibility == crate::Visibility::Hashed)
+            .then(|| instances.get(at..at + self.output_shapes.len()))
+            .flatten()
+    }
+
+    /// The commitment layout of an activation tensor of this shape.
+    pub fn tensor_layout(&self, shape: &[usize]) -> crate::commit::TensorLayout {
+        crate::commit::TensorLayout {
+            shape: shape.to_vec(),
+            scale: self.scale,
+            slot_bits: self.act_bits,
         }
+    }
+
+    /// The commitments to float inputs (an EZKL-format file's data), quantized as the prover
+    /// quantizes them, salted with `salt`.
+    pub fn commit_inputs(
+        &self,
+        data: &[Vec<f64>],
+        salt: Fr,
+    ) -> Result<Vec<Fr>, crate::CircuitError> {
+        let q = self.quantize_input(data)?;
+        q.iter()
+            .zip(&self.input_shapes)
+            .map(|(v, shape)| crate::commit::commit(&self.tensor_layout(shape), v, salt))
+            .collect()
+    }
+
+    /// The commitments to outputs as a proof file holds them (dequantized; each value is
+    /// exactly `integer / 2^scale`, so it quantizes back to its integer).
+    pub fn commit_outputs(&self, outputs: &[Vec<f64>]) -> Result<Vec<Fr>, crate::CircuitError> {
+        if outputs.len() != self.output_shapes.len() {
+            return Err(crate::CircuitError::Model(zkinfer_model::ModelError::Input(format!(
+                "{} outputs, the model has {}",
+                outputs.len(),
+                self.output_shapes.len()
+            ))));
+        }
+        outputs
+            .iter()
+            .zip(&self.output_shapes)
+            .map(|(xs, shape)| {
+                let scale = (1u64 << self.scale) as f64;
+                let v: Vec<i64> = xs
+                    .iter()
+                    .map(|&x| {
+                        let q = x * scale;
+                        if q.is_finite() && q == q.round() && q.abs() < (1u64 << 62) as f64 {
+                            Ok(q as i64)
+                        } else {
+                            Err(crate::CircuitError::Model(zkinfer_model::ModelError::Input(
+                                format!("output value {x} is not a multiple of 2^-{}", self.scale),
+                            )))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                crate::commit::commit(&self.tensor_layout(shape), &v, Fr::zero())
+            })
+            .collect()
     }
 
     /// Float inputs → the fixed-point integers the circuit takes, with the checks of
@@ -260,6 +337,14 @@ impl Settings {
         data: &[Vec<f64>],
     ) -> Result<Vec<Vec<i64>>, zkinfer_model::ModelError> {
         zkinfer_model::quantize_input(data, &self.input_shapes, self.scale, self.act_bits)
+    }
+}
+
+fn instance_count(visibility: crate::Visibility, shapes: &[Vec<usize>]) -> usize {
+    match visibility {
+        crate::Visibility::Public => shapes.iter().map(|s| s.iter().product::<usize>()).sum(),
+        crate::Visibility::Private => 0,
+        crate::Visibility::Hashed => shapes.len(),
     }
 }
 
@@ -347,16 +432,22 @@ pub struct ProofFile {
     pub format_version: u32,
     /// The model id the proof was made for (a verifier recomputes it from the folder).
     pub model_id: String,
-    /// Whether the inputs are among the instances.
+    /// Whether the inputs are among the instances (public), absent (private) or committed
+    /// to (hashed).
     pub input_visibility: crate::Visibility,
-    /// Dequantized inputs, one flat list per graph input (absent when private).
+    /// Whether the outputs are among the instances (public) or committed to (hashed); the
+    /// `outputs` below are their values either way.
+    #[serde(default)]
+    pub output_visibility: crate::Visibility,
+    /// Dequantized inputs, one flat list per graph input (absent when private or hashed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Vec<Vec<f64>>>,
     /// Dequantized outputs, one flat list per graph output.
     pub outputs: Vec<Vec<f64>>,
     /// Output shapes.
     pub output_shapes: Vec<Vec<usize>>,
-    /// Public instances (inputs if public, then outputs), 32-byte big-endian hex.
+    /// Public instances, 32-byte big-endian hex: per input its values (public) or commitment
+    /// (hashed), then per output its values or commitment.
     pub instances: Vec<String>,
     /// The proof (SHPLONK, Keccak transcript), hex.
     pub proof: String,

@@ -9,7 +9,10 @@
 //! uint32   format version of the folder (3)
 //! uint32   circuit layout version (2)
 //! bytes32  sha256 of the ONNX file          bytes32  sha256 of qgraph.json
-//! uint32   scale    uint32 act_bits         uint8    input visibility (0 public, 1 private)
+//! uint32   scale    uint32 act_bits
+//! uint8    visibility: inputs 0 public, 1 private, 2 hashed; plus 4 when outputs are hashed
+//! (only when a tensor is hashed: the hash layout)
+//! uint32   hash layout version (1), uint32 T (3), rate (2), full rounds (8), partial rounds (57)
 //! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
 //! uint32   number of outputs, then the same per output
 //! uint32   number of public instances
@@ -38,6 +41,7 @@ use crate::artifacts::{
     files, in_dir, read_bytes, read_json, vk_from_bytes, ArtifactError, KzgVerifierKey, Settings,
     FORMAT_VERSION, FREIVALDS_BOUND_FROM_LAYOUT, LAYOUT_VERSION,
 };
+use crate::commit;
 use crate::curve::{g1_evm, g2_evm};
 use crate::Visibility;
 
@@ -101,10 +105,18 @@ pub fn preimage(
     out.extend(settings.scale.to_be_bytes());
     out.extend(settings.act_bits.to_be_bytes());
     let plan = &settings.plan;
-    out.push(match plan.visibility {
+    let io = plan.io();
+    let input = match io.input {
         Visibility::Public => 0,
         Visibility::Private => 1,
-    });
+        Visibility::Hashed => 2,
+    };
+    out.push(input | if io.output == Visibility::Hashed { 4 } else { 0 });
+    if io.hashes() {
+        for v in [commit::HASH_LAYOUT_VERSION as usize, commit::T, commit::RATE, commit::R_F, commit::R_P] {
+            u32_be(&mut out, v)?;
+        }
+    }
     shapes(&mut out, &settings.input_shapes)?;
     shapes(&mut out, &settings.output_shapes)?;
     u32_be(&mut out, plan.num_instances)?;

@@ -15,7 +15,7 @@ use zkinfer_model::QGraph;
 use crate::circuit::{CircuitParams, ModelCircuit};
 use crate::cost::{constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verify_gas};
 use crate::error::CircuitError;
-use crate::layout::{lay_out, Visibility};
+use crate::layout::{lay_out, Io, Visibility};
 use crate::lincomb::LinCombRegion;
 
 /// Rows at the bottom of every column kept for blinding factors.
@@ -30,9 +30,13 @@ pub struct CircuitPlan {
     pub lookup_bits: u32,
     /// Column configuration.
     pub params: CircuitParams,
-    /// Input visibility.
+    /// Input visibility: public, private or hashed.
     pub visibility: Visibility,
-    /// Number of public instances (inputs if public, then outputs).
+    /// Output visibility: public or hashed (folders from before it existed: public).
+    #[serde(default)]
+    pub output_visibility: Visibility,
+    /// Number of public instances (per input its values or commitment when public or
+    /// hashed, then per output its values or commitment).
     pub num_instances: usize,
     /// Advice cells used by halo2-base gates.
     pub advice_cells: usize,
@@ -66,6 +70,14 @@ pub struct CircuitPlan {
 }
 
 impl CircuitPlan {
+    /// What the public instances hold of inputs and outputs.
+    pub fn io(&self) -> Io {
+        Io {
+            input: self.visibility,
+            output: self.output_visibility,
+        }
+    }
+
     /// The columns in words: "2 gate + 3 dot-product columns", and the Freivalds region if any.
     pub fn columns(&self) -> String {
         let lincomb = self.params.lincomb_width;
@@ -174,7 +186,7 @@ pub(crate) fn constants_fit(mut base: BaseCircuitParams, constants: usize) -> Ba
 fn lay_out_at(
     q: &QGraph,
     inputs: &[Vec<i64>],
-    visibility: Visibility,
+    io: Io,
     k: u32,
     lincomb: bool,
     freivalds: bool,
@@ -192,7 +204,7 @@ fn lay_out_at(
         freivalds,
     };
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, params, None);
-    let instances = lay_out(&mut circuit, q, inputs, visibility)?;
+    let instances = lay_out(&mut circuit, q, inputs, io)?;
     let stats = circuit.base.statistics();
     let base = constants_fit(
         circuit.base.calculate_params(Some(MIN_UNUSABLE_ROWS)),
@@ -218,7 +230,7 @@ fn lay_out_at(
 fn shapes(
     layout: &Layout,
     k: u32,
-    visibility: Visibility,
+    io: Io,
     objective: Objective,
 ) -> Vec<((u64, u64), CircuitPlan)> {
     let widths: Vec<usize> = if layout.lincomb_sizes.is_empty() {
@@ -249,7 +261,8 @@ fn shapes(
         let plan = CircuitPlan {
             k,
             lookup_bits: k - 1,
-            visibility,
+            visibility: io.input,
+            output_visibility: io.output,
             num_instances: layout.num_instances,
             advice_cells: layout.advice_cells,
             lookup_cells: layout.lookup_cells,
@@ -281,13 +294,13 @@ fn shapes(
 pub(crate) fn plan_forced(
     q: &QGraph,
     inputs: &[Vec<i64>],
-    visibility: Visibility,
+    io: Io,
     k: u32,
     lincomb_width: usize,
     freivalds: bool,
 ) -> Result<CircuitPlan, CircuitError> {
-    let layout = lay_out_at(q, inputs, visibility, k, lincomb_width > 0, freivalds)?;
-    shapes(&layout, k, visibility, Objective::ProveTime)
+    let layout = lay_out_at(q, inputs, io, k, lincomb_width > 0, freivalds)?;
+    shapes(&layout, k, io, Objective::ProveTime)
         .into_iter()
         .map(|(_, p)| p)
         .find(|p| p.params.lincomb_width == lincomb_width || layout.lincomb_sizes.is_empty())
@@ -304,13 +317,13 @@ pub(crate) fn plan_forced(
 pub fn plan_circuit(
     q: &QGraph,
     inputs: &[Vec<i64>],
-    visibility: Visibility,
+    io: Io,
     limits: PlanLimits,
 ) -> Result<CircuitPlan, CircuitError> {
     let mut layouts = Layouts {
         q,
         inputs,
-        visibility,
+        io,
         made: HashMap::new(),
     };
     let mut chosen = plan_within(limits, &mut layouts);
@@ -360,18 +373,18 @@ fn work(plan: &CircuitPlan) -> u64 {
 struct Layouts<'a> {
     q: &'a QGraph,
     inputs: &'a [Vec<i64>],
-    visibility: Visibility,
+    io: Io,
     made: HashMap<(u32, bool, bool), Layout>,
 }
 
 impl Layouts<'_> {
     /// [`lay_out_at`], made once.
     fn at(&mut self, k: u32, lincomb: bool, freivalds: bool) -> Result<&Layout, CircuitError> {
-        let (q, inputs, visibility) = (self.q, self.inputs, self.visibility);
+        let (q, inputs, io) = (self.q, self.inputs, self.io);
         Ok(match self.made.entry((k, lincomb, freivalds)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(lay_out_at(q, inputs, visibility, k, lincomb, freivalds)?)
+                e.insert(lay_out_at(q, inputs, io, k, lincomb, freivalds)?)
             }
         })
     }
@@ -379,7 +392,7 @@ impl Layouts<'_> {
 
 /// [`plan_circuit`] within the fixed budget `limits.max_proof_bytes`.
 fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan, CircuitError> {
-    let visibility = layouts.visibility;
+    let io = layouts.io;
     let ks: Vec<u32> = match limits.k {
         Some(k) => vec![k.clamp(MIN_K, limits.max_k)],
         None => {
@@ -433,7 +446,7 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
             }
             narrowest &= layout.base.num_advice_per_phase[0] <= 1
                 && layout.base.num_lookup_advice_per_phase[0] <= 1;
-            for (cost, plan) in shapes(layout, k, visibility, limits.objective) {
+            for (cost, plan) in shapes(layout, k, io, limits.objective) {
                 any_shape = true;
                 if smallest
                     .as_ref()
@@ -546,7 +559,7 @@ mod tests {
                 k,
                 ..PlanLimits::default()
             };
-            plan_circuit(&q, &qi, Visibility::Public, limits)
+            plan_circuit(&q, &qi, Io::PUBLIC, limits)
         };
         // The same model at 2^7 and at 2^12 rows: 32 times the work, more than halved.
         let (small, large) = (plan(None), plan(Some(12)));

@@ -8,7 +8,8 @@ use halo2_base::gates::circuit::CircuitBuilderStage;
 use zkinfer_circuits::testing::liar::{self, Family, Options, Outcome, Report};
 use zkinfer_circuits::testing::replay::mock_verdict;
 use zkinfer_circuits::testing::trace::Trace;
-use zkinfer_circuits::{build_circuit, plan_circuit, PlanLimits, Visibility};
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use zkinfer_circuits::{build_circuit, plan_circuit, Io, PlanLimits, Visibility};
 use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
 
 fn load(dir: &std::path::Path) -> (QGraph, Vec<Vec<i64>>) {
@@ -33,9 +34,9 @@ fn fixture(name: &str) -> (QGraph, Vec<Vec<i64>>) {
 }
 
 /// The smallest plan of `q` with Freivalds checks and two-term dot-product rows.
-fn freivalds_plan(q: &QGraph, qi: &[Vec<i64>], vis: Visibility) -> zkinfer_circuits::CircuitPlan {
+fn freivalds_plan(q: &QGraph, qi: &[Vec<i64>], io: Io) -> zkinfer_circuits::CircuitPlan {
     (8..=16)
-        .find_map(|k| liar::plan_for(q, qi, vis, k, 2, true).ok())
+        .find_map(|k| liar::plan_for(q, qi, io, k, 2, true).ok())
         .expect("a Freivalds plan within k = 16")
 }
 
@@ -57,23 +58,32 @@ fn no_survivors(what: &str, r: &Report) {
 #[test]
 fn every_lie_is_rejected_under_each_layout_family() {
     let opts = Options::default();
-    // The default plans: public and private inputs, dot-product columns.
-    for name in ["1l_mlp", "2l_relu_fc", "1l_sigmoid"] {
+    // The default plans: public, private and hashed inputs, public and hashed outputs (the
+    // packing and Poseidon cells then among every cell moved), dot-product columns.
+    let hashed = Io {
+        input: Visibility::Hashed,
+        output: Visibility::Hashed,
+    };
+    for (name, ios) in [
+        ("1l_mlp", &[Io::PUBLIC, Io::inputs(Visibility::Private), hashed][..]),
+        ("2l_relu_fc", &[Io::PUBLIC, Io::inputs(Visibility::Private)]),
+        ("1l_sigmoid", &[Io::PUBLIC, hashed]),
+    ] {
         let (q, qi) = example(name);
-        for vis in [Visibility::Public, Visibility::Private] {
-            let plan = plan_circuit(&q, &qi, vis, PlanLimits::default()).unwrap();
+        for &io in ios {
+            let plan = plan_circuit(&q, &qi, io, PlanLimits::default()).unwrap();
             let r = liar::run(&q, &qi, &plan, &opts);
-            no_survivors(&format!("{name} {vis:?}"), &r);
+            no_survivors(&format!("{name} {io:?}"), &r);
         }
     }
     // Every dot product in halo2-base's gate (no lincomb columns).
     let (q, qi) = example("1l_mlp");
-    let plan = liar::plan_for(&q, &qi, Visibility::Public, 8, 0, false).unwrap();
+    let plan = liar::plan_for(&q, &qi, Io::PUBLIC, 8, 0, false).unwrap();
     assert_eq!(plan.params.lincomb_width, 0);
     no_survivors("1l_mlp gate only", &liar::run(&q, &qi, &plan, &opts));
     // Products checked by Freivalds' algorithm, with constant and variable right factors.
     let (q, qi) = fixture("attention_products");
-    let plan = freivalds_plan(&q, &qi, Visibility::Private);
+    let plan = freivalds_plan(&q, &qi, Io::inputs(Visibility::Private));
     assert!(plan.params.freivalds && plan.freivalds_rows > 0);
     no_survivors(
         "attention_products, Freivalds",
@@ -86,9 +96,9 @@ fn every_lie_is_rejected_under_each_layout_family() {
 #[test]
 fn the_checker_agrees_with_mock_prover() {
     let (q, qi) = example("1l_mlp");
-    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
     let (circuit, instances) =
-        build_circuit(CircuitBuilderStage::Mock, &plan, None, &q, &qi).unwrap();
+        build_circuit(CircuitBuilderStage::Mock, &plan, None, &q, &qi, Fr::zero()).unwrap();
     let mut honest = Trace::record(&circuit, plan.k, &instances);
     assert!(honest.rejections().is_empty());
     let v = mock_verdict(&honest, &plan.params);
@@ -117,7 +127,7 @@ fn the_checker_agrees_with_mock_prover() {
 #[test]
 fn the_lying_prover_finds_the_layout_1_forgery_by_itself() {
     let (q, qi) = fixture("attention_products");
-    let plan = freivalds_plan(&q, &qi, Visibility::Private);
+    let plan = freivalds_plan(&q, &qi, Io::inputs(Visibility::Private));
     let mut opts = Options {
         families: vec![Family::OtherModel],
         layout_1: true,
@@ -153,7 +163,7 @@ fn the_lying_prover_finds_the_layout_1_forgery_by_itself() {
 #[test]
 fn elements_nothing_reads_are_not_laid_out() {
     let (q, qi) = example("4l_relu_conv_fc");
-    let plan = plan_circuit(&q, &qi, Visibility::Private, PlanLimits::default()).unwrap();
+    let plan = plan_circuit(&q, &qi, Io::inputs(Visibility::Private), PlanLimits::default()).unwrap();
     let opts = Options {
         families: Vec::new(),
         ..Options::default()

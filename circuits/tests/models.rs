@@ -4,7 +4,7 @@
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::testing::{CellRef, MockCircuit};
-use zkinfer_circuits::{build_circuit, plan_circuit, PlanLimits, Visibility};
+use zkinfer_circuits::{build_circuit, plan_circuit, Io, PlanLimits, Visibility};
 use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
 
 fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
@@ -17,10 +17,10 @@ fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
     (q, qi)
 }
 
-fn mock(q: &QGraph, qi: &[Vec<i64>], visibility: Visibility) -> MockCircuit<()> {
-    let plan = plan_circuit(q, qi, visibility, PlanLimits::default()).unwrap();
+fn mock(q: &QGraph, qi: &[Vec<i64>], io: Io) -> MockCircuit<()> {
+    let plan = plan_circuit(q, qi, io, PlanLimits::default()).unwrap();
     let (circuit, instances) =
-        build_circuit(CircuitBuilderStage::Mock, &plan, None, q, qi).unwrap();
+        build_circuit(CircuitBuilderStage::Mock, &plan, None, q, qi, Fr::zero()).unwrap();
     MockCircuit::from_circuit(circuit, plan.k, (), instances)
 }
 
@@ -42,14 +42,39 @@ fn small_models_have_no_unconstrained_cell() {
         "1l_leakyrelu",
     ] {
         let (q, qi) = example(name);
-        for vis in [Visibility::Public, Visibility::Private] {
-            let mut m = mock(&q, &qi, vis);
+        for io in [Io::PUBLIC, Io::inputs(Visibility::Private)] {
+            let mut m = mock(&q, &qi, io);
             assert!(m.satisfied(), "{name}");
             assert_eq!(
                 m.unconstrained_cells(),
                 Vec::<CellRef>::new(),
-                "{name} ({vis:?})"
+                "{name} ({io:?})"
             );
+        }
+    }
+}
+
+/// With hashed inputs and outputs, a spread of a small model's cells (packing and Poseidon
+/// cells among them; every cell of the gadget: `commit`'s unit tests) is pinned, and each
+/// commitment other than the honest one is refused.
+#[test]
+fn hashed_models_have_no_unconstrained_cell() {
+    let hashed = Io {
+        input: Visibility::Hashed,
+        output: Visibility::Hashed,
+    };
+    for name in ["1l_mlp", "1l_relu"] {
+        let (q, qi) = example(name);
+        let mut m = mock(&q, &qi, hashed);
+        assert!(m.satisfied(), "{name}");
+        assert_eq!(m.instances().len(), 2, "{name}: one commitment per tensor");
+        let n = m.cells.len();
+        let spread: Vec<CellRef> = (0..n).step_by((n / 150).max(1)).map(CellRef::Base).collect();
+        assert_eq!(m.unconstrained_among(spread), Vec::<CellRef>::new(), "{name}");
+        for i in 0..2 {
+            let mut inst = m.instances().to_vec();
+            inst[i] += Fr::from(1u64);
+            assert!(!m.accepts_instances(inst), "{name}: commitment {i}");
         }
     }
 }
@@ -68,7 +93,7 @@ fn larger_models_reject_tampered_cells_and_outputs() {
         "lstm",
     ] {
         let (q, qi) = example(name);
-        let mut m = mock(&q, &qi, Visibility::Public);
+        let mut m = mock(&q, &qi, Io::PUBLIC);
         assert!(m.satisfied(), "{name}");
         // A spread of cells across the whole layout, in both regions.
         let n = m.cells.len();
@@ -96,11 +121,11 @@ fn larger_models_reject_tampered_cells_and_outputs() {
 #[test]
 fn k_follows_the_model_not_a_fixed_floor() {
     let (q, qi) = example("1l_mlp");
-    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
     assert_eq!(plan.k, 7, "a 3→4 MLP needs 2^7 rows");
     assert_eq!(plan.lookup_bits, 6);
     let (q, qi) = example("accuracy");
-    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
     assert!(
         plan.k < 15,
         "accuracy: k={} should be below EZKL's floor of 15",
@@ -112,13 +137,13 @@ fn k_follows_the_model_not_a_fixed_floor() {
 fn tiled_batches_are_laid_out_once() {
     // large_mlp tiles its 1×100 input to 10×100 and runs every Gemm on ten identical rows.
     let (q, qi) = example("large_mlp");
-    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
     assert_eq!(
         plan.k, 15,
         "one copy of each Gemm, not ten (EZKL needs k=19)"
     );
     assert_eq!(plan.num_instances, 100 + 1000);
-    let m = mock(&q, &qi, Visibility::Public);
+    let m = mock(&q, &qi, Io::PUBLIC);
     assert!(m.satisfied());
 }
 
@@ -175,12 +200,12 @@ fn identical_rows_share_cells_and_stay_constrained() {
     let input = vec![vec![37i64, -11]];
     let (shared, distinct) = (two_rows(3), two_rows(5));
     let plan =
-        |q: &QGraph| plan_circuit(q, &input, Visibility::Public, PlanLimits::default()).unwrap();
+        |q: &QGraph| plan_circuit(q, &input, Io::PUBLIC, PlanLimits::default()).unwrap();
     assert!(
         plan(&shared).advice_cells < plan(&distinct).advice_cells,
         "the repeated row is laid out once"
     );
-    let mut m = mock(&shared, &input, Visibility::Public);
+    let mut m = mock(&shared, &input, Io::PUBLIC);
     assert!(m.satisfied());
     assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
     // Both copies of the shared output are public (instances 2 and 3): neither can change alone.
@@ -194,7 +219,7 @@ fn identical_rows_share_cells_and_stay_constrained() {
 #[test]
 fn a_circuit_over_the_memory_limit_is_refused_with_what_it_needs() {
     let (q, qi) = example("lstm");
-    let free = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let free = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
     // halo2's prover holds dozens of field elements per row: 2^14 rows need tens of MiB.
     let mib = free.prove_memory_bytes >> 20;
     assert!((60..400).contains(&mib), "lstm at k={}: {mib} MiB", free.k);
@@ -203,12 +228,12 @@ fn a_circuit_over_the_memory_limit_is_refused_with_what_it_needs() {
         ..PlanLimits::default()
     };
     // At exactly its estimate the same shape is chosen.
-    let same = plan_circuit(&q, &qi, Visibility::Public, limits(free.prove_memory_bytes)).unwrap();
+    let same = plan_circuit(&q, &qi, Io::PUBLIC, limits(free.prove_memory_bytes)).unwrap();
     assert_eq!(
         (same.k, same.prove_memory_bytes),
         (free.k, free.prove_memory_bytes)
     );
-    let err = plan_circuit(&q, &qi, Visibility::Public, limits(1 << 20))
+    let err = plan_circuit(&q, &qi, Io::PUBLIC, limits(1 << 20))
         .unwrap_err()
         .to_string();
     let needed = format!(
@@ -227,7 +252,7 @@ fn a_circuit_over_the_memory_limit_is_refused_with_what_it_needs() {
 fn the_memory_estimate_doubles_with_the_rows() {
     use zkinfer_circuits::cost::{constraint_system, prove_memory_bytes};
     let (q, qi) = example("1l_mlp");
-    let plan = plan_circuit(&q, &qi, Visibility::Public, PlanLimits::default()).unwrap();
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
     let cs = constraint_system(&plan.params);
     let (m18, m19) = (
         prove_memory_bytes(&cs, 18, plan.advice_cells),
@@ -245,7 +270,7 @@ fn the_default_budget_rises_only_where_nothing_smaller_fits_or_the_work_halves()
     // 1l_concat keeps 3,072 bytes at k = 9: more columns at k = 8 would not halve the work,
     // and k = 7 has no room for its 216 public instances (one row each).
     let (q, qi) = example("1l_concat");
-    let plan = |limits: PlanLimits| plan_circuit(&q, &qi, Visibility::Public, limits);
+    let plan = |limits: PlanLimits| plan_circuit(&q, &qi, Io::PUBLIC, limits);
     let default = plan(PlanLimits::default()).unwrap();
     assert_eq!((default.k, default.proof_budget), (9, 3072));
     assert_eq!(default.num_instances, 216);
@@ -273,7 +298,7 @@ fn the_default_budget_rises_only_where_nothing_smaller_fits_or_the_work_halves()
     assert!(tight.prove_memory_bytes <= wide.prove_memory_bytes);
     assert!(tight.num_instances < 1 << tight.k);
     let (circuit, instances) =
-        build_circuit(CircuitBuilderStage::Mock, &tight, None, &q, &qi).unwrap();
+        build_circuit(CircuitBuilderStage::Mock, &tight, None, &q, &qi, Fr::zero()).unwrap();
     assert!(MockCircuit::from_circuit(circuit, tight.k, (), instances).satisfied());
     // A budget given is kept: the same limit then refuses the circuit.
     let fixed = plan(PlanLimits {

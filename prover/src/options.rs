@@ -2,7 +2,7 @@
 //! optional, the defaults applied in one place, [`ModelOptions::compile_options`].
 
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::{Objective, PlanLimits, Visibility};
+use zkinfer_circuits::{Io, Objective, PlanLimits, Visibility};
 use zkinfer_model::QuantizeOptions;
 
 use crate::pipeline::CompileOptions;
@@ -37,9 +37,12 @@ pub const DEFAULT_MAX_ERROR: f64 = 1e-3;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelOptions {
-    /// `public` (default) or `private` inputs.
+    /// `public` (default), `private` or `hashed` inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_visibility: Option<Visibility>,
+    /// `public` (default) or `hashed` outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_visibility: Option<Visibility>,
     /// Fractional bits of activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
@@ -86,7 +89,10 @@ impl ModelOptions {
                 param_scale: self.param_scale.unwrap_or(d.param_scale),
                 range_headroom_bits: self.range_headroom_bits.unwrap_or(d.range_headroom_bits),
             },
-            visibility: self.input_visibility.unwrap_or(Visibility::Public),
+            io: Io {
+                input: self.input_visibility.unwrap_or(Visibility::Public),
+                output: self.output_visibility.unwrap_or(Visibility::Public),
+            },
             limits: PlanLimits {
                 max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
                 // A budget given is a budget kept.

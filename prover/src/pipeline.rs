@@ -20,7 +20,7 @@ use zkinfer_circuits::artifacts::{
 };
 use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity::{self, VerifierFolder};
-use zkinfer_circuits::{plan_circuit, PlanLimits, Visibility};
+use zkinfer_circuits::{plan_circuit, Fr, Io, PlanLimits, Visibility};
 use zkinfer_model::{
     float_outputs, load_onnx_bytes, measured_error, parse_calibration_json, parse_input_json,
     quantize_samples, sha256_hex, Graph, ModelError, QGraph, QOp, QuantizeOptions,
@@ -34,8 +34,8 @@ use crate::{keys, proving, srs};
 pub struct CompileOptions {
     /// Quantization knobs.
     pub quantize: QuantizeOptions,
-    /// Input visibility.
-    pub visibility: Visibility,
+    /// What the public instances hold of inputs and outputs.
+    pub io: Io,
     /// Circuit size limits.
     pub limits: PlanLimits,
     /// `--target resources`: the fewest scale bits whose measured error on the calibration
@@ -166,8 +166,13 @@ pub fn compile(
         "imported and quantized in {:.2?}",
         t.elapsed()
     );
+    if opts.io.output == Visibility::Private {
+        return Err(ProverError::Folder(
+            "outputs are public or hashed: a proof of outputs nobody sees proves nothing".into(),
+        ));
+    }
     let t = Instant::now();
-    let plan = plan_circuit(&q, &qcal, opts.visibility, opts.limits)?;
+    let plan = plan_circuit(&q, &qcal, opts.io, opts.limits)?;
     info!(
         k = plan.k,
         advice_columns = plan.params.base.num_advice_per_phase[0],
@@ -381,10 +386,15 @@ pub fn run(dir: &Path, input: &Path) -> Result<RunOutput, ProverError> {
 
 /// Proves the model on one input; returns the proof file contents.
 pub fn prove(dir: &Path, input: &Path) -> Result<ProofFile, ProverError> {
+    prove_salted(dir, input, Fr::zero())
+}
+
+/// [`prove`], hashed inputs committed with `salt`.
+pub fn prove_salted(dir: &Path, input: &Path, salt: Fr) -> Result<ProofFile, ProverError> {
     let folder = open(dir)?;
     // Catch a bad input with a clear error before the slower key loading.
     let qin = check_input(&folder, &read_input(input)?)?;
-    Prover::with_folder(dir, folder)?.prove_quantized(&qin)
+    Prover::with_folder(dir, folder)?.prove_quantized(&qin, salt)
 }
 
 /// Quantizes an input and runs the reference evaluator on it (range and shape errors).
@@ -476,11 +486,17 @@ impl Prover {
 
     /// Proves one input (EZKL's `input_data`: one flat list per model input).
     pub fn prove(&self, data: &[Vec<f64>]) -> Result<ProofFile, ProverError> {
-        let qin = check_input(&self.folder, data)?;
-        self.prove_quantized(&qin)
+        self.prove_salted(data, Fr::zero())
     }
 
-    fn prove_quantized(&self, qin: &[Vec<i64>]) -> Result<ProofFile, ProverError> {
+    /// [`Self::prove`], hashed inputs committed with `salt` (a client's secret that keeps a
+    /// low-entropy input from being guessed from its commitment).
+    pub fn prove_salted(&self, data: &[Vec<f64>], salt: Fr) -> Result<ProofFile, ProverError> {
+        let qin = check_input(&self.folder, data)?;
+        self.prove_quantized(&qin, salt)
+    }
+
+    fn prove_quantized(&self, qin: &[Vec<i64>], salt: Fr) -> Result<ProofFile, ProverError> {
         let folder = &self.folder;
         let plan = &folder.settings.plan;
         let t = Instant::now();
@@ -491,6 +507,7 @@ impl Prover {
             self.keys_info.break_points.clone(),
             &folder.q,
             qin,
+            salt,
         )?;
         info!(
             bytes = proof.len(),
@@ -498,10 +515,22 @@ impl Prover {
             t.elapsed()
         );
         let internal = || ProverError::Folder("internal: instances out of range".into());
-        let outputs = folder
-            .settings
-            .outputs_from_instances(&instances)
-            .ok_or_else(internal)?;
+        let outputs = match plan.output_visibility {
+            // The circuit's outputs are the reference evaluator's (the layout compared them).
+            Visibility::Hashed => {
+                let trace = folder.q.eval(qin)?;
+                folder
+                    .q
+                    .outputs
+                    .iter()
+                    .map(|&o| trace.values[o].iter().map(|&v| folder.q.dequantize(v)).collect())
+                    .collect()
+            }
+            _ => folder
+                .settings
+                .outputs_from_instances(&instances)
+                .ok_or_else(internal)?,
+        };
         let inputs = match plan.visibility {
             Visibility::Public => Some(
                 folder
@@ -509,12 +538,13 @@ impl Prover {
                     .inputs_from_instances(&instances)
                     .ok_or_else(internal)?,
             ),
-            Visibility::Private => None,
+            Visibility::Private | Visibility::Hashed => None,
         };
         Ok(ProofFile {
             format_version: FORMAT_VERSION,
             model_id: self.model_id.clone(),
             input_visibility: plan.visibility,
+            output_visibility: plan.output_visibility,
             inputs,
             outputs,
             output_shapes: folder.settings.output_shapes.clone(),
@@ -559,11 +589,24 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
         out,
         "inputs           {:?} ({})",
         s.input_shapes,
-        serde_json::to_string(&p.visibility)
-            .unwrap_or_default()
-            .trim_matches('"')
+        p.visibility.name()
     );
-    let _ = writeln!(out, "outputs          {:?} (public)", s.output_shapes);
+    let _ = writeln!(
+        out,
+        "outputs          {:?} ({})",
+        s.output_shapes,
+        p.output_visibility.name()
+    );
+    if p.io().hashes() {
+        let per_limb = s.tensor_layout(&[]).per_limb();
+        let _ = writeln!(
+            out,
+            "commitments      Poseidon (T=3, rate 2, R_F 8, R_P 57, hash layout {}), one per hashed tensor: {} values of {} bits per field element",
+            zkinfer_circuits::commit::HASH_LAYOUT_VERSION,
+            per_limb,
+            s.act_bits
+        );
+    }
     if let Some(e) = s.expected_error {
         let _ = writeln!(
             out,

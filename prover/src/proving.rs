@@ -18,7 +18,8 @@ use crate::error::ProverError;
 /// The transcript every zkinfer proof uses.
 pub type ProofTranscript<W> = EvmTranscript<G1Affine, NativeLoader, W, Vec<u8>>;
 
-/// Proves `q` on quantized `inputs`; returns the proof and the public instances.
+/// Proves `q` on quantized `inputs` (hashed inputs committed with `salt`); returns the proof
+/// and the public instances.
 pub fn prove(
     params: &ParamsKZG<Bn256>,
     pk: &ProvingKey<G1Affine>,
@@ -26,6 +27,7 @@ pub fn prove(
     break_points: MultiPhaseThreadBreakPoints,
     q: &QGraph,
     inputs: &[Vec<i64>],
+    salt: Fr,
 ) -> Result<(Vec<u8>, Vec<Fr>), ProverError> {
     let t = std::time::Instant::now();
     let (circuit, instances) = build_circuit(
@@ -34,6 +36,7 @@ pub fn prove(
         Some(break_points),
         q,
         inputs,
+        salt,
     )?;
     tracing::info!("witness laid out in {:.2?}", t.elapsed());
     let proof = prove_circuit(params, pk, circuit, &instances)?;

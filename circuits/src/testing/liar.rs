@@ -178,12 +178,12 @@ impl Default for Options {
 pub fn plan_for(
     q: &QGraph,
     inputs: &[Vec<i64>],
-    visibility: crate::Visibility,
+    io: crate::Io,
     k: u32,
     lincomb_width: usize,
     freivalds: bool,
 ) -> Result<CircuitPlan, crate::CircuitError> {
-    crate::plan::plan_forced(q, inputs, visibility, k, lincomb_width, freivalds)
+    crate::plan::plan_forced(q, inputs, io, k, lincomb_width, freivalds)
 }
 
 /// `q` laid out on `inputs` by `plan` with `lie` told consistently (every copy of a lying
@@ -196,7 +196,15 @@ pub fn lying_circuit(
     lie: &OutputLie,
 ) -> Result<(ModelCircuit, Vec<Fr>), crate::CircuitError> {
     let (circuit, instances, lied) =
-        build_circuit_lying(CircuitBuilderStage::Mock, plan, None, q, inputs, Some(lie))?;
+        build_circuit_lying(
+            CircuitBuilderStage::Mock,
+            plan,
+            None,
+            q,
+            inputs,
+            Fr::zero(),
+            Some(lie),
+        )?;
     let mut m = MockCircuit::from_circuit(circuit, plan.k, (), instances);
     let changes: Vec<(CellRef, Fr)> = lied
         .iter()
@@ -218,7 +226,7 @@ fn build(
 ) -> Result<(ModelCircuit, Vec<Fr>, Lied), crate::CircuitError> {
     let mut circuit = ModelCircuit::new(CircuitBuilderStage::Mock, plan.params.clone(), None);
     circuit.freivalds.layout_1(opts.layout_1);
-    let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, lie)?;
+    let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, Fr::zero(), lie)?;
     let stats = circuit.base.statistics();
     let cells = (
         stats.gate.total_advice_per_phase[0],

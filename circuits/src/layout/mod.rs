@@ -1,13 +1,10 @@
 //! Walks a [`QGraph`] node by node, laying out each op with [`QuantChip`], and exposes the
-//! public instances (inputs when public, then outputs).
+//! public instances ([`io`]: inputs when public or hashed, then outputs).
 
 use std::collections::HashMap;
 
-use halo2_base::gates::circuit::CircuitBuilderStage;
-use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
-use serde::{Deserialize, Serialize};
 use zkinfer_model::{QGraph, QOp, Src};
 
 use crate::chips::{signed_bits_for, Elem, QuantChip};
@@ -16,120 +13,16 @@ use crate::error::CircuitError;
 use crate::field::fr;
 use crate::freivalds::FreivaldsRegion;
 use crate::lincomb::LinCombRegion;
-use crate::plan::CircuitPlan;
 use crate::shared_factor::{shared_factors, SharedFactor};
 
-/// Whether the model input is a public instance or a private witness.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    /// In the public instances (EZKL's default).
-    #[default]
-    Public,
-    /// A private witness; only outputs are public.
-    Private,
-}
+mod build;
+mod io;
+mod memo;
 
-/// What the layouter knows of one tensor element: its cell (or constant), a proven negative
-/// bit if one exists, and a structural identity for common-subexpression elimination.
-#[derive(Clone, Copy, Debug)]
-struct Value {
-    elem: Elem,
-    neg: Option<AssignedValue<Fr>>,
-    id: u32,
-}
-
-impl Value {
-    fn constant(c: i128) -> Self {
-        Value {
-            elem: Elem::Const(c),
-            neg: None,
-            id: u32::MAX,
-        }
-    }
-
-    /// Two words naming this element in a memo key: its constant, or its identity.
-    fn key(&self) -> [i128; 2] {
-        match self.elem {
-            Elem::Const(c) => [0, c],
-            Elem::Cell(_) => [1, self.id as i128],
-        }
-    }
-}
-
-const LINEAR: i128 = 1;
-const BILINEAR: i128 = 2;
-const EXTREMUM: i128 = 3;
-const LOOKUP: i128 = 4;
-const DIVIDE: i128 = 5;
-const SQRT: i128 = 6;
-const GATHER: i128 = 7;
-
-/// Identical computations (same op, same operands by identity) are laid out once: a Tile or
-/// Expand that copies a batch, then a Gemm over the copies, costs one copy of the Gemm.
-/// Identities are structural (assigned in layout order), so every input lays out the same.
-#[derive(Default)]
-struct Memo {
-    seen: HashMap<Vec<i128>, Value>,
-    next_id: u32,
-}
-
-impl Memo {
-    fn fresh(&mut self, elem: Elem, neg: Option<AssignedValue<Fr>>) -> Value {
-        self.next_id += 1;
-        Value {
-            elem,
-            neg,
-            id: self.next_id,
-        }
-    }
-
-    fn key<'a>(
-        tag: i128,
-        head: &[i128],
-        srcs: impl Iterator<Item = (&'a Value, i128)>,
-    ) -> Vec<i128> {
-        let mut k = vec![tag];
-        k.extend_from_slice(head);
-        for (v, c) in srcs {
-            k.extend(v.key());
-            k.push(c);
-        }
-        k
-    }
-
-    fn key2(tag: i128, head: i128, pairs: &[(Value, Value)]) -> Vec<i128> {
-        let mut k = vec![tag, head];
-        for (a, b) in pairs {
-            k.extend(a.key());
-            k.extend(b.key());
-        }
-        k
-    }
-
-    fn get(&self, key: &[i128]) -> Option<Value> {
-        self.seen.get(key).copied()
-    }
-
-    /// The value memoized under `key`, else the one `lay_out` makes (then memoized).
-    fn get_or_lay_out(
-        &mut self,
-        key: Vec<i128>,
-        lay_out: impl FnOnce() -> Result<(Elem, Option<AssignedValue<Fr>>), CircuitError>,
-    ) -> Result<Value, CircuitError> {
-        if let Some(v) = self.get(&key) {
-            return Ok(v);
-        }
-        let (elem, neg) = lay_out()?;
-        Ok(self.insert(key, elem, neg))
-    }
-
-    fn insert(&mut self, key: Vec<i128>, elem: Elem, neg: Option<AssignedValue<Fr>>) -> Value {
-        let v = self.fresh(elem, neg);
-        self.seen.insert(key, v);
-        v
-    }
-}
+pub use build::build_circuit;
+pub(crate) use build::{build_circuit_lying, lay_out_planned};
+pub use io::{tensor_layout, Io, Visibility};
+use memo::{Memo, Value, BILINEAR, DIVIDE, EXTREMUM, GATHER, LINEAR, LOOKUP, SQRT};
 
 fn map2<A, B>(rows: &[Vec<A>], f: impl Fn(&A) -> B) -> Vec<Vec<B>> {
     rows.iter().map(|r| r.iter().map(&f).collect()).collect()
@@ -287,9 +180,9 @@ pub fn lay_out(
     circuit: &mut ModelCircuit,
     q: &QGraph,
     inputs: &[Vec<i64>],
-    visibility: Visibility,
+    io: Io,
 ) -> Result<Vec<Fr>, CircuitError> {
-    lay_out_lying(circuit, q, inputs, visibility, None).map(|(instances, _)| instances)
+    lay_out_lying(circuit, q, inputs, io, Fr::zero(), None).map(|(instances, _)| instances)
 }
 
 /// [`lay_out`], with `lie` told: also returns the main-context offsets of the cells that lie
@@ -299,7 +192,8 @@ pub(crate) fn lay_out_lying(
     circuit: &mut ModelCircuit,
     q: &QGraph,
     inputs: &[Vec<i64>],
-    visibility: Visibility,
+    io: Io,
+    salt: Fr,
     lie: Option<&OutputLie>,
 ) -> Result<(Vec<Fr>, Lied), CircuitError> {
     let mut lied: Lied = Vec::new();
@@ -622,95 +516,8 @@ pub(crate) fn lay_out_lying(
         .into_iter()
         .map(|n| n.into_iter().map(|v| v.elem).collect())
         .collect();
-    let mut public: Vec<AssignedValue<Fr>> = Vec::new();
-    if visibility == Visibility::Public {
-        for &i in &q.inputs {
-            public.extend(vals[i].iter().map(|e| match e {
-                Elem::Cell(c) => *c,
-                Elem::Const(_) => unreachable!("inputs are cells"),
-            }));
-        }
-    }
-    for &o in &q.outputs {
-        for e in &vals[o] {
-            public.push(match e {
-                Elem::Cell(c) => *c,
-                Elem::Const(k) => ctx.load_constant(fr(*k)),
-            });
-        }
-    }
+    let public = io::expose(ctx, &unsigned_chip, q, &vals, io, salt)?;
     let instances = public.iter().map(|c| *c.value()).collect();
     circuit.base.assigned_instances[0].extend(public);
-    Ok((instances, lied))
-}
-
-/// A circuit for `stage`, shaped by `plan`, with `q` laid out on `inputs`.
-pub fn build_circuit(
-    stage: CircuitBuilderStage,
-    plan: &CircuitPlan,
-    break_points: Option<MultiPhaseThreadBreakPoints>,
-    q: &QGraph,
-    inputs: &[Vec<i64>],
-) -> Result<(ModelCircuit, Vec<Fr>), CircuitError> {
-    build_circuit_lying(stage, plan, break_points, q, inputs, None).map(|(c, i, _)| (c, i))
-}
-
-/// The circuit of [`build_circuit`] with `lie` told (see [`lay_out_lying`]).
-pub(crate) fn build_circuit_lying(
-    stage: CircuitBuilderStage,
-    plan: &CircuitPlan,
-    break_points: Option<MultiPhaseThreadBreakPoints>,
-    q: &QGraph,
-    inputs: &[Vec<i64>],
-    lie: Option<&OutputLie>,
-) -> Result<(ModelCircuit, Vec<Fr>, Lied), CircuitError> {
-    let mut circuit = ModelCircuit::new(stage, plan.params.clone(), break_points);
-    let (instances, lied) = lay_out_planned(&mut circuit, plan, q, inputs, lie)?;
-    Ok((circuit, instances, lied))
-}
-
-/// Lays `q` out in `circuit` (new, shaped by `plan`) with `lie` told, and checks that the
-/// regions are the sizes the plan has.
-pub(crate) fn lay_out_planned(
-    circuit: &mut ModelCircuit,
-    plan: &CircuitPlan,
-    q: &QGraph,
-    inputs: &[Vec<i64>],
-    lie: Option<&OutputLie>,
-) -> Result<(Vec<Fr>, Lied), CircuitError> {
-    let (instances, lied) = lay_out_lying(circuit, q, inputs, plan.visibility, lie)?;
-    if instances.len() != plan.num_instances {
-        return Err(CircuitError::Internal(format!(
-            "{} instances laid out, the plan has {}",
-            instances.len(),
-            plan.num_instances
-        )));
-    }
-    if circuit.functions.rows() != plan.function_rows
-        || circuit.functions.table_rows() != plan.table_rows
-        || plan.params.functions != (plan.function_rows > 0)
-    {
-        return Err(CircuitError::Internal(format!(
-            "{} function lookups into {} table rows laid out, the plan has {} into {}",
-            circuit.functions.rows(),
-            circuit.functions.table_rows(),
-            plan.function_rows,
-            plan.table_rows
-        )));
-    }
-    if circuit.freivalds.rows() != plan.freivalds_rows {
-        return Err(CircuitError::Internal(format!(
-            "{} Freivalds rows laid out, the plan has {}",
-            circuit.freivalds.rows(),
-            plan.freivalds_rows
-        )));
-    }
-    if circuit.lincomb.rows() != plan.lincomb_rows {
-        return Err(CircuitError::Internal(format!(
-            "{} lincomb rows laid out, the plan has {}",
-            circuit.lincomb.rows(),
-            plan.lincomb_rows
-        )));
-    }
     Ok((instances, lied))
 }

@@ -1,0 +1,150 @@
+//! What the public instances hold of a model's inputs and outputs: the values, nothing
+//! (private inputs), or one commitment per tensor ([`crate::commit`]).
+
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::{AssignedValue, Context};
+use serde::{Deserialize, Serialize};
+use zkinfer_model::QGraph;
+
+use crate::chips::{Elem, QuantChip};
+use crate::commit::{commit_cells, TensorLayout};
+use crate::error::CircuitError;
+use crate::field::fr;
+
+/// How a class of tensors (the inputs, the outputs) appears to a verifier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Every value is a public instance (EZKL's default).
+    #[default]
+    Public,
+    /// A private witness, not among the instances (inputs only).
+    Private,
+    /// A private witness with one public commitment per tensor (see [`crate::commit`]).
+    Hashed,
+}
+
+impl Visibility {
+    /// The lowercase name, as options and files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::Hashed => "hashed",
+        }
+    }
+}
+
+/// What the public instances hold of a model's inputs and of its outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Io {
+    /// The inputs: public, private or hashed.
+    pub input: Visibility,
+    /// The outputs: public or hashed.
+    pub output: Visibility,
+}
+
+impl Io {
+    /// Public inputs and outputs.
+    pub const PUBLIC: Io = Io {
+        input: Visibility::Public,
+        output: Visibility::Public,
+    };
+
+    /// Only `input` set; outputs public.
+    pub fn inputs(input: Visibility) -> Self {
+        Io {
+            input,
+            output: Visibility::Public,
+        }
+    }
+
+    /// Whether any tensor is committed to.
+    pub fn hashes(&self) -> bool {
+        self.input == Visibility::Hashed || self.output == Visibility::Hashed
+    }
+}
+
+/// The layout of graph tensor `node`'s commitment.
+pub fn tensor_layout(q: &QGraph, node: usize) -> TensorLayout {
+    TensorLayout {
+        shape: q.nodes[node].shape.clone(),
+        scale: q.scale,
+        slot_bits: q.act_bits,
+    }
+}
+
+/// The public instance cells of a laid-out graph: per input, its values, nothing or its
+/// commitment (every input salted with `salt`, a private witness); then per output, its
+/// values or its commitment. `vals` holds every node's elements.
+pub(super) fn expose(
+    ctx: &mut Context<Fr>,
+    chip: &QuantChip,
+    q: &QGraph,
+    vals: &[Vec<Elem>],
+    io: Io,
+    salt: Fr,
+) -> Result<Vec<AssignedValue<Fr>>, CircuitError> {
+    let mut public = Vec::new();
+    let salt = (io.input == Visibility::Hashed).then(|| ctx.load_witness(salt));
+    for &i in &q.inputs {
+        let cells: Vec<AssignedValue<Fr>> = vals[i]
+            .iter()
+            .map(|e| match e {
+                Elem::Cell(c) => Ok(*c),
+                Elem::Const(_) => Err(CircuitError::Internal("an input is a constant".into())),
+            })
+            .collect::<Result<_, _>>()?;
+        match (io.input, salt) {
+            (Visibility::Public, _) => public.extend(cells),
+            (Visibility::Private, _) => {}
+            // Inputs are range-checked to act_bits where they are loaded: the slot width.
+            (Visibility::Hashed, Some(salt)) => public.push(commit_cells(
+                ctx,
+                chip.gate(),
+                &tensor_layout(q, i),
+                &cells,
+                salt,
+            )),
+            (Visibility::Hashed, None) => unreachable!("a salt is loaded for hashed inputs"),
+        }
+    }
+    for (k, &o) in q.outputs.iter().enumerate() {
+        let layout = tensor_layout(q, o);
+        let half = 1i128 << (layout.slot_bits - 1);
+        let mut cells = Vec::with_capacity(vals[o].len());
+        for (j, e) in vals[o].iter().enumerate() {
+            cells.push(match (*e, io.output) {
+                (Elem::Cell(c), Visibility::Hashed) => {
+                    // Op outputs are range-checked to their own bounds, not always the slot's:
+                    // the slot width is checked here, so the packing stays injective.
+                    let place = || format!("output {k} element {j}");
+                    chip.signed_range(ctx, c, layout.slot_bits, &place)?;
+                    c
+                }
+                (Elem::Cell(c), _) => c,
+                (Elem::Const(v), Visibility::Hashed) if !(-half..half).contains(&v) => {
+                    return Err(CircuitError::OutOfRange {
+                        place: format!("output {k} element {j} (a constant), its commitment slot"),
+                        value: v,
+                        bits: layout.slot_bits,
+                    })
+                }
+                (Elem::Const(v), _) => ctx.load_constant(fr(v)),
+            });
+        }
+        match io.output {
+            Visibility::Public => public.extend(cells),
+            Visibility::Hashed => {
+                let zero = ctx.load_zero();
+                public.push(commit_cells(ctx, chip.gate(), &layout, &cells, zero));
+            }
+            Visibility::Private => {
+                return Err(CircuitError::Internal(
+                    "outputs are public or hashed, never private".into(),
+                ))
+            }
+        }
+    }
+    Ok(public)
+}

@@ -286,6 +286,7 @@ async fn keygen(
             "model_id": report.model_id,
             "srs": report.srs.to_string(),
             "input_visibility": p.visibility,
+            "output_visibility": p.output_visibility,
             "input_shapes": settings.input_shapes,
             "output_shapes": settings.output_shapes,
             "scale": settings.scale,

@@ -301,11 +301,13 @@ impl Settings {
     /// exactly `integer / 2^scale`, so it quantizes back to its integer).
     pub fn commit_outputs(&self, outputs: &[Vec<f64>]) -> Result<Vec<Fr>, crate::CircuitError> {
         if outputs.len() != self.output_shapes.len() {
-            return Err(crate::CircuitError::Model(zkinfer_model::ModelError::Input(format!(
-                "{} outputs, the model has {}",
-                outputs.len(),
-                self.output_shapes.len()
-            ))));
+            return Err(crate::CircuitError::Model(
+                zkinfer_model::ModelError::Input(format!(
+                    "{} outputs, the model has {}",
+                    outputs.len(),
+                    self.output_shapes.len()
+                )),
+            ));
         }
         outputs
             .iter()
@@ -319,9 +321,12 @@ impl Settings {
                         if q.is_finite() && q == q.round() && q.abs() < (1u64 << 62) as f64 {
                             Ok(q as i64)
                         } else {
-                            Err(crate::CircuitError::Model(zkinfer_model::ModelError::Input(
-                                format!("output value {x} is not a multiple of 2^-{}", self.scale),
-                            )))
+                            Err(crate::CircuitError::Model(
+                                zkinfer_model::ModelError::Input(format!(
+                                    "output value {x} is not a multiple of 2^-{}",
+                                    self.scale
+                                )),
+                            ))
                         }
                     })
                     .collect::<Result<_, _>>()?;

@@ -418,11 +418,7 @@ mod tests {
             ("commitment", out_at, other),
         ] {
             let got = m.rejections(&[(CellRef::Base(at), to)]);
-            assert_eq!(
-                got,
-                [Rejection::BasicGate].into_iter().collect(),
-                "{what}"
-            );
+            assert_eq!(got, [Rejection::BasicGate].into_iter().collect(), "{what}");
         }
         // No cell of the gadget can change unnoticed.
         let cells: Vec<CellRef> = m.cells.clone().map(CellRef::Base).collect();

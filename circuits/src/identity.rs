@@ -111,9 +111,22 @@ pub fn preimage(
         Visibility::Private => 1,
         Visibility::Hashed => 2,
     };
-    out.push(input | if io.output == Visibility::Hashed { 4 } else { 0 });
+    out.push(
+        input
+            | if io.output == Visibility::Hashed {
+                4
+            } else {
+                0
+            },
+    );
     if io.hashes() {
-        for v in [commit::HASH_LAYOUT_VERSION as usize, commit::T, commit::RATE, commit::R_F, commit::R_P] {
+        for v in [
+            commit::HASH_LAYOUT_VERSION as usize,
+            commit::T,
+            commit::RATE,
+            commit::R_F,
+            commit::R_P,
+        ] {
             u32_be(&mut out, v)?;
         }
     }

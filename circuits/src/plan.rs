@@ -227,12 +227,7 @@ fn lay_out_at(
 }
 
 /// The shapes `layout` allows at its `k`, as plans with their work estimates.
-fn shapes(
-    layout: &Layout,
-    k: u32,
-    io: Io,
-    objective: Objective,
-) -> Vec<((u64, u64), CircuitPlan)> {
+fn shapes(layout: &Layout, k: u32, io: Io, objective: Objective) -> Vec<((u64, u64), CircuitPlan)> {
     let widths: Vec<usize> = if layout.lincomb_sizes.is_empty() {
         vec![0]
     } else {

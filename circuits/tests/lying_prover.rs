@@ -5,10 +5,10 @@
 //! `benches/LYING-PROVER.md`).
 
 use halo2_base::gates::circuit::CircuitBuilderStage;
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::testing::liar::{self, Family, Options, Outcome, Report};
 use zkinfer_circuits::testing::replay::mock_verdict;
 use zkinfer_circuits::testing::trace::Trace;
-use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::{build_circuit, plan_circuit, Io, PlanLimits, Visibility};
 use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
 
@@ -65,7 +65,10 @@ fn every_lie_is_rejected_under_each_layout_family() {
         output: Visibility::Hashed,
     };
     for (name, ios) in [
-        ("1l_mlp", &[Io::PUBLIC, Io::inputs(Visibility::Private), hashed][..]),
+        (
+            "1l_mlp",
+            &[Io::PUBLIC, Io::inputs(Visibility::Private), hashed][..],
+        ),
         ("2l_relu_fc", &[Io::PUBLIC, Io::inputs(Visibility::Private)]),
         ("1l_sigmoid", &[Io::PUBLIC, hashed]),
     ] {
@@ -163,7 +166,13 @@ fn the_lying_prover_finds_the_layout_1_forgery_by_itself() {
 #[test]
 fn elements_nothing_reads_are_not_laid_out() {
     let (q, qi) = example("4l_relu_conv_fc");
-    let plan = plan_circuit(&q, &qi, Io::inputs(Visibility::Private), PlanLimits::default()).unwrap();
+    let plan = plan_circuit(
+        &q,
+        &qi,
+        Io::inputs(Visibility::Private),
+        PlanLimits::default(),
+    )
+    .unwrap();
     let opts = Options {
         families: Vec::new(),
         ..Options::default()

@@ -69,8 +69,15 @@ fn hashed_models_have_no_unconstrained_cell() {
         assert!(m.satisfied(), "{name}");
         assert_eq!(m.instances().len(), 2, "{name}: one commitment per tensor");
         let n = m.cells.len();
-        let spread: Vec<CellRef> = (0..n).step_by((n / 150).max(1)).map(CellRef::Base).collect();
-        assert_eq!(m.unconstrained_among(spread), Vec::<CellRef>::new(), "{name}");
+        let spread: Vec<CellRef> = (0..n)
+            .step_by((n / 150).max(1))
+            .map(CellRef::Base)
+            .collect();
+        assert_eq!(
+            m.unconstrained_among(spread),
+            Vec::<CellRef>::new(),
+            "{name}"
+        );
         for i in 0..2 {
             let mut inst = m.instances().to_vec();
             inst[i] += Fr::from(1u64);
@@ -199,8 +206,7 @@ fn two_rows(c: i64) -> QGraph {
 fn identical_rows_share_cells_and_stay_constrained() {
     let input = vec![vec![37i64, -11]];
     let (shared, distinct) = (two_rows(3), two_rows(5));
-    let plan =
-        |q: &QGraph| plan_circuit(q, &input, Io::PUBLIC, PlanLimits::default()).unwrap();
+    let plan = |q: &QGraph| plan_circuit(q, &input, Io::PUBLIC, PlanLimits::default()).unwrap();
     assert!(
         plan(&shared).advice_cells < plan(&distinct).advice_cells,
         "the repeated row is laid out once"

@@ -21,6 +21,7 @@ use zkinfer_verifier::{solidity, VerifyOptions};
 mod fhe;
 #[cfg(feature = "gpu")]
 mod gpu;
+mod hash;
 mod service;
 
 #[derive(Parser)]
@@ -78,6 +79,10 @@ enum Command {
         /// Where to write the proof.
         #[arg(long)]
         out: PathBuf,
+        /// Commit hashed inputs with this salt (hex, up to 64 digits; keep it: verifying the
+        /// input later needs it). Default 0.
+        #[arg(long, value_name = "HEX")]
+        salt: Option<String>,
     },
     /// Verify a proof: exit 0 if valid, exit 1 with a one-line reason otherwise.
     Verify {
@@ -92,9 +97,13 @@ enum Command {
         /// raw format, any k).
         #[arg(long, value_name = "FILE")]
         srs: Option<PathBuf>,
-        /// Require the proof to be of this input (EZKL format; public inputs only).
+        /// Require the proof to be of this input (EZKL format; public inputs, or hashed ones
+        /// through their commitments).
         #[arg(long, value_name = "INPUT.json")]
         input: Option<PathBuf>,
+        /// The salt hashed inputs were committed with (with --input).
+        #[arg(long, value_name = "HEX", requires = "input")]
+        salt: Option<String>,
     },
     /// Write the folder's Solidity verifier (OUT.sol), its creation bytecode (OUT.bin, hex)
     /// and ABI (OUT.abi.json); refuses one over EIP-170's code limit.
@@ -170,6 +179,12 @@ enum Command {
         #[command(subcommand)]
         command: fhe::FheCommand,
     },
+    /// The commitments of hashed inputs or outputs, from the files alone: 64 hex digits per
+    /// tensor, as among a proof's instances.
+    Hash {
+        #[command(subcommand)]
+        command: hash::HashCommand,
+    },
     /// Show ops, shapes, scales, k, rows, columns and lookups of a compiled folder.
     Inspect {
         /// A compiled model folder.
@@ -189,9 +204,14 @@ enum Command {
 /// Compile options; defaults live in `QuantizeOptions` and `PlanLimits`.
 #[derive(Args)]
 struct CompileArgs {
-    /// Whether the model input is a public instance or private.
+    /// Whether the model's inputs are public instances, private, or private with one public
+    /// Poseidon commitment per input (hashed).
     #[arg(long, value_enum, default_value_t = InputVisibility::Public)]
     input_visibility: InputVisibility,
+    /// Whether the outputs are public instances or one public Poseidon commitment per output
+    /// (hashed; the proof file still carries their values, which verify hashes).
+    #[arg(long, value_enum, default_value_t = OutputVisibility::Public)]
+    output_visibility: OutputVisibility,
     /// Activation scale: values are fixed point with this many fractional bits.
     #[arg(long)]
     scale: Option<u32>,
@@ -245,6 +265,13 @@ enum CompileTarget {
 enum InputVisibility {
     Public,
     Private,
+    Hashed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputVisibility {
+    Public,
+    Hashed,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -259,6 +286,11 @@ impl CompileArgs {
             input_visibility: Some(match self.input_visibility {
                 InputVisibility::Public => Visibility::Public,
                 InputVisibility::Private => Visibility::Private,
+                InputVisibility::Hashed => Visibility::Hashed,
+            }),
+            output_visibility: Some(match self.output_visibility {
+                OutputVisibility::Public => Visibility::Public,
+                OutputVisibility::Hashed => Visibility::Hashed,
             }),
             scale: self.scale,
             param_scale: self.param_scale,
@@ -400,8 +432,14 @@ fn dispatch(command: Command) -> Result<()> {
             let out = pipeline::run(&dir, &input)?;
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Command::Prove { dir, input, out } => {
-            let proof = step("prove", || Ok(pipeline::prove(&dir, &input)?))?;
+        Command::Prove {
+            dir,
+            input,
+            out,
+            salt,
+        } => {
+            let salt = hash::salt(salt.as_deref())?.unwrap_or(zkinfer_circuits::Fr::zero());
+            let proof = step("prove", || Ok(pipeline::prove_salted(&dir, &input, salt)?))?;
             write_json(&out, &proof).with_context(|| format!("writing {}", out.display()))?;
             println!(
                 "proof written to {} ({} proof bytes, outputs {}; proven on the {})",
@@ -417,11 +455,13 @@ fn dispatch(command: Command) -> Result<()> {
             model_id,
             srs,
             input,
+            salt,
         } => {
             let opts = VerifyOptions {
                 model_id: model_id.as_deref(),
                 srs: srs.as_deref(),
                 input: input.as_deref(),
+                salt: hash::salt(salt.as_deref())?,
             };
             let v = zkinfer_verifier::verify_file(&dir, &proof, &opts)?;
             println!("valid proof");
@@ -435,14 +475,31 @@ fn dispatch(command: Command) -> Result<()> {
                 }
             );
             println!("SRS      {}", v.srs);
+            let hashed = |c: &[String]| format!("hashed, commitment {}", c.join(", "));
             match (&v.inputs, &input) {
                 (Some(i), Some(path)) => {
                     println!("inputs   {} (those of {})", brief(i), path.display())
                 }
                 (Some(i), None) => println!("inputs   {}", brief(i)),
+                (None, Some(path)) if !v.commitments.inputs.is_empty() => println!(
+                    "inputs   {} (those of {})",
+                    hashed(&v.commitments.inputs),
+                    path.display()
+                ),
+                (None, _) if !v.commitments.inputs.is_empty() => {
+                    println!("inputs   {}", hashed(&v.commitments.inputs))
+                }
                 (None, _) => println!("inputs   private"),
             }
-            println!("outputs  {}", brief(&v.outputs));
+            if v.commitments.outputs.is_empty() {
+                println!("outputs  {}", brief(&v.outputs));
+            } else {
+                println!(
+                    "outputs  {} ({})",
+                    brief(&v.outputs),
+                    hashed(&v.commitments.outputs)
+                );
+            }
         }
         Command::EvmVerifier { dir, out } => {
             let folder = VerifierFolder::open(&dir)?;
@@ -548,6 +605,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Worker { service, workers } => service::work(service, workers)?,
         Command::JobRunner { worker } => service::job_runner(worker.as_deref())?,
         Command::Keys { command } => service::keys(command)?,
+        Command::Hash { command } => hash::dispatch(command)?,
         Command::Inspect { dir } => {
             print!("{}", pipeline::inspect(&dir)?);
             if let Ok(file) = zkinfer_fhe::folder::read(&dir) {

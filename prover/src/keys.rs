@@ -2,7 +2,7 @@
 
 use halo2_base::gates::circuit::CircuitBuilderStage;
 use halo2_base::gates::flex_gate::MultiPhaseThreadBreakPoints;
-use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_base::halo2_proofs::plonk::{keygen_pk, keygen_vk, ProvingKey};
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_base::halo2_proofs::SerdeFormat;
@@ -18,7 +18,14 @@ pub fn generate(
     q: &QGraph,
     keygen_inputs: &[Vec<i64>],
 ) -> Result<(ProvingKey<G1Affine>, MultiPhaseThreadBreakPoints), ProverError> {
-    let (circuit, _) = build_circuit(CircuitBuilderStage::Keygen, plan, None, q, keygen_inputs)?;
+    let (circuit, _) = build_circuit(
+        CircuitBuilderStage::Keygen,
+        plan,
+        None,
+        q,
+        keygen_inputs,
+        Fr::zero(),
+    )?;
     let vk = keygen_vk(params, &circuit).map_err(|e| ProverError::halo2("vk generation", e))?;
     let pk = keygen_pk(params, vk, &circuit).map_err(|e| ProverError::halo2("pk generation", e))?;
     Ok((pk, circuit.base.break_points()))

@@ -41,7 +41,11 @@ pub struct ModelOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_visibility: Option<Visibility>,
     /// `public` (default) or `hashed` outputs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "output_visibility"
+    )]
     pub output_visibility: Option<Visibility>,
     /// Fractional bits of activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +80,18 @@ pub struct ModelOptions {
     /// that needs more is refused by `compile`, saying what it would need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prove_memory_gib: Option<f64>,
+}
+
+/// Outputs are public or hashed: a proof of outputs nobody sees proves nothing.
+fn output_visibility<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Visibility>, D::Error> {
+    match Option::<Visibility>::deserialize(d)? {
+        Some(Visibility::Private) => Err(serde::de::Error::custom(
+            "output_visibility is public or hashed: a proof of outputs nobody sees proves nothing",
+        )),
+        v => Ok(v),
+    }
 }
 
 impl ModelOptions {

@@ -518,12 +518,11 @@ impl Prover {
         let outputs = match plan.output_visibility {
             // The circuit's outputs are the reference evaluator's (the layout compared them).
             Visibility::Hashed => {
-                let trace = folder.q.eval(qin)?;
-                folder
-                    .q
-                    .outputs
+                let q = &folder.q;
+                let fixed = q.outputs_of(&q.eval(qin)?);
+                fixed
                     .iter()
-                    .map(|&o| trace.values[o].iter().map(|&v| folder.q.dequantize(v)).collect())
+                    .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
                     .collect()
             }
             _ => folder

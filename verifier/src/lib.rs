@@ -26,9 +26,11 @@ use thiserror::Error;
 use zkinfer_circuits::artifacts::{
     files, in_dir, read_json, srs_note, ArtifactError, KeysInfo, KzgVerifierKey, ProofFile,
 };
+use zkinfer_circuits::commit::commitment_hex;
 use zkinfer_circuits::field::{fr, from_hex};
 use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::srs_file::{self, SrsFileInfo};
+use zkinfer_circuits::Visibility;
 
 /// Why a proof was not accepted.
 #[derive(Debug, Error)]
@@ -69,6 +71,9 @@ pub enum VerifyError {
         "the model's inputs are private (compiled with --input-visibility private): a proof does not show them"
     )]
     InputsPrivate,
+    /// A salt was given for a model whose inputs are not hashed.
+    #[error("a salt only applies to hashed inputs (--input-visibility hashed)")]
+    SaltUnused,
     /// The `inputs` or `outputs` in the proof file are not what the proven instances say.
     #[error("the {0} in the proof file do not match its proven public instances")]
     ValuesMismatch(&'static str),
@@ -171,8 +176,11 @@ pub struct VerifyOptions<'a> {
     pub model_id: Option<&'a str>,
     /// The verifier's own copy of a ceremony file: the folder's SRS points must be its.
     pub srs: Option<&'a Path>,
-    /// An EZKL-format input file: the proof's public inputs must be it, quantized.
+    /// An EZKL-format input file: the proof's public inputs (or, hashed, their commitments)
+    /// must be it, quantized.
     pub input: Option<&'a Path>,
+    /// The salt of hashed inputs (zero when not given).
+    pub salt: Option<Fr>,
 }
 
 /// What is known of the SRS a proof was checked with.
@@ -217,8 +225,61 @@ pub struct Verified {
     pub inputs: Option<Vec<Vec<f64>>>,
     /// Whether they were required to equal an input file.
     pub input_checked: bool,
-    /// The proven outputs (dequantized).
+    /// The proven outputs (dequantized): public values, or the values of the proof file that
+    /// hash to the proven commitments.
     pub outputs: Vec<Vec<f64>>,
+    /// The proven commitments (64 hex digits each): per hashed input, then per hashed output.
+    pub commitments: Commitments,
+}
+
+/// The commitments among a proof's instances, 64 lowercase hex digits each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commitments {
+    /// One per input, when inputs are hashed.
+    pub inputs: Vec<String>,
+    /// One per output, when outputs are hashed.
+    pub outputs: Vec<String>,
+}
+
+impl Commitments {
+    /// The commitments among `instances` of `settings`' circuit.
+    pub fn of(settings: &zkinfer_circuits::artifacts::Settings, instances: &[Fr]) -> Self {
+        let hex = |c: Option<&[Fr]>| c.unwrap_or(&[]).iter().map(commitment_hex).collect();
+        Self {
+            inputs: hex(settings.input_commitments(instances)),
+            outputs: hex(settings.output_commitments(instances)),
+        }
+    }
+}
+
+/// The proven outputs: the instances' values, or (hashed) `claimed` once it hashes to the
+/// proven commitments.
+fn proven_outputs(
+    folder: &VerifierFolder,
+    instances: &[Fr],
+    claimed: &[Vec<f64>],
+) -> Result<Vec<Vec<f64>>, VerifyError> {
+    let settings = &folder.settings;
+    match settings.output_commitments(instances) {
+        Some(proven) => {
+            let computed = settings
+                .commit_outputs(claimed)
+                .map_err(|_| VerifyError::ValuesMismatch("outputs"))?;
+            if computed != proven {
+                return Err(VerifyError::ValuesMismatch("outputs"));
+            }
+            Ok(claimed.to_vec())
+        }
+        None => {
+            let outputs = settings
+                .outputs_from_instances(instances)
+                .ok_or(VerifyError::ValuesMismatch("outputs"))?;
+            if outputs != claimed {
+                return Err(VerifyError::ValuesMismatch("outputs"));
+            }
+            Ok(outputs)
+        }
+    }
 }
 
 /// Verifies `PROOF.json` against the model folder `dir`.
@@ -249,21 +310,31 @@ pub fn verify_file(
     } = load_proof(&folder, proof_path)?;
     let srs = srs_check(dir, &folder, opts.srs)?;
     let settings = &folder.settings;
-    let outputs = settings
-        .outputs_from_instances(&instances)
-        .ok_or(VerifyError::ValuesMismatch("outputs"))?;
-    if outputs != proof.outputs {
-        return Err(VerifyError::ValuesMismatch("outputs"));
+    if proof.input_visibility != settings.plan.visibility
+        || proof.output_visibility != settings.plan.output_visibility
+    {
+        return Err(VerifyError::Malformed(format!(
+            "the proof file says {} inputs and {} outputs, the model has {} and {}",
+            proof.input_visibility.name(),
+            proof.output_visibility.name(),
+            settings.plan.visibility.name(),
+            settings.plan.output_visibility.name()
+        )));
     }
+    let outputs = proven_outputs(&folder, &instances, &proof.outputs)?;
     let inputs = settings.inputs_from_instances(&instances);
     if inputs != proof.inputs {
         return Err(VerifyError::ValuesMismatch("inputs"));
     }
+    if opts.salt.is_some() && settings.plan.visibility != Visibility::Hashed {
+        return Err(VerifyError::SaltUnused);
+    }
     if let Some(path) = opts.input {
-        check_input(path, &folder, &instances)?;
+        check_input(path, &folder, &instances, opts.salt)?;
     }
     verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, &bytes)?;
     Ok(Verified {
+        commitments: Commitments::of(settings, &instances),
         model_id: folder.model_id,
         pinned: opts.model_id.is_some(),
         srs,
@@ -331,27 +402,59 @@ pub fn parse_values(
     Ok((parsed, bytes))
 }
 
-/// What a proof shows, once verified: the inputs (when public) and the outputs, dequantized.
-pub type ProvenValues = (Option<Vec<Vec<f64>>>, Vec<Vec<f64>>);
+/// What a proof shows, once verified: the inputs (when public), the outputs (public values;
+/// hashed: none, unless claimed values were checked against their commitments), and the
+/// commitments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvenValues {
+    /// The inputs, dequantized, when public.
+    pub inputs: Option<Vec<Vec<f64>>>,
+    /// The outputs, dequantized, when public or checked against their commitments.
+    pub outputs: Option<Vec<Vec<f64>>>,
+    /// The commitments among the instances.
+    pub commitments: Commitments,
+}
 
-/// Verifies instances and a proof (as in `proof.json`) against an opened folder; with `input`
-/// (EZKL format, parsed), the proven inputs must be it, quantized as the prover does.
+/// What a caller of [`verify_values`] holds the proof to besides the proof itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Claims<'a> {
+    /// An input (EZKL format, parsed): the proven inputs, or their commitments, must be it.
+    pub input: Option<&'a [Vec<f64>]>,
+    /// The salt of hashed inputs.
+    pub salt: Option<Fr>,
+    /// Output values: with hashed outputs they must hash to the proven commitments (with
+    /// public outputs, equal the proven values).
+    pub outputs: Option<&'a [Vec<f64>]>,
+}
+
+/// Verifies instances and a proof (as in `proof.json`) against an opened folder, holding it
+/// to `claims`.
 pub fn verify_values(
     folder: &VerifierFolder,
     instances: &[String],
     proof: &str,
-    input: Option<&[Vec<f64>]>,
+    claims: Claims<'_>,
 ) -> Result<ProvenValues, VerifyError> {
     let (instances, bytes) = parse_values(folder, instances, proof)?;
-    if let Some(data) = input {
-        check_input_data("the given input", data, folder, &instances)?;
+    if claims.salt.is_some() && folder.settings.plan.visibility != Visibility::Hashed {
+        return Err(VerifyError::SaltUnused);
     }
+    if let Some(data) = claims.input {
+        check_input_data("the given input", data, folder, &instances, claims.salt)?;
+    }
+    let outputs = match claims.outputs {
+        Some(claimed) => Some(proven_outputs(folder, &instances, claimed)?),
+        None => folder.settings.outputs_from_instances(&instances),
+    };
     verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, &bytes)?;
-    let outputs = folder
-        .settings
-        .outputs_from_instances(&instances)
-        .ok_or(VerifyError::ValuesMismatch("outputs"))?;
-    Ok((folder.settings.inputs_from_instances(&instances), outputs))
+    if outputs.is_none() && folder.settings.plan.output_visibility != Visibility::Hashed {
+        return Err(VerifyError::ValuesMismatch("outputs"));
+    }
+    Ok(ProvenValues {
+        inputs: folder.settings.inputs_from_instances(&instances),
+        outputs,
+        commitments: Commitments::of(&folder.settings, &instances),
+    })
 }
 
 /// What is known of the folder's SRS: checked against a ceremony file when one is given
@@ -389,23 +492,49 @@ fn check_srs(path: &Path, kzg: &KzgVerifierKey) -> Result<SrsCheck, VerifyError>
     })
 }
 
-/// The proof's public inputs must be the input file, quantized as the prover quantizes it.
-fn check_input(path: &Path, folder: &VerifierFolder, instances: &[Fr]) -> Result<(), VerifyError> {
+/// The proof's public inputs (or their commitments) must be the input file, quantized as the
+/// prover quantizes it.
+fn check_input(
+    path: &Path,
+    folder: &VerifierFolder,
+    instances: &[Fr],
+    salt: Option<Fr>,
+) -> Result<(), VerifyError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
     let data = zkinfer_model::parse_input_json(&text)
         .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
-    check_input_data(&path.display().to_string(), &data, folder, instances)
+    check_input_data(&path.display().to_string(), &data, folder, instances, salt)
 }
 
-/// The proof's public inputs must be `data`, quantized; `what` names it in messages.
+/// The proof's public inputs must be `data`, quantized (hashed: its commitments, with
+/// `salt`); `what` names it in messages.
 fn check_input_data(
     what: &str,
     data: &[Vec<f64>],
     folder: &VerifierFolder,
     instances: &[Fr],
+    salt: Option<Fr>,
 ) -> Result<(), VerifyError> {
     let settings = &folder.settings;
+    if let Some(proven) = settings.input_commitments(instances) {
+        let want = settings
+            .commit_inputs(data, salt.unwrap_or(Fr::zero()))
+            .map_err(|e| VerifyError::Input(format!("{what}: {e}")))?;
+        if let Some(i) = (0..want.len()).find(|&i| want[i] != proven[i]) {
+            return Err(VerifyError::InputMismatch(format!(
+                "input {i}: {what} commits to {}{}, the proof to {}",
+                commitment_hex(&want[i]),
+                if salt.is_some() {
+                    " with the salt given"
+                } else {
+                    " (no salt given)"
+                },
+                commitment_hex(&proven[i])
+            )));
+        }
+        return Ok(());
+    }
     if settings.num_input_instances() == 0 {
         return Err(VerifyError::InputsPrivate);
     }

@@ -27,6 +27,7 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_multipart",
     "invalid_proof_format",
     "invalid_query",
+    "invalid_salt",
     "invalid_settings",
     "job_not_found",
     "method_not_allowed",

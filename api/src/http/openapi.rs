@@ -37,7 +37,7 @@ pub struct ModelUpload {
     /// An EZKL-format input.json, used to calibrate ranges.
     #[schema(value_type = String, format = Binary)]
     calibration: Vec<u8>,
-    /// Compile options as JSON (`input_visibility`, `scale`, `param_scale`,
+    /// Compile options as JSON (`input_visibility`, `output_visibility`, `scale`, `param_scale`,
     /// `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`, `freivalds`,
     /// `target`, `max_error`, `max_prove_memory_gib`); each may lower the operator's
     /// ceiling, never raise it.
@@ -141,8 +141,10 @@ pub struct Model {
     model_id: Option<String>,
     /// The SRS the keys rest on (a ceremony file, or a development SRS).
     srs: Option<String>,
-    /// `public` or `private`.
+    /// `public`, `private` or `hashed`.
     input_visibility: Option<String>,
+    /// `public` or `hashed`.
+    output_visibility: Option<String>,
     input_shapes: Option<Vec<Vec<usize>>>,
     output_shapes: Option<Vec<Vec<usize>>>,
     /// Fixed-point scale: fractional bits of activations.
@@ -267,7 +269,10 @@ pub struct JobList {
 pub struct ProofFile {
     format_version: u32,
     model_id: String,
+    /// `public`, `private` or `hashed`.
     input_visibility: String,
+    /// `public` or `hashed`.
+    output_visibility: String,
     inputs: Option<Vec<Vec<f64>>>,
     outputs: Vec<Vec<f64>>,
     output_shapes: Vec<Vec<usize>>,
@@ -280,8 +285,23 @@ pub struct ProofFile {
 pub struct VerifyRequest {
     proof: String,
     instances: Vec<String>,
-    /// When given, the proven inputs must equal it.
+    /// When given, the proven inputs must equal it (hashed inputs: its commitments, with
+    /// `salt`, must equal the proven ones).
     input_data: Option<Vec<Vec<f64>>>,
+    /// The salt of hashed inputs: up to 64 hex digits (default 0).
+    salt: Option<String>,
+    /// Output values (a proof file's `outputs`): with hashed outputs they must hash to the
+    /// proven commitments, and are then returned as `outputs`.
+    outputs: Option<Vec<Vec<f64>>>,
+}
+
+/// The commitments among a proof's public values, 64 hex digits each.
+#[derive(Serialize, ToSchema)]
+pub struct Commitments {
+    /// One per input, when inputs are hashed.
+    inputs: Vec<String>,
+    /// One per output, when outputs are hashed.
+    outputs: Vec<String>,
 }
 
 /// The verdict.
@@ -290,7 +310,9 @@ pub struct VerifyResult {
     valid: bool,
     model_id: String,
     inputs: Option<Vec<Vec<f64>>>,
+    /// Public outputs, or hashed outputs' claimed values once checked.
     outputs: Option<Vec<Vec<f64>>>,
+    commitments: Option<Commitments>,
 }
 
 /// The service's health.

@@ -103,6 +103,12 @@ struct VerifyRequest {
     instances: Vec<String>,
     #[serde(default)]
     input_data: Option<Vec<Vec<f64>>>,
+    /// The salt of hashed inputs, hex.
+    #[serde(default)]
+    salt: Option<String>,
+    /// Output values to check against hashed outputs' commitments.
+    #[serde(default)]
+    outputs: Option<Vec<Vec<f64>>>,
 }
 
 /// Verifies a proof against the model (and, with `input_data`, its proven inputs).
@@ -120,27 +126,41 @@ pub(super) async fn verify(
 ) -> ApiResult<Json<Value>> {
     let req: VerifyRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let salt = req
+        .salt
+        .as_deref()
+        .map(|s| {
+            zkinfer_circuits::commit::parse_salt(s).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_salt",
+                    "salt must be at most 64 hex digits, a field element below p",
+                )
+            })
+        })
+        .transpose()?;
     let folder = verifier_folder(&state, &tenant, &id).await?;
     let model_id = folder.model_id.clone();
     let result = tokio::task::spawn_blocking(move || {
-        zkinfer_verifier::verify_values(
-            &folder,
-            &req.instances,
-            &req.proof,
-            req.input_data.as_deref(),
-        )
+        let claims = zkinfer_verifier::Claims {
+            input: req.input_data.as_deref(),
+            salt,
+            outputs: req.outputs.as_deref(),
+        };
+        zkinfer_verifier::verify_values(&folder, &req.instances, &req.proof, claims)
     })
     .await
     .map_err(|e| internal("verify task", e))?;
     use zkinfer_verifier::VerifyError as V;
     match result {
-        Ok((inputs, outputs)) => Ok(Json(json!({
-            "valid": true, "model_id": model_id, "inputs": inputs, "outputs": outputs,
+        Ok(v) => Ok(Json(json!({
+            "valid": true, "model_id": model_id, "inputs": v.inputs, "outputs": v.outputs,
+            "commitments": { "inputs": v.commitments.inputs, "outputs": v.commitments.outputs },
         }))),
         Err(V::Invalid) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
         Err(e @ (V::Malformed(_) | V::ValuesMismatch(_))) => {
             Err(ApiError::bad_request("invalid_proof_format", e.to_string()))
         }
+        Err(e @ V::SaltUnused) => Err(ApiError::bad_request("invalid_salt", e.to_string())),
         Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "input_mismatch",

@@ -103,7 +103,12 @@ impl Memo {
         Ok(self.insert(key, elem, neg))
     }
 
-    pub(super) fn insert(&mut self, key: Vec<i128>, elem: Elem, neg: Option<AssignedValue<Fr>>) -> Value {
+    pub(super) fn insert(
+        &mut self,
+        key: Vec<i128>,
+        elem: Elem,
+        neg: Option<AssignedValue<Fr>>,
+    ) -> Value {
         let v = self.fresh(elem, neg);
         self.seen.insert(key, v);
         v

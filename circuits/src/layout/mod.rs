@@ -20,6 +20,7 @@ mod io;
 mod memo;
 
 pub use build::build_circuit;
+#[cfg(any(test, feature = "testing"))]
 pub(crate) use build::{build_circuit_lying, lay_out_planned};
 pub use io::{tensor_layout, Io, Visibility};
 use memo::{Memo, Value, BILINEAR, DIVIDE, EXTREMUM, GATHER, LINEAR, LOOKUP, SQRT};

@@ -195,16 +195,15 @@ pub fn lying_circuit(
     plan: &CircuitPlan,
     lie: &OutputLie,
 ) -> Result<(ModelCircuit, Vec<Fr>), crate::CircuitError> {
-    let (circuit, instances, lied) =
-        build_circuit_lying(
-            CircuitBuilderStage::Mock,
-            plan,
-            None,
-            q,
-            inputs,
-            Fr::zero(),
-            Some(lie),
-        )?;
+    let (circuit, instances, lied) = build_circuit_lying(
+        CircuitBuilderStage::Mock,
+        plan,
+        None,
+        q,
+        inputs,
+        Fr::zero(),
+        Some(lie),
+    )?;
     let mut m = MockCircuit::from_circuit(circuit, plan.k, (), instances);
     let changes: Vec<(CellRef, Fr)> = lied
         .iter()

@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use zkinfer_benches::compiled;
 use zkinfer_circuits::halo2_base::gates::circuit::CircuitBuilderStage;
-use zkinfer_circuits::{lay_out, ModelCircuit};
+use zkinfer_circuits::{lay_out, Fr, ModelCircuit};
 use zkinfer_prover::{keys, proving, srs};
 use zkinfer_verifier::verify_proof_bytes;
 
@@ -19,7 +19,7 @@ fn witness(c: &mut Criterion) {
             b.iter(|| {
                 let mut circuit =
                     ModelCircuit::new(CircuitBuilderStage::Mock, plan.params.clone(), None);
-                lay_out(&mut circuit, &folder.q, &input, plan.visibility).unwrap();
+                lay_out(&mut circuit, &folder.q, &input, plan.io()).unwrap();
                 circuit.base.clear();
             })
         });
@@ -41,10 +41,21 @@ fn keygen_prove_verify(c: &mut Criterion) {
         });
         let (pk, bp) = keys::generate(&params, &plan, &folder.q, &input).unwrap();
         g.bench_function(format!("prove_k{k}"), |b| {
-            b.iter(|| proving::prove(&params, &pk, &plan, bp.clone(), &folder.q, &input).unwrap())
+            b.iter(|| {
+                proving::prove(
+                    &params,
+                    &pk,
+                    &plan,
+                    bp.clone(),
+                    &folder.q,
+                    &input,
+                    Fr::zero(),
+                )
+                .unwrap()
+            })
         });
         let (proof, instances) =
-            proving::prove(&params, &pk, &plan, bp, &folder.q, &input).unwrap();
+            proving::prove(&params, &pk, &plan, bp, &folder.q, &input, Fr::zero()).unwrap();
         g.bench_function(format!("verify_k{k}"), |b| {
             b.iter(|| verify_proof_bytes(&params, pk.get_vk(), &instances, &proof).unwrap())
         });

@@ -87,7 +87,7 @@ fn proven_with(tmp: &Path, name: &str, visibility: Visibility) -> Proven {
     let input = e.join("input.json");
     let dir = tmp.join(format!("{name}-{visibility:?}"));
     let opts = CompileOptions {
-        visibility,
+        io: zkinfer_circuits::Io::inputs(visibility),
         ..Default::default()
     };
     pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts).unwrap();

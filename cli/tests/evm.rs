@@ -43,7 +43,7 @@ fn proven_from(
     let input = e.join("input.json");
     let dir = tmp.join(format!("{name}-{objective:?}"));
     let mut opts = CompileOptions {
-        visibility,
+        io: zkinfer_circuits::Io::inputs(visibility),
         ..Default::default()
     };
     opts.limits.objective = objective;
@@ -348,7 +348,10 @@ fn a_verifier_over_eip170_is_refused_with_the_ways_out() {
         &["evm-verifier", p(&dir)],
         "over EIP-170's 24576: the circuit has 794 public values (784 inputs, 10 outputs)",
     );
-    expect_failure(&["evm-verifier", p(&dir)], "--input-visibility private");
+    expect_failure(
+        &["evm-verifier", p(&dir)],
+        "--input-visibility hashed --output-visibility hashed",
+    );
     assert!(!dir.join("Verifier.sol").exists());
 }
 

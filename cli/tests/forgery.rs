@@ -70,6 +70,7 @@ impl Held {
             Some(self.keys.break_points.clone()),
             q,
             input,
+            Fr::zero(),
         )
         .unwrap()
     }
@@ -82,6 +83,7 @@ impl Held {
             format_version: zkinfer_circuits::artifacts::FORMAT_VERSION,
             model_id: self.keys.model_id.clone(),
             input_visibility: s.plan.visibility,
+            output_visibility: s.plan.output_visibility,
             inputs: s.inputs_from_instances(instances),
             outputs: s.outputs_from_instances(instances).unwrap(),
             output_shapes: s.output_shapes.clone(),

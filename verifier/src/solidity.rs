@@ -40,7 +40,8 @@ pub enum EvmVerifierError {
     #[error(
         "the verifier would be {code_size} bytes of runtime code, over EIP-170's {MAX_CODE_SIZE}: \
          the circuit has {public_values} public values ({inputs} inputs, {outputs} outputs) and each \
-         adds about 160 bytes; compile with --input-visibility private, or with fewer public values"
+         adds about 160 bytes; compile with --input-visibility hashed --output-visibility hashed \
+         (one commitment per tensor) or --input-visibility private"
     )]
     TooLarge {
         /// Runtime code size.

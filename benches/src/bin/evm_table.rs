@@ -1,8 +1,9 @@
-//! The Solidity verifier of each example model, with private and with public inputs:
+//! The Solidity verifier of each example model, with private and with public inputs (or with
+//! hashed inputs and outputs, `--hashed`):
 //! compile, setup, prove, generate and compile the verifier, deploy it in revm, verify the
 //! real proof, and check that tampered calldata is rejected. Prints one markdown row per case.
 //!
-//!   cargo run -p zkinfer-benches --bin evm_table [--optimize evm-gas] [--private-only] [MODEL...]
+//!   cargo run -p zkinfer-benches --bin evm_table [--optimize evm-gas] [--private-only | --hashed] [MODEL...]
 //!
 //! Needs solcjs (scripts/install-solc.sh). Default models: those the test suite proves.
 //! `--optimize evm-gas` compiles as `zkinfer compile --optimize evm-gas` does.
@@ -12,7 +13,7 @@ use std::time::Instant;
 
 use zkinfer_circuits::artifacts::{write_json, Settings};
 use zkinfer_circuits::identity::VerifierFolder;
-use zkinfer_circuits::{Objective, Visibility};
+use zkinfer_circuits::{Io, Objective, Visibility};
 use zkinfer_model::corpus::{example_dir, PROVING_SLICE_MODELS};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_verifier::load_proof;
@@ -39,7 +40,7 @@ const MORE_MODELS: &[&str] = &[
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut objective = Objective::ProveTime;
-    let mut visibilities = vec![Visibility::Private, Visibility::Public];
+    let mut visibilities = vec![Io::inputs(Visibility::Private), Io::PUBLIC];
     if let Some(i) = args.iter().position(|a| a == "--optimize") {
         objective = match args.get(i + 1).map(String::as_str) {
             Some("evm-gas") => Objective::EvmGas,
@@ -49,7 +50,14 @@ fn main() {
         args.drain(i..i + 2);
     }
     if let Some(i) = args.iter().position(|a| a == "--private-only") {
-        visibilities = vec![Visibility::Private];
+        visibilities = vec![Io::inputs(Visibility::Private)];
+        args.remove(i);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--hashed") {
+        visibilities = vec![Io {
+            input: Visibility::Hashed,
+            output: Visibility::Hashed,
+        }];
         args.remove(i);
     }
     let models: Vec<&str> = if args.is_empty() {
@@ -65,13 +73,13 @@ fn main() {
     println!("| model | inputs | public values | advice columns (gate + dot + lookup) | k | code bytes | verify gas | real proof | tampered (7 cases: a flipped byte, output + 1, output + r, a proof scalar + r, a commitment at infinity, 32 bytes appended, truncated) |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for name in models {
-        for &visibility in &visibilities {
+        for &io in &visibilities {
             let t = Instant::now();
-            let dir = work.join(format!("{name}-{visibility:?}"));
-            let row = case(name, visibility, objective, &dir);
+            let dir = work.join(format!("{name}-{}", io.input.name()));
+            let row = case(name, io, objective, &dir);
             println!("{row}");
             let _ = std::fs::remove_dir_all(&dir);
-            eprintln!("{name} {visibility:?}: {:.1}s", t.elapsed().as_secs_f64());
+            eprintln!("{name} {io:?}: {:.1}s", t.elapsed().as_secs_f64());
         }
     }
 }
@@ -82,15 +90,15 @@ fn tempfile_dir() -> std::path::PathBuf {
     dir
 }
 
-fn case(name: &str, visibility: Visibility, objective: Objective, dir: &Path) -> String {
-    let vis = match visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "private",
+fn case(name: &str, io: Io, objective: Objective, dir: &Path) -> String {
+    let vis = match io.output {
+        Visibility::Hashed => format!("{}, outputs hashed", io.input.name()),
+        _ => io.input.name().to_string(),
     };
     let e = example_dir(name);
     let input = e.join("input.json");
     let mut opts = CompileOptions {
-        visibility,
+        io,
         ..Default::default()
     };
     opts.limits.objective = objective;

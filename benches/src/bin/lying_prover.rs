@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use zkinfer_circuits::testing::liar::{self, Family, Options, Report};
-use zkinfer_circuits::{plan_circuit, CircuitPlan, Objective, PlanLimits, Visibility};
+use zkinfer_circuits::{plan_circuit, CircuitPlan, Io, Objective, PlanLimits, Visibility};
 use zkinfer_model::corpus::{example_dir, manifest_dir};
 use zkinfer_model::{load_onnx, parse_calibration_json, quantize, QGraph, QuantizeOptions};
 
@@ -156,24 +156,25 @@ fn layouts(q: &QGraph, qi: &[Vec<i64>], max_k: u32) -> Vec<(String, CircuitPlan)
         max_k,
         ..PlanLimits::default()
     };
-    for (vis, objective, name) in [
-        (Visibility::Public, Objective::ProveTime, "default, public"),
+    let hashed = Io {
+        input: Visibility::Hashed,
+        output: Visibility::Hashed,
+    };
+    for (io, objective, name) in [
+        (Io::PUBLIC, Objective::ProveTime, "default, public"),
         (
-            Visibility::Private,
+            Io::inputs(Visibility::Private),
             Objective::ProveTime,
             "default, private",
         ),
-        (
-            Visibility::Public,
-            Objective::EvmGas,
-            "evm-gas (one gate column)",
-        ),
+        (hashed, Objective::ProveTime, "default, hashed"),
+        (Io::PUBLIC, Objective::EvmGas, "evm-gas (one gate column)"),
     ] {
         let limits = PlanLimits {
             objective,
             ..limits
         };
-        if let Ok(plan) = plan_circuit(q, qi, vis, limits) {
+        if let Ok(plan) = plan_circuit(q, qi, io, limits) {
             let name = format!(
                 "{name}{}{}",
                 if plan.params.lincomb_width > 0 {
@@ -194,7 +195,7 @@ fn layouts(q: &QGraph, qi: &[Vec<i64>], max_k: u32) -> Vec<(String, CircuitPlan)
     if !out.iter().any(|(_, p)| p.params.freivalds) {
         if let Some(k) = out.first().map(|(_, p)| p.k) {
             for k in k..=max_k {
-                if let Ok(plan) = liar::plan_for(q, qi, Visibility::Public, k, 2, true) {
+                if let Ok(plan) = liar::plan_for(q, qi, Io::PUBLIC, k, 2, true) {
                     if plan.params.freivalds {
                         out.push(("Freivalds forced, public".into(), plan));
                     }

@@ -83,11 +83,15 @@ fn proven(tmp: &Path, name: &str) -> Proven {
 }
 
 fn proven_with(tmp: &Path, name: &str, visibility: Visibility) -> Proven {
+    proven_io(tmp, name, zkinfer_circuits::Io::inputs(visibility))
+}
+
+fn proven_io(tmp: &Path, name: &str, io: zkinfer_circuits::Io) -> Proven {
     let e = example_dir(name);
     let input = e.join("input.json");
-    let dir = tmp.join(format!("{name}-{visibility:?}"));
+    let dir = tmp.join(format!("{name}-{io:?}"));
     let opts = CompileOptions {
-        io: zkinfer_circuits::Io::inputs(visibility),
+        io,
         ..Default::default()
     };
     pipeline::compile(&e.join("network.onnx"), &input, &dir, &opts).unwrap();
@@ -708,6 +712,103 @@ fn oracle_requests_need_a_model_with_public_inputs() {
     reverted_with(
         &out,
         IOracleConsumer::NoPublicInputs {
+            modelId: a.id.into(),
+        },
+    );
+}
+
+/// With hashed inputs the request names the input by its commitment, computed off chain from
+/// the input and the model's settings alone; a fulfilment must prove that commitment, and the
+/// answer is the output commitment.
+#[test]
+fn oracle_requests_on_hashed_inputs_bind_their_commitment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hashed = zkinfer_circuits::Io {
+        input: Visibility::Hashed,
+        output: Visibility::Hashed,
+    };
+    let a = proven_io(tmp.path(), "1l_mlp", hashed);
+    assert_eq!((a.num_inputs, a.instances.len()), (1, 2));
+    // The requester's commitments: a's input, and another input.
+    let settings: zkinfer_circuits::artifacts::Settings = zkinfer_circuits::artifacts::read_json(
+        &tmp.path()
+            .join(format!("1l_mlp-{hashed:?}"))
+            .join("settings.json"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(example_dir("1l_mlp").join("input.json")).unwrap();
+    let mut data = zkinfer_model::parse_input_json(&text).unwrap();
+    let word = |data: &[Vec<f64>]| {
+        let c = settings
+            .commit_inputs(data, zkinfer_circuits::Fr::zero())
+            .unwrap()[0];
+        U256::from_str_radix(&zkinfer_circuits::commit::commitment_hex(&c), 16).unwrap()
+    };
+    let mine = word(&data);
+    assert_eq!(
+        mine, a.instances[0],
+        "the off-chain commitment is the proven one"
+    );
+    data[0][0] += 0.5;
+    let theirs = word(&data);
+
+    let mut chain = Chain::new();
+    let va = chain.deploy_verifier(&a);
+    assert!(chain.register(&a, va).success());
+    let oracle = deploy(
+        &mut chain.evm,
+        &chain.contracts["OracleConsumer"].bytecode.clone(),
+        &chain.registry.abi_encode(),
+    );
+    let (requester, agent) = (account(3), account(4));
+    let mut send = |from, data: Vec<u8>| chain.evm.call(from, oracle, &data, TX_GAS).unwrap();
+    for c in [mine, theirs] {
+        let call = IOracleConsumer::requestCall {
+            modelId: a.id.into(),
+            inputs: vec![c],
+        };
+        assert!(send(requester, call.abi_encode()).success());
+    }
+    let fulfill = |id: u64| {
+        IOracleConsumer::fulfillCall {
+            requestId: U256::from(id),
+            modelId: a.id.into(),
+            instances: a.instances.clone(),
+            proof: a.proof.clone().into(),
+        }
+        .abi_encode()
+    };
+    // The proof of a's input answers its own request, not the other one.
+    reverted_with(
+        &send(agent, fulfill(1)),
+        IOracleConsumer::WrongInputs {
+            requestId: U256::from(1),
+        },
+    );
+    assert!(send(agent, fulfill(0)).success());
+    let out = send(
+        agent,
+        IOracleConsumer::answerCall {
+            requestId: U256::from(0),
+        }
+        .abi_encode(),
+    );
+    assert_eq!(
+        IOracleConsumer::answerCall::abi_decode_returns(&out.output).unwrap(),
+        a.instances[1..].to_vec()
+    );
+    // Nor can the proof be passed off under the other commitment: the verifier refuses it.
+    let mut swapped = a.instances.clone();
+    swapped[0] = theirs;
+    let forged = IOracleConsumer::fulfillCall {
+        requestId: U256::from(1),
+        modelId: a.id.into(),
+        instances: swapped,
+        proof: a.proof.clone().into(),
+    };
+    reverted_with(
+        &send(agent, forged.abi_encode()),
+        IModelRegistry::InvalidProof {
             modelId: a.id.into(),
         },
     );

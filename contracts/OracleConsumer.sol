@@ -6,8 +6,10 @@ import "./ModelRegistry.sol";
 /// @title An example consumer of proven inferences: a requester opens a request for a model
 /// on given inputs; any oracle or agent (fulfilment is permissionless: the proof is what is
 /// trusted, not the sender) answers it once with a proof of those inputs, checked through the
-/// registry; the answer is then readable. A model whose inputs are private is refused: its
-/// proofs do not say which input they are of, so one proof would answer every request.
+/// registry; the answer is then readable. With a hashed-input model the inputs are the input
+/// commitments (computed off chain), so a request binds its input without publishing it. A
+/// model whose inputs are private is refused: its proofs do not say which input they are of,
+/// so one proof would answer every request.
 contract OracleConsumer {
     struct Request {
         address requester;
@@ -35,7 +37,8 @@ contract OracleConsumer {
         registry = registry_;
     }
 
-    /// Opens a request for model `modelId` on `inputs`; the model's inputs must be public.
+    /// Opens a request for model `modelId` on `inputs` (the public inputs, or the commitments
+    /// of hashed ones); the model must have some.
     function request(bytes32 modelId, uint256[] calldata inputs) external returns (uint256 id) {
         ModelRegistry.Model memory m = registry.live(modelId);
         if (m.numInputs == 0) revert NoPublicInputs(modelId);

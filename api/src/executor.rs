@@ -347,10 +347,20 @@ async fn prove(
     let text = json!({ "input_data": job.payload["input_data"] }).to_string();
     let data = zkinfer_model::parse_input_json(&text)
         .map_err(|e| JobError("invalid_input".into(), e.to_string()))?;
+    // Checked when the job was requested.
+    let salt = match job.payload["salt"].as_str() {
+        Some(s) => zkinfer_circuits::commit::parse_salt(s).ok_or_else(|| {
+            JobError(
+                "invalid_input".into(),
+                "the salt is not a field element".into(),
+            )
+        })?,
+        None => zkinfer_circuits::Fr::zero(),
+    };
     let (prover, source, load_ms) = loaded(db, store, cfg, cache_lock, job).await?;
     phase(db, cfg, job, "proving").await;
     let t = Instant::now();
-    let proof = tokio::task::spawn_blocking(move || prover.prove(&data))
+    let proof = tokio::task::spawn_blocking(move || prover.prove_salted(&data, salt))
         .await
         .map_err(|e| JobError::internal(format!("prove task: {e}")))?
         .map_err(prover_error)?;

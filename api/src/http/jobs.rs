@@ -30,6 +30,9 @@ struct ProofRequest {
     input_data: Value,
     #[serde(default)]
     callback_url: Option<String>,
+    /// The salt hashed inputs are committed with (hex).
+    #[serde(default)]
+    salt: Option<String>,
 }
 
 fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -41,7 +44,7 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     request_body = ProofRequestDoc,
     responses((status = 202, body = JobAccepted),
         (status = 200, description = "the job an earlier request with this Idempotency-Key made", body = JobAccepted),
-        (status = 400, description = "invalid_json", body = ErrorBody), (status = 404, description = "no such model (or another tenant's)", body = ErrorBody),
+        (status = 400, description = "invalid_json, invalid_salt", body = ErrorBody), (status = 404, description = "no such model (or another tenant's)", body = ErrorBody),
         (status = 409, description = "model_not_ready, idempotency_key_reused", body = ErrorBody),
         (status = 422, description = "invalid_input, callback_refused", body = ErrorBody),
         (status = 429, description = "too_many_jobs", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
@@ -82,8 +85,25 @@ pub(super) async fn request_proof(
     settings
         .quantize_input(&data)
         .map_err(|e| unprocessable("invalid_input", e.to_string()))?;
+    if let Some(salt) = &req.salt {
+        if settings.plan.visibility != zkinfer_circuits::Visibility::Hashed {
+            return Err(ApiError::bad_request(
+                "invalid_salt",
+                "a salt only applies to a model with hashed inputs",
+            ));
+        }
+        if zkinfer_circuits::commit::parse_salt(salt).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_salt",
+                "salt must be at most 64 hex digits, a field element below p",
+            ));
+        }
+    }
     admit(&state, &tenant, req.callback_url.as_deref()).await?;
-    let payload = json!({ "input_data": req.input_data });
+    let mut payload = json!({ "input_data": req.input_data });
+    if let Some(salt) = &req.salt {
+        payload["salt"] = json!(salt);
+    }
     let job = NewJob {
         tenant_id: &tenant,
         model_id: &model_id,

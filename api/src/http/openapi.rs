@@ -179,6 +179,9 @@ pub struct Ended {
 pub struct ProofRequest {
     /// One flat list of numbers per model input (EZKL's `input_data`).
     input_data: Vec<Vec<f64>>,
+    /// With hashed inputs: the salt they are committed with, up to 64 hex digits (default
+    /// 0). Keep it: checking the input against the proof later needs it.
+    salt: Option<String>,
     /// Where to POST the job when it ends (signed: `X-Zkinfer-Signature: t=UNIX_SECONDS,v1=HEX`,
     /// HMAC-SHA256 of `"{t}.{body}"` with the tenant's callback secret; refuse a `t` more than
     /// 300 s from your clock).

@@ -1,0 +1,151 @@
+//! A hashed-input, hashed-output model through the service, on SQLite and PostgreSQL: upload
+//! settings take the visibilities, a proof job takes the client's salt, the model shows its
+//! visibilities, and `/verify` holds the proof to an input (with its salt) and to output values
+//! through their commitments, returning the commitments.
+
+mod common;
+
+use common::{error_code, start_worker, Client};
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use zkinfer_api::http::{router, AppState, Limits};
+use zkinfer_api::store::Store;
+use zkinfer_api::worker::Stop;
+use zkinfer_api::{tenants, Db};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hashed_models_prove_and_verify_by_commitment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = zkinfer_model::corpus::example_dir("1l_mlp");
+    let onnx = std::fs::read(example.join("network.onnx")).unwrap();
+    let input = std::fs::read(example.join("input.json")).unwrap();
+    let input_json: Value = serde_json::from_slice(&input).unwrap();
+    for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
+        let data_dir = tmp.path().join(format!("data{n}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        let store = Store::open(None, &data_dir).unwrap();
+        let state = AppState::new(
+            db.clone(),
+            store.clone(),
+            data_dir.clone(),
+            Limits::default(),
+        );
+        let (stop, worker) = start_worker(&db, &store, &data_dir, 20);
+        let alice = Client {
+            app: router(state),
+            key: tenants::create_key(&db, "alice").await.unwrap().key,
+        };
+
+        // Outputs nobody sees are refused at upload.
+        let (s, v) = alice
+            .upload(&[
+                ("model", &onnx),
+                ("calibration", &input),
+                ("settings", br#"{"output_visibility": "private"}"#),
+            ])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_settings"),
+            "{v}"
+        );
+        let (s, v) = alice
+            .upload(&[
+                ("model", &onnx),
+                ("calibration", &input),
+                (
+                    "settings",
+                    br#"{"input_visibility": "hashed", "output_visibility": "hashed"}"#,
+                ),
+            ])
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let model_id = v["id"].as_str().unwrap().to_string();
+        let model = alice.wait(&format!("/v1/models/{model_id}")).await;
+        assert_eq!(model["status"], "ready", "{model}");
+        assert_eq!(
+            (&model["input_visibility"], &model["output_visibility"]),
+            (&json!("hashed"), &json!("hashed"))
+        );
+        assert_eq!(model["public_values"], 2);
+
+        let uri = format!("/v1/models/{model_id}/proofs");
+        let data = input_json["input_data"].clone();
+        let (s, v) = alice
+            .post_json(&uri, &json!({ "input_data": data, "salt": "zz" }), &[])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_salt")
+        );
+        let (s, v) = alice
+            .post_json(&uri, &json!({ "input_data": data, "salt": "2a" }), &[])
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let job = alice
+            .wait(&format!("/v1/jobs/{}", v["job_id"].as_str().unwrap()))
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let (s, proof) = alice
+            .get(&format!(
+                "/v1/jobs/{}/proof.json",
+                v["job_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{proof}");
+        assert_eq!(proof["input_visibility"], "hashed");
+        assert_eq!(proof["instances"].as_array().unwrap().len(), 2);
+
+        let vuri = format!("/v1/models/{model_id}/verify");
+        let body = |input: Option<&Value>, salt: Option<&str>, outputs: Option<&Value>| {
+            let mut b = json!({ "proof": proof["proof"], "instances": proof["instances"] });
+            if let Some(i) = input {
+                b["input_data"] = i.clone();
+            }
+            if let Some(s) = salt {
+                b["salt"] = json!(s);
+            }
+            if let Some(o) = outputs {
+                b["outputs"] = o.clone();
+            }
+            b
+        };
+        let (s, v) = alice
+            .post_json(
+                &vuri,
+                &body(Some(&data), Some("2a"), Some(&proof["outputs"])),
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["valid"], true, "{v}");
+        assert_eq!(v["outputs"], proof["outputs"]);
+        let hex = |i: usize| proof["instances"][i].as_str().unwrap()[2..].to_string();
+        assert_eq!(v["commitments"]["inputs"], json!([hex(0)]));
+        assert_eq!(v["commitments"]["outputs"], json!([hex(1)]));
+        // Without the salt the input is another commitment; other output values too.
+        let (s, v) = alice
+            .post_json(&vuri, &body(Some(&data), None, None), &[])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "input_mismatch"),
+            "{v}"
+        );
+        let mut other = proof["outputs"].clone();
+        other[0][0] = json!(0.5);
+        let (s, v) = alice
+            .post_json(&vuri, &body(None, None, Some(&other)), &[])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_proof_format"),
+            "{v}"
+        );
+
+        stop.send(Stop::Drain).unwrap();
+        worker.await.unwrap();
+    }
+}

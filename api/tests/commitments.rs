@@ -141,7 +141,7 @@ async fn hashed_models_prove_and_verify_by_commitment() {
             .await;
         assert_eq!(
             (s, error_code(&v)),
-            (StatusCode::BAD_REQUEST, "invalid_proof_format"),
+            (StatusCode::UNPROCESSABLE_ENTITY, "output_mismatch"),
             "{v}"
         );
 

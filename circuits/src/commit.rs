@@ -27,13 +27,12 @@
 //! `v + 2^(w-1) ∈ [0, 2^w)` and a limb is below `2^253 < p`: the packing is injective, and
 //! with the shape in the preimage so is the whole encoding.
 //!
-//! Natively the same gadget runs on a throwaway context ([`commit`]), so the value a client
-//! computes is the circuit's by construction; the tests check it against snark-verifier's
-//! native Poseidon and an implementation in Python written from this text alone.
+//! Natively ([`commit`], [`hash`]) the same steps run on field elements; the tests hold them
+//! to the gadget, to snark-verifier's native Poseidon (the verifier crate's tests) and to an
+//! implementation in Python written from the README alone.
 
 use std::sync::OnceLock;
 
-use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
 use halo2_base::gates::{GateChip, GateInstructions};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::halo2_proofs::halo2curves::ff::Field;
@@ -287,30 +286,96 @@ fn pow2(bits: u32) -> Fr {
     Fr::from(2).pow_vartime([bits as u64])
 }
 
-/// The commitment to a tensor of integers, computed natively by the circuit's own gadget.
-pub fn commit(layout: &TensorLayout, values: &[i64], salt: Fr) -> Result<Fr, CircuitError> {
+/// The preimage of `values` (checked against `layout`) with `salt`, as field elements.
+pub fn preimage(layout: &TensorLayout, values: &[i64], salt: Fr) -> Result<Vec<Fr>, CircuitError> {
     layout.check(values)?;
-    let builder = BaseCircuitBuilder::<Fr>::new(true);
-    let mut ctx = Context::new(
-        true,
-        0,
-        "zkinfer:commit",
-        0,
-        builder.core().copy_manager.clone(),
-    );
-    let cells: Vec<_> = values
-        .iter()
-        .map(|&v| ctx.load_witness(fr(v as i128)))
-        .collect();
-    let salt = ctx.load_witness(salt);
-    Ok(*commit_cells(&mut ctx, &GateChip::default(), layout, &cells, salt).value())
+    let w = layout.slot_bits;
+    let mut out = layout.header();
+    out.push(salt);
+    for chunk in values.chunks(layout.per_limb()) {
+        out.push(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| (fr(v as i128) + pow2(w - 1)) * pow2(w * j as u32))
+                .sum(),
+        );
+    }
+    Ok(out)
 }
 
-/// The field element of a salt given as hex (64 digits, big-endian, optionally `0x`), below `p`.
+/// The commitment to a tensor of integers, computed natively: the sponge of [`sponge`] on
+/// field elements (no cells: a verifier hashes claimed values without laying anything out).
+pub fn commit(layout: &TensorLayout, values: &[i64], salt: Fr) -> Result<Fr, CircuitError> {
+    Ok(hash(&preimage(layout, values, salt)?))
+}
+
+/// The sponge of the module documentation over field elements, step by step as [`sponge`]
+/// lays it out (the tests hold the two, snark-verifier's native Poseidon and the outside
+/// implementation to one another).
+pub fn hash(preimage: &[Fr]) -> Fr {
+    let spec = spec();
+    let half = spec.r_f() / 2;
+    let mds = spec.mds_matrices().mds().as_ref();
+    let start = spec.constants().start();
+    let pow5 = |x: Fr| x.square().square() * x;
+    let full = |s: &mut [Fr; T], c: &[Fr; T], m: &[[Fr; T]; T]| {
+        let x = [0, 1, 2].map(|i| pow5(s[i]) + c[i]);
+        *s = m.map(|row| row.iter().zip(&x).map(|(a, b)| *a * b).sum());
+    };
+    let mut s = [pow2(64), Fr::zero(), Fr::zero()];
+    let chunks: Vec<&[Fr]> = preimage.chunks(RATE).collect();
+    let n = chunks.len() + preimage.len().is_multiple_of(RATE) as usize;
+    for i in 0..n {
+        let inputs = chunks.get(i).copied().unwrap_or(&[]);
+        let pre = &start[0];
+        s[0] += pre[0];
+        for k in 1..T {
+            s[k] += pre[k]
+                + match inputs.get(k - 1) {
+                    Some(&x) => x,
+                    None if k - 1 == inputs.len() => Fr::one(),
+                    None => Fr::zero(),
+                };
+        }
+        for c in start.iter().skip(1).take(half - 1) {
+            full(&mut s, c, mds);
+        }
+        full(
+            &mut s,
+            start.last().expect("full rounds"),
+            spec.mds_matrices().pre_sparse_mds().as_ref(),
+        );
+        for (c, sparse) in spec
+            .constants()
+            .partial()
+            .iter()
+            .zip(spec.mds_matrices().sparse_matrices())
+        {
+            s[0] = pow5(s[0]) + c;
+            let row: Fr = sparse.row().iter().zip(&s).map(|(a, b)| *a * b).sum();
+            for (j, e) in sparse.col_hat().iter().enumerate() {
+                s[j + 1] += s[0] * e;
+            }
+            s[0] = row;
+        }
+        for c in spec.constants().end() {
+            full(&mut s, c, mds);
+        }
+        full(&mut s, &[Fr::zero(); T], mds);
+    }
+    s[1]
+}
+
+/// The field element of a salt given as hex (1 to 64 digits, big-endian, optionally `0x`),
+/// below `p`.
 pub fn parse_salt(text: &str) -> Option<Fr> {
     let t = text.trim();
     let t = t.strip_prefix("0x").unwrap_or(t);
-    crate::field::from_hex(&format!("0x{t:0>64}")).filter(|_| t.len() <= 64)
+    if t.is_empty() || t.len() > 64 {
+        return None;
+    }
+    crate::field::from_hex(&format!("0x{t:0>64}"))
 }
 
 /// A commitment as 64 lowercase hex digits, big-endian, as among a proof file's instances.
@@ -434,5 +499,8 @@ mod tests {
         assert_eq!(parse_salt(&"f".repeat(64)), None);
         assert_eq!(parse_salt("xyz"), None);
         assert_eq!(parse_salt(&"0".repeat(65)), None);
+        assert_eq!(parse_salt(""), None);
+        assert_eq!(parse_salt("0x"), None);
+        assert_eq!(parse_salt("+1"), None);
     }
 }

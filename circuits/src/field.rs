@@ -38,7 +38,8 @@ pub fn to_hex(v: &Fr) -> String {
 /// Parses `0x`-prefixed 32-byte big-endian hex; rejects non-canonical encodings (≥ p).
 pub fn from_hex(s: &str) -> Option<Fr> {
     let h = s.strip_prefix("0x")?;
-    if h.len() != 64 {
+    // ASCII hex only: slicing below must fall on character boundaries.
+    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut b: Vec<u8> = (0..32)
@@ -86,5 +87,8 @@ mod tests {
         let p = "0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001";
         assert_eq!(from_hex(p), None);
         assert_eq!(from_hex("0x12"), None);
+        // Non-ASCII of the right byte length, and a sign: refused, never a panic.
+        assert_eq!(from_hex(&format!("0xa\u{e9}{}", "0".repeat(61))), None);
+        assert_eq!(from_hex(&format!("0x+1{}", "0".repeat(62))), None);
     }
 }

@@ -71,9 +71,14 @@ pub enum VerifyError {
         "the model's inputs are private (compiled with --input-visibility private): a proof does not show them"
     )]
     InputsPrivate,
-    /// A salt was given for a model whose inputs are not hashed.
-    #[error("a salt only applies to hashed inputs (--input-visibility hashed)")]
+    /// A salt was given for a model whose inputs are not hashed, or without an input.
+    #[error(
+        "a salt only applies to hashed inputs (--input-visibility hashed), with the input it salts"
+    )]
     SaltUnused,
+    /// Output values claimed for hashed outputs are not those proven.
+    #[error("the outputs given are not the proven ones: {0}")]
+    OutputMismatch(String),
     /// The `inputs` or `outputs` in the proof file are not what the proven instances say.
     #[error("the {0} in the proof file do not match its proven public instances")]
     ValuesMismatch(&'static str),
@@ -264,9 +269,13 @@ fn proven_outputs(
         Some(proven) => {
             let computed = settings
                 .commit_outputs(claimed)
-                .map_err(|_| VerifyError::ValuesMismatch("outputs"))?;
-            if computed != proven {
-                return Err(VerifyError::ValuesMismatch("outputs"));
+                .map_err(|e| VerifyError::OutputMismatch(e.to_string()))?;
+            if let Some(i) = (0..computed.len()).find(|&i| computed[i] != proven[i]) {
+                return Err(VerifyError::OutputMismatch(format!(
+                    "output {i} commits to {}, the proof to {}",
+                    commitment_hex(&computed[i]),
+                    commitment_hex(&proven[i])
+                )));
             }
             Ok(claimed.to_vec())
         }
@@ -326,7 +335,9 @@ pub fn verify_file(
     if inputs != proof.inputs {
         return Err(VerifyError::ValuesMismatch("inputs"));
     }
-    if opts.salt.is_some() && settings.plan.visibility != Visibility::Hashed {
+    if opts.salt.is_some()
+        && (settings.plan.visibility != Visibility::Hashed || opts.input.is_none())
+    {
         return Err(VerifyError::SaltUnused);
     }
     if let Some(path) = opts.input {
@@ -436,7 +447,9 @@ pub fn verify_values(
     claims: Claims<'_>,
 ) -> Result<ProvenValues, VerifyError> {
     let (instances, bytes) = parse_values(folder, instances, proof)?;
-    if claims.salt.is_some() && folder.settings.plan.visibility != Visibility::Hashed {
+    if claims.salt.is_some()
+        && (folder.settings.plan.visibility != Visibility::Hashed || claims.input.is_none())
+    {
         return Err(VerifyError::SaltUnused);
     }
     if let Some(data) = claims.input {

@@ -117,7 +117,7 @@ struct VerifyRequest {
     responses((status = 200, body = VerifyResult),
         (status = 400, description = "malformed proof or instances", body = ErrorBody),
         (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
-        (status = 422, description = "input_mismatch", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+        (status = 422, description = "input_mismatch, output_mismatch", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn verify(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -161,6 +161,11 @@ pub(super) async fn verify(
             Err(ApiError::bad_request("invalid_proof_format", e.to_string()))
         }
         Err(e @ V::SaltUnused) => Err(ApiError::bad_request("invalid_salt", e.to_string())),
+        Err(e @ V::OutputMismatch(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "output_mismatch",
+            e.to_string(),
+        )),
         Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "input_mismatch",

@@ -169,6 +169,12 @@ pub struct Settings {
     pub input_shapes: Vec<Vec<usize>>,
     /// Graph output shapes.
     pub output_shapes: Vec<Vec<usize>>,
+    /// Slot width (bits) of each input's commitment, when inputs are hashed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_slot_bits: Vec<u32>,
+    /// Slot width (bits) of each output's commitment, when outputs are hashed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_slot_bits: Vec<u32>,
     /// Circuit shape.
     pub plan: CircuitPlan,
     /// The [`LAYOUT_VERSION`] of the zkinfer that compiled it (0: before it was recorded,
@@ -274,12 +280,21 @@ impl Settings {
             .flatten()
     }
 
-    /// The commitment layout of an activation tensor of this shape.
-    pub fn tensor_layout(&self, shape: &[usize]) -> crate::commit::TensorLayout {
+    /// The commitment layout of input `i`.
+    pub fn input_layout(&self, i: usize) -> crate::commit::TensorLayout {
+        self.layout(&self.input_shapes[i], self.input_slot_bits.get(i))
+    }
+
+    /// The commitment layout of output `i`.
+    pub fn output_layout(&self, i: usize) -> crate::commit::TensorLayout {
+        self.layout(&self.output_shapes[i], self.output_slot_bits.get(i))
+    }
+
+    fn layout(&self, shape: &[usize], slot_bits: Option<&u32>) -> crate::commit::TensorLayout {
         crate::commit::TensorLayout {
             shape: shape.to_vec(),
             scale: self.scale,
-            slot_bits: self.act_bits,
+            slot_bits: slot_bits.copied().unwrap_or(self.act_bits),
         }
     }
 
@@ -292,8 +307,8 @@ impl Settings {
     ) -> Result<Vec<Fr>, crate::CircuitError> {
         let q = self.quantize_input(data)?;
         q.iter()
-            .zip(&self.input_shapes)
-            .map(|(v, shape)| crate::commit::commit(&self.tensor_layout(shape), v, salt))
+            .enumerate()
+            .map(|(i, v)| crate::commit::commit(&self.input_layout(i), v, salt))
             .collect()
     }
 
@@ -311,8 +326,8 @@ impl Settings {
         }
         outputs
             .iter()
-            .zip(&self.output_shapes)
-            .map(|(xs, shape)| {
+            .enumerate()
+            .map(|(i, xs)| {
                 let scale = (1u64 << self.scale) as f64;
                 let v: Vec<i64> = xs
                     .iter()
@@ -330,7 +345,7 @@ impl Settings {
                         }
                     })
                     .collect::<Result<_, _>>()?;
-                crate::commit::commit(&self.tensor_layout(shape), &v, Fr::zero())
+                crate::commit::commit(&self.output_layout(i), &v, Fr::zero())
             })
             .collect()
     }

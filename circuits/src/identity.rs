@@ -13,6 +13,7 @@
 //! uint8    visibility: inputs 0 public, 1 private, 2 hashed; plus 4 when outputs are hashed
 //! (only when a tensor is hashed: the hash layout)
 //! uint32   hash layout version (1), uint32 T (3), rate (2), full rounds (8), partial rounds (57)
+//! uint32   number of input slot widths, then each; the same for outputs
 //! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
 //! uint32   number of outputs, then the same per output
 //! uint32   number of public instances

@@ -217,11 +217,24 @@ pub fn compile(
         act_bits: q.act_bits,
         input_shapes: q.input_shapes(),
         output_shapes: q.output_shapes(),
+        input_slot_bits: slot_bits(&q, &q.inputs, plan.visibility)?,
+        output_slot_bits: slot_bits(&q, &q.outputs, plan.output_visibility)?,
         plan,
         layout_version: LAYOUT_VERSION,
     };
     write_json(&in_dir(out, files::SETTINGS), &settings)?;
     Ok(settings)
+}
+
+/// The commitment slot widths of `nodes` when `visibility` hashes them (else none).
+fn slot_bits(q: &QGraph, nodes: &[usize], visibility: Visibility) -> Result<Vec<u32>, ProverError> {
+    if visibility != Visibility::Hashed {
+        return Ok(Vec::new());
+    }
+    nodes
+        .iter()
+        .map(|&n| Ok(zkinfer_circuits::tensor_layout(q, n)?.slot_bits))
+        .collect()
 }
 
 /// A compiled model folder, checked for consistency.
@@ -597,13 +610,16 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
         p.output_visibility.name()
     );
     if p.io().hashes() {
-        let per_limb = s.tensor_layout(&[]).per_limb();
+        let slots: Vec<String> = (0..s.input_slot_bits.len())
+            .map(|i| s.input_layout(i))
+            .chain((0..s.output_slot_bits.len()).map(|i| s.output_layout(i)))
+            .map(|l| format!("{} values of {} bits", l.per_limb(), l.slot_bits))
+            .collect();
         let _ = writeln!(
             out,
-            "commitments      Poseidon (T=3, rate 2, R_F 8, R_P 57, hash layout {}), one per hashed tensor: {} values of {} bits per field element",
+            "commitments      Poseidon (T=3, rate 2, R_F 8, R_P 57, hash layout {}), one per hashed tensor; per field element: {}",
             zkinfer_circuits::commit::HASH_LAYOUT_VERSION,
-            per_limb,
-            s.act_bits
+            slots.join(", ")
         );
     }
     if let Some(e) = s.expected_error {

@@ -96,7 +96,7 @@ fn main() {
                 } else {
                     "0".into()
                 },
-                c.settings.tensor_layout(&[]).per_limb(),
+                b.settings.input_layout(0).per_limb(),
                 p.num_instances,
                 p.k,
                 p.columns(),

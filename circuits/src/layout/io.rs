@@ -4,9 +4,9 @@
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::{AssignedValue, Context};
 use serde::{Deserialize, Serialize};
-use zkinfer_model::QGraph;
+use zkinfer_model::{QGraph, QOp};
 
-use crate::chips::{Elem, QuantChip};
+use crate::chips::{signed_bits_for, Elem, QuantChip};
 use crate::commit::{commit_cells, TensorLayout};
 use crate::error::CircuitError;
 use crate::field::fr;
@@ -65,13 +65,27 @@ impl Io {
     }
 }
 
-/// The layout of graph tensor `node`'s commitment.
-pub fn tensor_layout(q: &QGraph, node: usize) -> TensorLayout {
-    TensorLayout {
-        shape: q.nodes[node].shape.clone(),
-        scale: q.scale,
-        slot_bits: q.act_bits,
+/// The layout of graph tensor `node`'s commitment. Its slot holds every honest value: an
+/// input is range-checked to exactly `act_bits` where it is loaded; any other node's values
+/// lie in `[-bound, bound]` (a rescaled output's bound is `2^(act_bits-1)`, a sum without a
+/// rescale or a gather may exceed it), which takes one bit more than its magnitude.
+pub fn tensor_layout(q: &QGraph, node: usize) -> Result<TensorLayout, CircuitError> {
+    let n = &q.nodes[node];
+    let slot_bits = match n.op {
+        QOp::Input { .. } => q.act_bits,
+        _ => q.act_bits.max(signed_bits_for(n.bound)),
+    };
+    if slot_bits > 64 {
+        return Err(CircuitError::TooLarge(format!(
+            "node \"{}\" may reach ±{}: beyond a 64-bit commitment slot (make its output public)",
+            n.name, n.bound
+        )));
     }
+    Ok(TensorLayout {
+        shape: n.shape.clone(),
+        scale: q.scale,
+        slot_bits,
+    })
 }
 
 /// The public instance cells of a laid-out graph: per input, its values, nothing or its
@@ -98,11 +112,11 @@ pub(super) fn expose(
         match (io.input, salt) {
             (Visibility::Public, _) => public.extend(cells),
             (Visibility::Private, _) => {}
-            // Inputs are range-checked to act_bits where they are loaded: the slot width.
+            // Inputs are range-checked to act_bits where they are loaded, at most the slot.
             (Visibility::Hashed, Some(salt)) => public.push(commit_cells(
                 ctx,
                 chip.gate(),
-                &tensor_layout(q, i),
+                &tensor_layout(q, i)?,
                 &cells,
                 salt,
             )),
@@ -110,7 +124,7 @@ pub(super) fn expose(
         }
     }
     for (k, &o) in q.outputs.iter().enumerate() {
-        let layout = tensor_layout(q, o);
+        let layout = tensor_layout(q, o)?;
         let half = 1i128 << (layout.slot_bits - 1);
         let mut cells = Vec::with_capacity(vals[o].len());
         for (j, e) in vals[o].iter().enumerate() {

@@ -160,16 +160,18 @@ def main(argv):
         with open(argv[2]) as f:
             data = json.load(f)["input_data"]
         salt = int(argv[argv.index("--salt") + 1], 16) if "--salt" in argv else 0
-        for shape, xs in zip(s["input_shapes"], data):
+        widths = s.get("input_slot_bits") or [s["act_bits"]] * len(data)
+        for shape, w, xs in zip(s["input_shapes"], widths, data):
             values = [quantize(x, s["scale"]) for x in flat(xs)]
-            print(hex64(commit(shape, s["scale"], s["act_bits"], values, salt)))
+            print(hex64(commit(shape, s["scale"], w, values, salt)))
     elif argv[1] == "output":
         s = settings(argv[3])
         with open(argv[2]) as f:
             outputs = json.load(f)["outputs"]
-        for shape, xs in zip(s["output_shapes"], outputs):
+        widths = s.get("output_slot_bits") or [s["act_bits"]] * len(outputs)
+        for shape, w, xs in zip(s["output_shapes"], widths, outputs):
             values = [quantize(x, s["scale"]) for x in flat(xs)]
-            print(hex64(commit(shape, s["scale"], s["act_bits"], values)))
+            print(hex64(commit(shape, s["scale"], w, values)))
     else:
         sys.exit(__doc__)
 

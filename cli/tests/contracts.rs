@@ -89,7 +89,10 @@ fn proven_with(tmp: &Path, name: &str, visibility: Visibility) -> Proven {
 fn proven_io(tmp: &Path, name: &str, io: zkinfer_circuits::Io) -> Proven {
     let e = example_dir(name);
     let input = e.join("input.json");
-    let dir = tmp.join(format!("{name}-{io:?}"));
+    let dir = match io.output {
+        Visibility::Public => tmp.join(format!("{name}-{:?}", io.input)),
+        _ => tmp.join(format!("{name}-{:?}-{:?}", io.input, io.output)),
+    };
     let opts = CompileOptions {
         io,
         ..Default::default()
@@ -732,7 +735,7 @@ fn oracle_requests_on_hashed_inputs_bind_their_commitment() {
     // The requester's commitments: a's input, and another input.
     let settings: zkinfer_circuits::artifacts::Settings = zkinfer_circuits::artifacts::read_json(
         &tmp.path()
-            .join(format!("1l_mlp-{hashed:?}"))
+            .join("1l_mlp-Hashed-Hashed")
             .join("settings.json"),
     )
     .unwrap();

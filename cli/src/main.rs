@@ -18,6 +18,7 @@ use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
 use zkinfer_verifier::{solidity, VerifyOptions};
 
+mod evm;
 mod fhe;
 #[cfg(feature = "gpu")]
 mod gpu;
@@ -501,101 +502,14 @@ fn dispatch(command: Command) -> Result<()> {
                 );
             }
         }
-        Command::EvmVerifier { dir, out } => {
-            let folder = VerifierFolder::open(&dir)?;
-            let v = step("generate and compile the Solidity verifier", || {
-                Ok(solidity::build(&folder)?)
-            })?;
-            let sol = out.unwrap_or_else(|| dir.join("Verifier.sol"));
-            let bin = sol.with_extension("bin");
-            let abi = sol.with_extension("abi.json");
-            write_file(&sol, v.source.as_bytes())?;
-            write_file(
-                &bin,
-                format!("{}\n", hex::encode(&v.compiled.bytecode)).as_bytes(),
-            )?;
-            write_file(
-                &abi,
-                serde_json::to_string_pretty(&v.compiled.abi)?.as_bytes(),
-            )?;
-            let inputs = folder.settings.num_input_instances();
-            println!(
-                "verifier written to {} ({}, {}): code {} bytes, {} public values ({} inputs, {} outputs)",
-                sol.display(),
-                bin.display(),
-                abi.display(),
-                thousands(v.compiled.deployed.len() as u64),
-                v.num_instances,
-                inputs,
-                v.num_instances - inputs
-            );
-            println!("model id {}", folder.model_id);
-            println!(
-                "SRS      {}",
-                zkinfer_verifier::srs_check(&dir, &folder, None)?
-            );
-        }
-        Command::EvmCalldata { dir, proof } => {
-            let folder = VerifierFolder::open(&dir)?;
-            let data = solidity::calldata_of_file(&folder, &proof)?;
-            println!("0x{}", hex::encode(data));
-        }
+        Command::EvmVerifier { dir, out } => evm::verifier(dir, out)?,
+        Command::EvmCalldata { dir, proof } => evm::calldata(dir, proof)?,
         Command::EvmVerify {
             dir,
             proof,
             bytecode,
-        } => {
-            let folder = VerifierFolder::open(&dir)?;
-            let data = solidity::calldata_of_file(&folder, &proof)?;
-            let creation = match &bytecode {
-                Some(path) => read_hex_file(path)?,
-                None => {
-                    step("generate and compile the Solidity verifier", || {
-                        Ok(solidity::build(&folder)?)
-                    })?
-                    .compiled
-                    .bytecode
-                }
-            };
-            let verdict = solidity::evm_verify(&creation, &data)?;
-            println!("{}", if verdict.accepted { "valid" } else { "invalid" });
-            println!("gas {}", thousands(verdict.gas_used));
-            println!("code {} bytes", thousands(verdict.code_size as u64));
-            println!("model id {}", folder.model_id);
-            if !verdict.accepted {
-                anyhow::bail!(
-                    "the Solidity verifier rejected the proof{}",
-                    verdict
-                        .halted
-                        .map(|h| format!(" (halted: {h})"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        Command::EvmContracts { out } => {
-            let compiled = step("compile the contracts", || {
-                Ok(zkinfer_verifier::contracts::compile()?)
-            })?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            for (name, c) in &compiled {
-                write_file(
-                    &out.join(format!("{name}.bin")),
-                    format!("{}\n", hex::encode(&c.bytecode)).as_bytes(),
-                )?;
-                write_file(
-                    &out.join(format!("{name}.abi.json")),
-                    serde_json::to_string_pretty(&c.abi)?.as_bytes(),
-                )?;
-                println!(
-                    "{name}: {}/{name}.bin, {name}.abi.json (code {} bytes)",
-                    out.display(),
-                    thousands(c.deployed.len() as u64)
-                );
-            }
-            for (file, text) in zkinfer_verifier::contracts::SOURCES {
-                write_file(&out.join(file), text.as_bytes())?;
-            }
-        }
+        } => evm::verify(dir, proof, bytecode)?,
+        Command::EvmContracts { out } => evm::contracts(out)?,
         Command::Serve {
             bind,
             service,
@@ -624,31 +538,6 @@ fn dispatch(command: Command) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-fn read_hex_file(path: &Path) -> Result<Vec<u8>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let t = text.trim();
-    hex::decode(t.strip_prefix("0x").unwrap_or(t))
-        .with_context(|| format!("{} is not hex bytecode", path.display()))
 }
 
 fn save_srs(

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod inspect;
 pub mod keys;
 pub mod options;
 pub mod pipeline;

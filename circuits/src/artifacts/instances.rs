@@ -1,0 +1,113 @@
+//! What a settings file says of a model's public instances: how many stand for the inputs and
+//! the outputs, where the commitments sit among them, their layouts, and the commitments of
+//! given inputs and outputs.
+
+use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+
+use super::Settings;
+
+impl Settings {
+    /// Number of public instances that stand for the inputs: every value when public, one
+    /// commitment per input when hashed, none when private.
+    pub fn num_input_instances(&self) -> usize {
+        instance_count(self.plan.visibility, &self.input_shapes)
+    }
+
+    /// Number of public instances that stand for the outputs (values or commitments).
+    pub fn num_output_instances(&self) -> usize {
+        instance_count(self.plan.output_visibility, &self.output_shapes)
+    }
+
+    /// The input commitments among the instances (hashed inputs only).
+    pub fn input_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
+        (self.plan.visibility == crate::Visibility::Hashed)
+            .then(|| instances.get(..self.input_shapes.len()))
+            .flatten()
+    }
+
+    /// The output commitments among the instances (hashed outputs only).
+    pub fn output_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
+        let at = self.num_input_instances();
+        (self.plan.output_visibility == crate::Visibility::Hashed)
+            .then(|| instances.get(at..at + self.output_shapes.len()))
+            .flatten()
+    }
+
+    /// The commitment layout of input `i`.
+    pub fn input_layout(&self, i: usize) -> crate::commit::TensorLayout {
+        self.layout(&self.input_shapes[i], self.input_slot_bits.get(i))
+    }
+
+    /// The commitment layout of output `i`.
+    pub fn output_layout(&self, i: usize) -> crate::commit::TensorLayout {
+        self.layout(&self.output_shapes[i], self.output_slot_bits.get(i))
+    }
+
+    fn layout(&self, shape: &[usize], slot_bits: Option<&u32>) -> crate::commit::TensorLayout {
+        crate::commit::TensorLayout {
+            shape: shape.to_vec(),
+            scale: self.scale,
+            slot_bits: slot_bits.copied().unwrap_or(self.act_bits),
+        }
+    }
+
+    /// The commitments to float inputs (an EZKL-format file's data), quantized as the prover
+    /// quantizes them, salted with `salt`.
+    pub fn commit_inputs(
+        &self,
+        data: &[Vec<f64>],
+        salt: Fr,
+    ) -> Result<Vec<Fr>, crate::CircuitError> {
+        let q = self.quantize_input(data)?;
+        q.iter()
+            .enumerate()
+            .map(|(i, v)| crate::commit::commit(&self.input_layout(i), v, salt))
+            .collect()
+    }
+
+    /// The commitments to outputs as a proof file holds them (dequantized; each value is
+    /// exactly `integer / 2^scale`, so it quantizes back to its integer).
+    pub fn commit_outputs(&self, outputs: &[Vec<f64>]) -> Result<Vec<Fr>, crate::CircuitError> {
+        if outputs.len() != self.output_shapes.len() {
+            return Err(crate::CircuitError::Model(
+                zkinfer_model::ModelError::Input(format!(
+                    "{} outputs, the model has {}",
+                    outputs.len(),
+                    self.output_shapes.len()
+                )),
+            ));
+        }
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(i, xs)| {
+                let scale = (1u64 << self.scale) as f64;
+                let v: Vec<i64> = xs
+                    .iter()
+                    .map(|&x| {
+                        let q = x * scale;
+                        if q.is_finite() && q == q.round() && q.abs() < (1u64 << 62) as f64 {
+                            Ok(q as i64)
+                        } else {
+                            Err(crate::CircuitError::Model(
+                                zkinfer_model::ModelError::Input(format!(
+                                    "output value {x} is not a multiple of 2^-{}",
+                                    self.scale
+                                )),
+                            ))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                crate::commit::commit(&self.output_layout(i), &v, Fr::zero())
+            })
+            .collect()
+    }
+}
+
+fn instance_count(visibility: crate::Visibility, shapes: &[Vec<usize>]) -> usize {
+    match visibility {
+        crate::Visibility::Public => shapes.iter().map(|s| s.iter().product::<usize>()).sum(),
+        crate::Visibility::Private => 0,
+        crate::Visibility::Hashed => shapes.len(),
+    }
+}

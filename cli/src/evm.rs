@@ -136,4 +136,3 @@ fn read_hex_file(path: &Path) -> Result<Vec<u8>> {
     hex::decode(t.strip_prefix("0x").unwrap_or(t))
         .with_context(|| format!("{} is not hex bytecode", path.display()))
 }
-

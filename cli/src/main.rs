@@ -11,12 +11,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use zkinfer_circuits::artifacts::write_json;
-use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_circuits::Visibility;
 use zkinfer_prover::options::{self, ModelOptions};
 use zkinfer_prover::pipeline::{self, CompileOptions};
 use zkinfer_prover::srs;
-use zkinfer_verifier::{solidity, VerifyOptions};
+use zkinfer_verifier::VerifyOptions;
 
 mod evm;
 mod fhe;

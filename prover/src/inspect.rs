@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use zkinfer_circuits::artifacts::LAYOUT_VERSION;
+use zkinfer_circuits::artifacts::{files, in_dir, read_json, srs_note, KeysInfo, LAYOUT_VERSION};
+use zkinfer_circuits::identity::VerifierFolder;
 use zkinfer_model::QOp;
 
 use crate::error::ProverError;

@@ -4,7 +4,6 @@
 //! and keys plus SRS after setup. Every file is checked against the ones it depends on
 //! (content hashes), so a stale or foreign file is an error, not a bad proof.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,16 +13,16 @@ use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, read_json_hashed, srs_note, vk_to_bytes, write_bytes,
-    write_json, KeysInfo, KzgVerifierKey, ProofFile, Settings, SrsSource, Versioned,
-    FORMAT_VERSION, LAYOUT_VERSION,
+    files, in_dir, read_bytes, read_json, read_json_hashed, vk_to_bytes, write_bytes, write_json,
+    KeysInfo, KzgVerifierKey, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
+    LAYOUT_VERSION,
 };
 use zkinfer_circuits::field::to_hex;
-use zkinfer_circuits::identity::{self, VerifierFolder};
+use zkinfer_circuits::identity;
 use zkinfer_circuits::{plan_circuit, Fr, Io, PlanLimits, Visibility};
 use zkinfer_model::{
     float_outputs, load_onnx_bytes, measured_error, parse_calibration_json, parse_input_json,
-    quantize_samples, sha256_hex, Graph, ModelError, QGraph, QOp, QuantizeOptions,
+    quantize_samples, sha256_hex, Graph, ModelError, QGraph, QuantizeOptions,
 };
 
 use crate::error::ProverError;

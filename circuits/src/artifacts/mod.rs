@@ -266,7 +266,6 @@ impl Settings {
     }
 }
 
-
 /// Where the SRS of a setup came from, as setup recorded it (a label: a verifier checks the
 /// points themselves with `verify --srs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

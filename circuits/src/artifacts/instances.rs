@@ -13,11 +13,6 @@ impl Settings {
         instance_count(self.plan.visibility, &self.input_shapes)
     }
 
-    /// Number of public instances that stand for the outputs (values or commitments).
-    pub fn num_output_instances(&self) -> usize {
-        instance_count(self.plan.output_visibility, &self.output_shapes)
-    }
-
     /// The input commitments among the instances (hashed inputs only).
     pub fn input_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
         (self.plan.visibility == crate::Visibility::Hashed)

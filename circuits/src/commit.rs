@@ -27,6 +27,15 @@
 //! `v + 2^(w-1) ∈ [0, 2^w)` and a limb is below `2^253 < p`: the packing is injective, and
 //! with the shape in the preimage so is the whole encoding.
 //!
+//! A model's committed weights (`--weights hashed`) are one commitment over every weight
+//! tensor, in graph order, each at the activation scale with the model's weight width `w`:
+//!
+//! ```text
+//! TAG                  the ASCII bytes "zkinfer weights v1" as a big-endian integer
+//! n                    the number of weight tensors
+//! per tensor:          rank, dims[rank], scale, w, then its limbs as above
+//! ```
+//!
 //! Natively ([`commit`], [`hash`]) the same steps run on field elements; the tests hold them
 //! to the gadget, to snark-verifier's native Poseidon (the verifier crate's tests) and to an
 //! implementation in Python written from the README alone.
@@ -55,6 +64,9 @@ pub const R_P: usize = 57;
 
 /// The domain tag of activation tensors (inputs, outputs, segment boundaries).
 pub const TENSOR_TAG: &[u8] = b"zkinfer tensor v1";
+
+/// The domain tag of a model's committed weights (`--weights hashed`).
+pub const WEIGHTS_TAG: &[u8] = b"zkinfer weights v1";
 
 /// Bits a limb may fill: `2^253 < p`, so a limb never wraps the field.
 pub const LIMB_BITS: u32 = 253;
@@ -91,7 +103,14 @@ impl TensorLayout {
 
     /// Field elements of the preimage before the salt (tag, rank, dims, scale, width).
     fn header(&self) -> Vec<Fr> {
-        let mut h = vec![tag(TENSOR_TAG), Fr::from(self.shape.len() as u64)];
+        let mut h = vec![tag(TENSOR_TAG)];
+        h.extend(self.description());
+        h
+    }
+
+    /// Rank, dims, scale and width: what the preimage says of the tensor besides its values.
+    fn description(&self) -> Vec<Fr> {
+        let mut h = vec![Fr::from(self.shape.len() as u64)];
         h.extend(self.shape.iter().map(|&d| Fr::from(d as u64)));
         h.extend([Fr::from(self.scale as u64), Fr::from(self.slot_bits as u64)]);
         h
@@ -151,23 +170,56 @@ pub fn commit_cells(
     values: &[AssignedValue<Fr>],
     salt: AssignedValue<Fr>,
 ) -> AssignedValue<Fr> {
-    debug_assert_eq!(values.len(), layout.len());
-    let w = layout.slot_bits;
     let mut preimage: Vec<AssignedValue<Fr>> = layout
         .header()
         .into_iter()
         .map(|h| ctx.load_constant(h))
         .collect();
     preimage.push(salt);
-    for chunk in values.chunks(layout.per_limb()) {
-        let weights: Vec<Fr> = (0..chunk.len()).map(|j| pow2(w * j as u32)).collect();
-        let offset: Fr = weights.iter().map(|&c| c * pow2(w - 1)).sum();
-        let sum = gate.inner_product(
-            ctx,
-            chunk.iter().map(|&c| Existing(c)),
-            weights.into_iter().map(Constant),
-        );
-        preimage.push(gate.add(ctx, sum, Constant(offset)));
+    preimage.extend(pack_cells(ctx, gate, layout, values));
+    sponge(ctx, gate, &preimage)
+}
+
+/// The limbs of `values` (each already range-checked to `layout.slot_bits` signed bits).
+fn pack_cells(
+    ctx: &mut Context<Fr>,
+    gate: &GateChip<Fr>,
+    layout: &TensorLayout,
+    values: &[AssignedValue<Fr>],
+) -> Vec<AssignedValue<Fr>> {
+    debug_assert_eq!(values.len(), layout.len());
+    let w = layout.slot_bits;
+    values
+        .chunks(layout.per_limb())
+        .map(|chunk| {
+            let weights: Vec<Fr> = (0..chunk.len()).map(|j| pow2(w * j as u32)).collect();
+            let offset: Fr = weights.iter().map(|&c| c * pow2(w - 1)).sum();
+            let sum = gate.inner_product(
+                ctx,
+                chunk.iter().map(|&c| Existing(c)),
+                weights.into_iter().map(Constant),
+            );
+            gate.add(ctx, sum, Constant(offset))
+        })
+        .collect()
+}
+
+/// Commits to a model's weight tensors (cells, each range-checked to its layout's slot):
+/// the preimage of [`weights_preimage`]. Returns the commitment cell.
+pub fn commit_weight_cells(
+    ctx: &mut Context<Fr>,
+    gate: &GateChip<Fr>,
+    tensors: &[(TensorLayout, Vec<AssignedValue<Fr>>)],
+) -> AssignedValue<Fr> {
+    let mut preimage = vec![
+        ctx.load_constant(tag(WEIGHTS_TAG)),
+        ctx.load_constant(Fr::from(tensors.len() as u64)),
+    ];
+    for (layout, cells) in tensors {
+        for h in layout.description() {
+            preimage.push(ctx.load_constant(h));
+        }
+        preimage.extend(pack_cells(ctx, gate, layout, cells));
     }
     sponge(ctx, gate, &preimage)
 }
@@ -288,20 +340,43 @@ fn pow2(bits: u32) -> Fr {
 
 /// The preimage of `values` (checked against `layout`) with `salt`, as field elements.
 pub fn preimage(layout: &TensorLayout, values: &[i64], salt: Fr) -> Result<Vec<Fr>, CircuitError> {
-    layout.check(values)?;
-    let w = layout.slot_bits;
     let mut out = layout.header();
     out.push(salt);
-    for chunk in values.chunks(layout.per_limb()) {
-        out.push(
+    out.extend(pack(layout, values)?);
+    Ok(out)
+}
+
+/// The limbs of `values`, checked against `layout`.
+fn pack(layout: &TensorLayout, values: &[i64]) -> Result<Vec<Fr>, CircuitError> {
+    layout.check(values)?;
+    let w = layout.slot_bits;
+    Ok(values
+        .chunks(layout.per_limb())
+        .map(|chunk| {
             chunk
                 .iter()
                 .enumerate()
                 .map(|(j, &v)| (fr(v as i128) + pow2(w - 1)) * pow2(w * j as u32))
-                .sum(),
-        );
+                .sum()
+        })
+        .collect())
+}
+
+/// The preimage of a model's weights: the weights tag, the number of tensors, then per
+/// tensor its rank, dims, scale and slot width followed by its limbs (no salt: a model's
+/// commitment is one fixed value, registered once).
+pub fn weights_preimage(tensors: &[(TensorLayout, &[i64])]) -> Result<Vec<Fr>, CircuitError> {
+    let mut out = vec![tag(WEIGHTS_TAG), Fr::from(tensors.len() as u64)];
+    for (layout, values) in tensors {
+        out.extend(layout.description());
+        out.extend(pack(layout, values)?);
     }
     Ok(out)
+}
+
+/// The commitment to a model's weight tensors, computed natively.
+pub fn commit_weights(tensors: &[(TensorLayout, &[i64])]) -> Result<Fr, CircuitError> {
+    Ok(hash(&weights_preimage(tensors)?))
 }
 
 /// The commitment to a tensor of integers, computed natively: the sponge of [`sponge`] on

@@ -10,10 +10,13 @@
 //! uint32   circuit layout version (2)
 //! bytes32  sha256 of the ONNX file          bytes32  sha256 of qgraph.json
 //! uint32   scale    uint32 act_bits
-//! uint8    visibility: inputs 0 public, 1 private, 2 hashed; plus 4 when outputs are hashed
-//! (only when a tensor is hashed: the hash layout)
+//! uint8    visibility: inputs 0 public, 1 private, 2 hashed; plus 4 when outputs are hashed,
+//!          plus 8 when the weights are
+//! (only when a tensor or the weights are hashed: the hash layout)
 //! uint32   hash layout version (1), uint32 T (3), rate (2), full rounds (8), partial rounds (57)
 //! uint32   number of input slot widths, then each; the same for outputs
+//! (only when the weights are hashed)
+//! uint32   weight_bits           bytes32  the weight commitment
 //! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
 //! uint32   number of outputs, then the same per output
 //! uint32   number of public instances
@@ -37,6 +40,7 @@ use std::path::Path;
 use halo2_base::halo2_proofs::halo2curves::bn256::G1Affine;
 use halo2_base::halo2_proofs::plonk::VerifyingKey;
 use sha2::{Digest, Sha256};
+use zkinfer_model::Weights;
 
 use crate::artifacts::{
     files, in_dir, read_bytes, read_json, vk_from_bytes, ArtifactError, KzgVerifierKey, Settings,
@@ -112,15 +116,9 @@ pub fn preimage(
         Visibility::Private => 1,
         Visibility::Hashed => 2,
     };
-    out.push(
-        input
-            | if io.output == Visibility::Hashed {
-                4
-            } else {
-                0
-            },
-    );
-    if io.hashes() {
+    let weights = settings.weights == Weights::Hashed;
+    out.push(input | (io.output == Visibility::Hashed) as u8 * 4 | weights as u8 * 8);
+    if io.hashes() || weights {
         for v in [
             commit::HASH_LAYOUT_VERSION as usize,
             commit::T,
@@ -130,6 +128,17 @@ pub fn preimage(
         ] {
             u32_be(&mut out, v)?;
         }
+        for widths in [&settings.input_slot_bits, &settings.output_slot_bits] {
+            u32_be(&mut out, widths.len())?;
+            for &w in widths.iter() {
+                u32_be(&mut out, w as usize)?;
+            }
+        }
+    }
+    if weights {
+        u32_be(&mut out, settings.weight_bits as usize)?;
+        let c = settings.weight_commitment.as_deref().unwrap_or_default();
+        out.extend(hex32(files::SETTINGS, "weight_commitment", c)?);
     }
     shapes(&mut out, &settings.input_shapes)?;
     shapes(&mut out, &settings.output_shapes)?;

@@ -8,15 +8,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use zkinfer_circuits::artifacts::write_json;
-use zkinfer_circuits::Visibility;
-use zkinfer_prover::options::{self, ModelOptions};
-use zkinfer_prover::pipeline::{self, CompileOptions};
+use zkinfer_prover::pipeline;
 use zkinfer_prover::srs;
 use zkinfer_verifier::VerifyOptions;
 
+mod compile;
 mod evm;
 mod fhe;
 #[cfg(feature = "gpu")]
@@ -48,7 +47,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
-        opts: CompileArgs,
+        opts: compile::CompileArgs,
         #[command(flatten)]
         fhe_opts: fhe::FheCompileArgs,
     },
@@ -199,118 +198,6 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-/// Compile options; defaults live in `QuantizeOptions` and `PlanLimits`.
-#[derive(Args)]
-struct CompileArgs {
-    /// Whether the model's inputs are public instances, private, or private with one public
-    /// Poseidon commitment per input (hashed).
-    #[arg(long, value_enum, default_value_t = InputVisibility::Public)]
-    input_visibility: InputVisibility,
-    /// Whether the outputs are public instances or one public Poseidon commitment per output
-    /// (hashed; the proof file still carries their values, which verify hashes).
-    #[arg(long, value_enum, default_value_t = OutputVisibility::Public)]
-    output_visibility: OutputVisibility,
-    /// Activation scale: values are fixed point with this many fractional bits.
-    #[arg(long)]
-    scale: Option<u32>,
-    /// Fractional bits of non-integer coefficients (relative to the largest one).
-    #[arg(long)]
-    param_scale: Option<u32>,
-    /// Signed bits of range above the calibration maximum.
-    #[arg(long)]
-    range_headroom_bits: Option<u32>,
-    /// Largest proof, in bytes: the circuit shape that proves fastest within it is chosen.
-    /// More bytes allow more columns, hence fewer rows and faster proofs. Default: 3072
-    /// (EZKL's usual proof), raised by 1024-byte steps up to 5120 for circuits of 2^18 rows
-    /// or more where each step at least halves the estimated proving work (or where the
-    /// circuit would not fit in memory otherwise).
-    /// A budget given here is kept.
-    #[arg(long)]
-    max_proof_bytes: Option<usize>,
-    /// Use exactly 2^K rows instead of choosing (the proof-size limit still applies).
-    #[arg(long, value_name = "K")]
-    logrows: Option<u32>,
-    /// What the chosen circuit shape makes least: proving time (more columns, smaller k) or
-    /// the Solidity verifier's gas (fewest columns, larger k) for proofs checked on chain.
-    #[arg(long, value_enum, default_value_t = Optimize::ProveTime)]
-    optimize: Optimize,
-    /// Multiply every product out instead of checking products that share a factor by
-    /// Freivalds' algorithm (for comparison; the planner already picks the faster shape).
-    #[arg(long)]
-    no_freivalds: bool,
-    /// Refuse a circuit whose proving would need more than this many GiB of memory (estimated;
-    /// default: this machine's memory). Raise it to compile for a larger prover machine.
-    #[arg(long, value_name = "GIB")]
-    max_prove_memory: Option<f64>,
-    /// accuracy: the given scales (default 16 bits); resources: the fewest scale bits (up to
-    /// --scale) whose error on the calibration samples stays within --max-error, for
-    /// narrower range checks and often a smaller k. `inspect` shows the scales and error.
-    #[arg(long, value_enum, default_value_t = CompileTarget::Accuracy)]
-    target: CompileTarget,
-    /// The largest relative error (max |fixed − float| / max |float| on the calibration
-    /// samples) --target resources may reach.
-    #[arg(long, value_name = "REL", default_value_t = options::DEFAULT_MAX_ERROR)]
-    max_error: f64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CompileTarget {
-    Accuracy,
-    Resources,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum InputVisibility {
-    Public,
-    Private,
-    Hashed,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OutputVisibility {
-    Public,
-    Hashed,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Optimize {
-    ProveTime,
-    EvmGas,
-}
-
-impl CompileArgs {
-    fn options(&self) -> CompileOptions {
-        ModelOptions {
-            input_visibility: Some(match self.input_visibility {
-                InputVisibility::Public => Visibility::Public,
-                InputVisibility::Private => Visibility::Private,
-                InputVisibility::Hashed => Visibility::Hashed,
-            }),
-            output_visibility: Some(match self.output_visibility {
-                OutputVisibility::Public => Visibility::Public,
-                OutputVisibility::Hashed => Visibility::Hashed,
-            }),
-            scale: self.scale,
-            param_scale: self.param_scale,
-            range_headroom_bits: self.range_headroom_bits,
-            max_proof_bytes: self.max_proof_bytes,
-            logrows: self.logrows,
-            optimize: Some(match self.optimize {
-                Optimize::ProveTime => options::Optimize::ProveTime,
-                Optimize::EvmGas => options::Optimize::EvmGas,
-            }),
-            freivalds: self.no_freivalds.then_some(false),
-            max_prove_memory_gib: self.max_prove_memory,
-            target: Some(match self.target {
-                CompileTarget::Accuracy => options::Target::Accuracy,
-                CompileTarget::Resources => options::Target::Resources,
-            }),
-            max_error: Some(self.max_error),
-        }
-        .compile_options()
-    }
 }
 
 /// Runs `f` under a spinner on stderr (hidden when stderr is not a terminal).

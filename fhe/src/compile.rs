@@ -270,6 +270,7 @@ fn check_ops(graph: &Graph) -> Result<()> {
             Op::Bilinear { .. } => "a product of two encrypted values is not supported",
             Op::Sqrt | Op::Divide { .. } => "square roots and divisions of encrypted values are not supported",
             Op::Gather { .. } => "indexing by an encrypted value is not supported",
+            Op::Param { .. } => "committed weights are for proofs: the FHE path reads a model's weights as constants",
         };
         return Err(FheError::Unsupported {
             node: node.name.clone(),

@@ -26,6 +26,28 @@ pub enum Src<C> {
     Const(C),
 }
 
+/// How a model's weights enter the circuit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    /// Constants of the circuit: the verifying key pins them (one verifier per training).
+    #[default]
+    Fixed,
+    /// Private witnesses pinned by one public commitment ([`Op::Param`] nodes): one verifier
+    /// per architecture, the weights secret.
+    Hashed,
+}
+
+impl Weights {
+    /// The lowercase name, as options and files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Weights::Fixed => "fixed",
+            Weights::Hashed => "hashed",
+        }
+    }
+}
+
 /// Max or min.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExtremumKind {
@@ -42,6 +64,12 @@ pub enum Op {
     Input {
         /// Position among the graph inputs.
         index: usize,
+    },
+    /// A committed weight tensor (`--weights hashed`): the model's values, a private witness
+    /// of the circuit pinned by the weight commitment instead of constants of the circuit.
+    Param {
+        /// The values, row-major.
+        values: Vec<f32>,
     },
     /// `out[o] = bias[o] + Σ coeff · in[slot][idx]` over row `o`'s terms.
     Linear {
@@ -174,6 +202,7 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Input { .. } => "Input",
+            Op::Param { .. } => "Param",
             Op::Linear { .. } => "Linear",
             Op::Bilinear { .. } => "Bilinear",
             Op::Extremum {
@@ -243,6 +272,7 @@ impl Graph {
             };
             let out = match &node.op {
                 Op::Input { index } => inputs[*index].clone(),
+                Op::Param { values } => values.iter().map(|&v| v as f64).collect(),
                 Op::Linear { terms, bias } => terms
                     .iter()
                     .zip(bias)

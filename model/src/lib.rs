@@ -16,8 +16,10 @@ mod quantize;
 mod sparse;
 
 pub use error::ModelError;
-pub use graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn};
-pub use import::{load_onnx, load_onnx_bytes, MAX_CONSTANT_ELEMENTS};
+pub use graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn, Weights};
+pub use import::{
+    load_onnx, load_onnx_bytes, load_onnx_bytes_with, load_onnx_with, MAX_CONSTANT_ELEMENTS,
+};
 pub use input::{parse_calibration_json, parse_input_json, InputData};
 pub use qgraph::{
     dequantize, divide, isqrt_scaled, quantize_input, LookupTable, QGraph, QNode, QOp, Trace,

@@ -15,6 +15,12 @@ pub enum QOp {
         /// Position among graph inputs.
         index: usize,
     },
+    /// A committed weight tensor at the activation scale: private witnesses range-checked to
+    /// the graph's `weight_bits` and pinned by the weight commitment, not by the key.
+    Param {
+        /// The quantized values, row-major.
+        values: Vec<i64>,
+    },
     /// `floor((bias + Σ coeff · x) / 2^shift)`; range-checked when `shift > 0`.
     /// The bias already holds the rounding half `2^(shift-1)`.
     Linear {
@@ -165,7 +171,10 @@ impl QOp {
             | QOp::Divide { .. }
             | QOp::Sqrt { .. } => true,
             QOp::Linear { shift, .. } => *shift > 0,
-            QOp::Extremum { .. } | QOp::Remap { .. } | QOp::Gather { .. } => false,
+            // A Param is checked to the weight bits, not the activation bits.
+            QOp::Param { .. } | QOp::Extremum { .. } | QOp::Remap { .. } | QOp::Gather { .. } => {
+                false
+            }
         }
     }
 }
@@ -214,6 +223,13 @@ pub struct QGraph {
     pub param_scale: u32,
     /// Signed bits of every range-checked value: `-2^(bits-1) <= v < 2^(bits-1)`.
     pub act_bits: u32,
+    /// Signed bits of every [`QOp::Param`] value (0: the weights are constants).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_bits: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// Every node's integer values from one evaluation.
@@ -385,6 +401,7 @@ impl QGraph {
                     }
                     x.iter().map(|&v| v as i128).collect()
                 }
+                QOp::Param { values } => values.iter().map(|&v| v as i128).collect(),
                 QOp::Linear { terms, bias, shift } => terms
                     .iter()
                     .zip(bias)
@@ -508,6 +525,35 @@ impl QGraph {
             .iter()
             .map(|&o| trace.values[o].clone())
             .collect()
+    }
+
+    /// The committed weight tensors ([`QOp::Param`] nodes), in node order: `(node, values)`.
+    pub fn params(&self) -> Vec<(usize, &[i64])> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| match &n.op {
+                QOp::Param { values } => Some((id, values.as_slice())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The graph with every committed weight set to 0: what two trainings of one
+    /// architecture share.
+    pub fn architecture(&self) -> QGraph {
+        let mut a = self.clone();
+        for n in &mut a.nodes {
+            if let QOp::Param { values } = &mut n.op {
+                values.iter_mut().for_each(|v| *v = 0);
+            }
+        }
+        a
+    }
+
+    /// Whether the weights are committed witnesses rather than constants of the circuit.
+    pub fn hashes_weights(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n.op, QOp::Param { .. }))
     }
 
     /// Total number of coefficient terms (a size measure for `inspect` and limits).

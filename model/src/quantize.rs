@@ -21,6 +21,15 @@ pub struct QuantizeOptions {
     pub param_scale: u32,
     /// Extra signed bits above the calibration maximum for range-checked values.
     pub range_headroom_bits: u32,
+    /// The activation width to use instead of calibration's (`compile --like`: a sibling's
+    /// circuit, so two trainings of one architecture get one verifying key); calibration
+    /// must fit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_bits: Option<u32>,
+    /// The width of committed weights to use instead of the widest weight's (`--like`);
+    /// every weight must fit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_bits: Option<u32>,
 }
 
 impl Default for QuantizeOptions {
@@ -29,6 +38,8 @@ impl Default for QuantizeOptions {
             scale: 16,
             param_scale: 16,
             range_headroom_bits: 3,
+            act_bits: None,
+            weight_bits: None,
         }
     }
 }
@@ -81,6 +92,14 @@ pub fn quantize_samples(
         };
         let op = match &node.op {
             Op::Input { index } => QOp::Input { index: *index },
+            // Committed weights keep the activation scale, so products with them rescale as
+            // any product of two activations does, and nothing depends on their values.
+            Op::Param { values } => QOp::Param {
+                values: values
+                    .iter()
+                    .map(|&v| to_fixed(v as f64 * unit, &node.name))
+                    .collect::<Result<_>>()?,
+            },
             Op::Linear { terms, bias } => {
                 let coeff_scale =
                     coeff_scale(terms.entries().iter().map(|t| t.2), opts.param_scale);
@@ -152,12 +171,22 @@ pub fn quantize_samples(
         });
     }
     let needed = 64 - (max_abs.ceil() as u64).leading_zeros() + 1;
-    let act_bits = (needed + opts.range_headroom_bits).max(s + 2);
+    let calibrated = (needed + opts.range_headroom_bits).max(s + 2);
+    let act_bits = match opts.act_bits {
+        Some(given) if given < calibrated => {
+            return Err(ModelError::Input(format!(
+                "calibration needs {calibrated}-bit activations; the circuit to match has {given}"
+            )))
+        }
+        Some(given) => given,
+        None => calibrated,
+    };
     if act_bits > MAX_ACT_BITS {
         return Err(ModelError::TooLarge(format!(
             "calibrated activations need {act_bits} bits (limit {MAX_ACT_BITS}); lower --scale"
         )));
     }
+    let weight_bits = weight_bits(&nodes, opts.weight_bits)?;
     let mut q = QGraph {
         nodes,
         inputs: graph.inputs.clone(),
@@ -165,6 +194,7 @@ pub fn quantize_samples(
         scale: s,
         param_scale: opts.param_scale,
         act_bits,
+        weight_bits,
     };
     for node in &mut q.nodes {
         if let QOp::Lookup { func, table } = &mut node.op {
@@ -174,6 +204,32 @@ pub fn quantize_samples(
     }
     compute_bounds(&mut q)?;
     Ok(q)
+}
+
+/// The signed width of the committed weights: the widest one's (at least 2 bits), or
+/// `given` when every weight fits it; 0 without [`QOp::Param`] nodes.
+fn weight_bits(nodes: &[QNode], given: Option<u32>) -> Result<u32> {
+    let mut widest: Option<(u128, &str)> = None;
+    for n in nodes {
+        if let QOp::Param { values } = &n.op {
+            let m = values.iter().map(|v| v.unsigned_abs() as u128).max().unwrap_or(0);
+            if widest.is_none_or(|(w, _)| m > w) {
+                widest = Some((m, &n.name));
+            }
+        }
+    }
+    let Some((max, name)) = widest else {
+        return Ok(0);
+    };
+    let needed = (129 - max.leading_zeros()).max(2);
+    match given {
+        Some(g) if g < needed => Err(ModelError::Input(format!(
+            "weight \"{name}\" needs {needed} signed bits; the circuit to match has {g}"
+        ))),
+        Some(g) if g > 62 => Err(ModelError::TooLarge(format!("{g}-bit weights (limit 62)"))),
+        Some(g) => Ok(g),
+        None => Ok(needed),
+    }
 }
 
 /// The exact table of one Gather column: indices `−V … V−1` (ONNX's negative indices count
@@ -430,6 +486,7 @@ fn compute_bounds(q: &mut QGraph) -> Result<()> {
                 Src::Const(c) => c.unsigned_abs() as u128,
             };
             match &node.op {
+                QOp::Param { .. } => (1u128 << (q.weight_bits - 1)) - 1,
                 op if op.is_range_checked() => checked,
                 QOp::Linear { terms, bias, .. } => terms
                     .iter()

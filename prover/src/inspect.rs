@@ -59,6 +59,15 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             slots.join(", ")
         );
     }
+    if let Some(c) = &s.weight_commitment {
+        let count: usize = folder.q.params().iter().map(|(_, v)| v.len()).sum();
+        let _ = writeln!(
+            out,
+            "weights          hashed: {count} values in {} tensors, {} signed bits each, commitment {c}",
+            folder.q.params().len(),
+            s.weight_bits
+        );
+    }
     if let Some(e) = s.expected_error {
         let _ = writeln!(
             out,
@@ -159,6 +168,7 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     for (i, n) in folder.q.nodes.iter().enumerate() {
         let (op, terms, shift) = match &n.op {
             QOp::Input { .. } => ("Input", 0, 0),
+            QOp::Param { .. } => ("Param", 0, 0),
             QOp::Linear { terms, shift, .. } => ("Linear", terms.total(), *shift),
             QOp::Bilinear { pairs, shift } => ("Bilinear", pairs.total(), *shift),
             QOp::Extremum { candidates, kind } => (

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::{Io, Objective, PlanLimits, Visibility};
-use zkinfer_model::QuantizeOptions;
+use zkinfer_model::{QuantizeOptions, Weights};
 
 use crate::pipeline::CompileOptions;
 
@@ -47,6 +47,10 @@ pub struct ModelOptions {
         deserialize_with = "output_visibility"
     )]
     pub output_visibility: Option<Visibility>,
+    /// `fixed` (default: constants of the circuit) or `hashed` (private witnesses under one
+    /// public commitment: one verifier per architecture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Weights>,
     /// Fractional bits of activations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
@@ -104,6 +108,8 @@ impl ModelOptions {
                 scale: self.scale.unwrap_or(d.scale),
                 param_scale: self.param_scale.unwrap_or(d.param_scale),
                 range_headroom_bits: self.range_headroom_bits.unwrap_or(d.range_headroom_bits),
+                act_bits: None,
+                weight_bits: None,
             },
             io: Io {
                 input: self.input_visibility.unwrap_or(Visibility::Public),
@@ -130,6 +136,8 @@ impl ModelOptions {
             },
             resources: (self.target == Some(Target::Resources))
                 .then(|| self.max_error.unwrap_or(DEFAULT_MAX_ERROR)),
+            weights: self.weights.unwrap_or_default(),
+            like: None,
         }
     }
 }

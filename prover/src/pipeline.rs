@@ -17,12 +17,13 @@ use zkinfer_circuits::artifacts::{
     KeysInfo, KzgVerifierKey, ProofFile, Settings, SrsSource, Versioned, FORMAT_VERSION,
     LAYOUT_VERSION,
 };
+use zkinfer_circuits::commit::commitment_hex;
 use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity;
 use zkinfer_circuits::{plan_circuit, Fr, Io, PlanLimits, Visibility};
 use zkinfer_model::{
-    float_outputs, load_onnx_bytes, measured_error, parse_calibration_json, parse_input_json,
-    quantize_samples, sha256_hex, Graph, ModelError, QGraph, QuantizeOptions,
+    float_outputs, load_onnx_bytes_with, measured_error, parse_calibration_json, parse_input_json,
+    quantize_samples, sha256_hex, Graph, ModelError, QGraph, QuantizeOptions, Weights,
 };
 
 use crate::error::ProverError;
@@ -41,6 +42,12 @@ pub struct CompileOptions {
     /// `--target resources`: the fewest scale bits whose measured error on the calibration
     /// samples is at most this (relative); `None` keeps the given scales (`--target accuracy`).
     pub resources: Option<f64>,
+    /// Whether the weights are constants of the circuit or committed witnesses.
+    pub weights: Weights,
+    /// `--like DIR`: a sibling model's folder (same architecture, other weights) whose
+    /// circuit to reproduce exactly: its quantization, widths, visibilities and plan, so
+    /// both get one verifying key. Overrides `quantize`, `io`, `weights` and `resources`.
+    pub like: Option<std::path::PathBuf>,
 }
 
 /// Activation scales `--target resources` tries, fewest bits first.
@@ -152,12 +159,24 @@ pub fn compile(
     opts: &CompileOptions,
 ) -> Result<Settings, ProverError> {
     let t = Instant::now();
+    let like = match &opts.like {
+        Some(dir) => Some(open(dir)?.settings),
+        None => None,
+    };
+    let opts = &match &like {
+        Some(sibling) => like_options(sibling, opts),
+        None => opts.clone(),
+    };
     let bytes = read_file(model)?;
-    let graph = load_onnx_bytes(&bytes)?;
+    let graph = load_onnx_bytes_with(&bytes, opts.weights)?;
     let text = String::from_utf8(read_file(calibration)?)
         .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", calibration.display())))?;
     let samples = parse_calibration_json(&text)?;
     let (q, expected_error) = quantize_for_target(&graph, &samples, opts)?;
+    let architecture_sha256 = (opts.weights == Weights::Hashed)
+        .then(|| serde_json::to_vec_pretty(&q.architecture()).map(|b| sha256_hex(&b)))
+        .transpose()
+        .map_err(|e| ProverError::Folder(format!("cannot encode the graph: {e}")))?;
     // The first sample lays the circuit out (shapes and break points do not depend on values).
     let qcal = q.quantize_input(&samples[0])?;
     info!(
@@ -172,7 +191,25 @@ pub fn compile(
         ));
     }
     let t = Instant::now();
-    let plan = plan_circuit(&q, &qcal, opts.io, opts.limits)?;
+    let plan = match &like {
+        // One architecture lays out alike whatever its weights: the sibling's plan fits.
+        Some(sibling)
+            if sibling.weights == Weights::Hashed
+                && sibling.architecture_sha256 == architecture_sha256 =>
+        {
+            sibling.plan.clone()
+        }
+        Some(_) => {
+            return Err(ProverError::Folder(format!(
+                "{} is not the architecture of the model in {}: its quantized graph differs \
+                 beyond the committed weights (compile --like needs --weights hashed in the \
+                 sibling and the same layers, shapes and options)",
+                model.display(),
+                opts.like.as_deref().unwrap_or(Path::new("")).display()
+            )))
+        }
+        None => plan_circuit(&q, &qcal, opts.io, opts.limits)?,
+    };
     info!(
         k = plan.k,
         advice_columns = plan.params.base.num_advice_per_phase[0],
@@ -219,11 +256,31 @@ pub fn compile(
         output_shapes: q.output_shapes(),
         input_slot_bits: slot_bits(&q, &q.inputs, plan.visibility)?,
         output_slot_bits: slot_bits(&q, &q.outputs, plan.output_visibility)?,
+        weights: opts.weights,
+        weight_bits: q.weight_bits,
+        weight_commitment: zkinfer_circuits::weight_commitment(&q)?.map(|c| commitment_hex(&c)),
+        architecture_sha256,
         plan,
         layout_version: LAYOUT_VERSION,
     };
     write_json(&in_dir(out, files::SETTINGS), &settings)?;
     Ok(settings)
+}
+
+/// The options that reproduce `sibling`'s circuit (see [`CompileOptions::like`]).
+fn like_options(sibling: &Settings, opts: &CompileOptions) -> CompileOptions {
+    CompileOptions {
+        quantize: QuantizeOptions {
+            act_bits: Some(sibling.act_bits),
+            weight_bits: Some(sibling.weight_bits),
+            ..sibling.quantize.clone()
+        },
+        io: sibling.plan.io(),
+        limits: opts.limits,
+        resources: None,
+        weights: sibling.weights,
+        like: opts.like.clone(),
+    }
 }
 
 /// The commitment slot widths of `nodes` when `visibility` hashes them (else none).

@@ -82,6 +82,16 @@ pub enum VerifyError {
     /// The `inputs` or `outputs` in the proof file are not what the proven instances say.
     #[error("the {0} in the proof file do not match its proven public instances")]
     ValuesMismatch(&'static str),
+    /// The proof was made with other weights than the model's (same architecture).
+    #[error(
+        "the proof was made with other weights: it commits to {proven}, this model's weights to {model}"
+    )]
+    OtherWeights {
+        /// The weight commitment among the proof's instances.
+        proven: String,
+        /// The model's (`settings.json`'s `weight_commitment`).
+        model: String,
+    },
     /// The cryptographic check failed.
     #[error("invalid proof: the verifier rejected it for these public instances")]
     Invalid,
@@ -153,7 +163,9 @@ impl<T: TranscriptRead<G1Affine, Challenge>> TranscriptRead<G1Affine, Challenge>
 }
 
 /// The native verdict on a Solidity verifier's calldata (the public values as 32-byte
-/// big-endian words, then the proof): what the EVM must agree with on any bytes.
+/// big-endian words, then the proof): what the EVM must agree with on any bytes. Like the
+/// Solidity verifier, it accepts any weight commitment (one verifier serves every training of
+/// an architecture): the registry holds which commitment a model id stands for.
 pub fn verify_calldata(folder: &VerifierFolder, data: &[u8]) -> Result<(), VerifyError> {
     let n = folder.settings.plan.num_instances;
     if data.len() < 32 * n {
@@ -244,6 +256,9 @@ pub struct Commitments {
     pub inputs: Vec<String>,
     /// One per output, when outputs are hashed.
     pub outputs: Vec<String>,
+    /// The weights', when they are hashed (checked against the model's before a proof is
+    /// accepted).
+    pub weights: Option<String>,
 }
 
 impl Commitments {
@@ -253,7 +268,30 @@ impl Commitments {
         Self {
             inputs: hex(settings.input_commitments(instances)),
             outputs: hex(settings.output_commitments(instances)),
+            weights: settings
+                .proven_weight_commitment(instances)
+                .map(|c| commitment_hex(&c)),
         }
+    }
+}
+
+/// With hashed weights, the proof's weight commitment must be the model's: the verifying key
+/// is the architecture's, shared by every training of it, so only this instance says which
+/// weights were used.
+fn check_weights(
+    settings: &zkinfer_circuits::artifacts::Settings,
+    instances: &[Fr],
+) -> Result<(), VerifyError> {
+    let Some(proven) = settings.proven_weight_commitment(instances) else {
+        return Ok(());
+    };
+    let proven = commitment_hex(&proven);
+    match settings.weight_commitment.as_deref() {
+        Some(model) if model == proven => Ok(()),
+        model => Err(VerifyError::OtherWeights {
+            proven,
+            model: model.unwrap_or("none").to_string(),
+        }),
     }
 }
 
@@ -343,6 +381,7 @@ pub fn verify_file(
     if let Some(path) = opts.input {
         check_input(path, &folder, &instances, opts.salt)?;
     }
+    check_weights(settings, &instances)?;
     verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, &bytes)?;
     Ok(Verified {
         commitments: Commitments::of(settings, &instances),
@@ -459,6 +498,7 @@ pub fn verify_values(
         Some(claimed) => Some(proven_outputs(folder, &instances, claimed)?),
         None => folder.settings.outputs_from_instances(&instances),
     };
+    check_weights(&folder.settings, &instances)?;
     verify_proof_bytes(&folder.kzg.params(), &folder.vk, &instances, &bytes)?;
     if outputs.is_none() && folder.settings.plan.output_visibility != Visibility::Hashed {
         return Err(VerifyError::ValuesMismatch("outputs"));

@@ -28,6 +28,13 @@ impl Settings {
             .flatten()
     }
 
+    /// The weight commitment among the instances (hashed weights only): the last one.
+    pub fn proven_weight_commitment(&self, instances: &[Fr]) -> Option<Fr> {
+        (self.weights == zkinfer_model::Weights::Hashed)
+            .then(|| instances.last().copied())
+            .flatten()
+    }
+
     /// The commitment layout of input `i`.
     pub fn input_layout(&self, i: usize) -> crate::commit::TensorLayout {
         self.layout(&self.input_shapes[i], self.input_slot_bits.get(i))

@@ -13,7 +13,7 @@ use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use halo2_base::halo2_proofs::SerdeFormat;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use zkinfer_model::QuantizeOptions;
+use zkinfer_model::{QuantizeOptions, Weights};
 
 use crate::circuit::ModelCircuit;
 use crate::plan::CircuitPlan;
@@ -177,12 +177,35 @@ pub struct Settings {
     /// Slot width (bits) of each output's commitment, when outputs are hashed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_slot_bits: Vec<u32>,
+    /// `hashed` when the weights are private witnesses under one public commitment, the last
+    /// public instance (absent: `fixed`, constants of the circuit).
+    #[serde(default, skip_serializing_if = "is_fixed")]
+    pub weights: Weights,
+    /// Signed bits of each committed weight (its range check and commitment slot).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_bits: u32,
+    /// The weight commitment a proof of this model must carry (64 lowercase hex digits,
+    /// big-endian), when the weights are hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_commitment: Option<String>,
+    /// sha256 of `qgraph.json` with every committed weight set to 0: equal for two trainings
+    /// of one architecture (what `compile --like` matches), when the weights are hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture_sha256: Option<String>,
     /// Circuit shape.
     pub plan: CircuitPlan,
     /// The [`LAYOUT_VERSION`] of the zkinfer that compiled it (0: before it was recorded,
     /// i.e. layout 1 or earlier).
     #[serde(default)]
     pub layout_version: u32,
+}
+
+fn is_fixed(w: &Weights) -> bool {
+    *w == Weights::Fixed
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Versioned for Settings {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zkinfer_model::{QGraph, QOp};
 
 use crate::chips::{signed_bits_for, Elem, QuantChip};
-use crate::commit::{commit_cells, TensorLayout};
+use crate::commit::{commit_cells, commit_weight_cells, commit_weights, TensorLayout};
 use crate::error::CircuitError;
 use crate::field::fr;
 
@@ -88,9 +88,32 @@ pub fn tensor_layout(q: &QGraph, node: usize) -> Result<TensorLayout, CircuitErr
     })
 }
 
+/// The layout of weight tensor `node` ([`QOp::Param`]) in the weight commitment.
+pub fn weight_layout(q: &QGraph, node: usize) -> TensorLayout {
+    TensorLayout {
+        shape: q.nodes[node].shape.clone(),
+        scale: q.scale,
+        slot_bits: q.weight_bits,
+    }
+}
+
+/// The commitment to `q`'s weights, computed natively (`None`: its weights are constants).
+pub fn weight_commitment(q: &QGraph) -> Result<Option<Fr>, CircuitError> {
+    let params = q.params();
+    if params.is_empty() {
+        return Ok(None);
+    }
+    let tensors: Vec<(TensorLayout, &[i64])> = params
+        .iter()
+        .map(|&(n, values)| (weight_layout(q, n), values))
+        .collect();
+    commit_weights(&tensors).map(Some)
+}
+
 /// The public instance cells of a laid-out graph: per input, its values, nothing or its
 /// commitment (every input salted with `salt`, a private witness); then per output, its
-/// values or its commitment. `vals` holds every node's elements.
+/// values or its commitment; last, with committed weights, their commitment. `vals` holds
+/// every node's elements.
 pub(super) fn expose(
     ctx: &mut Context<Fr>,
     chip: &QuantChip,
@@ -159,6 +182,24 @@ pub(super) fn expose(
                 ))
             }
         }
+    }
+    let params = q.params();
+    if !params.is_empty() {
+        let tensors = params
+            .iter()
+            .map(|&(n, _)| {
+                let cells = vals[n]
+                    .iter()
+                    .map(|e| match e {
+                        // Range-checked to the weight width where loaded: the slot.
+                        Elem::Cell(c) => Ok(*c),
+                        Elem::Const(_) => Err(CircuitError::Internal("a weight is a constant".into())),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((weight_layout(q, n), cells))
+            })
+            .collect::<Result<Vec<_>, CircuitError>>()?;
+        public.push(commit_weight_cells(ctx, chip.gate(), &tensors));
     }
     Ok(public)
 }

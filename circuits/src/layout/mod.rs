@@ -22,7 +22,7 @@ mod memo;
 pub use build::build_circuit;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use build::{build_circuit_lying, lay_out_planned};
-pub use io::{tensor_layout, Io, Visibility};
+pub use io::{tensor_layout, weight_commitment, weight_layout, Io, Visibility};
 use memo::{Memo, Value, BILINEAR, DIVIDE, EXTREMUM, GATHER, LINEAR, LOOKUP, SQRT};
 
 fn map2<A, B>(rows: &[Vec<A>], f: impl Fn(&A) -> B) -> Vec<Vec<B>> {
@@ -114,14 +114,15 @@ fn live_elements(q: &QGraph) -> Vec<Vec<bool>> {
         live[o].iter_mut().for_each(|l| *l = true);
     }
     for (id, node) in q.nodes.iter().enumerate().rev() {
-        if matches!(node.op, QOp::Input { .. }) {
+        // Every input and weight value is committed or public, read or not.
+        if matches!(node.op, QOp::Input { .. } | QOp::Param { .. }) {
             live[id].iter_mut().for_each(|l| *l = true);
             continue;
         }
         let mut reads: Vec<(u32, u32)> = Vec::new();
         for i in (0..node.len()).filter(|&i| live[id][i]) {
             match &node.op {
-                QOp::Input { .. } => {}
+                QOp::Input { .. } | QOp::Param { .. } => {}
                 QOp::Linear { terms, .. } => reads.extend(terms.row(i).iter().map(|t| (t.0, t.1))),
                 QOp::Bilinear { pairs, .. } => {
                     reads.extend(pairs.row(i).iter().flat_map(|&(a, b)| [(0, a), (1, b)]))
@@ -241,6 +242,15 @@ pub(crate) fn lay_out_lying(
                     // Inputs rarely feed a ReLU directly: no sign bit (an extremum proves one
                     // of its own where it needs it).
                     chip.signed_range(ctx, cell, q.act_bits, &place(i))?;
+                    out.push(memo.fresh(Elem::Cell(cell), None));
+                }
+            }
+            QOp::Param { values } => {
+                // Pinned by this range check (which keeps the weight commitment's packing
+                // injective) and by the commitment itself.
+                for (i, &v) in values.iter().enumerate() {
+                    let cell = ctx.load_witness(fr(v as i128));
+                    chip.signed_range(ctx, cell, q.weight_bits, &place(i))?;
                     out.push(memo.fresh(Elem::Cell(cell), None));
                 }
             }

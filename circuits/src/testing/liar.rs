@@ -422,6 +422,20 @@ fn other_models(q: &QGraph) -> Vec<(String, QGraph)> {
         };
         match &node.op {
             QOp::Input { .. } => {}
+            // A committed weight: the forger's own value, the witness and its commitment
+            // recomputed from it, the verifier still expecting the registered commitment.
+            QOp::Param { values } => {
+                if let Some(&w) = values.first() {
+                    let taken: HashSet<i64> = values.iter().copied().collect();
+                    let to = fresh(w, &taken);
+                    let mut vs = values.clone();
+                    vs[0] = to;
+                    push(
+                        format!("committed weight 0: {w} → {to}"),
+                        QOp::Param { values: vs },
+                    );
+                }
+            }
             QOp::Linear { terms, bias, shift } => {
                 let coefs: HashSet<i64> = terms.entries().iter().map(|t| t.2).collect();
                 if let Some(&(_, _, c)) = terms.entries().iter().find(|t| t.2 != 0 && t.2 != 1) {
@@ -631,6 +645,11 @@ fn other_model_lies(
                     Outcome::Skipped("changes the layout (other cells)".into())
                 } else {
                     let mut t = t.with_keys_of(honest);
+                    if q.hashes_weights() {
+                        // The statement is the registered model's: its weight commitment.
+                        let last = plan.num_instances - 1;
+                        t.set_instance(0, last, honest.instance_value(0, last));
+                    }
                     let changed = diff(honest, &t);
                     if changed.is_empty() {
                         Outcome::Skipped("no effect on this input".into())

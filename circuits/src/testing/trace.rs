@@ -539,6 +539,11 @@ impl Trace {
         self.advice[col][row] = v;
     }
 
+    /// An instance cell's value.
+    pub fn instance_value(&self, col: usize, row: usize) -> Fr {
+        self.instance[col][row]
+    }
+
     /// Sets an instance cell.
     pub fn set_instance(&mut self, col: usize, row: usize, v: Fr) {
         self.instance[col][row] = v;

@@ -116,23 +116,26 @@ pub(crate) fn einsum(ctx: &Ctx, op: &EinSum) -> Result<Lowered> {
     }
 }
 
-/// Conv with a constant kernel and bias: any rank, strides, padding, dilation, groups.
-pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
+/// A convolution as index pairs: per output element, the `(input, kernel)` elements it sums,
+/// and the bias element it adds (any rank, strides, padding, dilation, groups). Padding taps
+/// have no pair; every kernel element appears whatever its value.
+pub(crate) struct ConvPairs {
+    pub pairs: Rows<(u32, u32)>,
+    pub bias: Vec<u32>,
+}
+
+/// The pairs of a Conv whose data input (slot 0) is variable.
+pub(crate) fn conv_pairs(ctx: &Ctx, op: &Conv) -> Result<ConvPairs> {
     if op.q_params.is_some() {
         return Err(ctx.unsupported("quantized Conv"));
     }
-    if ctx.is_const(0) || !ctx.is_const(1) {
-        return Err(ctx.unsupported("the kernel must be a constant and the data variable"));
+    if ctx.is_const(0) {
+        return Err(ctx.unsupported("the data must be variable"));
     }
     let spec = &op.pool_spec;
     let rank = spec.rank();
     let kshape = &ctx.in_shapes[1];
-    let kernel = ctx.const_f32(1)?;
-    let bias = if ctx.consts.len() > 2 {
-        ctx.const_f32(2)?
-    } else {
-        vec![0.0]
-    };
+    let bias_len: usize = ctx.in_shapes.get(2).map_or(1, |s| s.iter().product());
     let layout_in = Layout::new(ctx, spec.data_format, &ctx.in_shapes[0], rank)?;
     let layout_out = Layout::new(ctx, spec.data_format, &ctx.out_shape, rank)?;
     let geo = Geometry::new(ctx, spec, &layout_in.spatial)?;
@@ -153,6 +156,9 @@ pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
     let group = op.group.max(1);
     if o_ch != layout_out.c || i_per_group * group != layout_in.c || o_ch % group != 0 {
         return Err(ctx.shape_err("conv channels do not match kernel and groups"));
+    }
+    if bias_len != 1 && bias_len != o_ch {
+        return Err(ctx.shape_err("conv bias is neither one value nor one per channel"));
     }
     let kstrides = strides(kshape);
     let kidx = |o: usize, i: usize, q: &[usize]| -> usize {
@@ -175,30 +181,53 @@ pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
         full.iter().zip(&kstrides).map(|(a, b)| a * b).sum()
     };
     let o_per_group = o_ch / group;
-    let mut terms = Rows::default();
-    let mut biases = vec![0.0; ctx.out_len()];
-    for (flat_out, b_out) in biases.iter_mut().enumerate() {
+    let mut pairs = Rows::default();
+    let mut bias = Vec::with_capacity(ctx.out_len());
+    for flat_out in 0..ctx.out_len() {
         let (n, co, p) = layout_out.split(flat_out);
         let g = co / o_per_group;
-        *b_out = if bias.len() == 1 { bias[0] } else { bias[co] };
+        bias.push(if bias_len == 1 { 0 } else { co as u32 });
         let mut row = Vec::new();
         for (q, pos) in geo.window(&p) {
             let Some(pos) = pos else { continue };
             for il in 0..i_per_group {
                 let ci = g * i_per_group + il;
                 row.push((
-                    0u32,
                     layout_in.flat(n, ci, &pos) as u32,
-                    kernel[kidx(co, il, &q)],
+                    kidx(co, il, &q) as u32,
                 ));
             }
         }
-        terms.push_row(row);
+        pairs.push_row(row);
     }
+    Ok(ConvPairs { pairs, bias })
+}
+
+/// Conv with a constant kernel and bias.
+pub(crate) fn conv(ctx: &Ctx, op: &Conv) -> Result<Lowered> {
+    if !ctx.is_const(1) || ctx.consts.get(2).is_some_and(Option::is_none) {
+        return Err(ctx.unsupported("the kernel and bias must be constants"));
+    }
+    let conv = conv_pairs(ctx, op)?;
+    let kernel = ctx.const_f32(1)?;
+    let bias = if ctx.consts.len() > 2 {
+        ctx.const_f32(2)?
+    } else {
+        vec![0.0]
+    };
+    let terms = conv
+        .pairs
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|&(x, k)| (0u32, x, kernel[k as usize]))
+                .collect()
+        })
+        .collect();
     Ok(Lowered {
         op: Op::Linear {
             terms,
-            bias: biases,
+            bias: conv.bias.iter().map(|&b| bias[b as usize]).collect(),
         },
         slots: vec![0],
     })

@@ -7,6 +7,7 @@ mod pool;
 mod recurrent;
 mod rewrite;
 mod shape;
+mod weights;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,7 +27,7 @@ use tract_onnx::tract_core::ops::nn::{
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
-use crate::graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn};
+use crate::graph::{ExtremumKind, Graph, Node, Op, Src, UnaryFn, Weights};
 
 /// Largest number of elements in one tensor the lowering accepts (codes are exact f32 ints).
 pub(crate) const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
@@ -34,17 +35,28 @@ pub(crate) const MAX_TENSOR_ELEMENTS: usize = 1 << 24;
 /// file computes from constants alone), checked before tract folds them.
 pub const MAX_CONSTANT_ELEMENTS: usize = 1 << 25;
 
-/// Loads an ONNX file and lowers it.
+/// Loads an ONNX file and lowers it, its weights constants.
 pub fn load_onnx(path: &Path) -> Result<Graph> {
+    load_onnx_with(path, Weights::Fixed)
+}
+
+/// Loads an ONNX file and lowers it, its weights as `weights` says.
+pub fn load_onnx_with(path: &Path, weights: Weights) -> Result<Graph> {
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    load_onnx_bytes(&bytes)
+    load_onnx_bytes_with(&bytes, weights)
 }
 
-/// Loads ONNX bytes and lowers them (dynamic dims such as `batch_size` become 1).
+/// Loads ONNX bytes and lowers them (dynamic dims such as `batch_size` become 1), its weights
+/// constants.
 pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
+    load_onnx_bytes_with(bytes, Weights::Fixed)
+}
+
+/// [`load_onnx_bytes`], the weights as `weights` says ([`Op::Param`] nodes when hashed).
+pub fn load_onnx_bytes_with(bytes: &[u8], weights: Weights) -> Result<Graph> {
     let onnx = tract_onnx::onnx();
     let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
@@ -95,7 +107,7 @@ pub fn load_onnx_bytes(bytes: &[u8]) -> Result<Graph> {
     }
     let inference = onnx.model_for_proto_model(&proto).map_err(malformed)?;
     let typed = typed_model(inference)?;
-    Lowering::new(&typed)
+    Lowering::new(&typed, weights)
         .run()
         .map_err(|e| with_onnx_origin(e, &nodes))
 }
@@ -285,14 +297,19 @@ struct Lowering<'m> {
     model: &'m TypedModel,
     graph: Graph,
     vals: HashMap<OutletId, Val>,
+    weights: Weights,
+    /// The Param node of each constant lifted so far (hashed weights).
+    params: HashMap<OutletId, usize>,
 }
 
 impl<'m> Lowering<'m> {
-    fn new(model: &'m TypedModel) -> Self {
+    fn new(model: &'m TypedModel, weights: Weights) -> Self {
         Self {
             model,
             graph: Graph::default(),
             vals: HashMap::new(),
+            weights,
+            params: HashMap::new(),
         }
     }
 
@@ -357,6 +374,7 @@ impl<'m> Lowering<'m> {
                 self.fold_constant(id, &ins)?;
                 continue;
             }
+            let ins = self.lift_weights(id, ins)?;
             if let Some(op) = node.op_as::<Softmax>() {
                 self.lower_softmax(id, &ins, op)?;
                 continue;
@@ -901,6 +919,9 @@ impl<'m> Lowering<'m> {
         let lowered = if let Some(op) = node.op_as::<EinSum>() {
             linear::einsum(&ctx, op)?
         } else if let Some(op) = node.op_as::<Conv>() {
+            if !ctx.is_const(1) {
+                return self.lower_conv_params(&ctx, op, ins);
+            }
             linear::conv(&ctx, op)?
         } else if let Some(op) = node.op_as::<SumPool>() {
             pool::sum_pool(&ctx, op)?

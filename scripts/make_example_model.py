@@ -2,6 +2,11 @@
 
 Writes network.onnx, input.json (EZKL format: one held-out digit) and expected.json
 (onnxruntime's float outputs on it) into the folder given on the command line.
+
+With `--finetune SRC OUT`: loads SRC/network.onnx's weights into the classifier, trains 30
+more epochs on the training split with another shuffle, and writes the fine-tuned model to
+OUT (same architecture, other weights: the sibling `compile --like` and `--weights hashed`
+are shown with).
 """
 import json
 import sys
@@ -45,11 +50,28 @@ def mlp_onnx(clf, name, producer, batch):
     return model
 
 
-def main(out: Path) -> None:
+def finetune(src: Path):
+    """SRC's MLP trained 30 more epochs (another shuffle seed), as a classifier."""
+    x_train, x_test, y_train, y_test = digits_split()
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(src / "network.onnx").graph.initializer}
+    clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", random_state=1)
+    clf.partial_fit(x_train, y_train, classes=np.arange(10))
+    clf.coefs_ = [weights["w1"].astype(np.float64), weights["w2"].astype(np.float64)]
+    clf.intercepts_ = [weights["b1"].astype(np.float64), weights["b2"].astype(np.float64)]
+    print(f"before fine-tuning: test accuracy {clf.score(x_test, y_test):.3f}")
+    for _ in range(30):
+        clf.partial_fit(x_train, y_train)
+    return clf
+
+
+def main(out: Path, src: Path | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     x_train, x_test, y_train, y_test = digits_split()
-    clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
-    clf.fit(x_train, y_train)
+    if src is None:
+        clf = MLPClassifier(hidden_layer_sizes=(32,), activation="relu", max_iter=600, random_state=0)
+        clf.fit(x_train, y_train)
+    else:
+        clf = finetune(src)
     print(f"test accuracy {clf.score(x_test, y_test):.3f}")
     model = mlp_onnx(clf, "digits_mlp", "zkinfer-example", "batch_size")
     onnx.save(model, out / "network.onnx")
@@ -67,4 +89,7 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[1] == "--finetune":
+        main(Path(sys.argv[3]), Path(sys.argv[2]))
+    else:
+        main(Path(sys.argv[1]))

@@ -1,14 +1,16 @@
 //! `zkinfer hash`: the commitments a proof of a hashed model holds, computed from the files a
-//! client has (an input or the outputs, and the folder's settings.json), as 64 lowercase hex
-//! digits, one line per tensor, in the order of the proof's instances.
+//! client has (an input or the outputs, and the folder's settings.json; the ONNX file for the
+//! weights), as 64 lowercase hex digits, one line per tensor, in the order of the proof's
+//! instances.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use zkinfer_circuits::artifacts::{files, read_json, Settings};
-use zkinfer_circuits::commit::{commitment_hex, parse_salt};
+use zkinfer_circuits::commit::{commit_weights, commitment_hex, parse_salt, TensorLayout};
 use zkinfer_circuits::Fr;
+use zkinfer_model::Weights;
 
 #[derive(Subcommand)]
 pub enum HashCommand {
@@ -30,6 +32,15 @@ pub enum HashCommand {
         /// The compiled model folder.
         dir: PathBuf,
     },
+    /// The weight commitment of an ONNX model (its weights quantized as `compile --weights
+    /// hashed` quantizes them) for the circuit of DIR, a folder compiled with --weights
+    /// hashed: DIR's own model, or a sibling of its architecture.
+    Weights {
+        /// The ONNX model.
+        model: PathBuf,
+        /// A folder compiled with --weights hashed (scale and weight width).
+        dir: PathBuf,
+    },
 }
 
 /// Parses a `--salt`.
@@ -44,6 +55,39 @@ pub fn salt(text: Option<&str>) -> Result<Option<Fr>> {
 
 fn settings(dir: &Path) -> Result<Settings> {
     Ok(read_json(&dir.join(files::SETTINGS))?)
+}
+
+/// The weight commitment of `model` for the circuit of folder `dir`.
+fn weights(model: &Path, dir: &Path) -> Result<Fr> {
+    let s = settings(dir)?;
+    if s.weights != Weights::Hashed {
+        anyhow::bail!(
+            "{} was compiled with fixed weights: its circuit commits to none",
+            dir.display()
+        );
+    }
+    let graph = zkinfer_model::load_onnx_with(model, Weights::Hashed)
+        .with_context(|| model.display().to_string())?;
+    let tensors = zkinfer_model::quantize_params(&graph, s.scale)?;
+    let layouts: Vec<(TensorLayout, &[i64])> = tensors
+        .iter()
+        .map(|(shape, values)| {
+            let layout = TensorLayout {
+                shape: shape.clone(),
+                scale: s.scale,
+                slot_bits: s.weight_bits,
+            };
+            (layout, values.as_slice())
+        })
+        .collect();
+    commit_weights(&layouts).with_context(|| {
+        format!(
+            "{}: its weights do not fit {}'s {}-bit weight slots",
+            model.display(),
+            dir.display(),
+            s.weight_bits
+        )
+    })
 }
 
 pub fn dispatch(command: HashCommand) -> Result<()> {
@@ -71,6 +115,7 @@ pub fn dispatch(command: HashCommand) -> Result<()> {
             })?;
             settings(&dir)?.commit_outputs(&o.outputs)?
         }
+        HashCommand::Weights { model, dir } => vec![weights(&model, &dir)?],
     };
     for c in &commitments {
         println!("{}", commitment_hex(c));

@@ -25,7 +25,8 @@ pub use qgraph::{
     dequantize, divide, isqrt_scaled, quantize_input, LookupTable, QGraph, QNode, QOp, Trace,
 };
 pub use quantize::{
-    check_calibration, float_outputs, measured_error, quantize, quantize_samples, QuantizeOptions,
+    check_calibration, float_outputs, measured_error, quantize, quantize_params, quantize_samples,
+    QuantizeOptions,
 };
 pub use sparse::Rows;
 

@@ -95,10 +95,7 @@ pub fn quantize_samples(
             // Committed weights keep the activation scale, so products with them rescale as
             // any product of two activations does, and nothing depends on their values.
             Op::Param { values } => QOp::Param {
-                values: values
-                    .iter()
-                    .map(|&v| to_fixed(v as f64 * unit, &node.name))
-                    .collect::<Result<_>>()?,
+                values: quantize_param(values, unit, &node.name)?,
             },
             Op::Linear { terms, bias } => {
                 let coeff_scale =
@@ -204,6 +201,31 @@ pub fn quantize_samples(
     }
     compute_bounds(&mut q)?;
     Ok(q)
+}
+
+fn quantize_param(values: &[f32], unit: f64, node: &str) -> Result<Vec<i64>> {
+    values
+        .iter()
+        .map(|&v| to_fixed(v as f64 * unit, node))
+        .collect()
+}
+
+/// The committed weights of a graph imported with hashed weights exactly as [`quantize`]
+/// makes them, without calibration: per [`Op::Param`] node left after fusion, in graph
+/// order, its shape and its values at activation scale `scale` (what `zkinfer hash weights`
+/// commits to from the ONNX file alone).
+pub fn quantize_params(graph: &Graph, scale: u32) -> Result<Vec<(Vec<usize>, Vec<i64>)>> {
+    let unit = (1u64 << scale) as f64;
+    fuse_affine_chains(graph)
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Param { values } => Some(
+                quantize_param(values, unit, &n.name).map(|v| (n.shape.clone(), v)),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The signed width of the committed weights: the widest one's (at least 2 bits), or

@@ -10,10 +10,14 @@ use zkinfer_circuits::testing::liar::{self, Family, Options, Outcome, Report};
 use zkinfer_circuits::testing::replay::mock_verdict;
 use zkinfer_circuits::testing::trace::Trace;
 use zkinfer_circuits::{build_circuit, plan_circuit, Io, PlanLimits, Visibility};
-use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions};
+use zkinfer_model::{load_onnx_with, parse_input_json, quantize, QGraph, QuantizeOptions, Weights};
 
 fn load(dir: &std::path::Path) -> (QGraph, Vec<Vec<i64>>) {
-    let graph = load_onnx(&dir.join("network.onnx")).unwrap();
+    load_with(dir, Weights::Fixed)
+}
+
+fn load_with(dir: &std::path::Path, weights: Weights) -> (QGraph, Vec<Vec<i64>>) {
+    let graph = load_onnx_with(&dir.join("network.onnx"), weights).unwrap();
     let input =
         parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
     let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
@@ -92,6 +96,40 @@ fn every_lie_is_rejected_under_each_layout_family() {
         "attention_products, Freivalds",
         &liar::run(&q, &qi, &plan, &opts),
     );
+}
+
+/// Committed weights (`--weights hashed`): each a private witness, range-checked, under the
+/// weight commitment. The forger's own weights (the verifier holding the registered
+/// commitment), every op's lie and every cell moved are rejected, also where a product by a
+/// committed factor is checked by Freivalds' algorithm (a variable right factor).
+#[test]
+fn committed_weights_are_within_the_lying_provers_reach() {
+    let opts = Options::default();
+    let hashed = |name: &str| load_with(&zkinfer_model::corpus::example_dir(name), Weights::Hashed);
+    for name in ["1l_mlp", "1l_conv", "2l_relu_sigmoid_conv"] {
+        let (q, qi) = hashed(name);
+        assert!(q.hashes_weights(), "{name}");
+        let mut plans = vec![plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap()];
+        if name == "2l_relu_sigmoid_conv" {
+            let plan = freivalds_plan(&q, &qi, Io::inputs(Visibility::Private));
+            assert!(plan.params.freivalds && plan.freivalds_rows > 0);
+            plans = vec![plan];
+        }
+        for plan in plans {
+            let r = liar::run(&q, &qi, &plan, &opts);
+            let what = format!("{name} hashed weights, {}", plan.columns());
+            no_survivors(&what, &r);
+            let weight_lies: Vec<_> = r
+                .verdicts
+                .iter()
+                .filter(|v| v.lie.contains("committed weight"))
+                .collect();
+            assert!(!weight_lies.is_empty(), "{what}");
+            for v in weight_lies {
+                assert!(matches!(v.outcome, Outcome::Rejected(_)), "{what}: {v:?}");
+            }
+        }
+    }
 }
 
 /// The checker the lying prover uses names what MockProver names: the honest witness and a

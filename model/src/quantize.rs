@@ -220,9 +220,9 @@ pub fn quantize_params(graph: &Graph, scale: u32) -> Result<Vec<(Vec<usize>, Vec
         .nodes
         .iter()
         .filter_map(|n| match &n.op {
-            Op::Param { values } => Some(
-                quantize_param(values, unit, &n.name).map(|v| (n.shape.clone(), v)),
-            ),
+            Op::Param { values } => {
+                Some(quantize_param(values, unit, &n.name).map(|v| (n.shape.clone(), v)))
+            }
             _ => None,
         })
         .collect()
@@ -234,7 +234,11 @@ fn weight_bits(nodes: &[QNode], given: Option<u32>) -> Result<u32> {
     let mut widest: Option<(u128, &str)> = None;
     for n in nodes {
         if let QOp::Param { values } = &n.op {
-            let m = values.iter().map(|v| v.unsigned_abs() as u128).max().unwrap_or(0);
+            let m = values
+                .iter()
+                .map(|v| v.unsigned_abs() as u128)
+                .max()
+                .unwrap_or(0);
             if widest.is_none_or(|(w, _)| m > w) {
                 widest = Some((m, &n.name));
             }

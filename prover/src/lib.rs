@@ -2,6 +2,7 @@
 //! (`compile`, `setup`, `run`, `prove`, `inspect`) that the CLI and the service call.
 #![warn(missing_docs)]
 
+mod compile;
 mod error;
 mod inspect;
 pub mod keys;

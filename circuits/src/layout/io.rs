@@ -193,7 +193,9 @@ pub(super) fn expose(
                     .map(|e| match e {
                         // Range-checked to the weight width where loaded: the slot.
                         Elem::Cell(c) => Ok(*c),
-                        Elem::Const(_) => Err(CircuitError::Internal("a weight is a constant".into())),
+                        Elem::Const(_) => {
+                            Err(CircuitError::Internal("a weight is a constant".into()))
+                        }
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((weight_layout(q, n), cells))

@@ -8,6 +8,7 @@ Usage:
   commitment.py raw                        JSON cases on stdin, one commitment per line out
   commitment.py input INPUT.json DIR [--salt HEX]
   commitment.py output PROOF.json DIR
+  commitment.py weights DIR                (the quantized weights of DIR's qgraph.json)
 (DIR is a compiled model folder: its settings.json gives shapes, scale and slot width.)
 
 Standard library only.
@@ -23,6 +24,7 @@ T, RATE, R_F, R_P = 3, 2, 8, 57
 NUM_BITS = 254  # bits of P
 CAPACITY = 1 << 64  # state[0] at the start: 2^64 + (outputs - 1), one output
 TENSOR_TAG = int.from_bytes(b"zkinfer tensor v1", "big")
+WEIGHTS_TAG = int.from_bytes(b"zkinfer weights v1", "big")
 LIMB_BITS = 253
 
 
@@ -116,7 +118,7 @@ def poseidon(elements):
     return state[1]
 
 
-def commit(shape, scale, bits, values, salt=0):
+def limbs(shape, bits, values):
     n = 1
     for d in shape:
         n *= d
@@ -124,9 +126,18 @@ def commit(shape, scale, bits, values, salt=0):
     half = 1 << (bits - 1)
     assert all(-half <= v < half for v in values)
     m = LIMB_BITS // bits
-    pre = [TENSOR_TAG, len(shape), *shape, scale, bits, salt]
-    for i in range(0, n, m):
-        pre.append(sum((v + half) << (bits * j) for j, v in enumerate(values[i : i + m])))
+    return [sum((v + half) << (bits * j) for j, v in enumerate(values[i : i + m])) for i in range(0, n, m)]
+
+
+def commit(shape, scale, bits, values, salt=0):
+    return poseidon([TENSOR_TAG, len(shape), *shape, scale, bits, salt, *limbs(shape, bits, values)])
+
+
+def commit_weights(tensors, scale, bits):
+    """One commitment over every weight tensor (shape, values), in graph order, no salt."""
+    pre = [WEIGHTS_TAG, len(tensors)]
+    for shape, values in tensors:
+        pre += [len(shape), *shape, scale, bits, *limbs(shape, bits, values)]
     return poseidon(pre)
 
 
@@ -172,6 +183,12 @@ def main(argv):
         for shape, w, xs in zip(s["output_shapes"], widths, outputs):
             values = [quantize(x, s["scale"]) for x in flat(xs)]
             print(hex64(commit(shape, s["scale"], w, values)))
+    elif argv[1] == "weights":
+        s = settings(argv[2])
+        with open(f"{argv[2]}/qgraph.json") as f:
+            nodes = json.load(f)["nodes"]
+        tensors = [(n["shape"], n["op"]["Param"]["values"]) for n in nodes if "Param" in n["op"]]
+        print(hex64(commit_weights(tensors, s["scale"], s["weight_bits"])))
     else:
         sys.exit(__doc__)
 

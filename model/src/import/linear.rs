@@ -192,10 +192,7 @@ pub(crate) fn conv_pairs(ctx: &Ctx, op: &Conv) -> Result<ConvPairs> {
             let Some(pos) = pos else { continue };
             for il in 0..i_per_group {
                 let ci = g * i_per_group + il;
-                row.push((
-                    layout_in.flat(n, ci, &pos) as u32,
-                    kidx(co, il, &q) as u32,
-                ));
+                row.push((layout_in.flat(n, ci, &pos) as u32, kidx(co, il, &q) as u32));
             }
         }
         pairs.push_row(row);

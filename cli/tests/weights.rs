@@ -50,11 +50,12 @@ fn two_trainings_share_one_verifier_under_their_own_commitments() {
     );
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let compile = |model: &Path, out: &Path, extra: &[&str]| {
+        let (onnx, input) = (model.join("network.onnx"), model.join("input.json"));
         let mut args = vec![
             "compile",
-            p(&model.join("network.onnx")),
+            p(&onnx),
             "--calibration",
-            p(&model.join("input.json")),
+            p(&input),
             "--out",
             p(out),
         ];

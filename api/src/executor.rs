@@ -287,6 +287,8 @@ async fn keygen(
             "srs": report.srs.to_string(),
             "input_visibility": p.visibility,
             "output_visibility": p.output_visibility,
+            "weights": settings.weights,
+            "weight_commitment": settings.weight_commitment,
             "input_shapes": settings.input_shapes,
             "output_shapes": settings.output_shapes,
             "scale": settings.scale,

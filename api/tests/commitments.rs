@@ -1,7 +1,8 @@
 //! A hashed-input, hashed-output model through the service, on SQLite and PostgreSQL: upload
 //! settings take the visibilities, a proof job takes the client's salt, the model shows its
 //! visibilities, and `/verify` holds the proof to an input (with its salt) and to output values
-//! through their commitments, returning the commitments.
+//! through their commitments, returning the commitments; with hashed weights the model shows
+//! its weight commitment and `/verify` holds a proof to it.
 
 mod common;
 
@@ -148,4 +149,94 @@ async fn hashed_models_prove_and_verify_by_commitment() {
         stop.send(Stop::Drain).unwrap();
         worker.await.unwrap();
     }
+}
+
+/// Hashed weights through the service: the upload setting, the model's weight commitment, a
+/// proof carrying it last among its public values, and `/verify` refusing a proof under
+/// another weight commitment (422 `other_weights`) before any cryptography.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hashed_weights_are_shown_and_held_to_their_commitment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = zkinfer_model::corpus::example_dir("1l_mlp");
+    let onnx = std::fs::read(example.join("network.onnx")).unwrap();
+    let input = std::fs::read(example.join("input.json")).unwrap();
+    let input_json: Value = serde_json::from_slice(&input).unwrap();
+    let url = common::databases(tmp.path()).await.remove(0);
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let db = Db::connect(&url).await.unwrap();
+    let store = Store::open(None, &data_dir).unwrap();
+    let state = AppState::new(
+        db.clone(),
+        store.clone(),
+        data_dir.clone(),
+        Limits::default(),
+    );
+    let (stop, worker) = start_worker(&db, &store, &data_dir, 20);
+    let alice = Client {
+        app: router(state),
+        key: tenants::create_key(&db, "alice").await.unwrap().key,
+    };
+    let (s, v) = alice
+        .upload(&[
+            ("model", &onnx),
+            ("calibration", &input),
+            ("settings", br#"{"weights": "hashed"}"#),
+        ])
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let model_id = v["id"].as_str().unwrap().to_string();
+    let model = alice.wait(&format!("/v1/models/{model_id}")).await;
+    assert_eq!(model["status"], "ready", "{model}");
+    assert_eq!(model["weights"], "hashed", "{model}");
+    let commitment = model["weight_commitment"].as_str().unwrap().to_string();
+    assert_eq!(commitment.len(), 64);
+
+    let data = input_json["input_data"].clone();
+    let (s, v) = alice
+        .post_json(
+            &format!("/v1/models/{model_id}/proofs"),
+            &json!({ "input_data": data }),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let job_id = v["job_id"].as_str().unwrap().to_string();
+    let job = alice.wait(&format!("/v1/jobs/{job_id}")).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (_, proof) = alice.get(&format!("/v1/jobs/{job_id}/proof.json")).await;
+    let instances = proof["instances"].as_array().unwrap().clone();
+    let last = instances.last().unwrap().as_str().unwrap();
+    assert_eq!(
+        &last[2..],
+        commitment,
+        "the weight commitment is the last public value"
+    );
+
+    let vuri = format!("/v1/models/{model_id}/verify");
+    let (s, v) = alice
+        .post_json(
+            &vuri,
+            &json!({ "proof": proof["proof"], "instances": instances }),
+            &[],
+        )
+        .await;
+    assert_eq!((s, &v["valid"]), (StatusCode::OK, &json!(true)), "{v}");
+    assert_eq!(v["commitments"]["weights"], json!(commitment));
+    let mut other = instances.clone();
+    *other.last_mut().unwrap() = json!(format!("0x{}", "0".repeat(63) + "1"));
+    let (s, v) = alice
+        .post_json(
+            &vuri,
+            &json!({ "proof": proof["proof"], "instances": other }),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "other_weights"),
+        "{v}"
+    );
+    stop.send(Stop::Drain).unwrap();
+    worker.await.unwrap();
 }

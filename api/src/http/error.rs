@@ -39,6 +39,7 @@ pub const ERROR_CODES: &[&str] = &[
     "no_result",
     "no_such_route",
     "not_cancellable",
+    "other_weights",
     "output_mismatch",
     "payload_too_large",
     "shutting_down",

@@ -37,10 +37,10 @@ pub struct ModelUpload {
     /// An EZKL-format input.json, used to calibrate ranges.
     #[schema(value_type = String, format = Binary)]
     calibration: Vec<u8>,
-    /// Compile options as JSON (`input_visibility`, `output_visibility`, `scale`, `param_scale`,
-    /// `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`, `freivalds`,
-    /// `target`, `max_error`, `max_prove_memory_gib`); each may lower the operator's
-    /// ceiling, never raise it.
+    /// Compile options as JSON (`input_visibility`, `output_visibility`, `weights`, `scale`,
+    /// `param_scale`, `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`,
+    /// `freivalds`, `target`, `max_error`, `max_prove_memory_gib`); each may lower the
+    /// operator's ceiling, never raise it.
     #[schema(value_type = Option<String>, format = Binary)]
     settings: Option<Vec<u8>>,
     /// FHE compile options as JSON (`params`: `m2c2` or `m3c3`, `input_bits`, `act_bits`,
@@ -145,6 +145,12 @@ pub struct Model {
     input_visibility: Option<String>,
     /// `public` or `hashed`.
     output_visibility: Option<String>,
+    /// `fixed` (constants of the circuit) or `hashed` (committed: one verifier per
+    /// architecture).
+    weights: Option<String>,
+    /// With hashed weights, the commitment every proof of this model carries as its last
+    /// public value (64 hex digits).
+    weight_commitment: Option<String>,
     input_shapes: Option<Vec<Vec<usize>>>,
     output_shapes: Option<Vec<Vec<usize>>>,
     /// Fixed-point scale: fractional bits of activations.
@@ -305,6 +311,8 @@ pub struct Commitments {
     inputs: Vec<String>,
     /// One per output, when outputs are hashed.
     outputs: Vec<String>,
+    /// The weights' (hashed weights): the model's, or the proof is refused (`other_weights`).
+    weights: Option<String>,
 }
 
 /// The verdict.

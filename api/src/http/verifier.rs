@@ -117,7 +117,7 @@ struct VerifyRequest {
     responses((status = 200, body = VerifyResult),
         (status = 400, description = "malformed proof or instances", body = ErrorBody),
         (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
-        (status = 422, description = "input_mismatch, output_mismatch", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
+        (status = 422, description = "input_mismatch, output_mismatch, other_weights", body = ErrorBody), (status = 401, description = "missing or unknown key", body = ErrorBody)))]
 pub(super) async fn verify(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -154,7 +154,11 @@ pub(super) async fn verify(
     match result {
         Ok(v) => Ok(Json(json!({
             "valid": true, "model_id": model_id, "inputs": v.inputs, "outputs": v.outputs,
-            "commitments": { "inputs": v.commitments.inputs, "outputs": v.commitments.outputs },
+            "commitments": {
+                "inputs": v.commitments.inputs,
+                "outputs": v.commitments.outputs,
+                "weights": v.commitments.weights,
+            },
         }))),
         Err(V::Invalid) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
         Err(e @ (V::Malformed(_) | V::ValuesMismatch(_))) => {
@@ -164,6 +168,11 @@ pub(super) async fn verify(
         Err(e @ V::OutputMismatch(_)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "output_mismatch",
+            e.to_string(),
+        )),
+        Err(e @ V::OtherWeights { .. }) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "other_weights",
             e.to_string(),
         )),
         Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(

@@ -40,6 +40,7 @@ contract ERC7007Adapter {
             instances[nIn + i] = uint256(bytes32(aigcData[i * 32:(i + 1) * 32]));
         }
         if (!ZkinferVerifier.canonical(instances)) return false;
+        if (!registry.weightsMatch(m, instances)) return false;
         return ZkinferVerifier.check(
             m.verifier, m.codeHash, instances, proof, registry.verifyGasCap()
         );

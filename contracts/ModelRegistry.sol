@@ -13,6 +13,10 @@ import "./ZkinferVerifier.sol";
 /// checks. A contract can claim any id: that the registered code is the folder's verifier is
 /// checkable off chain (regenerate it with `zkinfer evm-verifier`, deterministic, and compare
 /// the code hash `model(id)` returns).
+/// A model with hashed weights (`--weights hashed`) shares its verifier with every training of
+/// its architecture: the verifier reports the architecture id, the owner registers the weight
+/// commitment beside it (the model id must be `sha256(architecture id ‖ weight commitment)`),
+/// and every check requires that commitment as the proof's last public value.
 contract ModelRegistry {
     /// A registered model.
     struct Model {
@@ -21,6 +25,8 @@ contract ModelRegistry {
         uint32 numInputs;
         uint32 numInstances;
         bool revoked;
+        /// The weight commitment every proof must carry last (0: weights fixed in the key).
+        bytes32 weightCommitment;
         string metadataURI;
     }
 
@@ -40,6 +46,7 @@ contract ModelRegistry {
         bytes32 codeHash,
         uint32 numInputs,
         uint32 numInstances,
+        bytes32 weightCommitment,
         string metadataURI
     );
     event ModelRevoked(bytes32 indexed modelId);
@@ -55,6 +62,7 @@ contract ModelRegistry {
     error WrongInstanceCount(uint256 expected, uint256 given);
     error NonCanonicalValue();
     error InvalidProof(bytes32 modelId);
+    error OtherWeights(bytes32 modelId, uint256 proven);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner();
@@ -82,24 +90,33 @@ contract ModelRegistry {
     }
 
     /// Registers `modelId` with its verifier; `numInputs` of its `numInstances` public values
-    /// are inputs (0 when inputs are private), the rest outputs. The verifier must report the
-    /// same id and counts. An id is registered once.
+    /// are inputs (0 when inputs are private), the rest outputs (and, with hashed weights,
+    /// `weightCommitment` last). The verifier must report the same counts and the id: `modelId`
+    /// itself, or with a weight commitment the architecture id whose
+    /// `sha256(id ‖ weightCommitment)` is `modelId`. An id is registered once.
     function register(
         bytes32 modelId,
         address verifier,
         uint32 numInputs,
         uint32 numInstances,
+        bytes32 weightCommitment,
         string calldata metadataURI
     ) external onlyOwner {
         if (models[modelId].verifier != address(0)) revert AlreadyRegistered(modelId);
         if (numInputs >= numInstances) revert BadCounts(numInputs, numInstances);
         (bytes32 id, uint256 n, uint256 nIn) = ZkinferVerifier.info(verifier);
-        if (id != modelId || n != numInstances || nIn != numInputs) {
+        bytes32 expected =
+            weightCommitment == 0 ? id : sha256(abi.encodePacked(id, weightCommitment));
+        if (expected != modelId || n != numInstances || nIn != numInputs) {
             revert VerifierMismatch(modelId, id, n, nIn);
         }
         bytes32 codeHash = verifier.codehash;
-        models[modelId] = Model(verifier, codeHash, numInputs, numInstances, false, metadataURI);
-        emit ModelRegistered(modelId, verifier, codeHash, numInputs, numInstances, metadataURI);
+        models[modelId] = Model(
+            verifier, codeHash, numInputs, numInstances, false, weightCommitment, metadataURI
+        );
+        emit ModelRegistered(
+            modelId, verifier, codeHash, numInputs, numInstances, weightCommitment, metadataURI
+        );
     }
 
     /// Revokes `modelId` for good: every later check of it reverts `Revoked`.
@@ -125,7 +142,8 @@ contract ModelRegistry {
 
     /// Whether `proof` shows that model `modelId` maps the inputs in `instances` to the
     /// outputs in it; reverts for an unknown or revoked model, a wrong count, a non-canonical
-    /// value, a verifier whose code changed, or too little gas to give the verifier its cap.
+    /// value, another weight commitment than the model's, a verifier whose code changed, or
+    /// too little gas to give the verifier its cap.
     function check(bytes32 modelId, uint256[] calldata instances, bytes calldata proof)
         public
         view
@@ -136,7 +154,20 @@ contract ModelRegistry {
             revert WrongInstanceCount(m.numInstances, instances.length);
         }
         if (!ZkinferVerifier.canonical(instances)) revert NonCanonicalValue();
+        if (!weightsMatch(m, instances)) {
+            revert OtherWeights(modelId, instances[instances.length - 1]);
+        }
         return ZkinferVerifier.check(m.verifier, m.codeHash, instances, proof, verifyGasCap);
+    }
+
+    /// Whether `instances` (of `m`'s count) carry `m`'s weight commitment, if it has one.
+    function weightsMatch(Model memory m, uint256[] memory instances)
+        public
+        pure
+        returns (bool)
+    {
+        return m.weightCommitment == 0
+            || instances[instances.length - 1] == uint256(m.weightCommitment);
     }
 
     /// Checks the proof and records it as an event; reverts if it is not valid.

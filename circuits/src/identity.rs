@@ -16,7 +16,7 @@
 //! uint32   hash layout version (1), uint32 T (3), rate (2), full rounds (8), partial rounds (57)
 //! uint32   number of input slot widths, then each; the same for outputs
 //! (only when the weights are hashed)
-//! uint32   weight_bits           bytes32  the weight commitment
+//! uint32   weight_bits
 //! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
 //! uint32   number of outputs, then the same per output
 //! uint32   number of public instances
@@ -26,6 +26,13 @@
 //! bytes32  sha256 of vk.bin
 //! uint32   k of kzg-verifier.bin  bytes64 g   bytes128 g2   bytes128 s·g2
 //! ```
+//!
+//! With hashed weights that preimage is the **architecture's**: the ONNX file's sha256 is 32
+//! zero bytes and `qgraph.json`'s is `architecture_sha256` (the graph with every weight 0), so
+//! two trainings of one architecture on one SRS share it. Its sha256 is the architecture id
+//! (what the shared Solidity verifier reports), and the model id is
+//! `sha256(architecture id ‖ weight commitment)`, 64 bytes: one per training, and a registry
+//! computes it from the verifier's id and the commitment it records.
 //!
 //! G1 points are `x ‖ y` and G2 points `x.c1 ‖ x.c0 ‖ y.c1 ‖ y.c0` (EIP-197), 32-byte
 //! big-endian words.
@@ -97,16 +104,24 @@ pub fn preimage(
     if !v1 {
         out.extend(settings.layout_version.to_be_bytes());
     }
-    out.extend(hex32(
-        files::SETTINGS,
-        "model_sha256",
-        &settings.model_sha256,
-    )?);
-    out.extend(hex32(
-        files::SETTINGS,
-        "qgraph_sha256",
-        &settings.qgraph_sha256,
-    )?);
+    let weights = settings.weights == Weights::Hashed;
+    if weights {
+        // The architecture's preimage: nothing that depends on the weights.
+        out.extend([0u8; 32]);
+        let arch = settings.architecture_sha256.as_deref().unwrap_or_default();
+        out.extend(hex32(files::SETTINGS, "architecture_sha256", arch)?);
+    } else {
+        out.extend(hex32(
+            files::SETTINGS,
+            "model_sha256",
+            &settings.model_sha256,
+        )?);
+        out.extend(hex32(
+            files::SETTINGS,
+            "qgraph_sha256",
+            &settings.qgraph_sha256,
+        )?);
+    }
     out.extend(settings.scale.to_be_bytes());
     out.extend(settings.act_bits.to_be_bytes());
     let plan = &settings.plan;
@@ -116,7 +131,6 @@ pub fn preimage(
         Visibility::Private => 1,
         Visibility::Hashed => 2,
     };
-    let weights = settings.weights == Weights::Hashed;
     out.push(input | (io.output == Visibility::Hashed) as u8 * 4 | weights as u8 * 8);
     if io.hashes() || weights {
         for v in [
@@ -137,8 +151,6 @@ pub fn preimage(
     }
     if weights {
         u32_be(&mut out, settings.weight_bits as usize)?;
-        let c = settings.weight_commitment.as_deref().unwrap_or_default();
-        out.extend(hex32(files::SETTINGS, "weight_commitment", c)?);
     }
     shapes(&mut out, &settings.input_shapes)?;
     shapes(&mut out, &settings.output_shapes)?;
@@ -168,15 +180,36 @@ pub fn preimage(
     Ok(out)
 }
 
-/// The model id: sha256 of [`preimage`], as 64 hex digits.
+/// The model id as 64 hex digits: sha256 of [`preimage`], or with hashed weights
+/// `sha256(architecture id ‖ weight commitment)`.
 pub fn model_id(
     settings: &Settings,
     vk_bytes: &[u8],
     kzg: &KzgVerifierKey,
 ) -> Result<String, ArtifactError> {
-    Ok(hex::encode(Sha256::digest(preimage(
+    let digest = Sha256::digest(preimage(settings, vk_bytes, kzg)?);
+    if settings.weights != Weights::Hashed {
+        return Ok(hex::encode(digest));
+    }
+    let c = settings.weight_commitment.as_deref().unwrap_or_default();
+    let mut both = digest.to_vec();
+    both.extend(hex32(files::SETTINGS, "weight_commitment", c)?);
+    Ok(hex::encode(Sha256::digest(both)))
+}
+
+/// With hashed weights, the architecture id: sha256 of [`preimage`], shared by every training
+/// of the architecture (what its Solidity verifier reports); `None` with fixed weights.
+pub fn architecture_id(
+    settings: &Settings,
+    vk_bytes: &[u8],
+    kzg: &KzgVerifierKey,
+) -> Result<Option<String>, ArtifactError> {
+    if settings.weights != Weights::Hashed {
+        return Ok(None);
+    }
+    Ok(Some(hex::encode(Sha256::digest(preimage(
         settings, vk_bytes, kzg,
-    )?)))
+    )?))))
 }
 
 /// Exactly what a verifier reads of a model folder, each file checked, and its model id.
@@ -189,6 +222,8 @@ pub struct VerifierFolder {
     pub kzg: KzgVerifierKey,
     /// The model id of these three.
     pub model_id: String,
+    /// With hashed weights, the architecture id (see [`architecture_id`]).
+    pub architecture_id: Option<String>,
 }
 
 impl VerifierFolder {
@@ -225,11 +260,13 @@ impl VerifierFolder {
         }
         debug_assert_eq!(settings.format_version, FORMAT_VERSION);
         let model_id = model_id(&settings, &vk_bytes, &kzg)?;
+        let architecture_id = architecture_id(&settings, &vk_bytes, &kzg)?;
         Ok(Self {
             settings,
             vk,
             kzg,
             model_id,
+            architecture_id,
         })
     }
 }

@@ -199,6 +199,7 @@ fn two_rows(c: i64) -> QGraph {
         scale: 4,
         param_scale: 4,
         act_bits: 16,
+        weight_bits: 0,
     }
 }
 

@@ -18,13 +18,13 @@ use zkinfer_verifier::evm::{account, Evm, Outcome, U256};
 use zkinfer_verifier::{load_proof, solc, solidity};
 
 sol! {
-    struct Model { address verifier; bytes32 codeHash; uint32 numInputs; uint32 numInstances; bool revoked; string metadataURI; }
+    struct Model { address verifier; bytes32 codeHash; uint32 numInputs; uint32 numInstances; bool revoked; bytes32 weightCommitment; string metadataURI; }
     interface IModelRegistry {
         function owner() external view returns (address);
         function pendingOwner() external view returns (address);
         function transferOwnership(address newOwner) external;
         function acceptOwnership() external;
-        function register(bytes32 modelId, address verifier, uint32 numInputs, uint32 numInstances, string metadataURI) external;
+        function register(bytes32 modelId, address verifier, uint32 numInputs, uint32 numInstances, bytes32 weightCommitment, string metadataURI) external;
         function revoke(bytes32 modelId) external;
         function model(bytes32 modelId) external view returns (Model memory);
         function verifyInference(bytes32 modelId, uint256[] instances, bytes proof) external returns (bool);
@@ -39,6 +39,7 @@ sol! {
         error WrongInstanceCount(uint256 expected, uint256 given);
         error NonCanonicalValue();
         error InvalidProof(bytes32 modelId);
+        error OtherWeights(bytes32 modelId, uint256 proven);
     }
     interface IZkinferVerifier {
         error NoCode(address verifier);
@@ -72,6 +73,8 @@ const R: &str = "30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f000000
 /// A proven model: its id, verifier creation code, public values and proof.
 struct Proven {
     id: [u8; 32],
+    /// The weight commitment (zero: weights fixed in the key).
+    weights: [u8; 32],
     creation: Vec<u8>,
     num_inputs: u32,
     instances: Vec<U256>,
@@ -101,11 +104,22 @@ fn proven_io(tmp: &Path, name: &str, io: zkinfer_circuits::Io) -> Proven {
     pipeline::setup(&dir, None).unwrap();
     let path = dir.join("proof.json");
     write_json(&path, &pipeline::prove(&dir, &input).unwrap()).unwrap();
-    let folder = VerifierFolder::open(&dir).unwrap();
-    let loaded = load_proof(&folder, &path).unwrap();
+    proven_folder(&dir, &path)
+}
+
+/// The model, verifier and proof of a set-up folder and its proof file.
+fn proven_folder(dir: &Path, path: &Path) -> Proven {
+    let folder = VerifierFolder::open(dir).unwrap();
+    let loaded = load_proof(&folder, path).unwrap();
     let words = solidity::calldata(&loaded.instances, &[]);
+    let weights = folder
+        .settings
+        .weight_commitment
+        .as_deref()
+        .map_or([0; 32], |c| hex::decode(c).unwrap().try_into().unwrap());
     Proven {
         id: hex::decode(&folder.model_id).unwrap().try_into().unwrap(),
+        weights,
         creation: solidity::build(&folder).unwrap().compiled.bytecode,
         num_inputs: folder.settings.num_input_instances() as u32,
         instances: words.chunks(32).map(U256::from_be_slice).collect(),
@@ -144,7 +158,22 @@ impl Chain {
     }
 
     fn register(&mut self, p: &Proven, verifier: alloy_sol_types::private::Address) -> Outcome {
-        self.register_as(p.id, p.num_inputs, p.instances.len() as u32, verifier)
+        self.register_weights(p, p.weights, verifier)
+    }
+
+    fn register_weights(
+        &mut self,
+        p: &Proven,
+        weights: [u8; 32],
+        verifier: alloy_sol_types::private::Address,
+    ) -> Outcome {
+        self.register_full(
+            p.id,
+            p.num_inputs,
+            p.instances.len() as u32,
+            weights,
+            verifier,
+        )
     }
 
     fn register_as(
@@ -154,11 +183,23 @@ impl Chain {
         num_instances: u32,
         verifier: alloy_sol_types::private::Address,
     ) -> Outcome {
+        self.register_full(id, num_inputs, num_instances, [0; 32], verifier)
+    }
+
+    fn register_full(
+        &mut self,
+        id: [u8; 32],
+        num_inputs: u32,
+        num_instances: u32,
+        weights: [u8; 32],
+        verifier: alloy_sol_types::private::Address,
+    ) -> Outcome {
         let call = IModelRegistry::registerCall {
             modelId: id.into(),
             verifier,
             numInputs: num_inputs,
             numInstances: num_instances,
+            weightCommitment: weights.into(),
             metadataURI: "ipfs://model-card".into(),
         };
         self.send(self.owner, call.abi_encode())
@@ -243,6 +284,7 @@ fn registry_verifies_registered_models_only() {
         verifier: va,
         numInputs: a.num_inputs,
         numInstances: a.instances.len() as u32,
+        weightCommitment: [0u8; 32].into(),
         metadataURI: String::new(),
     };
     reverted_with(
@@ -437,6 +479,7 @@ fn a_gas_burning_verifier_is_cut_off_at_the_cap() {
     let verifier = deploy(&mut chain.evm, &burner.bytecode, &[]);
     let p = Proven {
         id: [1; 32],
+        weights: [0; 32],
         creation: Vec::new(),
         num_inputs: 0,
         instances: vec![U256::from(5)],
@@ -815,4 +858,77 @@ fn oracle_requests_on_hashed_inputs_bind_their_commitment() {
             modelId: a.id.into(),
         },
     );
+}
+
+/// Two trainings of one architecture (the digits MLP and its fine-tuned sibling, hashed
+/// weights, `--like`) on one SRS: one Solidity verifier, which reports the architecture id,
+/// serves both model ids, each registered with its weight commitment; a proof of one training
+/// is refused for the other (`OtherWeights`), and an id registered with another commitment
+/// than the one it is made of is refused (`VerifierMismatch`).
+#[test]
+fn one_verifier_serves_every_training_of_an_architecture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let prove = |name: &str, dir: &Path, opts: &CompileOptions, srs: Option<&Path>| {
+        let e = examples.join(name);
+        let input = e.join("input.json");
+        pipeline::compile(&e.join("network.onnx"), &input, dir, opts).unwrap();
+        if let Some(srs) = srs {
+            pipeline::setup(dir, Some(srs)).unwrap();
+            let path = dir.join("proof.json");
+            write_json(&path, &pipeline::prove(dir, &input).unwrap()).unwrap();
+        }
+    };
+    // Hashed inputs too: 64 public pixels would not fit EIP-170.
+    let hashed = CompileOptions {
+        weights: zkinfer_model::Weights::Hashed,
+        io: zkinfer_circuits::Io::inputs(Visibility::Hashed),
+        ..Default::default()
+    };
+    prove("digits_mlp", &a_dir, &hashed, None);
+    let k = circuit_k(&a_dir);
+    let srs = tmp.path().join("srs");
+    zkinfer_prover::srs::save(&srs, &zkinfer_prover::srs::generate(k).unwrap()).unwrap();
+    prove("digits_mlp", &a_dir, &hashed, Some(&srs));
+    let like = CompileOptions {
+        like: Some(a_dir.clone()),
+        ..Default::default()
+    };
+    prove("digits_mlp_finetuned", &b_dir, &like, Some(&srs));
+    let a = proven_folder(&a_dir, &a_dir.join("proof.json"));
+    let b = proven_folder(&b_dir, &b_dir.join("proof.json"));
+    assert_ne!(a.id, b.id);
+    assert_ne!(a.weights, b.weights);
+    assert_eq!(a.creation, b.creation, "one verifier for the architecture");
+
+    let mut chain = Chain::new();
+    let v = chain.deploy_verifier(&a);
+    // An id is made of the architecture and its commitment: not of another's.
+    let out = chain.register_weights(&a, b.weights, v);
+    reverted_with_selector::<IModelRegistry::VerifierMismatch>(&out);
+    assert!(chain.register(&a, v).success());
+    assert!(chain.register(&b, v).success());
+    assert!(chain
+        .verify_inference(a.id, &a.instances, &a.proof)
+        .success());
+    assert!(chain
+        .verify_inference(b.id, &b.instances, &b.proof)
+        .success());
+    // The fine-tuned model's proof as the original's: a valid proof, other weights.
+    let out = chain.verify_inference(a.id, &b.instances, &b.proof);
+    reverted_with(
+        &out,
+        IModelRegistry::OtherWeights {
+            modelId: a.id.into(),
+            proven: *b.instances.last().unwrap(),
+        },
+    );
+}
+
+/// The k of a compiled folder's circuit.
+fn circuit_k(dir: &Path) -> u32 {
+    let s: zkinfer_circuits::artifacts::Settings =
+        zkinfer_circuits::artifacts::read_json(&dir.join("settings.json")).unwrap();
+    s.plan.k
 }

@@ -713,6 +713,7 @@ mod tests {
             scale: 4,
             param_scale: 8,
             range_headroom_bits: 2,
+            ..QuantizeOptions::default()
         };
         let q = quantize(&tiny(), &[vec![1.0, 0.5]], &opts).unwrap();
         assert_eq!(q.nodes.len(), 3, "the bias add folded into the Linear");
@@ -743,6 +744,7 @@ mod tests {
             scale: 4,
             param_scale: 8,
             range_headroom_bits: 2,
+            ..QuantizeOptions::default()
         };
         let q = quantize(&tiny(), &[vec![1.0, 0.5]], &opts).unwrap();
         assert!(matches!(

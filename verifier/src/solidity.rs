@@ -88,8 +88,9 @@ pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
         &folder.vk,
         vec![n],
     );
+    // With hashed weights one verifier serves every training: it reports the architecture.
     let info = Info {
-        model_id: &folder.model_id,
+        model_id: folder.architecture_id.as_ref().unwrap_or(&folder.model_id),
         num_instances: n,
         num_inputs: folder.settings.num_input_instances(),
     };

@@ -131,7 +131,7 @@ pub fn preimage(
         Visibility::Private => 1,
         Visibility::Hashed => 2,
     };
-    out.push(input | (io.output == Visibility::Hashed) as u8 * 4 | weights as u8 * 8);
+    out.push(input | ((io.output == Visibility::Hashed) as u8 * 4) | ((weights as u8) * 8));
     if io.hashes() || weights {
         for v in [
             commit::HASH_LAYOUT_VERSION as usize,

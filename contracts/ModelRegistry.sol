@@ -104,10 +104,14 @@ contract ModelRegistry {
     ) external onlyOwner {
         if (models[modelId].verifier != address(0)) revert AlreadyRegistered(modelId);
         if (numInputs >= numInstances) revert BadCounts(numInputs, numInstances);
-        (bytes32 id, uint256 n, uint256 nIn) = ZkinferVerifier.info(verifier);
-        bytes32 expected =
-            weightCommitment == 0 ? id : sha256(abi.encodePacked(id, weightCommitment));
-        if (expected != modelId || n != numInstances || nIn != numInputs) {
+        (bytes32 id, uint256 n, uint256 nIn, bool hashed) = ZkinferVerifier.info(verifier);
+        // A verifier of hashed weights serves a model only with its weight commitment: an
+        // architecture id registered bare would accept every training.
+        bytes32 expected = hashed ? sha256(abi.encodePacked(id, weightCommitment)) : id;
+        if (
+            expected != modelId || n != numInstances || nIn != numInputs
+                || hashed != (weightCommitment != 0)
+        ) {
             revert VerifierMismatch(modelId, id, n, nIn);
         }
         bytes32 codeHash = verifier.codehash;

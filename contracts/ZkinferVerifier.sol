@@ -36,18 +36,23 @@ library ZkinferVerifier {
         return true;
     }
 
-    /// What `verifier` says it verifies: the model id and its counts. Reverts for an address
-    /// without code or one that does not answer the call as a zkinfer verifier does.
+    /// What `verifier` says it verifies: the model id (with hashed weights, the architecture
+    /// id), its counts, and whether its proofs carry a weight commitment last. Reverts for an
+    /// address without code or one that does not answer the call as a zkinfer verifier does.
     function info(address verifier)
         internal
         view
-        returns (bytes32 modelId, uint256 numInstances, uint256 numInputs)
+        returns (bytes32 modelId, uint256 numInstances, uint256 numInputs, bool weightsHashed)
     {
         if (verifier.code.length == 0) revert NoCode(verifier);
         (bool ok, bytes memory out) =
             verifier.staticcall{gas: INFO_GAS}(abi.encodePacked(INFO_SELECTOR));
-        if (ok || out.length != 96) revert NotAZkinferVerifier(verifier);
-        (modelId, numInstances, numInputs) = abi.decode(out, (bytes32, uint256, uint256));
+        if (ok || out.length != 128) revert NotAZkinferVerifier(verifier);
+        uint256 hashed;
+        (modelId, numInstances, numInputs, hashed) =
+            abi.decode(out, (bytes32, uint256, uint256, uint256));
+        if (hashed > 1) revert NotAZkinferVerifier(verifier);
+        weightsHashed = hashed == 1;
     }
 
     /// Calls `verifier`, whose runtime code must still hash to `codeHash`, with exactly

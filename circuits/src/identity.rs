@@ -14,7 +14,8 @@
 //!          plus 8 when the weights are
 //! (only when a tensor or the weights are hashed: the hash layout)
 //! uint32   hash layout version (1), uint32 T (3), rate (2), full rounds (8), partial rounds (57)
-//! uint32   number of input slot widths, then each; the same for outputs
+//!          (the slot widths follow from act_bits and the graph's bounds, which the qgraph's
+//!          or the architecture's sha256 pins)
 //! (only when the weights are hashed)
 //! uint32   weight_bits
 //! uint32   number of inputs, then per input: uint32 rank, uint32 dims[rank]
@@ -141,12 +142,6 @@ pub fn preimage(
             commit::R_P,
         ] {
             u32_be(&mut out, v)?;
-        }
-        for widths in [&settings.input_slot_bits, &settings.output_slot_bits] {
-            u32_be(&mut out, widths.len())?;
-            for &w in widths.iter() {
-                u32_be(&mut out, w as usize)?;
-            }
         }
     }
     if weights {

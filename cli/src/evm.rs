@@ -39,6 +39,13 @@ pub fn verifier(dir: PathBuf, out: Option<PathBuf>) -> Result<()> {
         v.num_instances - inputs
     );
     println!("model id {}", folder.model_id);
+    if let Some(a) = &folder.architecture_id {
+        println!(
+            "architecture id {a}: the verifier reports it and serves every training of the \
+             architecture; register the model id with weight commitment {}",
+            folder.settings.weight_commitment.as_deref().unwrap_or("?")
+        );
+    }
     println!(
         "SRS      {}",
         zkinfer_verifier::srs_check(&dir, &folder, None)?
@@ -57,6 +64,10 @@ pub fn calldata(dir: PathBuf, proof: PathBuf) -> Result<()> {
 /// `evm-verify`: deploys the verifier in revm and calls it with a proof.
 pub fn verify(dir: PathBuf, proof: PathBuf, bytecode: Option<PathBuf>) -> Result<()> {
     let folder = VerifierFolder::open(&dir)?;
+    // The Solidity verifier is the architecture's (hashed weights): which weights a proof
+    // used is the folder's to check, as a registry does.
+    let loaded = zkinfer_verifier::load_proof(&folder, &proof)?;
+    zkinfer_verifier::check_weights(&folder.settings, &loaded.instances)?;
     let data = solidity::calldata_of_file(&folder, &proof)?;
     let creation = match &bytecode {
         Some(path) => read_hex_file(path)?,
@@ -73,6 +84,9 @@ pub fn verify(dir: PathBuf, proof: PathBuf, bytecode: Option<PathBuf>) -> Result
     println!("gas {}", thousands(verdict.gas_used));
     println!("code {} bytes", thousands(verdict.code_size as u64));
     println!("model id {}", folder.model_id);
+    if let Some(a) = &folder.architecture_id {
+        println!("architecture id {a} (what the verifier reports)");
+    }
     if !verdict.accepted {
         anyhow::bail!(
             "the Solidity verifier rejected the proof{}",

@@ -469,7 +469,7 @@ fn a_gas_burning_verifier_is_cut_off_at_the_cap() {
         "Burner.sol",
         "// SPDX-License-Identifier: MIT\npragma solidity 0.8.19;\n\
          contract Burner { fallback(bytes calldata d) external returns (bytes memory) {\n\
-         if (d.length == 4) { bytes memory info = abi.encode(bytes32(uint256(0x0101010101010101010101010101010101010101010101010101010101010101)), uint256(1), uint256(0)); assembly { revert(add(info, 32), mload(info)) } }\n\
+         if (d.length == 4) { bytes memory info = abi.encode(bytes32(uint256(0x0101010101010101010101010101010101010101010101010101010101010101)), uint256(1), uint256(0), uint256(0)); assembly { revert(add(info, 32), mload(info)) } }\n\
          while (true) {} } }",
         "Burner",
         false,
@@ -906,6 +906,17 @@ fn one_verifier_serves_every_training_of_an_architecture() {
     let v = chain.deploy_verifier(&a);
     // An id is made of the architecture and its commitment: not of another's.
     let out = chain.register_weights(&a, b.weights, v);
+    reverted_with_selector::<IModelRegistry::VerifierMismatch>(&out);
+    // Nor is the architecture a model: registered bare, it would accept every training.
+    let arch = VerifierFolder::open(&a_dir)
+        .unwrap()
+        .architecture_id
+        .unwrap();
+    let arch: [u8; 32] = hex::decode(arch).unwrap().try_into().unwrap();
+    let n = a.instances.len() as u32;
+    let out = chain.register_full(arch, a.num_inputs, n, [0; 32], v);
+    reverted_with_selector::<IModelRegistry::VerifierMismatch>(&out);
+    let out = chain.register_weights(&a, [0; 32], v);
     reverted_with_selector::<IModelRegistry::VerifierMismatch>(&out);
     assert!(chain.register(&a, v).success());
     assert!(chain.register(&b, v).success());

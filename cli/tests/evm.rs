@@ -110,7 +110,8 @@ fn accepted_and_tamper_rejected_on_the_evm(
         .unwrap();
     assert!(!info.success(), "{name}");
     let mut want = hex::decode(&folder.model_id).unwrap();
-    for v in [public_values, folder.settings.num_input_instances()] {
+    let hashed = folder.architecture_id.is_some() as usize;
+    for v in [public_values, folder.settings.num_input_instances(), hashed] {
         want.extend([0u8; 24]);
         want.extend((v as u64).to_be_bytes());
     }

@@ -215,6 +215,9 @@ fn quantize_param(values: &[f32], unit: f64, node: &str) -> Result<Vec<i64>> {
 /// order, its shape and its values at activation scale `scale` (what `zkinfer hash weights`
 /// commits to from the ONNX file alone).
 pub fn quantize_params(graph: &Graph, scale: u32) -> Result<Vec<(Vec<usize>, Vec<i64>)>> {
+    if scale == 0 || scale > 24 {
+        return Err(ModelError::Input("scales must be in 1..=24".into()));
+    }
     let unit = (1u64 << scale) as f64;
     fuse_affine_chains(graph)
         .nodes
@@ -248,6 +251,11 @@ fn weight_bits(nodes: &[QNode], given: Option<u32>) -> Result<u32> {
         return Ok(0);
     };
     let needed = (129 - max.leading_zeros()).max(2);
+    if needed > 62 {
+        return Err(ModelError::TooLarge(format!(
+            "weight \"{name}\" needs {needed} signed bits (limit 62)"
+        )));
+    }
     match given {
         Some(g) if g < needed => Err(ModelError::Input(format!(
             "weight \"{name}\" needs {needed} signed bits; the circuit to match has {g}"
@@ -512,7 +520,8 @@ fn compute_bounds(q: &mut QGraph) -> Result<()> {
                 Src::Const(c) => c.unsigned_abs() as u128,
             };
             match &node.op {
-                QOp::Param { .. } => (1u128 << (q.weight_bits - 1)) - 1,
+                // What the range check admits: a forger's weight may be −2^(bits−1).
+                QOp::Param { .. } => 1u128 << (q.weight_bits - 1),
                 op if op.is_range_checked() => checked,
                 QOp::Linear { terms, bias, .. } => terms
                     .iter()

@@ -16,7 +16,7 @@ use zkinfer_model::{
 };
 
 use crate::error::ProverError;
-use crate::pipeline::{gib, io_err, open, read_file, Calibration};
+use crate::pipeline::{gib, io_err, open, read_file, require_current_layout, Calibration};
 
 /// Options of `compile`.
 #[derive(Clone, Debug, Default)]
@@ -115,7 +115,12 @@ pub fn compile(
 ) -> Result<Settings, ProverError> {
     let t = Instant::now();
     let like = match &opts.like {
-        Some(dir) => Some(open(dir)?.settings),
+        Some(dir) => {
+            let sibling = open(dir)?.settings;
+            // Its plan is reused: it must be of the circuit this zkinfer lays out.
+            require_current_layout(dir, &sibling)?;
+            Some(sibling)
+        }
         None => None,
     };
     let opts = &match &like {
@@ -135,6 +140,13 @@ pub fn compile(
         .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", calibration.display())))?;
     let samples = parse_calibration_json(&text)?;
     let (q, expected_error) = quantize_for_target(&graph, &samples, opts)?;
+    if opts.weights == Weights::Hashed && q.params().is_empty() {
+        return Err(ProverError::Folder(format!(
+            "{} has no weights to commit to (no constant operand of MatMul, Gemm, Conv, Add, Sub \
+             or Mul): compile it with fixed weights",
+            model.display()
+        )));
+    }
     let architecture_sha256 = (opts.weights == Weights::Hashed)
         .then(|| serde_json::to_vec_pretty(&q.architecture()).map(|b| sha256_hex(&b)))
         .transpose()

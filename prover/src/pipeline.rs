@@ -100,7 +100,7 @@ pub fn open(dir: &Path) -> Result<Folder, ProverError> {
 
 /// Setup and proving need a folder compiled by this layout: an older one would make keys (or
 /// proofs) of a circuit this zkinfer no longer lays out.
-fn require_current_layout(dir: &Path, settings: &Settings) -> Result<(), ProverError> {
+pub(crate) fn require_current_layout(dir: &Path, settings: &Settings) -> Result<(), ProverError> {
     if settings.layout_version == LAYOUT_VERSION {
         return Ok(());
     }

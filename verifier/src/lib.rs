@@ -278,7 +278,7 @@ impl Commitments {
 /// With hashed weights, the proof's weight commitment must be the model's: the verifying key
 /// is the architecture's, shared by every training of it, so only this instance says which
 /// weights were used.
-fn check_weights(
+pub fn check_weights(
     settings: &zkinfer_circuits::artifacts::Settings,
     instances: &[Fr],
 ) -> Result<(), VerifyError> {
@@ -287,7 +287,7 @@ fn check_weights(
     };
     let proven = commitment_hex(&proven);
     match settings.weight_commitment.as_deref() {
-        Some(model) if model == proven => Ok(()),
+        Some(model) if model.eq_ignore_ascii_case(&proven) => Ok(()),
         model => Err(VerifyError::OtherWeights {
             proven,
             model: model.unwrap_or("none").to_string(),

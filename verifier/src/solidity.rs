@@ -67,7 +67,8 @@ pub struct SolidityVerifier {
 }
 
 /// The 4-byte call that asks a zkinfer verifier what it verifies. It reverts, with
-/// `(bytes32 modelId, uint256 numInstances, uint256 numInputs)` ABI-encoded as the revert
+/// `(bytes32 modelId, uint256 numInstances, uint256 numInputs, uint256 weightsHashed)`
+/// (with hashed weights the id is the architecture id and `weightsHashed` 1) ABI-encoded as the revert
 /// data, so that no call to a verifier succeeds but one with a valid proof (a caller that
 /// does not fix the count of public values could otherwise pass these 4 bytes as a "proof").
 pub const INFO_SIGNATURE: &str = "zkinferVerifierInfo()";
@@ -93,6 +94,7 @@ pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
         model_id: folder.architecture_id.as_ref().unwrap_or(&folder.model_id),
         num_instances: n,
         num_inputs: folder.settings.num_input_instances(),
+        weights_hashed: folder.architecture_id.is_some(),
     };
     harden(&code, &info)
 }
@@ -102,6 +104,8 @@ struct Info<'a> {
     model_id: &'a str,
     num_instances: usize,
     num_inputs: usize,
+    /// Whether the id is an architecture's, whose proofs carry a weight commitment last.
+    weights_hashed: bool,
 }
 
 /// snark-verifier's verifier reads every scalar as `mod(calldataload(o), f_q)` and ignores
@@ -172,6 +176,7 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
     let selector = hex::encode(info_selector());
     let model_id = info.model_id;
     let nin = info.num_inputs;
+    let hashed = info.weights_hashed as u8;
     let guard = format!(
         "
             // zkinfer: `zkinferVerifierInfo()` (4 bytes of calldata; a proof's never are),
@@ -181,7 +186,8 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
                     mstore(0x80, 0x{model_id})
                     mstore(0xa0, {n})
                     mstore(0xc0, {nin})
-                    revert(0x80, 0x60)
+                    mstore(0xe0, {hashed})
+                    revert(0x80, 0x80)
                 }}
                 revert(0, 0)
             }}

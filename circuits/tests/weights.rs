@@ -5,7 +5,6 @@
 //! values, as a prover would) and only the range-check lookup refuses it.
 
 use halo2_base::gates::{GateInstructions, RangeInstructions};
-use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use halo2_base::QuantumCell::Constant;
 use zkinfer_circuits::commit::{commit_weight_cells, commit_weights, TensorLayout};
 use zkinfer_circuits::field::fr;

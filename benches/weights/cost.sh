@@ -20,7 +20,8 @@ for name in "${models[@]}"; do
   for w in fixed hashed; do
     out="$tmp/$name-$w"
     "$Z" compile "$dir/network.onnx" --calibration "$dir/input.json" --out "$out" \
-      --weights "$w" --input-visibility private --no-fhe > /dev/null
+      --weights "$w" --input-visibility private --no-fhe > /dev/null 2> "$tmp/log" \
+      || { cat "$tmp/log" >&2; exit 1; }
     "$Z" setup "$out" > /dev/null 2>&1
     best=""; mem=""
     for _ in 1 2; do

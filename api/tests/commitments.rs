@@ -15,6 +15,33 @@ use zkinfer_api::store::Store;
 use zkinfer_api::worker::Stop;
 use zkinfer_api::{tenants, Db};
 
+/// A service on database `url` with one worker and tenant alice: her client, and the worker's
+/// stop signal and task.
+async fn service(
+    data_dir: std::path::PathBuf,
+    url: &str,
+) -> (
+    Client,
+    tokio::sync::watch::Sender<Stop>,
+    tokio::task::JoinHandle<()>,
+) {
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let db = Db::connect(url).await.unwrap();
+    let store = Store::open(None, &data_dir).unwrap();
+    let state = AppState::new(
+        db.clone(),
+        store.clone(),
+        data_dir.clone(),
+        Limits::default(),
+    );
+    let (stop, worker) = start_worker(&db, &store, &data_dir, 20);
+    let alice = Client {
+        app: router(state),
+        key: tenants::create_key(&db, "alice").await.unwrap().key,
+    };
+    (alice, stop, worker)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hashed_models_prove_and_verify_by_commitment() {
     let tmp = tempfile::tempdir().unwrap();
@@ -23,21 +50,7 @@ async fn hashed_models_prove_and_verify_by_commitment() {
     let input = std::fs::read(example.join("input.json")).unwrap();
     let input_json: Value = serde_json::from_slice(&input).unwrap();
     for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
-        let data_dir = tmp.path().join(format!("data{n}"));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let db = Db::connect(&url).await.unwrap();
-        let store = Store::open(None, &data_dir).unwrap();
-        let state = AppState::new(
-            db.clone(),
-            store.clone(),
-            data_dir.clone(),
-            Limits::default(),
-        );
-        let (stop, worker) = start_worker(&db, &store, &data_dir, 20);
-        let alice = Client {
-            app: router(state),
-            key: tenants::create_key(&db, "alice").await.unwrap().key,
-        };
+        let (alice, stop, worker) = service(tmp.path().join(format!("data{n}")), &url).await;
 
         // Outputs nobody sees are refused at upload.
         let (s, v) = alice
@@ -162,21 +175,7 @@ async fn hashed_weights_are_shown_and_held_to_their_commitment() {
     let input = std::fs::read(example.join("input.json")).unwrap();
     let input_json: Value = serde_json::from_slice(&input).unwrap();
     let url = common::databases(tmp.path()).await.remove(0);
-    let data_dir = tmp.path().join("data");
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let db = Db::connect(&url).await.unwrap();
-    let store = Store::open(None, &data_dir).unwrap();
-    let state = AppState::new(
-        db.clone(),
-        store.clone(),
-        data_dir.clone(),
-        Limits::default(),
-    );
-    let (stop, worker) = start_worker(&db, &store, &data_dir, 20);
-    let alice = Client {
-        app: router(state),
-        key: tenants::create_key(&db, "alice").await.unwrap().key,
-    };
+    let (alice, stop, worker) = service(tmp.path().join("data"), &url).await;
     let (s, v) = alice
         .upload(&[
             ("model", &onnx),

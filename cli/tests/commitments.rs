@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{example, expect_failure, expect_success, p};
+use common::{example, expect_failure, expect_success, outside as python, p};
 use serde_json::Value;
 
 fn read_json(path: &Path) -> Value {
@@ -18,29 +17,6 @@ fn read_json(path: &Path) -> Value {
 
 fn write(path: &Path, v: &Value) {
     std::fs::write(path, serde_json::to_string_pretty(v).unwrap()).unwrap();
-}
-
-/// The outside implementation's lines for `args`.
-fn python(args: &[&str]) -> Vec<String> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../circuits/tests/outside/commitment.py"
-    );
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn lines(s: &str) -> Vec<String> {

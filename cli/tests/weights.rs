@@ -8,9 +8,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{expect_failure, expect_success, p};
+use common::{expect_failure, expect_success, outside, p};
 use serde_json::Value;
 
 fn repo_example(name: &str) -> PathBuf {
@@ -21,24 +20,6 @@ fn repo_example(name: &str) -> PathBuf {
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The outside implementation's weight commitment of folder `dir` (from its qgraph.json).
-fn python_weights(dir: &Path) -> String {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../circuits/tests/outside/commitment.py"
-    );
-    let out = Command::new("python3")
-        .args([script, "weights", p(dir)])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[test]
@@ -86,8 +67,8 @@ fn two_trainings_share_one_verifier_under_their_own_commitments() {
         let out = expect_success(&["hash", "weights", p(&model.join("network.onnx")), p(&a)]);
         assert_eq!(out.trim(), c.as_str());
     }
-    assert_eq!(python_weights(&a), ca);
-    assert_eq!(python_weights(&b), cb);
+    assert_eq!(outside(&["weights", p(&a)]), std::slice::from_ref(&ca));
+    assert_eq!(outside(&["weights", p(&b)]), std::slice::from_ref(&cb));
 
     // One SRS, one verifying key.
     let k = sa["plan"]["k"].as_u64().unwrap().to_string();

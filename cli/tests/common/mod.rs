@@ -69,3 +69,27 @@ pub fn compile_and_setup(name: &str, dir: &Path, extra: &[&str]) {
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
+
+/// The lines the commitment's outside implementation (`circuits/tests/outside/commitment.py`)
+/// prints for `args`.
+pub fn outside(args: &[&str]) -> Vec<String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../circuits/tests/outside/commitment.py"
+    );
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

@@ -19,6 +19,11 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
     let p = &s.plan;
     let mut out = String::new();
     let _ = writeln!(out, "model sha256     {}", s.model_sha256);
+    if let Some(a) = &s.architecture_sha256 {
+        // With hashed weights the id covers the architecture and the weight commitment, not
+        // the file: a fine-tune of it has another file under the same verifier.
+        let _ = writeln!(out, "architecture     {a} (sha256 of the graph, weights 0)");
+    }
     let _ = writeln!(
         out,
         "layout           {}{}",

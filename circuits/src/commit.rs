@@ -379,6 +379,27 @@ pub fn commit_weights(tensors: &[(TensorLayout, &[i64])]) -> Result<Fr, CircuitE
     Ok(hash(&weights_preimage(tensors)?))
 }
 
+/// [`commit_weights`] of tensors `(shape, values)`, each at `scale` with `slot_bits`-bit slots
+/// (a model's weights share both).
+pub fn commit_weight_tensors<'a>(
+    scale: u32,
+    slot_bits: u32,
+    tensors: impl IntoIterator<Item = (&'a [usize], &'a [i64])>,
+) -> Result<Fr, CircuitError> {
+    let layouts: Vec<(TensorLayout, &[i64])> = tensors
+        .into_iter()
+        .map(|(shape, values)| {
+            let layout = TensorLayout {
+                shape: shape.to_vec(),
+                scale,
+                slot_bits,
+            };
+            (layout, values)
+        })
+        .collect();
+    commit_weights(&layouts)
+}
+
 /// The commitment to a tensor of integers, computed natively: the sponge of [`sponge`] on
 /// field elements (no cells: a verifier hashes claimed values without laying anything out).
 pub fn commit(layout: &TensorLayout, values: &[i64], salt: Fr) -> Result<Fr, CircuitError> {

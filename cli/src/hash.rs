@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use zkinfer_circuits::artifacts::{files, read_json, Settings};
-use zkinfer_circuits::commit::{commit_weights, commitment_hex, parse_salt, TensorLayout};
+use zkinfer_circuits::commit::{commit_weight_tensors, commitment_hex, parse_salt};
 use zkinfer_circuits::Fr;
 use zkinfer_model::Weights;
 
@@ -69,18 +69,10 @@ fn weights(model: &Path, dir: &Path) -> Result<Fr> {
     let graph = zkinfer_model::load_onnx_with(model, Weights::Hashed)
         .with_context(|| model.display().to_string())?;
     let tensors = zkinfer_model::quantize_params(&graph, s.scale)?;
-    let layouts: Vec<(TensorLayout, &[i64])> = tensors
+    let tensors = tensors
         .iter()
-        .map(|(shape, values)| {
-            let layout = TensorLayout {
-                shape: shape.clone(),
-                scale: s.scale,
-                slot_bits: s.weight_bits,
-            };
-            (layout, values.as_slice())
-        })
-        .collect();
-    commit_weights(&layouts).with_context(|| {
+        .map(|(shape, v)| (shape.as_slice(), v.as_slice()));
+    commit_weight_tensors(s.scale, s.weight_bits, tensors).with_context(|| {
         format!(
             "{}: its weights do not fit {}'s {}-bit weight slots",
             model.display(),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zkinfer_model::{QGraph, QOp};
 
 use crate::chips::{signed_bits_for, Elem, QuantChip};
-use crate::commit::{commit_cells, commit_weight_cells, commit_weights, TensorLayout};
+use crate::commit::{commit_cells, commit_weight_cells, commit_weight_tensors, TensorLayout};
 use crate::error::CircuitError;
 use crate::field::fr;
 
@@ -103,11 +103,10 @@ pub fn weight_commitment(q: &QGraph) -> Result<Option<Fr>, CircuitError> {
     if params.is_empty() {
         return Ok(None);
     }
-    let tensors: Vec<(TensorLayout, &[i64])> = params
+    let tensors = params
         .iter()
-        .map(|&(n, values)| (weight_layout(q, n), values))
-        .collect();
-    commit_weights(&tensors).map(Some)
+        .map(|&(n, values)| (q.nodes[n].shape.as_slice(), values));
+    commit_weight_tensors(q.scale, q.weight_bits, tensors).map(Some)
 }
 
 /// The public instance cells of a laid-out graph: per input, its values, nothing or its

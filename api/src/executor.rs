@@ -34,6 +34,26 @@ pub struct Upload {
     /// FHE compile options; `None`: no FHE program.
     #[serde(default = "default_fhe")]
     pub fhe: Option<zkinfer_fhe::FheOptions>,
+    /// The hashed-weights model whose circuit this one reproduces (upload setting `like`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub like: Option<Sibling>,
+}
+
+/// A sibling model as an upload's `like` found it: the store keys of the files that
+/// `compile --like` and `setup_like` read (kept referenced here, so retention keeps them while
+/// the job waits).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sibling {
+    /// Its id in the service.
+    pub model: String,
+    /// Store key of its settings.json.
+    pub settings: String,
+    /// Store key of its qgraph.json.
+    pub qgraph: String,
+    /// Store key of its srs.bin: without a ceremony file, the one SRS its keys are made on.
+    pub srs: String,
+    /// Store key of its keys.json (where that SRS came from).
+    pub keys: String,
 }
 
 fn default_fhe() -> Option<zkinfer_fhe::FheOptions> {
@@ -158,6 +178,7 @@ fn prover_error(e: ProverError) -> JobError {
         ProverError::Circuit(zkinfer_circuits::CircuitError::TooLarge(_)) => "model_too_large",
         ProverError::Model(_) => "invalid_input",
         ProverError::GpuOutOfMemory(_) => "gpu_out_of_memory",
+        ProverError::NotLike(_) => "not_like",
         _ => "failed",
     };
     JobError(code.into(), e.to_string())
@@ -205,7 +226,21 @@ async fn compile(
             cfg.ceilings.max_prove_memory
         }
     };
-    let opts: CompileOptions = cfg.ceilings.compile_options(&upload.options, largest);
+    let mut opts: CompileOptions = cfg.ceilings.compile_options(&upload.options, largest);
+    if let Some(sibling) = &upload.like {
+        let like = work.path().join("like");
+        std::fs::create_dir_all(&like)
+            .map_err(|e| JobError::internal(format!("scratch folder: {e}")))?;
+        write(
+            &like.join(files::SETTINGS),
+            &store.get(&sibling.settings).await?,
+        )?;
+        write(
+            &like.join(files::QGRAPH),
+            &store.get(&sibling.qgraph).await?,
+        )?;
+        opts.like = Some(like);
+    }
     let started = Instant::now();
     phase(db, cfg, job, "compiling").await;
     let settings =
@@ -260,11 +295,25 @@ async fn keygen(
         }
     };
     phase(db, cfg, job, "keygen").await;
+    // With a ceremony file both sibling and model are set up on it; without one, on the
+    // sibling's SRS (a fresh one would give another verifying key).
+    let like = match (&upload.like, &srs) {
+        (Some(sibling), None) => {
+            let like = work.path().join("like");
+            write(&like.join(files::SRS), &store.get(&sibling.srs).await?)?;
+            write(&like.join(files::KEYS), &store.get(&sibling.keys).await?)?;
+            Some(like)
+        }
+        _ => None,
+    };
     let d = dir.clone();
-    let report = tokio::task::spawn_blocking(move || pipeline::setup(&d, srs.as_deref()))
-        .await
-        .map_err(|e| JobError::internal(format!("setup task: {e}")))?
-        .map_err(prover_error)?;
+    let report = tokio::task::spawn_blocking(move || match like {
+        Some(like) => pipeline::setup_like(&d, &like),
+        None => pipeline::setup(&d, srs.as_deref()),
+    })
+    .await
+    .map_err(|e| JobError::internal(format!("setup task: {e}")))?
+    .map_err(prover_error)?;
     let setup_ms = started.elapsed().as_millis() as u64;
     phase(db, cfg, job, "storing").await;
     let mut artifacts = BTreeMap::new();
@@ -289,6 +338,7 @@ async fn keygen(
             "output_visibility": p.output_visibility,
             "weights": settings.weights,
             "weight_commitment": settings.weight_commitment,
+            "architecture_id": report.architecture_id,
             "input_shapes": settings.input_shapes,
             "output_shapes": settings.output_shapes,
             "scale": settings.scale,

@@ -14,7 +14,7 @@ use crate::capacity::Reservation;
 use crate::ceilings::Ceilings;
 use crate::child::{ChildRunner, ChildSpec, Died, Runner};
 use crate::db::Db;
-pub use crate::executor::{materialize, Upload};
+pub use crate::executor::{materialize, Sibling, Upload};
 use crate::executor::{Executor, Request, Response};
 pub use crate::key_cache::KeyCache;
 use crate::queue::{self, Claimed, JobKind, Outcome};

@@ -15,12 +15,13 @@ use zkinfer_api::store::Store;
 use zkinfer_api::worker::Stop;
 use zkinfer_api::{tenants, Db};
 
-/// A service on database `url` with one worker and tenant alice: her client, and the worker's
-/// stop signal and task.
+/// A service on database `url` with one worker and tenants alice and bob: their clients, and
+/// the worker's stop signal and task.
 async fn service(
     data_dir: std::path::PathBuf,
     url: &str,
 ) -> (
+    Client,
     Client,
     tokio::sync::watch::Sender<Stop>,
     tokio::task::JoinHandle<()>,
@@ -35,11 +36,16 @@ async fn service(
         Limits::default(),
     );
     let (stop, worker) = start_worker(&db, &store, &data_dir, 20);
+    let app = router(state);
     let alice = Client {
-        app: router(state),
+        app: app.clone(),
         key: tenants::create_key(&db, "alice").await.unwrap().key,
     };
-    (alice, stop, worker)
+    let bob = Client {
+        app,
+        key: tenants::create_key(&db, "bob").await.unwrap().key,
+    };
+    (alice, bob, stop, worker)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,7 +56,7 @@ async fn hashed_models_prove_and_verify_by_commitment() {
     let input = std::fs::read(example.join("input.json")).unwrap();
     let input_json: Value = serde_json::from_slice(&input).unwrap();
     for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
-        let (alice, stop, worker) = service(tmp.path().join(format!("data{n}")), &url).await;
+        let (alice, _, stop, worker) = service(tmp.path().join(format!("data{n}")), &url).await;
 
         // Outputs nobody sees are refused at upload.
         let (s, v) = alice
@@ -166,7 +172,8 @@ async fn hashed_models_prove_and_verify_by_commitment() {
 
 /// Hashed weights through the service: the upload setting, the model's weight commitment, a
 /// proof carrying it last among its public values, and `/verify` refusing a proof under
-/// another weight commitment (422 `other_weights`) before any cryptography.
+/// another weight commitment (422 `other_weights`) before any cryptography; an upload with
+/// `like` reproducing the model's circuit (its architecture id), and its refusals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hashed_weights_are_shown_and_held_to_their_commitment() {
     let tmp = tempfile::tempdir().unwrap();
@@ -175,7 +182,7 @@ async fn hashed_weights_are_shown_and_held_to_their_commitment() {
     let input = std::fs::read(example.join("input.json")).unwrap();
     let input_json: Value = serde_json::from_slice(&input).unwrap();
     let url = common::databases(tmp.path()).await.remove(0);
-    let (alice, stop, worker) = service(tmp.path().join("data"), &url).await;
+    let (alice, bob, stop, worker) = service(tmp.path().join("data"), &url).await;
     let (s, v) = alice
         .upload(&[
             ("model", &onnx),
@@ -236,6 +243,133 @@ async fn hashed_weights_are_shown_and_held_to_their_commitment() {
         (StatusCode::UNPROCESSABLE_ENTITY, "other_weights"),
         "{v}"
     );
+
+    // `like`: calibrated on inputs eight times smaller, the upload alone lays out another
+    // circuit (narrower activations); with `like` it reproduces the sibling's exactly.
+    let architecture = model["architecture_id"].as_str().unwrap().to_string();
+    assert_eq!(architecture.len(), 64, "{model}");
+    let mut small = input_json.clone();
+    for row in small["input_data"].as_array_mut().unwrap() {
+        for x in row.as_array_mut().unwrap() {
+            *x = json!(x.as_f64().unwrap() / 8.0);
+        }
+    }
+    let small = serde_json::to_vec(&small).unwrap();
+    let like = json!({ "like": model_id }).to_string();
+    let alone = alice
+        .ready(&[
+            ("model", &onnx),
+            ("calibration", &small),
+            ("settings", br#"{"weights": "hashed"}"#),
+        ])
+        .await;
+    let bundle = |id: Value| {
+        let alice = &alice;
+        async move { bundle_files(alice, id.as_str().unwrap()).await }
+    };
+    let (sibling_settings, sibling_vk) = bundle(model["id"].clone()).await;
+    let (alone_settings, _) = bundle(alone["id"].clone()).await;
+    assert_ne!(
+        alone_settings["act_bits"], sibling_settings["act_bits"],
+        "the smaller calibration alone narrows the activations"
+    );
+    let liked = alice
+        .ready(&[
+            ("model", &onnx),
+            ("calibration", &small),
+            ("settings", like.as_bytes()),
+        ])
+        .await;
+    assert_eq!(liked["weights"], "hashed", "{liked}");
+    assert_eq!(liked["architecture_id"], json!(architecture), "{liked}");
+    assert_eq!(liked["weight_commitment"], json!(commitment), "{liked}");
+    assert_eq!(
+        liked["model_id"], model["model_id"],
+        "same weights, same model"
+    );
+    let (liked_settings, liked_vk) = bundle(liked["id"].clone()).await;
+    assert_eq!(liked_settings["act_bits"], sibling_settings["act_bits"]);
+    assert!(liked_vk == sibling_vk, "one verifying key, byte for byte");
+
+    // Refused: another architecture (the job fails, naming it), a fixed-weights sibling,
+    // `like` with fixed weights, another tenant's model.
+    let other =
+        std::fs::read(zkinfer_model::corpus::example_dir("2l_relu_fc").join("network.onnx"))
+            .unwrap();
+    let other_input =
+        std::fs::read(zkinfer_model::corpus::example_dir("2l_relu_fc").join("input.json")).unwrap();
+    let (s, v) = alice
+        .upload(&[
+            ("model", &other),
+            ("calibration", &other_input),
+            ("settings", like.as_bytes()),
+        ])
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let failed = alice
+        .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "not_like", "{failed}");
+    let fixed = alice
+        .ready(&[("model", &onnx), ("calibration", &input)])
+        .await;
+    let fixed_like = json!({ "like": fixed["id"] }).to_string();
+    let contradicting = json!({ "like": model_id, "weights": "fixed" }).to_string();
+    for settings in [&fixed_like, &contradicting] {
+        let (s, v) = alice
+            .upload(&[
+                ("model", &onnx),
+                ("calibration", &input),
+                ("settings", settings.as_bytes()),
+            ])
+            .await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_settings"),
+            "{settings}: {v}"
+        );
+    }
+    let (s, v) = bob
+        .upload(&[
+            ("model", &onnx),
+            ("calibration", &input),
+            ("settings", like.as_bytes()),
+        ])
+        .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "model_not_found"),
+        "{v}"
+    );
     stop.send(Stop::Drain).unwrap();
     worker.await.unwrap();
+}
+
+/// A ready model's `settings.json` and `vk.bin`, from its bundle.
+async fn bundle_files(client: &Client, id: &str) -> (Value, Vec<u8>) {
+    let (s, tarball) = client
+        .send_raw(
+            "GET",
+            &format!("/v1/models/{id}/bundle"),
+            Some(&client.key),
+            axum::body::Body::empty(),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (mut settings, mut vk) = (Value::Null, Vec::new());
+    for entry in tar::Archive::new(tarball.as_slice()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().file_name().unwrap().to_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        match name.to_str().unwrap() {
+            "settings.json" => settings = serde_json::from_slice(&bytes).unwrap(),
+            "vk.bin" => vk = bytes,
+            _ => {}
+        }
+    }
+    (settings, vk)
 }

@@ -136,6 +136,7 @@ impl CompileArgs {
                 CompileTarget::Resources => options::Target::Resources,
             }),
             max_error: Some(self.max_error),
+            like: None,
         }
         .compile_options();
         opts.like = self.like.clone();

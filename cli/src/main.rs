@@ -313,6 +313,9 @@ fn dispatch(command: Command) -> Result<()> {
                 r.vk_bytes
             );
             println!("model id {}", r.model_id);
+            if let Some(a) = &r.architecture_id {
+                println!("architecture id {a} (shared by every training compiled --like this one)");
+            }
             println!("SRS      {}", r.srs);
         }
         Command::Run { dir, input } => {

@@ -117,7 +117,7 @@ fn two_trainings_share_one_verifier_under_their_own_commitments() {
 }
 
 #[test]
-fn like_refuses_another_architecture_or_a_fixed_sibling() {
+fn like_refuses_another_architecture_a_fixed_sibling_or_a_plan_past_the_limits() {
     let tmp = tempfile::tempdir().unwrap();
     let digits = repo_example("digits_mlp");
     let (hashed, fixed) = (tmp.path().join("hashed"), tmp.path().join("fixed"));
@@ -157,6 +157,15 @@ fn like_refuses_another_architecture_or_a_fixed_sibling() {
     expect_failure(
         &v.iter().map(String::as_str).collect::<Vec<_>>(),
         "is not the architecture",
+    );
+    // The sibling's plan is reused as it is, but not past this compilation's limits.
+    let v = args(
+        &tmp.path().join("small"),
+        &["--like", p(&hashed), "--max-prove-memory", "0.001"],
+    );
+    expect_failure(
+        &v.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the sibling's circuit (compile --like) needs",
     );
     expect_failure(
         &[

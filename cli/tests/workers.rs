@@ -106,6 +106,7 @@ async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
         options: Default::default(),
         // The queue is what these tests are about: no FHE program.
         fhe: None,
+        like: None,
     };
     models::create_with_setup(
         db,

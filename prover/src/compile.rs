@@ -9,7 +9,7 @@ use zkinfer_circuits::artifacts::{
     files, in_dir, write_json, Settings, FORMAT_VERSION, LAYOUT_VERSION,
 };
 use zkinfer_circuits::commit::commitment_hex;
-use zkinfer_circuits::{plan_circuit, Io, PlanLimits, Visibility};
+use zkinfer_circuits::{plan_circuit, CircuitError, CircuitPlan, Io, PlanLimits, Visibility};
 use zkinfer_model::{
     float_outputs, load_onnx_bytes_with, measured_error, parse_calibration_json, quantize_samples,
     sha256_hex, Graph, ModelError, QGraph, QuantizeOptions, Weights,
@@ -171,6 +171,7 @@ pub fn compile(
             if sibling.weights == Weights::Hashed
                 && sibling.architecture_sha256 == architecture_sha256 =>
         {
+            within_limits(&sibling.plan, &opts.limits)?;
             sibling.plan.clone()
         }
         Some(_) => return Err(not_like(model, opts)),
@@ -235,13 +236,51 @@ pub fn compile(
 
 /// `compile --like`'s refusal of a model that is not the sibling's architecture.
 fn not_like(model: &Path, opts: &CompileOptions) -> ProverError {
-    ProverError::Folder(format!(
+    ProverError::NotLike(format!(
         "{} is not the architecture of the model in {}: its quantized graph differs beyond the \
          committed weights (compile --like needs a sibling compiled with --weights hashed, and \
          the same layers and shapes)",
         model.display(),
         opts.like.as_deref().unwrap_or(Path::new("")).display()
     ))
+}
+
+/// Refuses a sibling's plan that this compilation's limits would not have chosen: `--like`
+/// reuses the plan as it is, and the service's ceilings (or a smaller prover machine) must
+/// still hold.
+fn within_limits(plan: &CircuitPlan, limits: &PlanLimits) -> Result<(), ProverError> {
+    let budget = limits
+        .max_proof_bytes
+        .max(limits.raise_proof_bytes_to.unwrap_or(0));
+    let over = if plan.k > limits.max_k {
+        Some(format!(
+            "2^{} rows (the limit is 2^{})",
+            plan.k, limits.max_k
+        ))
+    } else if plan.proof_bytes > budget {
+        Some(format!(
+            "{}-byte proofs (the limit is {budget})",
+            plan.proof_bytes
+        ))
+    } else {
+        limits
+            .max_prove_memory
+            .filter(|&m| plan.prove_memory_bytes > m)
+            .map(|m| {
+                format!(
+                    "{} to prove (the limit is {})",
+                    gib(plan.prove_memory_bytes),
+                    gib(m)
+                )
+            })
+    };
+    match over {
+        Some(what) => Err(CircuitError::TooLarge(format!(
+            "the sibling's circuit (compile --like) needs {what}"
+        ))
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// The options that reproduce `sibling`'s circuit (see [`CompileOptions::like`]).

@@ -21,6 +21,9 @@ pub enum ProverError {
     /// A model folder that is incomplete, stale, or from another model.
     #[error("{0}")]
     Folder(String),
+    /// `compile --like` of a model that is not the sibling's architecture.
+    #[error("{0}")]
+    NotLike(String),
     /// halo2 refused (key generation or proving).
     #[error("halo2: {0}")]
     Halo2(String),

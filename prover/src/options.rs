@@ -84,6 +84,12 @@ pub struct ModelOptions {
     /// that needs more is refused by `compile`, saying what it would need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prove_memory_gib: Option<f64>,
+    /// The service's `compile --like`: the id of a ready model of the same tenant, compiled
+    /// with hashed weights, whose circuit this model reproduces (same architecture, other
+    /// weights: one verifying key). Its scales, widths, visibilities and plan replace the
+    /// settings above; the limits still hold. The CLI takes a folder instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub like: Option<String>,
 }
 
 /// Outputs are public or hashed: a proof of outputs nobody sees proves nothing.

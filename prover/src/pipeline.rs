@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, G1Affine};
 use halo2_base::halo2_proofs::plonk::ProvingKey;
+use halo2_base::halo2_proofs::poly::commitment::Params;
 use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -126,6 +127,9 @@ pub struct SetupReport {
     pub srs: SrsSource,
     /// The model id of the folder.
     pub model_id: String,
+    /// With hashed weights, the id of the circuit every training of the architecture shares
+    /// (what its Solidity verifier reports).
+    pub architecture_id: Option<String>,
     /// Seconds spent on key generation.
     pub keygen_seconds: f64,
     /// Proving key bytes.
@@ -136,13 +140,11 @@ pub struct SetupReport {
 
 /// Generates (or reads from a ceremony file) the SRS, then the keys of a compiled folder.
 pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
-    let folder = open(dir)?;
-    require_current_layout(dir, &folder.settings)?;
-    let plan = &folder.settings.plan;
+    let k = open(dir)?.settings.plan.k;
     let t = Instant::now();
     let (params, source) = match srs_file {
         Some(p) => {
-            let (params, info) = srs::load_ceremony(p, plan.k)?;
+            let (params, info) = srs::load_ceremony(p, k)?;
             (
                 params,
                 SrsSource::File {
@@ -151,9 +153,39 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
                 },
             )
         }
-        None => (srs::generate(plan.k)?, SrsSource::LocalDev),
+        None => (srs::generate(k)?, SrsSource::LocalDev),
     };
-    info!(k = plan.k, "SRS ready in {:.2?}", t.elapsed());
+    info!(k, "SRS ready in {:.2?}", t.elapsed());
+    setup_on(dir, params, source)
+}
+
+/// The keys of a compiled folder on the SRS a set-up `sibling` folder holds (its `srs.bin`,
+/// recorded with the sibling's source): where no ceremony file is at hand, a model compiled
+/// `--like` the sibling gets its verifying key only on the sibling's SRS.
+pub fn setup_like(dir: &Path, sibling: &Path) -> Result<SetupReport, ProverError> {
+    let keys: KeysInfo = read_json(&in_dir(sibling, files::KEYS))?;
+    let params = srs::load_trusted(&in_dir(sibling, files::SRS))?;
+    let k = open(dir)?.settings.plan.k;
+    if params.k() != k {
+        return Err(ProverError::Srs(format!(
+            "the SRS of {} has 2^{} points; {} needs 2^{k}",
+            sibling.display(),
+            params.k(),
+            dir.display()
+        )));
+    }
+    setup_on(dir, params, keys.srs)
+}
+
+/// The keys of a compiled folder on `params`, recorded as coming from `source`.
+fn setup_on(
+    dir: &Path,
+    params: ParamsKZG<Bn256>,
+    source: SrsSource,
+) -> Result<SetupReport, ProverError> {
+    let folder = open(dir)?;
+    require_current_layout(dir, &folder.settings)?;
+    let plan = &folder.settings.plan;
     let calib: Calibration = read_json(&in_dir(dir, files::CALIBRATION))?;
     let t = Instant::now();
     let (pk, break_points) = keys::generate(&params, plan, &folder.q, &calib.inputs)?;
@@ -163,6 +195,7 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
     let pk_bytes = keys::pk_to_bytes(&pk);
     let kzg = KzgVerifierKey::of(&params);
     let model_id = identity::model_id(&folder.settings, &vk_bytes, &kzg)?;
+    let architecture_id = identity::architecture_id(&folder.settings, &vk_bytes, &kzg)?;
     write_bytes(&in_dir(dir, files::VK), &vk_bytes)?;
     write_bytes(&in_dir(dir, files::PK), &pk_bytes)?;
     srs::save_trusted(&in_dir(dir, files::SRS), &params)?;
@@ -183,6 +216,7 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
         k: plan.k,
         srs: source,
         model_id,
+        architecture_id,
         keygen_seconds,
         pk_bytes: pk_bytes.len(),
         vk_bytes: vk_bytes.len(),

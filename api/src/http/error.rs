@@ -66,6 +66,7 @@ pub const JOB_ERROR_CODES: &[&str] = &[
     "model_not_found",
     "model_not_ready",
     "model_too_large",
+    "not_like",
     "out_of_memory",
     "timed_out",
     "worker_crashed",

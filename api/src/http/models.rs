@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use zkinfer_model::ModelError;
+use zkinfer_model::{ModelError, Weights};
 use zkinfer_prover::options::ModelOptions;
 
 use super::openapi::{Ended, ErrorBody, Model, ModelAccepted, ModelList, ModelUpload};
 use super::{ApiError, ApiResult, AppState, Tenant};
 use crate::models::{self, ModelRow};
-use crate::worker::Upload;
+use crate::worker::{Sibling, Upload};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,17 +23,57 @@ pub fn router() -> Router<AppState> {
 /// The store keys of a ready model's compiled folder: 404 if the tenant has no such model,
 /// 409 `model_not_ready` until its setup has succeeded.
 pub(super) async fn ready_artifacts(state: &AppState, tenant: &str, id: &str) -> ApiResult<Value> {
+    Ok(ready_model(state, tenant, id).await?.1)
+}
+
+/// A ready model of the tenant and its artifacts, as [`ready_artifacts`].
+async fn ready_model(state: &AppState, tenant: &str, id: &str) -> ApiResult<(ModelRow, Value)> {
     let m = models::get(&state.db, tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("model", id))?;
-    match (m.status.as_str(), m.artifacts) {
-        ("ready", Some(a)) => Ok(a),
+    match (m.status.as_str(), &m.artifacts) {
+        ("ready", Some(a)) => {
+            let a = a.clone();
+            Ok((m, a))
+        }
         (status, _) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "model_not_ready",
             format!("model {id} is {status}"),
         )),
     }
+}
+
+/// The upload setting `like`: a ready model of the same tenant whose weights are hashed
+/// (404 for another tenant's, 409 until ready, 400 `invalid_settings` for fixed weights).
+async fn sibling(state: &AppState, tenant: &str, id: &str) -> ApiResult<Sibling> {
+    use zkinfer_circuits::artifacts::files;
+    let (m, artifacts) = ready_model(state, tenant, id).await?;
+    let hashed = m
+        .summary
+        .as_ref()
+        .is_some_and(|s| s["weights"] == Weights::Hashed.name());
+    if !hashed {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            format!(
+                "like: model {id} has fixed weights (its verifying key pins them): only a model \
+                 uploaded with \"weights\": \"hashed\" serves other trainings of its architecture"
+            ),
+        ));
+    }
+    let key = |name: &str| {
+        artifacts[name].as_str().map(str::to_string).ok_or_else(|| {
+            ApiError::from(crate::Error::Config(format!("model {id} has no {name}")))
+        })
+    };
+    Ok(Sibling {
+        model: id.to_string(),
+        settings: key(files::SETTINGS)?,
+        qgraph: key(files::QGRAPH)?,
+        srs: key(files::SRS)?,
+        keys: key(files::KEYS)?,
+    })
 }
 
 /// The JSON of a model.
@@ -145,6 +185,22 @@ pub(super) async fn upload(
         .ceilings
         .check(&options, fhe.as_ref(), samples.len())
         .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?;
+    let like = match &options.like {
+        Some(_) if options.weights == Some(Weights::Fixed) => {
+            return Err(ApiError::bad_request(
+                "invalid_settings",
+                "like reproduces a circuit with hashed weights: \"weights\": \"fixed\" \
+                 contradicts it",
+            ))
+        }
+        Some(id) => Some(sibling(&state, &tenant, id).await?),
+        None => None,
+    };
+    // Imported as compile will: hashed weights refuse some graphs that fixed ones take.
+    let weights = match like {
+        Some(_) => Weights::Hashed,
+        None => options.weights.unwrap_or_default(),
+    };
     // Parsed off the async threads, a few at a time (each tenant its share); the file is
     // checked against an element budget before tract folds its constants.
     let graph = {
@@ -154,7 +210,7 @@ pub(super) async fn upload(
         let onnx = onnx.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            zkinfer_model::load_onnx_bytes(&onnx)
+            zkinfer_model::load_onnx_bytes_with(&onnx, weights)
         })
         .await
         .map_err(|e| ApiError::from(crate::Error::Config(format!("parse task: {e}"))))?
@@ -182,6 +238,7 @@ pub(super) async fn upload(
         calibration: state.store.put(calibration).await?,
         options,
         fhe,
+        like,
     };
     let upload = serde_json::to_value(&upload)
         .map_err(|e| ApiError::from(crate::Error::Config(format!("upload record: {e}"))))?;

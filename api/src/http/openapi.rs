@@ -40,7 +40,10 @@ pub struct ModelUpload {
     /// Compile options as JSON (`input_visibility`, `output_visibility`, `weights`, `scale`,
     /// `param_scale`, `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`,
     /// `freivalds`, `target`, `max_error`, `max_prove_memory_gib`); each may lower the
-    /// operator's ceiling, never raise it.
+    /// operator's ceiling, never raise it. `like`: the id of a ready model of the tenant
+    /// uploaded with hashed weights, whose circuit this one reproduces (same architecture,
+    /// other weights: the same verifying key); its scales, visibilities and plan replace the
+    /// other settings, the limits still hold.
     #[schema(value_type = Option<String>, format = Binary)]
     settings: Option<Vec<u8>>,
     /// FHE compile options as JSON (`params`: `m2c2` or `m3c3`, `input_bits`, `act_bits`,
@@ -151,6 +154,10 @@ pub struct Model {
     /// With hashed weights, the commitment every proof of this model carries as its last
     /// public value (64 hex digits).
     weight_commitment: Option<String>,
+    /// With hashed weights, the id of the circuit (verifying key, settings, SRS) that every
+    /// training of the architecture shares: what its Solidity verifier reports, the same for
+    /// a model uploaded with `like` as for its sibling.
+    architecture_id: Option<String>,
     input_shapes: Option<Vec<Vec<usize>>>,
     output_shapes: Option<Vec<Vec<usize>>>,
     /// Fixed-point scale: fractional bits of activations.

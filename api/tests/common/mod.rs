@@ -170,6 +170,18 @@ impl Client {
         }
         panic!("{uri} did not finish");
     }
+
+    /// Uploads a model and waits for its setup, which must succeed; the model's JSON.
+    #[allow(dead_code)] // not every test binary uploads
+    pub async fn ready(&self, fields: &[(&str, &[u8])]) -> Value {
+        let (s, v) = self.upload(fields).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let model = self
+            .wait(&format!("/v1/models/{}", v["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(model["status"], "ready", "{model}");
+        model
+    }
 }
 
 /// A worker task on `db` and `store` (caches under `data_dir/worker`), setting up circuits of

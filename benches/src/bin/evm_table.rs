@@ -3,7 +3,8 @@
 //! compile, setup, prove, generate and compile the verifier, deploy it in revm, verify the
 //! real proof, and check that tampered calldata is rejected. Prints one markdown row per case.
 //!
-//!   cargo run -p zkinfer-benches --bin evm_table [--optimize evm-gas] [--private-only | --hashed] [MODEL...]
+//!   cargo run -p zkinfer-benches --bin evm_table [--optimize evm-gas] [--private-only | --hashed]
+//!       [--max-prove-memory GIB] [MODEL...]
 //!
 //! Needs solcjs (scripts/install-solc.sh). Default models: those the test suite proves.
 //! `--optimize evm-gas` compiles as `zkinfer compile --optimize evm-gas` does.
@@ -49,6 +50,17 @@ fn main() {
         };
         args.drain(i..i + 2);
     }
+    // As `zkinfer compile` plans: within this machine's memory unless told less (the
+    // least-gas shape of the largest models would not fit otherwise).
+    let mut max_prove_memory = zkinfer_prover::options::machine_memory();
+    if let Some(i) = args.iter().position(|a| a == "--max-prove-memory") {
+        let gib: f64 = match args.get(i + 1).map(|g| g.parse()) {
+            Some(Ok(g)) => g,
+            _ => panic!("--max-prove-memory GIB"),
+        };
+        max_prove_memory = Some((gib * (1u64 << 30) as f64) as u64);
+        args.drain(i..i + 2);
+    }
     if let Some(i) = args.iter().position(|a| a == "--private-only") {
         visibilities = vec![Io::inputs(Visibility::Private)];
         args.remove(i);
@@ -76,7 +88,7 @@ fn main() {
         for &io in &visibilities {
             let t = Instant::now();
             let dir = work.join(format!("{name}-{}", io.input.name()));
-            let row = case(name, io, objective, &dir);
+            let row = case(name, io, objective, max_prove_memory, &dir);
             println!("{row}");
             let _ = std::fs::remove_dir_all(&dir);
             eprintln!("{name} {io:?}: {:.1}s", t.elapsed().as_secs_f64());
@@ -90,7 +102,13 @@ fn tempfile_dir() -> std::path::PathBuf {
     dir
 }
 
-fn case(name: &str, io: Io, objective: Objective, dir: &Path) -> String {
+fn case(
+    name: &str,
+    io: Io,
+    objective: Objective,
+    max_prove_memory: Option<u64>,
+    dir: &Path,
+) -> String {
     let vis = match io.output {
         Visibility::Hashed => format!("{}, outputs hashed", io.input.name()),
         _ => io.input.name().to_string(),
@@ -102,6 +120,7 @@ fn case(name: &str, io: Io, objective: Objective, dir: &Path) -> String {
         ..Default::default()
     };
     opts.limits.objective = objective;
+    opts.limits.max_prove_memory = max_prove_memory;
     let settings: Settings = match pipeline::compile(&e.join("network.onnx"), &input, dir, &opts) {
         Ok(s) => s,
         Err(err) => {

@@ -198,6 +198,70 @@ def token_embedding(out):
     save(out, "token_embedding", onnx.shape_inference.infer_shapes(m), [ids])
 
 
+def causal_masks(out, refused=None):
+    """Causal self-attention as decoders export it: the mask of future tokens as
+    `masked_fill(…, -inf)` (Where with a constant condition), and as an additive mask of the
+    dtype's minimum applied before the scaling and a reshape. Both outputs cover every token,
+    so a test can check that a future token never changes an earlier output. With `refused`:
+    a mask on a path that is not a softmax, and a fully masked row. Own generator, as
+    `selects`."""
+    g = np.random.default_rng(29)
+    t, d = 8, 8
+    x = g.uniform(-1, 1, (t, d)).astype(np.float32)
+    proj = lambda: (g.standard_normal((d, d)) / np.sqrt(d)).astype(np.float32)  # noqa: E731
+    future = np.triu(np.ones((t, t), dtype=bool), k=1)
+    head = [
+        helper.make_node("MatMul", ["x", "Wq"], ["q"]),
+        helper.make_node("MatMul", ["x", "Wk"], ["k"]),
+        helper.make_node("MatMul", ["x", "Wv"], ["v"]),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[1, 0]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+    ]
+    tail = [
+        helper.make_node("MatMul", ["p", "v"], ["a"]),
+        helper.make_node("MatMul", ["a", "Wo"], ["y"]),
+    ]
+    weights = lambda: {"Wq": proj(), "Wk": proj(), "Wv": proj(),  # noqa: E731
+                       "Wo": (g.standard_normal((d, 2)) * 0.5).astype(np.float32)}
+    m = model("cw", head + [
+        helper.make_node("Mul", ["s", "scale"], ["ss"]),
+        helper.make_node("Where", ["future", "ninf", "ss"], ["masked"], name="masked_fill"),
+        helper.make_node("Softmax", ["masked"], ["p"], axis=-1),
+    ] + tail, [("x", [t, d])], ["y"], {
+        **weights(), "scale": np.array([1 / np.sqrt(d)], dtype=np.float32),
+        "ninf": np.array([-np.inf], dtype=np.float32),
+    })
+    m.graph.initializer.append(numpy_helper.from_array(future, "future"))
+    save(out, "causal_where_inf", m, [x])
+    additive = np.where(future, np.finfo(np.float32).min, 0).astype(np.float32)
+    save(out, "causal_add_min", model("ca", head + [
+        helper.make_node("Add", ["s", "mask"], ["sm"]),
+        helper.make_node("Reshape", ["sm", "shape3"], ["s3"]),
+        helper.make_node("Mul", ["s3", "scale"], ["ss"]),
+        helper.make_node("Softmax", ["ss"], ["p3"], axis=-1),
+        helper.make_node("Reshape", ["p3", "shape2"], ["p"]),
+    ] + tail, [("x", [t, d])], ["y"], {
+        **weights(), "mask": additive, "scale": np.array([1 / np.sqrt(d)], dtype=np.float32),
+        "shape3": np.array([1, t, t], dtype=np.int64), "shape2": np.array([t, t], dtype=np.int64),
+    }), [x])
+    if refused is None:
+        return
+    for name, cond, after in [
+        ("mask_not_softmax", future, helper.make_node("Relu", ["masked"], ["p"], name="rectify")),
+        ("mask_fully_masked_row", np.vstack([np.ones((1, t), dtype=bool), future[1:]]),
+         helper.make_node("Softmax", ["masked"], ["p"], name="attend", axis=-1)),
+    ]:
+        dd = refused / name
+        dd.mkdir(parents=True, exist_ok=True)
+        m = model(name, head + [
+            helper.make_node("Where", ["cond", "big", "s"], ["masked"], name="mask_scores"),
+            after,
+        ] + tail, [("x", [t, d])], ["y"], {**weights(), "big": np.array([-1e4], dtype=np.float32)})
+        m.graph.initializer.append(numpy_helper.from_array(cond, "cond"))
+        onnx.save(m, dd / "network.onnx")
+        (dd / "input.json").write_text(json.dumps({"input_data": [[float(v) for v in x.ravel()]]}) + "\n")
+
+
 def unsupported(out):
     """Models the importer must refuse, naming the ONNX node: one whose output is fresh
     randomness (RandomNormal: no circuit can prove it), and a Hardmax, which tract rewrites
@@ -232,5 +296,6 @@ if __name__ == "__main__":
     attention_products(Path(sys.argv[1]))
     token_embedding(Path(sys.argv[1]))
     matmul_bias(Path(sys.argv[1]))
+    causal_masks(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)
     if len(sys.argv) > 2:
         unsupported(Path(sys.argv[2]))

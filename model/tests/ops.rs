@@ -2,7 +2,9 @@
 //! the float import matches onnxruntime and the fixed-point evaluation stays within bound.
 
 use zkinfer_model::corpus::{error_bound, expected_outputs, max_abs_error};
-use zkinfer_model::{load_onnx, parse_input_json, quantize, QuantizeOptions};
+use zkinfer_model::{
+    load_onnx, load_onnx_with, parse_input_json, quantize, QuantizeOptions, Weights,
+};
 
 #[test]
 fn op_fixtures_match_onnxruntime() {
@@ -12,7 +14,7 @@ fn op_fixtures_match_onnxruntime() {
         .map(|e| e.unwrap().path())
         .collect();
     dirs.sort();
-    assert_eq!(dirs.len(), 16);
+    assert_eq!(dirs.len(), 18);
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let graph = load_onnx(&dir.join("network.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -59,5 +61,52 @@ fn token_ids_must_be_integers_within_the_vocabulary() {
             err.to_string(),
             format!("bad index at node \"tok\": {shown} is not an integer index into 10 entries"),
         );
+    }
+}
+
+/// Causal self-attention as exported (`masked_fill(…, -inf)`, and an additive mask of the
+/// dtype's minimum before a scaling and a reshape): the masked entries never reach the
+/// softmax's exponentials (t(t+1)/2 of t² are computed), and in fixed point a future token's
+/// value cannot change an earlier output, while it does change its own. With hashed weights
+/// the mask stays the architecture's constant.
+#[test]
+fn causal_masks_exclude_the_future() {
+    let t = 8;
+    for name in ["causal_where_inf", "causal_add_min"] {
+        let dir = zkinfer_model::corpus::manifest_dir()
+            .join("tests/fixtures")
+            .join(name);
+        let graph = load_onnx(&dir.join("network.onnx")).unwrap();
+        let exps: Vec<usize> = graph
+            .nodes
+            .iter()
+            .filter(|n| n.name.ends_with(".exp"))
+            .map(|n| n.len())
+            .collect();
+        assert_eq!(exps, [t * (t + 1) / 2], "{name}");
+        let input =
+            parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+        let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
+        let run = |x: &[Vec<f64>]| {
+            let trace = q.eval(&q.quantize_input(x).unwrap()).unwrap();
+            q.outputs_of(&trace).remove(0)
+        };
+        let before = run(&input);
+        let mut changed = input.clone();
+        let d = changed[0].len() / t;
+        for v in &mut changed[0][(t - 1) * d..] {
+            *v = -*v * 0.5 + 0.25;
+        }
+        let after = run(&changed);
+        let per_token = before.len() / t;
+        let split = (t - 1) * per_token;
+        assert_eq!(before[..split], after[..split], "{name}: the past moved");
+        assert_ne!(
+            before[split..],
+            after[split..],
+            "{name}: the last token is live"
+        );
+        load_onnx_with(&dir.join("network.onnx"), Weights::Hashed)
+            .unwrap_or_else(|e| panic!("{name} with hashed weights: {e}"));
     }
 }

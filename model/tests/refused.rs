@@ -66,6 +66,39 @@ fn a_comparison_on_the_input_is_refused_naming_an_unnamed_node_by_its_output() {
     assert!(!detail.is_empty(), "a reason: {e}");
 }
 
+/// An attention mask (here −1e4, the threshold) that feeds a Relu instead of a Softmax:
+/// there the −∞ would be a value, so the reader is refused by name.
+#[test]
+fn a_mask_on_a_path_that_is_not_a_softmax_is_refused_naming_the_reader() {
+    let e = refusal("mask_not_softmax");
+    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        onnx.as_deref(),
+        Some(&("rectify".to_string(), "Relu".to_string())),
+        "{e}"
+    );
+    assert!(detail.contains("only on its way into a Softmax"), "{e}");
+}
+
+#[test]
+fn a_fully_masked_softmax_row_is_refused_naming_the_softmax() {
+    let e = refusal("mask_fully_masked_row");
+    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        onnx.as_deref(),
+        Some(&("attend".to_string(), "Softmax".to_string())),
+        "{e}"
+    );
+    assert!(
+        detail.contains("excludes every entry of row 0: a fully masked row"),
+        "{e}"
+    );
+}
+
 #[test]
 fn calibration_of_the_wrong_size_is_refused_not_a_panic() {
     let dir = zkinfer_model::corpus::manifest_dir().join("tests/fixtures/matmul_bias");

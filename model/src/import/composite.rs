@@ -2,16 +2,75 @@
 //! fused LSTM and GRU cell epilogues.
 
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::nn::{RmsNorm, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::gru_cell::GruEpilogue;
+use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
+use tract_onnx::tract_core::ops::nn::{GeluApproximate, LeakyRelu, RmsNorm, Softmax, SoftmaxKind};
 
 use super::{malformed, reduction_groups, tensor_f32, Lowering, Val};
 use crate::error::Result;
 use crate::graph::{ExtremumKind, Op, Src, UnaryFn};
 
 impl Lowering<'_> {
+    /// Lowers tract node `id` if it is one of the ops lowered to several nodes here (or a
+    /// fused op tract made); `false` for any other op.
+    pub(super) fn lower_composite(&mut self, id: usize, ins: &[Val]) -> Result<bool> {
+        let node = &self.model.nodes[id];
+        if let Some(op) = node.op_as::<RmsNorm>() {
+            self.lower_rms_norm(id, ins, op)?;
+            return Ok(true);
+        }
+        if let Some(leaky) = node
+            .op_as::<ElementWiseOp>()
+            .and_then(|e| e.0.downcast_ref::<LeakyRelu>())
+        {
+            self.lower_leaky_relu(id, ins, leaky.alpha)?;
+            return Ok(true);
+        }
+        if let Some(op) = node.op_as::<LstmEpilogue>() {
+            self.lower_lstm_epilogue(id, ins, op.hidden)?;
+            return Ok(true);
+        }
+        if let Some(op) = node.op_as::<GruEpilogue>() {
+            self.lower_gru_epilogue(id, ins, op.hidden)?;
+            return Ok(true);
+        }
+        if let Some(gelu) = node
+            .op_as::<ElementWiseOp>()
+            .and_then(|e| e.0.downcast_ref::<GeluApproximate>())
+        {
+            if gelu.fast_impl {
+                return Err(self.unsupported(id, "the x² variant of the tanh GELU"));
+            }
+            let x = self.variable_input(id, ins)?;
+            let shape = self.concrete_shape(node.inputs[0])?;
+            let op = Op::Unary {
+                func: UnaryFn::GeluTanh,
+            };
+            let y = self.push(node.name.clone(), "Gelu".into(), op, vec![x], shape);
+            self.vals.insert(OutletId::new(id, 0), Val::Node(y));
+            return Ok(true);
+        }
+        if node.op.name() == "Abs" {
+            self.lower_max_scaled(id, ins, -1.0, "Abs")?;
+            return Ok(true);
+        }
+        if node.op.name() == "Rsqrt" {
+            self.lower_rsqrt(id, ins)?;
+            return Ok(true);
+        }
+        if node.op.name() == "Ln" {
+            self.lower_ln(id, ins)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Softmax over `axes` as five nodes: the group maximum, `x − max`, `e^(x − max)` (a
     /// lookup), the group sum, and the division (subtracting the maximum keeps every exponent
-    /// at most 0, so every `e^…` is in (0, 1] and the sum is at least 1).
+    /// at most 0, so every `e^…` is in (0, 1] and the sum is at least 1). Entries a mask
+    /// excluded (see `mask`) take no part: the four nodes after the maximum hold the kept
+    /// entries only, and a sixth puts them back in place with exact zeros between them.
     pub(super) fn lower_softmax(&mut self, id: usize, ins: &[Val], op: &Softmax) -> Result<()> {
         let node = &self.model.nodes[id];
         let name = node.name.clone();
@@ -22,13 +81,40 @@ impl Lowering<'_> {
         let x = self.variable_input(id, ins)?;
         let shape = self.concrete_shape(node.inputs[0])?;
         let (gshape, group_of, groups) = reduction_groups(&shape, &op.axes);
-        let n = group_of.len();
+        let excluded = self.excluded(x).map(<[bool]>::to_vec);
+        let kept: Vec<u32> = (0..group_of.len() as u32)
+            .filter(|&i| !excluded.as_ref().is_some_and(|m| m[i as usize]))
+            .collect();
+        // Where each entry went among the kept ones.
+        let mut at = vec![None; group_of.len()];
+        for (c, &i) in kept.iter().enumerate() {
+            at[i as usize] = Some(c as u32);
+        }
+        let kept_groups: Vec<Vec<u32>> = groups
+            .iter()
+            .map(|g| g.iter().filter_map(|&i| at[i as usize]).collect())
+            .collect();
+        if let Some(row) = kept_groups.iter().position(Vec::is_empty) {
+            return Err(unsupported(&format!(
+                "its mask excludes every entry of row {row}: a fully masked row has no softmax"
+            )));
+        }
+        let n = kept.len();
+        let kept_shape = match excluded {
+            Some(_) => vec![n],
+            None => shape.clone(),
+        };
         let src = "Softmax".to_string();
         let max = Op::Extremum {
             kind: ExtremumKind::Max,
             candidates: groups
                 .iter()
-                .map(|g| g.iter().map(|&idx| Src::Elem { slot: 0, idx }).collect())
+                .map(|g| {
+                    g.iter()
+                        .filter(|&&i| at[i as usize].is_some())
+                        .map(|&idx| Src::Elem { slot: 0, idx })
+                        .collect()
+                })
                 .collect(),
         };
         let m = self.push(
@@ -39,8 +125,9 @@ impl Lowering<'_> {
             gshape.clone(),
         );
         let sub = Op::Linear {
-            terms: (0..n)
-                .map(|i| vec![(0, i as u32, 1.0), (1, group_of[i], -1.0)])
+            terms: kept
+                .iter()
+                .map(|&i| vec![(0, i, 1.0), (1, group_of[i as usize], -1.0)])
                 .collect(),
             bias: vec![0.0; n],
         };
@@ -49,7 +136,7 @@ impl Lowering<'_> {
             src.clone(),
             sub,
             vec![x, m],
-            shape.clone(),
+            kept_shape.clone(),
         );
         let exp = Op::Unary {
             func: UnaryFn::ExpNonPositive,
@@ -59,20 +146,43 @@ impl Lowering<'_> {
             src.clone(),
             exp,
             vec![d],
-            shape.clone(),
+            kept_shape.clone(),
         );
         let sum = Op::Linear {
-            terms: groups
+            terms: kept_groups
                 .iter()
-                .map(|g| g.iter().map(|&i| (0, i, 1.0)).collect())
+                .map(|g| g.iter().map(|&c| (0, c, 1.0)).collect())
                 .collect(),
             bias: vec![0.0; groups.len()],
         };
         let s = self.push(format!("{name}.sum"), src.clone(), sum, vec![e], gshape);
         let div = Op::Divide {
-            pairs: (0..n).map(|i| (i as u32, group_of[i])).collect(),
+            pairs: kept
+                .iter()
+                .enumerate()
+                .map(|(c, &i)| (c as u32, group_of[i as usize]))
+                .collect(),
         };
-        let y = self.push(name, src, div, vec![e, s], shape);
+        let y = match excluded {
+            None => self.push(name, src, div, vec![e, s], shape),
+            Some(_) => {
+                let p = self.push(
+                    format!("{name}.kept"),
+                    src.clone(),
+                    div,
+                    vec![e, s],
+                    kept_shape,
+                );
+                let srcs = at
+                    .iter()
+                    .map(|c| match *c {
+                        Some(idx) => Src::Elem { slot: 0, idx },
+                        None => Src::Const(0.0),
+                    })
+                    .collect();
+                self.push(name, src, Op::Remap { srcs }, vec![p], shape)
+            }
+        };
         self.vals.insert(OutletId::new(id, 0), Val::Node(y));
         Ok(())
     }

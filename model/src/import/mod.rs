@@ -3,6 +3,7 @@
 mod budget;
 mod composite;
 mod linear;
+mod mask;
 mod movement;
 mod pool;
 mod recurrent;
@@ -18,13 +19,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, MaxPool, SumPool};
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::gru_cell::GruEpilogue;
 use tract_onnx::tract_core::ops::konst::Const;
-use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
-use tract_onnx::tract_core::ops::nn::{
-    GeluApproximate, LeakyRelu, Reduce, Reducer, RmsNorm, Softmax,
-};
+use tract_onnx::tract_core::ops::nn::{Reduce, Reducer, Softmax};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{ModelError, Result};
@@ -301,6 +297,8 @@ struct Lowering<'m> {
     weights: Weights,
     /// The Param node of each constant lifted so far (hashed weights).
     params: HashMap<OutletId, usize>,
+    /// Per graph node whose entries an attention mask excluded, which ones (see `mask`).
+    excluded: HashMap<usize, Vec<bool>>,
 }
 
 impl<'m> Lowering<'m> {
@@ -311,6 +309,7 @@ impl<'m> Lowering<'m> {
             vals: HashMap::new(),
             weights,
             params: HashMap::new(),
+            excluded: HashMap::new(),
         }
     }
 
@@ -380,51 +379,11 @@ impl<'m> Lowering<'m> {
                 self.lower_softmax(id, &ins, op)?;
                 continue;
             }
-            if let Some(op) = node.op_as::<RmsNorm>() {
-                self.lower_rms_norm(id, &ins, op)?;
-                continue;
+            // Entries a mask excluded go only where they are carried to a Softmax.
+            if self.reads_mask(&ins) && !mask::carries(node) {
+                return Err(self.mask_refused(id));
             }
-            if let Some(leaky) = node
-                .op_as::<ElementWiseOp>()
-                .and_then(|e| e.0.downcast_ref::<LeakyRelu>())
-            {
-                self.lower_leaky_relu(id, &ins, leaky.alpha)?;
-                continue;
-            }
-            if let Some(op) = node.op_as::<LstmEpilogue>() {
-                self.lower_lstm_epilogue(id, &ins, op.hidden)?;
-                continue;
-            }
-            if let Some(op) = node.op_as::<GruEpilogue>() {
-                self.lower_gru_epilogue(id, &ins, op.hidden)?;
-                continue;
-            }
-            if let Some(gelu) = node
-                .op_as::<ElementWiseOp>()
-                .and_then(|e| e.0.downcast_ref::<GeluApproximate>())
-            {
-                if gelu.fast_impl {
-                    return Err(self.unsupported(id, "the x² variant of the tanh GELU"));
-                }
-                let x = self.variable_input(id, &ins)?;
-                let shape = self.concrete_shape(node.inputs[0])?;
-                let op = Op::Unary {
-                    func: UnaryFn::GeluTanh,
-                };
-                let y = self.push(node.name.clone(), "Gelu".into(), op, vec![x], shape);
-                self.vals.insert(OutletId::new(id, 0), Val::Node(y));
-                continue;
-            }
-            if node.op.name() == "Abs" {
-                self.lower_max_scaled(id, &ins, -1.0, "Abs")?;
-                continue;
-            }
-            if node.op.name() == "Rsqrt" {
-                self.lower_rsqrt(id, &ins)?;
-                continue;
-            }
-            if node.op.name() == "Ln" {
-                self.lower_ln(id, &ins)?;
+            if self.lower_composite(id, &ins)? {
                 continue;
             }
             self.lower_node(id, &ins)?;
@@ -456,6 +415,9 @@ impl<'m> Lowering<'m> {
                 }
                 None => return Err(malformed("model output was never computed")),
             };
+            if self.excluded.contains_key(&nid) {
+                return Err(self.mask_refused(o.node));
+            }
             self.graph.outputs.push(nid);
         }
         if self.graph.inputs.is_empty() {
@@ -516,7 +478,6 @@ impl<'m> Lowering<'m> {
         }
     }
 
-    /// The graph node of a composite op's first input, which must be variable.
     /// Whether graph node `n` is a min with a constant `≤ 0` in every row: never positive.
     fn never_positive(&self, n: usize) -> bool {
         match &self.graph.nodes[n].op {
@@ -530,6 +491,7 @@ impl<'m> Lowering<'m> {
         }
     }
 
+    /// The graph node of a composite op's first input, which must be variable.
     fn variable_input(&self, id: usize, ins: &[Val]) -> Result<usize> {
         match ins.first() {
             Some(Val::Node(n)) => Ok(*n),
@@ -665,13 +627,12 @@ impl<'m> Lowering<'m> {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let nid = self.push(
-            node.name.clone(),
-            ctx.op.clone(),
-            lowered.op,
-            inputs,
-            out_shape,
-        );
+        let mut op = lowered.op;
+        let excluded = self.flow_mask(id, &mut op, &inputs)?;
+        let nid = self.push(node.name.clone(), ctx.op.clone(), op, inputs, out_shape);
+        if let Some(excluded) = excluded {
+            self.excluded.insert(nid, excluded);
+        }
         self.vals.insert(OutletId::new(id, 0), Val::Node(nid));
         Ok(())
     }

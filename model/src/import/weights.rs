@@ -15,7 +15,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::{linear, tensor_f32, Ctx, Lowering, Val};
+use super::{linear, mask, tensor_f32, Ctx, Lowering, Val};
 use crate::error::Result;
 use crate::graph::{Op, Weights};
 
@@ -32,13 +32,24 @@ impl Lowering<'_> {
             || node
                 .op_as::<TypedBinOp>()
                 .is_some_and(|b| matches!(b.0.name(), "Add" | "Sub" | "Mul"));
+        // A positive scalar scaling masked scores (attention's 1/√d) is the architecture's:
+        // lifted, its sign would be unknown, and −∞ · w has no value for w ≤ 0.
+        let scales_mask = self.reads_mask(&ins)
+            && node
+                .op_as::<TypedBinOp>()
+                .is_some_and(|b| b.0.name() == "Mul");
         let mut out = Vec::with_capacity(ins.len());
         for (slot, v) in ins.into_iter().enumerate() {
             let Val::Const(t) = &v else {
                 out.push(v);
                 continue;
             };
-            if liftable {
+            let positive_scalar =
+                || t.len() == 1 && tensor_f32(t).is_ok_and(|v| v.iter().all(|&c| c > 0.0));
+            if mask::is_mask(t) || (scales_mask && positive_scalar()) {
+                // An attention mask is the architecture's, whatever the training.
+                out.push(v);
+            } else if liftable {
                 out.push(Val::Node(self.param(node.inputs[slot], t)?));
             } else if t.len() > 1 && t.datum_type().is_float() {
                 return Err(self.unsupported(

@@ -247,16 +247,23 @@ def causal_masks(out, refused=None):
     if refused is None:
         return
     for name, cond, after in [
-        ("mask_not_softmax", future, helper.make_node("Relu", ["masked"], ["p"], name="rectify")),
+        ("mask_not_softmax", future, [helper.make_node("Relu", ["masked"], ["p"], name="rectify")]),
         ("mask_fully_masked_row", np.vstack([np.ones((1, t), dtype=bool), future[1:]]),
-         helper.make_node("Softmax", ["masked"], ["p"], name="attend", axis=-1)),
+         [helper.make_node("Softmax", ["masked"], ["p"], name="attend", axis=-1)]),
+        # −1e4 scaled by 1e-4 is −1: a value, no longer a mask.
+        ("mask_scaled_away", future, [
+            helper.make_node("Mul", ["masked", "tiny"], ["scaled"]),
+            helper.make_node("Softmax", ["scaled"], ["p"], name="attend", axis=-1),
+        ]),
     ]:
         dd = refused / name
         dd.mkdir(parents=True, exist_ok=True)
         m = model(name, head + [
             helper.make_node("Where", ["cond", "big", "s"], ["masked"], name="mask_scores"),
-            after,
-        ] + tail, [("x", [t, d])], ["y"], {**weights(), "big": np.array([-1e4], dtype=np.float32)})
+        ] + after + tail, [("x", [t, d])], ["y"], {
+            **weights(), "big": np.array([-1e4], dtype=np.float32),
+            "tiny": np.array([1e-4], dtype=np.float32),
+        })
         m.graph.initializer.append(numpy_helper.from_array(cond, "cond"))
         onnx.save(m, dd / "network.onnx")
         (dd / "input.json").write_text(json.dumps({"input_data": [[float(v) for v in x.ravel()]]}) + "\n")

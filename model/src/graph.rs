@@ -258,6 +258,11 @@ pub struct Graph {
     pub inputs: Vec<usize>,
     /// Node id of each graph output.
     pub outputs: Vec<usize>,
+    /// The largest finite value an attention mask leaves an excluded entry at (activations
+    /// aside), over the Softmaxes that exclude entries: quantization checks that the
+    /// calibrated activations keep such entries negligible. `None` without finite masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_level: Option<f32>,
 }
 
 impl Graph {

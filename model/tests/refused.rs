@@ -99,6 +99,21 @@ fn a_fully_masked_softmax_row_is_refused_naming_the_softmax() {
     );
 }
 
+/// −1e4 scaled by 1e-4 is −1, a value the float softmax weighs: no longer a mask.
+#[test]
+fn a_mask_scaled_back_into_the_scores_range_is_refused() {
+    let e = refusal("mask_scaled_away");
+    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        onnx.as_deref(),
+        Some(&("attend".to_string(), "Softmax".to_string())),
+        "{e}"
+    );
+    assert!(detail.contains("its mask was scaled to -1"), "{e}");
+}
+
 #[test]
 fn calibration_of_the_wrong_size_is_refused_not_a_panic() {
     let dir = zkinfer_model::corpus::manifest_dir().join("tests/fixtures/matmul_bias");

@@ -7,6 +7,7 @@ use tract_onnx::tract_core::ops::gru_cell::GruEpilogue;
 use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
 use tract_onnx::tract_core::ops::nn::{GeluApproximate, LeakyRelu, RmsNorm, Softmax, SoftmaxKind};
 
+use super::mask::MASK_BELOW;
 use super::{malformed, reduction_groups, tensor_f32, Lowering, Val};
 use crate::error::Result;
 use crate::graph::{ExtremumKind, Op, Src, UnaryFn};
@@ -81,9 +82,17 @@ impl Lowering<'_> {
         let x = self.variable_input(id, ins)?;
         let shape = self.concrete_shape(node.inputs[0])?;
         let (gshape, group_of, groups) = reduction_groups(&shape, &op.axes);
-        let excluded = self.excluded(x).map(<[bool]>::to_vec);
+        let excluded = self.excluded(x).cloned();
+        if let Some(m) = &excluded {
+            if m.level > MASK_BELOW {
+                return Err(unsupported(&format!(
+                    "its mask was scaled to {}, no longer far below the scores (≤ {MASK_BELOW})",
+                    m.level
+                )));
+            }
+        }
         let kept: Vec<u32> = (0..group_of.len() as u32)
-            .filter(|&i| !excluded.as_ref().is_some_and(|m| m[i as usize]))
+            .filter(|&i| !excluded.as_ref().is_some_and(|m| m.entries[i as usize]))
             .collect();
         // Where each entry went among the kept ones.
         let mut at = vec![None; group_of.len()];
@@ -95,9 +104,17 @@ impl Lowering<'_> {
             .map(|g| g.iter().filter_map(|&i| at[i as usize]).collect())
             .collect();
         if let Some(row) = kept_groups.iter().position(Vec::is_empty) {
-            return Err(unsupported(&format!(
-                "its mask excludes every entry of row {row}: a fully masked row has no softmax"
-            )));
+            return Err(unsupported(&match excluded {
+                Some(_) => format!(
+                    "its mask excludes every entry of row {row}: a fully masked row has no \
+                     softmax"
+                ),
+                None => "a softmax over an empty axis".to_string(),
+            }));
+        }
+        if let Some(level) = excluded.as_ref().map(|m| m.level).filter(|l| l.is_finite()) {
+            let l = self.graph.mask_level.get_or_insert(level);
+            *l = l.max(level);
         }
         let n = kept.len();
         let kept_shape = match excluded {

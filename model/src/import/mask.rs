@@ -23,10 +23,28 @@ pub(crate) fn is_mask_value(c: f32) -> bool {
     c <= MASK_BELOW
 }
 
-/// Whether a constant tensor holds a mask value: it is then the architecture's attention mask,
-/// never a weight.
+/// Whether constants `v` are a mask: mask values and zeros only, at least one mask value (a
+/// trained tensor, such as a bias, is never that).
+pub(crate) fn is_mask_pattern(v: &[f32]) -> bool {
+    v.iter().any(|&c| is_mask_value(c)) && v.iter().all(|&c| c == 0.0 || is_mask_value(c))
+}
+
+/// Whether a constant tensor is a mask ([`is_mask_pattern`]): then the architecture's
+/// attention mask, never a weight.
 pub(crate) fn is_mask(t: &Tensor) -> bool {
-    t.datum_type().is_float() && tensor_f32(t).is_ok_and(|v| v.iter().any(|&c| is_mask_value(c)))
+    t.datum_type().is_float() && tensor_f32(t).is_ok_and(|v| is_mask_pattern(&v))
+}
+
+/// The entries of a node a mask excluded, and how far below the scores they are.
+#[derive(Clone, Debug)]
+pub(crate) struct Excluded {
+    /// Per entry, whether it is excluded.
+    pub entries: Vec<bool>,
+    /// The largest value an excluded entry would hold in the float model, activations aside:
+    /// its mask constants, scaled as the entry was (−∞ for a −∞ mask). A Softmax takes the
+    /// exclusion only at or below [`MASK_BELOW`]; the quantizer checks it against the
+    /// calibrated activations ([`crate::Graph::mask_level`]).
+    pub level: f32,
 }
 
 /// Whether tract node `node` may read excluded entries: what `lower_node` lowers to a Remap
@@ -46,8 +64,8 @@ impl Lowering<'_> {
     }
 
     /// The excluded entries of graph node `n`, if a mask excluded any.
-    pub(super) fn excluded(&self, n: usize) -> Option<&[bool]> {
-        self.excluded.get(&n).map(Vec::as_slice)
+    pub(super) fn excluded(&self, n: usize) -> Option<&Excluded> {
+        self.excluded.get(&n)
     }
 
     /// The refusal of tract node `id`, which would read (or output) masked entries.
@@ -62,51 +80,69 @@ impl Lowering<'_> {
 
     /// Which entries of the node that `op` (reading graph nodes `inputs`) computes are
     /// excluded, its mask constants replaced by 0; `None` where none is. Refuses an op that
-    /// would turn an excluded entry into a value (a negative scaling, a sum of two).
+    /// would give an excluded entry a value (a scaling by c ≤ 0, a difference of two).
     pub(super) fn flow_mask(
         &self,
         id: usize,
         op: &mut Op,
         inputs: &[usize],
-    ) -> Result<Option<Vec<bool>>> {
-        let ins: Vec<Option<&[bool]>> = inputs.iter().map(|&n| self.excluded(n)).collect();
-        let masked = |slot: u32, idx: u32| ins[slot as usize].is_some_and(|m| m[idx as usize]);
-        let mut excluded = Vec::new();
+    ) -> Result<Option<Excluded>> {
+        let ins: Vec<Option<&Excluded>> = inputs.iter().map(|&n| self.excluded(n)).collect();
+        let masked = |slot: u32, idx: u32| {
+            ins[slot as usize]
+                .filter(|m| m.entries[idx as usize])
+                .map(|m| m.level)
+        };
+        let mut entries = Vec::new();
+        let mut level = f32::NEG_INFINITY;
         match op {
             Op::Remap { srcs } => {
                 for s in srcs.iter_mut() {
-                    excluded.push(match *s {
+                    let l = match *s {
                         Src::Const(c) if is_mask_value(c) => {
                             *s = Src::Const(0.0);
-                            true
+                            Some(c)
                         }
                         Src::Elem { slot, idx } => masked(slot, idx),
-                        Src::Const(_) => false,
-                    });
+                        Src::Const(_) => None,
+                    };
+                    entries.push(l.is_some());
+                    level = level.max(l.unwrap_or(f32::NEG_INFINITY));
                 }
             }
             Op::Linear { terms, bias } => {
+                // A mask bias is zeros and mask values; the same mask value on every row is a
+                // shift, and large biases among others are trained values: left as they are.
+                let uniform = bias.iter().all(|b| b == &bias[0]);
+                let mask_bias = is_mask_pattern(bias) && !uniform;
+                if !mask_bias && ins.iter().all(Option::is_none) {
+                    return Ok(None);
+                }
                 for (row, b) in terms.iter().zip(bias.iter_mut()) {
-                    let mut from_masked = 0;
+                    // The row's value, activations aside: its mask bias plus its masked terms.
+                    let mut row_level = None::<f32>;
                     for &(slot, idx, coeff) in row {
-                        if masked(slot, idx) {
-                            // −∞ · c stays −∞ only for c > 0; −∞ − ∞ has no value.
+                        if let Some(l) = masked(slot, idx) {
+                            // −∞ · c stays −∞ only for c > 0.
                             if coeff <= 0.0 {
                                 return Err(self.mask_refused(id));
                             }
-                            from_masked += 1;
+                            row_level = Some(row_level.unwrap_or(0.0) + coeff * l);
                         }
                     }
-                    let masks = is_mask_value(*b);
-                    if masks {
+                    if mask_bias && is_mask_value(*b) {
+                        row_level = Some(row_level.unwrap_or(0.0) + *b);
                         *b = 0.0;
                     }
-                    excluded.push(masks || from_masked > 0);
+                    entries.push(row_level.is_some());
+                    level = level.max(row_level.unwrap_or(f32::NEG_INFINITY));
                 }
             }
             _ if ins.iter().any(Option::is_some) => return Err(self.mask_refused(id)),
             _ => return Ok(None),
         }
-        Ok(excluded.contains(&true).then_some(excluded))
+        Ok(entries
+            .contains(&true)
+            .then_some(Excluded { entries, level }))
     }
 }

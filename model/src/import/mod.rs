@@ -298,7 +298,7 @@ struct Lowering<'m> {
     /// The Param node of each constant lifted so far (hashed weights).
     params: HashMap<OutletId, usize>,
     /// Per graph node whose entries an attention mask excluded, which ones (see `mask`).
-    excluded: HashMap<usize, Vec<bool>>,
+    excluded: HashMap<usize, mask::Excluded>,
 }
 
 impl<'m> Lowering<'m> {

@@ -34,10 +34,10 @@ impl Lowering<'_> {
                 .is_some_and(|b| matches!(b.0.name(), "Add" | "Sub" | "Mul"));
         // A positive scalar scaling masked scores (attention's 1/√d) is the architecture's:
         // lifted, its sign would be unknown, and −∞ · w has no value for w ≤ 0.
-        let scales_mask = self.reads_mask(&ins)
-            && node
-                .op_as::<TypedBinOp>()
-                .is_some_and(|b| b.0.name() == "Mul");
+        let binary = node.op_as::<TypedBinOp>().map(|b| b.0.name());
+        let scales_mask = self.reads_mask(&ins) && binary == Some("Mul");
+        // Where a mask constant is applied (a select, or added to the scores).
+        let applies_mask = matches!(binary, Some("Add" | "Sub")) || node.op.name() == "Iff";
         let mut out = Vec::with_capacity(ins.len());
         for (slot, v) in ins.into_iter().enumerate() {
             let Val::Const(t) = &v else {
@@ -46,7 +46,7 @@ impl Lowering<'_> {
             };
             let positive_scalar =
                 || t.len() == 1 && tensor_f32(t).is_ok_and(|v| v.iter().all(|&c| c > 0.0));
-            if mask::is_mask(t) || (scales_mask && positive_scalar()) {
+            if (applies_mask && mask::is_mask(t)) || (scales_mask && positive_scalar()) {
                 // An attention mask is the architecture's, whatever the training.
                 out.push(v);
             } else if liftable {

@@ -190,6 +190,7 @@ pub fn quantize_samples(
             "calibrated activations need {act_bits} bits (limit {MAX_ACT_BITS}); lower --scale"
         )));
     }
+    check_mask_level(&graph, act_bits, s)?;
     let weight_bits = weight_bits(&nodes, opts.weight_bits)?;
     let mut q = QGraph {
         nodes,
@@ -291,6 +292,25 @@ pub fn measured_error(
 
 /// log2 of the samples in a lookup table: the step is the activation range over this.
 pub const LOOKUP_TABLE_BITS: u32 = 12;
+
+/// An excluded entry holds 0 where the float model holds its mask plus activations: the
+/// Softmax reading it may leave it out only while `e^(mask + 2·A)` is below the output's
+/// resolution, `A` the largest activation the width allows (an entry at most `mask + A`,
+/// its row's maximum at least `−A`).
+fn check_mask_level(graph: &Graph, act_bits: u32, scale: u32) -> Result<()> {
+    let Some(level) = graph.mask_level else {
+        return Ok(());
+    };
+    let a = (1u64 << (act_bits - 1)) as f64 / (1u64 << scale) as f64;
+    let resolution = -((scale + 1) as f64) * std::f64::consts::LN_2;
+    if level as f64 + 2.0 * a > resolution {
+        return Err(ModelError::Input(format!(
+            "an attention mask of {level} is not far enough below activations of up to {a}: \
+             the entries it masks would not vanish from the softmax"
+        )));
+    }
+    Ok(())
+}
 
 /// Samples `func` over the activation range `[-2^(act_bits-1), 2^(act_bits-1))` in
 /// `2^LOOKUP_TABLE_BITS` steps, keeping the contiguous run around zero whose values fit the
@@ -600,5 +620,6 @@ fn prune_dead(g: Graph, consumers: &[usize]) -> Graph {
         nodes,
         inputs: g.inputs.iter().map(|&i| new_id[i]).collect(),
         outputs: g.outputs.iter().map(|&i| new_id[i]).collect(),
+        mask_level: g.mask_level,
     }
 }

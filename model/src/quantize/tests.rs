@@ -42,6 +42,7 @@ fn tiny() -> Graph {
         ],
         inputs: vec![0],
         outputs: vec![3],
+        ..Default::default()
     }
 }
 
@@ -165,6 +166,7 @@ fn unary(func: UnaryFn) -> Graph {
         ],
         inputs: vec![0],
         outputs: vec![1],
+        ..Default::default()
     }
 }
 
@@ -211,6 +213,7 @@ fn log_graph() -> Graph {
         ],
         inputs: vec![0],
         outputs: vec![4],
+        ..Default::default()
     }
 }
 
@@ -306,4 +309,23 @@ fn exp_tables_stop_where_outputs_would_overflow() {
     let top = (t.lo + t.values.len() as i64 - 1) << t.shift;
     assert!(t.eval(top - 1).is_some());
     assert_eq!(t.eval(top), None);
+}
+
+/// A finite mask is excluded only while the widest activations cannot lift a masked entry
+/// back into the softmax's resolution: −1e4 passes at 20-bit activations (up to 8), not at
+/// 30 (up to 8192, where `e^(−1e4 + 2·8192)` is no longer 0).
+#[test]
+fn finite_masks_must_stay_far_below_the_activations() {
+    let g = Graph {
+        mask_level: Some(-1e4),
+        ..tiny()
+    };
+    check_mask_level(&g, 20, 16).unwrap();
+    let refused = check_mask_level(&g, 30, 16);
+    assert!(
+        matches!(&refused, Err(ModelError::Input(m)) if m.contains("not far enough below")),
+        "{refused:?}"
+    );
+    // −∞ masks (no level) and graphs without masks pass at any width.
+    check_mask_level(&tiny(), 30, 16).unwrap();
 }

@@ -67,6 +67,20 @@ async fn sibling(state: &AppState, tenant: &str, id: &str) -> ApiResult<Sibling>
             ApiError::from(crate::Error::Config(format!("model {id} has no {name}")))
         })
     };
+    // Its plan is reused as it is: it must be of the circuit this zkinfer lays out.
+    let settings: Value = serde_json::from_slice(&state.store.get(&key(files::SETTINGS)?).await?)
+        .map_err(|e| {
+        ApiError::from(crate::Error::Config(format!("model {id} settings: {e}")))
+    })?;
+    if settings["layout_version"] != json!(zkinfer_circuits::artifacts::LAYOUT_VERSION) {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            format!(
+                "like: model {id} was set up by an older zkinfer, which laid circuits out \
+                 differently: upload it again, then use the new model as like"
+            ),
+        ));
+    }
     Ok(Sibling {
         model: id.to_string(),
         settings: key(files::SETTINGS)?,

@@ -244,10 +244,19 @@ def causal_masks(out, refused=None):
         **weights(), "mask": additive, "scale": np.array([1 / np.sqrt(d)], dtype=np.float32),
         "shape3": np.array([1, t, t], dtype=np.int64), "shape2": np.array([t, t], dtype=np.int64),
     }), [x])
+    # Masked max-pooling over tokens: ReduceMax skips the masked entries.
+    g2 = np.random.default_rng(37)
+    keep = np.array([[1, 1, 0, 1, 0, 0], [0, 0, 0, 0, 1, 0], [1, 1, 1, 1, 1, 1]], dtype=bool)
+    m = model("mm", [
+        helper.make_node("Where", ["keep", "x", "ninf"], ["masked"]),
+        helper.make_node("ReduceMax", ["masked"], ["y"], axes=[1], keepdims=0),
+    ], [("x", [3, 6])], ["y"], {"ninf": np.array([-np.inf], dtype=np.float32)})
+    m.graph.initializer.append(numpy_helper.from_array(keep, "keep"))
+    save(out, "masked_max", m, [g2.uniform(-1, 1, (3, 6)).astype(np.float32)])
     if refused is None:
         return
     for name, cond, after in [
-        ("mask_not_softmax", future, [helper.make_node("Relu", ["masked"], ["p"], name="rectify")]),
+        ("mask_not_softmax", future, [helper.make_node("Sigmoid", ["masked"], ["p"], name="squash")]),
         ("mask_fully_masked_row", np.vstack([np.ones((1, t), dtype=bool), future[1:]]),
          [helper.make_node("Softmax", ["masked"], ["p"], name="attend", axis=-1)]),
         # −1e4 scaled by 1e-4 is −1: a value, no longer a mask.

@@ -14,7 +14,7 @@ fn op_fixtures_match_onnxruntime() {
         .map(|e| e.unwrap().path())
         .collect();
     dirs.sort();
-    assert_eq!(dirs.len(), 18);
+    assert_eq!(dirs.len(), 19);
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let graph = load_onnx(&dir.join("network.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));

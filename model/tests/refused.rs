@@ -66,8 +66,9 @@ fn a_comparison_on_the_input_is_refused_naming_an_unnamed_node_by_its_output() {
     assert!(!detail.is_empty(), "a reason: {e}");
 }
 
-/// An attention mask (here −1e4, the threshold) that feeds a Relu instead of a Softmax:
-/// there the −∞ would be a value, so the reader is refused by name.
+/// An attention mask (here −1e4, the threshold) that feeds a Sigmoid instead of a Softmax:
+/// there the −∞ would be a value, so the reader is refused by name. (A Relu, a maximum with
+/// 0, skips the masked entry and is exact.)
 #[test]
 fn a_mask_on_a_path_that_is_not_a_softmax_is_refused_naming_the_reader() {
     let e = refusal("mask_not_softmax");
@@ -76,7 +77,7 @@ fn a_mask_on_a_path_that_is_not_a_softmax_is_refused_naming_the_reader() {
     };
     assert_eq!(
         onnx.as_deref(),
-        Some(&("rectify".to_string(), "Relu".to_string())),
+        Some(&("squash".to_string(), "Sigmoid".to_string())),
         "{e}"
     );
     assert!(detail.contains("only on its way into a Softmax"), "{e}");

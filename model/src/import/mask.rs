@@ -4,15 +4,18 @@
 //! 0 (no fixed-point −∞, no range spent on it) and the node records which entries are
 //! excluded. Reshapes, transposes, slices, positive scalings and further masks carry the
 //! record; a Softmax reading it leaves the excluded entries out of its maximum, exponentials
-//! and sum, and outputs exact zeros for them. Any other op reading an excluded entry, or a
-//! graph output holding one, is refused naming the node: there the −∞ would matter.
+//! and sum, and outputs exact zeros for them; a maximum (masked max-pooling) skips them. Any
+//! other op reading an excluded entry, or a graph output holding one, is refused naming the
+//! node: there the −∞ would matter.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::MaxPool;
+use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
 
 use super::{movement, tensor_f32, Lowering, Val};
 use crate::error::{ModelError, Result};
-use crate::graph::{Op, Src};
+use crate::graph::{ExtremumKind, Op, Src};
 
 /// Constants at or below this are masks, not values: `e^(x − 10⁴)` is 0 in any fixed point
 /// zkinfer uses, and activations are many orders of magnitude smaller.
@@ -48,10 +51,15 @@ pub(crate) struct Excluded {
 }
 
 /// Whether tract node `node` may read excluded entries: what `lower_node` lowers to a Remap
-/// (movement, Where) or a Linear (sums and scalings), where [`Lowering::flow_mask`] decides.
+/// (movement, Where), a Linear (sums and scalings) or a maximum (Max, MaxPool, ReduceMax),
+/// where [`Lowering::flow_mask`] decides.
 pub(crate) fn carries(node: &TypedNode) -> bool {
     node.op_as::<TypedBinOp>()
-        .is_some_and(|b| matches!(b.0.name(), "Add" | "Sub" | "Mul" | "Div"))
+        .is_some_and(|b| matches!(b.0.name(), "Add" | "Sub" | "Mul" | "Div" | "Max"))
+        || node.op_as::<MaxPool>().is_some()
+        || node
+            .op_as::<Reduce>()
+            .is_some_and(|r| matches!(r.reducer, Reducer::Max))
         || node.op.name() == "Iff"
         || movement::is_movement(node.op.as_ref())
 }
@@ -137,6 +145,28 @@ impl Lowering<'_> {
                     entries.push(row_level.is_some());
                     level = level.max(row_level.unwrap_or(f32::NEG_INFINITY));
                 }
+            }
+            // A maximum skips −∞ candidates; one with nothing else to take is refused.
+            Op::Extremum {
+                kind: ExtremumKind::Max,
+                candidates,
+            } if ins.iter().any(Option::is_some) => {
+                let kept: Option<Vec<Vec<Src<f32>>>> = candidates
+                    .iter()
+                    .map(|row| {
+                        let row: Vec<_> = row
+                            .iter()
+                            .copied()
+                            .filter(|c| !matches!(*c, Src::Elem { slot, idx } if masked(slot, idx).is_some()))
+                            .collect();
+                        (!row.is_empty()).then_some(row)
+                    })
+                    .collect();
+                *candidates = kept
+                    .ok_or_else(|| self.mask_refused(id))?
+                    .into_iter()
+                    .collect();
+                return Ok(None);
             }
             _ if ins.iter().any(Option::is_some) => return Err(self.mask_refused(id)),
             _ => return Ok(None),

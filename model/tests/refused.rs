@@ -66,53 +66,52 @@ fn a_comparison_on_the_input_is_refused_naming_an_unnamed_node_by_its_output() {
     assert!(!detail.is_empty(), "a reason: {e}");
 }
 
+/// `name`'s refusal names ONNX node `node` of type `op`, for a reason that says `why`.
+fn refused_at(name: &str, node: &str, op: &str, why: &str) {
+    let e = refusal(name);
+    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        onnx.as_deref(),
+        Some(&(node.to_string(), op.to_string())),
+        "{e}"
+    );
+    assert!(detail.contains(why), "{e}");
+}
+
 /// An attention mask (here −1e4, the threshold) that feeds a Sigmoid instead of a Softmax:
 /// there the −∞ would be a value, so the reader is refused by name. (A Relu, a maximum with
 /// 0, skips the masked entry and is exact.)
 #[test]
 fn a_mask_on_a_path_that_is_not_a_softmax_is_refused_naming_the_reader() {
-    let e = refusal("mask_not_softmax");
-    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        onnx.as_deref(),
-        Some(&("squash".to_string(), "Sigmoid".to_string())),
-        "{e}"
+    refused_at(
+        "mask_not_softmax",
+        "squash",
+        "Sigmoid",
+        "only on its way into a Softmax",
     );
-    assert!(detail.contains("only on its way into a Softmax"), "{e}");
 }
 
 #[test]
 fn a_fully_masked_softmax_row_is_refused_naming_the_softmax() {
-    let e = refusal("mask_fully_masked_row");
-    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        onnx.as_deref(),
-        Some(&("attend".to_string(), "Softmax".to_string())),
-        "{e}"
-    );
-    assert!(
-        detail.contains("excludes every entry of row 0: a fully masked row"),
-        "{e}"
+    refused_at(
+        "mask_fully_masked_row",
+        "attend",
+        "Softmax",
+        "excludes every entry of row 0: a fully masked row",
     );
 }
 
 /// −1e4 scaled by 1e-4 is −1, a value the float softmax weighs: no longer a mask.
 #[test]
 fn a_mask_scaled_back_into_the_scores_range_is_refused() {
-    let e = refusal("mask_scaled_away");
-    let ModelError::UnsupportedOp { onnx, detail, .. } = &e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        onnx.as_deref(),
-        Some(&("attend".to_string(), "Softmax".to_string())),
-        "{e}"
+    refused_at(
+        "mask_scaled_away",
+        "attend",
+        "Softmax",
+        "its mask was scaled to -1",
     );
-    assert!(detail.contains("its mask was scaled to -1"), "{e}");
 }
 
 #[test]

@@ -98,6 +98,19 @@ fn every_lie_is_rejected_under_each_layout_family() {
     );
 }
 
+/// A causal mask as exported (`masked_fill(future, -inf)`): the softmax over the kept entries
+/// and the exact zeros put back in place are ordinary regions, each within reach: every op's
+/// lie (the masked outputs' zeros included) and every cell moved are rejected.
+#[test]
+fn masked_softmax_is_within_the_lying_provers_reach() {
+    let (q, qi) = fixture("causal_where_inf");
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
+    no_survivors(
+        "causal_where_inf",
+        &liar::run(&q, &qi, &plan, &Options::default()),
+    );
+}
+
 /// Committed weights (`--weights hashed`): each a private witness, range-checked, under the
 /// weight commitment. The forger's own weights (the verifier holding the registered
 /// commitment), every op's lie and every cell moved are rejected, also where a product by a

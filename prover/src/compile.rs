@@ -16,7 +16,7 @@ use zkinfer_model::{
 };
 
 use crate::error::ProverError;
-use crate::pipeline::{gib, io_err, open, read_file, require_current_layout, Calibration};
+use crate::pipeline::{gib, io_err, open_current, read_file, Calibration};
 
 /// Options of `compile`.
 #[derive(Clone, Debug, Default)]
@@ -116,10 +116,8 @@ pub fn compile(
     let t = Instant::now();
     let like = match &opts.like {
         Some(dir) => {
-            let sibling = open(dir)?.settings;
             // Its plan is reused: it must be of the circuit this zkinfer lays out.
-            require_current_layout(dir, &sibling)?;
-            Some(sibling)
+            Some(open_current(dir)?.settings)
         }
         None => None,
     };

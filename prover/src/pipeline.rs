@@ -140,7 +140,8 @@ pub struct SetupReport {
 
 /// Generates (or reads from a ceremony file) the SRS, then the keys of a compiled folder.
 pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
-    let k = open(dir)?.settings.plan.k;
+    let folder = open_current(dir)?;
+    let k = folder.settings.plan.k;
     let t = Instant::now();
     let (params, source) = match srs_file {
         Some(p) => {
@@ -156,16 +157,24 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
         None => (srs::generate(k)?, SrsSource::LocalDev),
     };
     info!(k, "SRS ready in {:.2?}", t.elapsed());
-    setup_on(dir, params, source)
+    setup_on(dir, &folder, params, source)
+}
+
+/// [`open`], refused unless this zkinfer's layout made it (checked before any SRS is read).
+pub(crate) fn open_current(dir: &Path) -> Result<Folder, ProverError> {
+    let folder = open(dir)?;
+    require_current_layout(dir, &folder.settings)?;
+    Ok(folder)
 }
 
 /// The keys of a compiled folder on the SRS a set-up `sibling` folder holds (its `srs.bin`,
 /// recorded with the sibling's source): where no ceremony file is at hand, a model compiled
 /// `--like` the sibling gets its verifying key only on the sibling's SRS.
 pub fn setup_like(dir: &Path, sibling: &Path) -> Result<SetupReport, ProverError> {
+    let folder = open_current(dir)?;
     let keys: KeysInfo = read_json(&in_dir(sibling, files::KEYS))?;
     let params = srs::load_trusted(&in_dir(sibling, files::SRS))?;
-    let k = open(dir)?.settings.plan.k;
+    let k = folder.settings.plan.k;
     if params.k() != k {
         return Err(ProverError::Srs(format!(
             "the SRS of {} has 2^{} points; {} needs 2^{k}",
@@ -174,17 +183,16 @@ pub fn setup_like(dir: &Path, sibling: &Path) -> Result<SetupReport, ProverError
             dir.display()
         )));
     }
-    setup_on(dir, params, keys.srs)
+    setup_on(dir, &folder, params, keys.srs)
 }
 
-/// The keys of a compiled folder on `params`, recorded as coming from `source`.
+/// The keys of compiled `folder` (at `dir`) on `params`, recorded as coming from `source`.
 fn setup_on(
     dir: &Path,
+    folder: &Folder,
     params: ParamsKZG<Bn256>,
     source: SrsSource,
 ) -> Result<SetupReport, ProverError> {
-    let folder = open(dir)?;
-    require_current_layout(dir, &folder.settings)?;
     let plan = &folder.settings.plan;
     let calib: Calibration = read_json(&in_dir(dir, files::CALIBRATION))?;
     let t = Instant::now();

@@ -172,7 +172,7 @@ fn two_rows(c: i64) -> QGraph {
     let sum: Rows<(u32, u32, i64)> = vec![vec![(0, 0, 1), (0, 1, 1)]].into_iter().collect();
     QGraph {
         nodes: vec![
-            node(QOp::Input { index: 0 }, vec![], vec![2], 1 << 15),
+            node(QOp::Input { index: 0, bits: 0 }, vec![], vec![2], 1 << 15),
             node(
                 QOp::Linear {
                     terms: rows,

@@ -13,6 +13,7 @@ mod import;
 mod input;
 mod qgraph;
 mod quantize;
+pub mod segment;
 mod sparse;
 
 pub use error::ModelError;
@@ -28,6 +29,7 @@ pub use quantize::{
     check_calibration, float_outputs, measured_error, quantize, quantize_params, quantize_samples,
     QuantizeOptions,
 };
+pub use segment::{Cut, Segment};
 pub use sparse::Rows;
 
 /// Hex sha256 of some bytes: the content address of models and artifacts.

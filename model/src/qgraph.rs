@@ -10,10 +10,15 @@ use crate::sparse::Rows;
 /// One integer op. Values are fixed-point at the graph's activation scale.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum QOp {
-    /// Graph input `index`, range-checked to the activation bits.
+    /// Graph input `index`, range-checked to the activation bits (or to `bits`).
     Input {
         /// Position among graph inputs.
         index: usize,
+        /// Signed bits of its range check when not the activation bits (0): a segment's
+        /// input that an earlier segment computed ([`crate::segment`]) keeps the width of
+        /// the value it stands for, which may exceed the activation bits (a residual sum).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        bits: u32,
     },
     /// A committed weight tensor at the activation scale: private witnesses range-checked to
     /// the graph's `weight_bits` and pinned by the weight commitment, not by the key.
@@ -349,6 +354,14 @@ impl QGraph {
             .fold(0.0, f64::max)
     }
 
+    /// Signed bits input node `node` is range-checked to.
+    pub fn input_bits(&self, node: usize) -> u32 {
+        match self.nodes[node].op {
+            QOp::Input { bits, .. } if bits > 0 => bits,
+            _ => self.act_bits,
+        }
+    }
+
     /// Shapes of the graph inputs.
     pub fn input_shapes(&self) -> Vec<Vec<usize>> {
         self.inputs
@@ -388,7 +401,7 @@ impl QGraph {
                 }
             };
             let wide: Vec<i128> = match &node.op {
-                QOp::Input { index } => {
+                QOp::Input { index, .. } => {
                     let x = inputs
                         .get(*index)
                         .ok_or_else(|| ModelError::Input(format!("missing input {index}")))?;
@@ -496,6 +509,10 @@ impl QGraph {
                     .collect::<Result<_>>()?,
             };
             let checked = node.op.is_range_checked();
+            let limit = match node.op {
+                QOp::Input { bits, .. } if bits > 0 => 1i128 << (bits - 1),
+                _ => limit,
+            };
             let out = wide
                 .into_iter()
                 .map(|v| {

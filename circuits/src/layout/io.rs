@@ -66,13 +66,13 @@ impl Io {
 }
 
 /// The layout of graph tensor `node`'s commitment. Its slot holds every honest value: an
-/// input is range-checked to exactly `act_bits` where it is loaded; any other node's values
+/// input is range-checked to exactly its bits ([`QGraph::input_bits`]) where it is loaded; any other node's values
 /// lie in `[-bound, bound]` (a rescaled output's bound is `2^(act_bits-1)`, a sum without a
 /// rescale or a gather may exceed it), which takes one bit more than its magnitude.
 pub fn tensor_layout(q: &QGraph, node: usize) -> Result<TensorLayout, CircuitError> {
     let n = &q.nodes[node];
     let slot_bits = match n.op {
-        QOp::Input { .. } => q.act_bits,
+        QOp::Input { .. } => q.input_bits(node),
         _ => q.act_bits.max(signed_bits_for(n.bound)),
     };
     if slot_bits > 64 {

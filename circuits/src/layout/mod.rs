@@ -236,12 +236,13 @@ pub(crate) fn lay_out_lying(
         let mut out: Vec<Value> = Vec::with_capacity(node.len());
         let first_cell = ctx.advice.len();
         match &node.op {
-            QOp::Input { index } => {
+            QOp::Input { index, .. } => {
+                let bits = q.input_bits(id);
                 for (i, &v) in inputs[*index].iter().enumerate() {
                     let cell = ctx.load_witness(fr(v as i128));
                     // Inputs rarely feed a ReLU directly: no sign bit (an extremum proves one
                     // of its own where it needs it).
-                    chip.signed_range(ctx, cell, q.act_bits, &place(i))?;
+                    chip.signed_range(ctx, cell, bits, &place(i))?;
                     out.push(memo.fresh(Elem::Cell(cell), None));
                 }
             }

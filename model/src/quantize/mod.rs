@@ -98,7 +98,10 @@ pub fn quantize_samples(
             })
         };
         let op = match &node.op {
-            Op::Input { index } => QOp::Input { index: *index },
+            Op::Input { index } => QOp::Input {
+                index: *index,
+                bits: 0,
+            },
             // Committed weights keep the activation scale, so products with them rescale as
             // any product of two activations does, and nothing depends on their values.
             Op::Param { values } => QOp::Param {

@@ -30,7 +30,7 @@ pub use error::CircuitError;
 pub use halo2_base;
 pub use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 pub use layout::{
-    build_circuit, lay_out, tensor_layout, weight_commitment, weight_layout, Io, Visibility,
+    build_circuit, lay_out, tensor_layout, weight_commitment, weight_layout, Io, Links, Visibility,
 };
 pub use plan::{plan_circuit, CircuitPlan, Objective, PlanLimits, MIN_UNUSABLE_ROWS};
 pub mod artifacts;

@@ -15,7 +15,7 @@ use zkinfer_model::QGraph;
 use crate::circuit::{CircuitParams, ModelCircuit};
 use crate::cost::{constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verify_gas};
 use crate::error::CircuitError;
-use crate::layout::{lay_out, Io, Visibility};
+use crate::layout::{lay_out, Io, Links, Visibility};
 use crate::lincomb::LinCombRegion;
 
 /// Rows at the bottom of every column kept for blinding factors.
@@ -35,6 +35,9 @@ pub struct CircuitPlan {
     /// Output visibility: public or hashed (folders from before it existed: public).
     #[serde(default)]
     pub output_visibility: Visibility,
+    /// A segment's links (absent: none, a model in one piece).
+    #[serde(default, skip_serializing_if = "Links::is_empty")]
+    pub links: Links,
     /// Number of public instances (per input its values or commitment when public or
     /// hashed, then per output its values or commitment).
     pub num_instances: usize,
@@ -75,6 +78,7 @@ impl CircuitPlan {
         Io {
             input: self.visibility,
             output: self.output_visibility,
+            links: self.links,
         }
     }
 
@@ -258,6 +262,7 @@ fn shapes(layout: &Layout, k: u32, io: Io, objective: Objective) -> Vec<((u64, u
             lookup_bits: k - 1,
             visibility: io.input,
             output_visibility: io.output,
+            links: io.links,
             num_instances: layout.num_instances,
             advice_cells: layout.advice_cells,
             lookup_cells: layout.lookup_cells,

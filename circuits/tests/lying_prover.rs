@@ -64,10 +64,7 @@ fn every_lie_is_rejected_under_each_layout_family() {
     let opts = Options::default();
     // The default plans: public, private and hashed inputs, public and hashed outputs (the
     // packing and Poseidon cells then among every cell moved), dot-product columns.
-    let hashed = Io {
-        input: Visibility::Hashed,
-        output: Visibility::Hashed,
-    };
+    let hashed = Io::new(Visibility::Hashed, Visibility::Hashed);
     for (name, ios) in [
         (
             "1l_mlp",

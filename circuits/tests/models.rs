@@ -59,10 +59,7 @@ fn small_models_have_no_unconstrained_cell() {
 /// commitment other than the honest one is refused.
 #[test]
 fn hashed_models_have_no_unconstrained_cell() {
-    let hashed = Io {
-        input: Visibility::Hashed,
-        output: Visibility::Hashed,
-    };
+    let hashed = Io::new(Visibility::Hashed, Visibility::Hashed);
     for name in ["1l_mlp", "1l_relu"] {
         let (q, qi) = example(name);
         let mut m = mock(&q, &qi, hashed);

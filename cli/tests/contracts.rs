@@ -769,10 +769,7 @@ fn oracle_requests_need_a_model_with_public_inputs() {
 #[test]
 fn oracle_requests_on_hashed_inputs_bind_their_commitment() {
     let tmp = tempfile::tempdir().unwrap();
-    let hashed = zkinfer_circuits::Io {
-        input: Visibility::Hashed,
-        output: Visibility::Hashed,
-    };
+    let hashed = zkinfer_circuits::Io::new(Visibility::Hashed, Visibility::Hashed);
     let a = proven_io(tmp.path(), "1l_mlp", hashed);
     assert_eq!((a.num_inputs, a.instances.len()), (1, 2));
     // The requester's commitments: a's input, and another input.

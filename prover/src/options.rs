@@ -117,10 +117,10 @@ impl ModelOptions {
                 act_bits: None,
                 weight_bits: None,
             },
-            io: Io {
-                input: self.input_visibility.unwrap_or(Visibility::Public),
-                output: self.output_visibility.unwrap_or(Visibility::Public),
-            },
+            io: Io::new(
+                self.input_visibility.unwrap_or(Visibility::Public),
+                self.output_visibility.unwrap_or(Visibility::Public),
+            ),
             limits: PlanLimits {
                 max_proof_bytes: self.max_proof_bytes.unwrap_or(l.max_proof_bytes),
                 // A budget given is a budget kept.

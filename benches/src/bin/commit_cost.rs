@@ -62,10 +62,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for name in models {
         let plain = Io::inputs(Visibility::Private);
-        let hashed = Io {
-            input: Visibility::Hashed,
-            output: Visibility::Hashed,
-        };
+        let hashed = Io::new(Visibility::Hashed, Visibility::Hashed);
         let a = case(name, plain, &work.join(format!("{name}-private")));
         let b = case(name, hashed, &work.join(format!("{name}-hashed")));
         let n: usize = a

@@ -66,10 +66,7 @@ fn main() {
         args.remove(i);
     }
     if let Some(i) = args.iter().position(|a| a == "--hashed") {
-        visibilities = vec![Io {
-            input: Visibility::Hashed,
-            output: Visibility::Hashed,
-        }];
+        visibilities = vec![Io::new(Visibility::Hashed, Visibility::Hashed)];
         args.remove(i);
     }
     let models: Vec<&str> = if args.is_empty() {

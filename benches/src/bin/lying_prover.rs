@@ -156,10 +156,7 @@ fn layouts(q: &QGraph, qi: &[Vec<i64>], max_k: u32) -> Vec<(String, CircuitPlan)
         max_k,
         ..PlanLimits::default()
     };
-    let hashed = Io {
-        input: Visibility::Hashed,
-        output: Visibility::Hashed,
-    };
+    let hashed = Io::new(Visibility::Hashed, Visibility::Hashed);
     for (io, objective, name) in [
         (Io::PUBLIC, Objective::ProveTime, "default, public"),
         (

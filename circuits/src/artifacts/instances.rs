@@ -8,24 +8,45 @@ use super::Settings;
 
 impl Settings {
     /// Number of public instances that stand for the inputs: every value when public, one
-    /// commitment per input when hashed, none when private.
+    /// commitment per input when hashed, none when private; one commitment per link.
     pub fn num_input_instances(&self) -> usize {
-        instance_count(self.plan.visibility, &self.input_shapes)
+        let links = self.plan.links.inputs;
+        let model = &self.input_shapes[..self.input_shapes.len().saturating_sub(links)];
+        instance_count(self.plan.visibility, model) + links
     }
 
-    /// The input commitments among the instances (hashed inputs only).
+    /// The input commitments among the instances (hashed inputs only; a segment's links
+    /// excluded).
     pub fn input_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
+        let model = self.input_shapes.len().saturating_sub(self.plan.links.inputs);
         (self.plan.visibility == crate::Visibility::Hashed)
-            .then(|| instances.get(..self.input_shapes.len()))
+            .then(|| instances.get(..model))
             .flatten()
     }
 
-    /// The output commitments among the instances (hashed outputs only).
+    /// The output commitments among the instances (hashed outputs only; a segment's links
+    /// excluded).
     pub fn output_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
         let at = self.num_input_instances();
+        let model = self.output_shapes.len().saturating_sub(self.plan.links.outputs);
         (self.plan.output_visibility == crate::Visibility::Hashed)
-            .then(|| instances.get(at..at + self.output_shapes.len()))
+            .then(|| instances.get(at..at + model))
             .flatten()
+    }
+
+    /// A segment's link commitments among the instances: those of its inputs (tensors an
+    /// earlier segment computed), then those of its outputs (tensors later ones read).
+    pub fn link_commitments<'a>(&self, instances: &'a [Fr]) -> Option<(&'a [Fr], &'a [Fr])> {
+        let links = self.plan.links;
+        let inputs_end = self.num_input_instances();
+        let model_out = self.output_shapes.len().checked_sub(links.outputs)?;
+        let outputs_end = inputs_end
+            + instance_count(self.plan.output_visibility, &self.output_shapes[..model_out])
+            + links.outputs;
+        Some((
+            instances.get(inputs_end.checked_sub(links.inputs)?..inputs_end)?,
+            instances.get(outputs_end - links.outputs..outputs_end)?,
+        ))
     }
 
     /// The weight commitment among the instances (hashed weights only): the last one.

@@ -237,12 +237,13 @@ impl Settings {
     /// The output part of the public instances, dequantized; `None` when outputs are hashed
     /// (or an instance is not a small signed integer, or there are too few).
     pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
+        let model = self.output_shapes.len().checked_sub(self.plan.links.outputs)?;
         match self.plan.output_visibility {
             crate::Visibility::Hashed => None,
             _ => self.dequantize_instances(
                 instances,
                 self.num_input_instances(),
-                &self.output_shapes,
+                &self.output_shapes[..model],
             ),
         }
     }
@@ -250,9 +251,10 @@ impl Settings {
     /// The input part of the public instances, dequantized; `None` when inputs are private
     /// or hashed (or an instance is not a small signed integer).
     pub fn inputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
+        let model = self.input_shapes.len().checked_sub(self.plan.links.inputs)?;
         match self.plan.visibility {
             crate::Visibility::Public => {
-                self.dequantize_instances(instances, 0, &self.input_shapes)
+                self.dequantize_instances(instances, 0, &self.input_shapes[..model])
             }
             crate::Visibility::Private | crate::Visibility::Hashed => None,
         }

@@ -42,6 +42,27 @@ pub struct Io {
     pub input: Visibility,
     /// The outputs: public or hashed.
     pub output: Visibility,
+    /// How many of the last inputs and outputs are a segment's links (see [`Links`]).
+    pub links: Links,
+}
+
+/// A segment's links: its last `inputs` graph inputs are tensors an earlier segment computed,
+/// its last `outputs` graph outputs tensors a later segment reads. Each is one public
+/// commitment salted like hashed inputs, whatever the model's visibilities: the proofs of two
+/// segments agree on a tensor when their commitments to it are equal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Links {
+    /// Trailing inputs that are links.
+    pub inputs: usize,
+    /// Trailing outputs that are links.
+    pub outputs: usize,
+}
+
+impl Links {
+    /// Whether there are none (a model in one piece).
+    pub fn is_empty(&self) -> bool {
+        self.inputs == 0 && self.outputs == 0
+    }
 }
 
 impl Io {
@@ -49,19 +70,55 @@ impl Io {
     pub const PUBLIC: Io = Io {
         input: Visibility::Public,
         output: Visibility::Public,
+        links: Links {
+            inputs: 0,
+            outputs: 0,
+        },
     };
 
     /// Only `input` set; outputs public.
     pub fn inputs(input: Visibility) -> Self {
         Io {
             input,
-            output: Visibility::Public,
+            ..Io::PUBLIC
+        }
+    }
+
+    /// Inputs and outputs as given, no links.
+    pub fn new(input: Visibility, output: Visibility) -> Self {
+        Io {
+            input,
+            output,
+            ..Io::PUBLIC
         }
     }
 
     /// Whether any tensor is committed to.
     pub fn hashes(&self) -> bool {
-        self.input == Visibility::Hashed || self.output == Visibility::Hashed
+        self.input == Visibility::Hashed || self.output == Visibility::Hashed || !self.links.is_empty()
+    }
+
+    /// How input `k` of `count` appears: a link is committed, the others as `input` says.
+    pub fn input_of(&self, k: usize, count: usize) -> Visibility {
+        if k + self.links.inputs >= count {
+            Visibility::Hashed
+        } else {
+            self.input
+        }
+    }
+
+    /// How output `k` of `count` appears: a link is committed, the others as `output` says.
+    pub fn output_of(&self, k: usize, count: usize) -> Visibility {
+        if k + self.links.outputs >= count {
+            Visibility::Hashed
+        } else {
+            self.output
+        }
+    }
+
+    /// Whether a salt is loaded: hashed inputs and every link are salted with it.
+    fn salted(&self) -> bool {
+        self.input == Visibility::Hashed || !self.links.is_empty()
     }
 }
 
@@ -111,8 +168,8 @@ pub fn weight_commitment(q: &QGraph) -> Result<Option<Fr>, CircuitError> {
 
 /// The public instance cells of a laid-out graph: per input, its values, nothing or its
 /// commitment (every input salted with `salt`, a private witness); then per output, its
-/// values or its commitment; last, with committed weights, their commitment. `vals` holds
-/// every node's elements.
+/// values or its commitment (a link's salted too); last, with committed weights, their
+/// commitment. `vals` holds every node's elements.
 pub(super) fn expose(
     ctx: &mut Context<Fr>,
     chip: &QuantChip,
@@ -122,8 +179,16 @@ pub(super) fn expose(
     salt: Fr,
 ) -> Result<Vec<AssignedValue<Fr>>, CircuitError> {
     let mut public = Vec::new();
-    let salt = (io.input == Visibility::Hashed).then(|| ctx.load_witness(salt));
-    for &i in &q.inputs {
+    if io.links.inputs > q.inputs.len() || io.links.outputs > q.outputs.len() {
+        return Err(CircuitError::Internal(format!(
+            "{:?}: more links than the segment's {} inputs and {} outputs",
+            io.links,
+            q.inputs.len(),
+            q.outputs.len()
+        )));
+    }
+    let salt = io.salted().then(|| ctx.load_witness(salt));
+    for (k, &i) in q.inputs.iter().enumerate() {
         let cells: Vec<AssignedValue<Fr>> = vals[i]
             .iter()
             .map(|e| match e {
@@ -131,7 +196,7 @@ pub(super) fn expose(
                 Elem::Const(_) => Err(CircuitError::Internal("an input is a constant".into())),
             })
             .collect::<Result<_, _>>()?;
-        match (io.input, salt) {
+        match (io.input_of(k, q.inputs.len()), salt) {
             (Visibility::Public, _) => public.extend(cells),
             (Visibility::Private, _) => {}
             // Inputs are range-checked to act_bits where they are loaded, at most the slot.
@@ -148,9 +213,10 @@ pub(super) fn expose(
     for (k, &o) in q.outputs.iter().enumerate() {
         let layout = tensor_layout(q, o)?;
         let half = 1i128 << (layout.slot_bits - 1);
+        let visibility = io.output_of(k, q.outputs.len());
         let mut cells = Vec::with_capacity(vals[o].len());
         for (j, e) in vals[o].iter().enumerate() {
-            cells.push(match (*e, io.output) {
+            cells.push(match (*e, visibility) {
                 (Elem::Cell(c), Visibility::Hashed) => {
                     // Op outputs are range-checked to their own bounds, not always the slot's:
                     // the slot width is checked here, so the packing stays injective.
@@ -169,13 +235,17 @@ pub(super) fn expose(
                 (Elem::Const(v), _) => ctx.load_constant(fr(v)),
             });
         }
-        match io.output {
-            Visibility::Public => public.extend(cells),
-            Visibility::Hashed => {
+        match (visibility, salt) {
+            (Visibility::Public, _) => public.extend(cells),
+            // A link is salted: the next segment commits to its input with the same salt.
+            (Visibility::Hashed, Some(salt)) if k + io.links.outputs >= q.outputs.len() => {
+                public.push(commit_cells(ctx, chip.gate(), &layout, &cells, salt));
+            }
+            (Visibility::Hashed, _) => {
                 let zero = ctx.load_zero();
                 public.push(commit_cells(ctx, chip.gate(), &layout, &cells, zero));
             }
-            Visibility::Private => {
+            (Visibility::Private, _) => {
                 return Err(CircuitError::Internal(
                     "outputs are public or hashed, never private".into(),
                 ))

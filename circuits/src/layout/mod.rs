@@ -22,7 +22,7 @@ mod memo;
 pub use build::build_circuit;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use build::{build_circuit_lying, lay_out_planned};
-pub use io::{tensor_layout, weight_commitment, weight_layout, Io, Visibility};
+pub use io::{tensor_layout, weight_commitment, weight_layout, Io, Links, Visibility};
 use memo::{Memo, Value, BILINEAR, DIVIDE, EXTREMUM, GATHER, LINEAR, LOOKUP, SQRT};
 
 fn map2<A, B>(rows: &[Vec<A>], f: impl Fn(&A) -> B) -> Vec<Vec<B>> {

@@ -11,7 +11,8 @@
 //! bytes32  sha256 of the ONNX file          bytes32  sha256 of qgraph.json
 //! uint32   scale    uint32 act_bits
 //! uint8    visibility: inputs 0 public, 1 private, 2 hashed; plus 4 when outputs are hashed,
-//!          plus 8 when the weights are
+//!          plus 8 when the weights are, plus 16 for a segment (its links follow)
+//! (only for a segment) uint32 linked inputs, uint32 linked outputs
 //! (only when a tensor or the weights are hashed: the hash layout)
 //! uint32   hash layout version (1), uint32 T (3), rate (2), full rounds (8), partial rounds (57)
 //!          (the slot widths follow from act_bits and the graph's bounds, which the qgraph's
@@ -132,7 +133,17 @@ pub fn preimage(
         Visibility::Private => 1,
         Visibility::Hashed => 2,
     };
-    out.push(input | ((io.output == Visibility::Hashed) as u8 * 4) | ((weights as u8) * 8));
+    let segment = !io.links.is_empty();
+    out.push(
+        input
+            | ((io.output == Visibility::Hashed) as u8 * 4)
+            | ((weights as u8) * 8)
+            | ((segment as u8) * 16),
+    );
+    if segment {
+        u32_be(&mut out, io.links.inputs)?;
+        u32_be(&mut out, io.links.outputs)?;
+    }
     if io.hashes() || weights {
         for v in [
             commit::HASH_LAYOUT_VERSION as usize,

@@ -52,10 +52,14 @@ fn segments_link_by_equal_salted_commitments() {
             let n_in = seg.model_inputs.iter().map(|&i| qi[i].len()).sum::<usize>();
             // Links in: right after the model inputs' values; links out: the last ones.
             for (j, &node) in seg.boundary_in.iter().enumerate() {
-                let want = commit(&tensor_layout(&q, node).unwrap(), &trace.values[node], salt)
-                    .unwrap();
+                let want =
+                    commit(&tensor_layout(&q, node).unwrap(), &trace.values[node], salt).unwrap();
                 assert_eq!(inst[n_in + j], want, "{name} segment {s} link in {j}");
-                assert_eq!(produced.get(&node), Some(&want), "{name}: producer's commitment");
+                assert_eq!(
+                    produced.get(&node),
+                    Some(&want),
+                    "{name}: producer's commitment"
+                );
             }
             let first_out = inst.len() - seg.boundary_out.len();
             for (j, &node) in seg.boundary_out.iter().enumerate() {
@@ -65,10 +69,17 @@ fn segments_link_by_equal_salted_commitments() {
             for at in (n_in..n_in + seg.boundary_in.len()).chain(first_out..inst.len()) {
                 let mut changed = inst.clone();
                 changed[at] += Fr::one();
-                assert!(!m.accepts_instances(changed), "{name} segment {s} instance {at}");
+                assert!(
+                    !m.accepts_instances(changed),
+                    "{name} segment {s} instance {at}"
+                );
             }
             if name == "2l_relu_fc" {
-                assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new(), "segment {s}");
+                assert_eq!(
+                    m.unconstrained_cells(),
+                    Vec::<CellRef>::new(),
+                    "segment {s}"
+                );
             }
         }
         // The same tensor under another salt is another commitment: links hide the values.

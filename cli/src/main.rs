@@ -21,6 +21,7 @@ mod fhe;
 #[cfg(feature = "gpu")]
 mod gpu;
 mod hash;
+mod segments;
 mod service;
 
 #[derive(Parser)]
@@ -50,6 +51,11 @@ enum Command {
         opts: compile::CompileArgs,
         #[command(flatten)]
         fhe_opts: fhe::FheCompileArgs,
+        /// Cut the model into N segments, each its own circuit and keys, whose proofs are
+        /// linked by commitments to the tensors that cross each cut (for models too large to
+        /// prove in one circuit).
+        #[arg(long, value_name = "N")]
+        segments: Option<usize>,
     },
     /// Generate keys; without --srs, makes a local development SRS and says so.
     Setup {
@@ -273,7 +279,15 @@ fn dispatch(command: Command) -> Result<()> {
             out,
             opts,
             fhe_opts,
+            segments: count,
         } => {
+            if let Some(count) = count {
+                let sha = segments::compile(&model, &calibration, &out, &opts.options(), count)?;
+                if let Some(o) = fhe_opts.options() {
+                    fhe::compile(&model, &calibration, &out, &sha, &o)?;
+                }
+                return Ok(());
+            }
             let s = step("compile", || {
                 Ok(pipeline::compile(
                     &model,
@@ -304,6 +318,9 @@ fn dispatch(command: Command) -> Result<()> {
             if srs.is_none() {
                 eprintln!("note: no --srs given: generating a local development SRS (fine for testing; use a ceremony SRS in production)");
             }
+            if zkinfer_prover::segments::is_segmented(&dir) {
+                return segments::setup(&dir, srs.as_deref());
+            }
             let r = step("setup", || Ok(pipeline::setup(&dir, srs.as_deref())?))?;
             println!(
                 "keys written to {}: k={}, proving key {} bytes, verifying key {} bytes",
@@ -328,7 +345,11 @@ fn dispatch(command: Command) -> Result<()> {
             out,
             salt,
         } => {
-            let salt = hash::salt(salt.as_deref())?.unwrap_or(zkinfer_circuits::Fr::zero());
+            let salt = hash::salt(salt.as_deref())?;
+            if zkinfer_prover::segments::is_segmented(&dir) {
+                return segments::prove(&dir, &input, &out, salt);
+            }
+            let salt = salt.unwrap_or(zkinfer_circuits::Fr::zero());
             let proof = step("prove", || Ok(pipeline::prove_salted(&dir, &input, salt)?))?;
             write_json(&out, &proof).with_context(|| format!("writing {}", out.display()))?;
             println!(
@@ -409,6 +430,9 @@ fn dispatch(command: Command) -> Result<()> {
         Command::JobRunner { worker } => service::job_runner(worker.as_deref())?,
         Command::Keys { command } => service::keys(command)?,
         Command::Hash { command } => hash::dispatch(command)?,
+        Command::Inspect { dir } if zkinfer_prover::segments::is_segmented(&dir) => {
+            print!("{}", zkinfer_prover::segments::inspect_segments(&dir)?);
+        }
         Command::Inspect { dir } => {
             print!("{}", pipeline::inspect(&dir)?);
             if let Ok(file) = zkinfer_fhe::folder::read(&dir) {

@@ -89,6 +89,7 @@ impl Held {
             output_shapes: s.output_shapes.clone(),
             instances: instances.iter().map(to_hex).collect(),
             proof: format!("0x{}", hex::encode(proof)),
+            segments: Vec::new(),
         };
         write_json(out, &file).unwrap();
     }

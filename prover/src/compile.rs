@@ -106,13 +106,32 @@ fn quantize_for_target(
     Ok((q, err))
 }
 
-/// Imports, quantizes and sizes the circuit; writes the model folder.
-pub fn compile(
+/// A model imported and quantized for compilation, before any circuit is planned.
+pub(crate) struct Prepared {
+    /// The ONNX file's bytes.
+    pub(crate) bytes: Vec<u8>,
+    /// The quantized graph.
+    pub(crate) q: QGraph,
+    /// The first calibration sample, quantized: it lays the circuit out.
+    pub(crate) qcal: Vec<Vec<i64>>,
+    /// The measured error on the calibration samples.
+    pub(crate) expected_error: f64,
+    /// How many calibration samples there were.
+    pub(crate) samples: usize,
+    /// With hashed weights, the architecture's sha256.
+    pub(crate) architecture_sha256: Option<String>,
+    /// The sibling's settings, with `--like`.
+    pub(crate) like: Option<Settings>,
+    /// The options, a sibling's where `--like` gives one.
+    pub(crate) opts: CompileOptions,
+}
+
+/// Imports and quantizes (for the accuracy or resources target).
+pub(crate) fn prepare(
     model: &Path,
     calibration: &Path,
-    out: &Path,
     opts: &CompileOptions,
-) -> Result<Settings, ProverError> {
+) -> Result<Prepared, ProverError> {
     let t = Instant::now();
     let like = match &opts.like {
         Some(dir) => {
@@ -121,7 +140,7 @@ pub fn compile(
         }
         None => None,
     };
-    let opts = &match &like {
+    let opts = match &like {
         Some(sibling) => like_options(sibling, opts),
         None => opts.clone(),
     };
@@ -131,13 +150,13 @@ pub fn compile(
         if graph.input_shapes() != sibling.input_shapes
             || graph.output_shapes() != sibling.output_shapes
         {
-            return Err(not_like(model, opts));
+            return Err(not_like(model, &opts));
         }
     }
     let text = String::from_utf8(read_file(calibration)?)
         .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", calibration.display())))?;
     let samples = parse_calibration_json(&text)?;
-    let (q, expected_error) = quantize_for_target(&graph, &samples, opts)?;
+    let (q, expected_error) = quantize_for_target(&graph, &samples, &opts)?;
     if opts.weights == Weights::Hashed && q.params().is_empty() {
         return Err(ProverError::Folder(format!(
             "{} has no weights to commit to (no constant operand of MatMul, Gemm, Conv, Add, Sub \
@@ -162,19 +181,46 @@ pub fn compile(
             "outputs are public or hashed: a proof of outputs nobody sees proves nothing".into(),
         ));
     }
+    Ok(Prepared {
+        bytes,
+        q,
+        qcal,
+        expected_error,
+        samples: samples.len(),
+        architecture_sha256,
+        like,
+        opts,
+    })
+}
+
+/// Imports, quantizes and sizes the circuit; writes the model folder.
+pub fn compile(
+    model: &Path,
+    calibration: &Path,
+    out: &Path,
+    opts: &CompileOptions,
+) -> Result<Settings, ProverError> {
+    let p = prepare(model, calibration, opts)?;
+    let opts = &p.opts;
     let t = Instant::now();
-    let plan = match &like {
+    let plan = match &p.like {
         // One architecture lays out alike whatever its weights: the sibling's plan fits.
         Some(sibling)
             if sibling.weights == Weights::Hashed
-                && sibling.architecture_sha256 == architecture_sha256 =>
+                && sibling.architecture_sha256 == p.architecture_sha256 =>
         {
             within_limits(&sibling.plan, &opts.limits)?;
             sibling.plan.clone()
         }
         Some(_) => return Err(not_like(model, opts)),
-        None => plan_circuit(&q, &qcal, opts.io, opts.limits)?,
+        None => plan_circuit(&p.q, &p.qcal, opts.io, opts.limits)?,
     };
+    log_plan(&plan, t);
+    write_folder(out, &p, &p.q, &p.qcal, plan)
+}
+
+/// Logs a chosen circuit shape.
+pub(crate) fn log_plan(plan: &CircuitPlan, t: Instant) {
     info!(
         k = plan.k,
         advice_columns = plan.params.base.num_advice_per_phase[0],
@@ -184,6 +230,17 @@ pub fn compile(
         "circuit laid out in {:.2?}",
         t.elapsed()
     );
+}
+
+/// Writes a model folder for graph `q` (the prepared model's, or one segment of it) laid out
+/// from `qcal` with `plan`.
+pub(crate) fn write_folder(
+    out: &Path,
+    p: &Prepared,
+    q: &QGraph,
+    qcal: &[Vec<i64>],
+    plan: CircuitPlan,
+) -> Result<Settings, ProverError> {
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     // Keys of an earlier compilation would not match: remove them rather than leave traps.
     for stale in [
@@ -195,36 +252,37 @@ pub fn compile(
     ] {
         let _ = std::fs::remove_file(in_dir(out, stale));
     }
-    let qgraph_sha256 = write_json(&in_dir(out, files::QGRAPH), &q)?;
+    let qgraph_sha256 = write_json(&in_dir(out, files::QGRAPH), q)?;
     write_json(
         &in_dir(out, files::CALIBRATION),
         &Calibration {
             format_version: FORMAT_VERSION,
-            inputs: qcal,
+            inputs: qcal.to_vec(),
         },
     )?;
+    let io = plan.io();
     let settings = Settings {
         format_version: FORMAT_VERSION,
         zkinfer_version: env!("CARGO_PKG_VERSION").to_string(),
-        model_sha256: sha256_hex(&bytes),
+        model_sha256: sha256_hex(&p.bytes),
         qgraph_sha256,
         quantize: QuantizeOptions {
             scale: q.scale,
             param_scale: q.param_scale,
-            ..opts.quantize.clone()
+            ..p.opts.quantize.clone()
         },
         scale: q.scale,
-        expected_error: Some(expected_error),
-        calibration_samples: samples.len(),
+        expected_error: Some(p.expected_error),
+        calibration_samples: p.samples,
         act_bits: q.act_bits,
         input_shapes: q.input_shapes(),
         output_shapes: q.output_shapes(),
-        input_slot_bits: slot_bits(&q, &q.inputs, plan.visibility)?,
-        output_slot_bits: slot_bits(&q, &q.outputs, plan.output_visibility)?,
-        weights: opts.weights,
+        input_slot_bits: slot_bits(q, &q.inputs, |k| io.input_of(k, q.inputs.len()))?,
+        output_slot_bits: slot_bits(q, &q.outputs, |k| io.output_of(k, q.outputs.len()))?,
+        weights: p.opts.weights,
         weight_bits: q.weight_bits,
-        weight_commitment: zkinfer_circuits::weight_commitment(&q)?.map(|c| commitment_hex(&c)),
-        architecture_sha256,
+        weight_commitment: zkinfer_circuits::weight_commitment(q)?.map(|c| commitment_hex(&c)),
+        architecture_sha256: p.architecture_sha256.clone(),
         plan,
         layout_version: LAYOUT_VERSION,
     };
@@ -297,9 +355,13 @@ fn like_options(sibling: &Settings, opts: &CompileOptions) -> CompileOptions {
     }
 }
 
-/// The commitment slot widths of `nodes` when `visibility` hashes them (else none).
-fn slot_bits(q: &QGraph, nodes: &[usize], visibility: Visibility) -> Result<Vec<u32>, ProverError> {
-    if visibility != Visibility::Hashed {
+/// The commitment slot widths of `nodes` when `visibility` hashes any of them (else none).
+fn slot_bits(
+    q: &QGraph,
+    nodes: &[usize],
+    visibility: impl Fn(usize) -> Visibility,
+) -> Result<Vec<u32>, ProverError> {
+    if !(0..nodes.len()).any(|k| visibility(k) == Visibility::Hashed) {
         return Ok(Vec::new());
     }
     nodes

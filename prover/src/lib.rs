@@ -9,6 +9,7 @@ pub mod keys;
 pub mod options;
 pub mod pipeline;
 pub mod proving;
+pub mod segments;
 pub mod srs;
 
 pub use error::{Halo2Error, ProverError};

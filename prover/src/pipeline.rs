@@ -55,7 +55,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ProverError> {
     std::fs::read(path).map_err(io_err(path))
 }
 
-fn read_input(path: &Path) -> Result<Vec<Vec<f64>>, ProverError> {
+pub(crate) fn read_input(path: &Path) -> Result<Vec<Vec<f64>>, ProverError> {
     let text = String::from_utf8(read_file(path)?)
         .map_err(|_| ModelError::Input(format!("{} is not UTF-8 text", path.display())))?;
     Ok(parse_input_json(&text)?)
@@ -352,6 +352,16 @@ impl Prover {
         })
     }
 
+    /// The loaded folder's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.folder.settings
+    }
+
+    /// The loaded folder's quantized graph.
+    pub fn graph(&self) -> &QGraph {
+        &self.folder.q
+    }
+
     /// The model id of the loaded folder.
     pub fn model_id(&self) -> &str {
         &self.model_id
@@ -374,7 +384,11 @@ impl Prover {
         self.prove_quantized(&qin, salt)
     }
 
-    fn prove_quantized(&self, qin: &[Vec<i64>], salt: Fr) -> Result<ProofFile, ProverError> {
+    pub(crate) fn prove_quantized(
+        &self,
+        qin: &[Vec<i64>],
+        salt: Fr,
+    ) -> Result<ProofFile, ProverError> {
         let folder = &self.folder;
         let plan = &folder.settings.plan;
         let t = Instant::now();
@@ -427,6 +441,7 @@ impl Prover {
             output_shapes: folder.settings.output_shapes.clone(),
             instances: instances.iter().map(to_hex).collect(),
             proof: format!("0x{}", hex::encode(&proof)),
+            segments: Vec::new(),
         })
     }
 }

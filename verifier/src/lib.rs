@@ -6,6 +6,7 @@
 
 pub mod contracts;
 pub mod evm;
+pub mod segments;
 pub mod solc;
 pub mod solidity;
 
@@ -92,6 +93,10 @@ pub enum VerifyError {
         /// The model's (`settings.json`'s `weight_commitment`).
         model: String,
     },
+    /// A segmented model's proofs do not link: a segment read a tensor another segment did
+    /// not compute, or was proven on another input.
+    #[error("the segments' proofs do not link: {0}")]
+    Link(String),
     /// The cryptographic check failed.
     #[error("invalid proof: the verifier rejected it for these public instances")]
     Invalid,
@@ -335,21 +340,11 @@ pub fn verify_file(
     proof_path: &Path,
     opts: &VerifyOptions<'_>,
 ) -> Result<Verified, VerifyError> {
-    let folder = VerifierFolder::open(dir)?;
-    if let Some(pinned) = opts.model_id {
-        let pinned = pinned.trim().to_ascii_lowercase();
-        if pinned.len() != 64 || !pinned.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(VerifyError::Malformed(
-                "--model-id must be 64 hex digits".into(),
-            ));
-        }
-        if pinned != folder.model_id {
-            return Err(VerifyError::NotPinned {
-                pinned,
-                folder: folder.model_id,
-            });
-        }
+    if segments::is_segmented(dir) {
+        return segments::verify_segmented(dir, proof_path, opts);
     }
+    let folder = VerifierFolder::open(dir)?;
+    check_pinned(opts.model_id, &folder.model_id)?;
     let LoadedProof {
         file: proof,
         instances,
@@ -394,6 +389,26 @@ pub fn verify_file(
     })
 }
 
+/// The folder's model id must be `pinned` (64 hex digits) when one is given.
+pub(crate) fn check_pinned(pinned: Option<&str>, model_id: &str) -> Result<(), VerifyError> {
+    let Some(pinned) = pinned else {
+        return Ok(());
+    };
+    let pinned = pinned.trim().to_ascii_lowercase();
+    if pinned.len() != 64 || !pinned.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VerifyError::Malformed(
+            "--model-id must be 64 hex digits".into(),
+        ));
+    }
+    if pinned != model_id {
+        return Err(VerifyError::NotPinned {
+            pinned,
+            folder: model_id.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// A proof file read against a folder: its model id checked, its instances parsed and counted.
 pub struct LoadedProof {
     /// The file as read.
@@ -427,17 +442,7 @@ pub fn parse_values(
     instances: &[String],
     proof: &str,
 ) -> Result<(Vec<Fr>, Vec<u8>), VerifyError> {
-    let parsed: Vec<Fr> = instances
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            from_hex(h).ok_or_else(|| {
-                VerifyError::Malformed(format!(
-                    "instance {i} is not a canonical 32-byte field element"
-                ))
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let parsed = parse_instances(instances)?;
     if parsed.len() != folder.settings.plan.num_instances {
         return Err(VerifyError::Malformed(format!(
             "{} instances, the circuit has {}",
@@ -450,6 +455,21 @@ pub fn parse_values(
         .and_then(|h| hex::decode(h).ok())
         .ok_or_else(|| VerifyError::Malformed("\"proof\" is not 0x-hex".into()))?;
     Ok((parsed, bytes))
+}
+
+/// Parses public instances (0x-hex, each a canonical field element).
+pub(crate) fn parse_instances(instances: &[String]) -> Result<Vec<Fr>, VerifyError> {
+    instances
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            from_hex(h).ok_or_else(|| {
+                VerifyError::Malformed(format!(
+                    "instance {i} is not a canonical 32-byte field element"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// What a proof shows, once verified: the inputs (when public), the outputs (public values;

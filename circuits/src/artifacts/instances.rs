@@ -18,7 +18,10 @@ impl Settings {
     /// The input commitments among the instances (hashed inputs only; a segment's links
     /// excluded).
     pub fn input_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
-        let model = self.input_shapes.len().saturating_sub(self.plan.links.inputs);
+        let model = self
+            .input_shapes
+            .len()
+            .saturating_sub(self.plan.links.inputs);
         (self.plan.visibility == crate::Visibility::Hashed)
             .then(|| instances.get(..model))
             .flatten()
@@ -28,7 +31,10 @@ impl Settings {
     /// excluded).
     pub fn output_commitments<'a>(&self, instances: &'a [Fr]) -> Option<&'a [Fr]> {
         let at = self.num_input_instances();
-        let model = self.output_shapes.len().saturating_sub(self.plan.links.outputs);
+        let model = self
+            .output_shapes
+            .len()
+            .saturating_sub(self.plan.links.outputs);
         (self.plan.output_visibility == crate::Visibility::Hashed)
             .then(|| instances.get(at..at + model))
             .flatten()
@@ -41,12 +47,35 @@ impl Settings {
         let inputs_end = self.num_input_instances();
         let model_out = self.output_shapes.len().checked_sub(links.outputs)?;
         let outputs_end = inputs_end
-            + instance_count(self.plan.output_visibility, &self.output_shapes[..model_out])
+            + instance_count(
+                self.plan.output_visibility,
+                &self.output_shapes[..model_out],
+            )
             + links.outputs;
         Some((
             instances.get(inputs_end.checked_sub(links.inputs)?..inputs_end)?,
             instances.get(outputs_end - links.outputs..outputs_end)?,
         ))
+    }
+
+    /// The instances of model input `k` of this circuit (links excluded), as `visibility`
+    /// lays them out: every value, one commitment, or none.
+    pub fn model_input_instances<'a>(&self, instances: &'a [Fr], k: usize) -> Option<&'a [Fr]> {
+        let at: usize = (0..k)
+            .map(|i| instance_count(self.plan.visibility, &self.input_shapes[i..=i]))
+            .sum();
+        let n = instance_count(self.plan.visibility, self.input_shapes.get(k..=k)?);
+        instances.get(at..at + n)
+    }
+
+    /// The instances of model output `k` of this circuit (links excluded).
+    pub fn model_output_instances<'a>(&self, instances: &'a [Fr], k: usize) -> Option<&'a [Fr]> {
+        let at: usize = self.num_input_instances()
+            + (0..k)
+                .map(|i| instance_count(self.plan.output_visibility, &self.output_shapes[i..=i]))
+                .sum::<usize>();
+        let n = instance_count(self.plan.output_visibility, self.output_shapes.get(k..=k)?);
+        instances.get(at..at + n)
     }
 
     /// The weight commitment among the instances (hashed weights only): the last one.
@@ -91,7 +120,9 @@ impl Settings {
     /// The commitments to outputs as a proof file holds them (dequantized; each value is
     /// exactly `integer / 2^scale`, so it quantizes back to its integer).
     pub fn commit_outputs(&self, outputs: &[Vec<f64>]) -> Result<Vec<Fr>, crate::CircuitError> {
-        if outputs.len() != self.output_shapes.len() {
+        if outputs.len()
+            != self.output_shapes.len() - self.plan.links.outputs.min(self.output_shapes.len())
+        {
             return Err(crate::CircuitError::Model(
                 zkinfer_model::ModelError::Input(format!(
                     "{} outputs, the model has {}",

@@ -19,6 +19,7 @@ use crate::circuit::ModelCircuit;
 use crate::plan::CircuitPlan;
 
 mod instances;
+pub mod segments;
 
 /// Version of every artifact format below; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 3;
@@ -237,7 +238,10 @@ impl Settings {
     /// The output part of the public instances, dequantized; `None` when outputs are hashed
     /// (or an instance is not a small signed integer, or there are too few).
     pub fn outputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
-        let model = self.output_shapes.len().checked_sub(self.plan.links.outputs)?;
+        let model = self
+            .output_shapes
+            .len()
+            .checked_sub(self.plan.links.outputs)?;
         match self.plan.output_visibility {
             crate::Visibility::Hashed => None,
             _ => self.dequantize_instances(
@@ -251,7 +255,10 @@ impl Settings {
     /// The input part of the public instances, dequantized; `None` when inputs are private
     /// or hashed (or an instance is not a small signed integer).
     pub fn inputs_from_instances(&self, instances: &[Fr]) -> Option<Vec<Vec<f64>>> {
-        let model = self.input_shapes.len().checked_sub(self.plan.links.inputs)?;
+        let model = self
+            .input_shapes
+            .len()
+            .checked_sub(self.plan.links.inputs)?;
         match self.plan.visibility {
             crate::Visibility::Public => {
                 self.dequantize_instances(instances, 0, &self.input_shapes[..model])
@@ -392,7 +399,23 @@ pub struct ProofFile {
     /// Public instances, 32-byte big-endian hex: per input its values (public) or commitment
     /// (hashed), then per output its values or commitment.
     pub instances: Vec<String>,
-    /// The proof (SHPLONK, Keccak transcript), hex.
+    /// The proof (SHPLONK, Keccak transcript), hex; empty (`0x`) for a segmented model,
+    /// whose proofs are in `segments`.
+    pub proof: String,
+    /// A segmented model's proofs, one per segment in order (absent: one circuit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentProof>,
+}
+
+/// One segment's proof in a [`ProofFile`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentProof {
+    /// The segment's own model id.
+    pub model_id: String,
+    /// Its public instances (hex, as in the proof file): its model inputs, links in, model
+    /// outputs, links out.
+    pub instances: Vec<String>,
+    /// Its proof, hex.
     pub proof: String,
 }
 

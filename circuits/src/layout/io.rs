@@ -95,7 +95,9 @@ impl Io {
 
     /// Whether any tensor is committed to.
     pub fn hashes(&self) -> bool {
-        self.input == Visibility::Hashed || self.output == Visibility::Hashed || !self.links.is_empty()
+        self.input == Visibility::Hashed
+            || self.output == Visibility::Hashed
+            || !self.links.is_empty()
     }
 
     /// How input `k` of `count` appears: a link is committed, the others as `input` says.

@@ -1,0 +1,336 @@
+//! A model compiled, set up and proven as segments (see `zkinfer_model::segment`): a folder
+//! holding `segments.json`, the whole graph's `qgraph.json` and one ordinary model folder
+//! `segment-<i>` per segment. Every segment is its own circuit and keys, so none needs the
+//! memory of the whole model; their proofs are linked by the commitments to the tensors
+//! that cross each cut.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tracing::info;
+use zkinfer_circuits::artifacts::segments::{segment_dir, SegmentEntry, SegmentsFile, SEGMENTS};
+use zkinfer_circuits::artifacts::{
+    files, in_dir, read_bytes, read_json, write_json, ProofFile, SegmentProof, Settings,
+    FORMAT_VERSION,
+};
+use zkinfer_circuits::field::{from_hex, to_hex};
+use zkinfer_circuits::{plan_circuit, Fr, Io, Links, Visibility};
+use zkinfer_model::{sha256_hex, QGraph, Weights};
+
+use crate::compile::{log_plan, prepare, write_folder, CompileOptions};
+use crate::error::ProverError;
+use crate::pipeline::{read_input, setup, Prover, SetupReport};
+
+/// Whether `dir` holds a segmented model.
+pub fn is_segmented(dir: &Path) -> bool {
+    in_dir(dir, SEGMENTS).exists()
+}
+
+/// A segmented folder, read and checked: its segment list and the whole graph.
+pub struct SegmentedFolder {
+    /// `segments.json`, its wiring checked.
+    pub file: SegmentsFile,
+    /// The whole graph.
+    pub q: QGraph,
+}
+
+/// Opens a segmented folder.
+pub fn open_segmented(dir: &Path) -> Result<SegmentedFolder, ProverError> {
+    let file: SegmentsFile = read_json(&in_dir(dir, SEGMENTS))?;
+    file.check()?;
+    let bytes = read_bytes(&in_dir(dir, files::QGRAPH))?;
+    if sha256_hex(&bytes) != file.qgraph_sha256 {
+        return Err(ProverError::Folder(format!(
+            "{} does not belong to this {SEGMENTS}",
+            files::QGRAPH
+        )));
+    }
+    let q: QGraph = serde_json::from_slice(&bytes)
+        .map_err(|e| ProverError::Folder(format!("{}: {e}", files::QGRAPH)))?;
+    Ok(SegmentedFolder { file, q })
+}
+
+/// `compile --segments N`: imports and quantizes as `compile` does, cuts the graph into
+/// `count` segments, sizes each circuit and writes the segmented folder.
+pub fn compile_segments(
+    model: &Path,
+    calibration: &Path,
+    out: &Path,
+    opts: &CompileOptions,
+    count: usize,
+) -> Result<SegmentsFile, ProverError> {
+    if opts.like.is_some() || opts.weights == Weights::Hashed {
+        return Err(ProverError::Folder(
+            "segments are compiled with fixed weights (not --weights hashed or --like)".into(),
+        ));
+    }
+    if count < 2 {
+        return Err(ProverError::Folder(format!(
+            "--segments {count}: a segmented model has two or more"
+        )));
+    }
+    let p = prepare(model, calibration, opts)?;
+    let q = &p.q;
+    let t = Instant::now();
+    let cut = q.choose_cut(count)?;
+    let segments = q.segments(&cut)?;
+    let sizes = q.boundary_sizes();
+    info!(
+        starts = ?cut.starts,
+        boundaries = ?cut.starts.iter().map(|&s| sizes[s]).collect::<Vec<_>>(),
+        "cut into {count} segments in {:.2?}",
+        t.elapsed()
+    );
+    if let Some(i) =
+        (0..q.inputs.len()).find(|&i| !segments.iter().any(|s| s.model_inputs.contains(&i)))
+    {
+        return Err(ProverError::Folder(format!(
+            "input {i} is read by no node: a segmented model proves every input it takes"
+        )));
+    }
+    let trace = q.eval(&p.qcal)?;
+    std::fs::create_dir_all(out).map_err(crate::pipeline::io_err(out))?;
+    // A one-circuit compilation of this folder, or more segments, would be read as this one.
+    for stale in [files::SETTINGS, files::KEYS, files::PK, files::VK] {
+        let _ = std::fs::remove_file(in_dir(out, stale));
+    }
+    let mut stale = count;
+    while segment_dir(out, stale).exists() {
+        let _ = std::fs::remove_dir_all(segment_dir(out, stale));
+        stale += 1;
+    }
+    let mut entries = Vec::with_capacity(count);
+    for (s, seg) in segments.iter().enumerate() {
+        let qcal = seg.inputs_from(q, &trace);
+        let io = Io {
+            links: Links {
+                inputs: seg.boundary_in.len(),
+                outputs: seg.boundary_out.len(),
+            },
+            ..opts.io
+        };
+        let t = Instant::now();
+        let plan = plan_circuit(&seg.graph, &qcal, io, opts.limits).map_err(|e| {
+            ProverError::Folder(format!(
+                "segment {s} (nodes {}..{}): {e}",
+                seg.nodes.start, seg.nodes.end
+            ))
+        })?;
+        info!(
+            segment = s,
+            boundary_in = seg.boundary_in_len(q),
+            boundary_out = seg.boundary_out_len(q),
+            "segment planned"
+        );
+        log_plan(&plan, t);
+        write_folder(&segment_dir(out, s), &p, &seg.graph, &qcal, plan)?;
+        entries.push(SegmentEntry {
+            nodes: [seg.nodes.start, seg.nodes.end],
+            model_inputs: seg.model_inputs.clone(),
+            boundary_in: seg.boundary_in.clone(),
+            model_outputs: seg.model_outputs.clone(),
+            boundary_out: seg.boundary_out.clone(),
+        });
+    }
+    let qgraph_sha256 = write_json(&in_dir(out, files::QGRAPH), q)?;
+    let file = SegmentsFile {
+        format_version: FORMAT_VERSION,
+        zkinfer_version: env!("CARGO_PKG_VERSION").to_string(),
+        model_sha256: sha256_hex(&p.bytes),
+        qgraph_sha256,
+        scale: q.scale,
+        act_bits: q.act_bits,
+        expected_error: Some(p.expected_error),
+        input_visibility: opts.io.input,
+        output_visibility: opts.io.output,
+        input_shapes: q.input_shapes(),
+        output_shapes: q.output_shapes(),
+        segments: entries,
+    };
+    file.check()?;
+    write_json(&in_dir(out, SEGMENTS), &file)?;
+    Ok(file)
+}
+
+/// What setup of a segmented model did.
+#[derive(Clone, Debug)]
+pub struct SegmentedSetup {
+    /// The segmented model id (covers every segment's id and the wiring).
+    pub model_id: String,
+    /// Each segment's setup.
+    pub segments: Vec<SetupReport>,
+}
+
+/// Sets up every segment (on one ceremony file, or each on a development SRS of its own k).
+pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSetup, ProverError> {
+    let folder = open_segmented(dir)?;
+    let mut reports = Vec::with_capacity(folder.file.segments.len());
+    for s in 0..folder.file.segments.len() {
+        let seg_dir = segment_dir(dir, s);
+        let settings: Settings = read_json(&in_dir(&seg_dir, files::SETTINGS))?;
+        folder.file.check_segment(s, &settings)?;
+        let t = Instant::now();
+        let report = setup(&seg_dir, srs_file)?;
+        info!(
+            segment = s,
+            k = report.k,
+            "segment set up in {:.2?}",
+            t.elapsed()
+        );
+        reports.push(report);
+    }
+    let ids: Vec<String> = reports.iter().map(|r| r.model_id.clone()).collect();
+    Ok(SegmentedSetup {
+        model_id: folder.file.model_id(&ids)?,
+        segments: reports,
+    })
+}
+
+/// Proves a segmented model on one input: one evaluation of the whole graph, then each
+/// segment in order on its part of it, every link (and hashed inputs) committed with `salt`.
+/// Without one, private inputs get a random salt (a link's commitment must not let anyone
+/// test guesses of the input) and others 0 (public inputs hide nothing; hashed ones keep
+/// their usual commitment). Writes nothing; returns the proof file with every segment's
+/// proof.
+pub fn prove_segments(
+    dir: &Path,
+    input: &Path,
+    salt: Option<Fr>,
+) -> Result<ProofFile, ProverError> {
+    let folder = open_segmented(dir)?;
+    let salt = salt.unwrap_or_else(|| match folder.file.input_visibility {
+        Visibility::Private => {
+            use halo2_base::halo2_proofs::arithmetic::Field;
+            Fr::random(rand::rngs::OsRng)
+        }
+        _ => Fr::zero(),
+    });
+    let q = &folder.q;
+    let qin = q.quantize_input(&read_input(input)?)?;
+    let t = Instant::now();
+    let trace = q.eval(&qin)?;
+    info!("whole graph evaluated in {:.2?}", t.elapsed());
+    let count = folder.file.segments.len();
+    let mut proofs = Vec::with_capacity(count);
+    let mut ids = Vec::with_capacity(count);
+    for (s, entry) in folder.file.segments.iter().enumerate() {
+        let t = Instant::now();
+        let prover = Prover::load(&segment_dir(dir, s))?;
+        let settings = prover.settings();
+        folder.file.check_segment(s, settings)?;
+        let seg = zkinfer_model::Segment {
+            graph: prover.graph().clone(),
+            nodes: entry.nodes[0]..entry.nodes[1],
+            model_inputs: entry.model_inputs.clone(),
+            boundary_in: entry.boundary_in.clone(),
+            model_outputs: entry.model_outputs.clone(),
+            boundary_out: entry.boundary_out.clone(),
+        };
+        let proof = prover.prove_quantized(&seg.inputs_from(q, &trace), salt)?;
+        info!(
+            segment = s,
+            of = count,
+            "segment proven in {:.2?}",
+            t.elapsed()
+        );
+        ids.push(proof.model_id.clone());
+        proofs.push(SegmentProof {
+            model_id: proof.model_id,
+            instances: proof.instances,
+            proof: proof.proof,
+        });
+    }
+    let model_id = folder.file.model_id(&ids)?;
+    let parsed: Vec<Vec<Fr>> = proofs
+        .iter()
+        .map(|p| {
+            p.instances
+                .iter()
+                .map(|h| from_hex(h))
+                .collect::<Option<_>>()
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| ProverError::Folder("internal: an instance out of range".into()))?;
+    let settings: Vec<Settings> = (0..count)
+        .map(|s| read_json(&in_dir(&segment_dir(dir, s), files::SETTINGS)))
+        .collect::<Result<_, _>>()?;
+    let pairs: Vec<(&Settings, &[Fr])> = settings
+        .iter()
+        .zip(&parsed)
+        .map(|(s, i)| (s, i.as_slice()))
+        .collect();
+    let instances = folder.file.model_instances(&pairs)?;
+    let outputs = q
+        .outputs_of(&trace)
+        .iter()
+        .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
+        .collect();
+    let inputs = (folder.file.input_visibility == Visibility::Public).then(|| {
+        qin.iter()
+            .map(|x| x.iter().map(|&v| q.dequantize(v)).collect())
+            .collect()
+    });
+    Ok(ProofFile {
+        format_version: FORMAT_VERSION,
+        model_id,
+        input_visibility: folder.file.input_visibility,
+        output_visibility: folder.file.output_visibility,
+        inputs,
+        outputs,
+        output_shapes: folder.file.output_shapes.clone(),
+        instances: instances.iter().map(to_hex).collect(),
+        proof: "0x".into(),
+        segments: proofs,
+    })
+}
+
+/// `inspect` of a segmented folder: the model, then `segments N` and a line per segment.
+pub fn inspect_segments(dir: &Path) -> Result<String, ProverError> {
+    use std::fmt::Write as _;
+    let folder = open_segmented(dir)?;
+    let f = &folder.file;
+    let q = &folder.q;
+    let mut out = String::new();
+    let _ = writeln!(out, "model sha256     {}", f.model_sha256);
+    let _ = writeln!(
+        out,
+        "scales           activations 2^{}, range {} signed bits",
+        f.scale, f.act_bits
+    );
+    let _ = writeln!(
+        out,
+        "inputs           {:?} ({})",
+        f.input_shapes,
+        f.input_visibility.name()
+    );
+    let _ = writeln!(
+        out,
+        "outputs          {:?} ({})",
+        f.output_shapes,
+        f.output_visibility.name()
+    );
+    if let Some(e) = f.expected_error {
+        let _ = writeln!(out, "expected error   {e:.2e}");
+    }
+    let _ = writeln!(out, "segments         {}", f.segments.len());
+    for (s, entry) in f.segments.iter().enumerate() {
+        let settings: Settings = read_json(&in_dir(&segment_dir(dir, s), files::SETTINGS))?;
+        let p = &settings.plan;
+        let len = |nodes: &[usize]| nodes.iter().map(|&n| q.nodes[n].len()).sum::<usize>();
+        let _ = writeln!(
+            out,
+            "  segment {s}      nodes {}..{}, k={}, {} rows, {}, proving ≈ {}, boundary in {} values ({} tensors), out {} values ({} tensors)",
+            entry.nodes[0],
+            entry.nodes[1],
+            p.k,
+            p.rows,
+            p.columns(),
+            crate::pipeline::gib(p.prove_memory_bytes),
+            len(&entry.boundary_in),
+            entry.boundary_in.len(),
+            len(&entry.boundary_out),
+            entry.boundary_out.len(),
+        );
+    }
+    Ok(out)
+}

@@ -246,8 +246,11 @@ pub struct RunOutput {
 
 /// Runs the integer reference evaluator (no proof).
 pub fn run(dir: &Path, input: &Path) -> Result<RunOutput, ProverError> {
-    let folder = open(dir)?;
-    let q = &folder.q;
+    let q = &if crate::segments::is_segmented(dir) {
+        crate::segments::open_segmented(dir)?.q
+    } else {
+        open(dir)?.q
+    };
     let qin = q.quantize_input(&read_input(input)?)?;
     let trace = q.eval(&qin)?;
     let outputs_fixed = q.outputs_of(&trace);

@@ -76,6 +76,12 @@ pub fn verify_segmented(
         });
     }
     let file = &v.file;
+    if proof.proof != "0x" {
+        return Err(VerifyError::Malformed(
+            "a segmented model's proof file holds its proofs in \"segments\", none in \"proof\""
+                .into(),
+        ));
+    }
     if proof.segments.len() != v.segments.len() {
         return Err(VerifyError::Malformed(format!(
             "{} segment proofs, the model has {} segments",

@@ -175,7 +175,10 @@ impl From<Error> for JobError {
 
 fn prover_error(e: ProverError) -> JobError {
     let code = match &e {
-        ProverError::Circuit(zkinfer_circuits::CircuitError::TooLarge(_)) => "model_too_large",
+        ProverError::Circuit(
+            zkinfer_circuits::CircuitError::TooLarge(_)
+            | zkinfer_circuits::CircuitError::OverMemory { .. },
+        ) => "model_too_large",
         ProverError::Model(_) => "invalid_input",
         ProverError::GpuOutOfMemory(_) => "gpu_out_of_memory",
         ProverError::NotLike(_) => "not_like",

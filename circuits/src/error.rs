@@ -16,6 +16,16 @@ pub enum CircuitError {
     /// The circuit needs more rows or columns than allowed.
     #[error("circuit too large: {0}")]
     TooLarge(String),
+    /// Every shape that fits the other limits needs more proving memory than allowed.
+    #[error("circuit too large: {message}")]
+    OverMemory {
+        /// The least estimated proving memory of any shape, in bytes.
+        needed: u64,
+        /// The limit, in bytes.
+        allowed: u64,
+        /// What is over, for a person.
+        message: String,
+    },
     /// The witness disagrees with the integer reference evaluator (an internal bug).
     #[error(
         "internal: circuit output {index} is {circuit}, the reference evaluator says {reference}"

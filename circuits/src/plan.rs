@@ -494,18 +494,24 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
         }
     }
     best.map(|(_, plan)| plan).ok_or_else(|| {
-        CircuitError::TooLarge(if let Some(l) = least_memory {
-            format!(
-                "proving needs about {:.1} GiB (the least of any shape within the proof budget: \
-                 k={}, {}, {}-byte proofs), over the {:.1} GiB allowed (--max-prove-memory, \
-                 by default this machine's memory)",
-                l.prove_memory_bytes as f64 / GIB,
-                l.k,
-                l.columns(),
-                l.proof_bytes,
-                limits.max_prove_memory.unwrap_or(0) as f64 / GIB,
-            )
-        } else if let Some(s) = smallest {
+        if let Some(l) = least_memory {
+            let allowed = limits.max_prove_memory.unwrap_or(0);
+            return CircuitError::OverMemory {
+                needed: l.prove_memory_bytes,
+                allowed,
+                message: format!(
+                    "proving needs about {:.1} GiB (the least of any shape within the proof \
+                     budget: k={}, {}, {}-byte proofs), over the {:.1} GiB allowed \
+                     (--max-prove-memory, by default this machine's memory)",
+                    l.prove_memory_bytes as f64 / GIB,
+                    l.k,
+                    l.columns(),
+                    l.proof_bytes,
+                    allowed as f64 / GIB,
+                ),
+            };
+        }
+        CircuitError::TooLarge(if let Some(s) = smallest {
             format!(
                 "no circuit up to k={last_k} has a proof of at most {} bytes (the smallest: {} \
                  bytes, at k={} with {}, and proving it would need about {:.1} GiB; raise \

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use zkinfer_circuits::artifacts::write_json;
 use zkinfer_prover::pipeline;
+use zkinfer_prover::segments::Compiled;
 use zkinfer_prover::srs;
 use zkinfer_verifier::VerifyOptions;
 
@@ -281,36 +282,36 @@ fn dispatch(command: Command) -> Result<()> {
             fhe_opts,
             segments: count,
         } => {
-            if let Some(count) = count {
-                let sha = segments::compile(&model, &calibration, &out, &opts.options(), count)?;
-                if let Some(o) = fhe_opts.options() {
-                    fhe::compile(&model, &calibration, &out, &sha, &o)?;
-                }
-                return Ok(());
-            }
-            let s = step("compile", || {
-                Ok(pipeline::compile(
+            let compiled = step("compile", || {
+                Ok(zkinfer_prover::segments::compile_or_segment(
                     &model,
                     &calibration,
                     &out,
                     &opts.options(),
+                    count,
                 )?)
             })?;
-            let p = &s.plan;
-            println!(
-                "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs (budget {}), proving needs ≈ {}",
-                model.display(),
-                out.display(),
-                p.k,
-                p.columns(),
-                p.lookup_bits,
-                p.num_instances,
-                p.proof_bytes,
-                p.proof_budget,
-                pipeline::gib(p.prove_memory_bytes)
-            );
+            let sha = match compiled {
+                Compiled::One(s) => {
+                    let p = &s.plan;
+                    println!(
+                        "compiled {} → {}: k={}, {}, range table 2^{}, {} public instances, {}-byte proofs (budget {}), proving needs ≈ {}",
+                        model.display(),
+                        out.display(),
+                        p.k,
+                        p.columns(),
+                        p.lookup_bits,
+                        p.num_instances,
+                        p.proof_bytes,
+                        p.proof_budget,
+                        pipeline::gib(p.prove_memory_bytes)
+                    );
+                    s.model_sha256
+                }
+                Compiled::Segments(file) => segments::describe(&model, &out, &file)?,
+            };
             if let Some(o) = fhe_opts.options() {
-                fhe::compile(&model, &calibration, &out, &s.model_sha256, &o)?;
+                fhe::compile(&model, &calibration, &out, &sha, &o)?;
             }
         }
         Command::Fhe { command } => fhe::dispatch(command)?,

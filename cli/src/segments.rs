@@ -5,27 +5,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use zkinfer_circuits::artifacts::write_json;
-use zkinfer_prover::pipeline::{gib, CompileOptions};
+use zkinfer_circuits::artifacts::segments::SegmentsFile;
+use zkinfer_prover::pipeline::gib;
 use zkinfer_prover::segments;
 
 use crate::step;
 
-pub fn compile(
-    model: &Path,
-    calibration: &Path,
-    out: &Path,
-    opts: &CompileOptions,
-    count: usize,
-) -> Result<String> {
-    let file = step("compile", || {
-        Ok(segments::compile_segments(
-            model,
-            calibration,
-            out,
-            opts,
-            count,
-        )?)
-    })?;
+/// Prints what `compile` made of a segmented model; returns the ONNX file's sha256.
+pub fn describe(model: &Path, out: &Path, file: &SegmentsFile) -> Result<String> {
     println!(
         "compiled {} → {}: {} segments",
         model.display(),
@@ -47,7 +34,7 @@ pub fn compile(
             gib(p.prove_memory_bytes)
         );
     }
-    Ok(file.model_sha256)
+    Ok(file.model_sha256.clone())
 }
 
 pub fn setup(dir: &Path, srs: Option<&Path>) -> Result<()> {

@@ -321,53 +321,89 @@ impl QGraph {
     /// imbalance).
     pub fn choose_cut(&self, count: usize) -> Result<Cut> {
         let n = self.nodes.len();
-        let cost: Vec<u64> = (0..n).map(|id| self.cell_estimate(id)).collect();
-        let total: u64 = cost.iter().sum();
-        let first = self
-            .nodes
-            .iter()
-            .position(|node| !is_leaf(&node.op))
-            .unwrap_or(n);
-        let computed = self.nodes[first..]
-            .iter()
-            .filter(|node| !is_leaf(&node.op))
-            .count();
+        let computed = self.nodes.iter().filter(|node| !is_leaf(&node.op)).count();
         if count == 0 || count > computed.max(1) {
             return Err(ModelError::Input(format!(
                 "{count} segments of a graph that computes {computed} node(s)"
             )));
         }
-        // prefix[p]: estimated cells of nodes before p.
-        let mut prefix = vec![0u64; n + 1];
-        for id in 0..n {
-            prefix[id + 1] = prefix[id] + cost[id];
-        }
-        let sizes = self.boundary_sizes();
+        let first = self
+            .nodes
+            .iter()
+            .position(|node| !is_leaf(&node.op))
+            .unwrap_or(n);
+        let costs = Costs::of(self);
+        let total = costs.prefix[n];
         let window = total / (4 * count as u64).max(1);
         let mut starts = Vec::with_capacity(count - 1);
-        let mut lo = first + 1;
+        let mut lo = first;
         for j in 1..count {
             let ideal = total * j as u64 / count as u64;
             // Leave room for the segments still to place: one computed node each at least.
-            let hi = n - (count - j);
-            let candidates = (lo..=hi).filter(|&p| {
-                !is_leaf(&self.nodes[p].op)
-                    && prefix[p].abs_diff(ideal) <= window
-                    && self.nodes[lo - 1..p].iter().any(|node| !is_leaf(&node.op))
-            });
-            let best = candidates
-                .min_by_key(|&p| (sizes[p], prefix[p].abs_diff(ideal)))
-                .or_else(|| {
-                    (lo..=hi)
-                        .filter(|&p| !is_leaf(&self.nodes[p].op))
-                        .min_by_key(|&p| prefix[p].abs_diff(ideal))
-                })
-                .ok_or_else(|| {
-                    ModelError::Input(format!("no place for cut {j} of {}", count - 1))
-                })?;
+            let hi = n - (count - j) + 1;
+            let best = costs
+                .best_start(self, lo..hi, ideal, window)
+                .ok_or_else(|| ModelError::Input(format!("no place for cut {j} of {}", count - 1)))?;
             starts.push(best);
-            lo = best + 1;
+            lo = best;
         }
         Ok(Cut { starts })
+    }
+
+    /// Where to cut the segment of nodes `range` in two (about equal estimated cells, the
+    /// smallest boundary near the middle); `None` when it computes a single node.
+    pub fn split_point(&self, range: Range<usize>) -> Option<usize> {
+        let costs = Costs::of(self);
+        let (a, b) = (costs.prefix[range.start], costs.prefix[range.end]);
+        let ideal = a + (b - a) / 2;
+        costs.best_start(self, range, ideal, (b - a) / 4)
+    }
+}
+
+/// Estimated cells before each node, and the boundary at each cut place.
+struct Costs {
+    /// `prefix[p]`: estimated cells of nodes before `p`.
+    prefix: Vec<u64>,
+    /// `sizes[p]`: elements live across a cut before `p`.
+    sizes: Vec<u64>,
+}
+
+impl Costs {
+    fn of(q: &QGraph) -> Self {
+        let mut prefix = vec![0u64; q.nodes.len() + 1];
+        for id in 0..q.nodes.len() {
+            prefix[id + 1] = prefix[id] + q.cell_estimate(id);
+        }
+        Costs {
+            prefix,
+            sizes: q.boundary_sizes(),
+        }
+    }
+
+    /// The start `p` of a new segment strictly inside `range` (the segment before it, from
+    /// `range.start`, and the one from `p` to `range.end` each compute a node), with the
+    /// smallest boundary among places within `window` cells of `ideal`, else the closest.
+    fn best_start(
+        &self,
+        q: &QGraph,
+        range: Range<usize>,
+        ideal: u64,
+        window: u64,
+    ) -> Option<usize> {
+        let computes = |r: Range<usize>| q.nodes[r].iter().any(|node| !is_leaf(&node.op));
+        let places: Vec<usize> = (range.start + 1..range.end)
+            .filter(|&p| !is_leaf(&q.nodes[p].op) && computes(range.start..p))
+            .collect();
+        let near = places
+            .iter()
+            .copied()
+            .filter(|&p| self.prefix[p].abs_diff(ideal) <= window)
+            .min_by_key(|&p| (self.sizes[p], self.prefix[p].abs_diff(ideal)));
+        near.or_else(|| {
+            places
+                .iter()
+                .copied()
+                .min_by_key(|&p| self.prefix[p].abs_diff(ideal))
+        })
     }
 }

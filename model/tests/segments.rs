@@ -107,3 +107,20 @@ fn a_cut_that_leaves_a_segment_empty_is_refused() {
     assert!(q.choose_cut(0).is_err());
     assert!(q.choose_cut(n + 1).is_err());
 }
+
+#[test]
+fn a_segment_splits_in_two_where_both_halves_compute() {
+    let (q, qin) = quantized("self_attention");
+    let whole = q.outputs_of(&q.eval(&qin).unwrap());
+    let cut = q.choose_cut(2).unwrap();
+    let end = q.nodes.len();
+    let p = q.split_point(cut.starts[0]..end).unwrap();
+    assert!(cut.starts[0] < p && p < end);
+    let three = Cut {
+        starts: vec![cut.starts[0], p],
+    };
+    assert_eq!(chained(&q, &three, &qin), whole);
+    // A single computed node cannot be split.
+    let last = end - 1;
+    assert_eq!(q.split_point(last..end), None);
+}

@@ -200,7 +200,15 @@ pub fn compile(
     out: &Path,
     opts: &CompileOptions,
 ) -> Result<Settings, ProverError> {
-    let p = prepare(model, calibration, opts)?;
+    compile_prepared(model, out, &prepare(model, calibration, opts)?)
+}
+
+/// [`compile`] of a prepared model.
+pub(crate) fn compile_prepared(
+    model: &Path,
+    out: &Path,
+    p: &Prepared,
+) -> Result<Settings, ProverError> {
     let opts = &p.opts;
     let t = Instant::now();
     let plan = match &p.like {
@@ -216,7 +224,7 @@ pub fn compile(
         None => plan_circuit(&p.q, &p.qcal, opts.io, opts.limits)?,
     };
     log_plan(&plan, t);
-    write_folder(out, &p, &p.q, &p.qcal, plan)
+    write_folder(out, p, &p.q, &p.qcal, plan)
 }
 
 /// Logs a chosen circuit shape.

@@ -15,7 +15,7 @@ use zkinfer_circuits::artifacts::{
 };
 use zkinfer_circuits::field::{from_hex, to_hex};
 use zkinfer_circuits::{plan_circuit, Fr, Io, Links, Visibility};
-use zkinfer_model::{sha256_hex, QGraph, Weights};
+use zkinfer_model::{sha256_hex, Cut, QGraph, QOp, Weights};
 
 use crate::compile::{log_plan, prepare, write_folder, CompileOptions};
 use crate::error::ProverError;
@@ -50,36 +50,162 @@ pub fn open_segmented(dir: &Path) -> Result<SegmentedFolder, ProverError> {
     Ok(SegmentedFolder { file, q })
 }
 
-/// `compile --segments N`: imports and quantizes as `compile` does, cuts the graph into
-/// `count` segments, sizes each circuit and writes the segmented folder.
-pub fn compile_segments(
+/// What `compile` made: one circuit, or segments.
+pub enum Compiled {
+    /// A model folder of one circuit.
+    One(Box<Settings>),
+    /// A segmented model folder.
+    Segments(SegmentsFile),
+}
+
+/// `compile`, cutting the model into segments when it is given `--segments N`
+/// (`opts_segments`), or when no one circuit fits the memory limit: then each segment that
+/// does not fit is split in two (its neighbours keep their plans) until every one fits. A
+/// single node that does not fit alone is refused, named.
+pub fn compile_or_segment(
     model: &Path,
     calibration: &Path,
     out: &Path,
     opts: &CompileOptions,
-    count: usize,
-) -> Result<SegmentsFile, ProverError> {
-    if opts.like.is_some() || opts.weights == Weights::Hashed {
-        return Err(ProverError::Folder(
-            "segments are compiled with fixed weights (not --weights hashed or --like)".into(),
-        ));
+    segments: Option<usize>,
+) -> Result<Compiled, ProverError> {
+    if segments.is_some() {
+        refuse_unsegmentable(opts)?;
     }
-    if count < 2 {
+    if let Some(count) = segments.filter(|&c| c < 2) {
         return Err(ProverError::Folder(format!(
             "--segments {count}: a segmented model has two or more"
         )));
     }
     let p = prepare(model, calibration, opts)?;
-    let q = &p.q;
+    if let Some(count) = segments {
+        let cut = p.q.choose_cut(count)?;
+        return Ok(Compiled::Segments(write_segments(out, &p, cut.starts, false)?));
+    }
+    if p.like.is_some() || p.opts.weights == Weights::Hashed {
+        return Ok(Compiled::One(Box::new(crate::compile::compile_prepared(
+            model, out, &p,
+        )?)));
+    }
     let t = Instant::now();
-    let cut = q.choose_cut(count)?;
-    let segments = q.segments(&cut)?;
+    match plan_circuit(&p.q, &p.qcal, p.opts.io, p.opts.limits) {
+        Ok(plan) => {
+            log_plan(&plan, t);
+            Ok(Compiled::One(Box::new(write_folder(out, &p, &p.q, &p.qcal, plan)?)))
+        }
+        Err(zkinfer_circuits::CircuitError::OverMemory {
+            needed, allowed, ..
+        }) if allowed > 0 => {
+            let count = needed.div_ceil(allowed).max(2) as usize;
+            info!(
+                needed = %crate::pipeline::gib(needed),
+                allowed = %crate::pipeline::gib(allowed),
+                count,
+                "one circuit does not fit: cutting into segments"
+            );
+            let computed = p
+                .q
+                .nodes
+                .iter()
+                .filter(|n| !matches!(n.op, QOp::Input { .. } | QOp::Param { .. }))
+                .count();
+            let cut = p.q.choose_cut(count.min(computed))?;
+            Ok(Compiled::Segments(write_segments(out, &p, cut.starts, true)?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn refuse_unsegmentable(opts: &CompileOptions) -> Result<(), ProverError> {
+    if opts.like.is_some() || opts.weights == Weights::Hashed {
+        return Err(ProverError::Folder(
+            "segments are compiled with fixed weights (not --weights hashed or --like)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Plans every segment of the cut before each of `starts` and writes the folder; with
+/// `split`, a segment over the memory limit is split in two until all fit.
+fn write_segments(
+    out: &Path,
+    p: &crate::compile::Prepared,
+    mut starts: Vec<usize>,
+    split: bool,
+) -> Result<SegmentsFile, ProverError> {
+    let q = &p.q;
+    let opts = &p.opts;
+    let trace = q.eval(&p.qcal)?;
+    // Plans by node range: splitting one segment leaves what its neighbours read and hand on
+    // as it was, so their plans stand.
+    let mut plans: std::collections::HashMap<(usize, usize), zkinfer_circuits::CircuitPlan> =
+        Default::default();
+    let segments = loop {
+        let segments = q.segments(&Cut {
+            starts: starts.clone(),
+        })?;
+        let mut over = None;
+        for (s, seg) in segments.iter().enumerate() {
+            let key = (seg.nodes.start, seg.nodes.end);
+            if plans.contains_key(&key) {
+                continue;
+            }
+            let io = Io {
+                links: Links {
+                    inputs: seg.boundary_in.len(),
+                    outputs: seg.boundary_out.len(),
+                },
+                ..opts.io
+            };
+            let t = Instant::now();
+            match plan_circuit(&seg.graph, &seg.inputs_from(q, &trace), io, opts.limits) {
+                Ok(plan) => {
+                    info!(
+                        segment = s,
+                        nodes = ?seg.nodes,
+                        boundary_in = seg.boundary_in_len(q),
+                        boundary_out = seg.boundary_out_len(q),
+                        "segment planned"
+                    );
+                    log_plan(&plan, t);
+                    plans.insert(key, plan);
+                }
+                Err(e @ zkinfer_circuits::CircuitError::OverMemory { .. }) if split => {
+                    over = Some((seg.nodes.clone(), e));
+                    break;
+                }
+                Err(e) => {
+                    return Err(ProverError::Folder(format!(
+                        "segment {s} (nodes {}..{}): {e}",
+                        seg.nodes.start, seg.nodes.end
+                    )))
+                }
+            }
+        }
+        let Some((range, e)) = over else {
+            break segments;
+        };
+        match q.split_point(range.clone()) {
+            Some(at) => {
+                info!(nodes = ?range, at, "segment over the memory limit: split");
+                starts.push(at);
+                starts.sort_unstable();
+            }
+            None => {
+                let node = &q.nodes[range.end - 1];
+                return Err(ProverError::Folder(format!(
+                    "node \"{}\" ({}) alone does not fit: {e}",
+                    node.name, node.source_op
+                )));
+            }
+        }
+    };
     let sizes = q.boundary_sizes();
     info!(
-        starts = ?cut.starts,
-        boundaries = ?cut.starts.iter().map(|&s| sizes[s]).collect::<Vec<_>>(),
-        "cut into {count} segments in {:.2?}",
-        t.elapsed()
+        starts = ?starts,
+        boundaries = ?starts.iter().map(|&s| sizes[s]).collect::<Vec<_>>(),
+        "cut into {} segments",
+        segments.len()
     );
     if let Some(i) =
         (0..q.inputs.len()).find(|&i| !segments.iter().any(|s| s.model_inputs.contains(&i)))
@@ -88,42 +214,22 @@ pub fn compile_segments(
             "input {i} is read by no node: a segmented model proves every input it takes"
         )));
     }
-    let trace = q.eval(&p.qcal)?;
     std::fs::create_dir_all(out).map_err(crate::pipeline::io_err(out))?;
     // A one-circuit compilation of this folder, or more segments, would be read as this one.
     for stale in [files::SETTINGS, files::KEYS, files::PK, files::VK] {
         let _ = std::fs::remove_file(in_dir(out, stale));
     }
-    let mut stale = count;
+    let mut stale = segments.len();
     while segment_dir(out, stale).exists() {
         let _ = std::fs::remove_dir_all(segment_dir(out, stale));
         stale += 1;
     }
-    let mut entries = Vec::with_capacity(count);
+    let mut entries = Vec::with_capacity(segments.len());
     for (s, seg) in segments.iter().enumerate() {
-        let qcal = seg.inputs_from(q, &trace);
-        let io = Io {
-            links: Links {
-                inputs: seg.boundary_in.len(),
-                outputs: seg.boundary_out.len(),
-            },
-            ..opts.io
-        };
-        let t = Instant::now();
-        let plan = plan_circuit(&seg.graph, &qcal, io, opts.limits).map_err(|e| {
-            ProverError::Folder(format!(
-                "segment {s} (nodes {}..{}): {e}",
-                seg.nodes.start, seg.nodes.end
-            ))
-        })?;
-        info!(
-            segment = s,
-            boundary_in = seg.boundary_in_len(q),
-            boundary_out = seg.boundary_out_len(q),
-            "segment planned"
-        );
-        log_plan(&plan, t);
-        write_folder(&segment_dir(out, s), &p, &seg.graph, &qcal, plan)?;
+        let plan = plans
+            .remove(&(seg.nodes.start, seg.nodes.end))
+            .ok_or_else(|| ProverError::Folder(format!("internal: segment {s} has no plan")))?;
+        write_folder(&segment_dir(out, s), p, &seg.graph, &seg.inputs_from(q, &trace), plan)?;
         entries.push(SegmentEntry {
             nodes: [seg.nodes.start, seg.nodes.end],
             model_inputs: seg.model_inputs.clone(),

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use zkinfer_circuits::artifacts::write_json;
 use zkinfer_circuits::artifacts::segments::SegmentsFile;
+use zkinfer_circuits::artifacts::write_json;
 use zkinfer_prover::pipeline::gib;
 use zkinfer_prover::segments;
 

@@ -343,7 +343,9 @@ impl QGraph {
             let hi = n - (count - j) + 1;
             let best = costs
                 .best_start(self, lo..hi, ideal, window)
-                .ok_or_else(|| ModelError::Input(format!("no place for cut {j} of {}", count - 1)))?;
+                .ok_or_else(|| {
+                    ModelError::Input(format!("no place for cut {j} of {}", count - 1))
+                })?;
             starts.push(best);
             lo = best;
         }

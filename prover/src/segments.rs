@@ -80,7 +80,9 @@ pub fn compile_or_segment(
     let p = prepare(model, calibration, opts)?;
     if let Some(count) = segments {
         let cut = p.q.choose_cut(count)?;
-        return Ok(Compiled::Segments(write_segments(out, &p, cut.starts, false)?));
+        return Ok(Compiled::Segments(write_segments(
+            out, &p, cut.starts, false,
+        )?));
     }
     if p.like.is_some() || p.opts.weights == Weights::Hashed {
         return Ok(Compiled::One(Box::new(crate::compile::compile_prepared(
@@ -91,7 +93,9 @@ pub fn compile_or_segment(
     match plan_circuit(&p.q, &p.qcal, p.opts.io, p.opts.limits) {
         Ok(plan) => {
             log_plan(&plan, t);
-            Ok(Compiled::One(Box::new(write_folder(out, &p, &p.q, &p.qcal, plan)?)))
+            Ok(Compiled::One(Box::new(write_folder(
+                out, &p, &p.q, &p.qcal, plan,
+            )?)))
         }
         Err(zkinfer_circuits::CircuitError::OverMemory {
             needed, allowed, ..
@@ -103,14 +107,15 @@ pub fn compile_or_segment(
                 count,
                 "one circuit does not fit: cutting into segments"
             );
-            let computed = p
-                .q
-                .nodes
-                .iter()
-                .filter(|n| !matches!(n.op, QOp::Input { .. } | QOp::Param { .. }))
-                .count();
+            let computed =
+                p.q.nodes
+                    .iter()
+                    .filter(|n| !matches!(n.op, QOp::Input { .. } | QOp::Param { .. }))
+                    .count();
             let cut = p.q.choose_cut(count.min(computed))?;
-            Ok(Compiled::Segments(write_segments(out, &p, cut.starts, true)?))
+            Ok(Compiled::Segments(write_segments(
+                out, &p, cut.starts, true,
+            )?))
         }
         Err(e) => Err(e.into()),
     }
@@ -229,7 +234,13 @@ fn write_segments(
         let plan = plans
             .remove(&(seg.nodes.start, seg.nodes.end))
             .ok_or_else(|| ProverError::Folder(format!("internal: segment {s} has no plan")))?;
-        write_folder(&segment_dir(out, s), p, &seg.graph, &seg.inputs_from(q, &trace), plan)?;
+        write_folder(
+            &segment_dir(out, s),
+            p,
+            &seg.graph,
+            &seg.inputs_from(q, &trace),
+            plan,
+        )?;
         entries.push(SegmentEntry {
             nodes: [seg.nodes.start, seg.nodes.end],
             model_inputs: seg.model_inputs.clone(),

@@ -229,3 +229,36 @@ fn elements_nothing_reads_are_not_laid_out() {
     assert!(r.slack.is_empty(), "{:?}", r.slack);
     assert_eq!(r.unread, 0);
 }
+
+/// A model cut into segments: each segment's circuit, its links (salted commitments to the
+/// tensors it reads from and hands to other segments) among its cells, rejects every lie of
+/// its ops, of the forger's own model and of every cell moved.
+#[test]
+fn segments_are_within_the_lying_provers_reach() {
+    let (q, qi) = example("2l_relu_sigmoid_conv");
+    let trace = q.eval(&qi).unwrap();
+    // Cut before the last product, so both segments have weights a forger could swap.
+    let last = q
+        .nodes
+        .iter()
+        .rposition(|n| matches!(n.op, zkinfer_model::QOp::Linear { .. }))
+        .unwrap();
+    let cut = zkinfer_model::Cut { starts: vec![last] };
+    let segments = q.segments(&cut).unwrap();
+    for (s, seg) in segments.iter().enumerate() {
+        let io = Io {
+            links: zkinfer_circuits::Links {
+                inputs: seg.boundary_in.len(),
+                outputs: seg.boundary_out.len(),
+            },
+            ..Io::PUBLIC
+        };
+        assert!(!io.links.is_empty());
+        let ins = seg.inputs_from(&q, &trace);
+        let plan = plan_circuit(&seg.graph, &ins, io, PlanLimits::default()).unwrap();
+        no_survivors(
+            &format!("2l_relu_sigmoid_conv segment {s}"),
+            &liar::run(&seg.graph, &ins, &plan, &Options::default()),
+        );
+    }
+}

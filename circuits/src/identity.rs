@@ -236,6 +236,14 @@ impl VerifierFolder {
     /// Reads and checks `settings.json`, `vk.bin` and `kzg-verifier.bin` of `dir`.
     pub fn open(dir: &Path) -> Result<Self, ArtifactError> {
         let settings_path = in_dir(dir, files::SETTINGS);
+        if !settings_path.exists() && in_dir(dir, crate::artifacts::segments::SEGMENTS).exists() {
+            return Err(ArtifactError::Invalid {
+                path: dir.display().to_string(),
+                message: "a model in segments: this command works on one segment's folder \
+                          (segment-<i>)"
+                    .into(),
+            });
+        }
         let settings: Settings = read_json(&settings_path)?;
         let refuse = |message: String| ArtifactError::Invalid {
             path: settings_path.display().to_string(),

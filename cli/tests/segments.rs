@@ -72,10 +72,22 @@ fn segments_prove_verify_and_refuse_every_tampering() {
     let (a, b) = (tmp.path().join("a.json"), tmp.path().join("b.json"));
     expect_success(&["prove", p(&dir), "--input", p(&input), "--out", p(&a)]);
     expect_success(&["prove", p(&dir), "--input", p(&other), "--out", p(&b)]);
-    for proof in [&a, &b] {
-        let out = expect_success(&["verify", p(&dir), p(proof), "--model-id", &model_id]);
+    for (proof, data) in [(&a, &input), (&b, &other)] {
+        let out = expect_success(&[
+            "verify",
+            p(&dir),
+            p(proof),
+            "--model-id",
+            &model_id,
+            "--input",
+            p(data),
+        ]);
         assert!(out.contains("valid proof"), "{out}");
     }
+    expect_failure(
+        &["verify", p(&dir), p(&a), "--input", p(&other)],
+        "another input",
+    );
     let (pa, pb) = (read(&a), read(&b));
     assert_eq!(pa["segments"].as_array().unwrap().len(), 3);
     assert_ne!(
@@ -197,4 +209,112 @@ fn segments_refuse_what_they_do_not_support() {
     args.extend(["--segments".into(), "1".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     expect_failure(&args, "two or more");
+}
+
+/// A private input two segments read (ltsf's input feeds its first layer and, as a residual,
+/// a later one) is committed, salted, in each: a forger who proves the second segment on another input,
+/// with the first segment's honest links, is refused, though every proof and link holds.
+#[test]
+fn a_private_input_read_by_two_segments_is_one_input() {
+    use zkinfer_circuits::artifacts::segments::segment_dir;
+    use zkinfer_circuits::artifacts::SegmentProof;
+    use zkinfer_prover::pipeline::Prover;
+    use zkinfer_prover::segments::open_segmented;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    let e = example("ltsf");
+    let input = e.join("input.json");
+    expect_success(&[
+        "compile",
+        p(&e.join("network.onnx")),
+        "--calibration",
+        p(&input),
+        "--out",
+        p(&dir),
+        "--segments",
+        "3",
+        "--input-visibility",
+        "private",
+        "--no-fhe",
+    ]);
+    let folder = open_segmented(&dir).unwrap();
+    let readers = folder
+        .file
+        .segments
+        .iter()
+        .filter(|s| s.model_inputs == [0])
+        .count();
+    assert!(
+        readers >= 2,
+        "two segments read the input: {:?}",
+        folder.file.segments
+    );
+    expect_success(&["setup", p(&dir)]);
+    let salt = "0x5eed";
+    let honest = tmp.path().join("proof.json");
+    expect_success(&[
+        "prove",
+        p(&dir),
+        "--input",
+        p(&input),
+        "--out",
+        p(&honest),
+        "--salt",
+        salt,
+    ]);
+    expect_success(&["verify", p(&dir), p(&honest)]);
+
+    // The forger keeps segment 0's honest proof and proves every later segment on another
+    // input, each on the links the segments before it hand on: every link holds.
+    let q = &folder.q;
+    let data = zkinfer_model::parse_input_json(&std::fs::read_to_string(&input).unwrap()).unwrap();
+    let qin = q.quantize_input(&data).unwrap();
+    let trace = q.eval(&qin).unwrap();
+    let other: Vec<i64> = qin[0].iter().map(|&v| v / 2).collect();
+    let mut known: std::collections::HashMap<usize, Vec<i64>> = folder.file.segments[0]
+        .boundary_out
+        .iter()
+        .map(|&n| (n, trace.values[n].clone()))
+        .collect();
+    let dq = |v: &[i64]| v.iter().map(|&x| q.dequantize(x)).collect::<Vec<f64>>();
+    let salt_fr = zkinfer_circuits::commit::parse_salt(salt).unwrap();
+    let mut v = read(&honest);
+    let mut last = None;
+    for (s, seg) in folder.file.segments.iter().enumerate().skip(1) {
+        let prover = Prover::load(&segment_dir(&dir, s)).unwrap();
+        let ins: Vec<Vec<i64>> = seg
+            .model_inputs
+            .iter()
+            .map(|_| other.clone())
+            .chain(seg.boundary_in.iter().map(|n| known[n].clone()))
+            .collect();
+        let outs = prover
+            .graph()
+            .outputs_of(&prover.graph().eval(&ins).unwrap());
+        for (&n, o) in seg
+            .boundary_out
+            .iter()
+            .zip(&outs[seg.model_outputs.len()..])
+        {
+            known.insert(n, o.clone());
+        }
+        let floats: Vec<Vec<f64>> = ins.iter().map(|x| dq(x)).collect();
+        let forged = prover.prove_salted(&floats, salt_fr).unwrap();
+        v["segments"][s] = serde_json::to_value(SegmentProof {
+            model_id: forged.model_id.clone(),
+            instances: forged.instances.clone(),
+            proof: forged.proof.clone(),
+        })
+        .unwrap();
+        last = Some(forged);
+    }
+    let forged = last.unwrap();
+    v["outputs"] = serde_json::to_value(&forged.outputs).unwrap();
+    let n_out: usize = forged.outputs.iter().map(Vec::len).sum();
+    let inst = &forged.instances;
+    v["instances"] = serde_json::to_value(&inst[inst.len() - n_out..]).unwrap();
+    let path = tmp.path().join("forged.json");
+    write(&path, &v);
+    expect_failure(&["verify", p(&dir), p(&path)], "proven on another input 0");
 }

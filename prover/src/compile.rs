@@ -224,6 +224,7 @@ pub(crate) fn compile_prepared(
         None => plan_circuit(&p.q, &p.qcal, opts.io, opts.limits)?,
     };
     log_plan(&plan, t);
+    crate::segments::remove_segments(out);
     write_folder(out, p, &p.q, &p.qcal, plan)
 }
 

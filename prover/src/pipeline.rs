@@ -74,6 +74,13 @@ pub struct Folder {
 /// Opens a compiled folder.
 pub fn open(dir: &Path) -> Result<Folder, ProverError> {
     let settings_path = in_dir(dir, files::SETTINGS);
+    if !settings_path.exists() && crate::segments::is_segmented(dir) {
+        return Err(ProverError::Folder(format!(
+            "{} holds a model in segments: this command works on one segment's folder ({})",
+            dir.display(),
+            dir.join("segment-0").display()
+        )));
+    }
     if !settings_path.exists() {
         return Err(ProverError::Folder(format!(
             "{} is not a compiled model folder (no {})",

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use tracing::info;
-use zkinfer_circuits::artifacts::segments::{segment_dir, SegmentEntry, SegmentsFile, SEGMENTS};
+use zkinfer_circuits::artifacts::segments::{
+    segment_dir, segment_input_visibility, SegmentEntry, SegmentsFile, SEGMENTS,
+};
 use zkinfer_circuits::artifacts::{
     files, in_dir, read_bytes, read_json, write_json, ProofFile, SegmentProof, Settings,
     FORMAT_VERSION,
@@ -24,6 +26,17 @@ use crate::pipeline::{read_input, setup, Prover, SetupReport};
 /// Whether `dir` holds a segmented model.
 pub fn is_segmented(dir: &Path) -> bool {
     in_dir(dir, SEGMENTS).exists()
+}
+
+/// Removes a segmented compilation from `dir` (before a one-circuit one is written there:
+/// every command tells the two apart by `segments.json`).
+pub(crate) fn remove_segments(dir: &Path) {
+    let _ = std::fs::remove_file(in_dir(dir, SEGMENTS));
+    let mut s = 0;
+    while segment_dir(dir, s).is_dir() {
+        let _ = std::fs::remove_dir_all(segment_dir(dir, s));
+        s += 1;
+    }
 }
 
 /// A segmented folder, read and checked: its segment list and the whole graph.
@@ -47,6 +60,7 @@ pub fn open_segmented(dir: &Path) -> Result<SegmentedFolder, ProverError> {
     }
     let q: QGraph = serde_json::from_slice(&bytes)
         .map_err(|e| ProverError::Folder(format!("{}: {e}", files::QGRAPH)))?;
+    file.check_graph(&q)?;
     Ok(SegmentedFolder { file, q })
 }
 
@@ -156,6 +170,7 @@ fn write_segments(
                 continue;
             }
             let io = Io {
+                input: segment_input_visibility(opts.io.input),
                 links: Links {
                     inputs: seg.boundary_in.len(),
                     outputs: seg.boundary_out.len(),

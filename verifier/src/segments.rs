@@ -61,12 +61,10 @@ pub fn verify_segmented(
 ) -> Result<Verified, VerifyError> {
     let v = SegmentedVerifier::open(dir)?;
     check_pinned(opts.model_id, &v.model_id)?;
-    if opts.input.is_some() || opts.salt.is_some() {
-        return Err(VerifyError::Input(
-            "--input and --salt are not yet supported for a segmented model: compare the \
-             proof's inputs (public) or commit them with `zkinfer hash input` on its first segment"
-                .into(),
-        ));
+    if opts.salt.is_some()
+        && (v.file.input_visibility != Visibility::Hashed || opts.input.is_none())
+    {
+        return Err(VerifyError::SaltUnused);
     }
     let proof: ProofFile = read_json(proof_path)?;
     if proof.model_id != v.model_id {
@@ -150,6 +148,9 @@ pub fn verify_segmented(
     if inputs != proof.inputs {
         return Err(VerifyError::ValuesMismatch("inputs"));
     }
+    if let Some(path) = opts.input {
+        check_input(path, &v, &model, opts.salt.unwrap_or(Fr::zero()))?;
+    }
     let srs = srs_check(&segment_dir(dir, 0), &v.segments[0], opts.srs)?;
     if opts.srs.is_some() {
         for (s, folder) in v.segments.iter().enumerate().skip(1) {
@@ -165,9 +166,65 @@ pub fn verify_segmented(
         pinned: opts.model_id.is_some(),
         srs,
         inputs,
-        input_checked: false,
+        input_checked: opts.input.is_some(),
         outputs,
     })
+}
+
+/// The model's instances (checked against every segment's) must be the input file, quantized
+/// as the prover quantizes it: its values, or with hashed inputs their commitments.
+fn check_input(
+    path: &Path,
+    v: &SegmentedVerifier,
+    model: &[Fr],
+    salt: Fr,
+) -> Result<(), VerifyError> {
+    let file = &v.file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    let data = zkinfer_model::parse_input_json(&text)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    let want = zkinfer_model::quantize_input(&data, &file.input_shapes, file.scale, file.act_bits)
+        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
+    let mut at = 0;
+    for (i, values) in want.iter().enumerate() {
+        let expected: Vec<Fr> = match file.input_visibility {
+            Visibility::Private => return Err(VerifyError::InputsPrivate),
+            Visibility::Public => values
+                .iter()
+                .map(|&x| zkinfer_circuits::field::fr(x as i128))
+                .collect(),
+            Visibility::Hashed => {
+                // The layout of the first segment that reads it (every reader's commitment is
+                // the same: checked with the model's instances).
+                let (s, k) = file
+                    .segments
+                    .iter()
+                    .enumerate()
+                    .find_map(|(s, e)| e.model_inputs.iter().position(|&m| m == i).map(|k| (s, k)))
+                    .ok_or_else(|| VerifyError::Malformed(format!("no segment reads input {i}")))?;
+                let layout = v.segments[s].settings.input_layout(k);
+                vec![zkinfer_circuits::commit::commit(&layout, values, salt)
+                    .map_err(|e| VerifyError::Input(e.to_string()))?]
+            }
+        };
+        let proven = model
+            .get(at..at + expected.len())
+            .ok_or(VerifyError::ValuesMismatch("instances"))?;
+        if proven != expected.as_slice() {
+            return Err(VerifyError::InputMismatch(format!(
+                "input {i}: {} is not the proven one{}",
+                path.display(),
+                if file.input_visibility == Visibility::Hashed {
+                    " (its commitment differs: check the salt)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        at += expected.len();
+    }
+    Ok(())
 }
 
 /// The model's input and output commitments among its instances, when hashed.

@@ -2,7 +2,8 @@
 //! is an ordinary model folder `segment-<i>` beside it, whose last inputs and outputs are
 //! links; this file says which tensor of the whole graph each link is, which model inputs
 //! each segment reads and which model outputs it computes. The verifier reads it, so it is
-//! checked as any untrusted file is, and the model id covers all of it.
+//! checked as any untrusted file is, and the model id covers the wiring, the graph and the
+//! scales (not `expected_error`, a measurement, nor `zkinfer_version`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,17 @@ pub struct SegmentEntry {
     pub model_outputs: Vec<usize>,
     /// The tensors it computes that later segments read: its linked outputs, in this order.
     pub boundary_out: Vec<usize>,
+}
+
+/// How a segment's circuit shows the model inputs it reads, for a model whose inputs are
+/// `model`: private inputs are committed (salted) in each segment, so that two segments
+/// reading one input are held to the same one; the model's instances still show nothing of
+/// them.
+pub fn segment_input_visibility(model: Visibility) -> Visibility {
+    match model {
+        Visibility::Private => Visibility::Hashed,
+        v => v,
+    }
 }
 
 /// The folder of segment `i` inside a segmented model folder.
@@ -168,6 +180,31 @@ impl SegmentsFile {
         Ok(())
     }
 
+    /// Checks the file against the whole graph it was cut from (node ids, input and output
+    /// counts and shapes), so a hostile or stale file is refused, not indexed past an end.
+    pub fn check_graph(&self, q: &zkinfer_model::QGraph) -> Result<(), ArtifactError> {
+        let n = q.nodes.len();
+        let ok = q.input_shapes() == self.input_shapes
+            && q.output_shapes() == self.output_shapes
+            && q.scale == self.scale
+            && q.act_bits == self.act_bits
+            && self.segments.iter().all(|seg| {
+                seg.nodes[1] <= n
+                    && seg
+                        .boundary_in
+                        .iter()
+                        .chain(&seg.boundary_out)
+                        .all(|&id| id < n)
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(
+                "it does not describe the whole graph beside it (qgraph.json)".into(),
+            ))
+        }
+    }
+
     /// Checks segment `s`'s settings against its entry: its inputs and outputs are the model
     /// tensors and links the entry lists, with the model's visibilities and scale.
     pub fn check_segment(&self, s: usize, settings: &Settings) -> Result<(), ArtifactError> {
@@ -193,9 +230,11 @@ impl SegmentsFile {
             && model_out.is_some_and(|m| {
                 settings.output_shapes[..m].iter().collect::<Vec<_>>() == want_outputs
             })
-            && settings.plan.visibility == self.input_visibility
+            && settings.plan.visibility == segment_input_visibility(self.input_visibility)
             && settings.plan.output_visibility == self.output_visibility
-            && settings.scale == self.scale;
+            && settings.scale == self.scale
+            && settings.act_bits == self.act_bits
+            && settings.model_sha256 == self.model_sha256;
         if fits {
             Ok(())
         } else {
@@ -206,9 +245,12 @@ impl SegmentsFile {
     }
 
     /// The segmented model id, from each segment's model id in order:
-    /// `sha256("zkinfer segmented model id v1" ‖ uint32 count ‖ per segment: bytes32 model id
-    /// ‖ four lists (model inputs, links in, model outputs, links out), each uint32 length
-    /// then uint32 entries)`.
+    /// `sha256("zkinfer segmented model id v1" ‖ bytes32 sha256 of the ONNX file ‖ bytes32
+    /// sha256 of the whole graph's qgraph.json ‖ uint32 scale ‖ uint32 act_bits ‖ uint8 input
+    /// visibility (0 public, 1 private, 2 hashed) ‖ uint8 output visibility ‖ uint32 count ‖
+    /// per segment: bytes32 model id ‖ uint32 first node ‖ uint32 end node ‖ four lists
+    /// (model inputs, links in, model outputs, links out), each uint32 length then uint32
+    /// entries)`.
     pub fn model_id(&self, segment_ids: &[String]) -> Result<String, ArtifactError> {
         if segment_ids.len() != self.segments.len() {
             return Err(invalid(format!(
@@ -223,12 +265,29 @@ impl SegmentsFile {
             out.extend(v.to_be_bytes());
             Ok(())
         };
+        let hex32 = |out: &mut Vec<u8>, what: &str, h: &str| -> Result<(), ArtifactError> {
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(h, &mut bytes)
+                .map_err(|_| invalid(format!("{what} {h} is not 64 hex digits")))?;
+            out.extend(bytes);
+            Ok(())
+        };
+        let code = |v: Visibility| match v {
+            Visibility::Public => 0u8,
+            Visibility::Private => 1,
+            Visibility::Hashed => 2,
+        };
+        hex32(&mut out, "model_sha256", &self.model_sha256)?;
+        hex32(&mut out, "qgraph_sha256", &self.qgraph_sha256)?;
+        put(&mut out, self.scale as usize)?;
+        put(&mut out, self.act_bits as usize)?;
+        out.push(code(self.input_visibility));
+        out.push(code(self.output_visibility));
         put(&mut out, self.segments.len())?;
         for (seg, id) in self.segments.iter().zip(segment_ids) {
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(id, &mut bytes)
-                .map_err(|_| invalid(format!("segment id {id} is not 64 hex digits")))?;
-            out.extend(bytes);
+            hex32(&mut out, "segment id", id)?;
+            put(&mut out, seg.nodes[0])?;
+            put(&mut out, seg.nodes[1])?;
             for list in [
                 &seg.model_inputs,
                 &seg.boundary_in,
@@ -246,7 +305,9 @@ impl SegmentsFile {
 
     /// The model's public instances, from the segments' (`segments[s]`: segment `s`'s
     /// settings and instances): per model input the instances of the segments that read it,
-    /// which must all agree, then per model output those of the segment that computes it.
+    /// which must all agree (private inputs: their salted commitments agree, and are not
+    /// among the model's instances), then per model output those of the segment that
+    /// computes it.
     pub fn model_instances(
         &self,
         segments: &[(&Settings, &[Fr])],
@@ -271,7 +332,9 @@ impl SegmentsFile {
                     _ => seen = Some(part),
                 }
             }
-            out.extend_from_slice(seen.unwrap_or(&[]));
+            if self.input_visibility != Visibility::Private {
+                out.extend_from_slice(seen.unwrap_or(&[]));
+            }
         }
         for o in 0..self.output_shapes.len() {
             let (s, k) = self

@@ -61,6 +61,16 @@ fn main() {
         max_prove_memory = Some((gib * (1u64 << 30) as f64) as u64);
         args.drain(i..i + 2);
     }
+    // A larger proof budget than the objective's default (more columns at a smaller k: what
+    // brings the least-gas shape of the largest models within memory).
+    let mut max_proof_bytes = None;
+    if let Some(i) = args.iter().position(|a| a == "--max-proof-bytes") {
+        max_proof_bytes = match args.get(i + 1).map(|b| b.parse::<usize>()) {
+            Some(Ok(b)) => Some(b),
+            _ => panic!("--max-proof-bytes BYTES"),
+        };
+        args.drain(i..i + 2);
+    }
     if let Some(i) = args.iter().position(|a| a == "--private-only") {
         visibilities = vec![Io::inputs(Visibility::Private)];
         args.remove(i);
@@ -85,7 +95,7 @@ fn main() {
         for &io in &visibilities {
             let t = Instant::now();
             let dir = work.join(format!("{name}-{}", io.input.name()));
-            let row = case(name, io, objective, max_prove_memory, &dir);
+            let row = case(name, io, objective, (max_prove_memory, max_proof_bytes), &dir);
             println!("{row}");
             let _ = std::fs::remove_dir_all(&dir);
             eprintln!("{name} {io:?}: {:.1}s", t.elapsed().as_secs_f64());
@@ -103,7 +113,7 @@ fn case(
     name: &str,
     io: Io,
     objective: Objective,
-    max_prove_memory: Option<u64>,
+    (max_prove_memory, max_proof_bytes): (Option<u64>, Option<usize>),
     dir: &Path,
 ) -> String {
     let vis = match io.output {
@@ -118,6 +128,9 @@ fn case(
     };
     opts.limits.objective = objective;
     opts.limits.max_prove_memory = max_prove_memory;
+    if let Some(b) = max_proof_bytes {
+        opts.limits.max_proof_bytes = b;
+    }
     let settings: Settings = match pipeline::compile(&e.join("network.onnx"), &input, dir, &opts) {
         Ok(s) => s,
         Err(err) => {

@@ -6,11 +6,16 @@
 
 pub mod contracts;
 pub mod evm;
+mod inputs;
 pub mod segments;
 pub mod solc;
 pub mod solidity;
+mod srs;
 
 use std::path::Path;
+
+use inputs::{check_input, check_input_data};
+pub use srs::{srs_check, SrsCheck};
 
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
 use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
@@ -24,13 +29,10 @@ use snark_verifier_sdk::snark_verifier::system::halo2::transcript::evm::{
 };
 use snark_verifier_sdk::NativeLoader;
 use thiserror::Error;
-use zkinfer_circuits::artifacts::{
-    files, in_dir, read_json, srs_note, ArtifactError, KeysInfo, KzgVerifierKey, ProofFile,
-};
+use zkinfer_circuits::artifacts::{read_json, ArtifactError, ProofFile};
 use zkinfer_circuits::commit::commitment_hex;
-use zkinfer_circuits::field::{fr, from_hex};
+use zkinfer_circuits::field::from_hex;
 use zkinfer_circuits::identity::VerifierFolder;
-use zkinfer_circuits::srs_file::{self, SrsFileInfo};
 use zkinfer_circuits::Visibility;
 
 /// Why a proof was not accepted.
@@ -203,35 +205,6 @@ pub struct VerifyOptions<'a> {
     pub input: Option<&'a Path>,
     /// The salt of hashed inputs (zero when not given).
     pub salt: Option<Fr>,
-}
-
-/// What is known of the SRS a proof was checked with.
-#[derive(Clone, Debug)]
-pub enum SrsCheck {
-    /// The folder's points are this ceremony file's.
-    Matches {
-        /// The file given.
-        path: String,
-        /// What it is.
-        info: SrsFileInfo,
-    },
-    /// Not checked against a file: what is known without one.
-    Unchecked(String),
-}
-
-impl std::fmt::Display for SrsCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SrsCheck::Matches { path, info } => {
-                write!(f, "matches {path} (sha256 {}", info.sha256)?;
-                match &info.recognised {
-                    Some(name) => write!(f, ", recognised as {name})"),
-                    None => write!(f, ", not a ceremony file zkinfer knows)"),
-                }
-            }
-            SrsCheck::Unchecked(note) => f.write_str(note),
-        }
-    }
 }
 
 /// What a successful verification established.
@@ -528,112 +501,4 @@ pub fn verify_values(
         outputs,
         commitments: Commitments::of(&folder.settings, &instances),
     })
-}
-
-/// What is known of the folder's SRS: checked against a ceremony file when one is given
-/// (an error if they differ), else what the folder's keys record.
-pub fn srs_check(
-    dir: &Path,
-    folder: &VerifierFolder,
-    ceremony: Option<&Path>,
-) -> Result<SrsCheck, VerifyError> {
-    match ceremony {
-        Some(path) => check_srs(path, &folder.kzg),
-        None => {
-            let recorded: Option<KeysInfo> = read_json(&in_dir(dir, files::KEYS)).ok();
-            Ok(SrsCheck::Unchecked(srs_note(
-                recorded.as_ref().map(|k| &k.srs),
-                &folder.kzg,
-            )))
-        }
-    }
-}
-
-/// The folder's SRS points must be the ceremony file's (any k: every file of one ceremony
-/// has the same g, g2 and s·g2).
-fn check_srs(path: &Path, kzg: &KzgVerifierKey) -> Result<SrsCheck, VerifyError> {
-    let (info, points) = srs_file::read(path, None)?;
-    if (points.g[0], points.g2, points.s_g2) != (kzg.g, kzg.g2, kzg.s_g2) {
-        return Err(VerifyError::Srs(format!(
-            "the folder's SRS points are not those of {} (its s·g2 differs): the proof rests on another setup",
-            path.display()
-        )));
-    }
-    Ok(SrsCheck::Matches {
-        path: path.display().to_string(),
-        info,
-    })
-}
-
-/// The proof's public inputs (or their commitments) must be the input file, quantized as the
-/// prover quantizes it.
-fn check_input(
-    path: &Path,
-    folder: &VerifierFolder,
-    instances: &[Fr],
-    salt: Option<Fr>,
-) -> Result<(), VerifyError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
-    let data = zkinfer_model::parse_input_json(&text)
-        .map_err(|e| VerifyError::Input(format!("{}: {e}", path.display())))?;
-    check_input_data(&path.display().to_string(), &data, folder, instances, salt)
-}
-
-/// The proof's public inputs must be `data`, quantized (hashed: its commitments, with
-/// `salt`); `what` names it in messages.
-fn check_input_data(
-    what: &str,
-    data: &[Vec<f64>],
-    folder: &VerifierFolder,
-    instances: &[Fr],
-    salt: Option<Fr>,
-) -> Result<(), VerifyError> {
-    let settings = &folder.settings;
-    if let Some(proven) = settings.input_commitments(instances) {
-        let want = settings
-            .commit_inputs(data, salt.unwrap_or(Fr::zero()))
-            .map_err(|e| VerifyError::Input(format!("{what}: {e}")))?;
-        if let Some(i) = (0..want.len()).find(|&i| want[i] != proven[i]) {
-            return Err(VerifyError::InputMismatch(format!(
-                "input {i}: {what} commits to {}{}, the proof to {}",
-                commitment_hex(&want[i]),
-                if salt.is_some() {
-                    " with the salt given"
-                } else {
-                    " (no salt given)"
-                },
-                commitment_hex(&proven[i])
-            )));
-        }
-        return Ok(());
-    }
-    if settings.num_input_instances() == 0 {
-        return Err(VerifyError::InputsPrivate);
-    }
-    let want = settings
-        .quantize_input(data)
-        .map_err(|e| VerifyError::Input(format!("{what}: {e}")))?;
-    let mut at = 0;
-    for (i, values) in want.iter().enumerate() {
-        for (j, &v) in values.iter().enumerate() {
-            let proven = instances[at];
-            if proven != fr(v as i128) {
-                let shown = zkinfer_circuits::field::signed(&proven)
-                    .map(|p| {
-                        format!(
-                            "{} (fixed point {p})",
-                            zkinfer_model::dequantize(p, settings.scale)
-                        )
-                    })
-                    .unwrap_or_else(|| "a value outside the input range".into());
-                return Err(VerifyError::InputMismatch(format!(
-                    "input {i} element {j}: {what} gives {} (fixed point {v}), the proof is of {shown}",
-                    data[i][j]
-                )));
-            }
-            at += 1;
-        }
-    }
-    Ok(())
 }

@@ -95,7 +95,13 @@ fn main() {
         for &io in &visibilities {
             let t = Instant::now();
             let dir = work.join(format!("{name}-{}", io.input.name()));
-            let row = case(name, io, objective, (max_prove_memory, max_proof_bytes), &dir);
+            let row = case(
+                name,
+                io,
+                objective,
+                (max_prove_memory, max_proof_bytes),
+                &dir,
+            );
             println!("{row}");
             let _ = std::fs::remove_dir_all(&dir);
             eprintln!("{name} {io:?}: {:.1}s", t.elapsed().as_secs_f64());

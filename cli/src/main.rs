@@ -89,6 +89,10 @@ enum Command {
         /// input later needs it). Default 0.
         #[arg(long, value_name = "HEX")]
         salt: Option<String>,
+        /// A model in segments: prove up to N segments at once, as this machine's memory
+        /// allows by their estimates (default 1: in order).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        jobs: usize,
     },
     /// Verify a proof: exit 0 if valid, exit 1 with a one-line reason otherwise.
     Verify {
@@ -345,10 +349,17 @@ fn dispatch(command: Command) -> Result<()> {
             input,
             out,
             salt,
+            jobs,
         } => {
             let salt = hash::salt(salt.as_deref())?;
             if zkinfer_prover::segments::is_segmented(&dir) {
-                return segments::prove(&dir, &input, &out, salt);
+                return segments::prove(&dir, &input, &out, salt, jobs);
+            }
+            if jobs != 1 {
+                anyhow::bail!(
+                    "--jobs applies to a model in segments; {} is one circuit",
+                    dir.display()
+                );
             }
             let salt = salt.unwrap_or(zkinfer_circuits::Fr::zero());
             let proof = step("prove", || Ok(pipeline::prove_salted(&dir, &input, salt)?))?;

@@ -57,8 +57,15 @@ pub fn prove(
     input: &Path,
     out: &Path,
     salt: Option<zkinfer_circuits::Fr>,
+    jobs: usize,
 ) -> Result<()> {
-    let proof = step("prove", || Ok(segments::prove_segments(dir, input, salt)?))?;
+    let jobs = segments::Jobs {
+        at_once: jobs.max(1),
+        memory: zkinfer_prover::options::machine_memory(),
+    };
+    let proof = step("prove", || {
+        Ok(segments::prove_segments(dir, input, salt, jobs)?)
+    })?;
     write_json(out, &proof).with_context(|| format!("writing {}", out.display()))?;
     let bytes: usize = proof.segments.iter().map(|p| (p.proof.len() - 2) / 2).sum();
     println!(

@@ -71,7 +71,17 @@ fn segments_prove_verify_and_refuse_every_tampering() {
     write(&other, &data);
     let (a, b) = (tmp.path().join("a.json"), tmp.path().join("b.json"));
     expect_success(&["prove", p(&dir), "--input", p(&input), "--out", p(&a)]);
-    expect_success(&["prove", p(&dir), "--input", p(&other), "--out", p(&b)]);
+    // The second input's segments proven three at once.
+    expect_success(&[
+        "prove",
+        p(&dir),
+        "--input",
+        p(&other),
+        "--out",
+        p(&b),
+        "--jobs",
+        "3",
+    ]);
     for (proof, data) in [(&a, &input), (&b, &other)] {
         let out = expect_success(&[
             "verify",

@@ -318,6 +318,42 @@ pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSe
     })
 }
 
+/// How `prove` runs a segmented model's segments.
+#[derive(Clone, Copy, Debug)]
+pub struct Jobs {
+    /// How many segments are proven at once (each its own witness and keys in memory).
+    pub at_once: usize,
+    /// The memory they may hold together, by their estimates (`None`: no limit); a segment
+    /// starts when the ones running leave room for it, or alone.
+    pub memory: Option<u64>,
+}
+
+impl Default for Jobs {
+    /// One segment at a time.
+    fn default() -> Self {
+        Jobs {
+            at_once: 1,
+            memory: None,
+        }
+    }
+}
+
+fn in_use_lock(m: &std::sync::Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Segment `entry`'s inputs from one evaluation of the whole graph: the model inputs it
+/// reads, then its links in.
+fn segment_inputs(entry: &SegmentEntry, q: &QGraph, trace: &zkinfer_model::Trace) -> Vec<Vec<i64>> {
+    entry
+        .model_inputs
+        .iter()
+        .map(|&i| q.inputs[i])
+        .chain(entry.boundary_in.iter().copied())
+        .map(|n| trace.values[n].clone())
+        .collect()
+}
+
 /// Proves a segmented model on one input: one evaluation of the whole graph, then each
 /// segment in order on its part of it, every link (and hashed inputs) committed with `salt`.
 /// Without one, private inputs get a random salt (a link's commitment must not let anyone
@@ -328,6 +364,7 @@ pub fn prove_segments(
     dir: &Path,
     input: &Path,
     salt: Option<Fr>,
+    jobs: Jobs,
 ) -> Result<ProofFile, ProverError> {
     let folder = open_segmented(dir)?;
     let salt = salt.unwrap_or_else(|| match folder.file.input_visibility {
@@ -343,35 +380,79 @@ pub fn prove_segments(
     let trace = q.eval(&qin)?;
     info!("whole graph evaluated in {:.2?}", t.elapsed());
     let count = folder.file.segments.len();
-    let mut proofs = Vec::with_capacity(count);
-    let mut ids = Vec::with_capacity(count);
-    for (s, entry) in folder.file.segments.iter().enumerate() {
-        let t = Instant::now();
-        let prover = Prover::load(&segment_dir(dir, s))?;
-        let settings = prover.settings();
-        folder.file.check_segment(s, settings)?;
-        let seg = zkinfer_model::Segment {
-            graph: prover.graph().clone(),
-            nodes: entry.nodes[0]..entry.nodes[1],
-            model_inputs: entry.model_inputs.clone(),
-            boundary_in: entry.boundary_in.clone(),
-            model_outputs: entry.model_outputs.clone(),
-            boundary_out: entry.boundary_out.clone(),
-        };
-        let proof = prover.prove_quantized(&seg.inputs_from(q, &trace), salt)?;
-        info!(
-            segment = s,
-            of = count,
-            "segment proven in {:.2?}",
-            t.elapsed()
-        );
-        ids.push(proof.model_id.clone());
-        proofs.push(SegmentProof {
-            model_id: proof.model_id,
-            instances: proof.instances,
-            proof: proof.proof,
-        });
+    let settings: Vec<Settings> = (0..count)
+        .map(|s| read_json(&in_dir(&segment_dir(dir, s), files::SETTINGS)))
+        .collect::<Result<_, _>>()?;
+    for (s, st) in settings.iter().enumerate() {
+        folder.file.check_segment(s, st)?;
     }
+    let limit = jobs.memory.unwrap_or(u64::MAX);
+    let at_once = jobs.at_once.clamp(1, count);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let in_use = std::sync::Mutex::new(0u64);
+    let freed = std::sync::Condvar::new();
+    let results: Vec<std::sync::Mutex<Option<Result<SegmentProof, ProverError>>>> =
+        (0..count).map(|_| Default::default()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..at_once {
+            scope.spawn(|| loop {
+                use std::sync::atomic::Ordering::SeqCst;
+                let s = next.fetch_add(1, SeqCst);
+                if s >= count || failed.load(SeqCst) {
+                    break;
+                }
+                // Start only within the memory left (alone, whatever it needs: compile
+                // checked each segment against the limit it was given).
+                let need = settings[s].plan.prove_memory_bytes;
+                let mut used = in_use_lock(&in_use);
+                while *used > 0 && used.saturating_add(need) > limit {
+                    used = freed.wait(used).unwrap_or_else(|e| e.into_inner());
+                }
+                *used += need;
+                drop(used);
+                let t = Instant::now();
+                let entry = &folder.file.segments[s];
+                let r = Prover::load(&segment_dir(dir, s))
+                    .and_then(|p| p.prove_quantized(&segment_inputs(entry, q, &trace), salt))
+                    .map(|proof| SegmentProof {
+                        model_id: proof.model_id,
+                        instances: proof.instances,
+                        proof: proof.proof,
+                    });
+                if r.is_ok() {
+                    info!(
+                        segment = s,
+                        of = count,
+                        "segment proven in {:.2?}",
+                        t.elapsed()
+                    );
+                } else {
+                    failed.store(true, SeqCst);
+                }
+                *results[s].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                *in_use_lock(&in_use) -= need;
+                freed.notify_all();
+            });
+        }
+    });
+    let mut proofs = Vec::with_capacity(count);
+    for (s, r) in results.into_iter().enumerate() {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(p)) => proofs.push(p),
+            Some(Err(e)) => return Err(e),
+            None if failed.load(std::sync::atomic::Ordering::SeqCst) => continue,
+            None => {
+                return Err(ProverError::Folder(format!(
+                    "internal: segment {s} not proven"
+                )))
+            }
+        }
+    }
+    if proofs.len() != count {
+        return Err(ProverError::Folder("internal: a segment failed".into()));
+    }
+    let ids: Vec<String> = proofs.iter().map(|p| p.model_id.clone()).collect();
     let model_id = folder.file.model_id(&ids)?;
     let parsed: Vec<Vec<Fr>> = proofs
         .iter()
@@ -383,9 +464,6 @@ pub fn prove_segments(
         })
         .collect::<Option<_>>()
         .ok_or_else(|| ProverError::Folder("internal: an instance out of range".into()))?;
-    let settings: Vec<Settings> = (0..count)
-        .map(|s| read_json(&in_dir(&segment_dir(dir, s), files::SETTINGS)))
-        .collect::<Result<_, _>>()?;
     let pairs: Vec<(&Settings, &[Fr])> = settings
         .iter()
         .zip(&parsed)

@@ -47,12 +47,7 @@ impl Segment {
     /// Its inputs from one evaluation of the whole graph: the model inputs it reads, then
     /// its boundary tensors.
     pub fn inputs_from(&self, whole: &QGraph, trace: &Trace) -> Vec<Vec<i64>> {
-        self.model_inputs
-            .iter()
-            .map(|&i| whole.inputs[i])
-            .chain(self.boundary_in.iter().copied())
-            .map(|n| trace.values[n].clone())
-            .collect()
+        inputs_of(whole, trace, &self.model_inputs, &self.boundary_in)
     }
 
     /// Number of boundary elements it reads.
@@ -67,6 +62,22 @@ impl Segment {
             .map(|&n| whole.nodes[n].len())
             .sum()
     }
+}
+
+/// A segment's inputs from one evaluation of the whole graph: the model inputs it reads
+/// (positions), then the tensors it reads from earlier segments (node ids).
+pub fn inputs_of(
+    whole: &QGraph,
+    trace: &Trace,
+    model_inputs: &[usize],
+    boundary_in: &[usize],
+) -> Vec<Vec<i64>> {
+    model_inputs
+        .iter()
+        .map(|&i| whole.inputs[i])
+        .chain(boundary_in.iter().copied())
+        .map(|n| trace.values[n].clone())
+        .collect()
 }
 
 /// Signed bits that hold `[-bound, bound]`: a boundary tensor's range check and commitment

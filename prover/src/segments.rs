@@ -17,6 +17,7 @@ use zkinfer_circuits::artifacts::{
 };
 use zkinfer_circuits::field::{from_hex, to_hex};
 use zkinfer_circuits::{plan_circuit, Fr, Io, Links, Visibility};
+use zkinfer_model::segment::inputs_of;
 use zkinfer_model::{sha256_hex, Cut, QGraph, QOp, Weights};
 
 use crate::compile::{log_plan, prepare, write_folder, CompileOptions};
@@ -342,18 +343,6 @@ fn in_use_lock(m: &std::sync::Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Segment `entry`'s inputs from one evaluation of the whole graph: the model inputs it
-/// reads, then its links in.
-fn segment_inputs(entry: &SegmentEntry, q: &QGraph, trace: &zkinfer_model::Trace) -> Vec<Vec<i64>> {
-    entry
-        .model_inputs
-        .iter()
-        .map(|&i| q.inputs[i])
-        .chain(entry.boundary_in.iter().copied())
-        .map(|n| trace.values[n].clone())
-        .collect()
-}
-
 /// Proves a segmented model on one input: one evaluation of the whole graph, then each
 /// segment in order on its part of it, every link (and hashed inputs) committed with `salt`.
 /// Without one, private inputs get a random salt (a link's commitment must not let anyone
@@ -414,7 +403,12 @@ pub fn prove_segments(
                 let t = Instant::now();
                 let entry = &folder.file.segments[s];
                 let r = Prover::load(&segment_dir(dir, s))
-                    .and_then(|p| p.prove_quantized(&segment_inputs(entry, q, &trace), salt))
+                    .and_then(|p| {
+                        p.prove_quantized(
+                            &inputs_of(q, &trace, &entry.model_inputs, &entry.boundary_in),
+                            salt,
+                        )
+                    })
                     .map(|proof| SegmentProof {
                         model_id: proof.model_id,
                         instances: proof.instances,

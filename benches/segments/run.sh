@@ -28,7 +28,9 @@ timed() { # timed NAME ARGS…: runs zkinfer, prints "seconds GiB"
   read -r secs kb < "$work/$name.time"
   echo "$secs $(awk "BEGIN { printf \"%.2f\", $kb / 1048576 }")"
 }
-read -r cs cm <<<"$(timed compile compile "$e/network.onnx" --calibration "$e/input.json" --out "$d" --no-fhe "$@")"
+figures="$(timed compile compile "$e/network.onnx" --calibration "$e/input.json" --out "$d" --no-fhe "$@")" ||
+  { echo "$model: compile failed" >&2; exit 1; }
+read -r cs cm <<<"$figures"
 if [ ! -f "$d/segments.json" ]; then
   echo "$model: one circuit fits ($(grep -o 'k=[0-9]*' "$work/compile.log" | head -1)); nothing to segment" >&2
   exit 1

@@ -117,3 +117,47 @@ fn a_wide_boundary_is_range_checked_to_its_own_width() {
     }
     assert!(checked > 0);
 }
+
+/// A link's packing is injective only because the segment reading it range-checks every
+/// value to the link's own width (here 21 bits, wider than the activations'): a forger who
+/// adds 2^21 to one value and takes 1 from the next keeps every packed limb, hence the
+/// commitment the producing segment proved. Laid out consistently (the range-check cells
+/// computed from the forged values, as a prover would), only the range-check lookup refuses it.
+#[test]
+fn a_link_value_outside_its_width_is_rejected_by_its_range_check() {
+    use zkinfer_circuits::commit::TensorLayout;
+    use zkinfer_circuits::testing::{load_range_checked_by_hand, Rejection};
+
+    const BITS: u32 = 21;
+    let layout = TensorLayout {
+        shape: vec![2, 6],
+        scale: 16,
+        slot_bits: BITS,
+    };
+    let salt = Fr::from(0x5eed_u64);
+    let mock = |values: &[i64]| {
+        let l = layout.clone();
+        MockCircuit::build(12, move |ctx, range, _| {
+            let cells = load_range_checked_by_hand(ctx, range, values, BITS);
+            let s = ctx.load_witness(salt);
+            let c = zkinfer_circuits::commit::commit_cells(ctx, &range.gate, &l, &cells, s);
+            ((), vec![c])
+        })
+    };
+    let honest: Vec<i64> = (0..12).map(|i| 700_000 - 97_531 * i).collect();
+    let m = mock(&honest);
+    assert!(m.satisfied(), "the honest link must pass");
+    let want = commit(&layout, &honest, salt).unwrap();
+    assert_eq!(m.instances(), [want]);
+    let mut forged = honest.clone();
+    forged[0] += 1 << BITS;
+    forged[1] -= 1;
+    let mut f = mock(&forged);
+    assert_eq!(f.instances(), [want], "the forgery keeps the commitment");
+    assert_eq!(
+        f.rejections(&[]),
+        [Rejection::RangeLookup].into_iter().collect(),
+        "only the link's range check refuses it"
+    );
+    assert!(commit(&layout, &forged, salt).is_err());
+}

@@ -4,11 +4,8 @@
 //! is laid out consistently (the weights' own range-check cells computed from the forged
 //! values, as a prover would) and only the range-check lookup refuses it.
 
-use halo2_base::gates::{GateInstructions, RangeInstructions};
-use halo2_base::QuantumCell::Constant;
 use zkinfer_circuits::commit::{commit_weight_cells, commit_weights, TensorLayout};
-use zkinfer_circuits::field::fr;
-use zkinfer_circuits::testing::{MockCircuit, Rejection};
+use zkinfer_circuits::testing::{load_range_checked_by_hand, MockCircuit, Rejection};
 
 const BITS: u32 = 16;
 
@@ -26,17 +23,8 @@ fn layout() -> TensorLayout {
 fn mock(weights: &[i64]) -> MockCircuit<()> {
     let l = layout();
     MockCircuit::build(11, |ctx, range, _| {
-        let half = fr(1i128 << (BITS - 1));
-        let cells: Vec<_> = weights
-            .iter()
-            .map(|&w| {
-                let c = ctx.load_witness(fr(w as i128));
-                let shifted = range.gate().add(ctx, c, Constant(half));
-                range.range_check(ctx, shifted, BITS as usize);
-                c
-            })
-            .collect();
-        let commitment = commit_weight_cells(ctx, range.gate(), &[(l, cells)]);
+        let cells = load_range_checked_by_hand(ctx, range, weights, BITS);
+        let commitment = commit_weight_cells(ctx, &range.gate, &[(l, cells)]);
         ((), vec![commitment])
     })
 }

@@ -442,11 +442,12 @@ fn dispatch(command: Command) -> Result<()> {
         Command::JobRunner { worker } => service::job_runner(worker.as_deref())?,
         Command::Keys { command } => service::keys(command)?,
         Command::Hash { command } => hash::dispatch(command)?,
-        Command::Inspect { dir } if zkinfer_prover::segments::is_segmented(&dir) => {
-            print!("{}", zkinfer_prover::segments::inspect_segments(&dir)?);
-        }
         Command::Inspect { dir } => {
-            print!("{}", pipeline::inspect(&dir)?);
+            if zkinfer_prover::segments::is_segmented(&dir) {
+                print!("{}", zkinfer_prover::segments::inspect_segments(&dir)?);
+            } else {
+                print!("{}", pipeline::inspect(&dir)?);
+            }
             if let Ok(file) = zkinfer_fhe::folder::read(&dir) {
                 print!("{}", zkinfer_fhe::folder::describe(&file));
             }

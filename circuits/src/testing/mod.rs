@@ -679,3 +679,28 @@ impl<T> MockCircuit<T> {
         }
     }
 }
+
+/// Loads `values` as witnesses, each signed-range-checked to `bits` as the circuit checks a
+/// committed value (`v + 2^(bits−1)` into halo2-base's range check), written out so that a
+/// forged value out of range is laid out (with consistent range-check cells) instead of
+/// refused natively: the packing forgeries' tests build on it.
+pub fn load_range_checked_by_hand(
+    ctx: &mut Context<Fr>,
+    range: &RangeChip<Fr>,
+    values: &[i64],
+    bits: u32,
+) -> Vec<AssignedValue<Fr>> {
+    use halo2_base::gates::{GateInstructions, RangeInstructions};
+    let half = crate::field::fr(1i128 << (bits - 1));
+    values
+        .iter()
+        .map(|&v| {
+            let c = ctx.load_witness(crate::field::fr(v as i128));
+            let shifted = range
+                .gate()
+                .add(ctx, c, halo2_base::QuantumCell::Constant(half));
+            range.range_check(ctx, shifted, bits as usize);
+            c
+        })
+        .collect()
+}

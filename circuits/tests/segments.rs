@@ -6,17 +6,8 @@ use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use zkinfer_circuits::commit::commit;
 use zkinfer_circuits::testing::{CellRef, MockCircuit};
 use zkinfer_circuits::{build_circuit, plan_circuit, tensor_layout, Io, Links, PlanLimits};
-use zkinfer_model::{load_onnx, parse_input_json, quantize, QGraph, QuantizeOptions, Segment};
-
-fn example(name: &str) -> (QGraph, Vec<Vec<i64>>) {
-    let dir = zkinfer_model::corpus::example_dir(name);
-    let graph = load_onnx(&dir.join("network.onnx")).unwrap();
-    let input =
-        parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
-    let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
-    let qi = q.quantize_input(&input).unwrap();
-    (q, qi)
-}
+use zkinfer_model::corpus::quantized_example as example;
+use zkinfer_model::Segment;
 
 fn links(seg: &Segment) -> Io {
     Io {

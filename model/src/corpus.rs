@@ -43,6 +43,18 @@ pub fn example_dir(name: &str) -> PathBuf {
     manifest_dir().join("../../shared/ezkl-examples").join(name)
 }
 
+/// Example `name` quantized with the default options on its own input, and that input
+/// quantized: what the circuit and segment tests lay out.
+pub fn quantized_example(name: &str) -> (crate::QGraph, Vec<Vec<i64>>) {
+    let dir = example_dir(name);
+    let graph = crate::load_onnx(&dir.join("network.onnx")).expect("the example loads");
+    let text = std::fs::read_to_string(dir.join("input.json")).expect("input.json");
+    let input = crate::parse_input_json(&text).expect("the input parses");
+    let q = crate::quantize(&graph, &input, &crate::QuantizeOptions::default()).expect("quantizes");
+    let qi = q.quantize_input(&input).expect("the input quantizes");
+    (q, qi)
+}
+
 /// `output_data` of an `expected.json` (onnxruntime's float outputs).
 pub fn expected_outputs(path: &Path) -> Result<Vec<Vec<f64>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -1,18 +1,8 @@
 //! Segments of real models: chained through their boundaries alone they compute what the
 //! whole graph computes, and every boundary tensor is one a later segment reads.
 
-use zkinfer_model::corpus::example_dir;
-use zkinfer_model::{load_onnx, parse_input_json, quantize, Cut, QGraph, QuantizeOptions};
-
-fn quantized(name: &str) -> (QGraph, Vec<Vec<i64>>) {
-    let dir = example_dir(name);
-    let graph = load_onnx(&dir.join("network.onnx")).unwrap();
-    let input =
-        parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
-    let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
-    let qin = q.quantize_input(&input).unwrap();
-    (q, qin)
-}
+use zkinfer_model::corpus::quantized_example as quantized;
+use zkinfer_model::{Cut, QGraph};
 
 /// Evaluates the segments in order, each on the model inputs and on what earlier segments
 /// output (never on the whole graph's trace), and returns the model outputs.

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{example, expect_failure, expect_success, p};
+use common::{compile_and_setup, example, expect_failure, expect_success, p};
 use serde_json::Value;
 
 fn read(path: &Path) -> Value {
@@ -235,19 +235,17 @@ fn a_private_input_read_by_two_segments_is_one_input() {
     let dir = tmp.path().join("model");
     let e = example("ltsf");
     let input = e.join("input.json");
-    expect_success(&[
-        "compile",
-        p(&e.join("network.onnx")),
-        "--calibration",
-        p(&input),
-        "--out",
-        p(&dir),
-        "--segments",
-        "3",
-        "--input-visibility",
-        "private",
-        "--no-fhe",
-    ]);
+    compile_and_setup(
+        "ltsf",
+        &dir,
+        &[
+            "--segments",
+            "3",
+            "--input-visibility",
+            "private",
+            "--no-fhe",
+        ],
+    );
     let folder = open_segmented(&dir).unwrap();
     let readers = folder
         .file
@@ -260,7 +258,6 @@ fn a_private_input_read_by_two_segments_is_one_input() {
         "two segments read the input: {:?}",
         folder.file.segments
     );
-    expect_success(&["setup", p(&dir)]);
     let salt = "0x5eed";
     let honest = tmp.path().join("proof.json");
     expect_success(&[

@@ -293,8 +293,20 @@ pub fn measured_error(
     Ok(worst)
 }
 
-/// log2 of the samples in a lookup table: the step is the activation range over this.
+/// log2 of the samples in a lookup table at least: the step is the activation range over
+/// this. A table this size fits the smallest circuits' rows.
 pub const LOOKUP_TABLE_BITS: u32 = 12;
+
+/// log2 of the samples in a lookup table at most: finer tables cost no cells (the step only
+/// changes the width of the remainder's range check), only fixed rows, which a circuit whose
+/// activations need that many samples has anyway (2^16 rows is k = 17).
+pub const MAX_LOOKUP_TABLE_BITS: u32 = 16;
+
+/// The interpolation error a table is refined towards, relative to its largest value (at
+/// least 1): about 1e-3, so that a table is not what bounds a deep model's error (a 4-block
+/// GPT-style decoder's GELU and softmax tables at 2^12 samples over a 26-bit range are off by
+/// 6e-3 each, and its outputs by 1.8e-2; at 2^14 samples, 4e-4 and 1.3e-3).
+pub const TABLE_ERROR_TARGET: f64 = 1.0 / 1024.0;
 
 /// An excluded entry holds 0 where the float model holds its mask plus activations: the
 /// Softmax reading it may leave it out only while `e^(mask + 2·A)` is below the output's
@@ -316,13 +328,48 @@ fn check_mask_level(graph: &Graph, act_bits: u32, scale: u32) -> Result<()> {
 }
 
 /// Samples `func` over the activation range `[-2^(act_bits-1), 2^(act_bits-1))` in
-/// `2^LOOKUP_TABLE_BITS` steps, keeping the contiguous run around zero whose values fit the
-/// activation range (so `e^x` stops where it would overflow: larger inputs are out of range).
+/// `2^LOOKUP_TABLE_BITS` to `2^MAX_LOOKUP_TABLE_BITS` steps, the fewest whose interpolation
+/// error is within [`TABLE_ERROR_TARGET`], keeping the contiguous run around zero whose values
+/// fit the activation range (so `e^x` stops where it would overflow: larger inputs are out of
+/// range).
 fn lookup_table(func: UnaryFn, scale: u32, act_bits: u32, node: &str) -> Result<LookupTable> {
     if func == UnaryFn::Ln8 {
         return root_log_table(scale, act_bits, node);
     }
-    let shift = act_bits.saturating_sub(LOOKUP_TABLE_BITS);
+    let mut bits = LOOKUP_TABLE_BITS;
+    loop {
+        let table = sampled_table(func, scale, act_bits, bits, node)?;
+        if bits >= MAX_LOOKUP_TABLE_BITS
+            || table.shift == 0
+            || table.max_error(func, scale) <= table_error_target(func, &table, scale)
+        {
+            return Ok(table);
+        }
+        bits += 1;
+    }
+}
+
+/// [`TABLE_ERROR_TARGET`] in real units: absolute, but relative to the largest value for `e^x`,
+/// whose values, and their rounding, grow without bound (GELU's grow too, but it is straight
+/// where they do: its error is where it bends, near 0).
+fn table_error_target(func: UnaryFn, table: &LookupTable, scale: u32) -> f64 {
+    match func {
+        UnaryFn::Exp => {
+            TABLE_ERROR_TARGET * (table.max_abs() as f64 / (1u64 << scale) as f64).max(1.0)
+        }
+        _ => TABLE_ERROR_TARGET,
+    }
+}
+
+/// `func` sampled at `2^bits` points over the activation range (see [`lookup_table`]).
+fn sampled_table(
+    func: UnaryFn,
+    scale: u32,
+    act_bits: u32,
+    bits: u32,
+    node: &str,
+) -> Result<LookupTable> {
+    let shift = act_bits.saturating_sub(bits);
     let half_steps = 1i64 << (act_bits - 1 - shift);
     let limit = 1i128 << (act_bits - 1);
     let unit = (1u64 << scale) as f64;

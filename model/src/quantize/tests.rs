@@ -201,6 +201,49 @@ fn lookup_tables_cover_the_activation_range_and_interpolate() {
     ));
 }
 
+#[test]
+fn tables_over_a_wide_range_are_refined_until_accurate() {
+    // A 26-bit range at scale 16 (a deep decoder's): 2^12 samples are 0.25 apart, which GELU
+    // misses by 6e-3; the table is refined (a smaller step) until within the target.
+    let opts = QuantizeOptions {
+        act_bits: Some(26),
+        ..QuantizeOptions::default()
+    };
+    let calib = [vec![-3.0, 0.1, 3.0]];
+    for func in [UnaryFn::Gelu, UnaryFn::ExpNonPositive, UnaryFn::Tanh] {
+        let q = quantize(&unary(func), &calib, &opts).unwrap();
+        let t = table_of(&q);
+        let coarse = q.act_bits - LOOKUP_TABLE_BITS;
+        assert!(t.shift < coarse, "{func:?}: shift {}", t.shift);
+        assert!(t.shift >= q.act_bits - MAX_LOOKUP_TABLE_BITS);
+        let unit = (1u64 << q.scale) as f64;
+        let target = table_error_target(func, t, q.scale);
+        let err = t.max_error(func, q.scale);
+        assert!(err <= target, "{func:?}: {err:e} over {target:e}");
+        // The fewest samples that reach it: one step coarser would not.
+        let coarser =
+            sampled_table(func, q.scale, q.act_bits, q.act_bits - t.shift - 1, "n").unwrap();
+        assert!(coarser.max_error(func, q.scale) > target, "{func:?}");
+        // Inputs across the range still evaluate, as the circuit interpolates them.
+        for x in [-(1i64 << 25), -77_777, 0, 12_345, 1 << 24] {
+            let exact = func.apply(x as f64 / unit);
+            let Some(got) = t.eval(x) else {
+                // Softmax's exponential is never given a positive input.
+                assert!(func == UnaryFn::ExpNonPositive && x > 0, "{func:?} at {x}");
+                continue;
+            };
+            let got = got as f64 / unit;
+            assert!(
+                (got - exact).abs() <= target + 1.0 / unit,
+                "{func:?} at {x}"
+            );
+        }
+    }
+    // A narrow range keeps the smallest table (and the circuit its rows).
+    let q = quantize(&unary(UnaryFn::Gelu), &calib, &QuantizeOptions::default()).unwrap();
+    assert_eq!(table_of(&q).shift, q.act_bits - LOOKUP_TABLE_BITS);
+}
+
 /// Log as the importer lowers it: three square roots, then `8·ln y`.
 fn log_graph() -> Graph {
     Graph {
@@ -271,16 +314,20 @@ fn log_is_accurate_from_one_unit_up_and_refuses_zero_and_negatives() {
 fn softmax_exponential_keeps_zero_at_any_width() {
     // 34-bit activations at scale 16: a sample every 2^22 units (64.0), past where e^x
     // overflows.
-    let plain = lookup_table(UnaryFn::Exp, 16, 34, "n").unwrap();
-    let soft = lookup_table(UnaryFn::ExpNonPositive, 16, 34, "n").unwrap();
+    let plain = sampled_table(UnaryFn::Exp, 16, 34, LOOKUP_TABLE_BITS, "n").unwrap();
+    let soft = sampled_table(UnaryFn::ExpNonPositive, 16, 34, LOOKUP_TABLE_BITS, "n").unwrap();
     // e^x loses x = 0 (its interval needs the overflowing sample at 64.0) ...
     assert_eq!(plain.eval(0), None);
     // ... e^min(x, 0) holds it, exactly, and all of the negative side, with one row past 0.
     assert_eq!(soft.eval(0), Some(1 << 16));
     assert_eq!(soft.eval(-(1 << 33)), Some(0));
     assert_eq!(soft.lo + soft.values.len() as i64 - 1, 1);
-    // Samples 64 apart miss e^x badly in between: such a table is refused, not used.
-    let refused = check_table_error(UnaryFn::ExpNonPositive, &soft, 16, "n");
+    // Samples 64 apart miss e^x badly in between, and the finest table's, 4 apart, still do:
+    // such a table is refused, not used.
+    let finest = lookup_table(UnaryFn::ExpNonPositive, 16, 34, "n").unwrap();
+    assert_eq!(finest.shift, 34 - MAX_LOOKUP_TABLE_BITS);
+    assert_eq!(finest.eval(0), Some(1 << 16));
+    let refused = check_table_error(UnaryFn::ExpNonPositive, &finest, 16, "n");
     assert!(
         matches!(refused, Err(ModelError::TooLarge(_))),
         "{refused:?}"

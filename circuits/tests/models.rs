@@ -312,3 +312,34 @@ fn the_default_budget_rises_only_where_nothing_smaller_fits_or_the_work_halves()
     });
     assert!(fixed.is_err());
 }
+
+/// A function over a wide activation range gets a refined table (more samples than the
+/// smallest): its rows, not the cells, set k, and the model is laid out and constrained as
+/// with the smallest table.
+#[test]
+fn a_refined_function_table_sets_k_and_stays_constrained() {
+    let dir = zkinfer_model::corpus::example_dir("1l_gelu_noappx");
+    let graph = load_onnx(&dir.join("network.onnx")).unwrap();
+    let input =
+        parse_input_json(&std::fs::read_to_string(dir.join("input.json")).unwrap()).unwrap();
+    let opts = QuantizeOptions {
+        act_bits: Some(26),
+        ..QuantizeOptions::default()
+    };
+    let q = quantize(&graph, &input, &opts).unwrap();
+    let qi = q.quantize_input(&input).unwrap();
+    let rows = q
+        .nodes
+        .iter()
+        .find_map(|n| match &n.op {
+            zkinfer_model::QOp::Lookup { table, .. } => Some(table.values.len()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(rows > 1 << 13, "a refined table: {rows} samples");
+    let plan = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
+    assert!(plan.k >= 14 && (1usize << plan.k) > rows, "k {}", plan.k);
+    let mut m = mock(&q, &qi, Io::PUBLIC);
+    assert!(m.satisfied());
+    assert_eq!(m.unconstrained_cells(), Vec::<CellRef>::new());
+}

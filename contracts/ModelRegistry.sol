@@ -2,6 +2,7 @@
 pragma solidity 0.8.19;
 
 import "./ZkinferVerifier.sol";
+import "./SegmentChain.sol";
 
 /// @title A registry of zkinfer models: each model id (the digest `zkinfer setup` prints) is
 /// bound for ever to one verifier contract, which must say it verifies that id; anyone can have
@@ -17,6 +18,10 @@ import "./ZkinferVerifier.sol";
 /// its architecture: the verifier reports the architecture id, the owner registers the weight
 /// commitment beside it (the model id must be `sha256(architecture id ‖ weight commitment)`),
 /// and every check requires that commitment as the proof's last public value.
+/// A model proven as segments is registered as a chain: one verifier per segment, each
+/// reporting its segment's id, and the wiring (`segments.json`), from which the registry
+/// recomputes the model id and derives which public values of the segment proofs must be
+/// equal; one call then checks every segment proof and every link.
 contract ModelRegistry {
     /// A registered model.
     struct Model {
@@ -38,6 +43,17 @@ contract ModelRegistry {
     uint256 public immutable verifyGasCap;
     mapping(bytes32 => Model) private models;
 
+    /// A registered chain of segment verifiers.
+    struct Chain {
+        address[] verifiers;
+        bytes32[] codeHashes;
+        SegmentChain.Layout layout;
+        bool revoked;
+        string metadataURI;
+    }
+
+    mapping(bytes32 => Chain) private chains;
+
     event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event ModelRegistered(
@@ -49,6 +65,7 @@ contract ModelRegistry {
         bytes32 weightCommitment,
         string metadataURI
     );
+    event ChainRegistered(bytes32 indexed modelId, address[] verifiers, string metadataURI);
     event ModelRevoked(bytes32 indexed modelId);
     event InferenceVerified(bytes32 indexed modelId, bytes32 inputsHash, bytes32 outputsHash);
 
@@ -63,6 +80,9 @@ contract ModelRegistry {
     error NonCanonicalValue();
     error InvalidProof(bytes32 modelId);
     error OtherWeights(bytes32 modelId, uint256 proven);
+    error ChainMismatch(bytes32 modelId, bytes32 computed);
+    error SegmentMismatch(uint256 segment, uint256 numInstances, uint256 numInputs);
+    error WrongSegmentCount(uint256 expected, uint256 given);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner();
@@ -102,7 +122,7 @@ contract ModelRegistry {
         bytes32 weightCommitment,
         string calldata metadataURI
     ) external onlyOwner {
-        if (models[modelId].verifier != address(0)) revert AlreadyRegistered(modelId);
+        if (registered(modelId)) revert AlreadyRegistered(modelId);
         if (numInputs >= numInstances) revert BadCounts(numInputs, numInstances);
         (bytes32 id, uint256 n, uint256 nIn, bool hashed) = ZkinferVerifier.info(verifier);
         // A verifier of hashed weights serves a model only with its weight commitment: an
@@ -123,10 +143,188 @@ contract ModelRegistry {
         );
     }
 
-    /// Revokes `modelId` for good: every later check of it reverts `Revoked`.
+    /// Whether `modelId` is registered, as one verifier or as a chain.
+    function registered(bytes32 modelId) public view returns (bool) {
+        return models[modelId].verifier != address(0) || chains[modelId].verifiers.length != 0;
+    }
+
+    /// Registers the segmented model `modelId` with one verifier per segment, in proving
+    /// order. Each verifier must report the counts the wiring gives its segment (and fixed
+    /// weights), and `modelId` must be the id of `spec` with the segment ids the verifiers
+    /// report: so the chain checked is the one the id names. An id is registered once.
+    function registerChain(
+        bytes32 modelId,
+        address[] calldata verifiers,
+        SegmentChain.Spec calldata spec,
+        string calldata metadataURI
+    ) external onlyOwner {
+        if (registered(modelId)) revert AlreadyRegistered(modelId);
+        uint256 n = spec.segments.length;
+        if (verifiers.length != n) revert WrongSegmentCount(n, verifiers.length);
+        SegmentChain.Layout memory l = SegmentChain.layout(spec);
+        bytes32[] memory ids = new bytes32[](n);
+        Chain storage c = chains[modelId];
+        for (uint256 s = 0; s < n; s++) {
+            (bytes32 id, uint256 count, uint256 nIn, bool hashed) =
+                ZkinferVerifier.info(verifiers[s]);
+            if (hashed || count != l.numInstances[s] || nIn != l.numInputs[s]) {
+                revert SegmentMismatch(s, count, nIn);
+            }
+            ids[s] = id;
+            c.verifiers.push(verifiers[s]);
+            c.codeHashes.push(verifiers[s].codehash);
+        }
+        bytes32 computed = SegmentChain.modelId(spec, ids);
+        if (computed != modelId) revert ChainMismatch(modelId, computed);
+        c.layout.numInstances = l.numInstances;
+        c.layout.numInputs = l.numInputs;
+        for (uint256 k = 0; k < l.equalA.length; k++) {
+            c.layout.equalA.push(l.equalA[k]);
+            c.layout.equalB.push(l.equalB[k]);
+        }
+        // Private inputs stand for nothing among the model's public values.
+        if (spec.inputVisibility != 1) {
+            for (uint256 i = 0; i < l.inputs.length; i++) {
+                c.layout.inputs.push(l.inputs[i]);
+            }
+        }
+        for (uint256 o = 0; o < l.outputs.length; o++) {
+            c.layout.outputs.push(l.outputs[o]);
+        }
+        c.metadataURI = metadataURI;
+        emit ChainRegistered(modelId, verifiers, metadataURI);
+    }
+
+    /// The segment verifiers of chain `modelId` and their registered code hashes (revoked
+    /// chains included), its metadata and whether it is revoked.
+    function chain(bytes32 modelId)
+        external
+        view
+        returns (
+            address[] memory verifiers,
+            bytes32[] memory codeHashes,
+            bool revoked,
+            string memory metadataURI
+        )
+    {
+        Chain storage c = chains[modelId];
+        if (c.verifiers.length == 0) revert UnknownModel(modelId);
+        return (c.verifiers, c.codeHashes, c.revoked, c.metadataURI);
+    }
+
+    /// Whether the segment proofs show that chain `modelId` maps its inputs to its outputs:
+    /// every proof valid for its segment's verifier, and every link and every shared model
+    /// input equal on both sides. Reverts for an unknown or revoked chain, a wrong count of
+    /// segments or values, a non-canonical value, a verifier whose code changed, or too
+    /// little gas.
+    function checkChain(
+        bytes32 modelId,
+        uint256[][] calldata instances,
+        bytes[] calldata proofs
+    ) public view returns (bool) {
+        Chain storage c = liveChain(modelId);
+        uint256 n = c.verifiers.length;
+        if (instances.length != n) revert WrongSegmentCount(n, instances.length);
+        if (proofs.length != n) revert WrongSegmentCount(n, proofs.length);
+        for (uint256 s = 0; s < n; s++) {
+            if (instances[s].length != c.layout.numInstances[s]) {
+                revert WrongInstanceCount(c.layout.numInstances[s], instances[s].length);
+            }
+            if (!ZkinferVerifier.canonical(instances[s])) revert NonCanonicalValue();
+        }
+        for (uint256 k = 0; k < c.layout.equalA.length; k++) {
+            if (!equal(instances, c.layout.equalA[k], c.layout.equalB[k])) return false;
+        }
+        for (uint256 s = 0; s < n; s++) {
+            if (
+                !ZkinferVerifier.check(
+                    c.verifiers[s], c.codeHashes[s], instances[s], proofs[s], verifyGasCap
+                )
+            ) return false;
+        }
+        return true;
+    }
+
+    /// The model's public values in the segment proofs' `instances`: its inputs' (none when
+    /// private), then its outputs', as the proof file's top-level `instances` holds them.
+    function chainInstances(bytes32 modelId, uint256[][] calldata instances)
+        public
+        view
+        returns (uint256[] memory inputs, uint256[] memory outputs)
+    {
+        Chain storage c = chains[modelId];
+        if (c.verifiers.length == 0) revert UnknownModel(modelId);
+        if (instances.length != c.verifiers.length) {
+            revert WrongSegmentCount(c.verifiers.length, instances.length);
+        }
+        inputs = gather(instances, c.layout.inputs);
+        outputs = gather(instances, c.layout.outputs);
+    }
+
+    /// Checks the segment proofs and records the inference as an event (the hashes of the
+    /// model's public inputs and outputs, as for one verifier); reverts if they do not hold.
+    function verifyChainInference(
+        bytes32 modelId,
+        uint256[][] calldata instances,
+        bytes[] calldata proofs
+    ) external returns (bool) {
+        if (!checkChain(modelId, instances, proofs)) revert InvalidProof(modelId);
+        (uint256[] memory inputs, uint256[] memory outputs) = chainInstances(modelId, instances);
+        emit InferenceVerified(
+            modelId, keccak256(abi.encodePacked(inputs)), keccak256(abi.encodePacked(outputs))
+        );
+        return true;
+    }
+
+    function liveChain(bytes32 modelId) private view returns (Chain storage c) {
+        c = chains[modelId];
+        if (c.verifiers.length == 0) revert UnknownModel(modelId);
+        if (c.revoked) revert Revoked(modelId);
+    }
+
+    function equal(
+        uint256[][] calldata instances,
+        SegmentChain.Slice memory a,
+        SegmentChain.Slice memory b
+    ) private pure returns (bool) {
+        if (a.len != b.len) return false;
+        for (uint256 i = 0; i < a.len; i++) {
+            if (instances[a.seg][a.at + i] != instances[b.seg][b.at + i]) return false;
+        }
+        return true;
+    }
+
+    function gather(uint256[][] calldata instances, SegmentChain.Slice[] storage slices)
+        private
+        view
+        returns (uint256[] memory out)
+    {
+        uint256 total = 0;
+        for (uint256 k = 0; k < slices.length; k++) {
+            total += slices[k].len;
+        }
+        out = new uint256[](total);
+        uint256 at = 0;
+        for (uint256 k = 0; k < slices.length; k++) {
+            SegmentChain.Slice memory sl = slices[k];
+            for (uint256 i = 0; i < sl.len; i++) {
+                out[at++] = instances[sl.seg][sl.at + i];
+            }
+        }
+    }
+
+    /// Revokes `modelId` (one verifier or a chain) for good: every later check of it reverts
+    /// `Revoked`.
     function revoke(bytes32 modelId) external onlyOwner {
         Model storage m = models[modelId];
-        if (m.verifier == address(0)) revert UnknownModel(modelId);
+        if (m.verifier == address(0)) {
+            Chain storage c = chains[modelId];
+            if (c.verifiers.length == 0) revert UnknownModel(modelId);
+            if (c.revoked) revert Revoked(modelId);
+            c.revoked = true;
+            emit ModelRevoked(modelId);
+            return;
+        }
         if (m.revoked) revert Revoked(modelId);
         m.revoked = true;
         emit ModelRevoked(modelId);

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use zkinfer_circuits::identity::VerifierFolder;
+use zkinfer_verifier::chain;
+use zkinfer_verifier::evm::Address;
+use zkinfer_verifier::segments::SegmentedVerifier;
 use zkinfer_verifier::solidity;
 
 use crate::step;
@@ -53,16 +56,84 @@ pub fn verifier(dir: PathBuf, out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// `evm-calldata`: prints the calldata of a proof.
+/// `evm-calldata`: prints the calldata of a proof (of a segmented model: the registry's
+/// `verifyChainInference`).
 pub fn calldata(dir: PathBuf, proof: PathBuf) -> Result<()> {
+    if zkinfer_verifier::segments::is_segmented(&dir) {
+        let v = SegmentedVerifier::open(&dir)?;
+        let proofs = chain::segment_proofs(&v, &proof)?;
+        println!(
+            "0x{}",
+            hex::encode(chain::chain_calldata(&v.model_id, &proofs)?)
+        );
+        return Ok(());
+    }
     let folder = VerifierFolder::open(&dir)?;
     let data = solidity::calldata_of_file(&folder, &proof)?;
     println!("0x{}", hex::encode(data));
     Ok(())
 }
 
+/// `evm-chain`: prints the registry's `registerChain` calldata for a segmented model whose
+/// segment verifiers are deployed at `verifiers`, in order.
+pub fn register_chain(dir: PathBuf, verifiers: Vec<String>, metadata_uri: String) -> Result<()> {
+    let v = SegmentedVerifier::open(&dir)?;
+    if verifiers.len() != v.segments.len() {
+        anyhow::bail!(
+            "{} verifier addresses for {} segments (one per segment, in order: deploy each \
+             segment-<i>'s evm-verifier)",
+            verifiers.len(),
+            v.segments.len()
+        );
+    }
+    let addresses = verifiers
+        .iter()
+        .map(|a| {
+            a.parse::<Address>()
+                .with_context(|| format!("{a} is not an address (0x and 40 hex digits)"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let data = chain::register_calldata(&v, &addresses, &metadata_uri)?;
+    println!("0x{}", hex::encode(data));
+    eprintln!("model id {}", v.model_id);
+    Ok(())
+}
+
+/// `evm-verify` of a segmented model: the registry and every segment verifier in revm.
+fn verify_chain(dir: &Path, proof: &Path) -> Result<()> {
+    let v = SegmentedVerifier::open(dir)?;
+    let proofs = chain::segment_proofs(&v, proof)?;
+    let verdict = step(
+        "deploy the registry and the segment verifiers, register the chain, verify",
+        || Ok(chain::evm_verify_chain(&v, &proofs)?),
+    )?;
+    println!("{}", if verdict.accepted { "valid" } else { "invalid" });
+    println!(
+        "gas {} (every segment and link, one call)",
+        thousands(verdict.gas_used)
+    );
+    println!("register gas {}", thousands(verdict.register_gas));
+    let sizes: Vec<String> = verdict
+        .code_sizes
+        .iter()
+        .map(|&c| thousands(c as u64))
+        .collect();
+    println!("code {} bytes", sizes.join(" + "));
+    println!("model id {}", v.model_id);
+    if !verdict.accepted {
+        anyhow::bail!("the registry rejected the segment proofs");
+    }
+    Ok(())
+}
+
 /// `evm-verify`: deploys the verifier in revm and calls it with a proof.
 pub fn verify(dir: PathBuf, proof: PathBuf, bytecode: Option<PathBuf>) -> Result<()> {
+    if zkinfer_verifier::segments::is_segmented(&dir) {
+        if bytecode.is_some() {
+            anyhow::bail!("--bytecode names one verifier; a segmented model has one per segment");
+        }
+        return verify_chain(&dir, &proof);
+    }
     let folder = VerifierFolder::open(&dir)?;
     // The Solidity verifier is the architecture's (hashed weights): which weights a proof
     // used is the folder's to check, as a registry does.

@@ -143,6 +143,18 @@ enum Command {
         #[arg(long, value_name = "FILE.bin")]
         bytecode: Option<PathBuf>,
     },
+    /// Print the ModelRegistry's registerChain calldata (0x-hex) for a segmented model whose
+    /// segment verifiers (each segment-<i>'s evm-verifier) are deployed at the given addresses.
+    EvmChain {
+        /// The segmented model folder.
+        dir: PathBuf,
+        /// The segment verifiers' addresses, in segment order, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        verifiers: Vec<String>,
+        /// The metadata URI to record with the model.
+        #[arg(long, default_value = "")]
+        metadata_uri: String,
+    },
     /// Write the bytecode (NAME.bin, hex) and ABI (NAME.abi.json) of the contracts in
     /// contracts/: ModelRegistry, ERC7007Adapter, OracleConsumer.
     EvmContracts {
@@ -431,6 +443,11 @@ fn dispatch(command: Command) -> Result<()> {
             proof,
             bytecode,
         } => evm::verify(dir, proof, bytecode)?,
+        Command::EvmChain {
+            dir,
+            verifiers,
+            metadata_uri,
+        } => evm::register_chain(dir, verifiers, metadata_uri)?,
         Command::EvmContracts { out } => evm::contracts(out)?,
         Command::Serve {
             bind,

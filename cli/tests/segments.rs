@@ -1,7 +1,7 @@
 //! A model proven as segments: compile --segments, setup, prove and verify through the CLI,
 //! and every way of tampering with the chain refused (a segment's proof from another input,
 //! a link commitment changed on one side or on both, a segment dropped or reordered, the
-//! model's values or the wiring changed).
+//! model's values or the wiring changed), natively and by the registry on chain.
 
 mod common;
 
@@ -9,6 +9,8 @@ use std::path::Path;
 
 use common::{compile_and_setup, example, expect_failure, expect_success, p};
 use serde_json::Value;
+use zkinfer_verifier::chain::{self, ChainOnEvm};
+use zkinfer_verifier::segments::SegmentedVerifier;
 
 fn read(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -324,4 +326,166 @@ fn a_private_input_read_by_two_segments_is_one_input() {
     let path = tmp.path().join("forged.json");
     write(&path, &v);
     expect_failure(&["verify", p(&dir), p(&path)], "proven on another input 0");
+
+    // On chain, the same forgery: every segment proof valid, every link equal; the registry
+    // refuses it because two segments committed to different inputs.
+    let other_input = tmp.path().join("other.json");
+    let mut data = read(&input);
+    for x in data["input_data"][0].as_array_mut().unwrap().iter_mut() {
+        *x = Value::from(x.as_f64().unwrap() / 2.0);
+    }
+    write(&other_input, &data);
+    let second = tmp.path().join("second.json");
+    expect_success(&[
+        "prove",
+        p(&dir),
+        "--input",
+        p(&other_input),
+        "--out",
+        p(&second),
+        "--salt",
+        salt,
+    ]);
+    let chain = on_chain(&dir, &honest, &second);
+    let mut c = chain;
+    let sv = SegmentedVerifier::open(&dir).unwrap();
+    let forged = chain_proofs(&sv, &path);
+    assert!(
+        !c.verify(&sv.model_id, &forged).unwrap().success(),
+        "another input"
+    );
+}
+
+fn chain_proofs(v: &SegmentedVerifier, path: &Path) -> Vec<chain::SegmentProofValues> {
+    chain::segment_proofs(v, path).unwrap()
+}
+
+/// The chain on chain: the registry recomputes the model id from the wiring and the segment
+/// verifiers' ids, and `verifyChainInference` accepts `a`'s segment proofs and refuses a
+/// segment proof from another input (each valid on its own: only the links refuse it), a
+/// link changed, a segment dropped or two swapped.
+fn on_chain(dir: &Path, a: &Path, b: &Path) -> ChainOnEvm {
+    use alloy_sol_types::private::keccak256;
+    use alloy_sol_types::SolValue;
+    use zkinfer_verifier::evm::{account, U256};
+
+    let v = SegmentedVerifier::open(dir).unwrap();
+    let model_id = v.model_id.as_str();
+    let out = expect_success(&["evm-verify", p(dir), p(a)]);
+    assert!(out.starts_with("valid\n"), "{out}");
+    assert!(out.contains(&format!("model id {model_id}")), "{out}");
+    expect_failure(
+        &["evm-verify", p(dir), p(a), "--bytecode", p(a)],
+        "one per segment",
+    );
+
+    let honest = chain::segment_proofs(&v, a).unwrap();
+    let other = chain::segment_proofs(&v, b).unwrap();
+    let calldata = expect_success(&["evm-calldata", p(dir), p(a)]);
+    assert_eq!(
+        calldata.trim(),
+        format!(
+            "0x{}",
+            hex::encode(chain::chain_calldata(model_id, &honest).unwrap())
+        )
+    );
+
+    let mut c = ChainOnEvm::deploy(&v).unwrap();
+    let verifiers = c.verifiers.clone();
+    let listed: Vec<String> = verifiers.iter().map(|a| a.to_string()).collect();
+    let register = expect_success(&["evm-chain", p(dir), "--verifiers", &listed.join(",")]);
+    assert_eq!(
+        register.trim(),
+        format!(
+            "0x{}",
+            hex::encode(chain::register_calldata(&v, &verifiers, "").unwrap())
+        )
+    );
+    expect_failure(
+        &["evm-chain", p(dir), "--verifiers", &listed[..2].join(",")],
+        "2 verifier addresses for 3 segments",
+    );
+    // Verifiers out of order, or one missing: refused at registration.
+    let mut swapped = verifiers.clone();
+    swapped.swap(0, 1);
+    assert!(!c.register(&v, &swapped).unwrap().success());
+    assert!(!c.register(&v, &verifiers[..2]).unwrap().success());
+    // Nothing is registered yet: the honest proofs are refused (unknown model).
+    assert!(!c.verify(model_id, &honest).unwrap().success());
+    let registered = c.register(&v, &verifiers).unwrap();
+    assert!(registered.success(), "{:?}", registered);
+    assert!(
+        !c.register(&v, &verifiers).unwrap().success(),
+        "registered twice"
+    );
+
+    let ok = c.verify(model_id, &honest).unwrap();
+    assert!(ok.success(), "{ok:?}");
+    // The event carries the model's values: the proof file's top-level instances.
+    let top: Vec<U256> = read(a)["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| U256::from_str_radix(x.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    let n_in: usize = match v.file.input_visibility {
+        zkinfer_circuits::Visibility::Private => 0,
+        zkinfer_circuits::Visibility::Hashed => v.file.input_shapes.len(),
+        zkinfer_circuits::Visibility::Public => v
+            .file
+            .input_shapes
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum(),
+    };
+    let data = &ok.logs.last().unwrap().data.data;
+    assert_eq!(
+        &data[..32],
+        keccak256(top[..n_in].abi_encode_packed()).as_slice()
+    );
+    assert_eq!(
+        &data[32..64],
+        keccak256(top[n_in..].abi_encode_packed()).as_slice()
+    );
+
+    for s in 0..3 {
+        let mut forged = honest.clone();
+        forged[s] = other[s].clone();
+        // Valid for its own verifier ...
+        let (values, proof) = &forged[s];
+        let direct = c
+            .evm
+            .call(
+                account(3),
+                c.verifiers[s],
+                &zkinfer_verifier::solidity::calldata(values, proof),
+                zkinfer_verifier::evm::VERIFY_GAS_CAP,
+            )
+            .unwrap();
+        assert!(direct.success(), "segment {s}'s proof for the other input");
+        // ... but not a link of this chain.
+        assert!(
+            !c.verify(model_id, &forged).unwrap().success(),
+            "segment {s}"
+        );
+    }
+    let mut forged = honest.clone();
+    let last = forged[1].0.len() - 1;
+    forged[1].0[last] = zkinfer_circuits::Fr::one();
+    assert!(
+        !c.verify(model_id, &forged).unwrap().success(),
+        "link changed"
+    );
+    assert!(
+        !c.verify(model_id, &honest[..2]).unwrap().success(),
+        "dropped"
+    );
+    let mut reordered = honest.clone();
+    reordered.swap(1, 2);
+    assert!(
+        !c.verify(model_id, &reordered).unwrap().success(),
+        "reordered"
+    );
+    assert!(c.verify(model_id, &honest).unwrap().success());
+    c
 }

@@ -12,6 +12,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../contracts/ZkinferVerifier.sol"),
     ),
     (
+        "SegmentChain.sol",
+        include_str!("../../contracts/SegmentChain.sol"),
+    ),
+    (
         "ModelRegistry.sol",
         include_str!("../../contracts/ModelRegistry.sol"),
     ),

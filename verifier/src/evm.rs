@@ -9,8 +9,8 @@ use revm::context::result::{ExecutionResult, Output};
 use revm::context::TxEnv;
 use revm::database::InMemoryDB;
 use revm::handler::MainnetContext;
-use revm::primitives::{Address, Bytes, TxKind};
-pub use revm::primitives::{Log, U256};
+pub use revm::primitives::{Address, Log, U256};
+use revm::primitives::{Bytes, TxKind};
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext, MainnetEvm};
 use thiserror::Error;
 

@@ -4,6 +4,7 @@
 //! checked against a ceremony file, and the proven input against an input file.
 #![warn(missing_docs)]
 
+pub mod chain;
 pub mod contracts;
 pub mod evm;
 mod inputs;

@@ -30,6 +30,9 @@ pub enum EvmVerifierError {
     /// The EVM refused a transaction or the deployment failed.
     #[error(transparent)]
     Evm(#[from] EvmError),
+    /// The registry would not register a segmented model's chain, or halted checking it.
+    #[error("the model registry refused the chain: {0}")]
+    ChainRefused(String),
     /// The bytecode deploys no runtime code: a call to it would succeed, whatever the proof.
     #[error("the bytecode deploys a contract without code: a call to it succeeds whatever the proof, so it verifies nothing")]
     NoCode,

@@ -20,7 +20,7 @@ use crate::Visibility;
 pub const SEGMENTS: &str = "segments.json";
 
 /// The domain separator of a segmented model's id.
-pub const SEGMENTED_DOMAIN: &[u8] = b"zkinfer segmented model id v1";
+pub const SEGMENTED_DOMAIN: &[u8] = b"zkinfer segmented model id v2";
 
 /// `segments.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -245,12 +245,15 @@ impl SegmentsFile {
     }
 
     /// The segmented model id, from each segment's model id in order:
-    /// `sha256("zkinfer segmented model id v1" ‖ bytes32 sha256 of the ONNX file ‖ bytes32
+    /// `sha256("zkinfer segmented model id v2" ‖ bytes32 sha256 of the ONNX file ‖ bytes32
     /// sha256 of the whole graph's qgraph.json ‖ uint32 scale ‖ uint32 act_bits ‖ uint8 input
-    /// visibility (0 public, 1 private, 2 hashed) ‖ uint8 output visibility ‖ uint32 count ‖
-    /// per segment: bytes32 model id ‖ uint32 first node ‖ uint32 end node ‖ four lists
-    /// (model inputs, links in, model outputs, links out), each uint32 length then uint32
-    /// entries)`.
+    /// visibility (0 public, 1 private, 2 hashed) ‖ uint8 output visibility ‖ two lists (the
+    /// element counts of the model's inputs, then of its outputs) ‖ uint32 count ‖ per
+    /// segment: bytes32 model id ‖ uint32 first node ‖ uint32 end node ‖ four lists (model
+    /// inputs, links in, model outputs, links out)`, each list a uint32 length then uint32
+    /// entries, all big-endian. The element counts fix how many public values stand for each
+    /// tensor, so a contract can recompute the id and lay the segments' values out from it
+    /// alone (`contracts/SegmentChain.sol`).
     pub fn model_id(&self, segment_ids: &[String]) -> Result<String, ArtifactError> {
         if segment_ids.len() != self.segments.len() {
             return Err(invalid(format!(
@@ -283,6 +286,12 @@ impl SegmentsFile {
         put(&mut out, self.act_bits as usize)?;
         out.push(code(self.input_visibility));
         out.push(code(self.output_visibility));
+        for shapes in [&self.input_shapes, &self.output_shapes] {
+            put(&mut out, shapes.len())?;
+            for shape in shapes {
+                put(&mut out, shape.iter().product())?;
+            }
+        }
         put(&mut out, self.segments.len())?;
         for (seg, id) in self.segments.iter().zip(segment_ids) {
             hex32(&mut out, "segment id", id)?;

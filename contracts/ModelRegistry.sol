@@ -65,7 +65,9 @@ contract ModelRegistry {
         bytes32 weightCommitment,
         string metadataURI
     );
-    event ChainRegistered(bytes32 indexed modelId, address[] verifiers, string metadataURI);
+    event ChainRegistered(
+        bytes32 indexed modelId, address[] verifiers, bytes32[] codeHashes, string metadataURI
+    );
     event ModelRevoked(bytes32 indexed modelId);
     event InferenceVerified(bytes32 indexed modelId, bytes32 inputsHash, bytes32 outputsHash);
 
@@ -83,6 +85,7 @@ contract ModelRegistry {
     error ChainMismatch(bytes32 modelId, bytes32 computed);
     error SegmentMismatch(uint256 segment, uint256 numInstances, uint256 numInputs);
     error WrongSegmentCount(uint256 expected, uint256 given);
+    error SegmentVerifier(address verifier);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner();
@@ -124,7 +127,29 @@ contract ModelRegistry {
     ) external onlyOwner {
         if (registered(modelId)) revert AlreadyRegistered(modelId);
         if (numInputs >= numInstances) revert BadCounts(numInputs, numInstances);
-        (bytes32 id, uint256 n, uint256 nIn, bool hashed) = ZkinferVerifier.info(verifier);
+        checkVerifier(modelId, verifier, numInputs, numInstances, weightCommitment);
+        bytes32 codeHash = verifier.codehash;
+        models[modelId] = Model(
+            verifier, codeHash, numInputs, numInstances, false, weightCommitment, metadataURI
+        );
+        emit ModelRegistered(
+            modelId, verifier, codeHash, numInputs, numInstances, weightCommitment, metadataURI
+        );
+    }
+
+    /// Reverts unless `verifier` says it verifies `modelId` (with a weight commitment: the
+    /// architecture whose id with it is `modelId`) with these counts, as a whole model.
+    function checkVerifier(
+        bytes32 modelId,
+        address verifier,
+        uint32 numInputs,
+        uint32 numInstances,
+        bytes32 weightCommitment
+    ) private view {
+        (bytes32 id, uint256 n, uint256 nIn, uint256 kind) = ZkinferVerifier.info(verifier);
+        // A segment's proofs hold for any tensor on its links: alone it proves nothing.
+        if (kind == ZkinferVerifier.KIND_SEGMENT) revert SegmentVerifier(verifier);
+        bool hashed = kind == ZkinferVerifier.KIND_HASHED_WEIGHTS;
         // A verifier of hashed weights serves a model only with its weight commitment: an
         // architecture id registered bare would accept every training.
         bytes32 expected = hashed ? sha256(abi.encodePacked(id, weightCommitment)) : id;
@@ -134,13 +159,6 @@ contract ModelRegistry {
         ) {
             revert VerifierMismatch(modelId, id, n, nIn);
         }
-        bytes32 codeHash = verifier.codehash;
-        models[modelId] = Model(
-            verifier, codeHash, numInputs, numInstances, false, weightCommitment, metadataURI
-        );
-        emit ModelRegistered(
-            modelId, verifier, codeHash, numInputs, numInstances, weightCommitment, metadataURI
-        );
     }
 
     /// Whether `modelId` is registered, as one verifier or as a chain.
@@ -165,9 +183,12 @@ contract ModelRegistry {
         bytes32[] memory ids = new bytes32[](n);
         Chain storage c = chains[modelId];
         for (uint256 s = 0; s < n; s++) {
-            (bytes32 id, uint256 count, uint256 nIn, bool hashed) =
+            (bytes32 id, uint256 count, uint256 nIn, uint256 kind) =
                 ZkinferVerifier.info(verifiers[s]);
-            if (hashed || count != l.numInstances[s] || nIn != l.numInputs[s]) {
+            if (
+                kind != ZkinferVerifier.KIND_SEGMENT || count != l.numInstances[s]
+                    || nIn != l.numInputs[s]
+            ) {
                 revert SegmentMismatch(s, count, nIn);
             }
             ids[s] = id;
@@ -192,7 +213,7 @@ contract ModelRegistry {
             c.layout.outputs.push(l.outputs[o]);
         }
         c.metadataURI = metadataURI;
-        emit ChainRegistered(modelId, verifiers, metadataURI);
+        emit ChainRegistered(modelId, verifiers, c.codeHashes, metadataURI);
     }
 
     /// The segment verifiers of chain `modelId` and their registered code hashes (revoked
@@ -247,15 +268,20 @@ contract ModelRegistry {
 
     /// The model's public values in the segment proofs' `instances`: its inputs' (none when
     /// private), then its outputs', as the proof file's top-level `instances` holds them.
+    /// Unverified: only what `checkChain` accepted (or `verifyChainInference` recorded) is
+    /// proven. Reverts for an unknown or revoked chain or wrong counts.
     function chainInstances(bytes32 modelId, uint256[][] calldata instances)
         public
         view
         returns (uint256[] memory inputs, uint256[] memory outputs)
     {
-        Chain storage c = chains[modelId];
-        if (c.verifiers.length == 0) revert UnknownModel(modelId);
-        if (instances.length != c.verifiers.length) {
-            revert WrongSegmentCount(c.verifiers.length, instances.length);
+        Chain storage c = liveChain(modelId);
+        uint256 n = c.verifiers.length;
+        if (instances.length != n) revert WrongSegmentCount(n, instances.length);
+        for (uint256 s = 0; s < n; s++) {
+            if (instances[s].length != c.layout.numInstances[s]) {
+                revert WrongInstanceCount(c.layout.numInstances[s], instances[s].length);
+            }
         }
         inputs = gather(instances, c.layout.inputs);
         outputs = gather(instances, c.layout.outputs);

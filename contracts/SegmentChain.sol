@@ -116,80 +116,140 @@ library SegmentChain {
         return spec.outputVisibility == 2 ? 1 : 0;
     }
 
-    /// Checks the wiring as `SegmentsFile::check` does (every model input read, every model
-    /// output computed by exactly one segment, every link in computed by an earlier segment,
-    /// node ranges increasing) and derives the layout. A link with no producer would leave a
+    /// What [`layout`] tracks while it walks the segments.
+    struct Scratch {
+        /// Model inputs read so far, model outputs computed so far.
+        bool[] read;
+        bool[] computed;
+        /// Where segment `p`'s links out start in `consumed` (`base[p]`), and which have been
+        /// read by a later segment.
+        uint256[] base;
+        bool[] consumed;
+        /// Equal pairs filled so far.
+        uint256 pairs;
+    }
+
+    /// Checks the wiring as `SegmentsFile::check` does (node ranges increasing; every model
+    /// input read; every model output computed by exactly one segment; each segment's model
+    /// inputs, links in and links out strictly increasing; every link out one of its own
+    /// nodes, read by a later segment; every link in computed by an earlier one; outputs
+    /// public or hashed) and derives the layout. A link with no producer would leave a
     /// segment's input unchecked, so it is refused, not skipped.
     function layout(Spec calldata spec) internal pure returns (Layout memory l) {
         uint256 n = spec.segments.length;
         if (n < 2) revert BadWiring(n, "fewer than two segments");
-        if (spec.inputVisibility > 2 || spec.outputVisibility > 2) {
+        if (spec.inputVisibility > 2 || spec.outputVisibility > 2 || spec.outputVisibility == 1) {
             revert BadWiring(0, "visibility");
         }
+        Scratch memory t;
+        t.base = linkBases(spec);
+        t.consumed = new bool[](t.base[n]);
+        t.read = new bool[](spec.inputElements.length);
+        t.computed = new bool[](spec.outputElements.length);
         l.numInstances = new uint32[](n);
         l.numInputs = new uint32[](n);
         l.inputs = new Slice[](spec.inputElements.length);
         l.outputs = new Slice[](spec.outputElements.length);
-        bool[] memory read = new bool[](spec.inputElements.length);
-        bool[] memory computed = new bool[](spec.outputElements.length);
         uint256 pairs = 0;
         for (uint256 s = 0; s < n; s++) {
             pairs += spec.segments[s].linksIn.length + spec.segments[s].modelInputs.length;
         }
         l.equalA = new Slice[](pairs);
         l.equalB = new Slice[](pairs);
-        pairs = 0;
         uint32 lastEnd = 0;
         for (uint256 s = 0; s < n; s++) {
             Segment calldata g = spec.segments[s];
             if (g.first >= g.end || g.first < lastEnd) revert BadWiring(s, "node range");
             lastEnd = g.end;
-            uint32 at = 0;
-            for (uint256 k = 0; k < g.modelInputs.length; k++) {
-                uint256 i = g.modelInputs[k];
-                if (i >= read.length) revert BadWiring(s, "model input");
-                Slice memory mine = Slice(uint32(s), at, inputCount(spec, i));
-                if (read[i]) {
-                    (l.equalA[pairs], l.equalB[pairs]) = (l.inputs[i], mine);
-                    pairs++;
-                } else {
-                    (read[i], l.inputs[i]) = (true, mine);
-                }
-                at += mine.len;
-            }
-            for (uint256 j = 0; j < g.linksIn.length; j++) {
-                (l.equalA[pairs], l.equalB[pairs]) =
-                    (producer(spec, s, g.linksIn[j]), Slice(uint32(s), at, 1));
-                pairs++;
-                at++;
-            }
-            l.numInputs[s] = at;
-            for (uint256 k = 0; k < g.modelOutputs.length; k++) {
-                uint256 o = g.modelOutputs[k];
-                if (o >= computed.length || computed[o]) revert BadWiring(s, "model output");
-                computed[o] = true;
-                l.outputs[o] = Slice(uint32(s), at, outputCount(spec, o));
-                at += l.outputs[o].len;
-            }
-            l.numInstances[s] = at + uint32(g.linksOut.length);
+            place(spec, l, t, s);
         }
-        for (uint256 i = 0; i < read.length; i++) {
-            if (!read[i]) revert BadWiring(n, "a model input no segment reads");
+        for (uint256 i = 0; i < t.read.length; i++) {
+            if (!t.read[i]) revert BadWiring(n, "a model input no segment reads");
         }
-        for (uint256 o = 0; o < computed.length; o++) {
-            if (!computed[o]) revert BadWiring(n, "a model output no segment computes");
+        for (uint256 o = 0; o < t.computed.length; o++) {
+            if (!t.computed[o]) revert BadWiring(n, "a model output no segment computes");
         }
-        // Trims the pairs array to those filled (first readers made none).
+        for (uint256 k = 0; k < t.consumed.length; k++) {
+            if (!t.consumed[k]) revert BadWiring(n, "a link out no later segment reads");
+        }
+        // Trims the pairs arrays to those filled (first readers made none).
         Slice[] memory a = l.equalA;
         Slice[] memory b = l.equalB;
+        pairs = t.pairs;
         assembly {
             mstore(a, pairs)
             mstore(b, pairs)
         }
     }
 
-    /// The commitment of node `node` by the last segment before `s` that computes it.
-    function producer(Spec calldata spec, uint256 s, uint32 node)
+    /// Checks each segment's lists (increasing; links out its own nodes) and returns where
+    /// each segment's links out start in a list of all of them.
+    function linkBases(Spec calldata spec) private pure returns (uint256[] memory base) {
+        uint256 n = spec.segments.length;
+        base = new uint256[](n + 1);
+        for (uint256 s = 0; s < n; s++) {
+            Segment calldata g = spec.segments[s];
+            increasing(g.modelInputs, s);
+            increasing(g.linksIn, s);
+            increasing(g.linksOut, s);
+            for (uint256 i = 0; i < g.linksOut.length; i++) {
+                if (g.linksOut[i] < g.first || g.linksOut[i] >= g.end) {
+                    revert BadWiring(s, "a link out of another segment's nodes");
+                }
+            }
+            base[s + 1] = base[s] + g.linksOut.length;
+        }
+    }
+
+    /// Lays out segment `s`'s public values: its model inputs (a later reader of one is
+    /// paired with its first), its links in (each paired with its producer's link out), its
+    /// model outputs, its links out.
+    function place(Spec calldata spec, Layout memory l, Scratch memory t, uint256 s)
+        private
+        pure
+    {
+        Segment calldata g = spec.segments[s];
+        uint32 at = 0;
+        for (uint256 k = 0; k < g.modelInputs.length; k++) {
+            uint256 i = g.modelInputs[k];
+            if (i >= t.read.length) revert BadWiring(s, "model input");
+            Slice memory mine = Slice(uint32(s), at, inputCount(spec, i));
+            if (t.read[i]) {
+                (l.equalA[t.pairs], l.equalB[t.pairs]) = (l.inputs[i], mine);
+                t.pairs++;
+            } else {
+                (t.read[i], l.inputs[i]) = (true, mine);
+            }
+            at += mine.len;
+        }
+        for (uint256 j = 0; j < g.linksIn.length; j++) {
+            (l.equalA[t.pairs], l.equalB[t.pairs]) =
+                (producer(spec, s, g.linksIn[j], t), Slice(uint32(s), at, 1));
+            t.pairs++;
+            at++;
+        }
+        l.numInputs[s] = at;
+        for (uint256 k = 0; k < g.modelOutputs.length; k++) {
+            uint256 o = g.modelOutputs[k];
+            if (o >= t.computed.length || t.computed[o]) revert BadWiring(s, "model output");
+            t.computed[o] = true;
+            l.outputs[o] = Slice(uint32(s), at, outputCount(spec, o));
+            at += l.outputs[o].len;
+        }
+        l.numInstances[s] = at + uint32(g.linksOut.length);
+    }
+
+    /// Reverts unless `xs` strictly increases.
+    function increasing(uint32[] calldata xs, uint256 s) private pure {
+        for (uint256 i = 1; i < xs.length; i++) {
+            if (xs[i - 1] >= xs[i]) revert BadWiring(s, "a list not increasing");
+        }
+    }
+
+    /// The commitment of node `node` by the segment before `s` that computes it (links out lie
+    /// within their segment's node range and ranges do not overlap, so there is one), marked
+    /// as read in `t.consumed`.
+    function producer(Spec calldata spec, uint256 s, uint32 node, Scratch memory t)
         private
         pure
         returns (Slice memory)
@@ -198,6 +258,7 @@ library SegmentChain {
             Segment calldata g = spec.segments[p - 1];
             for (uint256 i = 0; i < g.linksOut.length; i++) {
                 if (g.linksOut[i] == node) {
+                    t.consumed[t.base[p - 1] + i] = true;
                     uint32 at = uint32(
                         linkOutStart(spec, g) + i
                     );

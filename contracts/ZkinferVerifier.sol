@@ -36,23 +36,29 @@ library ZkinferVerifier {
         return true;
     }
 
+    /// The kinds of verifier `info` reports: a whole model with its weights in the key, a
+    /// whole model whose proofs carry a weight commitment last (the id is the architecture's),
+    /// and one segment of a segmented model (its proofs say nothing alone: only a chain's
+    /// links make them an inference).
+    uint256 internal constant KIND_FIXED = 0;
+    uint256 internal constant KIND_HASHED_WEIGHTS = 1;
+    uint256 internal constant KIND_SEGMENT = 2;
+
     /// What `verifier` says it verifies: the model id (with hashed weights, the architecture
-    /// id), its counts, and whether its proofs carry a weight commitment last. Reverts for an
-    /// address without code or one that does not answer the call as a zkinfer verifier does.
+    /// id; for a segment, the segment's id), its counts, and its kind. Reverts for an address
+    /// without code or one that does not answer the call as a zkinfer verifier does.
     function info(address verifier)
         internal
         view
-        returns (bytes32 modelId, uint256 numInstances, uint256 numInputs, bool weightsHashed)
+        returns (bytes32 modelId, uint256 numInstances, uint256 numInputs, uint256 kind)
     {
         if (verifier.code.length == 0) revert NoCode(verifier);
         (bool ok, bytes memory out) =
             verifier.staticcall{gas: INFO_GAS}(abi.encodePacked(INFO_SELECTOR));
         if (ok || out.length != 128) revert NotAZkinferVerifier(verifier);
-        uint256 hashed;
-        (modelId, numInstances, numInputs, hashed) =
+        (modelId, numInstances, numInputs, kind) =
             abi.decode(out, (bytes32, uint256, uint256, uint256));
-        if (hashed > 1) revert NotAZkinferVerifier(verifier);
-        weightsHashed = hashed == 1;
+        if (kind > KIND_SEGMENT) revert NotAZkinferVerifier(verifier);
     }
 
     /// Calls `verifier`, whose runtime code must still hash to `codeHash`, with exactly

@@ -61,7 +61,7 @@ pub fn verifier(dir: PathBuf, out: Option<PathBuf>) -> Result<()> {
 pub fn calldata(dir: PathBuf, proof: PathBuf) -> Result<()> {
     if zkinfer_verifier::segments::is_segmented(&dir) {
         let v = SegmentedVerifier::open(&dir)?;
-        let proofs = chain::segment_proofs(&v, &proof)?;
+        let proofs = chain::segment_proofs_of_file(&v, &proof)?;
         println!(
             "0x{}",
             hex::encode(chain::chain_calldata(&v.model_id, &proofs)?)
@@ -102,7 +102,7 @@ pub fn register_chain(dir: PathBuf, verifiers: Vec<String>, metadata_uri: String
 /// `evm-verify` of a segmented model: the registry and every segment verifier in revm.
 fn verify_chain(dir: &Path, proof: &Path) -> Result<()> {
     let v = SegmentedVerifier::open(dir)?;
-    let proofs = chain::segment_proofs(&v, proof)?;
+    let proofs = chain::segment_proofs_of_file(&v, proof)?;
     let verdict = step(
         "deploy the registry and the segment verifiers, register the chain, verify",
         || Ok(chain::evm_verify_chain(&v, &proofs)?),

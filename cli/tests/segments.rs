@@ -360,13 +360,19 @@ fn chain_proofs(v: &SegmentedVerifier, path: &Path) -> Vec<chain::SegmentProofVa
     chain::segment_proofs(v, path).unwrap()
 }
 
+alloy_sol_types::sol! {
+    interface IRegister {
+        function register(bytes32 modelId, address verifier, uint32 numInputs, uint32 numInstances, bytes32 weightCommitment, string metadataURI) external;
+    }
+}
+
 /// The chain on chain: the registry recomputes the model id from the wiring and the segment
 /// verifiers' ids, and `verifyChainInference` accepts `a`'s segment proofs and refuses a
 /// segment proof from another input (each valid on its own: only the links refuse it), a
 /// link changed, a segment dropped or two swapped.
 fn on_chain(dir: &Path, a: &Path, b: &Path) -> ChainOnEvm {
     use alloy_sol_types::private::keccak256;
-    use alloy_sol_types::SolValue;
+    use alloy_sol_types::{SolCall, SolValue};
     use zkinfer_verifier::evm::{account, U256};
 
     let v = SegmentedVerifier::open(dir).unwrap();
@@ -377,6 +383,21 @@ fn on_chain(dir: &Path, a: &Path, b: &Path) -> ChainOnEvm {
     expect_failure(
         &["evm-verify", p(dir), p(a), "--bytecode", p(a)],
         "one per segment",
+    );
+    // What the chain would attest must be what the file says.
+    let mut edited = read(a);
+    let top = edited["instances"].as_array_mut().unwrap();
+    let last = top.len() - 1;
+    top[last] = Value::from(ONE);
+    let edited_path = dir.join("edited.json");
+    write(&edited_path, &edited);
+    expect_failure(
+        &["evm-verify", p(dir), p(&edited_path)],
+        "top-level instances",
+    );
+    expect_failure(
+        &["evm-calldata", p(dir), p(&edited_path)],
+        "top-level instances",
     );
 
     let honest = chain::segment_proofs(&v, a).unwrap();
@@ -412,6 +433,63 @@ fn on_chain(dir: &Path, a: &Path, b: &Path) -> ChainOnEvm {
     assert!(!c.register(&v, &verifiers[..2]).unwrap().success());
     // Nothing is registered yet: the honest proofs are refused (unknown model).
     assert!(!c.verify(model_id, &honest).unwrap().success());
+    // A wiring the files would refuse is refused by the registry too, before any id check:
+    // outputs made private, a link out no segment reads, a link in no segment computes,
+    // overlapping node ranges.
+    let wiring_refused = |c: &mut ChainOnEvm, edit: &dyn Fn(&mut chain::Spec)| {
+        let mut spec = chain::spec(&v.file).unwrap();
+        edit(&mut spec);
+        let call = chain::IChainRegistry::registerChainCall {
+            modelId: hex::decode(model_id)
+                .unwrap()
+                .as_slice()
+                .try_into()
+                .unwrap(),
+            verifiers: verifiers.clone(),
+            spec,
+            metadataURI: String::new(),
+        };
+        let out = c
+            .evm
+            .call(account(1), c.registry, &call.abi_encode(), 30_000_000)
+            .unwrap();
+        assert!(!out.success());
+        assert_eq!(out.output[..4], keccak256("BadWiring(uint256,string)")[..4]);
+    };
+    wiring_refused(&mut c, &|s| s.outputVisibility = 1);
+    wiring_refused(&mut c, &|s| {
+        let last = s.segments[0].end - 1;
+        if s.segments[0].linksOut.last() != Some(&last) {
+            s.segments[0].linksOut.push(last);
+        } else {
+            let first = s.segments[0].first;
+            s.segments[0].linksOut.insert(0, first);
+        }
+    });
+    wiring_refused(&mut c, &|s| s.segments[2].linksIn.push(u32::MAX));
+    wiring_refused(&mut c, &|s| s.segments[1].first = s.segments[0].first);
+    // A segment's verifier is not a model: `register` refuses it (its proofs hold for any
+    // tensor on its links).
+    let seg0 = &v.segments[0];
+    let single = IRegister::registerCall {
+        modelId: hex::decode(&seg0.model_id)
+            .unwrap()
+            .as_slice()
+            .try_into()
+            .unwrap(),
+        verifier: verifiers[0],
+        numInputs: seg0.settings.num_input_instances() as u32,
+        numInstances: seg0.settings.plan.num_instances as u32,
+        weightCommitment: Default::default(),
+        metadataURI: String::new(),
+    };
+    let out = c
+        .evm
+        .call(account(1), c.registry, &single.abi_encode(), 30_000_000)
+        .unwrap();
+    assert!(!out.success());
+    assert_eq!(out.output[..4], keccak256("SegmentVerifier(address)")[..4]);
+
     let registered = c.register(&v, &verifiers).unwrap();
     assert!(registered.success(), "{:?}", registered);
     assert!(

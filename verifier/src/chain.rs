@@ -9,7 +9,7 @@ use alloy_sol_types::{sol, SolCall};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use revm::primitives::{Address, FixedBytes, U256};
 use zkinfer_circuits::artifacts::segments::SegmentsFile;
-use zkinfer_circuits::artifacts::{read_json, ProofFile};
+use zkinfer_circuits::artifacts::{read_json, ProofFile, Settings};
 use zkinfer_circuits::Visibility;
 
 use crate::evm::{self, Evm, Outcome, Status};
@@ -112,6 +112,39 @@ pub fn segment_proofs(
     v: &SegmentedVerifier,
     proof_path: &Path,
 ) -> Result<Vec<SegmentProofValues>, VerifyError> {
+    Ok(read_segment_proofs(v, proof_path)?.1)
+}
+
+/// [`segment_proofs`], and the file's top-level instances checked against them: what a
+/// chain that accepts these proofs attests (`chainInstances`) is what the file says.
+pub fn segment_proofs_of_file(
+    v: &SegmentedVerifier,
+    proof_path: &Path,
+) -> Result<Vec<SegmentProofValues>, VerifyError> {
+    let (top, proofs) = read_segment_proofs(v, proof_path)?;
+    let pairs: Vec<(&Settings, &[Fr])> = v
+        .segments
+        .iter()
+        .zip(&proofs)
+        .map(|(f, (i, _))| (&f.settings, i.as_slice()))
+        .collect();
+    let model = v
+        .file
+        .model_instances(&pairs)
+        .map_err(|e| VerifyError::Link(e.to_string()))?;
+    if model != top {
+        return Err(VerifyError::Malformed(
+            "the file's top-level instances are not the model's values in its segment proofs"
+                .into(),
+        ));
+    }
+    Ok(proofs)
+}
+
+fn read_segment_proofs(
+    v: &SegmentedVerifier,
+    proof_path: &Path,
+) -> Result<(Vec<Fr>, Vec<SegmentProofValues>), VerifyError> {
     let proof: ProofFile = read_json(proof_path)?;
     if proof.model_id != v.model_id {
         return Err(VerifyError::WrongModel {
@@ -126,12 +159,22 @@ pub fn segment_proofs(
             v.segments.len()
         )));
     }
-    proof
+    let proofs = proof
         .segments
         .iter()
         .zip(&v.segments)
-        .map(|(sp, folder)| parse_values(folder, &sp.instances, &sp.proof))
-        .collect()
+        .enumerate()
+        .map(|(s, (sp, folder))| {
+            if sp.model_id != folder.model_id {
+                return Err(VerifyError::Malformed(format!(
+                    "proof {s} is for model id {}, segment {s} is {}",
+                    sp.model_id, folder.model_id
+                )));
+            }
+            parse_values(folder, &sp.instances, &sp.proof)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((crate::parse_instances(&proof.instances)?, proofs))
 }
 
 /// `verifyChainInference(modelId, instances, proofs)` for segment proofs.

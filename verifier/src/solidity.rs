@@ -70,8 +70,9 @@ pub struct SolidityVerifier {
 }
 
 /// The 4-byte call that asks a zkinfer verifier what it verifies. It reverts, with
-/// `(bytes32 modelId, uint256 numInstances, uint256 numInputs, uint256 weightsHashed)`
-/// (with hashed weights the id is the architecture id and `weightsHashed` 1) ABI-encoded as the revert
+/// `(bytes32 modelId, uint256 numInstances, uint256 numInputs, uint256 kind)` (kind 0: a
+/// model with its weights in the key; 1: hashed weights, the id is the architecture id; 2: a
+/// segment of a segmented model, the id the segment's) ABI-encoded as the revert
 /// data, so that no call to a verifier succeeds but one with a valid proof (a caller that
 /// does not fix the count of public values could otherwise pass these 4 bytes as a "proof").
 pub const INFO_SIGNATURE: &str = "zkinferVerifierInfo()";
@@ -97,7 +98,13 @@ pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
         model_id: folder.architecture_id.as_ref().unwrap_or(&folder.model_id),
         num_instances: n,
         num_inputs: folder.settings.num_input_instances(),
-        weights_hashed: folder.architecture_id.is_some(),
+        kind: if folder.settings.plan.links != Default::default() {
+            KIND_SEGMENT
+        } else if folder.architecture_id.is_some() {
+            KIND_HASHED_WEIGHTS
+        } else {
+            KIND_FIXED
+        },
     };
     harden(&code, &info)
 }
@@ -107,9 +114,18 @@ struct Info<'a> {
     model_id: &'a str,
     num_instances: usize,
     num_inputs: usize,
-    /// Whether the id is an architecture's, whose proofs carry a weight commitment last.
-    weights_hashed: bool,
+    /// [`KIND_FIXED`], [`KIND_HASHED_WEIGHTS`] or [`KIND_SEGMENT`].
+    kind: u8,
 }
+
+/// `zkinferVerifierInfo()`'s kind of a model whose weights are in the verifying key.
+pub const KIND_FIXED: u8 = 0;
+/// … of a model with hashed weights: its proofs carry the weight commitment last, the id is the
+/// architecture's.
+pub const KIND_HASHED_WEIGHTS: u8 = 1;
+/// … of one segment of a segmented model: its proofs hold for any tensors on its links, so a
+/// registry takes it only as part of a chain.
+pub const KIND_SEGMENT: u8 = 2;
 
 /// snark-verifier's verifier reads every scalar as `mod(calldataload(o), f_q)` and ignores
 /// calldata past the proof, so `x + r` passes for `x` (a public value a contract reads as one
@@ -179,7 +195,7 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
     let selector = hex::encode(info_selector());
     let model_id = info.model_id;
     let nin = info.num_inputs;
-    let hashed = info.weights_hashed as u8;
+    let kind = info.kind;
     let guard = format!(
         "
             // zkinfer: `zkinferVerifierInfo()` (4 bytes of calldata; a proof's never are),
@@ -189,7 +205,7 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
                     mstore(0x80, 0x{model_id})
                     mstore(0xa0, {n})
                     mstore(0xc0, {nin})
-                    mstore(0xe0, {hashed})
+                    mstore(0xe0, {kind})
                     revert(0x80, 0x80)
                 }}
                 revert(0, 0)

@@ -110,6 +110,11 @@ impl SegmentsFile {
                 self.segments.len()
             )));
         }
+        if self.output_visibility == Visibility::Private {
+            return Err(invalid(
+                "a segmented model's outputs are public or hashed, not private".into(),
+            ));
+        }
         let mut producer: BTreeMap<usize, usize> = BTreeMap::new();
         let mut outputs = BTreeSet::new();
         let mut inputs = BTreeSet::new();

@@ -4,7 +4,7 @@
 use zkinfer_model::corpus::{
     error_bound, example_dir, expected_outputs, max_abs_error, PROVING_SLICE_MODELS,
 };
-use zkinfer_model::{load_onnx, parse_input_json, quantize, QuantizeOptions};
+use zkinfer_model::{load_onnx, parse_input_json, quantize, Graph, QGraph, QuantizeOptions};
 
 /// Beyond the proving slice: the stretch models and other ops this importer handles.
 const MORE: &[&str] = &[
@@ -19,6 +19,22 @@ const MORE: &[&str] = &[
     "gru",
 ];
 
+/// The example quantized with the default options on its input, and its outputs evaluated
+/// in fixed point, dequantized.
+fn fixed_point(name: &str, graph: &Graph, input: &[Vec<f64>]) -> (QGraph, Vec<Vec<f64>>) {
+    let q = quantize(graph, input, &QuantizeOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let trace = q
+        .eval(&q.quantize_input(input).unwrap())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let fixed = q
+        .outputs_of(&trace)
+        .iter()
+        .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
+        .collect();
+    (q, fixed)
+}
+
 #[test]
 fn float_import_matches_onnxruntime_and_quantized_stays_close() {
     for name in PROVING_SLICE_MODELS.iter().chain(MORE) {
@@ -29,16 +45,7 @@ fn float_import_matches_onnxruntime_and_quantized_stays_close() {
         let want = expected_outputs(&dir.join("expected.json")).unwrap();
         let vals = graph.eval(&input);
         let float: Vec<Vec<f64>> = graph.outputs.iter().map(|&o| vals[o].clone()).collect();
-        let q = quantize(&graph, &input, &QuantizeOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let trace = q
-            .eval(&q.quantize_input(&input).unwrap())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let fixed: Vec<Vec<f64>> = q
-            .outputs_of(&trace)
-            .iter()
-            .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
-            .collect();
+        let (q, fixed) = fixed_point(name, &graph, &input);
         let (ferr, qerr) = (max_abs_error(&float, &want), max_abs_error(&fixed, &want));
         let bound = error_bound(q.scale, &want);
         println!(
@@ -122,13 +129,7 @@ fn float_import_matches_tract_where_onnxruntime_refuses_and_quantized_stays_with
         )];
         let vals = graph.eval(&input);
         let float: Vec<Vec<f64>> = graph.outputs.iter().map(|&o| vals[o].clone()).collect();
-        let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
-        let trace = q.eval(&q.quantize_input(&input).unwrap()).unwrap();
-        let fixed: Vec<Vec<f64>> = q
-            .outputs_of(&trace)
-            .iter()
-            .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
-            .collect();
+        let (_, fixed) = fixed_point(name, &graph, &input);
         let (ferr, qerr) = (max_abs_error(&float, &want), max_abs_error(&fixed, &want));
         println!("{name:>18}: float err {ferr:.2e}  fixed-point err {qerr:.2e} (vs tract)");
         assert!(

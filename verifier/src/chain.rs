@@ -9,7 +9,7 @@ use alloy_sol_types::{sol, SolCall};
 use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use revm::primitives::{Address, FixedBytes, U256};
 use zkinfer_circuits::artifacts::segments::SegmentsFile;
-use zkinfer_circuits::artifacts::{read_json, ProofFile, Settings};
+use zkinfer_circuits::artifacts::{read_json, ProofFile};
 use zkinfer_circuits::Visibility;
 
 use crate::evm::{self, Evm, Outcome, Status};
@@ -122,17 +122,7 @@ pub fn segment_proofs_of_file(
     proof_path: &Path,
 ) -> Result<Vec<SegmentProofValues>, VerifyError> {
     let (top, proofs) = read_segment_proofs(v, proof_path)?;
-    let pairs: Vec<(&Settings, &[Fr])> = v
-        .segments
-        .iter()
-        .zip(&proofs)
-        .map(|(f, (i, _))| (&f.settings, i.as_slice()))
-        .collect();
-    let model = v
-        .file
-        .model_instances(&pairs)
-        .map_err(|e| VerifyError::Link(e.to_string()))?;
-    if model != top {
+    if v.model_instances(&proofs)? != top {
         return Err(VerifyError::Malformed(
             "the file's top-level instances are not the model's values in its segment proofs"
                 .into(),

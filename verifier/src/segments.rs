@@ -53,6 +53,25 @@ impl SegmentedVerifier {
     }
 }
 
+impl SegmentedVerifier {
+    /// Each segment's settings beside its proof's public values.
+    pub fn pairs<'a>(&'a self, parsed: &'a [(Vec<Fr>, Vec<u8>)]) -> Vec<(&'a Settings, &'a [Fr])> {
+        self.segments
+            .iter()
+            .zip(parsed)
+            .map(|(f, (i, _))| (&f.settings, i.as_slice()))
+            .collect()
+    }
+
+    /// The model's instances in the segments' public values (see
+    /// [`SegmentsFile::model_instances`]).
+    pub fn model_instances(&self, parsed: &[(Vec<Fr>, Vec<u8>)]) -> Result<Vec<Fr>, VerifyError> {
+        self.file
+            .model_instances(&self.pairs(parsed))
+            .map_err(|e| VerifyError::Link(e.to_string()))
+    }
+}
+
 /// Verifies `PROOF.json` of a segmented model folder.
 pub fn verify_segmented(
     dir: &Path,
@@ -107,16 +126,9 @@ pub fn verify_segmented(
         check_weights(&folder.settings, &instances)?;
         parsed.push((instances, bytes));
     }
-    let pairs: Vec<(&Settings, &[Fr])> = v
-        .segments
-        .iter()
-        .zip(&parsed)
-        .map(|(f, (i, _))| (&f.settings, i.as_slice()))
-        .collect();
-    file.check_links(&pairs).map_err(VerifyError::Link)?;
-    let model = file
-        .model_instances(&pairs)
-        .map_err(|e| VerifyError::Link(e.to_string()))?;
+    file.check_links(&v.pairs(&parsed))
+        .map_err(VerifyError::Link)?;
+    let model = v.model_instances(&parsed)?;
     let top = crate::parse_instances(&proof.instances)?;
     if top != model {
         return Err(VerifyError::ValuesMismatch("instances"));

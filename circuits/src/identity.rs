@@ -128,11 +128,7 @@ pub fn preimage(
     out.extend(settings.act_bits.to_be_bytes());
     let plan = &settings.plan;
     let io = plan.io();
-    let input = match io.input {
-        Visibility::Public => 0,
-        Visibility::Private => 1,
-        Visibility::Hashed => 2,
-    };
+    let input = io.input.code();
     let segment = !io.links.is_empty();
     out.push(
         input

@@ -10,7 +10,6 @@ use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
 use revm::primitives::{Address, FixedBytes, U256};
 use zkinfer_circuits::artifacts::segments::SegmentsFile;
 use zkinfer_circuits::artifacts::{read_json, ProofFile};
-use zkinfer_circuits::Visibility;
 
 use crate::evm::{self, Evm, Outcome, Status};
 use crate::segments::SegmentedVerifier;
@@ -49,14 +48,6 @@ fn u32s(xs: &[usize]) -> Vec<u32> {
     xs.iter().map(|&x| x as u32).collect()
 }
 
-fn visibility(v: Visibility) -> u8 {
-    match v {
-        Visibility::Public => 0,
-        Visibility::Private => 1,
-        Visibility::Hashed => 2,
-    }
-}
-
 /// The spec `registerChain` takes: `segments.json`'s fields the model id covers.
 pub fn spec(file: &SegmentsFile) -> Result<Spec, VerifyError> {
     let elements = |shapes: &[Vec<usize>]| -> Vec<u32> {
@@ -70,8 +61,8 @@ pub fn spec(file: &SegmentsFile) -> Result<Spec, VerifyError> {
         qgraphSha256: word(&file.qgraph_sha256)?,
         scale: file.scale,
         actBits: file.act_bits,
-        inputVisibility: visibility(file.input_visibility),
-        outputVisibility: visibility(file.output_visibility),
+        inputVisibility: file.input_visibility.code(),
+        outputVisibility: file.output_visibility.code(),
         inputElements: elements(&file.input_shapes),
         outputElements: elements(&file.output_shapes),
         segments: file

@@ -98,7 +98,7 @@ pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
         model_id: folder.architecture_id.as_ref().unwrap_or(&folder.model_id),
         num_instances: n,
         num_inputs: folder.settings.num_input_instances(),
-        kind: if folder.settings.plan.links != Default::default() {
+        kind: if !folder.settings.plan.links.is_empty() {
             KIND_SEGMENT
         } else if folder.architecture_id.is_some() {
             KIND_HASHED_WEIGHTS

@@ -280,17 +280,12 @@ impl SegmentsFile {
             out.extend(bytes);
             Ok(())
         };
-        let code = |v: Visibility| match v {
-            Visibility::Public => 0u8,
-            Visibility::Private => 1,
-            Visibility::Hashed => 2,
-        };
         hex32(&mut out, "model_sha256", &self.model_sha256)?;
         hex32(&mut out, "qgraph_sha256", &self.qgraph_sha256)?;
         put(&mut out, self.scale as usize)?;
         put(&mut out, self.act_bits as usize)?;
-        out.push(code(self.input_visibility));
-        out.push(code(self.output_visibility));
+        out.push(self.input_visibility.code());
+        out.push(self.output_visibility.code());
         for shapes in [&self.input_shapes, &self.output_shapes] {
             put(&mut out, shapes.len())?;
             for shape in shapes {

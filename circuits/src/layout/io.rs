@@ -25,6 +25,15 @@ pub enum Visibility {
 }
 
 impl Visibility {
+    /// Its code in model ids (and `contracts/SegmentChain.sol`): 0 public, 1 private, 2 hashed.
+    pub fn code(self) -> u8 {
+        match self {
+            Visibility::Public => 0,
+            Visibility::Private => 1,
+            Visibility::Hashed => 2,
+        }
+    }
+
     /// The lowercase name, as options and files spell it.
     pub fn name(self) -> &'static str {
         match self {

@@ -360,6 +360,30 @@ fn chain_proofs(v: &SegmentedVerifier, path: &Path) -> Vec<chain::SegmentProofVa
     chain::segment_proofs(v, path).unwrap()
 }
 
+/// 64 hex digits as a `bytes32`.
+fn word(hex32: &str) -> alloy_sol_types::private::FixedBytes<32> {
+    hex::decode(hex32).unwrap().as_slice().try_into().unwrap()
+}
+
+/// The registry's owner sends `data`, which must revert with the error `signature`.
+fn owner_refused(c: &mut ChainOnEvm, data: &[u8], signature: &str) {
+    let out = c
+        .evm
+        .call(
+            zkinfer_verifier::evm::account(1),
+            c.registry,
+            data,
+            30_000_000,
+        )
+        .unwrap();
+    assert!(!out.success(), "{signature}");
+    assert_eq!(
+        out.output[..4],
+        alloy_sol_types::private::keccak256(signature)[..4],
+        "{signature}"
+    );
+}
+
 alloy_sol_types::sol! {
     interface IRegister {
         function register(bytes32 modelId, address verifier, uint32 numInputs, uint32 numInstances, bytes32 weightCommitment, string metadataURI) external;
@@ -440,21 +464,12 @@ fn on_chain(dir: &Path, a: &Path, b: &Path) -> ChainOnEvm {
         let mut spec = chain::spec(&v.file).unwrap();
         edit(&mut spec);
         let call = chain::IChainRegistry::registerChainCall {
-            modelId: hex::decode(model_id)
-                .unwrap()
-                .as_slice()
-                .try_into()
-                .unwrap(),
+            modelId: word(model_id),
             verifiers: verifiers.clone(),
             spec,
             metadataURI: String::new(),
         };
-        let out = c
-            .evm
-            .call(account(1), c.registry, &call.abi_encode(), 30_000_000)
-            .unwrap();
-        assert!(!out.success());
-        assert_eq!(out.output[..4], keccak256("BadWiring(uint256,string)")[..4]);
+        owner_refused(c, &call.abi_encode(), "BadWiring(uint256,string)");
     };
     wiring_refused(&mut c, &|s| s.outputVisibility = 1);
     wiring_refused(&mut c, &|s| {
@@ -472,23 +487,14 @@ fn on_chain(dir: &Path, a: &Path, b: &Path) -> ChainOnEvm {
     // tensor on its links).
     let seg0 = &v.segments[0];
     let single = IRegister::registerCall {
-        modelId: hex::decode(&seg0.model_id)
-            .unwrap()
-            .as_slice()
-            .try_into()
-            .unwrap(),
+        modelId: word(&seg0.model_id),
         verifier: verifiers[0],
         numInputs: seg0.settings.num_input_instances() as u32,
         numInstances: seg0.settings.plan.num_instances as u32,
         weightCommitment: Default::default(),
         metadataURI: String::new(),
     };
-    let out = c
-        .evm
-        .call(account(1), c.registry, &single.abi_encode(), 30_000_000)
-        .unwrap();
-    assert!(!out.success());
-    assert_eq!(out.output[..4], keccak256("SegmentVerifier(address)")[..4]);
+    owner_refused(&mut c, &single.abi_encode(), "SegmentVerifier(address)");
 
     let registered = c.register(&v, &verifiers).unwrap();
     assert!(registered.success(), "{:?}", registered);

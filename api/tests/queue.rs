@@ -558,11 +558,14 @@ async fn every_end_of_a_job_is_counted_once_for_metrics() {
         );
         // One loses its worker on its only attempt; one is cancelled; the model's deletion
         // cancels the last.
-        queue::claim(&db, "b", 1, i64::MAX).await.unwrap().unwrap();
+        let b = queue::claim(&db, "b", 1, i64::MAX).await.unwrap().unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert_eq!(queue::expire_leases(&db).await.unwrap(), (0, 1));
-        assert!(queue::cancel(&db, &tenant, &ids[2]).await.unwrap());
-        assert!(!queue::cancel(&db, &tenant, &ids[2]).await.unwrap());
+        // Jobs enqueued within one millisecond are claimed in id order, not enqueue order:
+        // cancel one that neither worker took.
+        let waiting = ids.iter().find(|id| **id != a.id && **id != b.id).unwrap();
+        assert!(queue::cancel(&db, &tenant, waiting).await.unwrap());
+        assert!(!queue::cancel(&db, &tenant, waiting).await.unwrap());
         assert!(models::delete(&db, &tenant, &model).await.unwrap());
 
         let counters = zkinfer_api::counters::all(&db).await.unwrap();

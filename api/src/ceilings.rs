@@ -25,6 +25,9 @@ pub struct Ceilings {
     pub max_fhe_groups: usize,
     /// The most bootstraps per sample an FHE program may use (`None`: no ceiling).
     pub max_fhe_bootstraps: Option<usize>,
+    /// The most segments a model may be cut into (each is a setup job and, per proof, a
+    /// proving job of its own).
+    pub max_segments: usize,
 }
 
 impl Default for Ceilings {
@@ -36,6 +39,7 @@ impl Default for Ceilings {
             max_calibration_samples: 4096,
             max_fhe_groups: 64,
             max_fhe_bootstraps: None,
+            max_segments: 32,
         }
     }
 }
@@ -89,6 +93,16 @@ impl Ceilings {
                 b.to_string(),
                 self.max_proof_bytes.to_string(),
             );
+        }
+        if let Some(n) = options.segments {
+            if n < 2 {
+                return Err(AboveCeiling(format!(
+                    "segments {n}: a segmented model has two or more"
+                )));
+            }
+            if n > self.max_segments {
+                return above("segments", n.to_string(), self.max_segments.to_string());
+            }
         }
         if calibration_samples > self.max_calibration_samples {
             return above(
@@ -152,6 +166,7 @@ mod tests {
             max_calibration_samples: 4,
             max_fhe_groups: 8,
             max_fhe_bootstraps: Some(100),
+            max_segments: 4,
         }
     }
 

@@ -18,6 +18,7 @@ use zkinfer_prover::ProverError;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::queue::{self, Claimed};
+use crate::segmented;
 use crate::store::Store;
 use crate::worker::WorkerConfig;
 use crate::{fleet, models};
@@ -61,7 +62,7 @@ fn default_fhe() -> Option<zkinfer_fhe::FheOptions> {
 }
 
 /// The folder files a verifier or prover needs, in the order they are stored.
-const FOLDER_FILES: &[&str] = &[
+pub(crate) const FOLDER_FILES: &[&str] = &[
     files::SETTINGS,
     files::QGRAPH,
     files::CALIBRATION,
@@ -88,6 +89,8 @@ pub enum Request {
 pub enum Response {
     /// The model is compiled; its setup and proofs are estimated to need this many bytes.
     Compiled(u64),
+    /// The job is a segmented model's: it waits for these children, one per segment.
+    FanOut(Vec<queue::Child>),
     /// The job's result, or its error code and message.
     Done(std::result::Result<Value, (String, String)>),
 }
@@ -121,11 +124,12 @@ impl Executor {
         };
         match request {
             Request::Compile(job) => match compile(db, store, cfg, &job).await {
-                Ok(c) => {
+                Ok(CompileOutcome::One(c)) => {
                     let bytes = c.settings.plan.prove_memory_bytes;
                     *self.compiled.lock().await = Some(c);
                     Response::Compiled(bytes)
                 }
+                Ok(CompileOutcome::Segments(children)) => Response::FanOut(children),
                 Err(e) => done(Err(e)),
             },
             Request::Keygen(job) => {
@@ -138,17 +142,34 @@ impl Executor {
                     )))),
                 }
             }
-            Request::Run(job) => match job.kind {
-                crate::queue::JobKind::Prove => {
-                    done(prove(db, store, cfg, &self.cache_lock, &job).await)
+            Request::Run(job) => {
+                use crate::queue::JobKind;
+                let lock = &self.cache_lock;
+                let assemble = job.step.as_deref() == Some(queue::ASSEMBLE);
+                match job.kind {
+                    JobKind::Prove if assemble => {
+                        done(segmented::assemble_proof(db, store, cfg, lock, &job).await)
+                    }
+                    JobKind::Prove => match prove(db, store, cfg, lock, &job).await {
+                        Ok(Proved::Done(v)) => Response::Done(Ok(v)),
+                        Ok(Proved::FanOut(children)) => Response::FanOut(children),
+                        Err(e) => done(Err(e)),
+                    },
+                    JobKind::FheRun => Response::Done(crate::fhe::run(db, store, cfg, &job).await),
+                    JobKind::Setup if assemble => {
+                        done(segmented::assemble_setup(db, store, &job).await)
+                    }
+                    JobKind::Setup => done(Err(JobError::internal(
+                        "a setup job runs as compile and keygen".into(),
+                    ))),
+                    JobKind::SetupSegment => {
+                        done(segmented::setup_segment(db, store, cfg, &job).await)
+                    }
+                    JobKind::ProveSegment => {
+                        done(segmented::prove_segment(db, store, cfg, lock, &job).await)
+                    }
                 }
-                crate::queue::JobKind::FheRun => {
-                    Response::Done(crate::fhe::run(db, store, cfg, &job).await)
-                }
-                crate::queue::JobKind::Setup => done(Err(JobError::internal(
-                    "a setup job runs as compile and keygen".into(),
-                ))),
-            },
+            }
         }
     }
 }
@@ -157,13 +178,13 @@ impl Executor {
 pub(crate) struct JobError(pub(crate) String, pub(crate) String);
 
 impl JobError {
-    fn internal(message: String) -> Self {
+    pub(crate) fn internal(message: String) -> Self {
         JobError("internal".into(), message)
     }
 }
 
 /// A scratch folder for one job, in the worker's data dir (removed when dropped).
-fn scratch(cfg: &WorkerConfig) -> std::result::Result<tempfile::TempDir, JobError> {
+pub(crate) fn scratch(cfg: &WorkerConfig) -> std::result::Result<tempfile::TempDir, JobError> {
     tempfile::tempdir_in(&cfg.data_dir).map_err(|e| JobError::internal(format!("scratch dir: {e}")))
 }
 
@@ -173,7 +194,7 @@ impl From<Error> for JobError {
     }
 }
 
-fn prover_error(e: ProverError) -> JobError {
+pub(crate) fn prover_error(e: ProverError) -> JobError {
     let code = match &e {
         ProverError::Circuit(
             zkinfer_circuits::CircuitError::TooLarge(_)
@@ -194,6 +215,14 @@ pub(crate) async fn phase(db: &Db, cfg: &WorkerConfig, job: &Claimed, phase: &st
     }
 }
 
+/// What compiling a setup job's model made.
+enum CompileOutcome {
+    /// One circuit, waiting for its keys.
+    One(Compiled),
+    /// Segments, stored: the job waits for these children to make their keys.
+    Segments(Vec<queue::Child>),
+}
+
 /// A setup job's model, compiled and waiting for its keys.
 struct Compiled {
     job_id: String,
@@ -204,13 +233,14 @@ struct Compiled {
 }
 
 /// Compiles a setup job's model (planned for the largest worker seen) into a scratch folder
-/// kept for [`keygen`]; returns it and the memory its setup and proofs are estimated to need.
+/// kept for [`keygen`]; or, cut into segments (asked for, or as no one circuit fits), stores
+/// them and returns the children that make their keys.
 async fn compile(
     db: &Db,
     store: &Store,
     cfg: &WorkerConfig,
     job: &Claimed,
-) -> std::result::Result<Compiled, JobError> {
+) -> std::result::Result<CompileOutcome, JobError> {
     models::set_state(db, &job.model_id, "running", None, None, None).await?;
     let upload: Upload = serde_json::from_value(job.payload.clone())
         .map_err(|e| JobError::internal(format!("setup job payload: {e}")))?;
@@ -246,18 +276,28 @@ async fn compile(
     }
     let started = Instant::now();
     phase(db, cfg, job, "compiling").await;
-    let settings =
-        tokio::task::spawn_blocking(move || pipeline::compile(&onnx, &calibration, &dir, &opts))
-            .await
-            .map_err(|e| JobError::internal(format!("compile task: {e}")))?
-            .map_err(prover_error)?;
-    Ok(Compiled {
-        job_id: job.id.clone(),
-        work,
-        upload,
-        settings,
-        started,
+    let segments = upload.options.segments;
+    let d = dir.clone();
+    let compiled = tokio::task::spawn_blocking(move || {
+        zkinfer_prover::segments::compile_or_segment(&onnx, &calibration, &d, &opts, segments)
     })
+    .await
+    .map_err(|e| JobError::internal(format!("compile task: {e}")))?
+    .map_err(prover_error)?;
+    match compiled {
+        zkinfer_prover::segments::Compiled::One(settings) => Ok(CompileOutcome::One(Compiled {
+            job_id: job.id.clone(),
+            work,
+            upload,
+            settings: *settings,
+            started,
+        })),
+        zkinfer_prover::segments::Compiled::Segments(file) => {
+            phase(db, cfg, job, "storing").await;
+            let children = segmented::store_compiled(store, cfg, &dir, &file).await?;
+            Ok(CompileOutcome::Segments(children))
+        }
+    }
 }
 
 /// Compiles the FHE program (if asked for), makes the keys of a compiled model and stores
@@ -364,9 +404,26 @@ pub async fn materialize(
     model_id: &str,
     artifacts: &Value,
 ) -> Result<(PathBuf, bool)> {
-    let dir = data_dir.join("models").join(model_id);
+    let names: Vec<String> = FOLDER_FILES.iter().map(|n| n.to_string()).collect();
+    materialize_files(store, data_dir, cache_lock, model_id, &names, artifacts).await
+}
+
+/// Files `names` of a model's artifacts (paths in its folder) in this process's disk cache,
+/// as folder `cache_name`, fetched from the store if missing (then the flag is true).
+pub(crate) async fn materialize_files(
+    store: &Store,
+    data_dir: &Path,
+    cache_lock: &Mutex<()>,
+    cache_name: &str,
+    names: &[String],
+    artifacts: &Value,
+) -> Result<(PathBuf, bool)> {
+    let model_id = cache_name;
+    let dir = data_dir.join("models").join(cache_name);
     let _guard = cache_lock.lock().await;
-    if dir.join(files::SETTINGS).exists() {
+    // The folder is renamed into place whole: one file of it present means all are.
+    let marker = names.first().map(String::as_str).unwrap_or(files::SETTINGS);
+    if dir.join(marker).exists() {
         return Ok((dir, false));
     }
     // Fetched into a scratch folder and renamed, so a half-fetched folder is never used.
@@ -374,22 +431,35 @@ pub async fn materialize(
         .map_err(|e| Error::Config(format!("cache dir: {e}")))?;
     let tmp = tempfile::tempdir_in(data_dir.join("models"))
         .map_err(|e| Error::Config(format!("cache dir: {e}")))?;
-    for name in FOLDER_FILES {
-        let key = artifacts[*name]
+    for name in names {
+        let key = artifacts[name.as_str()]
             .as_str()
             .ok_or_else(|| Error::NotFound(format!("artifact {name} of model {model_id}")))?;
-        std::fs::write(tmp.path().join(name), store.get(key).await?)
+        let path = tmp.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Config(format!("cache dir: {e}")))?;
+        }
+        std::fs::write(path, store.get(key).await?)
             .map_err(|e| Error::Config(format!("cache write: {e}")))?;
     }
     let fetched = tmp.keep();
     if let Err(e) = std::fs::rename(&fetched, &dir) {
         // Another process (each worker loop's job runner has its own) fetched it first.
         let _ = std::fs::remove_dir_all(&fetched);
-        if !dir.join(files::SETTINGS).exists() {
+        if !dir.join(marker).exists() {
             return Err(Error::Config(format!("cache rename: {e}")));
         }
     }
     Ok((dir, true))
+}
+
+/// What a proof job's run made.
+enum Proved {
+    /// The proof.
+    Done(Value),
+    /// A segmented model's proof: the job waits for these children, one per segment.
+    FanOut(Vec<queue::Child>),
 }
 
 async fn prove(
@@ -398,7 +468,10 @@ async fn prove(
     cfg: &WorkerConfig,
     cache_lock: &Mutex<()>,
     job: &Claimed,
-) -> std::result::Result<Value, JobError> {
+) -> std::result::Result<Proved, JobError> {
+    if let Some(children) = segmented::fan_out_proof(db, job).await? {
+        return Ok(Proved::FanOut(children));
+    }
     let text = json!({ "input_data": job.payload["input_data"] }).to_string();
     let data = zkinfer_model::parse_input_json(&text)
         .map_err(|e| JobError("invalid_input".into(), e.to_string()))?;
@@ -419,12 +492,12 @@ async fn prove(
         .await
         .map_err(|e| JobError::internal(format!("prove task: {e}")))?
         .map_err(prover_error)?;
-    Ok(json!({
+    Ok(Proved::Done(json!({
         "proof_file": proof,
         "prove_ms": t.elapsed().as_millis() as u64,
         "load_ms": load_ms,
         "keys_from": source,
-    }))
+    })))
 }
 
 /// The job's model loaded for proving, and where its keys came from: `memory`, this worker's
@@ -463,6 +536,10 @@ async fn loaded(
     Ok((prover, source, t.elapsed().as_millis() as u64))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> std::result::Result<(), JobError> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> std::result::Result<(), JobError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| JobError::internal(format!("{}: {e}", parent.display())))?;
+    }
     std::fs::write(path, bytes).map_err(|e| JobError::internal(format!("{}: {e}", path.display())))
 }

@@ -19,6 +19,7 @@ mod lru;
 pub mod models;
 pub mod queue;
 pub mod retention;
+pub mod segmented;
 pub mod service;
 pub mod store;
 pub mod tenants;

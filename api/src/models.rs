@@ -208,7 +208,7 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
             "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
              callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
              callback_next_ms = $1 \
-             WHERE model_id = $2 AND status = 'queued' RETURNING kind",
+             WHERE model_id = $2 AND status IN ('queued', 'waiting') RETURNING kind",
         )
         .bind(now)
         .bind(id)

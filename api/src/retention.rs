@@ -96,7 +96,7 @@ pub async fn purge(db: &Db, store: &Store, retention: Retention) -> Result<Purge
             // Inputs and results are the tenant's data: they go with the model. Running jobs
             // (a delete lets them finish) are left for the next purge.
             "UPDATE jobs SET payload = '{}', result = NULL \
-             WHERE model_id = $1 AND status NOT IN ('queued', 'running')",
+             WHERE model_id = $1 AND status NOT IN ('queued', 'running', 'waiting')",
         ] {
             sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
         }

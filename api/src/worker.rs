@@ -190,6 +190,23 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
                 defer(&db, &cfg, &job, bytes).await;
                 continue;
             }
+            Ended::FanOut(children) => {
+                drop(held);
+                match queue::fan_out(&db, &job.id, &cfg.name, &children).await {
+                    Ok(true) => tracing::info!(
+                        job = %job.id,
+                        segments = children.len(),
+                        "waiting for its segments"
+                    ),
+                    Ok(false) => {
+                        tracing::warn!(job = %job.id, "lease lost before its segments were queued")
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %job.id, "queuing its segments: {e} (its lease will expire)")
+                    }
+                }
+                continue;
+            }
         };
         drop(held);
         record(&db, &cfg, &job, &outcome, t).await;
@@ -232,24 +249,27 @@ enum Ended {
     NeedsMemory(u64),
     /// The process running it died.
     Died(Died),
+    /// It waits for these children (one per segment of its model).
+    FanOut(Vec<queue::Child>),
 }
 
 /// Runs a job's steps: a setup is compiled, then (if its estimate fits what this worker has
 /// free) its keys are made; other jobs run in one step.
 async fn steps(runner: &mut Runner, job: &Claimed, held: &Reservation) -> Ended {
     let first = match job.kind {
-        JobKind::Setup => Request::Compile(job.clone()),
-        JobKind::Prove | JobKind::FheRun => Request::Run(job.clone()),
+        JobKind::Setup if job.step.is_none() => Request::Compile(job.clone()),
+        _ => Request::Run(job.clone()),
     };
     match runner.call(first).await {
         Ok(Response::Done(r)) => Ended::Done(r),
+        Ok(Response::FanOut(children)) => Ended::FanOut(children),
         Ok(Response::Compiled(bytes)) => {
             if !held.grow_to(bytes) {
                 return Ended::NeedsMemory(bytes);
             }
             match runner.call(Request::Keygen(job.clone())).await {
                 Ok(Response::Done(r)) => Ended::Done(r),
-                Ok(Response::Compiled(_)) => Ended::Done(Err((
+                Ok(Response::Compiled(_) | Response::FanOut(_)) => Ended::Done(Err((
                     "internal".into(),
                     "keygen answered as a compile".into(),
                 ))),
@@ -401,6 +421,7 @@ mod tests {
             payload: serde_json::Value::Null,
             attempt: 1,
             memory_bytes: None,
+            step: None,
         };
         let panic = "compile task: task 7 panicked with message \"index out of bounds\"";
         assert_eq!(

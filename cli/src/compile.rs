@@ -137,6 +137,7 @@ impl CompileArgs {
             }),
             max_error: Some(self.max_error),
             like: None,
+            segments: None,
         }
         .compile_options();
         opts.like = self.like.clone();

@@ -129,6 +129,10 @@ pub struct ServiceArgs {
     /// The most bootstraps per sample of a model's FHE program (default: no ceiling).
     #[arg(long)]
     max_fhe_bootstraps: Option<usize>,
+    /// The most segments a model may be cut into (its `segments` setting, or the cut a
+    /// model too large for one circuit gets): each segment is a job of its own.
+    #[arg(long, default_value_t = 32)]
+    max_segments: usize,
     /// Model uploads one tenant may have parsed at once (more: 429 with Retry-After).
     #[arg(long, default_value_t = 2)]
     max_parses_per_tenant: usize,
@@ -177,6 +181,7 @@ impl ServiceArgs {
         c.max_calibration_samples = self.max_calibration_samples;
         c.max_fhe_groups = self.max_fhe_groups;
         c.max_fhe_bootstraps = self.max_fhe_bootstraps;
+        c.max_segments = self.max_segments.max(2);
         if !self.in_process_jobs {
             cfg.job_runner = Some(std::env::current_exe()?);
         }

@@ -90,6 +90,11 @@ pub struct ModelOptions {
     /// settings above; the limits still hold. The CLI takes a folder instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub like: Option<String>,
+    /// The service's `compile --segments N`: cut the model into this many segments (two or
+    /// more), each its own circuit and keys, proven by any workers at once. Unset: only a
+    /// model that does not fit in one circuit is cut (into as few as fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
 }
 
 /// Outputs are public or hashed: a proof of outputs nobody sees proves nothing.

@@ -42,6 +42,7 @@ pub const ERROR_CODES: &[&str] = &[
     "other_weights",
     "output_mismatch",
     "payload_too_large",
+    "segmented_model",
     "shutting_down",
     "solidity_unavailable",
     "too_many_jobs",

@@ -73,20 +73,14 @@ pub(super) async fn request_proof(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
     let artifacts = super::models::ready_artifacts(&state, &tenant, &model_id).await?;
     // The input is checked now (shape, NaN, range), so a bad one never becomes a job.
-    let settings_key = artifacts[zkinfer_circuits::artifacts::files::SETTINGS]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let settings: Settings = serde_json::from_slice(&state.store.get(&settings_key).await?)
-        .map_err(|e| ApiError::from(crate::Error::Config(format!("stored settings: {e}"))))?;
+    let model = ModelInputs::read(&state, &artifacts).await?;
     let text = json!({ "input_data": req.input_data }).to_string();
     let data = zkinfer_model::parse_input_json(&text)
         .map_err(|e| unprocessable("invalid_input", e.to_string()))?;
-    settings
-        .quantize_input(&data)
+    zkinfer_model::quantize_input(&data, &model.shapes, model.scale, model.act_bits)
         .map_err(|e| unprocessable("invalid_input", e.to_string()))?;
     if let Some(salt) = &req.salt {
-        if settings.plan.visibility != zkinfer_circuits::Visibility::Hashed {
+        if model.visibility != zkinfer_circuits::Visibility::Hashed {
             return Err(ApiError::bad_request(
                 "invalid_salt",
                 "a salt only applies to a model with hashed inputs",
@@ -112,9 +106,52 @@ pub(super) async fn request_proof(
         max_attempts: state.limits.max_attempts,
         idempotency: key.as_deref().map(|k| (k, hash.as_str())),
         callback_url: req.callback_url.as_deref(),
-        memory_bytes: i64::try_from(settings.plan.prove_memory_bytes).ok(),
+        memory_bytes: model.memory.and_then(|m| i64::try_from(m).ok()),
     };
     enqueue(&state, &job).await
+}
+
+/// What a proof request's input is checked against: a model's settings, or a segmented
+/// model's `segments.json`.
+struct ModelInputs {
+    shapes: Vec<Vec<usize>>,
+    scale: u32,
+    act_bits: u32,
+    visibility: zkinfer_circuits::Visibility,
+    /// The proof job's estimated memory; `None` for a segmented model, whose job only fans
+    /// out and assembles (each segment's job carries its own).
+    memory: Option<u64>,
+}
+
+impl ModelInputs {
+    async fn read(state: &AppState, artifacts: &Value) -> ApiResult<Self> {
+        use zkinfer_circuits::artifacts::{files, segments::SegmentsFile, segments::SEGMENTS};
+        let stored = |what: &str, e: serde_json::Error| {
+            ApiError::from(crate::Error::Config(format!("stored {what}: {e}")))
+        };
+        if crate::segmented::is_segmented(artifacts) {
+            let key = artifacts[SEGMENTS].as_str().unwrap_or_default();
+            let file: SegmentsFile = serde_json::from_slice(&state.store.get(key).await?)
+                .map_err(|e| stored(SEGMENTS, e))?;
+            return Ok(Self {
+                shapes: file.input_shapes,
+                scale: file.scale,
+                act_bits: file.act_bits,
+                visibility: file.input_visibility,
+                memory: None,
+            });
+        }
+        let key = artifacts[files::SETTINGS].as_str().unwrap_or_default();
+        let settings: Settings = serde_json::from_slice(&state.store.get(key).await?)
+            .map_err(|e| stored(files::SETTINGS, e))?;
+        Ok(Self {
+            shapes: settings.input_shapes,
+            scale: settings.scale,
+            act_bits: settings.act_bits,
+            visibility: settings.plan.visibility,
+            memory: Some(settings.plan.prove_memory_bytes),
+        })
+    }
 }
 
 /// What a client at its job quota is told to wait before trying again.
@@ -266,7 +303,14 @@ pub(super) struct ListQuery {
     cursor: Option<String>,
 }
 
-const STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "cancelled"];
+const STATUSES: &[&str] = &[
+    "queued",
+    "running",
+    "waiting",
+    "succeeded",
+    "failed",
+    "cancelled",
+];
 
 /// The tenant's jobs, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/jobs", params(ListQuery), tag = "jobs",
@@ -377,7 +421,8 @@ pub(super) async fn cancel(
             )
         } else {
             format!(
-                "job {id} is {}: only queued jobs can be cancelled",
+                "job {id} is {}: only queued jobs (and jobs waiting for their segments) can \
+                 be cancelled, not one segment of a job",
                 job.status
             )
         };

@@ -350,8 +350,29 @@ pub(super) async fn bundle(
     use zkinfer_circuits::artifacts::files;
     let artifacts = ready_artifacts(&state, &tenant, &id).await?;
     let mut archive = tar::Builder::new(Vec::new());
-    for name in [files::SETTINGS, files::VK, files::KZG_VERIFIER, files::KEYS] {
-        let key = artifacts[name].as_str().unwrap_or_default();
+    let verifier_files = [files::SETTINGS, files::VK, files::KZG_VERIFIER, files::KEYS];
+    let names: Vec<String> = if crate::segmented::is_segmented(&artifacts) {
+        // The wiring and each segment's verifier files: what `zkinfer verify` reads of a
+        // segmented folder.
+        let count = (0..)
+            .take_while(|&s| {
+                artifacts
+                    .get(crate::segmented::segment_file(s, files::SETTINGS))
+                    .is_some()
+            })
+            .count();
+        std::iter::once(zkinfer_circuits::artifacts::segments::SEGMENTS.to_string())
+            .chain((0..count).flat_map(|s| {
+                verifier_files
+                    .iter()
+                    .map(move |n| crate::segmented::segment_file(s, n))
+            }))
+            .collect()
+    } else {
+        verifier_files.iter().map(|n| n.to_string()).collect()
+    };
+    for name in &names {
+        let key = artifacts[name.as_str()].as_str().unwrap_or_default();
         let bytes = state.store.get(key).await?;
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);

@@ -39,8 +39,10 @@ pub struct ModelUpload {
     calibration: Vec<u8>,
     /// Compile options as JSON (`input_visibility`, `output_visibility`, `weights`, `scale`,
     /// `param_scale`, `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`,
-    /// `freivalds`, `target`, `max_error`, `max_prove_memory_gib`); each may lower the
-    /// operator's ceiling, never raise it. `like`: the id of a ready model of the tenant
+    /// `freivalds`, `target`, `max_error`, `max_prove_memory_gib`, `segments`); each may
+    /// lower the operator's ceiling, never raise it. `segments`: cut the model into this many
+    /// (2 up to the operator's `--max-segments`), each its own circuit and keys; unset, only a
+    /// model too large for one circuit on the largest worker is cut. `like`: the id of a ready model of the tenant
     /// uploaded with hashed weights, whose circuit this one reproduces (same architecture,
     /// other weights: the same verifying key); its scales, visibilities and plan replace the
     /// other settings, the limits still hold.
@@ -119,7 +121,7 @@ pub struct FheRunResult {
 pub struct Progress {
     done: usize,
     total: usize,
-    /// What is counted: `bootstraps`.
+    /// What is counted: `bootstraps` or `segments`.
     unit: String,
 }
 
@@ -170,6 +172,38 @@ pub struct Model {
     prove_memory_bytes: Option<u64>,
     setup_ms: Option<u64>,
     fhe: Option<FheSummary>,
+    /// A model cut into segments (asked for with the setting `segments`, or because one
+    /// circuit would not fit the largest worker): each segment's circuit. Its `k`,
+    /// `prove_memory_bytes` are the largest segment's, `proof_bytes` and `setup_ms` the sum;
+    /// each proof is one job per segment, on any workers at once.
+    segments: Option<Vec<SegmentSummary>>,
+}
+
+/// One segment of a segmented model.
+#[derive(Serialize, ToSchema)]
+pub struct SegmentSummary {
+    segment: usize,
+    /// Circuit size: 2^k rows.
+    k: u32,
+    /// The segment's own model id (the model's covers every segment's and the wiring).
+    model_id: String,
+    srs: String,
+    public_values: usize,
+    proof_bytes: usize,
+    /// Estimated peak memory of its setup and proofs, in bytes.
+    prove_memory_bytes: u64,
+    setup_ms: u64,
+}
+
+/// One segment's proof in a segmented model's proof file.
+#[derive(Serialize, ToSchema)]
+pub struct SegmentProof {
+    /// The segment's model id.
+    model_id: String,
+    /// Its public values, hex field elements.
+    instances: Vec<String>,
+    /// Its proof, 0x-hex.
+    proof: String,
 }
 
 /// Models of the tenant, a page.
@@ -249,14 +283,16 @@ pub struct Job {
     /// The model's 64-hex model id (as proofs, verifiers and registries name it), once its
     /// model is set up.
     model_id: Option<String>,
-    /// `setup`, `prove` or `fhe_run`.
+    /// `setup`, `prove` or `fhe_run`; a segmented model's jobs run one `setup_segment` or
+    /// `prove_segment` job per segment (not listed; their progress is their parent's).
     kind: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// `queued`, `running`, `waiting` (for its segments' jobs), `succeeded`, `failed` or
+    /// `cancelled`.
     status: String,
     /// What a running job is doing: `compiling`, `fhe_compiling`, `keygen`, `storing`,
-    /// `loading_keys`, `proving`, `evaluating`.
+    /// `loading_keys`, `proving`, `evaluating`, `assembling`.
     phase: Option<String>,
-    /// How far it is (FHE runs: bootstraps done of all).
+    /// How far it is (FHE runs: bootstraps done of all; segmented models: segments done).
     progress: Option<Progress>,
     attempts: i64,
     timings: Timings,
@@ -270,6 +306,8 @@ pub struct Job {
     /// An FHE run's result.
     fhe: Option<FheRunResult>,
     callback: Option<Callback>,
+    /// A segmented model's proofs, one per segment (its `proof` is then `0x`).
+    segments: Option<Vec<SegmentProof>>,
 }
 
 /// A page of jobs, newest first.
@@ -294,6 +332,8 @@ pub struct ProofFile {
     output_shapes: Vec<Vec<usize>>,
     instances: Vec<String>,
     proof: String,
+    /// A segmented model's proofs, one per segment (`proof` is then `0x`).
+    segments: Option<Vec<SegmentProof>>,
 }
 
 /// A proof to verify against a model.

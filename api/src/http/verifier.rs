@@ -76,6 +76,17 @@ pub(super) async fn verifier_folder(
     id: &str,
 ) -> ApiResult<Arc<VerifierFolder>> {
     let artifacts = ready_artifacts(state, tenant, id).await?;
+    if crate::segmented::is_segmented(&artifacts) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "segmented_model",
+            format!(
+                "model {id} is proven in segments, each with its own verifier: verify its proof \
+                 files with `zkinfer verify` on GET /v1/models/{id}/bundle, or on chain with \
+                 `zkinfer evm-chain`"
+            ),
+        ));
+    }
     if let Some(f) = state.verifiers.get(id) {
         return Ok(f);
     }

@@ -14,8 +14,11 @@ use sqlx::Row;
 use crate::db::{new_id, now_ms, Backend, Db};
 use crate::error::{Error, Result};
 
+mod fan_out;
 mod rows;
 
+pub use fan_out::{children, fan_out, Child, ChildRow, ASSEMBLE};
+use fan_out::{settle, ChildEnd};
 pub use rows::{get, list, JobFilter, JobRow};
 
 /// What a job does.
@@ -28,14 +31,21 @@ pub enum JobKind {
     Prove,
     /// Evaluate the model's FHE program on encrypted inputs.
     FheRun,
+    /// Make the keys of one segment of a segmented model (a setup job's child).
+    SetupSegment,
+    /// Prove one segment of a segmented model on one input (a proof job's child).
+    ProveSegment,
 }
 
 impl JobKind {
-    fn as_str(self) -> &'static str {
+    /// Its name in the database and in job JSON.
+    pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Setup => "setup",
             JobKind::Prove => "prove",
             JobKind::FheRun => "fhe_run",
+            JobKind::SetupSegment => "setup_segment",
+            JobKind::ProveSegment => "prove_segment",
         }
     }
 
@@ -44,6 +54,8 @@ impl JobKind {
             "setup" => Some(JobKind::Setup),
             "prove" => Some(JobKind::Prove),
             "fhe_run" => Some(JobKind::FheRun),
+            "setup_segment" => Some(JobKind::SetupSegment),
+            "prove_segment" => Some(JobKind::ProveSegment),
             _ => None,
         }
     }
@@ -160,6 +172,8 @@ pub struct Claimed {
     pub attempt: i64,
     /// Its estimated memory in bytes, when known.
     pub memory_bytes: Option<i64>,
+    /// The step a parent job is queued again for once its children are done (`assemble`).
+    pub step: Option<String>,
 }
 
 fn claimed(row: &AnyRow) -> Result<Claimed> {
@@ -173,6 +187,7 @@ fn claimed(row: &AnyRow) -> Result<Claimed> {
         payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
         attempt: row.try_get(5)?,
         memory_bytes: row.try_get(6)?,
+        step: row.try_get(7)?,
     })
 }
 
@@ -198,7 +213,7 @@ pub async fn claim(
              ORDER BY COALESCE(r.n, 0), j.created_ms, j.id \
              FOR UPDATE OF j SKIP LOCKED LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
-             memory_bytes"
+             memory_bytes, step"
         }
         Backend::Sqlite => {
             "UPDATE jobs SET status = 'running', worker = $1, lease_until_ms = $2, \
@@ -210,7 +225,7 @@ pub async fn claim(
              ORDER BY COALESCE(r.n, 0), j.created_ms, j.id \
              LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
-             memory_bytes"
+             memory_bytes, step"
         }
     };
     let now = now_ms();
@@ -304,7 +319,8 @@ pub async fn finish_with(
          lease_until_ms = NULL, phase = NULL, run_ms = COALESCE($8, run_ms), \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $5 \
-         WHERE id = $6 AND worker = $7 AND status = 'running' RETURNING kind",
+         WHERE id = $6 AND worker = $7 AND status = 'running' \
+         RETURNING kind, parent_id, CAST(segment AS BIGINT)",
     )
     .bind(status)
     .bind(result)
@@ -324,6 +340,16 @@ pub async fn finish_with(
     counts.job_ended(&kind, status);
     if let (Some(ms), "succeeded", true) = (run_ms, status, kind == JobKind::Prove.as_str()) {
         counts.prove_ran(ms);
+    }
+    if let (Some(parent), Some(segment)) = (
+        r.try_get::<Option<String>, _>(1)?,
+        r.try_get::<Option<i64>, _>(2)?,
+    ) {
+        let end = match outcome {
+            Outcome::Succeeded(_) => ChildEnd::Succeeded,
+            Outcome::Failed(c, m) => ChildEnd::Failed(c, m),
+        };
+        settle(&mut tx, &parent, segment, end, &mut counts).await?;
     }
     counts.write(&mut tx).await?;
     if let Some(model) = setup_of {
@@ -362,14 +388,15 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $1 \
          WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= max_attempts \
-         RETURNING model_id, kind",
+         RETURNING model_id, kind, parent_id, CAST(segment AS BIGINT)",
     )
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
     let requeued = sqlx::query(
         "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, phase = NULL \
-         WHERE status = 'running' AND lease_until_ms < $1 RETURNING model_id, kind",
+         WHERE status = 'running' AND lease_until_ms < $1 \
+         RETURNING model_id, kind, parent_id, CAST(segment AS BIGINT)",
     )
     .bind(now)
     .fetch_all(&mut *tx)
@@ -385,6 +412,14 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
             let (model, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             if state == "failed" {
                 counts.job_ended(&kind, state);
+                if let (Some(parent), Some(segment)) = (
+                    row.try_get::<Option<String>, _>(2)?,
+                    row.try_get::<Option<i64>, _>(3)?,
+                ) {
+                    let why = "the worker holding it stopped renewing its lease, on every attempt";
+                    let end = ChildEnd::Failed("worker_lost", why);
+                    settle(&mut tx, &parent, segment, end, &mut counts).await?;
+                }
             }
             if kind == JobKind::Setup.as_str() {
                 let error = (state == "failed").then_some((
@@ -431,7 +466,7 @@ pub async fn fail_unplaceable(db: &Db, largest: u64, grace_ms: i64) -> Result<u6
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $2 \
          WHERE status = 'queued' AND memory_bytes > $1 AND unplaceable_ms <= $3 \
-         RETURNING model_id, kind, error",
+         RETURNING model_id, kind, error, parent_id, CAST(segment AS BIGINT)",
     )
     .bind(largest)
     .bind(now)
@@ -443,6 +478,13 @@ pub async fn fail_unplaceable(db: &Db, largest: u64, grace_ms: i64) -> Result<u6
         let (model, kind, error): (String, String, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         ended.job_ended(&kind, "failed");
+        if let (Some(parent), Some(segment)) = (
+            row.try_get::<Option<String>, _>(3)?,
+            row.try_get::<Option<i64>, _>(4)?,
+        ) {
+            let end = ChildEnd::Failed("model_too_large", &error);
+            settle(&mut tx, &parent, segment, end, &mut ended).await?;
+        }
         if kind == JobKind::Setup.as_str() {
             let why = Some(("model_too_large", error.as_str()));
             crate::models::set_state_in(&mut tx, &model, "failed", None, None, why).await?;
@@ -466,17 +508,18 @@ pub async fn orphan(db: &Db, worker: &str) -> Result<u64> {
     )
 }
 
-/// Cancels a queued job of `tenant_id`; false if it is not queued (or not theirs), or is a
-/// model's setup job (deleting the model cancels that: the model would otherwise wait for a
-/// setup that never comes).
+/// Cancels a queued job of `tenant_id` (or one waiting for its segments, whose queued
+/// segments go with it); false if it is not queued (or not theirs), is one segment of a job
+/// (cancel that job), or is a model's setup job (deleting the model cancels that: the model
+/// would otherwise wait for a setup that never comes).
 pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     let mut tx = db.pool.begin().await?;
     let r = sqlx::query(
         "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $1 \
-         WHERE id = $2 AND tenant_id = $3 AND status = 'queued' AND kind <> 'setup' \
-         RETURNING kind",
+         WHERE id = $2 AND tenant_id = $3 AND status IN ('queued', 'waiting') \
+         AND kind <> 'setup' AND parent_id IS NULL RETURNING kind",
     )
     .bind(now_ms())
     .bind(id)
@@ -488,6 +531,7 @@ pub async fn cancel(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     };
     let mut counts = crate::counters::Adds::default();
     counts.job_ended(&r.try_get::<String, _>(0)?, "cancelled");
+    fan_out::cancel_children(&mut tx, id, now_ms(), &mut counts).await?;
     counts.write(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
@@ -517,10 +561,12 @@ pub async fn set_progress(db: &Db, id: &str, worker: &str, progress: &Value) -> 
     Ok(())
 }
 
-/// Jobs of `tenant_id` not yet ended (queued or running).
+/// Jobs of `tenant_id` not yet ended (queued, running, or waiting for their segments, which
+/// are not counted apart).
 pub async fn open_jobs(db: &Db, tenant_id: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'running')",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE tenant_id = $1 \
+         AND status IN ('queued', 'running', 'waiting') AND parent_id IS NULL",
     )
     .bind(tenant_id)
     .fetch_one(&db.pool)

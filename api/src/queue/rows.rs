@@ -20,7 +20,8 @@ pub struct JobRow {
     pub circuit_id: Option<String>,
     /// What it does.
     pub kind: String,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// `queued`, `running`, `waiting` (for its segments), `succeeded`, `failed` or
+    /// `cancelled`.
     pub status: String,
     /// Attempts so far.
     pub attempts: i64,
@@ -74,7 +75,14 @@ impl JobRow {
                 v["fhe"] = r["fhe"].clone();
             }
             let p = &r["proof_file"];
-            for field in ["outputs", "inputs", "instances", "proof", "model_id"] {
+            for field in [
+                "outputs",
+                "inputs",
+                "instances",
+                "proof",
+                "model_id",
+                "segments",
+            ] {
                 if !p[field].is_null() {
                     v[field] = p[field].clone();
                 }
@@ -155,7 +163,8 @@ pub async fn list(db: &Db, tenant_id: &str, f: &JobFilter, limit: i64) -> Result
     let rows = sqlx::query(concat!(
         "SELECT ",
         job_columns!(),
-        " FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR model_id = $2) \
+        " FROM jobs WHERE tenant_id = $1 AND parent_id IS NULL \
+         AND ($2 IS NULL OR model_id = $2) \
          AND ($3 IS NULL OR status = $3) \
          AND ($4 IS NULL OR created_ms < $4 OR (created_ms = $4 AND id < $5)) \
          AND ($7 IS NULL OR model_id IN \

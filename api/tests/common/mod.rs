@@ -163,7 +163,7 @@ impl Client {
         for _ in 0..600 {
             let (s, v) = self.get(uri).await;
             assert_eq!(s, StatusCode::OK, "{v}");
-            if !matches!(v["status"].as_str(), Some("queued" | "running")) {
+            if !matches!(v["status"].as_str(), Some("queued" | "running" | "waiting")) {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

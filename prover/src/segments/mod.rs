@@ -12,17 +12,20 @@ use zkinfer_circuits::artifacts::segments::{
     segment_dir, segment_input_visibility, SegmentEntry, SegmentsFile, SEGMENTS,
 };
 use zkinfer_circuits::artifacts::{
-    files, in_dir, read_bytes, read_json, write_json, ProofFile, SegmentProof, Settings,
-    FORMAT_VERSION,
+    files, in_dir, read_bytes, read_json, write_json, Settings, FORMAT_VERSION,
 };
-use zkinfer_circuits::field::{from_hex, to_hex};
-use zkinfer_circuits::{plan_circuit, Fr, Io, Links, Visibility};
-use zkinfer_model::segment::inputs_of;
+use zkinfer_circuits::{plan_circuit, Io, Links};
 use zkinfer_model::{sha256_hex, Cut, QGraph, QOp, Weights};
 
 use crate::compile::{log_plan, prepare, write_folder, CompileOptions};
 use crate::error::ProverError;
-use crate::pipeline::{read_input, setup, Prover, SetupReport};
+use crate::pipeline::{setup, SetupReport};
+
+mod prove;
+
+pub use prove::{
+    assemble, default_salt, prove_segment, prove_segments, segment_settings, Jobs, SegmentInput,
+};
 
 /// Whether `dir` holds a segmented model.
 pub fn is_segmented(dir: &Path) -> bool {
@@ -316,175 +319,6 @@ pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSe
     Ok(SegmentedSetup {
         model_id: folder.file.model_id(&ids)?,
         segments: reports,
-    })
-}
-
-/// How `prove` runs a segmented model's segments.
-#[derive(Clone, Copy, Debug)]
-pub struct Jobs {
-    /// How many segments are proven at once (each its own witness and keys in memory).
-    pub at_once: usize,
-    /// The memory they may hold together, by their estimates (`None`: no limit); a segment
-    /// starts when the ones running leave room for it, or alone.
-    pub memory: Option<u64>,
-}
-
-impl Default for Jobs {
-    /// One segment at a time.
-    fn default() -> Self {
-        Jobs {
-            at_once: 1,
-            memory: None,
-        }
-    }
-}
-
-fn in_use_lock(m: &std::sync::Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Proves a segmented model on one input: one evaluation of the whole graph, then each
-/// segment in order on its part of it, every link (and hashed inputs) committed with `salt`.
-/// Without one, private inputs get a random salt (a link's commitment must not let anyone
-/// test guesses of the input) and others 0 (public inputs hide nothing; hashed ones keep
-/// their usual commitment). Writes nothing; returns the proof file with every segment's
-/// proof.
-pub fn prove_segments(
-    dir: &Path,
-    input: &Path,
-    salt: Option<Fr>,
-    jobs: Jobs,
-) -> Result<ProofFile, ProverError> {
-    let folder = open_segmented(dir)?;
-    let salt = salt.unwrap_or_else(|| match folder.file.input_visibility {
-        Visibility::Private => {
-            use halo2_base::halo2_proofs::arithmetic::Field;
-            Fr::random(rand::rngs::OsRng)
-        }
-        _ => Fr::zero(),
-    });
-    let q = &folder.q;
-    let qin = q.quantize_input(&read_input(input)?)?;
-    let t = Instant::now();
-    let trace = q.eval(&qin)?;
-    info!("whole graph evaluated in {:.2?}", t.elapsed());
-    let count = folder.file.segments.len();
-    let settings: Vec<Settings> = (0..count)
-        .map(|s| read_json(&in_dir(&segment_dir(dir, s), files::SETTINGS)))
-        .collect::<Result<_, _>>()?;
-    for (s, st) in settings.iter().enumerate() {
-        folder.file.check_segment(s, st)?;
-    }
-    let limit = jobs.memory.unwrap_or(u64::MAX);
-    let at_once = jobs.at_once.clamp(1, count);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let in_use = std::sync::Mutex::new(0u64);
-    let freed = std::sync::Condvar::new();
-    let results: Vec<std::sync::Mutex<Option<Result<SegmentProof, ProverError>>>> =
-        (0..count).map(|_| Default::default()).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..at_once {
-            scope.spawn(|| loop {
-                use std::sync::atomic::Ordering::SeqCst;
-                let s = next.fetch_add(1, SeqCst);
-                if s >= count || failed.load(SeqCst) {
-                    break;
-                }
-                // Start only within the memory left (alone, whatever it needs: compile
-                // checked each segment against the limit it was given).
-                let need = settings[s].plan.prove_memory_bytes;
-                let mut used = in_use_lock(&in_use);
-                while *used > 0 && used.saturating_add(need) > limit {
-                    used = freed.wait(used).unwrap_or_else(|e| e.into_inner());
-                }
-                *used += need;
-                drop(used);
-                let t = Instant::now();
-                let entry = &folder.file.segments[s];
-                let r = Prover::load(&segment_dir(dir, s))
-                    .and_then(|p| {
-                        p.prove_quantized(
-                            &inputs_of(q, &trace, &entry.model_inputs, &entry.boundary_in),
-                            salt,
-                        )
-                    })
-                    .map(|proof| SegmentProof {
-                        model_id: proof.model_id,
-                        instances: proof.instances,
-                        proof: proof.proof,
-                    });
-                if r.is_ok() {
-                    info!(
-                        segment = s,
-                        of = count,
-                        "segment proven in {:.2?}",
-                        t.elapsed()
-                    );
-                } else {
-                    failed.store(true, SeqCst);
-                }
-                *results[s].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                *in_use_lock(&in_use) -= need;
-                freed.notify_all();
-            });
-        }
-    });
-    let mut proofs = Vec::with_capacity(count);
-    for (s, r) in results.into_iter().enumerate() {
-        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(Ok(p)) => proofs.push(p),
-            Some(Err(e)) => return Err(e),
-            None if failed.load(std::sync::atomic::Ordering::SeqCst) => continue,
-            None => {
-                return Err(ProverError::Folder(format!(
-                    "internal: segment {s} not proven"
-                )))
-            }
-        }
-    }
-    if proofs.len() != count {
-        return Err(ProverError::Folder("internal: a segment failed".into()));
-    }
-    let ids: Vec<String> = proofs.iter().map(|p| p.model_id.clone()).collect();
-    let model_id = folder.file.model_id(&ids)?;
-    let parsed: Vec<Vec<Fr>> = proofs
-        .iter()
-        .map(|p| {
-            p.instances
-                .iter()
-                .map(|h| from_hex(h))
-                .collect::<Option<_>>()
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| ProverError::Folder("internal: an instance out of range".into()))?;
-    let pairs: Vec<(&Settings, &[Fr])> = settings
-        .iter()
-        .zip(&parsed)
-        .map(|(s, i)| (s, i.as_slice()))
-        .collect();
-    let instances = folder.file.model_instances(&pairs)?;
-    let outputs = q
-        .outputs_of(&trace)
-        .iter()
-        .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
-        .collect();
-    let inputs = (folder.file.input_visibility == Visibility::Public).then(|| {
-        qin.iter()
-            .map(|x| x.iter().map(|&v| q.dequantize(v)).collect())
-            .collect()
-    });
-    Ok(ProofFile {
-        format_version: FORMAT_VERSION,
-        model_id,
-        input_visibility: folder.file.input_visibility,
-        output_visibility: folder.file.output_visibility,
-        inputs,
-        outputs,
-        output_shapes: folder.file.output_shapes.clone(),
-        instances: instances.iter().map(to_hex).collect(),
-        proof: "0x".into(),
-        segments: proofs,
     })
 }
 

@@ -139,6 +139,7 @@ impl Ceilings {
         l.max_prove_memory = Some(l.max_prove_memory.map_or(memory, |m| m.min(memory)));
         l.max_proof_bytes = l.max_proof_bytes.min(self.max_proof_bytes);
         l.raise_proof_bytes_to = l.raise_proof_bytes_to.map(|r| r.min(self.max_proof_bytes));
+        opts.max_segments = Some(self.max_segments);
         opts
     }
 

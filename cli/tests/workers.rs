@@ -4,6 +4,8 @@
 //! the lease, which completes it once, and its callback is delivered once, signed. A worker
 //! stopped with two SIGTERMs mid-proof releases its job to the queue, and another completes
 //! it. A worker on an S3 store (moto's server, `scripts/s3.sh`) sets up and proves a model.
+//! Two workers share the segments of one proof of a segmented model, and one killed while
+//! holding a segment loses only that segment, to the other.
 
 mod common;
 
@@ -337,6 +339,171 @@ async fn worker_processes_share_one_queue_and_survive_a_sigkill() {
     let (attempts, finisher) = completed(&db, &id).await;
     assert_eq!(attempts, 1, "the released attempt is given back");
     assert_ne!(finisher, holder);
+
+    for (mut child, _) in workers {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "graceful stop");
+    }
+}
+
+/// Waits until a `prove_segment` child of job `parent` runs; the worker process holding
+/// it, taken out of `workers`, and the child's id.
+async fn segment_holder(
+    db: &Db,
+    parent: &str,
+    workers: &mut Vec<(Child, String)>,
+) -> ((Child, String), String) {
+    let t = Instant::now();
+    loop {
+        let running: Option<(String, String)> = sqlx::query_as(
+            "SELECT id, worker FROM jobs WHERE parent_id = $1 AND status = 'running' LIMIT 1",
+        )
+        .bind(parent)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
+        if let Some((child, holder)) = running {
+            let i = workers
+                .iter()
+                .position(|(_, n)| *n == holder)
+                .expect("a worker of ours");
+            return (workers.remove(i), child);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no segment of the proof started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A segmented model through two `zkinfer worker` processes on one PostgreSQL: its setup and
+/// each proof fan out one job per segment, and both workers prove segments of one proof. A
+/// worker killed with SIGKILL while it holds a segment loses that segment to the other after
+/// the lease; the proof still completes once, and `zkinfer verify` accepts it on the model's
+/// stored files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_segments_of_one_proof() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = fresh_postgres().await;
+    let store_url = format!("file://{}", tmp.path().join("bucket").display());
+    let db = Db::connect(&url).await.unwrap();
+    let store = Store::open(Some(&store_url), tmp.path()).unwrap();
+    let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+    let mut workers: Vec<(Child, String)> = (0..2)
+        .map(|i| start_worker(&url, &store_url, &tmp.path().join(format!("machine{i}"))))
+        .collect();
+    let name = "4l_relu_conv_fc";
+    let e = example(name);
+    let up = Upload {
+        onnx: store
+            .put(std::fs::read(e.join("network.onnx")).unwrap())
+            .await
+            .unwrap(),
+        calibration: store
+            .put(std::fs::read(e.join("input.json")).unwrap())
+            .await
+            .unwrap(),
+        options: zkinfer_prover::options::ModelOptions {
+            segments: Some(4),
+            ..Default::default()
+        },
+        fhe: None,
+        like: None,
+    };
+    let model = models::create_with_setup(
+        &db,
+        &tenant,
+        &serde_json::to_value(up).unwrap(),
+        &models::Setup {
+            max_attempts: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    wait_until("setup", Duration::from_secs(300), || async {
+        models::status(&db, &tenant, &model).await.unwrap().as_deref() == Some("ready")
+    })
+    .await;
+    let input: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(e.join("input.json")).unwrap()).unwrap();
+    let payload = json!({ "input_data": input["input_data"] });
+
+    // One proof, four segment jobs, both workers.
+    let Enqueued::New(first) = queue::enqueue(&db, &proof_job(&tenant, &model, &payload))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    completed(&db, &first).await;
+    let sharing: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(DISTINCT worker) AS BIGINT) FROM jobs \
+         WHERE parent_id = $1 AND kind = 'prove_segment' AND status = 'succeeded'",
+    )
+    .bind(&first)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(sharing, 2, "both workers proved segments of one proof");
+
+    // A second proof; the holder of one of its segments is killed.
+    let Enqueued::New(second) = queue::enqueue(&db, &proof_job(&tenant, &model, &payload))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let ((mut child, holder), segment_job) = segment_holder(&db, &second, &mut workers).await;
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    completed(&db, &second).await;
+    let (attempts, finisher): (i64, String) =
+        sqlx::query_as("SELECT CAST(attempts AS BIGINT), worker FROM jobs WHERE id = $1")
+            .bind(&segment_job)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2, "the killed worker's segment was taken over once");
+    assert_ne!(finisher, holder);
+    assert_eq!(
+        scalar(&db, "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE kind = 'prove' AND status = 'succeeded'").await,
+        2
+    );
+
+    // The assembled proof verifies on the model's stored files.
+    let row = models::get(&db, &tenant, &model).await.unwrap().unwrap();
+    let folder = tmp.path().join("verifier");
+    for (file, key) in row.artifacts.unwrap().as_object().unwrap() {
+        let path = folder.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, store.get(key.as_str().unwrap()).await.unwrap()).unwrap();
+    }
+    let result: String = sqlx::query_scalar("SELECT result FROM jobs WHERE id = $1")
+        .bind(&second)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let proof = tmp.path().join("proof.json");
+    std::fs::write(&proof, result["proof_file"].to_string()).unwrap();
+    let model_id = row.summary.unwrap()["model_id"].as_str().unwrap().to_string();
+    common::expect_success(&[
+        "verify",
+        p(&folder),
+        p(&proof),
+        "--model-id",
+        &model_id,
+        "--input",
+        p(&e.join("input.json")),
+    ]);
 
     for (mut child, _) in workers {
         Command::new("kill")

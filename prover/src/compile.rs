@@ -36,6 +36,9 @@ pub struct CompileOptions {
     /// circuit to reproduce exactly: its quantization, widths, visibilities and plan, so
     /// both get one verifying key. Overrides `quantize`, `io`, `weights` and `resources`.
     pub like: Option<std::path::PathBuf>,
+    /// The most segments a model too large for one circuit may be cut into (`None`: no
+    /// limit); a cut that needs more is refused as too large before any segment is planned.
+    pub max_segments: Option<usize>,
 }
 
 /// Activation scales `--target resources` tries, fewest bits first.
@@ -361,6 +364,7 @@ fn like_options(sibling: &Settings, opts: &CompileOptions) -> CompileOptions {
         resources: None,
         weights: sibling.weights,
         like: opts.like.clone(),
+        max_segments: opts.max_segments,
     }
 }
 

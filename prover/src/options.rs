@@ -149,6 +149,7 @@ impl ModelOptions {
                 .then(|| self.max_error.unwrap_or(DEFAULT_MAX_ERROR)),
             weights: self.weights.unwrap_or_default(),
             like: None,
+            max_segments: None,
         }
     }
 }

@@ -119,6 +119,7 @@ pub fn compile_or_segment(
             needed, allowed, ..
         }) if allowed > 0 => {
             let count = needed.div_ceil(allowed).max(2) as usize;
+            check_count(count, opts)?;
             info!(
                 needed = %crate::pipeline::gib(needed),
                 allowed = %crate::pipeline::gib(allowed),
@@ -198,6 +199,12 @@ fn write_segments(
                     over = Some((seg.nodes.clone(), e));
                     break;
                 }
+                Err(e @ zkinfer_circuits::CircuitError::OverMemory { .. }) => {
+                    return Err(too_large(format!(
+                        "segment {s} (nodes {}..{}): {e}",
+                        seg.nodes.start, seg.nodes.end
+                    )))
+                }
                 Err(e) => {
                     return Err(ProverError::Folder(format!(
                         "segment {s} (nodes {}..{}): {e}",
@@ -211,13 +218,14 @@ fn write_segments(
         };
         match q.split_point(range.clone()) {
             Some(at) => {
+                check_count(starts.len() + 2, opts)?;
                 info!(nodes = ?range, at, "segment over the memory limit: split");
                 starts.push(at);
                 starts.sort_unstable();
             }
             None => {
                 let node = &q.nodes[range.end - 1];
-                return Err(ProverError::Folder(format!(
+                return Err(too_large(format!(
                     "node \"{}\" ({}) alone does not fit: {e}",
                     node.name, node.source_op
                 )));
@@ -286,6 +294,22 @@ fn write_segments(
     file.check()?;
     write_json(&in_dir(out, SEGMENTS), &file)?;
     Ok(file)
+}
+
+/// Refuses a cut into `count` segments past `opts.max_segments`.
+fn check_count(count: usize, opts: &CompileOptions) -> Result<(), ProverError> {
+    match opts.max_segments {
+        Some(most) if count > most => Err(too_large(format!(
+            "the model needs at least {count} segments to fit the memory limit; at most {most} \
+             are allowed"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A segment that cannot fit the memory limit: the model is too large, whatever the cut.
+fn too_large(message: String) -> ProverError {
+    ProverError::Circuit(zkinfer_circuits::CircuitError::TooLarge(message))
 }
 
 /// What setup of a segmented model did.

@@ -426,7 +426,11 @@ async fn two_workers_share_the_segments_of_one_proof() {
     .await
     .unwrap();
     wait_until("setup", Duration::from_secs(300), || async {
-        models::status(&db, &tenant, &model).await.unwrap().as_deref() == Some("ready")
+        models::status(&db, &tenant, &model)
+            .await
+            .unwrap()
+            .as_deref()
+            == Some("ready")
     })
     .await;
     let input: serde_json::Value =
@@ -471,7 +475,10 @@ async fn two_workers_share_the_segments_of_one_proof() {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-    assert_eq!(attempts, 2, "the killed worker's segment was taken over once");
+    assert_eq!(
+        attempts, 2,
+        "the killed worker's segment was taken over once"
+    );
     assert_ne!(finisher, holder);
     assert_eq!(
         scalar(&db, "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE kind = 'prove' AND status = 'succeeded'").await,
@@ -494,7 +501,10 @@ async fn two_workers_share_the_segments_of_one_proof() {
     let result: serde_json::Value = serde_json::from_str(&result).unwrap();
     let proof = tmp.path().join("proof.json");
     std::fs::write(&proof, result["proof_file"].to_string()).unwrap();
-    let model_id = row.summary.unwrap()["model_id"].as_str().unwrap().to_string();
+    let model_id = row.summary.unwrap()["model_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     common::expect_success(&[
         "verify",
         p(&folder),

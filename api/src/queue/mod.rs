@@ -193,7 +193,7 @@ fn claimed(row: &AnyRow) -> Result<Claimed> {
 
 /// Claims a queued job for `worker` among those whose estimated memory is at most
 /// `free_memory` bytes (or not yet known), leased for `lease_ms`: the oldest of the tenants
-/// with the fewest jobs running.
+/// with the fewest jobs running (a fan-out's segments, queued together, in segment order).
 pub async fn claim(
     db: &Db,
     worker: &str,
@@ -210,7 +210,7 @@ pub async fn claim(
              FROM jobs WHERE status = 'running' GROUP BY tenant_id) r \
              ON r.tenant_id = j.tenant_id WHERE j.status = 'queued' \
              AND (j.memory_bytes IS NULL OR j.memory_bytes <= $4) \
-             ORDER BY COALESCE(r.n, 0), j.created_ms, j.id \
+             ORDER BY COALESCE(r.n, 0), j.created_ms, j.segment, j.id \
              FOR UPDATE OF j SKIP LOCKED LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
              memory_bytes, step"
@@ -222,7 +222,7 @@ pub async fn claim(
              FROM jobs WHERE status = 'running' GROUP BY tenant_id) r \
              ON r.tenant_id = j.tenant_id WHERE j.status = 'queued' \
              AND (j.memory_bytes IS NULL OR j.memory_bytes <= $4) \
-             ORDER BY COALESCE(r.n, 0), j.created_ms, j.id \
+             ORDER BY COALESCE(r.n, 0), j.created_ms, j.segment, j.id \
              LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
              memory_bytes, step"

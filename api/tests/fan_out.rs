@@ -1,0 +1,309 @@
+//! A segmented model's jobs in the queue, on SQLite and PostgreSQL: a parent fans out one
+//! child per segment and waits (unclaimable, unexpirable); the last child to succeed (even
+//! when all end at once, from separate pools) queues it once for its `assemble` step; a child
+//! that fails for good, by its error, a lost lease or no worker large enough, fails the parent
+//! (a setup's model with it) and cancels the children still queued; cancelling or deleting
+//! reaches a waiting parent and its children; a child is not cancelled on its own.
+
+mod common;
+
+use common::databases;
+use serde_json::{json, Value};
+use zkinfer_api::queue::{self, Child, Enqueued, JobKind, NewJob, Outcome};
+use zkinfer_api::{models, tenants, Db};
+
+async fn tenant_and_model(db: &Db) -> (String, String) {
+    let key = tenants::create_key(db, "t").await.unwrap();
+    let model = models::create(db, &key.tenant_id).await.unwrap();
+    (key.tenant_id, model)
+}
+
+/// A proof job, claimed by `a` and fanned out into `n` children of 100 bytes each.
+async fn waiting_parent(db: &Db, tenant: &str, model: &str, n: usize) -> String {
+    let payload = json!({});
+    let job = NewJob {
+        tenant_id: tenant,
+        model_id: model,
+        kind: JobKind::Prove,
+        payload: &payload,
+        max_attempts: 1,
+        idempotency: None,
+        callback_url: None,
+        memory_bytes: None,
+    };
+    let Enqueued::New(id) = queue::enqueue(db, &job).await.unwrap() else {
+        panic!()
+    };
+    let claimed = queue::claim(db, "a", 60_000, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, id);
+    assert!(fan_out(db, &id, "a", n).await);
+    id
+}
+
+async fn fan_out(db: &Db, id: &str, worker: &str, n: usize) -> bool {
+    let children: Vec<Child> = (0..n)
+        .map(|s| Child {
+            kind: JobKind::ProveSegment,
+            payload: json!({ "segment": s }),
+            memory_bytes: Some(100),
+        })
+        .collect();
+    queue::fan_out(db, id, worker, &children).await.unwrap()
+}
+
+async fn children(db: &Db, parent: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT id FROM jobs WHERE parent_id = $1 ORDER BY segment")
+        .bind(parent)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// A job's status, error code, error and step.
+async fn state(db: &Db, id: &str) -> (String, Option<String>, Option<String>, Option<String>) {
+    sqlx::query_as("SELECT status, error_code, error, step FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn error_of(db: &Db, id: &str) -> String {
+    state(db, id).await.2.unwrap_or_default()
+}
+
+async fn claim_one(db: &Db, worker: &str, lease_ms: i64) -> queue::Claimed {
+    queue::claim(db, worker, lease_ms, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_waits_for_every_segment_and_is_queued_once_to_assemble() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let pools = [
+            Db::connect(&url).await.unwrap(),
+            Db::connect(&url).await.unwrap(),
+            Db::connect(&url).await.unwrap(),
+        ];
+        let db = &pools[0];
+        let (tenant, model) = tenant_and_model(db).await;
+        let payload = json!({});
+        let job = NewJob {
+            tenant_id: &tenant,
+            model_id: &model,
+            kind: JobKind::Prove,
+            payload: &payload,
+            max_attempts: 1,
+            idempotency: None,
+            callback_url: None,
+            memory_bytes: None,
+        };
+        let Enqueued::New(parent) = queue::enqueue(db, &job).await.unwrap() else {
+            panic!()
+        };
+        claim_one(db, "a", 60_000).await;
+        // Only the worker holding the job fans it out.
+        assert!(!fan_out(db, &parent, "b", 3).await);
+        assert!(children(db, &parent).await.is_empty());
+        assert!(fan_out(db, &parent, "a", 3).await);
+        assert!(
+            !fan_out(db, &parent, "a", 3).await,
+            "a waiting job is fanned out once"
+        );
+        assert_eq!(state(db, &parent).await.0, "waiting");
+        // The tenant has one open job; its listing shows the parent alone.
+        assert_eq!(queue::open_jobs(db, &tenant).await.unwrap(), 1);
+        let listed = queue::list(db, &tenant, &Default::default(), 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, parent);
+        // The children need 100 bytes each: a worker with 50 free gets nothing, not even the
+        // waiting parent.
+        assert!(queue::claim(db, "small", 60_000, 50)
+            .await
+            .unwrap()
+            .is_none());
+        let mut claimed = Vec::new();
+        for (w, pool) in pools.iter().enumerate() {
+            let c = claim_one(pool, &format!("w{w}"), 60_000).await;
+            assert_eq!(c.kind, JobKind::ProveSegment);
+            claimed.push((pool.clone(), c.id, format!("w{w}")));
+        }
+        assert!(queue::claim(db, "x", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .is_none());
+        // All three end at once, each from its own pool: exactly one of them queues the
+        // parent again.
+        let ends = claimed.into_iter().map(|(pool, id, w)| {
+            tokio::spawn(async move {
+                let done = Outcome::Succeeded(json!({}));
+                queue::finish_with(&pool, &id, &w, &done, Some(10), None)
+                    .await
+                    .unwrap()
+            })
+        });
+        for end in ends {
+            assert!(end.await.unwrap());
+        }
+        let (status, _, _, step) = state(db, &parent).await;
+        assert_eq!(
+            (status.as_str(), step.as_deref()),
+            ("queued", Some("assemble"))
+        );
+        let row = queue::get(db, &tenant, &parent).await.unwrap().unwrap();
+        assert_eq!(
+            row.progress,
+            Some(json!({ "done": 3, "total": 3, "unit": "segments" }))
+        );
+        // Its assemble step has attempts of its own (its one attempt went to the fan-out).
+        let again = claim_one(db, "z", 60_000).await;
+        assert_eq!(
+            (again.id.as_str(), again.step.as_deref(), again.attempt),
+            (parent.as_str(), Some("assemble"), 1)
+        );
+        let done = Outcome::Succeeded(json!({ "proof_file": {} }));
+        assert!(queue::finish_with(db, &parent, "z", &done, Some(5), None)
+            .await
+            .unwrap());
+        assert_eq!(state(db, &parent).await.0, "succeeded");
+        assert_eq!(queue::open_jobs(db, &tenant).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_fails_for_good_fails_its_parent_and_cancels_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = &Db::connect(&url).await.unwrap();
+        let (tenant, model) = tenant_and_model(db).await;
+
+        // By its error: the parent takes the code and the segment's message; the queued
+        // sibling is cancelled; the running one's later success changes nothing.
+        let parent = waiting_parent(db, &tenant, &model, 3).await;
+        let kids = children(db, &parent).await;
+        let c0 = claim_one(db, "w0", 60_000).await;
+        let c1 = claim_one(db, "w1", 60_000).await;
+        assert_eq!((&c0.id, &c1.id), (&kids[0], &kids[1]));
+        let oom = Outcome::Failed("out_of_memory".into(), "killed".into());
+        assert!(queue::finish_with(db, &kids[0], "w0", &oom, None, None)
+            .await
+            .unwrap());
+        let (status, code, error, _) = state(db, &parent).await;
+        assert_eq!(
+            (status.as_str(), code.as_deref(), error.as_deref()),
+            ("failed", Some("out_of_memory"), Some("segment 0: killed"))
+        );
+        assert_eq!(state(db, &kids[2]).await.0, "cancelled");
+        let ok = Outcome::Succeeded(json!({}));
+        assert!(queue::finish_with(db, &kids[1], "w1", &ok, None, None)
+            .await
+            .unwrap());
+        assert_eq!(state(db, &parent).await.0, "failed");
+        assert!(queue::claim(db, "w2", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .is_none());
+
+        // By a lost lease on its last attempt: a setup parent fails with its model.
+        let one_setup = models::Setup {
+            max_attempts: 2,
+            ..Default::default()
+        };
+        let setup = models::create_with_setup(db, &tenant, &json!({}), &one_setup)
+            .await
+            .unwrap();
+        let job = claim_one(db, "a", 60_000).await;
+        assert_eq!(job.kind, JobKind::Setup);
+        let children_of_setup: Vec<Child> = (0..2)
+            .map(|s| Child {
+                kind: JobKind::SetupSegment,
+                payload: json!({ "segment": s }),
+                memory_bytes: Some(100),
+            })
+            .collect();
+        assert!(queue::fan_out(db, &job.id, "a", &children_of_setup)
+            .await
+            .unwrap());
+        sqlx::query("UPDATE jobs SET max_attempts = 1 WHERE parent_id = $1")
+            .bind(&job.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        claim_one(db, "lost", 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(queue::expire_leases(db).await.unwrap(), (0, 1));
+        let (status, code, error, _) = state(db, &job.id).await;
+        assert_eq!(
+            (status.as_str(), code.as_deref()),
+            ("failed", Some("worker_lost"))
+        );
+        assert!(error.unwrap().starts_with("segment 0: "));
+        let m = models::get(db, &tenant, &setup).await.unwrap().unwrap();
+        assert_eq!(m.status, "failed");
+        assert_eq!(m.error.unwrap().0, "worker_lost");
+
+        // By needing more memory than any worker has: failed model_too_large.
+        let parent = waiting_parent(db, &tenant, &model, 2).await;
+        // (Both segments need 100 bytes: both fail in one sweep, the parent once.)
+        assert_eq!(queue::fail_unplaceable(db, 50, 0).await.unwrap(), 2);
+        let (status, code, _, _) = state(db, &parent).await;
+        assert_eq!(
+            (status.as_str(), code.as_deref()),
+            ("failed", Some("model_too_large"))
+        );
+        assert!(error_of(db, &parent)
+            .await
+            .starts_with("segment 0: needs 100 bytes"));
+    }
+}
+
+#[tokio::test]
+async fn cancelling_or_deleting_reaches_a_waiting_parent_and_its_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = &Db::connect(&url).await.unwrap();
+        let (tenant, model) = tenant_and_model(db).await;
+        let parent = waiting_parent(db, &tenant, &model, 2).await;
+        let kids = children(db, &parent).await;
+        let running = claim_one(db, "w0", 60_000).await;
+        assert!(
+            !queue::cancel(db, &tenant, &kids[1]).await.unwrap(),
+            "a segment is not cancelled on its own"
+        );
+        assert!(!queue::cancel(db, "someone else", &parent).await.unwrap());
+        assert!(queue::cancel(db, &tenant, &parent).await.unwrap());
+        assert_eq!(state(db, &parent).await.0, "cancelled");
+        assert_eq!(state(db, &kids[1]).await.0, "cancelled");
+        // The running segment finishes; its parent stays cancelled.
+        let ok = Outcome::Succeeded(json!({}));
+        assert!(queue::finish_with(db, &running.id, "w0", &ok, None, None)
+            .await
+            .unwrap());
+        assert_eq!(state(db, &parent).await.0, "cancelled");
+
+        let parent = waiting_parent(db, &tenant, &model, 2).await;
+        assert!(models::delete(db, &tenant, &model).await.unwrap());
+        assert_eq!(state(db, &parent).await.0, "cancelled");
+        for kid in children(db, &parent).await {
+            assert_eq!(state(db, &kid).await.0, "cancelled");
+        }
+        let open: Vec<Value> = sqlx::query_scalar::<_, String>(
+            "SELECT status FROM jobs WHERE status IN ('queued', 'running', 'waiting')",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Value::String)
+        .collect();
+        assert!(open.is_empty(), "{open:?}");
+    }
+}

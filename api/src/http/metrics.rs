@@ -73,13 +73,14 @@ async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
     // Only open jobs are counted here: the index on (status, …) bounds it by the queue.
     let rows = sqlx::query(
         "SELECT kind, status, CAST(COUNT(*) AS BIGINT) FROM jobs \
-         WHERE status IN ('queued', 'running') GROUP BY kind, status ORDER BY kind, status",
+         WHERE status IN ('queued', 'running', 'waiting') GROUP BY kind, status \
+         ORDER BY kind, status",
     )
     .fetch_all(pool)
     .await
     .map_err(crate::Error::from)?;
     out.push_str(
-        "# HELP zkinfer_jobs Jobs queued or running, by kind.\n# TYPE zkinfer_jobs gauge\n",
+        "# HELP zkinfer_jobs Jobs queued, running or waiting for their segments, by kind.\n# TYPE zkinfer_jobs gauge\n",
     );
     let mut depth = 0;
     for r in &rows {

@@ -2,7 +2,9 @@
 //! `segments` (bounded by the operator's ceiling), setup and proof jobs fanned out one child
 //! job per segment and assembled by their parent, the model and job JSON showing the
 //! segments, a bundle `zkinfer verify` accepts the proof file against (and refuses tampered),
-//! and the routes that serve one verifier refusing a segmented model by name.
+//! `/verify` checking the job's proofs and input as `zkinfer verify` does, its calldata the
+//! chain registry's call, and the routes that serve one verifier refusing a segmented model
+//! by name.
 
 mod common;
 
@@ -166,6 +168,59 @@ async fn a_segmented_model_is_set_up_and_proven_by_one_job_per_segment() {
         let mut swapped = proof.clone();
         swapped["segments"] = json!([proof["segments"][1], proof["segments"][0]]);
         assert!(verify(&swapped).is_err(), "segments reordered");
+
+        // `/verify` checks it as `zkinfer verify` checks the proof file: the job's fields
+        // verify, with the input given; a changed segment proof, a swapped order or another
+        // input do not.
+        let uri = format!("/v1/models/{id}/verify");
+        let fields = |job: &Value| {
+            json!({
+                "proof": job["proof"],
+                "instances": job["instances"],
+                "segments": job["segments"],
+                "outputs": job["outputs"],
+                "inputs": job["inputs"],
+            })
+        };
+        let mut body = fields(&job);
+        body["input_data"] = data.clone();
+        let (s, v) = alice.post_json(&uri, &body, &[]).await;
+        assert_eq!((s, &v["valid"]), (StatusCode::OK, &json!(true)), "{v}");
+        assert_eq!(v["model_id"], json!(model_id));
+        let mut forged = fields(&job);
+        let p = forged["segments"][0]["proof"].as_str().unwrap().to_string();
+        let flipped = if p.ends_with('0') { "1" } else { "0" };
+        forged["segments"][0]["proof"] = json!(format!("{}{flipped}", &p[..p.len() - 1]));
+        let (s, v) = alice.post_json(&uri, &forged, &[]).await;
+        assert_eq!((s, &v["valid"]), (StatusCode::OK, &json!(false)), "{v}");
+        let mut swapped = fields(&job);
+        swapped["segments"] = json!([job["segments"][1], job["segments"][0]]);
+        let (s, v) = alice.post_json(&uri, &swapped, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_proof_format"),
+            "{v}"
+        );
+        let mut other = fields(&job);
+        let mut moved = data.clone();
+        moved[0][0] = json!(moved[0][0].as_f64().unwrap() + 0.5);
+        other["input_data"] = moved;
+        let (s, v) = alice.post_json(&uri, &other, &[]).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "input_mismatch"),
+            "{v}"
+        );
+
+        // Its calldata is the chain registry's call, as `zkinfer evm-calldata` makes it.
+        let (s, v) = alice.get(&format!("/v1/jobs/{job_id}/calldata")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let v_folder = zkinfer_verifier::segments::SegmentedVerifier::open(&folder).unwrap();
+        let path = tmp.path().join(format!("proof{n}.json"));
+        std::fs::write(&path, proof.to_string()).unwrap();
+        let proofs = zkinfer_verifier::chain::segment_proofs_of_file(&v_folder, &path).unwrap();
+        let want = zkinfer_verifier::chain::chain_calldata(&model_id, &proofs).unwrap();
+        assert_eq!(v["calldata"], json!(format!("0x{}", hex::encode(want))));
 
         // One verifier per segment: the routes serving one refuse by name.
         for route in ["verifier.sol", "verifier"] {

@@ -7,6 +7,7 @@
 #
 #   benches/segments/run.sh MODEL [COMPILE ARGS...]     # e.g. self_attention --max-prove-memory 8
 #   ZKINFER=path/to/zkinfer benches/segments/run.sh …   # default: a release build
+#   KEEP=1 benches/segments/run.sh …                    # keep the folder and proof
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -18,7 +19,12 @@ if [ -z "${ZKINFER:-}" ]; then
 fi
 e="../shared/ezkl-examples/$model"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# KEEP=1 keeps the folder and proof (for evm-verify after): its path is printed.
+if [ -n "${KEEP:-}" ]; then
+  echo "keeping $work" >&2
+else
+  trap 'rm -rf "$work"' EXIT
+fi
 d="$work/m"
 timed() { # timed NAME ARGS…: runs zkinfer, prints "seconds GiB"
   local name="$1"

@@ -8,6 +8,7 @@ mod metrics;
 mod models;
 mod openapi;
 mod parse_gate;
+mod segmented;
 mod verifier;
 
 use std::path::PathBuf;

@@ -347,8 +347,13 @@ pub struct VerifyRequest {
     /// The salt of hashed inputs: up to 64 hex digits (default 0).
     salt: Option<String>,
     /// Output values (a proof file's `outputs`): with hashed outputs they must hash to the
-    /// proven commitments, and are then returned as `outputs`.
+    /// proven commitments, and are then returned as `outputs`. Required for a segmented
+    /// model, whose proof is checked as its whole proof file.
     outputs: Option<Vec<Vec<f64>>>,
+    /// A segmented model's proofs, one per segment (as its job shows them; `proof` is `0x`).
+    segments: Option<Vec<SegmentProof>>,
+    /// A segmented model's proven public inputs (its job's `inputs`).
+    inputs: Option<Vec<Vec<f64>>>,
 }
 
 /// The commitments among a proof's public values, 64 hex digits each.

@@ -149,6 +149,10 @@ pub(super) async fn verify(
             })
         })
         .transpose()?;
+    let artifacts = ready_artifacts(&state, &tenant, &id).await?;
+    if crate::segmented::is_segmented(&artifacts) {
+        return super::segmented::verify(&state, &id, &artifacts, &body, salt).await;
+    }
     let folder = verifier_folder(&state, &tenant, &id).await?;
     let model_id = folder.model_id.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -161,37 +165,61 @@ pub(super) async fn verify(
     })
     .await
     .map_err(|e| internal("verify task", e))?;
-    use zkinfer_verifier::VerifyError as V;
     match result {
-        Ok(v) => Ok(Json(json!({
-            "valid": true, "model_id": model_id, "inputs": v.inputs, "outputs": v.outputs,
-            "commitments": {
-                "inputs": v.commitments.inputs,
-                "outputs": v.commitments.outputs,
-                "weights": v.commitments.weights,
-            },
-        }))),
-        Err(V::Invalid) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
-        Err(e @ (V::Malformed(_) | V::ValuesMismatch(_))) => {
+        Ok(v) => Ok(Json(valid(
+            &model_id,
+            &v.inputs,
+            &v.outputs,
+            &v.commitments,
+        ))),
+        Err(e) => refused(&model_id, e),
+    }
+}
+
+/// What `/verify` answers for a valid proof.
+pub(super) fn valid<O: Serialize>(
+    model_id: &str,
+    inputs: &Option<Vec<Vec<f64>>>,
+    outputs: &O,
+    commitments: &zkinfer_verifier::Commitments,
+) -> Value {
+    json!({
+        "valid": true, "model_id": model_id, "inputs": inputs, "outputs": outputs,
+        "commitments": {
+            "inputs": commitments.inputs,
+            "outputs": commitments.outputs,
+            "weights": commitments.weights,
+        },
+    })
+}
+
+/// What `/verify` answers for a proof that does not verify (`valid: false`), or a request
+/// it cannot check.
+pub(super) fn refused(model_id: &str, e: zkinfer_verifier::VerifyError) -> ApiResult<Json<Value>> {
+    use zkinfer_verifier::VerifyError as V;
+    match e {
+        // A segment link that does not hold is a proof that does not verify.
+        V::Invalid | V::Link(_) => Ok(Json(json!({ "valid": false, "model_id": model_id }))),
+        e @ (V::Malformed(_) | V::ValuesMismatch(_)) => {
             Err(ApiError::bad_request("invalid_proof_format", e.to_string()))
         }
-        Err(e @ V::SaltUnused) => Err(ApiError::bad_request("invalid_salt", e.to_string())),
-        Err(e @ V::OutputMismatch(_)) => Err(ApiError::new(
+        e @ V::SaltUnused => Err(ApiError::bad_request("invalid_salt", e.to_string())),
+        e @ V::OutputMismatch(_) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "output_mismatch",
             e.to_string(),
         )),
-        Err(e @ V::OtherWeights { .. }) => Err(ApiError::new(
+        e @ V::OtherWeights { .. } => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "other_weights",
             e.to_string(),
         )),
-        Err(e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_))) => Err(ApiError::new(
+        e @ (V::InputMismatch(_) | V::InputsPrivate | V::Input(_)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "input_mismatch",
             e.to_string(),
         )),
-        Err(e) => Err(internal("verify", e)),
+        e => Err(internal("verify", e)),
     }
 }
 
@@ -359,10 +387,12 @@ pub(super) async fn verifier(
 /// A proof as the model's Solidity verifier takes it.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Calldata {
-    /// 0x-hex: each public value as a 32-byte word, then the proof bytes.
-    calldata: String,
+    /// 0x-hex: each public value as a 32-byte word, then the proof bytes (a segmented
+    /// model's proof: `verifyChainInference(modelId, instances, proofs)` for the registry
+    /// holding its chain of segment verifiers).
+    pub(super) calldata: String,
     /// The model identity the proof is for.
-    model_id: String,
+    pub(super) model_id: String,
 }
 
 /// A succeeded proof job's calldata for the model's Solidity verifier: each public value as
@@ -392,6 +422,10 @@ pub(super) async fn calldata(
                 format!("job {id} is not a succeeded proof"),
             )
         })?;
+    let artifacts = ready_artifacts(&state, &tenant, &job.model_id).await?;
+    if crate::segmented::is_segmented(&artifacts) {
+        return super::segmented::calldata(&state, &job.model_id, &artifacts, proof).await;
+    }
     let folder = verifier_folder(&state, &tenant, &job.model_id).await?;
     let instances: Vec<String> = serde_json::from_value(proof["instances"].clone())
         .map_err(|e| internal("stored proof", e))?;

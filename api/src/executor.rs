@@ -126,7 +126,7 @@ impl Executor {
             Request::Compile(job) => match compile(db, store, cfg, &job).await {
                 Ok(CompileOutcome::One(c)) => {
                     let bytes = c.settings.plan.prove_memory_bytes;
-                    *self.compiled.lock().await = Some(c);
+                    *self.compiled.lock().await = Some(*c);
                     Response::Compiled(bytes)
                 }
                 Ok(CompileOutcome::Segments(children)) => Response::FanOut(children),
@@ -218,7 +218,7 @@ pub(crate) async fn phase(db: &Db, cfg: &WorkerConfig, job: &Claimed, phase: &st
 /// What compiling a setup job's model made.
 enum CompileOutcome {
     /// One circuit, waiting for its keys.
-    One(Compiled),
+    One(Box<Compiled>),
     /// Segments, stored: the job waits for these children to make their keys.
     Segments(Vec<queue::Child>),
 }
@@ -285,13 +285,15 @@ async fn compile(
     .map_err(|e| JobError::internal(format!("compile task: {e}")))?
     .map_err(prover_error)?;
     match compiled {
-        zkinfer_prover::segments::Compiled::One(settings) => Ok(CompileOutcome::One(Compiled {
-            job_id: job.id.clone(),
-            work,
-            upload,
-            settings: *settings,
-            started,
-        })),
+        zkinfer_prover::segments::Compiled::One(settings) => {
+            Ok(CompileOutcome::One(Box::new(Compiled {
+                job_id: job.id.clone(),
+                work,
+                upload,
+                settings: *settings,
+                started,
+            })))
+        }
         zkinfer_prover::segments::Compiled::Segments(file) => {
             phase(db, cfg, job, "storing").await;
             let children = segmented::store_compiled(store, cfg, &dir, &file).await?;

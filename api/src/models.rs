@@ -204,19 +204,24 @@ pub async fn delete(db: &Db, tenant_id: &str, id: &str) -> Result<bool> {
     .execute(&mut *tx)
     .await?;
     if r.rows_affected() == 1 {
-        let cancelled = sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
-             callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
-             callback_next_ms = $1 \
-             WHERE model_id = $2 AND status IN ('queued', 'waiting') RETURNING kind",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Jobs, then their segments' jobs: the lock order of `queue::fan_out`.
         let mut counts = crate::counters::Adds::default();
-        for job in cancelled {
-            counts.job_ended(&job.try_get::<String, _>(0)?, "cancelled");
+        for children in [0i64, 1] {
+            let cancelled = sqlx::query(
+                "UPDATE jobs SET status = 'cancelled', finished_ms = $1, \
+                 callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+                 callback_next_ms = $1 \
+                 WHERE model_id = $2 AND status IN ('queued', 'waiting') \
+                 AND (CASE WHEN parent_id IS NULL THEN 0 ELSE 1 END) = $3 RETURNING kind",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(children)
+            .fetch_all(&mut *tx)
+            .await?;
+            for job in cancelled {
+                counts.job_ended(&job.try_get::<String, _>(0)?, "cancelled");
+            }
         }
         counts.write(&mut tx).await?;
     }

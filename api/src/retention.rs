@@ -107,7 +107,8 @@ pub async fn purge(db: &Db, store: &Store, retention: Retention) -> Result<Purge
     let mut live = HashSet::new();
     for sql in [
         "SELECT upload, artifacts FROM models WHERE upload IS NOT NULL OR artifacts IS NOT NULL",
-        "SELECT payload, result FROM jobs WHERE kind <> 'prove'",
+        // Proofs (and their segments' jobs) hold inputs and proofs, never a blob's key.
+        "SELECT payload, result FROM jobs WHERE kind NOT IN ('prove', 'prove_segment')",
         "SELECT store_key, NULL FROM fhe_keys",
         "SELECT store_key, NULL FROM evm_verifiers",
     ] {

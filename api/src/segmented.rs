@@ -186,12 +186,18 @@ async fn child_results(db: &Db, job: &Claimed) -> JobResult<Vec<(Value, Value)>>
 /// A segmented setup's `assemble` step: the model id (the segments' ids and the wiring),
 /// summary and artifacts.
 pub(crate) async fn assemble_setup(db: &Db, store: &Store, job: &Claimed) -> JobResult<Value> {
+    // (A worker that stopped during this step gave the model back as queued.)
+    models::set_state(db, &job.model_id, "running", None, None, None).await?;
     let kids = child_results(db, job).await?;
     let compiled = kids[0].0["compiled"]
         .as_object()
         .cloned()
         .ok_or_else(|| internal("assemble", "no compiled files"))?;
-    let segments_key = compiled[SEGMENTS].as_str().unwrap_or_default().to_string();
+    let segments_key = compiled
+        .get(SEGMENTS)
+        .and_then(Value::as_str)
+        .ok_or_else(|| internal("assemble", "no segments.json"))?
+        .to_string();
     let file: SegmentsFile = serde_json::from_slice(&store.get(&segments_key).await?)
         .map_err(|e| internal("stored segments.json", e))?;
     file.check()

@@ -199,7 +199,7 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
                         "waiting for its segments"
                     ),
                     Ok(false) => {
-                        tracing::warn!(job = %job.id, "lease lost before its segments were queued")
+                        tracing::warn!(job = %job.id, "lease lost, or its model deleted, before its segments were queued")
                     }
                     Err(e) => {
                         tracing::warn!(job = %job.id, "queuing its segments: {e} (its lease will expire)")

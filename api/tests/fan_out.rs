@@ -3,7 +3,10 @@
 //! when all end at once, from separate pools) queues it once for its `assemble` step; a child
 //! that fails for good, by its error, a lost lease or no worker large enough, fails the parent
 //! (a setup's model with it) and cancels the children still queued; cancelling or deleting
-//! reaches a waiting parent and its children; a child is not cancelled on its own.
+//! reaches a waiting parent and its children; a child is not cancelled on its own, nor counted
+//! apart from its parent until the parent ends (then a running one counts against the quota,
+//! and a queued one is cancelled, never claimed); a deleted model's job is not fanned out;
+//! deleting a model while its segments fail never deadlocks.
 
 mod common;
 
@@ -252,8 +255,11 @@ async fn a_segment_that_fails_for_good_fails_its_parent_and_cancels_the_rest() {
 
         // By needing more memory than any worker has: failed model_too_large.
         let parent = waiting_parent(db, &tenant, &model, 2).await;
-        // (Both segments need 100 bytes: both fail in one sweep, the parent once.)
-        assert_eq!(queue::fail_unplaceable(db, 50, 0).await.unwrap(), 2);
+        // (Both segments need 100 bytes: the first fails, its sibling is cancelled with the
+        // parent.)
+        assert_eq!(queue::fail_unplaceable(db, 50, 0).await.unwrap(), 1);
+        let kids = children(db, &parent).await;
+        assert_eq!(state(db, &kids[1]).await.0, "cancelled");
         let (status, code, _, _) = state(db, &parent).await;
         assert_eq!(
             (status.as_str(), code.as_deref()),
@@ -305,5 +311,118 @@ async fn cancelling_or_deleting_reaches_a_waiting_parent_and_its_segments() {
         .map(Value::String)
         .collect();
         assert!(open.is_empty(), "{open:?}");
+    }
+}
+
+#[tokio::test]
+async fn segments_outliving_their_job_count_and_are_never_claimed() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let db = &Db::connect(&url).await.unwrap();
+        let (tenant, model) = tenant_and_model(db).await;
+        let parent = waiting_parent(db, &tenant, &model, 2).await;
+        let kids = children(db, &parent).await;
+        sqlx::query("UPDATE jobs SET max_attempts = 2 WHERE parent_id = $1")
+            .bind(&parent)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let running = claim_one(db, "w0", 1).await;
+        assert_eq!(running.id, kids[0]);
+        assert_eq!(queue::open_jobs(db, &tenant).await.unwrap(), 1);
+        // Cancelling the job frees nothing while its segment still runs.
+        assert!(queue::cancel(db, &tenant, &parent).await.unwrap());
+        assert_eq!(queue::open_jobs(db, &tenant).await.unwrap(), 1);
+        // Its lease expires: put back, it is cancelled at once, never claimed again.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        queue::expire_leases(db).await.unwrap();
+        assert_eq!(state(db, &kids[0]).await.0, "cancelled");
+        assert!(queue::claim(db, "w1", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(queue::open_jobs(db, &tenant).await.unwrap(), 0);
+
+        // A job whose model was deleted while it compiled is cancelled, not fanned out.
+        let payload = json!({});
+        let job = NewJob {
+            tenant_id: &tenant,
+            model_id: &model,
+            kind: JobKind::Prove,
+            payload: &payload,
+            max_attempts: 1,
+            idempotency: None,
+            callback_url: None,
+            memory_bytes: None,
+        };
+        let Enqueued::New(id) = queue::enqueue(db, &job).await.unwrap() else {
+            panic!()
+        };
+        claim_one(db, "a", 60_000).await;
+        assert!(models::delete(db, &tenant, &model).await.unwrap());
+        assert!(!fan_out(db, &id, "a", 2).await);
+        assert_eq!(state(db, &id).await.0, "cancelled");
+        assert!(children(db, &id).await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_model_while_its_segments_fail_never_deadlocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    for url in databases(tmp.path()).await {
+        let (a, b) = (
+            Db::connect(&url).await.unwrap(),
+            Db::connect(&url).await.unwrap(),
+        );
+        let tenant = tenants::create_key(&a, "t").await.unwrap().tenant_id;
+        for round in 0..12 {
+            let setup = models::Setup {
+                max_attempts: 1,
+                ..Default::default()
+            };
+            let model = models::create_with_setup(&a, &tenant, &json!({}), &setup)
+                .await
+                .unwrap();
+            let job = claim_one(&a, "a", 60_000).await;
+            let kids: Vec<Child> = (0..3)
+                .map(|s| Child {
+                    kind: JobKind::SetupSegment,
+                    payload: json!({ "segment": s }),
+                    memory_bytes: Some(100),
+                })
+                .collect();
+            assert!(queue::fan_out(&a, &job.id, "a", &kids).await.unwrap());
+            let child = claim_one(&a, "w", 60_000).await;
+            // A segment fails (parent, model, queued siblings) while the model is deleted
+            // (model, parents, children): both complete, whichever goes first.
+            let fail = {
+                let db = a.clone();
+                tokio::spawn(async move {
+                    let oom = Outcome::Failed("out_of_memory".into(), "killed".into());
+                    queue::finish_with(&db, &child.id, "w", &oom, None, None).await
+                })
+            };
+            let delete = {
+                let (db, tenant, model) = (b.clone(), tenant.clone(), model.clone());
+                tokio::spawn(async move { models::delete(&db, &tenant, &model).await })
+            };
+            assert!(
+                fail.await.unwrap().expect("the failure is recorded"),
+                "round {round}"
+            );
+            assert!(
+                delete.await.unwrap().expect("the model is deleted"),
+                "round {round}"
+            );
+            let open: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE model_id = $1 \
+                 AND status IN ('queued', 'running', 'waiting')",
+            )
+            .bind(&model)
+            .fetch_one(&a.pool)
+            .await
+            .unwrap();
+            assert_eq!(open, 0, "round {round}");
+        }
     }
 }

@@ -130,7 +130,8 @@ pub struct ServiceArgs {
     #[arg(long)]
     max_fhe_bootstraps: Option<usize>,
     /// The most segments a model may be cut into (its `segments` setting, or the cut a
-    /// model too large for one circuit gets): each segment is a job of its own.
+    /// model too large for one circuit gets): each segment is a job of its own. 1: no model
+    /// is cut (one too large fails model_too_large).
     #[arg(long, default_value_t = 32)]
     max_segments: usize,
     /// Model uploads one tenant may have parsed at once (more: 429 with Retry-After).
@@ -181,7 +182,7 @@ impl ServiceArgs {
         c.max_calibration_samples = self.max_calibration_samples;
         c.max_fhe_groups = self.max_fhe_groups;
         c.max_fhe_bootstraps = self.max_fhe_bootstraps;
-        c.max_segments = self.max_segments.max(2);
+        c.max_segments = self.max_segments.max(1);
         if !self.in_process_jobs {
             cfg.job_runner = Some(std::env::current_exe()?);
         }

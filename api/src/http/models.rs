@@ -199,6 +199,14 @@ pub(super) async fn upload(
         .ceilings
         .check(&options, fhe.as_ref(), samples.len())
         .map_err(|e| ApiError::bad_request("invalid_settings", e.to_string()))?;
+    if options.segments.is_some()
+        && (options.like.is_some() || options.weights == Some(Weights::Hashed))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_settings",
+            "segments are compiled with fixed weights (not \"weights\": \"hashed\" or like)",
+        ));
+    }
     let like = match &options.like {
         Some(_) if options.weights == Some(Weights::Fixed) => {
             return Err(ApiError::bad_request(

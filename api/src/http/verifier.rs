@@ -347,7 +347,7 @@ async fn evm_verifier(state: &AppState, tenant: &str, id: &str) -> ApiResult<Evm
 /// The model's Solidity verifier source.
 #[utoipa::path(get, path = "/v1/models/{id}/verifier.sol", params(("id" = String, Path, description = "model id")), tag = "models",
     responses((status = 200, description = "Solidity source", content_type = "text/plain"),
-        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
+        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model_not_ready, or segmented_model (one verifier per segment)", body = ErrorBody),
         (status = 422, description = "verifier_too_large (EIP-170)", body = ErrorBody),
         (status = 503, description = "solidity_unavailable (no compiler on this service)", body = ErrorBody),
         (status = 401, description = "missing or unknown key", body = ErrorBody)))]
@@ -372,7 +372,7 @@ pub(super) async fn verifier_sol(
 /// compiler that built it.
 #[utoipa::path(get, path = "/v1/models/{id}/verifier", params(("id" = String, Path, description = "model id")), tag = "models",
     responses((status = 200, body = EvmVerifier),
-        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model not ready", body = ErrorBody),
+        (status = 404, description = "no such model (or another tenant's)", body = ErrorBody), (status = 409, description = "model_not_ready, or segmented_model (one verifier per segment)", body = ErrorBody),
         (status = 422, description = "verifier_too_large (EIP-170)", body = ErrorBody),
         (status = 503, description = "solidity_unavailable (no compiler on this service)", body = ErrorBody),
         (status = 401, description = "missing or unknown key", body = ErrorBody)))]

@@ -3,8 +3,13 @@
 //! waits (status `waiting`: no worker, no lease, nothing to expire) while its children run;
 //! the transaction that ends a child also settles the parent: the last success queues it
 //! again for its `assemble` step, a child that fails for good fails it (and cancels the
-//! children still queued). Every such write locks the parent row first, so two children
-//! ending at once cannot both miss being the last.
+//! children still queued). Two children ending at once cannot both miss being the last: the
+//! parent's row serializes them.
+//!
+//! Lock order: every transaction that writes more than one of them locks the model's row,
+//! then the parent's, then the children's ([`lock_family`] before a child's row is written;
+//! deleting a model writes its parents before their children), so none waits for another
+//! in a cycle.
 
 use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
@@ -31,9 +36,45 @@ pub const ASSEMBLE: &str = "assemble";
 /// Parent job `id`, held by `worker`, waits for `children`, which are queued in the same
 /// transaction (with the parent's tenant, model and attempts). False (nothing written) if
 /// the worker no longer holds it.
+/// A deleted model's job (deleting lets running jobs finish) is cancelled instead of fanned
+/// out, and false is returned.
 pub async fn fan_out(db: &Db, id: &str, worker: &str, children: &[Child]) -> Result<bool> {
+    if children.is_empty() {
+        return Err(crate::Error::Config(format!(
+            "job {id}: a fan-out without children would wait for ever"
+        )));
+    }
     let now = now_ms();
     let mut tx = db.pool.begin().await?;
+    let live = sqlx::query(
+        "UPDATE models SET updated_ms = updated_ms \
+         WHERE id = (SELECT model_id FROM jobs WHERE id = $1) AND status <> 'deleted' \
+         RETURNING id",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if live.is_none() {
+        let cancelled = sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', finished_ms = $3, lease_until_ms = NULL, \
+             phase = NULL, \
+             callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+             callback_next_ms = $3 \
+             WHERE id = $1 AND worker = $2 AND status = 'running' RETURNING kind",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut counts = Adds::default();
+        if let Some(row) = cancelled {
+            counts.job_ended(&row.try_get::<String, _>(0)?, "cancelled");
+        }
+        counts.write(&mut tx).await?;
+        tx.commit().await?;
+        return Ok(false);
+    }
     let parent = sqlx::query(
         "UPDATE jobs SET status = 'waiting', lease_until_ms = NULL, phase = NULL, \
          segments_left = $3, progress = $4 \
@@ -76,6 +117,53 @@ pub async fn fan_out(db: &Db, id: &str, worker: &str, children: &[Child]) -> Res
 
 fn progress(done: usize, total: usize) -> Value {
     json!({ "done": done, "total": total, "unit": "segments" })
+}
+
+/// Locks, in the order every writer takes, the rows that ending job `id` will write besides
+/// its own, if it is a child: its model's, then its parent's. Call it before the child's
+/// row is written.
+pub(crate) async fn lock_family(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
+    // No-op writes take the row locks (a portable `SELECT … FOR UPDATE`); both are writes
+    // from the start, so SQLite takes its write lock at once (a read first would have to
+    // upgrade, which fails at once when another connection writes).
+    sqlx::query(
+        "UPDATE models SET updated_ms = updated_ms \
+         WHERE id = (SELECT model_id FROM jobs WHERE id = $1 AND parent_id IS NOT NULL)",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE jobs SET segments_left = segments_left \
+         WHERE id = (SELECT parent_id FROM jobs WHERE id = $1)",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Cancels queued children whose parent no longer waits for them (it failed or was
+/// cancelled while they ran; a lease that expired or a worker that stopped put them back):
+/// nobody would use their work. Returns how many.
+pub(crate) async fn cancel_orphans(
+    tx: &mut Transaction<'_, Any>,
+    now: i64,
+    counts: &mut Adds,
+) -> Result<u64> {
+    let rows = sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_ms = $1 \
+         WHERE status = 'queued' AND parent_id IS NOT NULL AND EXISTS \
+         (SELECT 1 FROM jobs p WHERE p.id = jobs.parent_id AND p.status <> 'waiting') \
+         RETURNING kind",
+    )
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &rows {
+        counts.job_ended(&row.try_get::<String, _>(0)?, "cancelled");
+    }
+    Ok(rows.len() as u64)
 }
 
 /// How a child ended, for its parent.

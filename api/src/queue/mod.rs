@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 mod fan_out;
 mod rows;
 
+use fan_out::{cancel_orphans, lock_family, settle, ChildEnd};
 pub use fan_out::{children, fan_out, Child, ChildRow, ASSEMBLE};
-use fan_out::{settle, ChildEnd};
 pub use rows::{get, list, JobFilter, JobRow};
 
 /// What a job does.
@@ -210,6 +210,8 @@ pub async fn claim(
              FROM jobs WHERE status = 'running' GROUP BY tenant_id) r \
              ON r.tenant_id = j.tenant_id WHERE j.status = 'queued' \
              AND (j.memory_bytes IS NULL OR j.memory_bytes <= $4) \
+             AND (j.parent_id IS NULL OR EXISTS (SELECT 1 FROM jobs p \
+                  WHERE p.id = j.parent_id AND p.status = 'waiting')) \
              ORDER BY COALESCE(r.n, 0), j.created_ms, j.segment, j.id \
              FOR UPDATE OF j SKIP LOCKED LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
@@ -222,6 +224,8 @@ pub async fn claim(
              FROM jobs WHERE status = 'running' GROUP BY tenant_id) r \
              ON r.tenant_id = j.tenant_id WHERE j.status = 'queued' \
              AND (j.memory_bytes IS NULL OR j.memory_bytes <= $4) \
+             AND (j.parent_id IS NULL OR EXISTS (SELECT 1 FROM jobs p \
+                  WHERE p.id = j.parent_id AND p.status = 'waiting')) \
              ORDER BY COALESCE(r.n, 0), j.created_ms, j.segment, j.id \
              LIMIT 1) AND status = 'queued' \
              RETURNING id, tenant_id, model_id, kind, payload, CAST(attempts AS BIGINT), \
@@ -314,6 +318,7 @@ pub async fn finish_with(
         Outcome::Failed(c, m) => ("failed", None, Some(c.as_str()), Some(m.as_str())),
     };
     let mut tx = db.pool.begin().await?;
+    lock_family(&mut tx, id).await?;
     let r = sqlx::query(
         "UPDATE jobs SET status = $1, result = $2, error_code = $3, error = $4, finished_ms = $5, \
          lease_until_ms = NULL, phase = NULL, run_ms = COALESCE($8, run_ms), \
@@ -388,38 +393,67 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
          callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
          callback_next_ms = $1 \
          WHERE status = 'running' AND lease_until_ms < $1 AND attempts >= max_attempts \
-         RETURNING model_id, kind, parent_id, CAST(segment AS BIGINT)",
+         AND parent_id IS NULL RETURNING model_id, kind",
     )
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let requeued = sqlx::query(
-        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, phase = NULL \
-         WHERE status = 'running' AND lease_until_ms < $1 \
-         RETURNING model_id, kind, parent_id, CAST(segment AS BIGINT)",
+    // A segment that used its attempts fails its parent: each is written after its model's
+    // and parent's rows are locked (see `fan_out`).
+    let lost: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE status = 'running' AND lease_until_ms < $1 \
+         AND attempts >= max_attempts AND parent_id IS NOT NULL",
     )
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
     let mut counts = crate::counters::Adds::default();
+    let mut lost_children = 0;
+    for id in &lost {
+        lock_family(&mut tx, id).await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = 'worker_lost', \
+             error = 'the worker holding the job stopped renewing its lease, on every attempt', \
+             finished_ms = $1, worker = NULL, lease_until_ms = NULL, phase = NULL \
+             WHERE id = $2 AND status = 'running' AND lease_until_ms < $1 \
+             AND attempts >= max_attempts RETURNING kind, parent_id, CAST(segment AS BIGINT)",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { continue };
+        lost_children += 1;
+        counts.job_ended(&row.try_get::<String, _>(0)?, "failed");
+        let (parent, segment): (String, i64) = (row.try_get(1)?, row.try_get(2)?);
+        let why = "the worker holding it stopped renewing its lease, on every attempt";
+        settle(
+            &mut tx,
+            &parent,
+            segment,
+            ChildEnd::Failed("worker_lost", why),
+            &mut counts,
+        )
+        .await?;
+    }
+    let requeued = sqlx::query(
+        "UPDATE jobs SET status = 'queued', worker = NULL, lease_until_ms = NULL, phase = NULL \
+         WHERE status = 'running' AND lease_until_ms < $1 RETURNING model_id, kind",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    cancel_orphans(&mut tx, now, &mut counts).await?;
     counts.add(
         crate::counters::LEASE_EXPIRIES,
         "",
-        (failed.len() + requeued.len()) as i64,
+        (failed.len() + lost_children + requeued.len()) as i64,
     );
     for (rows, state) in [(&failed, "failed"), (&requeued, "queued")] {
         for row in rows {
             let (model, kind): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             if state == "failed" {
                 counts.job_ended(&kind, state);
-                if let (Some(parent), Some(segment)) = (
-                    row.try_get::<Option<String>, _>(2)?,
-                    row.try_get::<Option<i64>, _>(3)?,
-                ) {
-                    let why = "the worker holding it stopped renewing its lease, on every attempt";
-                    let end = ChildEnd::Failed("worker_lost", why);
-                    settle(&mut tx, &parent, segment, end, &mut counts).await?;
-                }
             }
             if kind == JobKind::Setup.as_str() {
                 let error = (state == "failed").then_some((
@@ -432,7 +466,7 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
     }
     counts.write(&mut tx).await?;
     tx.commit().await?;
-    Ok((requeued.len() as u64, failed.len() as u64))
+    Ok((requeued.len() as u64, (failed.len() + lost_children) as u64))
 }
 
 /// Queued jobs that have needed more memory than the most any live worker allows
@@ -443,6 +477,8 @@ pub async fn expire_leases(db: &Db) -> Result<(u64, u64)> {
 pub async fn fail_unplaceable(db: &Db, largest: u64, grace_ms: i64) -> Result<u64> {
     let largest = i64::try_from(largest).unwrap_or(i64::MAX);
     let now = now_ms();
+    // Marking is a transaction of its own: it writes many job rows, and the failures below
+    // lock each one's model first (see `fan_out`'s lock order).
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "UPDATE jobs SET unplaceable_ms = NULL \
@@ -459,40 +495,59 @@ pub async fn fail_unplaceable(db: &Db, largest: u64, grace_ms: i64) -> Result<u6
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    let rows = sqlx::query(
-        "UPDATE jobs SET status = 'failed', error_code = 'model_too_large', \
-         error = 'needs ' || CAST(memory_bytes AS TEXT) || ' bytes of memory; the largest \
-         worker allows ' || CAST($1 AS TEXT) || ' bytes', finished_ms = $2, \
-         callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
-         callback_next_ms = $2 \
-         WHERE status = 'queued' AND memory_bytes > $1 AND unplaceable_ms <= $3 \
-         RETURNING model_id, kind, error, parent_id, CAST(segment AS BIGINT)",
+    tx.commit().await?;
+    let cutoff = now.saturating_sub(grace_ms);
+    let due: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, model_id FROM jobs \
+         WHERE status = 'queued' AND memory_bytes > $1 AND unplaceable_ms <= $2",
     )
     .bind(largest)
-    .bind(now)
-    .bind(now.saturating_sub(grace_ms))
-    .fetch_all(&mut *tx)
+    .bind(cutoff)
+    .fetch_all(&db.pool)
     .await?;
+    let mut tx = db.pool.begin().await?;
     let mut ended = crate::counters::Adds::default();
-    for row in &rows {
-        let (model, kind, error): (String, String, String) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    let mut failed = 0;
+    for (id, model) in &due {
+        sqlx::query("UPDATE models SET updated_ms = updated_ms WHERE id = $1")
+            .bind(model)
+            .execute(&mut *tx)
+            .await?;
+        lock_family(&mut tx, id).await?;
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'failed', error_code = 'model_too_large', \
+             error = 'needs ' || CAST(memory_bytes AS TEXT) || ' bytes of memory; the largest \
+             worker allows ' || CAST($1 AS TEXT) || ' bytes', finished_ms = $2, \
+             callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END, \
+             callback_next_ms = $2 \
+             WHERE id = $4 AND status = 'queued' AND memory_bytes > $1 AND unplaceable_ms <= $3 \
+             RETURNING kind, error, parent_id, CAST(segment AS BIGINT)",
+        )
+        .bind(largest)
+        .bind(now)
+        .bind(cutoff)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { continue };
+        failed += 1;
+        let (kind, error): (String, String) = (row.try_get(0)?, row.try_get(1)?);
         ended.job_ended(&kind, "failed");
         if let (Some(parent), Some(segment)) = (
-            row.try_get::<Option<String>, _>(3)?,
-            row.try_get::<Option<i64>, _>(4)?,
+            row.try_get::<Option<String>, _>(2)?,
+            row.try_get::<Option<i64>, _>(3)?,
         ) {
             let end = ChildEnd::Failed("model_too_large", &error);
             settle(&mut tx, &parent, segment, end, &mut ended).await?;
         }
         if kind == JobKind::Setup.as_str() {
             let why = Some(("model_too_large", error.as_str()));
-            crate::models::set_state_in(&mut tx, &model, "failed", None, None, why).await?;
+            crate::models::set_state_in(&mut tx, model, "failed", None, None, why).await?;
         }
     }
     ended.write(&mut tx).await?;
     tx.commit().await?;
-    Ok(rows.len() as u64)
+    Ok(failed)
 }
 
 /// Jobs held by `worker`, which is known to be gone (a previous run of this process), are
@@ -562,11 +617,14 @@ pub async fn set_progress(db: &Db, id: &str, worker: &str, progress: &Value) -> 
 }
 
 /// Jobs of `tenant_id` not yet ended (queued, running, or waiting for their segments, which
-/// are not counted apart).
+/// are not counted apart while it waits; a segment still running after its job was
+/// cancelled or failed counts on its own, so cancelling cannot free the quota early).
 pub async fn open_jobs(db: &Db, tenant_id: &str) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs WHERE tenant_id = $1 \
-         AND status IN ('queued', 'running', 'waiting') AND parent_id IS NULL",
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM jobs j WHERE j.tenant_id = $1 \
+         AND j.status IN ('queued', 'running', 'waiting') AND (j.parent_id IS NULL \
+         OR NOT EXISTS (SELECT 1 FROM jobs p WHERE p.id = j.parent_id \
+                        AND p.status IN ('queued', 'running', 'waiting')))",
     )
     .bind(tenant_id)
     .fetch_one(&db.pool)

@@ -126,12 +126,7 @@ pub fn compile_or_segment(
                 count,
                 "one circuit does not fit: cutting into segments"
             );
-            let computed =
-                p.q.nodes
-                    .iter()
-                    .filter(|n| !matches!(n.op, QOp::Input { .. } | QOp::Param { .. }))
-                    .count();
-            let cut = p.q.choose_cut(count.min(computed))?;
+            let cut = p.q.choose_cut(count.min(computed_nodes(&p.q)))?;
             Ok(Compiled::Segments(write_segments(
                 out, &p, cut.starts, true,
             )?))
@@ -216,6 +211,29 @@ fn write_segments(
         let Some((range, e)) = over else {
             break segments;
         };
+        // Nothing fits yet: the segments are cut about equal, so all are likely over as this
+        // one is. Cutting them all finer at once, by how far this one is over, saves a failed
+        // plan per segment (each costs about what a good one does: minutes on a GPT block).
+        if let (
+            true,
+            zkinfer_circuits::CircuitError::OverMemory {
+                needed, allowed, ..
+            },
+        ) = (plans.is_empty(), &e)
+        {
+            let factor = needed.div_ceil((*allowed).max(1)).max(2) as usize;
+            let count = (segments.len() * factor).min(computed_nodes(q));
+            if count > segments.len() {
+                check_count(count, opts)?;
+                info!(
+                    from = segments.len(),
+                    to = count,
+                    "no segment fits yet: all cut finer"
+                );
+                starts = q.choose_cut(count)?.starts;
+                continue;
+            }
+        }
         match q.split_point(range.clone()) {
             Some(at) => {
                 check_count(starts.len() + 2, opts)?;
@@ -294,6 +312,14 @@ fn write_segments(
     file.check()?;
     write_json(&in_dir(out, SEGMENTS), &file)?;
     Ok(file)
+}
+
+/// The nodes of `q` that compute (not inputs or constants): the most segments it has.
+fn computed_nodes(q: &QGraph) -> usize {
+    q.nodes
+        .iter()
+        .filter(|n| !matches!(n.op, QOp::Input { .. } | QOp::Param { .. }))
+        .count()
 }
 
 /// Refuses a cut into `count` segments past `opts.max_segments`.

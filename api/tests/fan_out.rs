@@ -21,8 +21,8 @@ async fn tenant_and_model(db: &Db) -> (String, String) {
     (key.tenant_id, model)
 }
 
-/// A proof job, claimed by `a` and fanned out into `n` children of 100 bytes each.
-async fn waiting_parent(db: &Db, tenant: &str, model: &str, n: usize) -> String {
+/// A proof job of `model` with one attempt, queued; its id.
+async fn enqueue_proof(db: &Db, tenant: &str, model: &str) -> String {
     let payload = json!({});
     let job = NewJob {
         tenant_id: tenant,
@@ -37,6 +37,12 @@ async fn waiting_parent(db: &Db, tenant: &str, model: &str, n: usize) -> String 
     let Enqueued::New(id) = queue::enqueue(db, &job).await.unwrap() else {
         panic!()
     };
+    id
+}
+
+/// A proof job, claimed by `a` and fanned out into `n` children of 100 bytes each.
+async fn waiting_parent(db: &Db, tenant: &str, model: &str, n: usize) -> String {
+    let id = enqueue_proof(db, tenant, model).await;
     let claimed = queue::claim(db, "a", 60_000, i64::MAX)
         .await
         .unwrap()
@@ -96,20 +102,7 @@ async fn a_parent_waits_for_every_segment_and_is_queued_once_to_assemble() {
         ];
         let db = &pools[0];
         let (tenant, model) = tenant_and_model(db).await;
-        let payload = json!({});
-        let job = NewJob {
-            tenant_id: &tenant,
-            model_id: &model,
-            kind: JobKind::Prove,
-            payload: &payload,
-            max_attempts: 1,
-            idempotency: None,
-            callback_url: None,
-            memory_bytes: None,
-        };
-        let Enqueued::New(parent) = queue::enqueue(db, &job).await.unwrap() else {
-            panic!()
-        };
+        let parent = enqueue_proof(db, &tenant, &model).await;
         claim_one(db, "a", 60_000).await;
         // Only the worker holding the job fans it out.
         assert!(!fan_out(db, &parent, "b", 3).await);
@@ -344,20 +337,7 @@ async fn segments_outliving_their_job_count_and_are_never_claimed() {
         assert_eq!(queue::open_jobs(db, &tenant).await.unwrap(), 0);
 
         // A job whose model was deleted while it compiled is cancelled, not fanned out.
-        let payload = json!({});
-        let job = NewJob {
-            tenant_id: &tenant,
-            model_id: &model,
-            kind: JobKind::Prove,
-            payload: &payload,
-            max_attempts: 1,
-            idempotency: None,
-            callback_url: None,
-            memory_bytes: None,
-        };
-        let Enqueued::New(id) = queue::enqueue(db, &job).await.unwrap() else {
-            panic!()
-        };
+        let id = enqueue_proof(db, &tenant, &model).await;
         claim_one(db, "a", 60_000).await;
         assert!(models::delete(db, &tenant, &model).await.unwrap());
         assert!(!fan_out(db, &id, "a", 2).await);

@@ -95,6 +95,17 @@ fn proof_job<'a>(tenant: &'a str, model: &'a str, payload: &'a serde_json::Value
 }
 
 async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
+    upload_with(db, store, tenant, name, Default::default()).await
+}
+
+/// Uploads example `name` with compile `options`; its model's id.
+async fn upload_with(
+    db: &Db,
+    store: &Store,
+    tenant: &str,
+    name: &str,
+    options: zkinfer_prover::options::ModelOptions,
+) -> String {
     let e = example(name);
     let up = Upload {
         onnx: store
@@ -105,7 +116,7 @@ async fn upload(db: &Db, store: &Store, tenant: &str, name: &str) -> String {
             .put(std::fs::read(e.join("input.json")).unwrap())
             .await
             .unwrap(),
-        options: Default::default(),
+        options,
         // The queue is what these tests are about: no FHE program.
         fhe: None,
         like: None,
@@ -398,33 +409,11 @@ async fn two_workers_share_the_segments_of_one_proof() {
         .collect();
     let name = "4l_relu_conv_fc";
     let e = example(name);
-    let up = Upload {
-        onnx: store
-            .put(std::fs::read(e.join("network.onnx")).unwrap())
-            .await
-            .unwrap(),
-        calibration: store
-            .put(std::fs::read(e.join("input.json")).unwrap())
-            .await
-            .unwrap(),
-        options: zkinfer_prover::options::ModelOptions {
-            segments: Some(4),
-            ..Default::default()
-        },
-        fhe: None,
-        like: None,
+    let options = zkinfer_prover::options::ModelOptions {
+        segments: Some(4),
+        ..Default::default()
     };
-    let model = models::create_with_setup(
-        &db,
-        &tenant,
-        &serde_json::to_value(up).unwrap(),
-        &models::Setup {
-            max_attempts: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let model = upload_with(&db, &store, &tenant, name, options).await;
     wait_until("setup", Duration::from_secs(300), || async {
         models::status(&db, &tenant, &model)
             .await

@@ -90,7 +90,7 @@ pub enum Response {
     /// The model is compiled; its setup and proofs are estimated to need this many bytes.
     Compiled(u64),
     /// The job is a segmented model's: it waits for these children, one per segment.
-    FanOut(Vec<queue::Child>),
+    FanOut(queue::FanOut),
     /// The job's result, or its error code and message.
     Done(std::result::Result<Value, (String, String)>),
 }
@@ -129,7 +129,7 @@ impl Executor {
                     *self.compiled.lock().await = Some(*c);
                     Response::Compiled(bytes)
                 }
-                Ok(CompileOutcome::Segments(children)) => Response::FanOut(children),
+                Ok(CompileOutcome::Segments(children)) => Response::FanOut(children.into()),
                 Err(e) => done(Err(e)),
             },
             Request::Keygen(job) => {
@@ -152,7 +152,7 @@ impl Executor {
                     }
                     JobKind::Prove => match prove(db, store, cfg, lock, &job).await {
                         Ok(Proved::Done(v)) => Response::Done(Ok(v)),
-                        Ok(Proved::FanOut(children)) => Response::FanOut(children),
+                        Ok(Proved::FanOut(out)) => Response::FanOut(out),
                         Err(e) => done(Err(e)),
                     },
                     JobKind::FheRun => Response::Done(crate::fhe::run(db, store, cfg, &job).await),
@@ -460,8 +460,8 @@ pub(crate) async fn materialize_files(
 enum Proved {
     /// The proof.
     Done(Value),
-    /// A segmented model's proof: the job waits for these children, one per segment.
-    FanOut(Vec<queue::Child>),
+    /// A segmented model's proof: the job waits for its children, one per segment.
+    FanOut(queue::FanOut),
 }
 
 async fn prove(
@@ -471,8 +471,8 @@ async fn prove(
     cache_lock: &Mutex<()>,
     job: &Claimed,
 ) -> std::result::Result<Proved, JobError> {
-    if let Some(children) = segmented::fan_out_proof(db, job).await? {
-        return Ok(Proved::FanOut(children));
+    if let Some(out) = segmented::fan_out_proof(db, store, cfg, cache_lock, job).await? {
+        return Ok(Proved::FanOut(out));
     }
     let text = json!({ "input_data": job.payload["input_data"] }).to_string();
     let data = zkinfer_model::parse_input_json(&text)

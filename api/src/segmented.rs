@@ -1,7 +1,8 @@
 //! A segmented model's jobs (see [`crate::queue::fan_out`]): its setup compiles and stores
 //! the segments, then fans out one `setup_segment` job per segment (its keys); each proof
-//! fans out one `prove_segment` job per segment (every one evaluates the whole graph on the
-//! input, then proves its own part). Each parent's `assemble` step makes the model (its id
+//! evaluates the segments once, in order, and fans out one `prove_segment` job per segment
+//! with that segment's inputs (so a segment's worker fetches and loads its own segment only,
+//! never the whole graph). Each parent's `assemble` step makes the model (its id
 //! from the segments' ids and the wiring) or the proof file (the segments' proofs, their
 //! links checked) from its children's results.
 //!
@@ -25,7 +26,7 @@ use crate::executor::{
     materialize_files, phase, prover_error, scratch, write, JobError, FOLDER_FILES,
 };
 use crate::models;
-use crate::queue::{self, Child, Claimed, JobKind};
+use crate::queue::{self, Child, Claimed, FanOut, JobKind};
 use crate::store::Store;
 use crate::worker::WorkerConfig;
 
@@ -258,10 +259,19 @@ fn parse_salt(text: Option<&str>) -> JobResult<Option<zkinfer_circuits::Fr>> {
     .transpose()
 }
 
-/// A proof job of a segmented model: one `prove_segment` child per segment, all with the
-/// same salt (the request's, or [`seg::default_salt`]: every link of one proof must be
-/// committed alike). `None` for a one-circuit model.
-pub(crate) async fn fan_out_proof(db: &Db, job: &Claimed) -> JobResult<Option<Vec<Child>>> {
+/// A proof job of a segmented model: the segments evaluated in order on the job's input
+/// ([`seg::Evaluation`], one segment's graph loaded at a time), then one `prove_segment`
+/// child per segment with its inputs, all with the same salt (the request's, or
+/// [`seg::default_salt`]: every link of one proof must be committed alike). The model's
+/// outputs join the parent's payload for its `assemble` step. `None` for a one-circuit
+/// model.
+pub(crate) async fn fan_out_proof(
+    db: &Db,
+    store: &Store,
+    cfg: &WorkerConfig,
+    cache_lock: &Mutex<()>,
+    job: &Claimed,
+) -> JobResult<Option<FanOut>> {
     let model = models::get(db, &job.tenant_id, &job.model_id)
         .await?
         .ok_or_else(|| JobError("model_not_found".into(), "the model was deleted".into()))?;
@@ -282,23 +292,62 @@ pub(crate) async fn fan_out_proof(db: &Db, job: &Claimed) -> JobResult<Option<Ve
     let segments = summary["segments"]
         .as_array()
         .ok_or_else(|| internal("stored summary", "no segments"))?;
-    Ok(Some(
-        segments
-            .iter()
-            .enumerate()
-            .map(|(s, summary)| Child {
-                kind: JobKind::ProveSegment,
-                payload: json!({
-                    "segment": s,
-                    "input_data": job.payload["input_data"],
-                    "salt": salt,
-                }),
-                memory_bytes: summary["prove_memory_bytes"]
-                    .as_u64()
-                    .and_then(|m| i64::try_from(m).ok()),
-            })
-            .collect(),
-    ))
+    let data = input_data(job)?;
+    let (dir, _) = graphs_folder(store, cfg, cache_lock, job, &artifacts, segments.len()).await?;
+    phase(db, cfg, job, "evaluating").await;
+    let eval = tokio::task::spawn_blocking(move || {
+        let file = seg::open_segments_file(&dir)?;
+        seg::Evaluation::new(&dir, &file, &data)
+    })
+    .await
+    .map_err(|e| internal("evaluate task", e))?
+    .map_err(prover_error)?;
+    if eval.segment_inputs.len() != segments.len() {
+        return Err(internal("stored summary", "segment count"));
+    }
+    let children = segments
+        .iter()
+        .zip(eval.segment_inputs)
+        .enumerate()
+        .map(|(s, (summary, inputs))| Child {
+            kind: JobKind::ProveSegment,
+            payload: json!({ "segment": s, "inputs": inputs, "salt": salt }),
+            memory_bytes: summary["prove_memory_bytes"]
+                .as_u64()
+                .and_then(|m| i64::try_from(m).ok()),
+        })
+        .collect();
+    let mut payload = job.payload.clone();
+    payload["outputs"] = json!(eval.outputs);
+    Ok(Some(FanOut {
+        children,
+        payload: Some(payload),
+    }))
+}
+
+/// `segments.json` and every segment's settings and graph (cached as `<model>.graphs`):
+/// what evaluating the segments and assembling a proof read.
+async fn graphs_folder(
+    store: &Store,
+    cfg: &WorkerConfig,
+    cache_lock: &Mutex<()>,
+    job: &Claimed,
+    artifacts: &Value,
+    count: usize,
+) -> JobResult<(std::path::PathBuf, bool)> {
+    let mut names = vec![SEGMENTS.to_string()];
+    for s in 0..count {
+        names.push(segment_file(s, files::SETTINGS));
+        names.push(segment_file(s, files::QGRAPH));
+    }
+    let cache = format!("{}.graphs", job.model_id);
+    Ok(materialize_files(store, &cfg.data_dir, cache_lock, &cache, &names, artifacts).await?)
+}
+
+/// Quantized tensors from a job's payload (a segment's inputs, a proof's outputs).
+fn tensors(job: &Claimed, field: &str) -> JobResult<Vec<Vec<i64>>> {
+    serde_json::from_value(job.payload[field].clone())
+        .map_err(|e| internal(&format!("job payload {field}"), e))
 }
 
 fn input_data(job: &Claimed) -> JobResult<Vec<Vec<f64>>> {
@@ -315,8 +364,9 @@ async fn ready_artifacts(db: &Db, job: &Claimed) -> JobResult<Value> {
         .ok_or_else(|| JobError("model_not_ready".into(), "the model is not set up".into()))
 }
 
-/// A `prove_segment` job: segment `s`'s proof on the job's input (the whole graph evaluated
-/// first), with the keys of that segment only (fetched and cached as `<model>.segment-<s>`).
+/// A `prove_segment` job: segment `s`'s proof on its inputs (from its parent's evaluation),
+/// with the files and keys of that segment only (fetched and cached as
+/// `<model>.segment-<s>`).
 pub(crate) async fn prove_segment(
     db: &Db,
     store: &Store,
@@ -325,12 +375,12 @@ pub(crate) async fn prove_segment(
     job: &Claimed,
 ) -> JobResult<Value> {
     let s = segment_of(job)?;
-    let data = input_data(job)?;
+    let inputs = tensors(job, "inputs")?;
     let salt = parse_salt(job.payload["salt"].as_str())?
         .ok_or_else(|| internal("segment job payload", "no salt"))?;
     let artifacts = ready_artifacts(db, job).await?;
     let cache = format!("{}.segment-{s}", job.model_id);
-    let mut names = vec![SEGMENTS.to_string(), files::QGRAPH.to_string()];
+    let mut names = vec![SEGMENTS.to_string()];
     names.extend(FOLDER_FILES.iter().map(|n| segment_file(s, n)));
     phase(db, cfg, job, "loading_keys").await;
     let t = Instant::now();
@@ -354,9 +404,8 @@ pub(crate) async fn prove_segment(
     phase(db, cfg, job, "proving").await;
     let t = Instant::now();
     let proof = tokio::task::spawn_blocking(move || {
-        let folder = seg::open_segmented(&dir)?;
-        let input = seg::SegmentInput::new(&folder.q, &data)?;
-        seg::prove_segment(&folder, s, &prover, &input, salt)
+        let file = seg::open_segments_file(&dir)?;
+        seg::prove_segment(&file, s, &prover, &inputs, salt)
     })
     .await
     .map_err(|e| internal("prove task", e))?
@@ -381,6 +430,7 @@ pub(crate) async fn assemble_proof(
 ) -> JobResult<Value> {
     let kids = child_results(db, job).await?;
     let data = input_data(job)?;
+    let outputs = tensors(job, "outputs")?;
     let mut proofs: Vec<SegmentProof> = Vec::with_capacity(kids.len());
     let mut segments = Vec::with_capacity(kids.len());
     for (_, r) in &kids {
@@ -395,17 +445,14 @@ pub(crate) async fn assemble_proof(
         }));
     }
     let artifacts = ready_artifacts(db, job).await?;
-    let mut names = vec![SEGMENTS.to_string(), files::QGRAPH.to_string()];
-    names.extend((0..kids.len()).map(|s| segment_file(s, files::SETTINGS)));
-    let cache = format!("{}.settings", job.model_id);
-    let (dir, _) =
-        materialize_files(store, &cfg.data_dir, cache_lock, &cache, &names, &artifacts).await?;
+    let (dir, _) = graphs_folder(store, cfg, cache_lock, job, &artifacts, kids.len()).await?;
     phase(db, cfg, job, "assembling").await;
     let proof = tokio::task::spawn_blocking(move || {
-        let folder = seg::open_segmented(&dir)?;
-        let settings = seg::segment_settings(&dir, &folder)?;
-        let input = seg::SegmentInput::new(&folder.q, &data)?;
-        seg::assemble(&folder, &settings, &input, proofs)
+        let file = seg::open_segments_file(&dir)?;
+        let settings = seg::segment_settings(&dir, &file)?;
+        let qin =
+            zkinfer_model::quantize_input(&data, &file.input_shapes, file.scale, file.act_bits)?;
+        seg::assemble(&file, &settings, &qin, &outputs, proofs)
     })
     .await
     .map_err(|e| internal("assemble task", e))?

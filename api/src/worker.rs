@@ -190,12 +190,12 @@ pub async fn run(db: Db, store: Store, cfg: WorkerConfig, mut stop: watch::Recei
                 defer(&db, &cfg, &job, bytes).await;
                 continue;
             }
-            Ended::FanOut(children) => {
+            Ended::FanOut(out) => {
                 drop(held);
-                match queue::fan_out(&db, &job.id, &cfg.name, &children).await {
+                match queue::fan_out(&db, &job.id, &cfg.name, &out).await {
                     Ok(true) => tracing::info!(
                         job = %job.id,
-                        segments = children.len(),
+                        segments = out.children.len(),
                         "waiting for its segments"
                     ),
                     Ok(false) => {
@@ -250,7 +250,7 @@ enum Ended {
     /// The process running it died.
     Died(Died),
     /// It waits for these children (one per segment of its model).
-    FanOut(Vec<queue::Child>),
+    FanOut(queue::FanOut),
 }
 
 /// Runs a job's steps: a setup is compiled, then (if its estimate fits what this worker has
@@ -262,7 +262,7 @@ async fn steps(runner: &mut Runner, job: &Claimed, held: &Reservation) -> Ended 
     };
     match runner.call(first).await {
         Ok(Response::Done(r)) => Ended::Done(r),
-        Ok(Response::FanOut(children)) => Ended::FanOut(children),
+        Ok(Response::FanOut(out)) => Ended::FanOut(out),
         Ok(Response::Compiled(bytes)) => {
             if !held.grow_to(bytes) {
                 return Ended::NeedsMemory(bytes);

@@ -60,7 +60,9 @@ async fn fan_out(db: &Db, id: &str, worker: &str, n: usize) -> bool {
             memory_bytes: Some(100),
         })
         .collect();
-    queue::fan_out(db, id, worker, &children).await.unwrap()
+    queue::fan_out(db, id, worker, &children.into())
+        .await
+        .unwrap()
 }
 
 async fn children(db: &Db, parent: &str) -> Vec<String> {
@@ -225,7 +227,7 @@ async fn a_segment_that_fails_for_good_fails_its_parent_and_cancels_the_rest() {
                 memory_bytes: Some(100),
             })
             .collect();
-        assert!(queue::fan_out(db, &job.id, "a", &children_of_setup)
+        assert!(queue::fan_out(db, &job.id, "a", &children_of_setup.into())
             .await
             .unwrap());
         sqlx::query("UPDATE jobs SET max_attempts = 1 WHERE parent_id = $1")
@@ -371,7 +373,9 @@ async fn deleting_a_model_while_its_segments_fail_never_deadlocks() {
                     memory_bytes: Some(100),
                 })
                 .collect();
-            assert!(queue::fan_out(&a, &job.id, "a", &kids).await.unwrap());
+            assert!(queue::fan_out(&a, &job.id, "a", &kids.into())
+                .await
+                .unwrap());
             let child = claim_one(&a, "w", 60_000).await;
             // A segment fails (parent, model, queued siblings) while the model is deleted
             // (model, parents, children): both complete, whichever goes first.

@@ -134,6 +134,36 @@ async fn a_segmented_model_is_set_up_and_proven_by_one_job_per_segment() {
         .await
         .unwrap();
         assert_eq!(children, 2);
+        // Each segment's job carries its own inputs (from the parent's one evaluation), not
+        // the request's, and its worker fetched its own segment, never the whole graph.
+        let payloads: Vec<String> =
+            sqlx::query_scalar("SELECT payload FROM jobs WHERE parent_id = $1 ORDER BY segment")
+                .bind(&job_id)
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        for p in &payloads {
+            let p: serde_json::Value = serde_json::from_str(p).unwrap();
+            assert!(
+                p["inputs"].is_array() && p.get("input_data").is_none(),
+                "{p}"
+            );
+        }
+        let models = data_dir.join("worker").join("models");
+        let mut segment_caches = 0;
+        for entry in std::fs::read_dir(&models).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.contains(".segment-") {
+                assert!(
+                    !path.join("qgraph.json").exists(),
+                    "{name} holds the whole graph"
+                );
+                assert!(path.join("segments.json").exists(), "{name}");
+                segment_caches += 1;
+            }
+        }
+        assert_eq!(segment_caches, 2);
 
         // The bundle is a segmented folder `zkinfer verify` reads: the proof file holds.
         let (s, proof) = alice.get(&format!("/v1/jobs/{job_id}/proof.json")).await;

@@ -280,6 +280,15 @@ fn a_private_input_read_by_two_segments_is_one_input() {
     let data = zkinfer_model::parse_input_json(&std::fs::read_to_string(&input).unwrap()).unwrap();
     let qin = q.quantize_input(&data).unwrap();
     let trace = q.eval(&qin).unwrap();
+    // What proving reads, segment by segment (no whole graph), is the whole graph's.
+    let eval = zkinfer_prover::segments::Evaluation::new(&dir, &folder.file, &data).unwrap();
+    assert_eq!(eval.qin, qin);
+    assert_eq!(eval.outputs, q.outputs_of(&trace));
+    for (s, entry) in folder.file.segments.iter().enumerate() {
+        let whole =
+            zkinfer_model::segment::inputs_of(q, &trace, &entry.model_inputs, &entry.boundary_in);
+        assert_eq!(eval.segment_inputs[s], whole, "segment {s}");
+    }
     let other: Vec<i64> = qin[0].iter().map(|&v| v / 2).collect();
     let mut known: std::collections::HashMap<usize, Vec<i64>> = folder.file.segments[0]
         .boundary_out

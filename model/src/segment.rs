@@ -293,6 +293,11 @@ impl QGraph {
         work + checked * len
     }
 
+    /// [`Self::cell_estimate`] of every node.
+    pub fn total_cell_estimate(&self) -> u64 {
+        (0..self.nodes.len()).map(|id| self.cell_estimate(id)).sum()
+    }
+
     /// For each possible start `p` of a segment (index `p`), the elements live across a cut
     /// before node `p`: computed before it and read at or after it.
     pub fn boundary_sizes(&self) -> Vec<u64> {

@@ -176,6 +176,7 @@ pub(crate) fn prepare(
     info!(
         nodes = q.nodes.len(),
         terms = q.total_terms(),
+        estimated_cells = q.total_cell_estimate(),
         "imported and quantized in {:.2?}",
         t.elapsed()
     );

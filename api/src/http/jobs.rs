@@ -71,9 +71,9 @@ pub(super) async fn request_proof(
     }
     let req: ProofRequest = serde_json::from_value(value)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
-    let artifacts = super::models::ready_artifacts(&state, &tenant, &model_id).await?;
+    let (row, artifacts) = super::models::ready_model(&state, &tenant, &model_id).await?;
     // The input is checked now (shape, NaN, range), so a bad one never becomes a job.
-    let model = ModelInputs::read(&state, &artifacts).await?;
+    let model = ModelInputs::read(&state, &artifacts, row.summary.as_ref()).await?;
     let text = json!({ "input_data": req.input_data }).to_string();
     let data = zkinfer_model::parse_input_json(&text)
         .map_err(|e| unprocessable("invalid_input", e.to_string()))?;
@@ -118,13 +118,15 @@ struct ModelInputs {
     scale: u32,
     act_bits: u32,
     visibility: zkinfer_circuits::Visibility,
-    /// The proof job's estimated memory; `None` for a segmented model, whose job only fans
-    /// out and assembles (each segment's job carries its own).
+    /// The proof job's estimated memory. A segmented model's job evaluates one segment's
+    /// graph at a time, then fans out and assembles (each segment's job carries its own
+    /// estimate): the largest segment's proving estimate bounds that evaluation from above
+    /// and places the job on a worker that can hold every segment's graph.
     memory: Option<u64>,
 }
 
 impl ModelInputs {
-    async fn read(state: &AppState, artifacts: &Value) -> ApiResult<Self> {
+    async fn read(state: &AppState, artifacts: &Value, summary: Option<&Value>) -> ApiResult<Self> {
         use zkinfer_circuits::artifacts::{files, segments::SegmentsFile, segments::SEGMENTS};
         let stored = |what: &str, e: serde_json::Error| {
             ApiError::from(crate::Error::Config(format!("stored {what}: {e}")))
@@ -138,7 +140,7 @@ impl ModelInputs {
                 scale: file.scale,
                 act_bits: file.act_bits,
                 visibility: file.input_visibility,
-                memory: None,
+                memory: summary.and_then(|s| s["prove_memory_bytes"].as_u64()),
             });
         }
         let key = artifacts[files::SETTINGS].as_str().unwrap_or_default();

@@ -27,7 +27,11 @@ pub(super) async fn ready_artifacts(state: &AppState, tenant: &str, id: &str) ->
 }
 
 /// A ready model of the tenant and its artifacts, as [`ready_artifacts`].
-async fn ready_model(state: &AppState, tenant: &str, id: &str) -> ApiResult<(ModelRow, Value)> {
+pub(super) async fn ready_model(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<(ModelRow, Value)> {
     let m = models::get(&state.db, tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("model", id))?;

@@ -30,15 +30,36 @@ pub struct Child {
     pub memory_bytes: Option<i64>,
 }
 
+/// What a parent job waits for: its children, and what its `assemble` step will read.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct FanOut {
+    /// One per segment, in order.
+    pub children: Vec<Child>,
+    /// The parent's new payload, if it changes (a proof keeps its model's outputs from the
+    /// evaluation that gave the children their inputs).
+    pub payload: Option<Value>,
+}
+
+impl From<Vec<Child>> for FanOut {
+    fn from(children: Vec<Child>) -> Self {
+        FanOut {
+            children,
+            payload: None,
+        }
+    }
+}
+
 /// The step a parent is queued again for once every child has succeeded.
 pub const ASSEMBLE: &str = "assemble";
 
-/// Parent job `id`, held by `worker`, waits for `children`, which are queued in the same
-/// transaction (with the parent's tenant, model and attempts). False (nothing written) if
+/// Parent job `id`, held by `worker`, waits for `out.children`, which are queued in the same
+/// transaction (with the parent's tenant, model and attempts; its payload replaced by
+/// `out.payload`, if any). False (nothing written) if
 /// the worker no longer holds it.
 /// A deleted model's job (deleting lets running jobs finish) is cancelled instead of fanned
 /// out, and false is returned.
-pub async fn fan_out(db: &Db, id: &str, worker: &str, children: &[Child]) -> Result<bool> {
+pub async fn fan_out(db: &Db, id: &str, worker: &str, out: &FanOut) -> Result<bool> {
+    let children = &out.children;
     if children.is_empty() {
         return Err(crate::Error::Config(format!(
             "job {id}: a fan-out without children would wait for ever"
@@ -77,7 +98,7 @@ pub async fn fan_out(db: &Db, id: &str, worker: &str, children: &[Child]) -> Res
     }
     let parent = sqlx::query(
         "UPDATE jobs SET status = 'waiting', lease_until_ms = NULL, phase = NULL, \
-         segments_left = $3, progress = $4 \
+         segments_left = $3, progress = $4, payload = COALESCE($5, payload) \
          WHERE id = $1 AND worker = $2 AND status = 'running' \
          RETURNING tenant_id, model_id, CAST(max_attempts AS BIGINT)",
     )
@@ -85,6 +106,7 @@ pub async fn fan_out(db: &Db, id: &str, worker: &str, children: &[Child]) -> Res
     .bind(worker)
     .bind(children.len() as i64)
     .bind(progress(0, children.len()).to_string())
+    .bind(out.payload.as_ref().map(Value::to_string))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(parent) = parent else {

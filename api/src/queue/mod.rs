@@ -18,7 +18,7 @@ mod fan_out;
 mod rows;
 
 use fan_out::{cancel_orphans, lock_family, settle, ChildEnd};
-pub use fan_out::{children, fan_out, Child, ChildRow, ASSEMBLE};
+pub use fan_out::{children, fan_out, Child, ChildRow, FanOut, ASSEMBLE};
 pub use rows::{get, list, JobFilter, JobRow};
 
 /// What a job does.

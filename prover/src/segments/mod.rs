@@ -24,7 +24,7 @@ use crate::pipeline::{setup, SetupReport};
 mod prove;
 
 pub use prove::{
-    assemble, default_salt, prove_segment, prove_segments, segment_settings, Jobs, SegmentInput,
+    assemble, default_salt, prove_segment, prove_segments, segment_settings, Evaluation, Jobs,
 };
 
 /// Whether `dir` holds a segmented model.
@@ -51,10 +51,17 @@ pub struct SegmentedFolder {
     pub q: QGraph,
 }
 
-/// Opens a segmented folder.
-pub fn open_segmented(dir: &Path) -> Result<SegmentedFolder, ProverError> {
+/// Reads and checks a segmented folder's `segments.json` (what proving needs: each segment
+/// brings its own graph).
+pub fn open_segments_file(dir: &Path) -> Result<SegmentsFile, ProverError> {
     let file: SegmentsFile = read_json(&in_dir(dir, SEGMENTS))?;
     file.check()?;
+    Ok(file)
+}
+
+/// Opens a segmented folder, the whole graph included.
+pub fn open_segmented(dir: &Path) -> Result<SegmentedFolder, ProverError> {
+    let file = open_segments_file(dir)?;
     let bytes = read_bytes(&in_dir(dir, files::QGRAPH))?;
     if sha256_hex(&bytes) != file.qgraph_sha256 {
         return Err(ProverError::Folder(format!(
@@ -349,12 +356,12 @@ pub struct SegmentedSetup {
 
 /// Sets up every segment (on one ceremony file, or each on a development SRS of its own k).
 pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSetup, ProverError> {
-    let folder = open_segmented(dir)?;
-    let mut reports = Vec::with_capacity(folder.file.segments.len());
-    for s in 0..folder.file.segments.len() {
+    let file = open_segments_file(dir)?;
+    let mut reports = Vec::with_capacity(file.segments.len());
+    for s in 0..file.segments.len() {
         let seg_dir = segment_dir(dir, s);
         let settings: Settings = read_json(&in_dir(&seg_dir, files::SETTINGS))?;
-        folder.file.check_segment(s, &settings)?;
+        file.check_segment(s, &settings)?;
         let t = Instant::now();
         let report = setup(&seg_dir, srs_file)?;
         info!(
@@ -367,7 +374,7 @@ pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSe
     }
     let ids: Vec<String> = reports.iter().map(|r| r.model_id.clone()).collect();
     Ok(SegmentedSetup {
-        model_id: folder.file.model_id(&ids)?,
+        model_id: file.model_id(&ids)?,
         segments: reports,
     })
 }

@@ -1,42 +1,106 @@
-//! Proving a segmented model: one evaluation of the whole graph gives every segment its
+//! Proving a segmented model: one evaluation, segment by segment, gives every segment its
 //! inputs; each segment is proven on its own (here, a few at once within a memory limit; in
 //! the service, each by whichever worker claims it), and the proofs are assembled into one
 //! proof file with the model's instances.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
 use tracing::info;
 use zkinfer_circuits::artifacts::segments::segment_dir;
+use zkinfer_circuits::artifacts::segments::SegmentsFile;
 use zkinfer_circuits::artifacts::{
     files, in_dir, read_json, ProofFile, SegmentProof, Settings, FORMAT_VERSION,
 };
 use zkinfer_circuits::field::{from_hex, to_hex};
 use zkinfer_circuits::{Fr, Visibility};
-use zkinfer_model::segment::inputs_of;
-use zkinfer_model::{QGraph, Trace};
+use zkinfer_model::{dequantize, quantize_input};
 
-use super::{open_segmented, SegmentedFolder};
+use super::open_segments_file;
 use crate::error::ProverError;
 use crate::pipeline::{read_input, Prover};
 
-/// One input, quantized, and the whole graph evaluated on it: what every segment's proof
-/// and the assembled proof file read.
-pub struct SegmentInput {
+/// One input, quantized, and what every segment reads and the model's outputs: each
+/// segment's graph evaluated in order on the model inputs it reads and the tensors earlier
+/// segments handed on. The whole graph is never loaded (on a GPT it is over a gigabyte of
+/// tables and weights): one segment's graph at a time.
+pub struct Evaluation {
     /// The quantized input.
     pub qin: Vec<Vec<i64>>,
-    /// Every node's value.
-    pub trace: Trace,
+    /// Each segment's inputs: the model inputs it reads, then its links in.
+    pub segment_inputs: Vec<Vec<Vec<i64>>>,
+    /// The model's outputs, quantized.
+    pub outputs: Vec<Vec<i64>>,
 }
 
-impl SegmentInput {
-    /// Quantizes `data` (shape, NaN and range checked) and evaluates the whole graph.
-    pub fn new(q: &QGraph, data: &[Vec<f64>]) -> Result<Self, ProverError> {
-        let qin = q.quantize_input(data)?;
+impl Evaluation {
+    /// Quantizes `data` (shape, NaN and range checked) and evaluates the segments of the
+    /// folder `dir`, whose `segments.json` is `file` (checked), each graph checked against
+    /// its settings and the wiring.
+    pub fn new(dir: &Path, file: &SegmentsFile, data: &[Vec<f64>]) -> Result<Self, ProverError> {
+        let qin = quantize_input(data, &file.input_shapes, file.scale, file.act_bits)?;
         let t = Instant::now();
-        let trace = q.eval(&qin)?;
-        info!("whole graph evaluated in {:.2?}", t.elapsed());
-        Ok(Self { qin, trace })
+        let missing = |what: String| ProverError::Folder(format!("segments.json: {what}"));
+        let mut links: HashMap<usize, Vec<i64>> = HashMap::new();
+        let mut outputs: Vec<Option<Vec<i64>>> = vec![None; file.output_shapes.len()];
+        let mut segment_inputs = Vec::with_capacity(file.segments.len());
+        for (s, entry) in file.segments.iter().enumerate() {
+            let folder = crate::pipeline::open(&segment_dir(dir, s))?;
+            file.check_segment(s, &folder.settings)?;
+            let inputs = entry
+                .model_inputs
+                .iter()
+                .map(|&i| qin.get(i).cloned().ok_or(i))
+                .map(|r| r.map_err(|i| missing(format!("segment {s} reads input {i}"))))
+                .chain(entry.boundary_in.iter().map(|n| {
+                    links.get(n).cloned().ok_or_else(|| {
+                        missing(format!(
+                            "segment {s} reads node {n}, which no earlier one computes"
+                        ))
+                    })
+                }))
+                .collect::<Result<Vec<_>, _>>()?;
+            let q = &folder.q;
+            let computed = q.outputs_of(&q.eval(&inputs)?);
+            let (model, handed) = computed.split_at(entry.model_outputs.len().min(computed.len()));
+            if handed.len() != entry.boundary_out.len() {
+                return Err(missing(format!(
+                    "segment {s} computes {} tensors, its wiring names {}",
+                    computed.len(),
+                    entry.model_outputs.len() + entry.boundary_out.len()
+                )));
+            }
+            for (&o, v) in entry.model_outputs.iter().zip(model) {
+                *outputs
+                    .get_mut(o)
+                    .ok_or_else(|| missing(format!("segment {s} computes output {o}")))? =
+                    Some(v.clone());
+            }
+            links.extend(
+                entry
+                    .boundary_out
+                    .iter()
+                    .copied()
+                    .zip(handed.iter().cloned()),
+            );
+            segment_inputs.push(inputs);
+        }
+        let outputs = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(o, v)| v.ok_or_else(|| missing(format!("no segment computes output {o}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        info!(
+            segments = file.segments.len(),
+            "segments evaluated in {:.2?}",
+            t.elapsed()
+        );
+        Ok(Self {
+            qin,
+            segment_inputs,
+            outputs,
+        })
     }
 }
 
@@ -54,45 +118,37 @@ pub fn default_salt(input: Visibility) -> Fr {
 }
 
 /// Every segment's settings, each checked against the wiring.
-pub fn segment_settings(
-    dir: &Path,
-    folder: &SegmentedFolder,
-) -> Result<Vec<Settings>, ProverError> {
-    (0..folder.file.segments.len())
+pub fn segment_settings(dir: &Path, file: &SegmentsFile) -> Result<Vec<Settings>, ProverError> {
+    (0..file.segments.len())
         .map(|s| {
             let st: Settings = read_json(&in_dir(&segment_dir(dir, s), files::SETTINGS))?;
-            folder.file.check_segment(s, &st)?;
+            file.check_segment(s, &st)?;
             Ok(st)
         })
         .collect()
 }
 
-/// Segment `s`'s proof on `input`, with `prover` loaded from that segment's folder.
+/// Segment `s`'s proof on `inputs` (its part of an [`Evaluation`]), with `prover` loaded
+/// from that segment's folder.
 pub fn prove_segment(
-    folder: &SegmentedFolder,
+    file: &SegmentsFile,
     s: usize,
     prover: &Prover,
-    input: &SegmentInput,
+    inputs: &[Vec<i64>],
     salt: Fr,
 ) -> Result<SegmentProof, ProverError> {
-    let entry = folder.file.segments.get(s).ok_or_else(|| {
-        ProverError::Folder(format!(
+    if s >= file.segments.len() {
+        return Err(ProverError::Folder(format!(
             "segment {s}: the model has {} segments",
-            folder.file.segments.len()
-        ))
-    })?;
-    folder.file.check_segment(s, prover.settings())?;
+            file.segments.len()
+        )));
+    }
+    file.check_segment(s, prover.settings())?;
     let t = Instant::now();
-    let inputs = inputs_of(
-        &folder.q,
-        &input.trace,
-        &entry.model_inputs,
-        &entry.boundary_in,
-    );
-    let proof = prover.prove_quantized(&inputs, salt)?;
+    let proof = prover.prove_quantized(inputs, salt)?;
     info!(
         segment = s,
-        of = folder.file.segments.len(),
+        of = file.segments.len(),
         "segment proven in {:.2?}",
         t.elapsed()
     );
@@ -103,16 +159,18 @@ pub fn prove_segment(
     })
 }
 
-/// The proof file of `proofs` (every segment's, in order, proven on `input`): the model id,
-/// its instances from the segments', its outputs (and public inputs) from the evaluation.
-/// The links are checked, so proofs of different inputs are never assembled.
+/// The proof file of `proofs` (every segment's, in order, proven on the input `qin`, whose
+/// evaluation gave `outputs`): the model id, its instances from the segments', its outputs
+/// (and public inputs). The links are checked, so proofs of different inputs are never
+/// assembled.
 pub fn assemble(
-    folder: &SegmentedFolder,
+    file: &SegmentsFile,
     settings: &[Settings],
-    input: &SegmentInput,
+    qin: &[Vec<i64>],
+    outputs: &[Vec<i64>],
     proofs: Vec<SegmentProof>,
 ) -> Result<ProofFile, ProverError> {
-    let count = folder.file.segments.len();
+    let count = file.segments.len();
     if proofs.len() != count || settings.len() != count {
         return Err(ProverError::Folder(format!(
             "{} segment proofs and {} settings for a model of {count} segments",
@@ -121,7 +179,7 @@ pub fn assemble(
         )));
     }
     let ids: Vec<String> = proofs.iter().map(|p| p.model_id.clone()).collect();
-    let model_id = folder.file.model_id(&ids)?;
+    let model_id = file.model_id(&ids)?;
     let parsed: Vec<Vec<Fr>> = proofs
         .iter()
         .map(|p| {
@@ -137,32 +195,27 @@ pub fn assemble(
         .zip(&parsed)
         .map(|(s, i)| (s, i.as_slice()))
         .collect();
-    folder
-        .file
-        .check_links(&pairs)
+    file.check_links(&pairs)
         .map_err(|e| ProverError::Folder(format!("the segment proofs do not chain: {e}")))?;
-    let instances = folder.file.model_instances(&pairs)?;
-    let q = &folder.q;
-    let outputs = q
-        .outputs_of(&input.trace)
-        .iter()
-        .map(|o| o.iter().map(|&v| q.dequantize(v)).collect())
-        .collect();
-    let inputs = (folder.file.input_visibility == Visibility::Public).then(|| {
-        input
-            .qin
-            .iter()
-            .map(|x| x.iter().map(|&v| q.dequantize(v)).collect())
+    let instances = file.model_instances(&pairs)?;
+    let floats = |xs: &[Vec<i64>]| -> Vec<Vec<f64>> {
+        xs.iter()
+            .map(|x| {
+                x.iter()
+                    .map(|&v| dequantize(v as i128, file.scale))
+                    .collect()
+            })
             .collect()
-    });
+    };
+    let inputs = (file.input_visibility == Visibility::Public).then(|| floats(qin));
     Ok(ProofFile {
         format_version: FORMAT_VERSION,
         model_id,
-        input_visibility: folder.file.input_visibility,
-        output_visibility: folder.file.output_visibility,
+        input_visibility: file.input_visibility,
+        output_visibility: file.output_visibility,
         inputs,
-        outputs,
-        output_shapes: folder.file.output_shapes.clone(),
+        outputs: floats(outputs),
+        output_shapes: file.output_shapes.clone(),
         instances: instances.iter().map(to_hex).collect(),
         proof: "0x".into(),
         segments: proofs,
@@ -193,8 +246,8 @@ fn in_use_lock(m: &std::sync::Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Proves a segmented model on one input: one evaluation of the whole graph, then each
-/// segment on its part of it (`jobs` at once), every link (and hashed inputs) committed
+/// Proves a segmented model on one input: one [`Evaluation`], then each segment on its
+/// part of it (`jobs` at once), every link (and hashed inputs) committed
 /// with `salt` (without one, [`default_salt`]). Writes nothing; returns the proof file with
 /// every segment's proof.
 pub fn prove_segments(
@@ -203,11 +256,11 @@ pub fn prove_segments(
     salt: Option<Fr>,
     jobs: Jobs,
 ) -> Result<ProofFile, ProverError> {
-    let folder = open_segmented(dir)?;
-    let salt = salt.unwrap_or_else(|| default_salt(folder.file.input_visibility));
-    let input = SegmentInput::new(&folder.q, &read_input(input)?)?;
-    let count = folder.file.segments.len();
-    let settings = segment_settings(dir, &folder)?;
+    let file = open_segments_file(dir)?;
+    let salt = salt.unwrap_or_else(|| default_salt(file.input_visibility));
+    let eval = Evaluation::new(dir, &file, &read_input(input)?)?;
+    let count = file.segments.len();
+    let settings = segment_settings(dir, &file)?;
     let limit = jobs.memory.unwrap_or(u64::MAX);
     let at_once = jobs.at_once.clamp(1, count);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -234,7 +287,7 @@ pub fn prove_segments(
                 *used += need;
                 drop(used);
                 let r = Prover::load(&segment_dir(dir, s))
-                    .and_then(|p| prove_segment(&folder, s, &p, &input, salt));
+                    .and_then(|p| prove_segment(&file, s, &p, &eval.segment_inputs[s], salt));
                 if r.is_err() {
                     failed.store(true, SeqCst);
                 }
@@ -260,5 +313,5 @@ pub fn prove_segments(
     if proofs.len() != count {
         return Err(ProverError::Folder("internal: a segment failed".into()));
     }
-    assemble(&folder, &settings, &input, proofs)
+    assemble(&file, &settings, &eval.qin, &eval.outputs, proofs)
 }

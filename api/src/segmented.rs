@@ -292,16 +292,7 @@ pub(crate) async fn fan_out_proof(
     let segments = summary["segments"]
         .as_array()
         .ok_or_else(|| internal("stored summary", "no segments"))?;
-    let data = input_data(job)?;
-    let (dir, _) = graphs_folder(store, cfg, cache_lock, job, &artifacts, segments.len()).await?;
-    phase(db, cfg, job, "evaluating").await;
-    let eval = tokio::task::spawn_blocking(move || {
-        let file = seg::open_segments_file(&dir)?;
-        seg::Evaluation::new(&dir, &file, &data)
-    })
-    .await
-    .map_err(|e| internal("evaluate task", e))?
-    .map_err(prover_error)?;
+    let eval = evaluate(db, store, cfg, cache_lock, job, &artifacts).await?;
     if eval.segment_inputs.len() != segments.len() {
         return Err(internal("stored summary", "segment count"));
     }
@@ -325,23 +316,40 @@ pub(crate) async fn fan_out_proof(
     }))
 }
 
-/// `segments.json` and every segment's settings and graph (cached as `<model>.graphs`):
-/// what evaluating the segments and assembling a proof read.
-async fn graphs_folder(
+/// The segments evaluated on the job's `input_data` ([`seg::Evaluation`]), from
+/// `segments.json` and every segment's settings and graph (cached as `<model>.graphs`).
+async fn evaluate(
+    db: &Db,
     store: &Store,
     cfg: &WorkerConfig,
     cache_lock: &Mutex<()>,
     job: &Claimed,
     artifacts: &Value,
-    count: usize,
-) -> JobResult<(std::path::PathBuf, bool)> {
+) -> JobResult<seg::Evaluation> {
+    let data = input_data(job)?;
     let mut names = vec![SEGMENTS.to_string()];
-    for s in 0..count {
+    for s in 0..segment_count(artifacts) {
         names.push(segment_file(s, files::SETTINGS));
         names.push(segment_file(s, files::QGRAPH));
     }
     let cache = format!("{}.graphs", job.model_id);
-    Ok(materialize_files(store, &cfg.data_dir, cache_lock, &cache, &names, artifacts).await?)
+    let (dir, _) =
+        materialize_files(store, &cfg.data_dir, cache_lock, &cache, &names, artifacts).await?;
+    phase(db, cfg, job, "evaluating").await;
+    tokio::task::spawn_blocking(move || {
+        let file = seg::open_segments_file(&dir)?;
+        seg::Evaluation::new(&dir, &file, &data)
+    })
+    .await
+    .map_err(|e| internal("evaluate task", e))?
+    .map_err(prover_error)
+}
+
+/// How many segments a segmented model's artifacts hold.
+fn segment_count(artifacts: &Value) -> usize {
+    (0..)
+        .take_while(|&s| artifacts.get(segment_file(s, files::SETTINGS)).is_some())
+        .count()
 }
 
 /// Quantized tensors from a job's payload (a segment's inputs, a proof's outputs).
@@ -375,10 +383,19 @@ pub(crate) async fn prove_segment(
     job: &Claimed,
 ) -> JobResult<Value> {
     let s = segment_of(job)?;
-    let inputs = tensors(job, "inputs")?;
     let salt = parse_salt(job.payload["salt"].as_str())?
         .ok_or_else(|| internal("segment job payload", "no salt"))?;
     let artifacts = ready_artifacts(db, job).await?;
+    let inputs = if job.payload.get("inputs").is_some() {
+        tensors(job, "inputs")?
+    } else {
+        // Queued by a worker from before segment jobs carried their inputs: evaluate here.
+        let mut eval = evaluate(db, store, cfg, cache_lock, job, &artifacts).await?;
+        if s >= eval.segment_inputs.len() {
+            return Err(internal("segment job payload", "no such segment"));
+        }
+        eval.segment_inputs.swap_remove(s)
+    };
     let cache = format!("{}.segment-{s}", job.model_id);
     let mut names = vec![SEGMENTS.to_string()];
     names.extend(FOLDER_FILES.iter().map(|n| segment_file(s, n)));
@@ -430,7 +447,15 @@ pub(crate) async fn assemble_proof(
 ) -> JobResult<Value> {
     let kids = child_results(db, job).await?;
     let data = input_data(job)?;
-    let outputs = tensors(job, "outputs")?;
+    let artifacts = ready_artifacts(db, job).await?;
+    let outputs = if job.payload.get("outputs").is_some() {
+        tensors(job, "outputs")?
+    } else {
+        // Fanned out by a worker from before the outputs were kept: evaluate here.
+        evaluate(db, store, cfg, cache_lock, job, &artifacts)
+            .await?
+            .outputs
+    };
     let mut proofs: Vec<SegmentProof> = Vec::with_capacity(kids.len());
     let mut segments = Vec::with_capacity(kids.len());
     for (_, r) in &kids {
@@ -444,8 +469,11 @@ pub(crate) async fn assemble_proof(
             "keys_from": r["keys_from"],
         }));
     }
-    let artifacts = ready_artifacts(db, job).await?;
-    let (dir, _) = graphs_folder(store, cfg, cache_lock, job, &artifacts, kids.len()).await?;
+    let mut names = vec![SEGMENTS.to_string()];
+    names.extend((0..kids.len()).map(|s| segment_file(s, files::SETTINGS)));
+    let cache = format!("{}.settings", job.model_id);
+    let (dir, _) =
+        materialize_files(store, &cfg.data_dir, cache_lock, &cache, &names, &artifacts).await?;
     phase(db, cfg, job, "assembling").await;
     let proof = tokio::task::spawn_blocking(move || {
         let file = seg::open_segments_file(&dir)?;

@@ -252,6 +252,47 @@ async fn a_segmented_model_is_set_up_and_proven_by_one_job_per_segment() {
         let want = zkinfer_verifier::chain::chain_calldata(&model_id, &proofs).unwrap();
         assert_eq!(v["calldata"], json!(format!("0x{}", hex::encode(want))));
 
+        // A proof fanned out by a worker from before segment jobs carried their inputs (its
+        // children hold the request's input, its payload no outputs) still completes, alike.
+        let legacy = format!("{job_id}-legacy");
+        sqlx::query(
+            "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, \
+             created_ms, segments_left, progress) \
+             SELECT $1, tenant_id, model_id, 'prove', 'waiting', $2, max_attempts, created_ms, \
+             2, progress FROM jobs WHERE id = $3",
+        )
+        .bind(&legacy)
+        .bind(json!({ "input_data": data }).to_string())
+        .bind(&job_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let first: Value = serde_json::from_str(&payloads[0]).unwrap();
+        for segment in 0..2i64 {
+            sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, model_id, kind, status, payload, max_attempts, \
+                 created_ms, parent_id, segment) \
+                 SELECT $1, tenant_id, model_id, 'prove_segment', 'queued', $2, max_attempts, \
+                 created_ms, $3, $4 FROM jobs WHERE id = $3",
+            )
+            .bind(format!("{legacy}-{segment}"))
+            .bind(
+                json!({ "segment": segment, "input_data": data, "salt": first["salt"] })
+                    .to_string(),
+            )
+            .bind(&legacy)
+            .bind(segment)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+        let old = alice.wait(&format!("/v1/jobs/{legacy}")).await;
+        assert_eq!(old["status"], "succeeded", "{old}");
+        assert_eq!(old["outputs"], job["outputs"]);
+        let (s, old_proof) = alice.get(&format!("/v1/jobs/{legacy}/proof.json")).await;
+        assert_eq!(s, StatusCode::OK, "{old_proof}");
+        verify(&old_proof).expect("the legacy job's proof verifies");
+
         // One verifier per segment: the routes serving one refuse by name.
         for route in ["verifier.sol", "verifier"] {
             let (s, v) = alice.get(&format!("/v1/models/{id}/{route}")).await;

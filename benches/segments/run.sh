@@ -3,11 +3,13 @@
 # up in its own process (its time and peak RSS), prove (one process, segments in order; each
 # segment's time from the log, the run's peak RSS), verify; then the wall time of proving on
 # 1, 2 and 4 machines, computed from the segment times (segments are independent once the
-# whole graph is evaluated: longest-first onto the least loaded machine). Slow: a bench.
+# segments are evaluated: longest-first onto the least loaded machine). Slow: a bench.
 #
 #   benches/segments/run.sh MODEL [COMPILE ARGS...]     # e.g. self_attention --max-prove-memory 8
 #   ZKINFER=path/to/zkinfer benches/segments/run.sh …   # default: a release build
 #   KEEP=1 benches/segments/run.sh …                    # keep the folder and proof
+#   EVM=1 benches/segments/run.sh …                     # then verify the chain in the EVM
+#   RESUME=DIR benches/segments/run.sh MODEL            # DIR/m compiled: set up, prove, …
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -18,9 +20,9 @@ if [ -z "${ZKINFER:-}" ]; then
   ZKINFER="$CARGO_TARGET_DIR/release/zkinfer"
 fi
 e="../shared/ezkl-examples/$model"
-work="$(mktemp -d)"
+work="${RESUME:-$(mktemp -d)}"
 # KEEP=1 keeps the folder and proof (for evm-verify after): its path is printed.
-if [ -n "${KEEP:-}" ]; then
+if [ -n "${KEEP:-}" ] || [ -n "${RESUME:-}" ]; then
   echo "keeping $work" >&2
 else
   trap 'rm -rf "$work"' EXIT
@@ -34,9 +36,14 @@ timed() { # timed NAME ARGS…: runs zkinfer, prints "seconds GiB"
   read -r secs kb < "$work/$name.time"
   echo "$secs $(awk "BEGIN { printf \"%.2f\", $kb / 1048576 }")"
 }
-figures="$(timed compile compile "$e/network.onnx" --calibration "$e/input.json" --out "$d" --no-fhe "$@")" ||
-  { echo "$model: compile failed" >&2; exit 1; }
-read -r cs cm <<<"$figures"
+if [ -z "${RESUME:-}" ]; then
+  timed compile compile "$e/network.onnx" --calibration "$e/input.json" --out "$d" --no-fhe "$@" > "$work/compile.figures" ||
+    { echo "$model: compile failed" >&2; exit 1; }
+fi
+# A folder kept before compile.figures was written: its compile's time file.
+[ -f "$work/compile.figures" ] ||
+  awk '{ printf "%s %.2f\n", $1, $2 / 1048576 }' "$work/compile.time" > "$work/compile.figures"
+read -r cs cm < "$work/compile.figures"
 if [ ! -f "$d/segments.json" ]; then
   echo "$model: one circuit fits ($(grep -o 'k=[0-9]*' "$work/compile.log" | head -1)); nothing to segment" >&2
   exit 1
@@ -47,6 +54,9 @@ for ((s = 0; s < n; s++)); do
 done
 read -r ps pm <<<"$(timed prove prove "$d" --input "$e/input.json" --out "$work/proof.json")"
 v=$("$ZKINFER" verify "$d" "$work/proof.json" > /dev/null 2>&1 && echo valid || echo INVALID)
+if [ -n "${EVM:-}" ]; then
+  "$ZKINFER" evm-verify "$d" "$work/proof.json" > "$work/evm.log" 2>&1 || echo "$model: evm-verify failed" >&2
+fi
 python3 - "$d" "$work" "$model" "$cs" "$cm" "$ps" "$pm" "$v" "$e/expected.json" <<'PY'
 import json, re, sys
 d, work, model, cs, cm, ps, pm, verdict, expected = sys.argv[1:]
@@ -61,7 +71,7 @@ for line in strip.sub("", log).splitlines():
     if m:
         secs[int(m.group(3))] = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
 evals = [float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-         for m in re.finditer(r"whole graph evaluated in ([0-9.]+)(ms|s)", strip.sub("", log))]
+         for m in re.finditer(r"segments evaluated in ([0-9.]+)(ms|s)", strip.sub("", log))]
 print(f"{model}: compile {cs} s / {cm} GiB, {len(f['segments'])} segments, proof {verdict}")
 print()
 print("| segment | nodes | k | columns | boundary in / out (values) | setup s | setup peak GiB | prove s | est. prove GiB |")
@@ -78,7 +88,7 @@ for s, seg in enumerate(f["segments"]):
     times.append(t)
     print(f"| {s} | {seg['nodes'][0]}..{seg['nodes'][1]} | {p['k']} | {cols} | {size(seg['boundary_in'])} / {size(seg['boundary_out'])} | {ss} | {sm} | {t:.1f} | {p['prove_memory_bytes'] / 2**30:.2f} |")
 print()
-print(f"prove (one process, in order): {ps} s, peak {pm} GiB; whole-graph evaluation {sum(evals):.1f} s")
+print(f"prove (one process, in order): {ps} s, peak {pm} GiB; evaluation {sum(evals):.1f} s")
 for machines in (1, 2, 4):
     load = [0.0] * machines
     for t in sorted(times, reverse=True):
@@ -92,3 +102,4 @@ try:
 except (OSError, KeyError):
     pass
 PY
+[ -z "${EVM:-}" ] || sed 's/\x1b\[[0-9;]*m//g' "$work/evm.log"

@@ -63,14 +63,14 @@ impl Evaluation {
                 .collect::<Result<Vec<_>, _>>()?;
             let q = &folder.q;
             let computed = q.outputs_of(&q.eval(&inputs)?);
-            let (model, handed) = computed.split_at(entry.model_outputs.len().min(computed.len()));
-            if handed.len() != entry.boundary_out.len() {
+            if computed.len() != entry.model_outputs.len() + entry.boundary_out.len() {
                 return Err(missing(format!(
                     "segment {s} computes {} tensors, its wiring names {}",
                     computed.len(),
                     entry.model_outputs.len() + entry.boundary_out.len()
                 )));
             }
+            let (model, handed) = computed.split_at(entry.model_outputs.len());
             for (&o, v) in entry.model_outputs.iter().zip(model) {
                 *outputs
                     .get_mut(o)
@@ -198,6 +198,16 @@ pub fn assemble(
     file.check_links(&pairs)
         .map_err(|e| ProverError::Folder(format!("the segment proofs do not chain: {e}")))?;
     let instances = file.model_instances(&pairs)?;
+    let shaped = outputs.len() == file.output_shapes.len()
+        && outputs
+            .iter()
+            .zip(&file.output_shapes)
+            .all(|(o, shape)| o.len() == shape.iter().product::<usize>());
+    if !shaped {
+        return Err(ProverError::Folder(
+            "the outputs to assemble do not have the model's output shapes".into(),
+        ));
+    }
     let floats = |xs: &[Vec<i64>]| -> Vec<Vec<f64>> {
         xs.iter()
             .map(|x| {

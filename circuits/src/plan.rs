@@ -159,7 +159,6 @@ const MIN_K: u32 = 6;
 const LINCOMB_WIDTHS: std::ops::RangeInclusive<usize> = 1..=6;
 
 /// One layout at one `k`, before a lincomb width is chosen.
-#[derive(Clone)]
 struct Layout {
     base: BaseCircuitParams,
     num_instances: usize,
@@ -406,15 +405,7 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
             while k < limits.max_k && usable(k) * MAX_COLUMNS < cells {
                 k += 1;
             }
-            let ks: Vec<u32> = (k..=limits.max_k).collect();
-            if let Some(allowed) = limits.max_prove_memory {
-                if let Some(least) = least_memory_from(probe, &ks, io, limits.objective) {
-                    if least / FLOOR_MARGIN > allowed {
-                        return Err(over_memory_by_probe(least, allowed));
-                    }
-                }
-            }
-            ks
+            (k..=limits.max_k).collect()
         }
     };
     let mut best: Option<((u64, u64), CircuitPlan)> = None;
@@ -539,47 +530,6 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
 
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// How far under the probe's estimate another k's layout may fall (a wider lookup takes
-/// fewer range-check limbs: a 21-bit signed check is 16 cells with 17-bit lookups, 8 with
-/// 20-bit ones, and its lookup cells halve too): a circuit is refused without a layout per k
-/// only when even a third of its estimate is over the limit.
-const FLOOR_MARGIN: u64 = 3;
-
-/// The least proving memory of any shape at any of `ks`, estimated from the `probe` layout (made
-/// at another k) with its cells spread over the fewest columns each k allows. A GPT's layout
-/// takes minutes: when this estimate is far over the limit, none is made per k.
-fn least_memory_from(probe: &Layout, ks: &[u32], io: Io, objective: Objective) -> Option<u64> {
-    ks.iter()
-        .filter_map(|&k| {
-            let rows = usable(k);
-            let mut at_k = probe.clone();
-            at_k.base.k = k as usize;
-            at_k.base.lookup_bits = Some(k as usize - 1);
-            at_k.base.num_advice_per_phase[0] = probe.advice_cells.div_ceil(rows).max(1);
-            at_k.base.num_lookup_advice_per_phase[0] = probe.lookup_cells.div_ceil(rows);
-            at_k.base.num_fixed = probe.fixed_cells.div_ceil(rows).max(1);
-            shapes(&at_k, k, io, objective)
-                .into_iter()
-                .map(|(_, plan)| plan.prove_memory_bytes)
-                .min()
-        })
-        .min()
-}
-
-fn over_memory_by_probe(needed: u64, allowed: u64) -> CircuitError {
-    CircuitError::OverMemory {
-        needed,
-        allowed,
-        message: format!(
-            "proving needs about {:.1} GiB (estimated from one layout's cells, no shape planned: \
-             more than three times the limit), over the {:.1} GiB allowed (--max-prove-memory, by \
-             default this machine's memory)",
-            needed as f64 / GIB,
-            allowed as f64 / GIB,
-        ),
-    }
-}
-
 /// More columns than this never fit a proof budget worth having; it bounds the smallest k.
 const MAX_COLUMNS: usize = 24;
 
@@ -600,52 +550,6 @@ mod tests {
         assert_eq!(constants_fit(base(1), 256 - 2).num_fixed, 2);
         assert_eq!(constants_fit(base(1), usable(8)).num_fixed, 1);
         assert_eq!(constants_fit(base(3), 10).num_fixed, 3);
-    }
-
-    /// A model far over the memory limit is refused from its probe layout alone (a GPT's
-    /// layouts take minutes each); one whose cheapest shape fits is never refused by it.
-    #[test]
-    fn far_over_memory_is_refused_from_one_layout() {
-        let dir = zkinfer_model::corpus::example_dir("4l_relu_conv_fc");
-        let graph = load_onnx(&dir.join("network.onnx")).unwrap();
-        let json = std::fs::read_to_string(dir.join("input.json")).unwrap();
-        let input = parse_input_json(&json).unwrap();
-        let q = quantize(&graph, &input, &QuantizeOptions::default()).unwrap();
-        let qi = q.quantize_input(&input).unwrap();
-        let fits = plan_circuit(&q, &qi, Io::PUBLIC, PlanLimits::default()).unwrap();
-        let within = PlanLimits {
-            max_prove_memory: Some(fits.prove_memory_bytes),
-            ..PlanLimits::default()
-        };
-        assert!(plan_circuit(&q, &qi, Io::PUBLIC, within).is_ok());
-
-        let mut layouts = Layouts {
-            q: &q,
-            inputs: &qi,
-            io: Io::PUBLIC,
-            made: HashMap::new(),
-        };
-        let far = PlanLimits {
-            max_prove_memory: Some(fits.prove_memory_bytes / 8),
-            ..PlanLimits::default()
-        };
-        match plan_within(far, &mut layouts) {
-            Err(CircuitError::OverMemory {
-                needed, message, ..
-            }) => {
-                assert!(message.contains("estimated from one layout"), "{message}");
-                // The estimate is about the cheapest shape's: never so far over the chosen
-                // plan's that a limit the chosen plan meets would be refused by it.
-                assert!(
-                    needed < FLOOR_MARGIN * fits.prove_memory_bytes
-                        && needed * FLOOR_MARGIN > fits.prove_memory_bytes,
-                    "{needed} against {}",
-                    fits.prove_memory_bytes
-                );
-            }
-            other => panic!("{:?}", other.map(|p| p.k)),
-        }
-        assert_eq!(layouts.made.len(), 1, "only the probe was laid out");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 #   KEEP=1 benches/segments/run.sh …                    # keep the folder and proof
 #   EVM=1 benches/segments/run.sh …                     # then verify the chain in the EVM
 #   RESUME=DIR benches/segments/run.sh MODEL            # DIR/m compiled: set up, prove, …
+#   SRS=FILE benches/segments/run.sh …                  # every segment set up on FILE (from
+#                                                       # `zkinfer gen-srs`: not made per segment)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkinfer-target}"
@@ -50,7 +52,7 @@ if [ ! -f "$d/segments.json" ]; then
 fi
 n=$(python3 -c "import json; print(len(json.load(open('$d/segments.json'))['segments']))")
 for ((s = 0; s < n; s++)); do
-  timed "setup$s" setup "$d/segment-$s" > "$work/setup$s.figures"
+  timed "setup$s" setup "$d/segment-$s" ${SRS:+--srs "$SRS"} > "$work/setup$s.figures"
 done
 read -r ps pm <<<"$(timed prove prove "$d" --input "$e/input.json" --out "$work/proof.json")"
 v=$("$ZKINFER" verify "$d" "$work/proof.json" > /dev/null 2>&1 && echo valid || echo INVALID)

@@ -21,7 +21,7 @@ use zkinfer_circuits::artifacts::{
 use zkinfer_circuits::field::to_hex;
 use zkinfer_circuits::identity;
 use zkinfer_circuits::{Fr, Visibility};
-use zkinfer_model::{parse_input_json, sha256_hex, ModelError, QGraph};
+use zkinfer_model::{dequantize, parse_input_json, sha256_hex, ModelError, QGraph};
 
 pub use crate::compile::{compile, CompileOptions, RESOURCE_SCALES};
 use crate::error::ProverError;
@@ -253,11 +253,23 @@ pub struct RunOutput {
 
 /// Runs the integer reference evaluator (no proof).
 pub fn run(dir: &Path, input: &Path) -> Result<RunOutput, ProverError> {
-    let q = &if crate::segments::is_segmented(dir) {
-        crate::segments::open_segmented(dir)?.q
-    } else {
-        open(dir)?.q
-    };
+    if crate::segments::is_segmented(dir) {
+        // Segment by segment: the whole graph (a GPT's is over a gigabyte) is never loaded.
+        let file = crate::segments::open_segments_file(dir)?;
+        let eval = crate::segments::Evaluation::new(dir, &file, &read_input(input)?)?;
+        let scale = file.scale;
+        return Ok(RunOutput {
+            outputs: eval
+                .outputs
+                .iter()
+                .map(|o| o.iter().map(|&v| dequantize(v as i128, scale)).collect())
+                .collect(),
+            outputs_fixed: eval.outputs,
+            output_shapes: file.output_shapes,
+            scale,
+        });
+    }
+    let q = &open(dir)?.q;
     let qin = q.quantize_input(&read_input(input)?)?;
     let trace = q.eval(&qin)?;
     let outputs_fixed = q.outputs_of(&trace);

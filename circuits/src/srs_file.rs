@@ -13,7 +13,7 @@ use std::path::Path;
 
 use halo2_base::halo2_proofs::arithmetic::best_multiexp;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Affine};
-use halo2_base::halo2_proofs::halo2curves::ff::Field;
+use halo2_base::halo2_proofs::halo2curves::ff::{BatchInvert, Field, PrimeField};
 use halo2_base::halo2_proofs::halo2curves::group::Curve;
 use halo2_base::halo2_proofs::halo2curves::pairing::Engine;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,10 @@ pub struct SrsPoints {
     pub g2: G2Affine,
     /// `s·g2`: with `g2`, all a KZG verifier needs besides `g`.
     pub s_g2: G2Affine,
+    /// The file's Lagrange basis of the `2^k` domain, where it holds one of that size (a
+    /// halo2 raw file of exactly the k asked for). Each point is on the curve; that they are
+    /// the basis of `g` is for [`check_lagrange`] to say.
+    pub g_lagrange: Option<Vec<G1Affine>>,
 }
 
 /// sha256 of the perpetual powers of tau raw files, `perpetual-powers-of-tau-raw-<k>` for
@@ -232,6 +236,7 @@ fn read_g1s<R: Read>(
     r: &mut Hashing<R>,
     path: &Path,
     n: usize,
+    what: &str,
 ) -> Result<Vec<G1Affine>, ArtifactError> {
     let mut buf = [0u8; G1_RAW];
     (0..n)
@@ -239,7 +244,7 @@ fn read_g1s<R: Read>(
             r.read_exact(&mut buf)
                 .map_err(|_| invalid(path, "truncated ceremony file"))?;
             g1_from_raw(&buf)
-                .ok_or_else(|| invalid(path, format!("G1 point {i} is not a point of the curve")))
+                .ok_or_else(|| invalid(path, format!("{what} {i} is not a point of the curve")))
         })
         .collect()
 }
@@ -273,11 +278,19 @@ fn read_halo2_raw<R: Read>(
         ));
     }
     let n = wanted(path, k, file_k)?;
-    let g = read_g1s(r, path, n)?;
-    // The rest of g, then g_lagrange (recomputed from g where the prover needs it).
-    let skip = ((1u64 << file_k) - n as u64 + (1u64 << file_k)) * G1_RAW as u64;
-    r.skip(skip)
-        .map_err(|_| invalid(path, "truncated ceremony file"))?;
+    let g = read_g1s(r, path, n, "G1 point")?;
+    let truncated = |_| invalid(path, "truncated ceremony file");
+    r.skip(((1u64 << file_k) - n as u64) * G1_RAW as u64)
+        .map_err(truncated)?;
+    // Its g_lagrange is of the file's own domain: of use only to a circuit of that k (for
+    // another k the prover recomputes one from g).
+    let g_lagrange = if k == Some(file_k) {
+        Some(read_g1s(r, path, n, "Lagrange point")?)
+    } else {
+        r.skip((1u64 << file_k) * G1_RAW as u64)
+            .map_err(truncated)?;
+        None
+    };
     let g2 = read_g2(r, path, "g2")?;
     let s_g2 = read_g2(r, path, "s·g2")?;
     let rest = r
@@ -286,7 +299,16 @@ fn read_halo2_raw<R: Read>(
     if rest != 0 {
         return Err(invalid(path, format!("{rest} trailing bytes")));
     }
-    Ok((SrsFormat::Halo2Raw, file_k, SrsPoints { g, g2, s_g2 }))
+    Ok((
+        SrsFormat::Halo2Raw,
+        file_k,
+        SrsPoints {
+            g,
+            g2,
+            s_g2,
+            g_lagrange,
+        },
+    ))
 }
 
 /// BN254's base field modulus, little-endian, as a .ptau header holds it.
@@ -331,7 +353,7 @@ fn read_ptau<R: Read>(
                 let p = power.ok_or_else(|| invalid(path, "τ powers before the header"))?;
                 if kind == 2 {
                     let n = wanted(path, k, p)?;
-                    g = Some(read_g1s(r, path, n)?);
+                    g = Some(read_g1s(r, path, n, "G1 point")?);
                 } else {
                     g2s = Some((read_g2(r, path, "g2")?, read_g2(r, path, "s·g2")?));
                 }
@@ -356,7 +378,16 @@ fn read_ptau<R: Read>(
     let (Some(p), Some(g), Some((g2, s_g2))) = (power, g, g2s) else {
         return Err(invalid(path, "a .ptau file without its header or τ powers"));
     };
-    Ok((SrsFormat::Ptau, p, SrsPoints { g, g2, s_g2 }))
+    Ok((
+        SrsFormat::Ptau,
+        p,
+        SrsPoints {
+            g,
+            g2,
+            s_g2,
+            g_lagrange: None,
+        },
+    ))
 }
 
 /// Checks that `g` holds consecutive powers `s^i·g` for the `s` of `s·g2`: with random
@@ -373,4 +404,44 @@ pub fn check_powers(points: &SrsPoints) -> bool {
     let shifted = best_multiexp(&rho, &g[1..]).to_affine();
     let base = best_multiexp(&rho, &g[..g.len() - 1]).to_affine();
     Bn256::pairing(&shifted, &points.g2) == Bn256::pairing(&base, &points.s_g2)
+}
+
+/// Checks that `g_lagrange` is the Lagrange basis of `g`'s domain: `g_lagrange[j] = L_j(s)·g`.
+/// Recomputing it is an FFT over G1 with a scalar multiplication per butterfly (minutes at
+/// k = 20, hours past k = 24), so the file's copy is checked instead, in two MSMs. For every
+/// polynomial `p` of degree < n, `Σ_j p(ω^j)·g_lagrange[j] = p(s)·g = Σ_i p_i·g[i]`. With
+/// `p_i = z^i` for a random `z`, `p(ω^j) = (z^n − 1)/(z·ω^j − 1)`: both sides in O(n) field
+/// work. A wrong basis (difference `δ ≠ 0`) passes only if `z` is a root of the nonzero
+/// rational function `Σ_j δ_j/(z·ω^j − 1)`: at most n − 1 of the field's ~2^254 values.
+pub fn check_lagrange(g: &[G1Affine], g_lagrange: &[G1Affine]) -> bool {
+    let n = g.len();
+    if n != g_lagrange.len() || !n.is_power_of_two() || n < 2 {
+        return false;
+    }
+    let k = n.trailing_zeros();
+    let mut omega = Fr::ROOT_OF_UNITY;
+    for _ in k..Fr::S {
+        omega = omega.square();
+    }
+    let z = loop {
+        let z = Fr::random(rand::rngs::OsRng);
+        // z·ω^j = 1 for some j exactly when z^n = 1.
+        if z.pow_vartime([n as u64]) != Fr::ONE {
+            break z;
+        }
+    };
+    let mut coeffs = Vec::with_capacity(n);
+    let mut denominators = Vec::with_capacity(n);
+    let (mut zi, mut zw) = (Fr::ONE, z);
+    for _ in 0..n {
+        coeffs.push(zi);
+        denominators.push(zw - Fr::ONE);
+        zi *= z;
+        zw *= omega;
+    }
+    // zi is now z^n.
+    let numerator = zi - Fr::ONE;
+    denominators.iter_mut().batch_invert();
+    let values: Vec<Fr> = denominators.iter().map(|d| numerator * d).collect();
+    best_multiexp(&coeffs, g).to_affine() == best_multiexp(&values, g_lagrange).to_affine()
 }

@@ -192,3 +192,39 @@ fn an_srs_whose_secret_is_known_is_refused() {
         );
     }
 }
+
+/// A halo2 raw file of exactly the k asked for hands on its Lagrange basis (the prover then
+/// skips a G1 FFT of minutes), checked in two MSMs against the powers: any other basis, even
+/// of valid points, is refused. Another k reads none.
+#[test]
+fn a_raw_files_lagrange_basis_is_read_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, bytes) = raw(4);
+    let n = 16;
+    let p = write(tmp.path(), "k4.srs", &bytes);
+    let (_, points) = srs_file::read(&p, Some(4)).unwrap();
+    let basis = points
+        .g_lagrange
+        .clone()
+        .expect("a k = 4 file read at k = 4");
+    assert_eq!(basis.len(), n);
+    assert!(srs_file::check_lagrange(&points.g, &basis));
+    assert_eq!(srs_file::read(&p, Some(3)).unwrap().1.g_lagrange, None);
+    // Two basis points swapped; one doubled; the powers in its place; one point short.
+    let mut swapped = basis.clone();
+    swapped.swap(1, 2);
+    assert!(!srs_file::check_lagrange(&points.g, &swapped));
+    let mut doubled = basis.clone();
+    doubled[7] = (doubled[7] * Fr::from(2u64)).to_affine();
+    assert!(!srs_file::check_lagrange(&points.g, &doubled));
+    assert!(!srs_file::check_lagrange(&points.g, &points.g));
+    assert!(!srs_file::check_lagrange(&points.g, &basis[1..]));
+    // A basis point off the curve is refused while reading, by name.
+    let at = 4 + n * 64 + 5 * 64;
+    let mut off = bytes.clone();
+    let y = Fq::from_raw_bytes(&off[at + 32..at + 64]).unwrap() + Fq::from(1u64);
+    off[at + 32..at + 64].copy_from_slice(&y.to_raw_bytes());
+    let p = write(tmp.path(), "off.srs", &off);
+    assert!(message(srs_file::read(&p, Some(4))).contains("Lagrange point 5 is not a point"));
+    assert!(srs_file::read(&p, Some(3)).is_ok());
+}

@@ -391,6 +391,33 @@ fn setup_refuses_a_tampered_ceremony_file() {
     expect_failure(&["setup", p(&dir), "--srs", p(&bad)], "trailing bytes");
 }
 
+/// A halo2 raw file of the circuit's own k lends its Lagrange basis (checked against its
+/// powers in two MSMs) instead of the G1 FFT that recomputes it: the proof verifies against
+/// the file. The same file with two basis points swapped (every point valid) is refused.
+#[test]
+fn a_ceremony_file_of_the_circuits_k_lends_its_checked_lagrange_basis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = tmp.path().join("probe");
+    compile_and_setup("1l_mlp", &probe, &[]);
+    let k = read_json(&probe.join("settings.json"))["plan"]["k"]
+        .as_u64()
+        .unwrap();
+    let exact = tmp.path().join(format!("k{k}.srs"));
+    expect_success(&["gen-srs", "--logrows", &k.to_string(), "--out", p(&exact)]);
+    let (dir, proof, _) = proven(tmp.path(), "exact", &["--srs", p(&exact)]);
+    expect_success(&["verify", p(&dir), p(&proof), "--srs", p(&exact)]);
+    let mut bytes = std::fs::read(&exact).unwrap();
+    let basis = 4 + (64usize << k);
+    let (first, rest) = bytes[basis + 64..].split_at_mut(64);
+    first.swap_with_slice(&mut rest[..64]);
+    let bad = tmp.path().join("swapped.srs");
+    std::fs::write(&bad, &bytes).unwrap();
+    expect_failure(
+        &["setup", p(&dir), "--srs", p(&bad)],
+        "its Lagrange basis is not that of its G1 powers",
+    );
+}
+
 /// Layout 1 did not bind the weights of Freivalds products. A layout-1 folder that carries
 /// the Freivalds flag is refused as forgeable from `settings.json` alone, before its
 /// verifying key is read (here a damaged one); `inspect` and `prove` say the same. A layout-1

@@ -42,9 +42,29 @@ pub fn load_ceremony(path: &Path, k: u32) -> Result<(ParamsKZG<Bn256>, SrsFileIn
             path.display()
         )));
     }
-    // The Lagrange basis is recomputed from g rather than read: the file's copy is not checked.
+    // A file of exactly this k holds the Lagrange basis: checked, it saves the G1 FFT that
+    // recomputing it from g costs (minutes at k = 20). Any other file: recomputed.
+    let g_lagrange = match points.g_lagrange {
+        Some(basis) if srs_file::check_lagrange(&points.g, &basis) => Some(basis),
+        Some(_) => {
+            return Err(ProverError::Srs(format!(
+                "{}: its Lagrange basis is not that of its G1 powers",
+                path.display()
+            )))
+        }
+        None => {
+            tracing::warn!(
+                file = %path.display(),
+                k,
+                "the file holds no Lagrange basis of this k: computing one from its powers \
+                 (an FFT over G1: minutes at k = 20); a halo2 raw file of exactly k = {k} \
+                 (perpetual-powers-of-tau-raw-{k}) is read at once"
+            );
+            None
+        }
+    };
     let seed = ParamsKZG::<Bn256>::setup(1, rand::rngs::OsRng);
-    let params = seed.from_parts(k, points.g, None, points.g2, points.s_g2);
+    let params = seed.from_parts(k, points.g, g_lagrange, points.g2, points.s_g2);
     Ok((params, info))
 }
 

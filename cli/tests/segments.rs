@@ -58,6 +58,24 @@ fn segments_prove_verify_and_refuse_every_tampering() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap()
         .to_string();
+    // One SRS per k, made once: segments of the same k share it (here two of the three).
+    let mut srs_of_k: std::collections::HashMap<u64, Vec<Vec<u8>>> = Default::default();
+    for s in 0..3 {
+        let seg = dir.join(format!("segment-{s}"));
+        let k = read(&seg.join("settings.json"))["plan"]["k"]
+            .as_u64()
+            .unwrap();
+        let srs = std::fs::read(seg.join("srs.bin")).unwrap();
+        srs_of_k.entry(k).or_default().push(srs);
+    }
+    assert!(
+        srs_of_k.values().any(|same_k| same_k.len() > 1),
+        "{:?}",
+        srs_of_k.keys()
+    );
+    for same_k in srs_of_k.values() {
+        assert!(same_k.windows(2).all(|w| w[0] == w[1]));
+    }
 
     // Two inputs: the second one's proofs are the forger's material.
     let other = tmp.path().join("other.json");

@@ -148,7 +148,15 @@ pub struct SetupReport {
 /// Generates (or reads from a ceremony file) the SRS, then the keys of a compiled folder.
 pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
     let folder = open_current(dir)?;
-    let k = folder.settings.plan.k;
+    let (params, source) = srs_at(folder.settings.plan.k, srs_file)?;
+    setup_on(dir, &folder, params, source)
+}
+
+/// The SRS of `2^k` points: read from a ceremony file, or a development SRS made here.
+pub(crate) fn srs_at(
+    k: u32,
+    srs_file: Option<&Path>,
+) -> Result<(ParamsKZG<Bn256>, SrsSource), ProverError> {
     let t = Instant::now();
     let (params, source) = match srs_file {
         Some(p) => {
@@ -164,7 +172,7 @@ pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverE
         None => (srs::generate(k)?, SrsSource::LocalDev),
     };
     info!(k, "SRS ready in {:.2?}", t.elapsed());
-    setup_on(dir, &folder, params, source)
+    Ok((params, source))
 }
 
 /// [`open`], refused unless this zkinfer's layout made it (checked before any SRS is read).
@@ -194,7 +202,7 @@ pub fn setup_like(dir: &Path, sibling: &Path) -> Result<SetupReport, ProverError
 }
 
 /// The keys of compiled `folder` (at `dir`) on `params`, recorded as coming from `source`.
-fn setup_on(
+pub(crate) fn setup_on(
     dir: &Path,
     folder: &Folder,
     params: ParamsKZG<Bn256>,

@@ -4,6 +4,7 @@
 //! memory of the whole model; their proofs are linked by the commitments to the tensors
 //! that cross each cut.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use zkinfer_model::{sha256_hex, Cut, QGraph, QOp, Weights};
 
 use crate::compile::{log_plan, prepare, write_folder, CompileOptions};
 use crate::error::ProverError;
-use crate::pipeline::{setup, SetupReport};
+use crate::pipeline::{open_current, setup_on, srs_at, SetupReport};
 
 mod prove;
 
@@ -164,8 +165,7 @@ fn write_segments(
     let trace = q.eval(&p.qcal)?;
     // Plans by node range: splitting one segment leaves what its neighbours read and hand on
     // as it was, so their plans stand.
-    let mut plans: std::collections::HashMap<(usize, usize), zkinfer_circuits::CircuitPlan> =
-        Default::default();
+    let mut plans: HashMap<(usize, usize), zkinfer_circuits::CircuitPlan> = Default::default();
     let segments = loop {
         let segments = q.segments(&Cut {
             starts: starts.clone(),
@@ -354,16 +354,24 @@ pub struct SegmentedSetup {
     pub segments: Vec<SetupReport>,
 }
 
-/// Sets up every segment (on one ceremony file, or each on a development SRS of its own k).
+/// Sets up every segment (on one ceremony file, or on a development SRS per k). The SRS of
+/// each k is read (or made) once: from a ceremony file that is two MSMs and a pairing check,
+/// and for a k the file holds no Lagrange basis of, an FFT over G1 (minutes at k = 20).
 pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSetup, ProverError> {
     let file = open_segments_file(dir)?;
     let mut reports = Vec::with_capacity(file.segments.len());
+    let mut srs_of_k = HashMap::new();
     for s in 0..file.segments.len() {
         let seg_dir = segment_dir(dir, s);
-        let settings: Settings = read_json(&in_dir(&seg_dir, files::SETTINGS))?;
-        file.check_segment(s, &settings)?;
         let t = Instant::now();
-        let report = setup(&seg_dir, srs_file)?;
+        let folder = open_current(&seg_dir)?;
+        file.check_segment(s, &folder.settings)?;
+        let k = folder.settings.plan.k;
+        let (params, source) = match srs_of_k.entry(k) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(srs_at(k, srs_file)?),
+        };
+        let report = setup_on(&seg_dir, &folder, params.clone(), source.clone())?;
         info!(
             segment = s,
             k = report.k,

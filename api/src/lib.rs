@@ -8,6 +8,7 @@ pub mod ceilings;
 pub mod child;
 pub mod counters;
 pub mod db;
+pub mod disk_cache;
 pub mod error;
 pub mod estimates;
 pub mod executor;

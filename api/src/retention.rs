@@ -11,6 +11,7 @@
 //! an old blob anew, refreshing its age) is kept.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -137,11 +138,13 @@ pub async fn purge(db: &Db, store: &Store, retention: Retention) -> Result<Purge
     })
 }
 
-/// Purges every `every` until `stop` turns true (each process may: a purge is idempotent).
+/// Purges every `every` until `stop` turns true (each process may: a purge is idempotent),
+/// and drops this process's cached folders (`caches`) of deleted models.
 pub async fn run(
     db: Db,
     store: Store,
     retention: Retention,
+    caches: Vec<PathBuf>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -150,6 +153,13 @@ pub async fn run(
             Ok(p) if p == Purged::default() => {}
             Ok(p) => tracing::info!("purged {} deleted model(s), {} blob(s)", p.models, p.blobs),
             Err(e) => tracing::warn!("purging deleted models: {e}"),
+        }
+        for dir in &caches {
+            match crate::disk_cache::drop_deleted(&db, dir).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("{n} cached folder(s) of deleted models removed"),
+                Err(e) => tracing::warn!("removing cached folders of deleted models: {e}"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -165,6 +165,11 @@ impl ServiceConfig {
         (cache as usize, ceilings)
     }
 
+    /// Where the HTTP handlers cache (verifier folders) and keep scratch files.
+    fn server_dir(&self) -> PathBuf {
+        self.data_dir.join("server")
+    }
+
     async fn spawn_background(&self, db: &Db, store: &Store) -> Result<Background> {
         let cache = self.data_dir.join("worker");
         std::fs::create_dir_all(&cache)
@@ -236,6 +241,7 @@ impl ServiceConfig {
             db.clone(),
             store.clone(),
             crate::retention::Retention::new(self.retention),
+            vec![cache.clone(), self.server_dir()],
             PURGE_EVERY,
             stop_dispatcher.subscribe(),
         ));
@@ -249,7 +255,8 @@ impl ServiceConfig {
     }
 }
 
-/// How often a process looks for deleted models past their retention.
+/// How often a process looks for deleted models past their retention (and for its cached
+/// folders of deleted models).
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -282,7 +289,7 @@ pub async fn serve(
         ceilings: cfg.ceilings,
         allow_private_callbacks: cfg.callbacks.allow_private,
         metrics_token: cfg.metrics_token.as_deref().map(Arc::from),
-        ..AppState::new(db, store, cfg.data_dir.join("server"), cfg.limits)
+        ..AppState::new(db, store, cfg.server_dir(), cfg.limits)
     };
     let listener = tokio::net::TcpListener::bind(bind)
         .await

@@ -149,3 +149,123 @@ async fn a_deleted_model_is_purged_after_retention_and_shared_blobs_stay() {
         assert!(store.keys().await.unwrap().contains(&orphan));
     }
 }
+
+/// A process's cached folders of a deleted model go once no job of it is live; a live
+/// model's stay, as do fresh scratch folders (fetches in progress); a stale scratch folder
+/// and a model the database does not know go.
+#[tokio::test]
+async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
+    use zkinfer_api::disk_cache::drop_deleted;
+    let tmp = tempfile::tempdir().unwrap();
+    for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
+        let db = Db::connect(&url).await.unwrap();
+        let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
+        let mut made = Vec::new();
+        for name in ["gone", "kept"] {
+            let setup = models::Setup {
+                max_attempts: 1,
+                ..Default::default()
+            };
+            let upload = json!({ "onnx": format!("sha256/{}", name.repeat(16)) });
+            let model = models::create_with_setup(&db, &tenant, &upload, &setup)
+                .await
+                .unwrap();
+            let job = queue::claim(&db, "w", 60_000, i64::MAX)
+                .await
+                .unwrap()
+                .unwrap();
+            let done = json!({ "summary": { "k": 7 }, "artifacts": {} });
+            assert!(queue::finish_with(
+                &db,
+                &job.id,
+                "w",
+                &Outcome::Succeeded(done),
+                None,
+                Some(&model)
+            )
+            .await
+            .unwrap());
+            made.push(model);
+        }
+        let (gone, kept) = (&made[0], &made[1]);
+        let dir = tmp.path().join(format!("cache{n}"));
+        let cached = |name: &str| dir.join("models").join(name);
+        let names = [
+            gone.clone(),
+            format!("{gone}.segment-1"),
+            kept.clone(),
+            format!("{kept}.verifier"),
+            "md_nobodyknows".to_string(),
+            ".tmpold".to_string(),
+            ".tmpnew".to_string(),
+        ];
+        for name in &names {
+            std::fs::create_dir_all(cached(name)).unwrap();
+            std::fs::write(cached(name).join("pk.bin"), b"key").unwrap();
+        }
+        let old = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+        std::fs::File::open(cached(".tmpold"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        // A proof of the model to delete is running when it is deleted.
+        let payload = json!({ "input_data": [[0.5]] });
+        let Enqueued::New(proof) = queue::enqueue(
+            &db,
+            &NewJob {
+                tenant_id: &tenant,
+                model_id: gone,
+                kind: JobKind::Prove,
+                payload: &payload,
+                max_attempts: 1,
+                idempotency: None,
+                callback_url: None,
+                memory_bytes: None,
+            },
+        )
+        .await
+        .unwrap() else {
+            panic!()
+        };
+        queue::claim(&db, "w", 60_000, i64::MAX)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(models::delete(&db, &tenant, gone).await.unwrap());
+        let present = || -> Vec<&str> {
+            let mut v: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| cached(n).exists())
+                .collect();
+            v.sort();
+            v
+        };
+        // The running proof may still read its folders: only the unknown model's and the
+        // stale scratch folder go.
+        assert_eq!(drop_deleted(&db, &dir).await.unwrap(), 2);
+        let mut expected = vec![
+            gone.as_str(),
+            &names[1],
+            kept.as_str(),
+            &names[3],
+            ".tmpnew",
+        ];
+        expected.sort();
+        assert_eq!(present(), expected);
+        let result = json!({ "proof_file": { "outputs": [[1.0]] } });
+        queue::finish(&db, &proof, "w", &Outcome::Succeeded(result))
+            .await
+            .unwrap();
+        assert_eq!(drop_deleted(&db, &dir).await.unwrap(), 2);
+        let mut expected = vec![kept.as_str(), &names[3], ".tmpnew"];
+        expected.sort();
+        assert_eq!(present(), expected);
+        assert_eq!(drop_deleted(&db, &dir).await.unwrap(), 0);
+        // A process that has cached nothing yet.
+        assert_eq!(
+            drop_deleted(&db, &tmp.path().join("none")).await.unwrap(),
+            0
+        );
+    }
+}

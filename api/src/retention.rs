@@ -11,13 +11,13 @@
 //! an old blob anew, refreshing its age) is kept.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::Row;
 use tokio::sync::watch;
 
 use crate::db::{now_ms, Db};
+use crate::disk_cache::CacheDirs;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -139,12 +139,13 @@ pub async fn purge(db: &Db, store: &Store, retention: Retention) -> Result<Purge
 }
 
 /// Purges every `every` until `stop` turns true (each process may: a purge is idempotent),
-/// and drops this process's cached folders (`caches`) of deleted models.
+/// and drops this process's cached folders (`caches`) of deleted models and its stale
+/// scratch folders.
 pub async fn run(
     db: Db,
     store: Store,
     retention: Retention,
-    caches: Vec<PathBuf>,
+    caches: CacheDirs,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -154,13 +155,7 @@ pub async fn run(
             Ok(p) => tracing::info!("purged {} deleted model(s), {} blob(s)", p.models, p.blobs),
             Err(e) => tracing::warn!("purging deleted models: {e}"),
         }
-        for dir in &caches {
-            match crate::disk_cache::drop_deleted(&db, dir).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("{n} cached folder(s) of deleted models removed"),
-                Err(e) => tracing::warn!("removing cached folders of deleted models: {e}"),
-            }
-        }
+        caches.sweep(&db).await;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,

@@ -241,7 +241,10 @@ impl ServiceConfig {
             db.clone(),
             store.clone(),
             crate::retention::Retention::new(self.retention),
-            vec![cache.clone(), self.server_dir()],
+            crate::disk_cache::CacheDirs {
+                dirs: vec![cache.clone(), self.server_dir()],
+                scratch_age: crate::disk_cache::scratch_age(self.job_timeout),
+            },
             PURGE_EVERY,
             stop_dispatcher.subscribe(),
         ));

@@ -155,7 +155,11 @@ async fn a_deleted_model_is_purged_after_retention_and_shared_blobs_stay() {
 /// and a model the database does not know go.
 #[tokio::test]
 async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
-    use zkinfer_api::disk_cache::drop_deleted;
+    use zkinfer_api::disk_cache::{drop_deleted, scratch_age};
+    let day = scratch_age(Duration::from_secs(3600));
+    assert_eq!(day, Duration::from_secs(24 * 3600));
+    let long = Duration::from_secs(48 * 3600);
+    assert_eq!(scratch_age(long), long + Duration::from_secs(3600));
     let tmp = tempfile::tempdir().unwrap();
     for (n, url) in common::databases(tmp.path()).await.into_iter().enumerate() {
         let db = Db::connect(&url).await.unwrap();
@@ -203,11 +207,18 @@ async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
             std::fs::create_dir_all(cached(name)).unwrap();
             std::fs::write(cached(name).join("pk.bin"), b"key").unwrap();
         }
+        // Jobs' work folders beside `models/`: one left by a killed job two days ago.
+        for name in [".tmpjobold", ".tmpjobnew"] {
+            std::fs::create_dir_all(dir.join(name)).unwrap();
+        }
+        std::fs::write(dir.join("names"), b"wk_1").unwrap();
         let old = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
-        std::fs::File::open(cached(".tmpold"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        for path in [cached(".tmpold"), dir.join(".tmpjobold")] {
+            std::fs::File::open(path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
         // A proof of the model to delete is running when it is deleted.
         let payload = json!({ "input_data": [[0.5]] });
         let Enqueued::New(proof) = queue::enqueue(
@@ -242,8 +253,10 @@ async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
             v
         };
         // The running proof may still read its folders: only the unknown model's and the
-        // stale scratch folder go.
-        assert_eq!(drop_deleted(&db, &dir).await.unwrap(), 2);
+        // stale scratch folders go.
+        assert_eq!(drop_deleted(&db, &dir, day).await.unwrap(), 3);
+        assert!(!dir.join(".tmpjobold").exists());
+        assert!(dir.join(".tmpjobnew").exists() && dir.join("names").exists());
         let mut expected = vec![
             gone.as_str(),
             &names[1],
@@ -257,14 +270,16 @@ async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
         queue::finish(&db, &proof, "w", &Outcome::Succeeded(result))
             .await
             .unwrap();
-        assert_eq!(drop_deleted(&db, &dir).await.unwrap(), 2);
+        assert_eq!(drop_deleted(&db, &dir, day).await.unwrap(), 2);
         let mut expected = vec![kept.as_str(), &names[3], ".tmpnew"];
         expected.sort();
         assert_eq!(present(), expected);
-        assert_eq!(drop_deleted(&db, &dir).await.unwrap(), 0);
+        assert_eq!(drop_deleted(&db, &dir, day).await.unwrap(), 0);
         // A process that has cached nothing yet.
         assert_eq!(
-            drop_deleted(&db, &tmp.path().join("none")).await.unwrap(),
+            drop_deleted(&db, &tmp.path().join("none"), day)
+                .await
+                .unwrap(),
             0
         );
     }

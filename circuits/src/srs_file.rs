@@ -14,6 +14,7 @@ use std::path::Path;
 use halo2_base::halo2_proofs::arithmetic::best_multiexp;
 use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine, G2Affine};
 use halo2_base::halo2_proofs::halo2curves::ff::{BatchInvert, Field, PrimeField};
+use halo2_base::halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
 use halo2_base::halo2_proofs::halo2curves::group::Curve;
 use halo2_base::halo2_proofs::halo2curves::pairing::Engine;
 use serde::{Deserialize, Serialize};
@@ -243,8 +244,15 @@ fn read_g1s<R: Read>(
         .map(|i| {
             r.read_exact(&mut buf)
                 .map_err(|_| invalid(path, "truncated ceremony file"))?;
-            g1_from_raw(&buf)
-                .ok_or_else(|| invalid(path, format!("{what} {i} is not a point of the curve")))
+            let point = g1_from_raw(&buf)
+                .ok_or_else(|| invalid(path, format!("{what} {i} is not a point of the curve")))?;
+            // No ceremony point is the identity (s^i·g and L_j(s)·g, for a secret s that is
+            // not 0 nor a root of unity), and the MSMs' batch-affine additions mistake it
+            // for an ordinary point.
+            if bool::from(point.is_identity()) {
+                return Err(invalid(path, format!("{what} {i} is the identity")));
+            }
+            Ok(point)
         })
         .collect()
 }

@@ -227,4 +227,18 @@ fn a_raw_files_lagrange_basis_is_read_and_checked() {
     let p = write(tmp.path(), "off.srs", &off);
     assert!(message(srs_file::read(&p, Some(4))).contains("Lagrange point 5 is not a point"));
     assert!(srs_file::read(&p, Some(3)).is_ok());
+    // The identity (all-zero raw bytes, on the curve to halo2curves) is refused where it is
+    // read, among the powers and in the basis: the MSMs would mistake it for a point.
+    for (at, needle) in [
+        (4 + 3 * 64, "G1 point 3 is the identity"),
+        (4 + n * 64 + 2 * 64, "Lagrange point 2 is the identity"),
+    ] {
+        let mut zero = bytes.clone();
+        zero[at..at + 64].fill(0);
+        let p = write(tmp.path(), "zero.srs", &zero);
+        assert!(
+            message(srs_file::read(&p, Some(4))).contains(needle),
+            "{needle}"
+        );
+    }
 }

@@ -149,7 +149,7 @@ pub struct SetupReport {
 pub fn setup(dir: &Path, srs_file: Option<&Path>) -> Result<SetupReport, ProverError> {
     let folder = open_current(dir)?;
     let (params, source) = srs_at(folder.settings.plan.k, srs_file)?;
-    setup_on(dir, &folder, params, source)
+    setup_on(dir, &folder, &params, source)
 }
 
 /// The SRS of `2^k` points: read from a ceremony file, or a development SRS made here.
@@ -198,30 +198,30 @@ pub fn setup_like(dir: &Path, sibling: &Path) -> Result<SetupReport, ProverError
             dir.display()
         )));
     }
-    setup_on(dir, &folder, params, keys.srs)
+    setup_on(dir, &folder, &params, keys.srs)
 }
 
 /// The keys of compiled `folder` (at `dir`) on `params`, recorded as coming from `source`.
 pub(crate) fn setup_on(
     dir: &Path,
     folder: &Folder,
-    params: ParamsKZG<Bn256>,
+    params: &ParamsKZG<Bn256>,
     source: SrsSource,
 ) -> Result<SetupReport, ProverError> {
     let plan = &folder.settings.plan;
     let calib: Calibration = read_json(&in_dir(dir, files::CALIBRATION))?;
     let t = Instant::now();
-    let (pk, break_points) = keys::generate(&params, plan, &folder.q, &calib.inputs)?;
+    let (pk, break_points) = keys::generate(params, plan, &folder.q, &calib.inputs)?;
     let keygen_seconds = t.elapsed().as_secs_f64();
     info!("keys generated in {keygen_seconds:.2}s");
     let vk_bytes = vk_to_bytes(pk.get_vk());
     let pk_bytes = keys::pk_to_bytes(&pk);
-    let kzg = KzgVerifierKey::of(&params);
+    let kzg = KzgVerifierKey::of(params);
     let model_id = identity::model_id(&folder.settings, &vk_bytes, &kzg)?;
     let architecture_id = identity::architecture_id(&folder.settings, &vk_bytes, &kzg)?;
     write_bytes(&in_dir(dir, files::VK), &vk_bytes)?;
     write_bytes(&in_dir(dir, files::PK), &pk_bytes)?;
-    srs::save_trusted(&in_dir(dir, files::SRS), &params)?;
+    srs::save_trusted(&in_dir(dir, files::SRS), params)?;
     kzg.write(&in_dir(dir, files::KZG_VERIFIER))?;
     write_json(
         &in_dir(dir, files::KEYS),

@@ -356,9 +356,14 @@ pub struct SegmentedSetup {
 
 /// Sets up every segment (on one ceremony file, or on a development SRS per k). The SRS of
 /// each k is read (or made) once: from a ceremony file that is two MSMs and a pairing check,
-/// and for a k the file holds no Lagrange basis of, an FFT over G1 (minutes at k = 20).
+/// and for a k the file holds no Lagrange basis of, an FFT over G1 (minutes at k = 20). It is
+/// held until the last segment of its k is set up, no longer (2 GiB at k = 24).
 pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSetup, ProverError> {
     let file = open_segments_file(dir)?;
+    let ks: Vec<u32> = segment_settings(dir, &file)?
+        .iter()
+        .map(|st| st.plan.k)
+        .collect();
     let mut reports = Vec::with_capacity(file.segments.len());
     let mut srs_of_k = HashMap::new();
     for s in 0..file.segments.len() {
@@ -371,7 +376,10 @@ pub fn setup_segments(dir: &Path, srs_file: Option<&Path>) -> Result<SegmentedSe
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(srs_at(k, srs_file)?),
         };
-        let report = setup_on(&seg_dir, &folder, params.clone(), source.clone())?;
+        let report = setup_on(&seg_dir, &folder, params, source.clone())?;
+        if ks.iter().rposition(|&other| other == k) <= Some(s) {
+            srs_of_k.remove(&k);
+        }
         info!(
             segment = s,
             k = report.k,

@@ -222,6 +222,89 @@ pub fn read(path: &Path, k: Option<u32>) -> Result<(SrsFileInfo, SrsPoints), Art
     ))
 }
 
+/// A ceremony file's format and the largest k it serves, from its header alone (to choose
+/// among files; [`read`] checks the one chosen).
+pub fn header(path: &Path) -> Result<(SrsFormat, u32), ArtifactError> {
+    use std::io::{Seek, SeekFrom};
+    let io = |source| ArtifactError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = BufReader::new(File::open(path).map_err(io)?);
+    let mut word = [0u8; 4];
+    let mut u32_at = |f: &mut BufReader<File>| -> Result<u32, ArtifactError> {
+        f.read_exact(&mut word)
+            .map_err(|_| invalid(path, "truncated ceremony file"))?;
+        Ok(u32::from_le_bytes(word))
+    };
+    let first = u32_at(&mut f)?;
+    if first.to_le_bytes() != *b"ptau" {
+        if !(1..=MAX_K).contains(&first) {
+            return Err(invalid(
+                path,
+                "neither a .ptau file nor halo2's raw SRS format (k out of range)",
+            ));
+        }
+        return Ok((SrsFormat::Halo2Raw, first));
+    }
+    let _version = u32_at(&mut f)?;
+    for _ in 0..u32_at(&mut f)? {
+        let kind = u32_at(&mut f)?;
+        let low = u64::from(u32_at(&mut f)?);
+        let size = low | u64::from(u32_at(&mut f)?) << 32;
+        if kind == 1 {
+            // n8 and q, then the power.
+            f.seek(SeekFrom::Current(36)).map_err(io)?;
+            let p = u32_at(&mut f)?;
+            if !(1..=MAX_K).contains(&p) {
+                return Err(invalid(path, format!("power {p} out of range")));
+            }
+            return Ok((SrsFormat::Ptau, p));
+        }
+        let size = i64::try_from(size).map_err(|_| invalid(path, "a section past 2^63 bytes"))?;
+        f.seek(SeekFrom::Current(size)).map_err(io)?;
+    }
+    Err(invalid(path, "a .ptau file without its header"))
+}
+
+/// The ceremony file for a circuit of `2^k` rows: `path` itself, or in a folder of ceremony
+/// files (the perpetual powers of tau come one file per k), the halo2 raw file of exactly k,
+/// whose Lagrange basis is then read instead of computed, else the file serving the least k
+/// at least k (a raw file before a `.ptau`, then by name). Other files in it are passed over.
+pub fn choose(path: &Path, k: u32) -> Result<std::path::PathBuf, ArtifactError> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| ArtifactError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut best = None;
+    for entry in entries.flatten() {
+        let file = entry.path();
+        if !file.is_file() {
+            continue;
+        }
+        let Ok((format, max_k)) = header(&file) else {
+            continue;
+        };
+        if max_k < k {
+            continue;
+        }
+        let raw = format == SrsFormat::Halo2Raw;
+        let rank = (!(raw && max_k == k), max_k, !raw, file);
+        if best.as_ref().is_none_or(|b| rank < *b) {
+            best = Some(rank);
+        }
+    }
+    best.map(|(.., file)| file).ok_or_else(|| {
+        invalid(
+            path,
+            format!("no ceremony file in this folder serves k={k}"),
+        )
+    })
+}
+
 fn wanted(path: &Path, k: Option<u32>, max_k: u32) -> Result<usize, ArtifactError> {
     match k {
         None => Ok(1),

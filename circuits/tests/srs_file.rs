@@ -242,3 +242,28 @@ fn a_raw_files_lagrange_basis_is_read_and_checked() {
         );
     }
 }
+
+/// In a folder of ceremony files, setup takes the raw file of exactly the circuit's k (its
+/// Lagrange basis is read, not computed), else the one serving the least k at least it;
+/// files of other kinds are passed over. A file is taken as given.
+#[test]
+fn a_folder_of_ceremony_files_lends_the_one_for_k() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ceremony");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let k4 = write(&dir, "raw-4", &raw(4).1);
+    let k6 = write(&dir, "raw-6", &raw(6).1);
+    let ptau = dir.join("hermez-8.ptau");
+    std::fs::copy(hermez_ptau(), &ptau).unwrap();
+    write(&dir, "README", b"the perpetual powers of tau");
+    assert_eq!(srs_file::header(&k4).unwrap(), (SrsFormat::Halo2Raw, 4));
+    assert_eq!(srs_file::header(&ptau).unwrap(), (SrsFormat::Ptau, 8));
+    assert_eq!(srs_file::choose(&dir, 4).unwrap(), k4);
+    assert_eq!(srs_file::choose(&dir, 3).unwrap(), k4);
+    assert_eq!(srs_file::choose(&dir, 5).unwrap(), k6);
+    assert_eq!(srs_file::choose(&dir, 7).unwrap(), ptau);
+    assert!(
+        message(srs_file::choose(&dir, 9)).contains("no ceremony file in this folder serves k=9")
+    );
+    assert_eq!(srs_file::choose(&k6, 2).unwrap(), k6);
+}

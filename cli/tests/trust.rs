@@ -392,8 +392,9 @@ fn setup_refuses_a_tampered_ceremony_file() {
 }
 
 /// A halo2 raw file of the circuit's own k lends its Lagrange basis (checked against its
-/// powers in two MSMs) instead of the G1 FFT that recomputes it: the proof verifies against
-/// the file. The same file with two basis points swapped (every point valid) is refused.
+/// powers in two MSMs) instead of the G1 FFT that recomputes it; `--srs` may name a folder
+/// of ceremony files, and setup takes that one from it. The proof verifies against the file
+/// and the folder. The same file with two basis points swapped (every point valid) is refused.
 #[test]
 fn a_ceremony_file_of_the_circuits_k_lends_its_checked_lagrange_basis() {
     let tmp = tempfile::tempdir().unwrap();
@@ -402,10 +403,24 @@ fn a_ceremony_file_of_the_circuits_k_lends_its_checked_lagrange_basis() {
     let k = read_json(&probe.join("settings.json"))["plan"]["k"]
         .as_u64()
         .unwrap();
-    let exact = tmp.path().join(format!("k{k}.srs"));
-    expect_success(&["gen-srs", "--logrows", &k.to_string(), "--out", p(&exact)]);
-    let (dir, proof, _) = proven(tmp.path(), "exact", &["--srs", p(&exact)]);
+    // A folder of ceremony files, as the perpetual powers of tau come: one per k.
+    let ceremony = tmp.path().join("ceremony");
+    std::fs::create_dir_all(&ceremony).unwrap();
+    let exact = ceremony.join(format!("k{k}.srs"));
+    for (logrows, out) in [(k, exact.clone()), (k + 1, ceremony.join("larger.srs"))] {
+        expect_success(&[
+            "gen-srs",
+            "--logrows",
+            &logrows.to_string(),
+            "--out",
+            p(&out),
+        ]);
+    }
+    let (dir, proof, _) = proven(tmp.path(), "exact", &["--srs", p(&ceremony)]);
+    let keys = read_json(&dir.join("keys.json"));
+    assert_eq!(keys["srs"]["file"]["path"], p(&exact), "{keys}");
     expect_success(&["verify", p(&dir), p(&proof), "--srs", p(&exact)]);
+    expect_success(&["verify", p(&dir), p(&proof), "--srs", p(&ceremony)]);
     let mut bytes = std::fs::read(&exact).unwrap();
     let basis = 4 + (64usize << k);
     let (first, rest) = bytes[basis + 64..].split_at_mut(64);

@@ -160,11 +160,12 @@ pub(crate) fn srs_at(
     let t = Instant::now();
     let (params, source) = match srs_file {
         Some(p) => {
-            let (params, info) = srs::load_ceremony(p, k)?;
+            let file = zkinfer_circuits::srs_file::choose(p, k)?;
+            let (params, info) = srs::load_ceremony(&file, k)?;
             (
                 params,
                 SrsSource::File {
-                    path: p.display().to_string(),
+                    path: file.display().to_string(),
                     info,
                 },
             )

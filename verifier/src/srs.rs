@@ -46,7 +46,10 @@ pub fn srs_check(
     ceremony: Option<&Path>,
 ) -> Result<SrsCheck, VerifyError> {
     match ceremony {
-        Some(path) => check_srs(path, &folder.kzg),
+        Some(path) => check_srs(
+            &srs_file::choose(path, folder.settings.plan.k)?,
+            &folder.kzg,
+        ),
         None => {
             let recorded: Option<KeysInfo> = read_json(&in_dir(dir, files::KEYS)).ok();
             Ok(SrsCheck::Unchecked(srs_note(

@@ -63,7 +63,8 @@ enum Command {
         /// A compiled model folder.
         dir: PathBuf,
         /// A ceremony file (perpetual powers of tau in halo2's raw format, or a .ptau), for k
-        /// at least the circuit's; every point is checked.
+        /// at least the circuit's; every point is checked. Or a folder of them: the raw file
+        /// of exactly the circuit's k (its Lagrange basis is read), else the least k above.
         #[arg(long)]
         srs: Option<PathBuf>,
     },
@@ -104,7 +105,7 @@ enum Command {
         #[arg(long, value_name = "HEX")]
         model_id: Option<String>,
         /// Require the folder's SRS points to be those of this ceremony file (.ptau or halo2
-        /// raw format, any k).
+        /// raw format, any k), or of the one a folder of them lends for the circuit's k.
         #[arg(long, value_name = "FILE")]
         srs: Option<PathBuf>,
         /// Require the proof to be of this input (EZKL format; public inputs, or hashed ones

@@ -87,7 +87,8 @@ pub struct ServiceArgs {
     /// region and endpoint from the standard AWS_* variables); default: DATA_DIR/store.
     #[arg(long)]
     store: Option<String>,
-    /// The ceremony file every model's setup uses (a development SRS without one).
+    /// The ceremony file every model's setup uses (a development SRS without one), or a
+    /// folder of them, one per k: each setup takes the one of its k.
     #[arg(long)]
     srs: Option<PathBuf>,
     /// Seconds a worker's claim on a job holds without renewal: after a worker dies, its job

@@ -472,7 +472,7 @@ fn a_gas_burning_verifier_is_cut_off_at_the_cap() {
          if (d.length == 4) { bytes memory info = abi.encode(bytes32(uint256(0x0101010101010101010101010101010101010101010101010101010101010101)), uint256(1), uint256(0), uint256(0)); assembly { revert(add(info, 32), mload(info)) } }\n\
          while (true) {} } }",
         "Burner",
-        false,
+        solc::Optimizer::Off,
     )
     .unwrap();
     let mut chain = Chain::new();
@@ -590,7 +590,7 @@ fn the_verifier_library_checks_code_at_call_time() {
         ]
         .into_iter()
         .collect(),
-        true,
+        solc::Optimizer::Gas,
     )
     .unwrap()
     .remove("Harness")

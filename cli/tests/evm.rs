@@ -197,9 +197,13 @@ fn the_hardening_is_what_rejects_non_canonical_scalars_and_trailing_bytes() {
         >,
         snark_verifier_sdk::SHPLONK,
     >(&folder.kzg.params(), &folder.vk, vec![instances.len()]);
-    let raw =
-        zkinfer_verifier::solc::compile_one("Raw.sol", &raw_source, solidity::CONTRACT, false)
-            .unwrap();
+    let raw = zkinfer_verifier::solc::compile_one(
+        "Raw.sol",
+        &raw_source,
+        solidity::CONTRACT,
+        zkinfer_verifier::solc::Optimizer::Off,
+    )
+    .unwrap();
     let honest = calldata(&instances, &bytes);
     for code in [&raw.bytecode, &guarded.compiled.bytecode] {
         assert!(evm_verify(code, &honest).unwrap().accepted);
@@ -222,6 +226,31 @@ fn the_hardening_is_what_rejects_non_canonical_scalars_and_trailing_bytes() {
             "{what}"
         );
         assert!(verify_calldata(&folder, data).is_err(), "{what} natively");
+    }
+    // A verifier within EIP-170 is compiled unoptimized (the least gas); one over it is
+    // compiled again for size, smaller, and as strict: every tampering still refused.
+    let compile = |optimizer| {
+        zkinfer_verifier::solc::compile_one(
+            "Verifier.sol",
+            &guarded.source,
+            solidity::CONTRACT,
+            optimizer,
+        )
+        .unwrap()
+    };
+    let off = compile(zkinfer_verifier::solc::Optimizer::Off);
+    assert!(
+        off.deployed == guarded.compiled.deployed,
+        "compiled unoptimized"
+    );
+    let small = compile(zkinfer_verifier::solc::Optimizer::Size);
+    assert!(small.deployed.len() < off.deployed.len());
+    assert!(evm_verify(&small.bytecode, &honest).unwrap().accepted);
+    for (what, data) in &cases {
+        assert!(
+            !evm_verify(&small.bytecode, data).unwrap().accepted,
+            "{what}"
+        );
     }
 }
 

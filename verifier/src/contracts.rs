@@ -38,7 +38,7 @@ pub fn compile() -> Result<BTreeMap<String, Compiled>, SolcError> {
         .iter()
         .map(|(name, text)| (name.to_string(), text.to_string()))
         .collect();
-    let mut all = solc::compile(&sources, true)?;
+    let mut all = solc::compile(&sources, solc::Optimizer::Gas)?;
     DEPLOYABLE
         .iter()
         .map(|name| {

@@ -43,8 +43,10 @@ pub enum EvmVerifierError {
     #[error(
         "the verifier would be {code_size} bytes of runtime code, over EIP-170's {MAX_CODE_SIZE}: \
          the circuit has {public_values} public values ({inputs} inputs, {outputs} outputs) and each \
-         adds about 160 bytes; compile with --input-visibility hashed --output-visibility hashed \
-         (one commitment per tensor) or --input-visibility private"
+         adds about 160 bytes, and each committed column about 1,100; compile with \
+         --input-visibility hashed --output-visibility hashed (one commitment per tensor) or \
+         --input-visibility private, and --optimize evm-gas or a smaller --max-proof-bytes \
+         (fewer columns)"
     )]
     TooLarge {
         /// Runtime code size.
@@ -225,8 +227,12 @@ fn harden(code: &str, info: &Info) -> Result<String, EvmVerifierError> {
 /// Generates and compiles the folder's verifier; refuses one that would not fit EIP-170.
 pub fn build(folder: &VerifierFolder) -> Result<SolidityVerifier, EvmVerifierError> {
     let source = source(folder)?;
-    // The optimizer fails on these verifiers with "stack too deep"; they are compiled without.
-    let compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, false)?;
+    // Unoptimized code costs the least gas; a verifier over EIP-170 is compiled again for
+    // size (about 3 % smaller for 0.6 % more gas).
+    let mut compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, solc::Optimizer::Off)?;
+    if compiled.deployed.len() > MAX_CODE_SIZE {
+        compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, solc::Optimizer::Size)?;
+    }
     let num_instances = folder.settings.plan.num_instances;
     if compiled.deployed.len() > MAX_CODE_SIZE {
         let inputs = folder.settings.num_input_instances();

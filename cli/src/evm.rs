@@ -41,6 +41,11 @@ pub fn verifier(dir: PathBuf, out: Option<PathBuf>) -> Result<()> {
         inputs,
         v.num_instances - inputs
     );
+    println!(
+        "solc {} optimizer {} (a block explorer's source check needs these settings)",
+        zkinfer_verifier::solc::SOLC_VERSION,
+        v.optimizer.settings()
+    );
     println!("model id {}", folder.model_id);
     if let Some(a) = &folder.architecture_id {
         println!(

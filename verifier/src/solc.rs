@@ -83,7 +83,8 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
-    fn settings(self) -> serde_json::Value {
+    /// solc's `settings.optimizer` for it (what a block explorer needs to match the code).
+    pub fn settings(self) -> serde_json::Value {
         match self {
             Optimizer::Off => json!({ "enabled": false, "runs": 200 }),
             Optimizer::Gas => json!({ "enabled": true, "runs": 200 }),

@@ -69,6 +69,8 @@ pub struct SolidityVerifier {
     pub compiled: Compiled,
     /// The number of public values it takes (inputs when public, then outputs).
     pub num_instances: usize,
+    /// How solc optimized it.
+    pub optimizer: solc::Optimizer,
 }
 
 /// The 4-byte call that asks a zkinfer verifier what it verifies. It reverts, with
@@ -229,9 +231,11 @@ pub fn build(folder: &VerifierFolder) -> Result<SolidityVerifier, EvmVerifierErr
     let source = source(folder)?;
     // Unoptimized code costs the least gas; a verifier over EIP-170 is compiled again for
     // size (about 3 % smaller for 0.6 % more gas).
-    let mut compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, solc::Optimizer::Off)?;
+    let mut optimizer = solc::Optimizer::Off;
+    let mut compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, optimizer)?;
     if compiled.deployed.len() > MAX_CODE_SIZE {
-        compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, solc::Optimizer::Size)?;
+        optimizer = solc::Optimizer::Size;
+        compiled = solc::compile_one("Verifier.sol", &source, CONTRACT, optimizer)?;
     }
     let num_instances = folder.settings.plan.num_instances;
     if compiled.deployed.len() > MAX_CODE_SIZE {
@@ -247,6 +251,7 @@ pub fn build(folder: &VerifierFolder) -> Result<SolidityVerifier, EvmVerifierErr
         source,
         compiled,
         num_instances,
+        optimizer,
     })
 }
 

@@ -322,7 +322,7 @@ async fn evm_verifier(state: &AppState, tenant: &str, id: &str) -> ApiResult<Evm
         compiler: json!({
             "name": "solcjs",
             "version": zkinfer_verifier::solc::SOLC_VERSION,
-            "optimizer": false,
+            "optimizer": built.optimizer.settings(),
             "contract": "Verifier.sol",
         }),
         version: build_version(),

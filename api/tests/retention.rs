@@ -12,6 +12,65 @@ use zkinfer_api::retention::{purge, Purged, Retention};
 use zkinfer_api::store::Store;
 use zkinfer_api::{models, tenants, Db};
 
+/// A model of `upload`, its setup job claimed and finished with `artifacts`.
+async fn ready_model(
+    db: &Db,
+    tenant: &str,
+    upload: &serde_json::Value,
+    artifacts: serde_json::Value,
+) -> String {
+    let setup = models::Setup {
+        max_attempts: 1,
+        ..Default::default()
+    };
+    let model = models::create_with_setup(db, tenant, upload, &setup)
+        .await
+        .unwrap();
+    let job = queue::claim(db, "w", 60_000, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    let done = json!({ "summary": { "k": 7 }, "artifacts": artifacts });
+    assert!(queue::finish_with(
+        db,
+        &job.id,
+        "w",
+        &Outcome::Succeeded(done),
+        None,
+        Some(&model)
+    )
+    .await
+    .unwrap());
+    model
+}
+
+/// A proof of `model`, claimed by worker "w" (running); returns its job id.
+async fn running_proof(db: &Db, tenant: &str, model: &str) -> String {
+    let payload = json!({ "input_data": [[0.5]] });
+    let Enqueued::New(proof) = queue::enqueue(
+        db,
+        &NewJob {
+            tenant_id: tenant,
+            model_id: model,
+            kind: JobKind::Prove,
+            payload: &payload,
+            max_attempts: 1,
+            idempotency: None,
+            callback_url: None,
+            memory_bytes: None,
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    queue::claim(db, "w", 60_000, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    proof
+}
+
 #[tokio::test]
 async fn a_deleted_model_is_purged_after_retention_and_shared_blobs_stay() {
     let tmp = tempfile::tempdir().unwrap();
@@ -31,54 +90,12 @@ async fn a_deleted_model_is_purged_after_retention_and_shared_blobs_stay() {
                 .await
                 .unwrap();
             let upload = json!({ "onnx": shared, "calibration": own });
-            let setup = models::Setup {
-                max_attempts: 1,
-                ..Default::default()
-            };
-            let model = models::create_with_setup(&db, &tenant, &upload, &setup)
-                .await
-                .unwrap();
-            let job = queue::claim(&db, "w", 60_000, i64::MAX)
-                .await
-                .unwrap()
-                .unwrap();
-            let done = json!({ "summary": { "k": 7 }, "artifacts": { "pk.bin": pk } });
-            assert!(queue::finish_with(
-                &db,
-                &job.id,
-                "w",
-                &Outcome::Succeeded(done),
-                None,
-                Some(&model)
-            )
-            .await
-            .unwrap());
+            let model = ready_model(&db, &tenant, &upload, json!({ "pk.bin": pk })).await;
             made.push((model, own, pk));
         }
         let orphan = store.put(b"nothing refers to me".to_vec()).await.unwrap();
         // A finished proof of the model to delete: its inputs and result go with it.
-        let payload = json!({ "input_data": [[0.5]] });
-        let Enqueued::New(proof) = queue::enqueue(
-            &db,
-            &NewJob {
-                tenant_id: &tenant,
-                model_id: &made[0].0,
-                kind: JobKind::Prove,
-                payload: &payload,
-                max_attempts: 1,
-                idempotency: None,
-                callback_url: None,
-                memory_bytes: None,
-            },
-        )
-        .await
-        .unwrap() else {
-            panic!()
-        };
-        queue::claim(&db, "w", 60_000, i64::MAX)
-            .await
-            .unwrap()
-            .unwrap();
+        let proof = running_proof(&db, &tenant, &made[0].0).await;
         let result = json!({ "proof_file": { "outputs": [[1.0]] } });
         assert!(queue::finish(&db, &proof, "w", &Outcome::Succeeded(result))
             .await
@@ -166,30 +183,8 @@ async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
         let tenant = tenants::create_key(&db, "t").await.unwrap().tenant_id;
         let mut made = Vec::new();
         for name in ["gone", "kept"] {
-            let setup = models::Setup {
-                max_attempts: 1,
-                ..Default::default()
-            };
             let upload = json!({ "onnx": format!("sha256/{}", name.repeat(16)) });
-            let model = models::create_with_setup(&db, &tenant, &upload, &setup)
-                .await
-                .unwrap();
-            let job = queue::claim(&db, "w", 60_000, i64::MAX)
-                .await
-                .unwrap()
-                .unwrap();
-            let done = json!({ "summary": { "k": 7 }, "artifacts": {} });
-            assert!(queue::finish_with(
-                &db,
-                &job.id,
-                "w",
-                &Outcome::Succeeded(done),
-                None,
-                Some(&model)
-            )
-            .await
-            .unwrap());
-            made.push(model);
+            made.push(ready_model(&db, &tenant, &upload, json!({})).await);
         }
         let (gone, kept) = (&made[0], &made[1]);
         let dir = tmp.path().join(format!("cache{n}"));
@@ -220,28 +215,7 @@ async fn cached_folders_of_deleted_models_are_removed_once_their_jobs_end() {
                 .unwrap();
         }
         // A proof of the model to delete is running when it is deleted.
-        let payload = json!({ "input_data": [[0.5]] });
-        let Enqueued::New(proof) = queue::enqueue(
-            &db,
-            &NewJob {
-                tenant_id: &tenant,
-                model_id: gone,
-                kind: JobKind::Prove,
-                payload: &payload,
-                max_attempts: 1,
-                idempotency: None,
-                callback_url: None,
-                memory_bytes: None,
-            },
-        )
-        .await
-        .unwrap() else {
-            panic!()
-        };
-        queue::claim(&db, "w", 60_000, i64::MAX)
-            .await
-            .unwrap()
-            .unwrap();
+        let proof = running_proof(&db, &tenant, gone).await;
         assert!(models::delete(&db, &tenant, gone).await.unwrap());
         let present = || -> Vec<&str> {
             let mut v: Vec<&str> = names

@@ -129,3 +129,69 @@ pub fn prove_memory_bytes(cs: &ConstraintSystem<Fr>, k: u32, advice_cells: usize
     let structural = (per_row << k) + BUILDER_MEM_PER_CELL * advice_cells as u64;
     (structural as f64 * MEM_SLACK) as u64 + MEM_BASE
 }
+
+/// EIP-170: the largest runtime code a contract may have.
+pub const EIP_170_CODE_BYTES: usize = 24_576;
+
+/// Code each public value adds to a verifier (its calldata read, range check and Lagrange
+/// term), as [`verifier_code_bytes`] counts it.
+pub const VERIFIER_BYTES_PER_INSTANCE: usize = 163;
+
+/// What a Solidity verifier's code grows with (snark-verifier emits straight-line code: no
+/// loops over commitments or evaluations, so each costs bytes of code, not only gas).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifierShape {
+    /// G1 points the proof carries (each read, checked on the curve, and multiplied in).
+    pub points: usize,
+    /// Evaluations the proof carries.
+    pub scalars: usize,
+    /// Points of the verifying key (fixed columns, selectors before compression,
+    /// permutation columns): constants of the code, each multiplied in.
+    pub vk_points: usize,
+    /// Lookup arguments.
+    pub lookups: usize,
+    /// Nodes of the gates' and lookups' expressions, evaluated at the challenge point.
+    pub expression_nodes: usize,
+    /// Public values.
+    pub instances: usize,
+}
+
+/// The [`VerifierShape`] of `cs` with `num_instances` public values.
+pub fn verifier_shape(cs: &ConstraintSystem<Fr>, num_instances: usize) -> VerifierShape {
+    let p = proof_parts(cs);
+    let gates: usize = cs
+        .gates()
+        .iter()
+        .flat_map(|g| g.polynomials())
+        .map(|e| e.complexity())
+        .sum();
+    let lookups: usize = cs
+        .lookups()
+        .iter()
+        .flat_map(|l| l.input_expressions().iter().chain(l.table_expressions()))
+        .map(|e| e.complexity())
+        .sum();
+    VerifierShape {
+        points: p.points,
+        scalars: p.scalars,
+        vk_points: cs.num_fixed_columns()
+            + cs.num_selectors()
+            + cs.permutation().get_columns().len(),
+        lookups: cs.lookups().len(),
+        expression_nodes: gates + lookups,
+        instances: num_instances,
+    }
+}
+
+/// Estimated runtime code of the Solidity verifier of `cs` with `num_instances` public values,
+/// compiled unoptimized, in bytes: an upper bound fitted on `benches/VERIFIER-SIZE.md`'s
+/// measurements, so that a planner keeping within EIP-170 by it never takes a verifier over
+/// the limit (`zkinfer evm-verifier` measures).
+pub fn verifier_code_bytes(cs: &ConstraintSystem<Fr>, num_instances: usize) -> usize {
+    let s = verifier_shape(cs, num_instances);
+    3000 + 300 * s.points
+        + 100 * s.scalars
+        + 150 * s.vk_points
+        + 20 * s.expression_nodes
+        + VERIFIER_BYTES_PER_INSTANCE * s.instances
+}

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use zkinfer_model::QGraph;
 
 use crate::circuit::{CircuitParams, ModelCircuit};
-use crate::cost::{constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verify_gas};
+use crate::cost::{
+    constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verifier_code_bytes, verify_gas,
+};
 use crate::error::CircuitError;
 use crate::layout::{lay_out, Io, Links, Visibility};
 use crate::lincomb::LinCombRegion;
@@ -123,6 +125,10 @@ pub struct PlanLimits {
     /// Largest estimated proving memory accepted, in bytes: a circuit that needs more is
     /// refused at compile time instead of failing (or swapping) at prove time.
     pub max_prove_memory: Option<u64>,
+    /// Largest estimated Solidity verifier, in bytes of runtime code
+    /// ([`crate::cost::verifier_code_bytes`], an upper bound): with
+    /// [`crate::cost::EIP_170_CODE_BYTES`], every circuit's verifier fits one contract.
+    pub max_verifier_bytes: Option<usize>,
 }
 
 /// What the planner minimises among the shapes that fit.
@@ -147,6 +153,7 @@ impl Default for PlanLimits {
             objective: Objective::ProveTime,
             freivalds: true,
             max_prove_memory: None,
+            max_verifier_bytes: None,
         }
     }
 }
@@ -413,6 +420,9 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
     let mut smallest: Option<CircuitPlan> = None;
     // The least-memory shape within the proof budget, when the memory limit refused it.
     let mut least_memory: Option<CircuitPlan> = None;
+    // The smallest estimated verifier within the proof budget, when the verifier limit
+    // refused every one: (bytes, plan).
+    let mut least_verifier: Option<(usize, CircuitPlan)> = None;
     let mut last_k = ks[0];
     for &k in &ks {
         last_k = k;
@@ -456,6 +466,16 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
                 }
                 if plan.proof_bytes > limits.max_proof_bytes {
                     continue;
+                }
+                if let Some(max) = limits.max_verifier_bytes {
+                    let bytes =
+                        verifier_code_bytes(&constraint_system(&plan.params), plan.num_instances);
+                    if bytes > max {
+                        if least_verifier.as_ref().is_none_or(|(b, _)| bytes < *b) {
+                            least_verifier = Some((bytes, plan));
+                        }
+                        continue;
+                    }
                 }
                 any_within_budget = true;
                 if limits
@@ -510,6 +530,21 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
                     allowed as f64 / GIB,
                 ),
             };
+        }
+        if let Some((bytes, v)) = least_verifier {
+            return CircuitError::TooLarge(format!(
+                "no circuit up to k={last_k} within {}-byte proofs has a Solidity verifier within \
+                 {} bytes of code (the smallest: about {bytes} bytes, at k={} with {} and {} \
+                 public values, each about {} bytes of it; hash inputs and outputs \
+                 (--input-visibility hashed --output-visibility hashed), or cut the model \
+                 into segments)",
+                limits.max_proof_bytes,
+                limits.max_verifier_bytes.unwrap_or(0),
+                v.k,
+                v.columns(),
+                v.num_instances,
+                crate::cost::VERIFIER_BYTES_PER_INSTANCE,
+            ));
         }
         CircuitError::TooLarge(if let Some(s) = smallest {
             format!(

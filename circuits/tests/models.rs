@@ -253,6 +253,67 @@ fn a_circuit_over_the_memory_limit_is_refused_with_what_it_needs() {
 }
 
 #[test]
+fn a_verifier_limit_takes_fewer_columns_and_refuses_what_cannot_fit() {
+    use zkinfer_circuits::cost::{constraint_system, verifier_code_bytes, EIP_170_CODE_BYTES};
+    let verifier = |p: &zkinfer_circuits::CircuitPlan| {
+        verifier_code_bytes(&constraint_system(&p.params), p.num_instances)
+    };
+    let (q, qi) = example("1l_mlp");
+    let hashed = Io::new(Visibility::Hashed, Visibility::Hashed);
+    // A wide proof budget: the least work takes many columns, a verifier over the limit.
+    let wide = PlanLimits {
+        max_proof_bytes: 8192,
+        raise_proof_bytes_to: None,
+        ..PlanLimits::default()
+    };
+    let free = plan_circuit(&q, &qi, hashed, wide).unwrap();
+    let limit = verifier(&free) - 1;
+    let kept = plan_circuit(
+        &q,
+        &qi,
+        hashed,
+        PlanLimits {
+            max_verifier_bytes: Some(limit),
+            ..wide
+        },
+    )
+    .unwrap();
+    assert!(verifier(&kept) <= limit, "{} > {limit}", verifier(&kept));
+    assert!(
+        kept.params.base.num_advice_per_phase[0] < free.params.base.num_advice_per_phase[0]
+            && kept.k > free.k,
+        "{} at k={} against {} at k={}",
+        kept.columns(),
+        kept.k,
+        free.columns(),
+        free.k
+    );
+    // The circuit it takes is the model's, constrained as any other.
+    let (circuit, instances) =
+        build_circuit(CircuitBuilderStage::Mock, &kept, None, &q, &qi, Fr::zero()).unwrap();
+    assert!(MockCircuit::from_circuit(circuit, kept.k, (), instances).satisfied());
+    // 794 public values alone are over EIP-170: refused, saying why and what to do.
+    let (q, qi) = example("4l_relu_conv_fc");
+    let err = plan_circuit(
+        &q,
+        &qi,
+        Io::PUBLIC,
+        PlanLimits {
+            max_verifier_bytes: Some(EIP_170_CODE_BYTES),
+            ..PlanLimits::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("Solidity verifier within 24576 bytes")
+            && err.contains("794 public values")
+            && err.contains("--input-visibility hashed"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_memory_estimate_doubles_with_the_rows() {
     use zkinfer_circuits::cost::{constraint_system, prove_memory_bytes};
     let (q, qi) = example("1l_mlp");

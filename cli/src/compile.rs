@@ -62,6 +62,11 @@ pub struct CompileArgs {
     /// default: this machine's memory). Raise it to compile for a larger prover machine.
     #[arg(long, value_name = "GIB")]
     max_prove_memory: Option<f64>,
+    /// Keep every circuit's Solidity verifier within EIP-170's 24,576 bytes of code (one
+    /// contract; estimated from the shape, `evm-verifier` measures): fewer columns where
+    /// needed, and with --max-prove-memory, more segments rather than a larger verifier.
+    #[arg(long)]
+    fit_evm: bool,
     /// accuracy: the given scales (default 16 bits); resources: the fewest scale bits (up to
     /// --scale) whose error on the calibration samples stays within --max-error, for
     /// narrower range checks and often a smaller k. `inspect` shows the scales and error.
@@ -131,6 +136,7 @@ impl CompileArgs {
             }),
             freivalds: self.no_freivalds.then_some(false),
             max_prove_memory_gib: self.max_prove_memory,
+            fit_evm: self.fit_evm.then_some(true),
             target: Some(match self.target {
                 CompileTarget::Accuracy => options::Target::Accuracy,
                 CompileTarget::Resources => options::Target::Resources,

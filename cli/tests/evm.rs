@@ -383,6 +383,70 @@ fn a_verifier_over_eip170_is_refused_with_the_ways_out() {
         "--input-visibility hashed --output-visibility hashed",
     );
     assert!(!dir.join("Verifier.sol").exists());
+    // Asked to fit, compile refuses it: 794 public values alone are over the limit.
+    let fit = tmp.path().join("fit");
+    let e = example("4l_relu_conv_fc");
+    expect_failure(
+        &[
+            "compile",
+            p(&e.join("network.onnx")),
+            "--calibration",
+            p(&e.join("input.json")),
+            "--out",
+            p(&fit),
+            "--fit-evm",
+        ],
+        "794 public values",
+    );
+}
+
+/// A wide proof budget buys columns, and the verifier grows with them past EIP-170;
+/// `--fit-evm` takes fewer, and the verifier solc makes is within the estimate `inspect`
+/// prints, which is within EIP-170.
+#[test]
+fn fit_evm_keeps_the_verifier_within_eip170() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = example("1l_mlp");
+    let (model, input) = (e.join("network.onnx"), e.join("input.json"));
+    let compile = |dir: &Path, fit: bool| {
+        let mut args = vec![
+            "compile",
+            p(&model),
+            "--calibration",
+            p(&input),
+            "--out",
+            p(dir),
+            "--input-visibility",
+            "hashed",
+            "--output-visibility",
+            "hashed",
+            "--max-proof-bytes",
+            "8192",
+        ];
+        if fit {
+            args.push("--fit-evm");
+        }
+        expect_success(&args);
+        let inspect = expect_success(&["inspect", p(dir)]);
+        let line = inspect
+            .lines()
+            .find(|l| l.starts_with("verifier code"))
+            .unwrap_or_else(|| panic!("{inspect}"));
+        line.split_whitespace()
+            .nth(3)
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    let wide = compile(&tmp.path().join("wide"), false);
+    assert!(wide > MAX_CODE_SIZE, "{wide}");
+    let dir = tmp.path().join("fit");
+    let estimate = compile(&dir, true);
+    assert!(estimate <= MAX_CODE_SIZE, "{estimate}");
+    expect_success(&["setup", p(&dir)]);
+    let verifier = solidity::build(&VerifierFolder::open(&dir).unwrap()).unwrap();
+    let code = verifier.compiled.deployed.len();
+    assert!(code <= estimate, "{code} > {estimate}");
+    assert_eq!(verifier.optimizer, zkinfer_verifier::solc::Optimizer::Off);
 }
 
 #[test]

@@ -9,6 +9,7 @@ use zkinfer_circuits::artifacts::{
     files, in_dir, write_json, Settings, FORMAT_VERSION, LAYOUT_VERSION,
 };
 use zkinfer_circuits::commit::commitment_hex;
+use zkinfer_circuits::cost::{constraint_system, verifier_code_bytes};
 use zkinfer_circuits::{plan_circuit, CircuitError, CircuitPlan, Io, PlanLimits, Visibility};
 use zkinfer_model::{
     float_outputs, load_onnx_bytes_with, measured_error, parse_calibration_json, quantize_samples,
@@ -343,6 +344,13 @@ fn within_limits(plan: &CircuitPlan, limits: &PlanLimits) -> Result<(), ProverEr
                 )
             })
     };
+    let over = over.or_else(|| {
+        let bytes = verifier_code_bytes(&constraint_system(&plan.params), plan.num_instances);
+        limits
+            .max_verifier_bytes
+            .filter(|&m| bytes > m)
+            .map(|m| format!("a Solidity verifier of about {bytes} bytes (the limit is {m})"))
+    });
     match over {
         Some(what) => Err(CircuitError::TooLarge(format!(
             "the sibling's circuit (compile --like) needs {what}"

@@ -134,14 +134,22 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
         b => format!(" (within a budget of {b})"),
     };
     let _ = writeln!(out, "proof            {} bytes{budget}", p.proof_bytes);
+    let cs = zkinfer_circuits::cost::constraint_system(&p.params);
     let _ = writeln!(
         out,
         "prove memory     ≈ {} (estimate)",
         gib(zkinfer_circuits::cost::prove_memory_bytes(
-            &zkinfer_circuits::cost::constraint_system(&p.params),
+            &cs,
             p.k,
             p.advice_cells
         ))
+    );
+    // An upper bound: what `compile --fit-evm` keeps within EIP-170.
+    let _ = writeln!(
+        out,
+        "verifier code    ≤ {} bytes (estimate; EIP-170 allows {})",
+        zkinfer_circuits::cost::verifier_code_bytes(&cs, p.num_instances),
+        zkinfer_circuits::cost::EIP_170_CODE_BYTES
     );
     let _ = writeln!(out, "lookups          range table [0, 2^{})", p.lookup_bits);
     let _ = writeln!(out, "instances        {}", p.num_instances);

@@ -84,6 +84,11 @@ pub struct ModelOptions {
     /// that needs more is refused by `compile`, saying what it would need.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prove_memory_gib: Option<f64>,
+    /// Whether every circuit's Solidity verifier must fit one contract (EIP-170's 24,576
+    /// bytes of code, estimated from the shape): the planner takes fewer columns, and a model
+    /// cut for memory more segments, where needed (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_evm: Option<bool>,
     /// The service's `compile --like`: the id of a ready model of the same tenant, compiled
     /// with hashed weights, whose circuit this model reproduces (same architecture, other
     /// weights: one verifying key). Its scales, widths, visibilities and plan replace the
@@ -139,6 +144,8 @@ impl ModelOptions {
                     .max_prove_memory_gib
                     .map(|g| (g.max(0.0) * (1u64 << 30) as f64) as u64)
                     .or_else(machine_memory),
+                max_verifier_bytes: (self.fit_evm == Some(true))
+                    .then_some(zkinfer_circuits::cost::EIP_170_CODE_BYTES),
                 objective: match self.optimize.unwrap_or_default() {
                     Optimize::ProveTime => Objective::ProveTime,
                     Optimize::EvmGas => Objective::EvmGas,

@@ -15,7 +15,7 @@ use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext, MainnetEvm};
 use thiserror::Error;
 
 /// EIP-170: the largest runtime code a contract may have.
-pub const MAX_CODE_SIZE: usize = 24_576;
+pub const MAX_CODE_SIZE: usize = zkinfer_circuits::cost::EIP_170_CODE_BYTES;
 
 /// Gas given to a deployment.
 pub const DEPLOY_GAS: u64 = 30_000_000;

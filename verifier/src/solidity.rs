@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use halo2_base::gates::circuit::builder::BaseCircuitBuilder;
-use halo2_base::halo2_proofs::halo2curves::bn256::Fr;
+use halo2_base::halo2_proofs::halo2curves::bn256::{Bn256, Fr, G1Affine};
+use halo2_base::halo2_proofs::plonk::VerifyingKey;
+use halo2_base::halo2_proofs::poly::kzg::commitment::ParamsKZG;
 use snark_verifier_sdk::evm::{encode_calldata, gen_evm_verifier_sol_code};
 use snark_verifier_sdk::SHPLONK;
 use thiserror::Error;
@@ -89,18 +91,10 @@ pub fn info_selector() -> [u8; 4] {
 
 /// The Solidity source of the folder's verifier.
 pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
-    let n = folder.settings.plan.num_instances;
-    // The circuit type only supplies accumulator indices: zkinfer circuits have none, as a
-    // plain halo2-base circuit.
-    let code = gen_evm_verifier_sol_code::<BaseCircuitBuilder<Fr>, SHPLONK>(
-        &folder.kzg.params(),
-        &folder.vk,
-        vec![n],
-    );
     // With hashed weights one verifier serves every training: it reports the architecture.
     let info = Info {
         model_id: folder.architecture_id.as_ref().unwrap_or(&folder.model_id),
-        num_instances: n,
+        num_instances: folder.settings.plan.num_instances,
         num_inputs: folder.settings.num_input_instances(),
         kind: if !folder.settings.plan.links.is_empty() {
             KIND_SEGMENT
@@ -110,16 +104,35 @@ pub fn source(folder: &VerifierFolder) -> Result<String, EvmVerifierError> {
             KIND_FIXED
         },
     };
-    harden(&code, &info)
+    source_of(&folder.kzg.params(), &folder.vk, &info)
+}
+
+/// The hardened source of the verifier of `vk`, saying `info` of itself.
+pub fn source_of(
+    params: &ParamsKZG<Bn256>,
+    vk: &VerifyingKey<G1Affine>,
+    info: &Info,
+) -> Result<String, EvmVerifierError> {
+    // The circuit type only supplies accumulator indices: zkinfer circuits have none, as a
+    // plain halo2-base circuit.
+    let code = gen_evm_verifier_sol_code::<BaseCircuitBuilder<Fr>, SHPLONK>(
+        params,
+        vk,
+        vec![info.num_instances],
+    );
+    harden(&code, info)
 }
 
 /// What a verifier says of itself (see [`INFO_SIGNATURE`]).
-struct Info<'a> {
-    model_id: &'a str,
-    num_instances: usize,
-    num_inputs: usize,
+pub struct Info<'a> {
+    /// The model id (hex), or the architecture id of a model with hashed weights.
+    pub model_id: &'a str,
+    /// Public values.
+    pub num_instances: usize,
+    /// Of which inputs.
+    pub num_inputs: usize,
     /// [`KIND_FIXED`], [`KIND_HASHED_WEIGHTS`] or [`KIND_SEGMENT`].
-    kind: u8,
+    pub kind: u8,
 }
 
 /// `zkinferVerifierInfo()`'s kind of a model whose weights are in the verifying key.

@@ -39,8 +39,9 @@ pub struct ModelUpload {
     calibration: Vec<u8>,
     /// Compile options as JSON (`input_visibility`, `output_visibility`, `weights`, `scale`,
     /// `param_scale`, `range_headroom_bits`, `max_proof_bytes`, `logrows`, `optimize`,
-    /// `freivalds`, `target`, `max_error`, `max_prove_memory_gib`, `segments`); each may
-    /// lower the operator's ceiling, never raise it. `segments`: cut the model into this many
+    /// `freivalds`, `target`, `max_error`, `max_prove_memory_gib`, `fit_evm`, `segments`); each
+    /// may lower the operator's ceiling, never raise it. `fit_evm: true`: every circuit's
+    /// Solidity verifier within EIP-170 (fewer columns, or more segments, where needed). `segments`: cut the model into this many
     /// (2 up to the operator's `--max-segments`), each its own circuit and keys; unset, only a
     /// model too large for one circuit on the largest worker is cut. `like`: the id of a ready model of the tenant
     /// uploaded with hashed weights, whose circuit this one reproduces (same architecture,

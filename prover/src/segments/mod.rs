@@ -430,13 +430,17 @@ pub fn inspect_segments(dir: &Path) -> Result<String, ProverError> {
         let len = |nodes: &[usize]| nodes.iter().map(|&n| q.nodes[n].len()).sum::<usize>();
         let _ = writeln!(
             out,
-            "  segment {s}      nodes {}..{}, k={}, {} rows, {}, proving ≈ {}, boundary in {} values ({} tensors), out {} values ({} tensors)",
+            "  segment {s}      nodes {}..{}, k={}, {} rows, {}, proving ≈ {}, verifier ≤ {} bytes, boundary in {} values ({} tensors), out {} values ({} tensors)",
             entry.nodes[0],
             entry.nodes[1],
             p.k,
             p.rows,
             p.columns(),
             crate::pipeline::gib(p.prove_memory_bytes),
+            zkinfer_circuits::cost::verifier_code_bytes(
+                &zkinfer_circuits::cost::constraint_system(&p.params),
+                p.num_instances
+            ),
             len(&entry.boundary_in),
             entry.boundary_in.len(),
             len(&entry.boundary_out),

@@ -169,3 +169,27 @@ pub fn machine_memory() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The service's settings JSON and the CLI flag both come here: `fit_evm` bounds every
+    /// circuit's verifier by EIP-170, and only when asked.
+    #[test]
+    fn fit_evm_sets_the_verifier_limit() {
+        let asked: ModelOptions = serde_json::from_str(r#"{"fit_evm": true}"#).unwrap();
+        assert_eq!(
+            asked.compile_options().limits.max_verifier_bytes,
+            Some(zkinfer_circuits::cost::EIP_170_CODE_BYTES)
+        );
+        for json in [r#"{}"#, r#"{"fit_evm": false}"#] {
+            let o: ModelOptions = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                o.compile_options().limits.max_verifier_bytes,
+                None,
+                "{json}"
+            );
+        }
+    }
+}

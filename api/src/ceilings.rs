@@ -250,6 +250,15 @@ mod tests {
         assert_eq!(o.limits.k, Some(20));
         assert_eq!(o.limits.max_prove_memory, Some(4 << 30));
         assert_eq!(o.limits.max_proof_bytes, 6144);
+        // A tenant's own tighter bound is kept through the ceilings.
+        let fit = ModelOptions {
+            fit_evm: Some(true),
+            ..asked
+        };
+        assert_eq!(
+            c.compile_options(&fit, 4 << 30).limits.max_verifier_bytes,
+            Some(zkinfer_circuits::cost::EIP_170_CODE_BYTES)
+        );
         let o = c.compile_options(&ModelOptions::default(), 4 << 30);
         assert_eq!(o.limits.max_prove_memory, Some(4 << 30));
         assert!(o.limits.raise_proof_bytes_to.unwrap() <= 6144);

@@ -137,6 +137,10 @@ pub const EIP_170_CODE_BYTES: usize = 24_576;
 /// term), as [`verifier_code_bytes`] counts it.
 pub const VERIFIER_BYTES_PER_INSTANCE: usize = 161;
 
+/// [`verifier_code_bytes`]'s constant: every verifier has at least this much code and
+/// [`VERIFIER_BYTES_PER_INSTANCE`] per public value, whatever its columns.
+pub const VERIFIER_BASE_BYTES: usize = 5_700;
+
 /// What a Solidity verifier's code grows with (snark-verifier emits straight-line code: no
 /// loops over commitments or evaluations, so each costs bytes of code, not only gas).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +188,7 @@ pub fn verifier_shape(cs: &ConstraintSystem<Fr>, num_instances: usize) -> Verifi
 /// not take a verifier over the limit. `zkinfer evm-verifier` measures.
 pub fn verifier_code_bytes(cs: &ConstraintSystem<Fr>, num_instances: usize) -> usize {
     let s = verifier_shape(cs, num_instances);
-    5_700
+    VERIFIER_BASE_BYTES
         + 310 * s.points
         + 47 * s.scalars
         + 237 * s.vk_points

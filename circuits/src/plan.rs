@@ -14,7 +14,8 @@ use zkinfer_model::QGraph;
 
 use crate::circuit::{CircuitParams, ModelCircuit};
 use crate::cost::{
-    constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verifier_code_bytes, verify_gas,
+    constraint_system, proof_bytes, prove_cost, prove_memory_bytes, verifier_code_bytes,
+    verify_gas, VERIFIER_BASE_BYTES, VERIFIER_BYTES_PER_INSTANCE,
 };
 use crate::error::CircuitError;
 use crate::layout::{lay_out, Io, Links, Visibility};
@@ -439,6 +440,20 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
                 break;
             }
         }
+        if let Some(max) = limits.max_verifier_bytes {
+            // Public values alone past the limit: no k or column count brings the verifier
+            // within it, and scanning every k for one would cost a layout per k.
+            let n = layouts.at(k, true, false)?.num_instances;
+            let floor = VERIFIER_BASE_BYTES + VERIFIER_BYTES_PER_INSTANCE * n;
+            if floor > max {
+                return Err(CircuitError::TooLarge(format!(
+                    "its {n} public values alone make a Solidity verifier of about {floor} \
+                     bytes, over the {max} allowed (--fit-evm: EIP-170); hash inputs and \
+                     outputs (--input-visibility hashed --output-visibility hashed: one \
+                     public value per tensor) or keep inputs private"
+                )));
+            }
+        }
         let mut narrowest = true;
         let mut any_shape = false;
         let mut any_within_budget = false;
@@ -454,8 +469,11 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
             if freivalds && layout.freivalds_rows == 0 {
                 continue; // no product worth checking: the next layout is this one
             }
+            // Under a verifier limit, constants columns count too: a larger k holds them in
+            // fewer, and each is a point of the verifier's code.
             narrowest &= layout.base.num_advice_per_phase[0] <= 1
-                && layout.base.num_lookup_advice_per_phase[0] <= 1;
+                && layout.base.num_lookup_advice_per_phase[0] <= 1
+                && (limits.max_verifier_bytes.is_none() || layout.base.num_fixed <= 1);
             for (cost, plan) in shapes(layout, k, io, limits.objective) {
                 any_shape = true;
                 if smallest
@@ -521,9 +539,14 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
                 allowed,
                 message: format!(
                     "proving needs about {:.1} GiB (the least of any shape within the proof \
-                     budget: k={}, {}, {}-byte proofs), over the {:.1} GiB allowed \
+                     budget{}: k={}, {}, {}-byte proofs), over the {:.1} GiB allowed \
                      (--max-prove-memory, by default this machine's memory)",
                     l.prove_memory_bytes as f64 / GIB,
+                    if limits.max_verifier_bytes.is_some() {
+                        " whose verifier fits --fit-evm's limit"
+                    } else {
+                        ""
+                    },
                     l.k,
                     l.columns(),
                     l.proof_bytes,
@@ -534,16 +557,17 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
         if let Some((bytes, v)) = least_verifier {
             return CircuitError::TooLarge(format!(
                 "no circuit up to k={last_k} within {}-byte proofs has a Solidity verifier within \
-                 {} bytes of code (the smallest: about {bytes} bytes, at k={} with {} and {} \
-                 public values, each about {} bytes of it; hash inputs and outputs \
-                 (--input-visibility hashed --output-visibility hashed), or cut the model \
-                 into segments)",
+                 {} bytes of code (--fit-evm: EIP-170; the smallest: about {bytes} bytes, at \
+                 k={} with {}, {} fixed columns and {} public values, each about {} bytes of \
+                 it): allow more rows (fewer columns: --logrows, the operator's --max-k) or \
+                 fewer public values (--input-visibility hashed --output-visibility hashed)",
                 limits.max_proof_bytes,
                 limits.max_verifier_bytes.unwrap_or(0),
                 v.k,
                 v.columns(),
+                v.params.base.num_fixed,
                 v.num_instances,
-                crate::cost::VERIFIER_BYTES_PER_INSTANCE,
+                VERIFIER_BYTES_PER_INSTANCE,
             ));
         }
         CircuitError::TooLarge(if let Some(s) = smallest {

@@ -306,9 +306,27 @@ fn a_verifier_limit_takes_fewer_columns_and_refuses_what_cannot_fit() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("Solidity verifier within 24576 bytes")
-            && err.contains("794 public values")
+        err.contains("794 public values alone")
+            && err.contains("over the 24576 allowed")
             && err.contains("--input-visibility hashed"),
+        "{err}"
+    );
+    // Too few rows for a narrow enough shape: refused, naming the rows as the way out.
+    let (q, qi) = example("1l_mlp");
+    let err = plan_circuit(
+        &q,
+        &qi,
+        hashed,
+        PlanLimits {
+            k: Some(11),
+            max_verifier_bytes: Some(EIP_170_CODE_BYTES),
+            ..wide
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("Solidity verifier within 24576 bytes") && err.contains("allow more rows"),
         "{err}"
     );
 }

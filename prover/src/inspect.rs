@@ -144,10 +144,10 @@ pub fn inspect(dir: &Path) -> Result<String, ProverError> {
             p.advice_cells
         ))
     );
-    // An upper bound: what `compile --fit-evm` keeps within EIP-170.
+    // Above the measured size near the limit: what `compile --fit-evm` keeps within EIP-170.
     let _ = writeln!(
         out,
-        "verifier code    ≤ {} bytes (estimate; EIP-170 allows {})",
+        "verifier code    ≈ {} bytes (estimate; EIP-170 allows {})",
         zkinfer_circuits::cost::verifier_code_bytes(&cs, p.num_instances),
         zkinfer_circuits::cost::EIP_170_CODE_BYTES
     );

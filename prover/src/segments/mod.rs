@@ -430,7 +430,7 @@ pub fn inspect_segments(dir: &Path) -> Result<String, ProverError> {
         let len = |nodes: &[usize]| nodes.iter().map(|&n| q.nodes[n].len()).sum::<usize>();
         let _ = writeln!(
             out,
-            "  segment {s}      nodes {}..{}, k={}, {} rows, {}, proving ≈ {}, verifier ≤ {} bytes, boundary in {} values ({} tensors), out {} values ({} tensors)",
+            "  segment {s}      nodes {}..{}, k={}, {} rows, {}, proving ≈ {}, verifier ≈ {} bytes, boundary in {} values ({} tensors), out {} values ({} tensors)",
             entry.nodes[0],
             entry.nodes[1],
             p.k,

@@ -406,27 +406,20 @@ fn a_verifier_over_eip170_is_refused_with_the_ways_out() {
 #[test]
 fn fit_evm_keeps_the_verifier_within_eip170() {
     let tmp = tempfile::tempdir().unwrap();
-    let e = example("1l_mlp");
-    let (model, input) = (e.join("network.onnx"), e.join("input.json"));
+    let flags = [
+        "--input-visibility",
+        "hashed",
+        "--output-visibility",
+        "hashed",
+        "--max-proof-bytes",
+        "8192",
+    ];
     let compile = |dir: &Path, fit: bool| {
-        let mut args = vec![
-            "compile",
-            p(&model),
-            "--calibration",
-            p(&input),
-            "--out",
-            p(dir),
-            "--input-visibility",
-            "hashed",
-            "--output-visibility",
-            "hashed",
-            "--max-proof-bytes",
-            "8192",
-        ];
+        let mut args = flags.to_vec();
         if fit {
             args.push("--fit-evm");
         }
-        expect_success(&args);
+        compile_and_setup("1l_mlp", dir, &args);
         let inspect = expect_success(&["inspect", p(dir)]);
         let line = inspect
             .lines()
@@ -442,7 +435,6 @@ fn fit_evm_keeps_the_verifier_within_eip170() {
     let dir = tmp.path().join("fit");
     let estimate = compile(&dir, true);
     assert!(estimate <= MAX_CODE_SIZE, "{estimate}");
-    expect_success(&["setup", p(&dir)]);
     let verifier = solidity::build(&VerifierFolder::open(&dir).unwrap()).unwrap();
     let code = verifier.compiled.deployed.len();
     assert!(code <= estimate, "{code} > {estimate}");

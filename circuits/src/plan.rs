@@ -127,7 +127,7 @@ pub struct PlanLimits {
     /// refused at compile time instead of failing (or swapping) at prove time.
     pub max_prove_memory: Option<u64>,
     /// Largest estimated Solidity verifier, in bytes of runtime code
-    /// ([`crate::cost::verifier_code_bytes`], an upper bound): with
+    /// ([`crate::cost::verifier_code_bytes`], above the measured size near EIP-170): with
     /// [`crate::cost::EIP_170_CODE_BYTES`], every circuit's verifier fits one contract.
     pub max_verifier_bytes: Option<usize>,
 }
@@ -424,6 +424,20 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
     // The smallest estimated verifier within the proof budget, when the verifier limit
     // refused every one: (bytes, plan).
     let mut least_verifier: Option<(usize, CircuitPlan)> = None;
+    if let Some(max) = limits.max_verifier_bytes {
+        // Public values alone past the limit: no k or column count brings the verifier
+        // within it, and scanning every k for one would cost a layout per k.
+        let n = layouts.at(ks[0], true, false)?.num_instances;
+        let floor = VERIFIER_BASE_BYTES + VERIFIER_BYTES_PER_INSTANCE * n;
+        if floor > max {
+            return Err(CircuitError::TooLarge(format!(
+                "its {n} public values alone make a Solidity verifier of about {floor} \
+                 bytes, over the {max} allowed (--fit-evm: EIP-170); hash inputs and \
+                 outputs (--input-visibility hashed --output-visibility hashed: one \
+                 public value per tensor) or keep inputs private"
+            )));
+        }
+    }
     let mut last_k = ks[0];
     for &k in &ks {
         last_k = k;
@@ -438,20 +452,6 @@ fn plan_within(limits: PlanLimits, layouts: &mut Layouts) -> Result<CircuitPlan,
             };
             if done {
                 break;
-            }
-        }
-        if let Some(max) = limits.max_verifier_bytes {
-            // Public values alone past the limit: no k or column count brings the verifier
-            // within it, and scanning every k for one would cost a layout per k.
-            let n = layouts.at(k, true, false)?.num_instances;
-            let floor = VERIFIER_BASE_BYTES + VERIFIER_BYTES_PER_INSTANCE * n;
-            if floor > max {
-                return Err(CircuitError::TooLarge(format!(
-                    "its {n} public values alone make a Solidity verifier of about {floor} \
-                     bytes, over the {max} allowed (--fit-evm: EIP-170); hash inputs and \
-                     outputs (--input-visibility hashed --output-visibility hashed: one \
-                     public value per tensor) or keep inputs private"
-                )));
             }
         }
         let mut narrowest = true;

@@ -228,8 +228,7 @@ fn write_segments(
             },
         ) = (plans.is_empty(), &e)
         {
-            let factor = needed.div_ceil((*allowed).max(1)).max(2) as usize;
-            let count = (segments.len() * factor).min(computed_nodes(q));
+            let count = finer_count(segments.len(), *needed, *allowed).min(computed_nodes(q));
             if count > segments.len() {
                 check_count(count, opts)?;
                 info!(
@@ -319,6 +318,18 @@ fn write_segments(
     file.check()?;
     write_json(&in_dir(out, SEGMENTS), &file)?;
     Ok(file)
+}
+
+/// How many segments to cut into when the first planned of `count` about equal ones needs
+/// `needed` bytes to prove, over `allowed`: `count` grown by that ratio, by one at least.
+/// A segment's least proving memory grows about as its cells do (the planner trades columns
+/// for k), so the ratio is what each must shrink by. Where a proof budget forced a larger k the
+/// ratio overshoots (memory doubles with k), so it is not rounded up to a whole factor:
+/// doubling cut nanoGPT, where 8 segments nearly fit, into 12 and then 24. Too few costs one
+/// more failed plan, or a split; too many costs every proof a segment for good.
+fn finer_count(count: usize, needed: u64, allowed: u64) -> usize {
+    let ratio = needed as f64 / allowed.max(1) as f64;
+    ((count as f64 * ratio).ceil() as usize).max(count + 1)
 }
 
 /// The nodes of `q` that compute (not inputs or constants): the most segments it has.
@@ -448,4 +459,22 @@ pub fn inspect_segments(dir: &Path) -> Result<String, ProverError> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finer_count;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn a_segment_over_the_limit_grows_the_count_by_its_ratio_not_a_whole_factor() {
+        // nanoGPT's first of six at about 10 GiB against 8: eight, not twelve.
+        assert_eq!(finer_count(6, 10 * GIB, 8 * GIB), 8);
+        // Barely over still cuts one finer; far over cuts by the whole ratio.
+        assert_eq!(finer_count(6, 8 * GIB + 1, 8 * GIB), 7);
+        assert_eq!(finer_count(2, 24 * GIB, 8 * GIB), 6);
+        // A limit of zero bytes does not divide by zero.
+        assert!(finer_count(3, GIB, 0) > 3);
+    }
 }

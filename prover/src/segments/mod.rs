@@ -197,8 +197,12 @@ fn write_segments(
                     log_plan(&plan, t);
                     plans.insert(key, plan);
                 }
-                Err(e @ zkinfer_circuits::CircuitError::OverMemory { .. }) if split => {
-                    over = Some((seg.nodes.clone(), e));
+                Err(
+                    e @ zkinfer_circuits::CircuitError::OverMemory {
+                        needed, allowed, ..
+                    },
+                ) if split => {
+                    over = Some((seg.nodes.clone(), needed, allowed, e));
                     break;
                 }
                 Err(e @ zkinfer_circuits::CircuitError::OverMemory { .. }) => {
@@ -215,20 +219,14 @@ fn write_segments(
                 }
             }
         }
-        let Some((range, e)) = over else {
+        let Some((range, needed, allowed, e)) = over else {
             break segments;
         };
         // Nothing fits yet: the segments are cut about equal, so all are likely over as this
         // one is. Cutting them all finer at once, by how far this one is over, saves a failed
         // plan per segment (each costs about what a good one does: minutes on a GPT block).
-        if let (
-            true,
-            zkinfer_circuits::CircuitError::OverMemory {
-                needed, allowed, ..
-            },
-        ) = (plans.is_empty(), &e)
-        {
-            let count = finer_count(segments.len(), *needed, *allowed).min(computed_nodes(q));
+        if plans.is_empty() {
+            let count = finer_count(segments.len(), needed, allowed).min(computed_nodes(q));
             if count > segments.len() {
                 check_count(count, opts)?;
                 info!(
@@ -243,7 +241,12 @@ fn write_segments(
         match q.split_point(range.clone()) {
             Some(at) => {
                 check_count(starts.len() + 2, opts)?;
-                info!(nodes = ?range, at, "segment over the memory limit: split");
+                info!(
+                    nodes = ?range,
+                    at,
+                    needed = %crate::pipeline::gib(needed),
+                    "segment over the memory limit: split"
+                );
                 starts.push(at);
                 starts.sort_unstable();
             }

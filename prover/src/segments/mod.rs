@@ -329,10 +329,13 @@ fn write_segments(
 /// for k), so the ratio is what each must shrink by. Where a proof budget forced a larger k the
 /// ratio overshoots (memory doubles with k), so it is not rounded up to a whole factor:
 /// doubling cut nanoGPT, where 8 segments nearly fit, into 12 and then 24. Too few costs one
-/// more failed plan, or a split; too many costs every proof a segment for good.
+/// more failed plan, or a split; too many costs every proof a segment for good. It grows by a
+/// quarter at least: a limit just under a segment's floor (a function table's k) keeps the
+/// ratio near 1 whatever the cut, and a step of one would take a failed plan (minutes) per
+/// segment up to `--max-segments` before the refusal.
 fn finer_count(count: usize, needed: u64, allowed: u64) -> usize {
     let ratio = needed as f64 / allowed.max(1) as f64;
-    ((count as f64 * ratio).ceil() as usize).max(count + 1)
+    ((count as f64 * ratio).ceil() as usize).max(count + count.div_ceil(4))
 }
 
 /// The nodes of `q` that compute (not inputs or constants): the most segments it has.
@@ -474,8 +477,21 @@ mod tests {
     fn a_segment_over_the_limit_grows_the_count_by_its_ratio_not_a_whole_factor() {
         // nanoGPT's first of six at about 10 GiB against 8: eight, not twelve.
         assert_eq!(finer_count(6, 10 * GIB, 8 * GIB), 8);
-        // Barely over still cuts one finer; far over cuts by the whole ratio.
-        assert_eq!(finer_count(6, 8 * GIB + 1, 8 * GIB), 7);
+        // Barely over still cuts a quarter finer (one at least), so a limit under every
+        // segment's floor is refused after a few failed plans, not one per segment allowed.
+        assert_eq!(finer_count(6, 8 * GIB + 1, 8 * GIB), 8);
+        assert_eq!(finer_count(2, 8 * GIB + 1, 8 * GIB), 3);
+        let mut count = 2;
+        let mut recuts = 0;
+        while count <= 32 {
+            count = finer_count(count, 8 * GIB + 1, 8 * GIB);
+            recuts += 1;
+        }
+        assert!(
+            recuts <= 11,
+            "{recuts} recuts to pass 32 segments (a step of one: 31)"
+        );
+        // Far over cuts by the whole ratio.
         assert_eq!(finer_count(2, 24 * GIB, 8 * GIB), 6);
         // A limit of zero bytes does not divide by zero.
         assert!(finer_count(3, GIB, 0) > 3);

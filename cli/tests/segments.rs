@@ -1,5 +1,5 @@
-//! A model proven as segments: compile --segments, setup, prove and verify through the CLI,
-//! and every way of tampering with the chain refused (a segment's proof from another input,
+//! A model proven as segments: compile --segments (or a model over --max-prove-memory),
+//! setup, prove and verify through the CLI, and every way of tampering with the chain refused (a segment's proof from another input,
 //! a link commitment changed on one side or on both, a segment dropped or reordered, the
 //! model's values or the wiring changed), natively and by the registry on chain.
 
@@ -239,6 +239,41 @@ fn segments_refuse_what_they_do_not_support() {
     args.extend(["--segments".into(), "1".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     expect_failure(&args, "two or more");
+}
+
+/// A model that does not fit `--max-prove-memory` is cut without `--segments`: the even cut
+/// whose first segment is over is cut finer, a segment still over is split, and every segment
+/// the folder holds is planned within the limit.
+#[test]
+fn a_model_over_the_memory_limit_is_cut_until_every_segment_fits() {
+    use zkinfer_circuits::artifacts::segments::segment_dir;
+    use zkinfer_prover::segments::open_segmented;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let e = example("multihead_attention");
+    let dir = tmp.path().join("m");
+    // One circuit needs about 1.7 GiB, each half of two about 1.5 GiB.
+    expect_success(&[
+        "compile",
+        p(&e.join("network.onnx")),
+        "--calibration",
+        p(&e.join("input.json")),
+        "--out",
+        p(&dir),
+        "--no-fhe",
+        "--max-prove-memory",
+        "1.2",
+    ]);
+    let count = open_segmented(&dir).unwrap().file.segments.len();
+    assert!(count >= 3, "{count} segments");
+    for s in 0..count {
+        let settings = read(&segment_dir(&dir, s).join("settings.json"));
+        let bytes = settings["plan"]["prove_memory_bytes"].as_u64().unwrap();
+        assert!(
+            bytes as f64 <= 1.2 * (1u64 << 30) as f64,
+            "segment {s} needs {bytes} bytes"
+        );
+    }
 }
 
 /// A private input two segments read (ltsf's input feeds its first layer and, as a residual,

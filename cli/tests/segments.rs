@@ -1,7 +1,8 @@
 //! A model proven as segments: compile --segments (or a model over --max-prove-memory),
-//! setup, prove and verify through the CLI, and every way of tampering with the chain refused (a segment's proof from another input,
-//! a link commitment changed on one side or on both, a segment dropped or reordered, the
-//! model's values or the wiring changed), natively and by the registry on chain.
+//! setup, prove and verify through the CLI, and every way of tampering with the chain refused
+//! (a segment's proof from another input, a link commitment changed on one side or on both, a
+//! segment dropped or reordered, the model's values or the wiring changed), natively and by
+//! the registry on chain.
 
 mod common;
 

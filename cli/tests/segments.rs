@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{compile_and_setup, example, expect_failure, expect_success, p};
+use common::{compile_and_setup, compile_example, example, expect_failure, expect_success, p};
 use serde_json::Value;
 use zkinfer_verifier::chain::{self, ChainOnEvm};
 use zkinfer_verifier::segments::SegmentedVerifier;
@@ -251,20 +251,13 @@ fn a_model_over_the_memory_limit_is_cut_until_every_segment_fits() {
     use zkinfer_prover::segments::open_segmented;
 
     let tmp = tempfile::tempdir().unwrap();
-    let e = example("multihead_attention");
     let dir = tmp.path().join("m");
     // One circuit needs about 1.7 GiB, each half of two about 1.5 GiB.
-    expect_success(&[
-        "compile",
-        p(&e.join("network.onnx")),
-        "--calibration",
-        p(&e.join("input.json")),
-        "--out",
-        p(&dir),
-        "--no-fhe",
-        "--max-prove-memory",
-        "1.2",
-    ]);
+    compile_example(
+        "multihead_attention",
+        &dir,
+        &["--no-fhe", "--max-prove-memory", "1.2"],
+    );
     let count = open_segmented(&dir).unwrap().file.segments.len();
     assert!(count >= 3, "{count} segments");
     for s in 0..count {

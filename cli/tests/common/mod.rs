@@ -48,8 +48,8 @@ pub fn expect_success(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Compiles and sets up `name` into `dir` with the CLI.
-pub fn compile_and_setup(name: &str, dir: &Path, extra: &[&str]) {
+/// Compiles example `name` into `dir` with the CLI, on its own input as calibration.
+pub fn compile_example(name: &str, dir: &Path, extra: &[&str]) {
     let e = example(name);
     let (model, input) = (e.join("network.onnx"), e.join("input.json"));
     let mut args = vec![
@@ -62,6 +62,11 @@ pub fn compile_and_setup(name: &str, dir: &Path, extra: &[&str]) {
     ];
     args.extend_from_slice(extra);
     expect_success(&args);
+}
+
+/// Compiles and sets up `name` into `dir` with the CLI.
+pub fn compile_and_setup(name: &str, dir: &Path, extra: &[&str]) {
+    compile_example(name, dir, extra);
     expect_success(&["setup", p(dir)]);
 }
 

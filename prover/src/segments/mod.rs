@@ -324,7 +324,8 @@ fn write_segments(
 }
 
 /// How many segments to cut into when the first planned of `count` about equal ones needs
-/// `needed` bytes to prove, over `allowed`: `count` grown by that ratio, by one at least.
+/// `needed` bytes to prove, over `allowed`: `count` grown by that ratio, by a quarter (one)
+/// at least.
 /// A segment's least proving memory grows about as its cells do (the planner trades columns
 /// for k), so the ratio is what each must shrink by. Where a proof budget forced a larger k the
 /// ratio overshoots (memory doubles with k), so it is not rounded up to a whole factor:
